@@ -1,0 +1,23 @@
+// The `ember` command: one binary, a verb per role. Each verb lives in its own file under src/cli.
+import { Command, CommanderError } from "commander";
+import { registerCa } from "./ca.js";
+import { registerCert } from "./cert.js";
+import { registerDemo } from "./demo.js";
+import { CliError } from "./output.js";
+
+const program = new Command();
+program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
+registerCa(program);
+registerCert(program);
+registerDemo(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`ember: ${(err as Error).message}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : 2;
+  }
+}

@@ -1,0 +1,58 @@
+// Ed25519 key handling: node KeyObjects in the API, WebCrypto keys only where @peculiar/x509 wants them.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, webcrypto } from "node:crypto";
+import { chmodSync, writeFileSync } from "node:fs";
+import { ED25519 } from "./x509-provider.js";
+import { FILE_MODE_PRIVATE } from "./constants.js";
+
+export interface Ed25519KeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+}
+
+export function generateEd25519(): Ed25519KeyPair {
+  return generateKeyPairSync("ed25519");
+}
+
+export function privateKeyFromPem(pem: string, what = "private key"): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (err) {
+    throw new Error(`${what}: not a PEM private key (${(err as Error).message})`);
+  }
+  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${what}: expected an Ed25519 key, got ${key.asymmetricKeyType}`);
+  return key;
+}
+
+export function keyPairFromPrivatePem(pem: string, what?: string): Ed25519KeyPair {
+  const privateKey = privateKeyFromPem(pem, what);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
+}
+
+export function privateKeyToPem(key: KeyObject): string {
+  return key.export({ type: "pkcs8", format: "pem" }) as string;
+}
+
+/** Raw 32-byte Ed25519 public key. */
+export function rawPublicKey(key: KeyObject): Uint8Array {
+  const der = key.export({ type: "spki", format: "der" });
+  return new Uint8Array(der.subarray(der.length - 32));
+}
+
+export async function toWebCryptoPair(pair: Ed25519KeyPair): Promise<CryptoKeyPair> {
+  const privateKey = await webcrypto.subtle.importKey(
+    "pkcs8", pair.privateKey.export({ type: "pkcs8", format: "der" }), ED25519, true, ["sign"]);
+  const publicKey = await toWebCryptoPublic(pair.publicKey);
+  return { privateKey, publicKey } as CryptoKeyPair;
+}
+
+export async function toWebCryptoPublic(key: KeyObject): Promise<CryptoKey> {
+  return (await webcrypto.subtle.importKey(
+    "spki", key.export({ type: "spki", format: "der" }), ED25519, true, ["verify"])) as CryptoKey;
+}
+
+/** Writes a secret with mode 0600 from the first byte (and fixes the mode if the file pre-existed). */
+export function writePrivateFile(path: string, data: string): void {
+  writeFileSync(path, data, { mode: FILE_MODE_PRIVATE });
+  chmodSync(path, FILE_MODE_PRIVATE);
+}

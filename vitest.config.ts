@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Multi-process and namespace tests bind real ports; forks keep each file's sockets apart.
+    pool: "forks",
+    reporters: ["default"],
+  },
+});
