@@ -1,0 +1,55 @@
+// `ember coord`: runs the coordination server in the foreground (logs: JSON lines on stderr).
+import type { Command } from "commander";
+import { parseHostPort } from "../node/config.js";
+import { parseDuration } from "../pki/index.js";
+import { CoordServer } from "../coord/server.js";
+import type { MapRelay } from "../coord/protocol.js";
+import { CliError } from "./output.js";
+
+function parseRelay(spec: string): MapRelay {
+  const m = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)=([^:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})(?::(\d{1,5}))?$/.exec(spec);
+  if (!m) throw new CliError(`--relay "${spec}": expected NAME=HOST:PORT[:STUNPORT]`);
+  const port = Number(m[3]);
+  const stunPort = m[4] ? Number(m[4]) : undefined;
+  if (port < 1 || port > 65535 || (stunPort !== undefined && (stunPort < 1 || stunPort > 65535))) throw new CliError(`--relay "${spec}": port out of range`);
+  return { name: m[1], host: m[2].replace(/^\[|\]$/g, ""), port, ...(stunPort ? { stunPort } : {}) };
+}
+
+export function registerCoord(program: Command): void {
+  program.command("coord")
+    .description("run the coordination server (enrollment, rotation, revocation, policy, peer maps)")
+    .requiredOption("--data <dir>", "data directory (SQLite database)")
+    .requiredOption("--ca-dir <dir>", "CA directory holding the cluster intermediate (from ember ca init)")
+    .option("--listen <host:port>", "HTTPS listen address", "127.0.0.1:8443")
+    .option("--relay <name=host:port[:stun]>", "relay handed to nodes in the peer map (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option("--min-cert-ttl <duration>", "lowest certificate TTL tokens may ask for (default 5m; lower only for tests)")
+    .action(async (o: { data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string }) => {
+      let host: string, port: number;
+      try { ({ host, port } = parseHostPort(o.listen, "--listen", "127.0.0.1")); } catch (err) { throw new CliError((err as Error).message); }
+      const envMin = process.env.EMBER_COORD_MIN_CERT_TTL;
+      const minText = o.minCertTtl ?? envMin;
+      let minCertTtlMs: number | undefined;
+      if (minText) {
+        try { minCertTtlMs = parseDuration(minText); } catch (err) { throw new CliError(`--min-cert-ttl: ${(err as Error).message}`); }
+      }
+      const relays = o.relay.map(parseRelay);
+      let server: CoordServer;
+      try {
+        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs });
+        const url = await server.start();
+        process.stdout.write(`coordination server ${url} (root pin ${server.pin})\n`);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      let closing = false;
+      const shutdown = (sig: string) => {
+        if (closing) return;
+        closing = true;
+        server.log.info({ event: "shutdown", signal: sig }, "shutting down");
+        void server.close().finally(() => process.exit(0));
+      };
+      process.on("SIGTERM", () => shutdown("SIGTERM"));
+      process.on("SIGINT", () => shutdown("SIGINT"));
+      await new Promise(() => {}); // serve until a signal
+    });
+}

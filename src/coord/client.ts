@@ -1,0 +1,364 @@
+// The node's side of the coordination protocol: enrollment with a token, the long-lived peer-map stream
+// (full map, then deltas; resumes by sequence number), status reports, automatic certificate renewal and
+// revocation lists. Everything here survives a coordination outage: errors are events, never throws.
+import { EventEmitter } from "node:events";
+import { createHash, randomInt } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import type { Agent } from "node:https";
+import { request } from "node:https";
+import type { ClientRequest } from "node:http";
+import {
+  createCsr, generateEd25519, parseCertificate, pemBlocks, privateKeyToPem, Verifier, withIntermediates, LEAF_BACKDATE_MS,
+} from "../pki/index.js";
+import {
+  FrameError, FrameReader, PATHS, STATUS_MIN_INTERVAL_MS, STREAM_IDLE_MS,
+  type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf,
+} from "./protocol.js";
+import { installCredentials, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
+import { CoordRequestError, requestJson, verifiedAgent } from "./tls-agent.js";
+import { parseToken } from "./tokens.js";
+
+export type { MapPeer, MapRelay } from "./protocol.js";
+export { readCredentials, STATE_FILES } from "./state-files.js";
+export { CoordRequestError } from "./tls-agent.js";
+
+export interface PeerMap {
+  seq: number;
+  self: MapSelf;
+  peers: MapPeer[];
+  rules: unknown;
+  relays: MapRelay[];
+  revocation?: string;
+}
+
+export interface EnrollResult { certPem: string; bundlePem: string; notAfter: string; certTtlMs: number; tenant: string; groups: string[] }
+
+function baseUrl(u: string): string {
+  const url = new URL(u);
+  if (url.protocol !== "https:") throw new Error(`coordination URL must be https://, got "${u}"`);
+  return url.origin;
+}
+
+/**
+ * Enrolls this node: fetches the trust bundle, checks its root against the token's pin, then (over a
+ * connection whose server certificate the bundle verifies) sends a CSR with the token. The key is made here
+ * and never leaves. Writes stateDir/key.pem (0600), cert.pem, bundle.pem, revocation.json.
+ */
+export async function enroll(opts: { coordUrl: string; token: string; name: string; stateDir: string }): Promise<EnrollResult> {
+  const token = parseToken(opts.token);
+  const origin = baseUrl(opts.coordUrl);
+  // Unverified on purpose: what comes back is checked against the pin before it is trusted.
+  const b = await requestJson(undefined, origin + PATHS.bundle, "GET", undefined, { insecure: true });
+  const bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
+  let rootDer: Uint8Array;
+  try { rootDer = pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0]; } catch (err) {
+    throw new Error(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
+  }
+  const pin = createHash("sha256").update(rootDer).digest("base64url");
+  if (pin !== token.pin) {
+    throw new Error(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
+  }
+  const verifier = new Verifier({ bundlePem });
+  const keys = generateEd25519();
+  const csr = await createCsr(keys, opts.name);
+  const agent = verifiedAgent({ verifier, keepAlive: false });
+  let r: any;
+  try {
+    r = await requestJson(agent, origin + PATHS.enroll, "POST", { token: opts.token.trim(), name: opts.name, csr });
+  } finally { agent.destroy(); }
+  const certPem: string = r.certPem;
+  const v = verifier.verifyPem(withIntermediates(certPem, bundlePem));
+  if (!v.ok || v.identity.name !== opts.name) throw new Error(`the server returned a certificate this node cannot use: ${v.ok ? `for "${v.identity.name}"` : v.detail}`);
+  mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
+  writeAtomic(opts.stateDir, STATE_FILES.bundle, bundlePem);
+  if (typeof r.revocation === "string") writeAtomic(opts.stateDir, STATE_FILES.revocation, r.revocation);
+  installCredentials(opts.stateDir, privateKeyToPem(keys.privateKey), certPem);
+  return { certPem, bundlePem, notAfter: r.notAfter, certTtlMs: r.certTtlMs, tenant: r.tenant, groups: r.groups };
+}
+
+export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; peers?: Record<string, unknown> }
+
+export interface CoordClientOptions {
+  coordUrl: string;
+  stateDir: string;
+  log?: (msg: string, fields?: object) => void;
+  /** Reconnect backoff bounds (ms); defaults 500 ms .. 30 s. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+const RENEW_FRACTION = 2 / 3;
+const RENEW_JITTER = 0.05;
+
+export class CoordClient extends EventEmitter {
+  private readonly origin: string;
+  private readonly log: (msg: string, fields?: object) => void;
+  private verifier!: Verifier;
+  private agent?: Agent;
+  private certPem = "";
+  private stopped = true;
+  private current?: ClientRequest;
+  private state?: { map: PeerMap; peers: Map<string, MapPeer>; epoch: string };
+  private backoff: number;
+  private renewTimer?: NodeJS.Timeout;
+  private reconnectTimer?: NodeJS.Timeout;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private pendingStatus?: StatusReport;
+  private lastStatus?: StatusReport;
+  private statusInFlight = false;
+  private statusTimer?: NodeJS.Timeout;
+  private lastStatusAt = 0;
+
+  constructor(private readonly opts: CoordClientOptions) {
+    super();
+    this.origin = baseUrl(opts.coordUrl);
+    this.log = opts.log ?? (() => {});
+    this.backoff = opts.minBackoffMs ?? 500;
+    // "error" events are informational here; do not crash a daemon that has no listener for them.
+    this.on("error", () => {});
+  }
+
+  get map(): PeerMap | undefined {
+    return this.state?.map;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loadCredentials();
+    this.scheduleRenewal();
+    this.loop = this.runStream();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.renewTimer);
+    clearTimeout(this.statusTimer);
+    clearTimeout(this.reconnectTimer);
+    this.wake?.();
+    this.current?.destroy();
+    await this.loop;
+    this.agent?.destroy();
+  }
+
+  reportStatus(s: StatusReport): void {
+    this.pendingStatus = s;
+    this.flushStatusSoon();
+  }
+
+  // ---- credentials and renewal ------------------------------------------------------------------------
+
+  private loadCredentials(): void {
+    const c = readCredentials(this.opts.stateDir);
+    if (!this.verifier) {
+      this.verifier = new Verifier({ bundlePem: c.bundlePem });
+      if (c.revocation) this.verifier.applyRevocationList(c.revocation);
+    }
+    this.certPem = c.certPem;
+    this.agent?.destroy();
+    this.agent = verifiedAgent({ verifier: this.verifier, certChainPem: withIntermediates(c.certPem, c.bundlePem), keyPem: c.keyPem, keepAlive: true, maxSockets: 2 });
+  }
+
+  private certTimes(): { issuedAt: number; notAfter: number } {
+    const [der] = pemBlocks(this.certPem, "CERTIFICATE", "node certificate");
+    const c = parseCertificate(der);
+    return { issuedAt: c.notBefore.getTime() + LEAF_BACKDATE_MS, notAfter: c.notAfter.getTime() };
+  }
+
+  private scheduleRenewal(retryInMs?: number): void {
+    clearTimeout(this.renewTimer);
+    if (this.stopped) return;
+    let delay = retryInMs;
+    if (delay === undefined) {
+      const { issuedAt, notAfter } = this.certTimes();
+      const life = Math.max(1, notAfter - issuedAt);
+      const jitter = (Math.random() * 2 - 1) * RENEW_JITTER * life;
+      delay = Math.max(0, issuedAt + life * RENEW_FRACTION + jitter - Date.now());
+    }
+    this.renewTimer = setTimeout(() => void this.renew(), delay);
+    this.renewTimer.unref();
+  }
+
+  private async renew(): Promise<void> {
+    if (this.stopped) return;
+    const { notAfter } = this.certTimes();
+    try {
+      const keys = generateEd25519();
+      const name = this.state?.map.self.name ?? parseCertificate(pemBlocks(this.certPem, "CERTIFICATE", "cert")[0]).commonName!;
+      const csr = await createCsr(keys, name);
+      const r = await requestJson(this.agent, this.origin + PATHS.renew, "POST", { csr });
+      if (this.stopped) return;
+      // The old pair stays in place until the new one is on disk; then both swap in by rename.
+      installCredentials(this.opts.stateDir, privateKeyToPem(keys.privateKey), r.certPem);
+      const oldExpiry = new Date(notAfter).toISOString();
+      this.loadCredentials();
+      this.log("certificate renewed", { name, notAfter: r.notAfter, previousNotAfter: oldExpiry });
+      this.emit("renewed", { certPem: r.certPem as string, notAfter: r.notAfter as string });
+      this.scheduleRenewal();
+      // Reopen the stream under the new certificate (it resumes by seq; no full map needed).
+      this.current?.destroy();
+    } catch (err) {
+      const left = notAfter - Date.now();
+      const retry = Math.min(30_000, Math.max(1_000, left / 10));
+      this.log("certificate renewal failed; will retry", { error: (err as Error).message, retryInMs: retry, expiresInMs: left });
+      this.emit("error", new Error(`renewal failed: ${(err as Error).message}`));
+      this.scheduleRenewal(retry);
+    }
+  }
+
+  // ---- status ----------------------------------------------------------------------------------------
+
+  private flushStatusSoon(): void {
+    if (this.statusInFlight || this.statusTimer || this.stopped || !this.pendingStatus) return;
+    const wait = Math.max(0, this.lastStatusAt + STATUS_MIN_INTERVAL_MS - Date.now());
+    this.statusTimer = setTimeout(() => { this.statusTimer = undefined; void this.sendStatus(); }, wait);
+    this.statusTimer.unref();
+  }
+
+  private async sendStatus(): Promise<void> {
+    const s = this.pendingStatus;
+    if (!s || this.stopped) return;
+    this.pendingStatus = undefined;
+    this.statusInFlight = true;
+    this.lastStatusAt = Date.now();
+    try {
+      await requestJson(this.agent, this.origin + PATHS.status, "POST", s);
+      this.lastStatus = s;
+    } catch (err) {
+      this.pendingStatus ??= s; // retried on the next change or reconnect
+      this.emit("error", new Error(`status report failed: ${(err as Error).message}`));
+    } finally {
+      this.statusInFlight = false;
+    }
+    if (this.pendingStatus && !(this.pendingStatus === s)) this.flushStatusSoon();
+  }
+
+  // ---- map stream ------------------------------------------------------------------------------------
+
+  private async runStream(): Promise<void> {
+    const min = this.opts.minBackoffMs ?? 500;
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    while (!this.stopped) {
+      let gotFrames = false;
+      try {
+        gotFrames = await this.streamOnce();
+      } catch (err) {
+        if (!this.stopped) this.emit("error", err as Error);
+      }
+      if (this.stopped) break;
+      this.emit("disconnected");
+      if (gotFrames) this.backoff = min;
+      const wait = this.backoff / 2 + randomInt(Math.max(1, Math.floor(this.backoff / 2)));
+      this.backoff = Math.min(max, this.backoff * 2);
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.reconnectTimer = setTimeout(resolve, wait);
+      });
+    }
+  }
+
+  /** One stream connection; resolves true when at least one frame arrived, false on a clean close before. */
+  private streamOnce(): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const q = this.state ? `?epoch=${this.state.epoch}&seq=${this.state.map.seq}` : "";
+      const req = request(this.origin + PATHS.map + q, { method: "GET", agent: this.agent, headers: { accept: "application/vnd.embernet.map+msgpack" } });
+      this.current = req;
+      let got = false;
+      let idle: NodeJS.Timeout | undefined;
+      const armIdle = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => req.destroy(new Error(`map stream silent for ${STREAM_IDLE_MS} ms`)), STREAM_IDLE_MS);
+        idle.unref();
+      };
+      const done = (err?: Error) => {
+        clearTimeout(idle);
+        if (this.current === req) this.current = undefined;
+        if (err && !got) reject(err); else { if (err) this.emit("error", err); resolve(got); }
+      };
+      req.on("error", (err) => done(err));
+      req.on("response", (res) => {
+        if (res.statusCode !== 200) {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => { if (chunks.length < 16) chunks.push(c); });
+          res.on("end", () => {
+            let body: any;
+            try { body = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch { body = {}; }
+            done(new CoordRequestError(res.statusCode ?? 0, body.error ?? `http_${res.statusCode}`, body.detail ?? "map stream refused"));
+          });
+          return;
+        }
+        this.emit("connected");
+        if (this.lastStatus && !this.pendingStatus) { this.pendingStatus = this.lastStatus; this.flushStatusSoon(); }
+        armIdle();
+        const reader = new FrameReader();
+        res.on("data", (chunk: Buffer) => {
+          armIdle();
+          try {
+            for (const f of reader.push(chunk)) { this.apply(f); got = true; }
+          } catch (err) {
+            // Junk or a sequence gap: drop this connection; the reconnect resumes or fetches a full map.
+            this.log("map stream dropped", { error: (err as Error).message });
+            req.destroy(err as Error);
+          }
+        });
+        res.on("end", () => done());
+        res.on("error", (err) => done(err));
+        res.on("close", () => done());
+      });
+      req.end();
+    });
+  }
+
+  private apply(f: MapFrame): void {
+    if (f.t === "ping") return;
+    if (f.t === "full") return this.applyFull(f);
+    const st = this.state;
+    if (!st) throw new FrameError(`delta ${f.seq} before any full map`);
+    if (f.seq <= st.map.seq) return; // already applied (duplicate after a resume)
+    if (f.seq !== st.map.seq + 1) throw new FrameError(`delta ${f.seq} does not follow ${st.map.seq}`);
+    this.applyDelta(st, f);
+  }
+
+  private applyFull(f: FullFrame): void {
+    const peers = new Map<string, MapPeer>();
+    for (const p of f.peers) peers.set(p.name, p);
+    const map: PeerMap = { seq: f.seq, self: f.self, peers: f.peers, rules: f.rules, relays: f.relays, revocation: this.state?.map.revocation };
+    this.state = { map, peers, epoch: f.epoch };
+    if (f.revocation) this.acceptRevocation(f.revocation);
+    this.emit("map", map);
+  }
+
+  private applyDelta(st: NonNullable<CoordClient["state"]>, f: DeltaFrame): void {
+    for (const n of f.remove ?? []) st.peers.delete(n);
+    for (const p of f.upsert ?? []) st.peers.set(p.name, p);
+    for (const p of f.patch ?? []) {
+      const cur = st.peers.get(p.name);
+      if (!cur) continue;
+      const next: MapPeer = { ...cur, ...p };
+      if (p.homeRelay === "") delete next.homeRelay;
+      st.peers.set(p.name, next);
+    }
+    const map: PeerMap = {
+      ...st.map, seq: f.seq, peers: [...st.peers.values()],
+      ...(f.rules !== undefined ? { rules: f.rules } : {}), ...(f.relays ? { relays: f.relays } : {}),
+    };
+    st.map = map;
+    if (f.revocation) this.acceptRevocation(f.revocation);
+    this.emit("map", map);
+  }
+
+  private acceptRevocation(text: string): void {
+    const r = this.verifier.applyRevocationList(text);
+    if (!r.ok) {
+      if (r.reason !== "stale_list") this.emit("error", new Error(`revocation list refused: ${r.detail}`));
+      return;
+    }
+    if (this.state) this.state.map.revocation = text;
+    try { writeAtomic(this.opts.stateDir, STATE_FILES.revocation, text); } catch (err) {
+      this.emit("error", new Error(`cannot store revocation list: ${(err as Error).message}`));
+    }
+    this.log("revocation list received", { number: this.verifier.revocation.number });
+    this.emit("revocation", text);
+  }
+}

@@ -1,0 +1,401 @@
+// The peer map: who sees whom, and the per-node frame sequence (full map, then deltas).
+// Visibility is computed per equivalence class of principals (tenant + groups, plus the name when a rule or
+// service names it), so a policy change costs classes x classes policy evaluations, not nodes x nodes, and
+// a node's endpoint change costs one membership test per connected node plus one small delta per watcher.
+import { randomBytes } from "node:crypto";
+import {
+  encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES,
+  type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type PeerPatch,
+} from "./protocol.js";
+import { canReach, namedPrincipals, rulesForWire, type CompiledPolicy, type Principal } from "./policy-adapter.js";
+
+export interface HubPeer {
+  name: string;
+  tenant: string;
+  groups: string[];
+  certPem: string;
+  serial: string;
+  enrollmentId: string;
+  endpoints: string[];
+  homeRelay?: string;
+  online: boolean;
+  lastSeen?: number;
+}
+
+/** Where a session's frames go: an HTTP response in the server, anything with write() in tests/bench. */
+export interface FrameSink {
+  write(chunk: Buffer): boolean;
+  readonly writableLength: number;
+  destroy(err?: Error): void;
+}
+
+interface Session {
+  name: string;
+  seq: number;
+  log: { seq: number; bytes: Buffer }[];
+  logBytes: number;
+  sink?: FrameSink;
+  disconnectedAt?: number;
+  rulesJson: string;
+}
+
+export interface HubStats { framesSent: number; bytesSent: number }
+
+export class MapHub {
+  readonly epoch = randomBytes(8).toString("hex");
+  readonly stats: HubStats = { framesSent: 0, bytesSent: 0 };
+  private readonly peers = new Map<string, HubPeer>();
+  private readonly classOf = new Map<string, string>();
+  private readonly members = new Map<string, Set<string>>();
+  private readonly sessions = new Map<string, Session>();
+  private readonly visCache = new Map<string, boolean>();
+  private readonly rulesCache = new Map<string, { wire: unknown; json: string }>();
+  private readonly wireCache = new Map<string, MapPeer>();
+  private named = new Set<string>();
+  private revocation?: string;
+
+  constructor(private policy: CompiledPolicy, private relays: MapRelay[] = []) {
+    this.named = namedPrincipals(policy);
+  }
+
+  // ---- queries ---------------------------------------------------------------------------------------
+
+  principal(name: string): Principal | undefined {
+    const p = this.peers.get(name);
+    return p && { name: p.name, tenant: p.tenant, groups: p.groups };
+  }
+
+  peer(name: string): HubPeer | undefined {
+    return this.peers.get(name);
+  }
+
+  allPrincipals(): Principal[] {
+    return [...this.peers.values()].map((p) => ({ name: p.name, tenant: p.tenant, groups: p.groups }));
+  }
+
+  isOnline(name: string): boolean {
+    return this.sessions.get(name)?.sink !== undefined;
+  }
+
+  get connectedCount(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (s.sink) n++;
+    return n;
+  }
+
+  /** Names this node's map holds (for tests and the admin view). */
+  visibleTo(name: string): string[] {
+    const c = this.classOf.get(name);
+    if (!c) return [];
+    const out: string[] = [];
+    for (const [other, members] of this.members) {
+      if (!this.visible(c, other)) continue;
+      for (const m of members) if (m !== name) out.push(m);
+    }
+    return out.sort();
+  }
+
+  // ---- changes ---------------------------------------------------------------------------------------
+
+  /** A node enrolled (or re-enrolled, or renewed its certificate). */
+  upsertPeer(p: HubPeer): void {
+    const prev = this.peers.get(p.name);
+    const prevClass = this.classOf.get(p.name);
+    if (prev && prev.enrollmentId !== p.enrollmentId) {
+      // A new enrollment of the name: its old stream belongs to an identity that no longer exists.
+      this.dropSession(p.name, "re-enrolled");
+    }
+    p.online = prev?.online ?? false;
+    this.peers.set(p.name, p);
+    this.wireCache.delete(p.name);
+    const cls = this.classKey(p);
+    this.setClass(p.name, cls);
+    for (const s of this.sessions.values()) {
+      if (s.name === p.name) continue;
+      const sc = this.classOf.get(s.name);
+      if (!sc) continue;
+      const before = prevClass !== undefined && this.visible(sc, prevClass);
+      const after = this.visible(sc, cls);
+      if (after && !before) this.push(s, { upsert: [this.wire(p)] });
+      else if (!after && before) this.push(s, { remove: [p.name] });
+      else if (after && prev && prev.certPem !== p.certPem) this.push(s, { patch: [{ name: p.name, certPem: p.certPem }] });
+    }
+  }
+
+  /** A node was revoked: every watcher forgets it, every node gets the new list in the same delta. */
+  revoke(name: string, listText: string): void {
+    this.revocation = listText;
+    const cls = this.classOf.get(name);
+    this.dropSession(name, "revoked");
+    this.sessions.delete(name);
+    for (const s of this.sessions.values()) {
+      const sc = this.classOf.get(s.name);
+      const watched = cls !== undefined && sc !== undefined && this.visible(sc, cls);
+      this.push(s, watched ? { remove: [name], revocation: listText } : { revocation: listText });
+    }
+    this.peers.delete(name);
+    this.wireCache.delete(name);
+    if (cls) this.members.get(cls)?.delete(name);
+    this.classOf.delete(name);
+  }
+
+  setRevocation(listText: string | undefined): void {
+    this.revocation = listText;
+  }
+
+  status(name: string, s: { endpoints: string[]; homeRelay?: string; lastSeen: number }): void {
+    const p = this.peers.get(name);
+    if (!p) return;
+    const patch: PeerPatch = { name };
+    if (!sameList(p.endpoints, s.endpoints)) { p.endpoints = s.endpoints; patch.endpoints = s.endpoints; }
+    if (p.homeRelay !== s.homeRelay) { p.homeRelay = s.homeRelay; patch.homeRelay = s.homeRelay ?? ""; }
+    p.lastSeen = s.lastSeen;
+    if (Object.keys(patch).length === 1) return; // nothing a peer needs changed
+    this.wireCache.delete(name);
+    this.pushToWatchers(name, { patch: [patch] });
+  }
+
+  setPolicy(policy: CompiledPolicy): void {
+    const oldVisible = new Map<string, Set<string>>();
+    // Remember what every session sees now, by class when classes stay the same, else by name.
+    const newNamed = namedPrincipals(policy);
+    const sameClasses = sameSet(newNamed, this.named);
+    const snapshot = (s: Session): Set<string> => {
+      const c = this.classOf.get(s.name)!;
+      const out = new Set<string>();
+      for (const other of this.members.keys()) if (this.visible(c, other)) out.add(other);
+      return out;
+    };
+    const oldNames = new Map<string, Set<string>>();
+    for (const s of this.sessions.values()) {
+      if (!this.classOf.has(s.name)) continue;
+      if (sameClasses) oldVisible.set(s.name, snapshot(s));
+      else oldNames.set(s.name, new Set(this.visibleTo(s.name)));
+    }
+    this.policy = policy;
+    this.named = newNamed;
+    this.visCache.clear();
+    this.rulesCache.clear();
+    if (!sameClasses) for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
+
+    for (const s of this.sessions.values()) {
+      const c = this.classOf.get(s.name);
+      if (!c) continue;
+      const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+      const upsert: MapPeer[] = [];
+      const remove: string[] = [];
+      if (sameClasses) {
+        const before = oldVisible.get(s.name)!;
+        for (const other of this.members.keys()) {
+          const now = this.visible(c, other);
+          if (now === before.has(other)) continue;
+          for (const m of this.members.get(other)!) {
+            if (m === s.name) continue;
+            if (now) upsert.push(this.wire(this.peers.get(m)!)); else remove.push(m);
+          }
+        }
+      } else {
+        const before = oldNames.get(s.name)!;
+        const after = new Set(this.visibleTo(s.name));
+        for (const m of after) if (!before.has(m)) upsert.push(this.wire(this.peers.get(m)!));
+        for (const m of before) if (!after.has(m)) remove.push(m);
+      }
+      if (upsert.length) delta.upsert = upsert;
+      if (remove.length) delta.remove = remove;
+      const rules = this.rules(s.name);
+      if (rules.json !== s.rulesJson) { delta.rules = rules.wire; s.rulesJson = rules.json; }
+      if (Object.keys(delta).length) this.push(s, delta);
+    }
+  }
+
+  // ---- streams ---------------------------------------------------------------------------------------
+
+  /** A node opened its map stream. Sends the missing deltas when it can resume, else a full map. */
+  attach(name: string, sink: FrameSink, resume?: { epoch: string; seq: number }): { resumed: boolean; frames: number } {
+    const p = this.peers.get(name);
+    if (!p) throw new Error(`no active node "${name}"`);
+    let s = this.sessions.get(name);
+    if (s?.sink) s.sink.destroy(new Error("replaced by a newer map stream"));
+    if (!s) {
+      s = { name, seq: 0, log: [], logBytes: 0, rulesJson: "" };
+      this.sessions.set(name, s);
+    }
+    s.sink = sink;
+    s.disconnectedAt = undefined;
+    let resumed = false;
+    let frames = 0;
+    const oldest = s.log.length ? s.log[0].seq : s.seq + 1;
+    if (resume && resume.epoch === this.epoch && resume.seq <= s.seq && resume.seq >= oldest - 1) {
+      resumed = true;
+      for (const f of s.log) if (f.seq > resume.seq) { this.send(s, f.bytes); frames++; }
+    } else {
+      this.sendFull(s);
+      frames = 1;
+    }
+    if (!p.online) {
+      p.online = true;
+      this.wireCache.delete(name);
+      this.pushToWatchers(name, { patch: [{ name, online: true }] });
+    }
+    return { resumed, frames };
+  }
+
+  detach(name: string, sink: FrameSink, now = Date.now()): void {
+    const s = this.sessions.get(name);
+    if (!s || s.sink !== sink) return;
+    s.sink = undefined;
+    s.disconnectedAt = now;
+    const p = this.peers.get(name);
+    if (p) {
+      p.online = false;
+      p.lastSeen = now;
+      this.wireCache.delete(name);
+      this.pushToWatchers(name, { patch: [{ name, online: false, lastSeen: new Date(now).toISOString() }] });
+    }
+  }
+
+  /** Sends a keepalive frame on every open stream and forgets sessions disconnected past the grace time. */
+  tick(now = Date.now()): void {
+    const ping = encodeFrame({ v: MAP_PROTOCOL_VERSION, t: "ping" });
+    for (const [name, s] of this.sessions) {
+      if (s.sink) this.send(s, ping);
+      else if (s.disconnectedAt !== undefined && now - s.disconnectedAt > RESUME_GRACE_MS) this.sessions.delete(name);
+    }
+  }
+
+  dropSession(name: string, why: string): void {
+    const s = this.sessions.get(name);
+    if (s?.sink) s.sink.destroy(new Error(why));
+  }
+
+  closeAll(): void {
+    for (const s of this.sessions.values()) s.sink?.destroy(new Error("server shutting down"));
+  }
+
+  // ---- internals -------------------------------------------------------------------------------------
+
+  private sendFull(s: Session): void {
+    const c = this.classOf.get(s.name)!;
+    const self = this.peers.get(s.name)!;
+    const peers: MapPeer[] = [];
+    for (const [other, members] of this.members) {
+      if (!this.visible(c, other)) continue;
+      for (const m of members) if (m !== s.name) peers.push(this.wire(this.peers.get(m)!));
+    }
+    const rules = this.rules(s.name);
+    s.rulesJson = rules.json;
+    s.seq += 1;
+    s.log = [];
+    s.logBytes = 0;
+    const frame: FullFrame = {
+      v: MAP_PROTOCOL_VERSION, t: "full", seq: s.seq, epoch: this.epoch,
+      self: { name: self.name, tenant: self.tenant, groups: self.groups }, peers, rules: rules.wire, relays: this.relays,
+      ...(this.revocation ? { revocation: this.revocation } : {}),
+    };
+    this.send(s, encodeFrame(frame));
+  }
+
+  private pushToWatchers(name: string, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
+    const cls = this.classOf.get(name);
+    if (!cls) return;
+    for (const s of this.sessions.values()) {
+      if (s.name === name) continue;
+      const sc = this.classOf.get(s.name);
+      if (sc !== undefined && this.visible(sc, cls)) this.push(s, delta);
+    }
+  }
+
+  private push(s: Session, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
+    s.seq += 1;
+    const bytes = encodeFrame({ v: MAP_PROTOCOL_VERSION, t: "delta", seq: s.seq, ...delta });
+    s.log.push({ seq: s.seq, bytes });
+    s.logBytes += bytes.length;
+    while (s.log.length > RESUME_LOG_FRAMES || (s.logBytes > RESUME_LOG_BYTES && s.log.length > 1)) s.logBytes -= s.log.shift()!.bytes.length;
+    if (s.sink) this.send(s, bytes);
+  }
+
+  private send(s: Session, bytes: Buffer): void {
+    const sink = s.sink!;
+    if (sink.writableLength > MAX_STREAM_BACKLOG_BYTES) {
+      // A reader this far behind resumes from its last seq (or gets a full map) when it reconnects.
+      sink.destroy(new Error("map stream backlog over the limit"));
+      return;
+    }
+    sink.write(bytes);
+    this.stats.framesSent++;
+    this.stats.bytesSent += bytes.length;
+  }
+
+  private rules(name: string): { wire: unknown; json: string } {
+    const c = this.classOf.get(name)!;
+    let r = this.rulesCache.get(c);
+    if (!r) {
+      const wire = rulesForWire(this.policy, this.principal(name)!);
+      r = { wire, json: JSON.stringify(wire) };
+      this.rulesCache.set(c, r);
+    }
+    return r;
+  }
+
+  private wire(p: HubPeer): MapPeer {
+    let w = this.wireCache.get(p.name);
+    if (!w) {
+      w = {
+        name: p.name, tenant: p.tenant, groups: p.groups, certPem: p.certPem, endpoints: p.endpoints, online: p.online,
+        ...(p.homeRelay ? { homeRelay: p.homeRelay } : {}),
+        ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
+      };
+      this.wireCache.set(p.name, w);
+    }
+    return w;
+  }
+
+  private classKey(p: { name: string; tenant: string; groups: string[] }): string {
+    const base = `${p.tenant}|${[...p.groups].sort().join(",")}`;
+    return this.named.has(p.name) ? `${base}|${p.name}` : base;
+  }
+
+  private setClass(name: string, cls: string): void {
+    const prev = this.classOf.get(name);
+    if (prev === cls) return;
+    if (prev !== undefined) {
+      const m = this.members.get(prev)!;
+      m.delete(name);
+      if (m.size === 0) this.members.delete(prev);
+    }
+    this.classOf.set(name, cls);
+    let m = this.members.get(cls);
+    if (!m) this.members.set(cls, (m = new Set()));
+    m.add(name);
+  }
+
+  /** Either direction allowed by policy means the two nodes must know each other. */
+  private visible(a: string, b: string): boolean {
+    const key = a < b ? `${a}\n${b}` : `${b}\n${a}`;
+    let v = this.visCache.get(key);
+    if (v === undefined) {
+      const pa = this.representative(a);
+      const pb = this.representative(b);
+      if (pa === undefined || pb === undefined) return false; // an empty class: nothing to cache yet
+      v = canReach(this.policy, pa, pb) || canReach(this.policy, pb, pa);
+      this.visCache.set(key, v);
+    }
+    return v;
+  }
+
+  private representative(cls: string): Principal | undefined {
+    const m = this.members.get(cls);
+    if (!m || m.size === 0) return undefined;
+    return this.principal(m.values().next().value!);
+  }
+}
+
+function sameList(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function sameSet(a: Set<string>, b: Set<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}

@@ -1,0 +1,167 @@
+// The coordination protocol in one place: HTTP paths, limits, token format, and the peer-map stream frames.
+// Map stream: GET /v1/map?epoch=E&seq=N answers 200 with a streaming body of frames, each
+//   [u32 big-endian length][msgpack body]   (msgpackr, useRecords:false, every body has v = MAP_PROTOCOL_VERSION)
+// The first frame is a full map (or, on a resumable reconnect, the missing deltas in order); then deltas.
+import { Packr } from "msgpackr";
+
+export const MAP_PROTOCOL_VERSION = 1;
+
+export const PATHS = {
+  health: "/v1/health",
+  bundle: "/v1/bundle",
+  enroll: "/v1/enroll",
+  renew: "/v1/renew",
+  map: "/v1/map",
+  status: "/v1/status",
+  revocation: "/v1/revocation",
+  adminTokens: "/v1/admin/tokens",
+  adminNodes: "/v1/admin/nodes",
+  adminPolicy: "/v1/admin/policy",
+  adminPolicyCheck: "/v1/admin/policy/check",
+} as const;
+
+/** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
+export const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_POLICY_BODY_BYTES = 1024 * 1024;
+/** A single frame: a full map of 10,000 peers is ~8 MB; anything over this is junk or an attack. */
+export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
+export const FRAME_HEADER_BYTES = 4;
+/** Server sends a ping frame this often; the client drops a stream silent for STREAM_IDLE_MS. */
+export const PING_INTERVAL_MS = 20_000;
+export const STREAM_IDLE_MS = 60_000;
+/** Deltas kept per node for resuming after a reconnect, and how long a disconnected node's log is kept. */
+export const RESUME_LOG_FRAMES = 256;
+export const RESUME_LOG_BYTES = 256 * 1024;
+export const RESUME_GRACE_MS = 5 * 60_000;
+/** A stream whose unsent backlog exceeds this is dropped (the node resumes or gets a full map). */
+export const MAX_STREAM_BACKLOG_BYTES = 8 * 1024 * 1024;
+/** Status reports: bounded lists of short strings. */
+export const MAX_ENDPOINTS = 32;
+export const MAX_ENDPOINT_CHARS = 64;
+export const STATUS_MIN_INTERVAL_MS = 1_000;
+
+/** Token: ember1.<id 16 hex>.<secret 43 b64url>.<sha256 of the root CA DER, 43 b64url> */
+export const TOKEN_PREFIX = "ember1";
+export const TOKEN_PATTERN = /^ember1\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
+export const TOKEN_DEFAULT_TTL_MS = 60 * 60_000;
+export const TOKEN_MAX_USES = 10_000;
+
+/** Leaf TTL policy: default hours, minimum minutes (a test-only server flag lowers the minimum). */
+export const CERT_DEFAULT_TTL_MS = 8 * 3_600_000;
+export const CERT_MIN_TTL_MS = 5 * 60_000;
+
+/** The coordination server's own identity. */
+export const SERVER_NAME = "coord";
+export const SERVER_ROLE = "server";
+export const ADMIN_ROLE = "admin";
+/** Names nodes may not enroll under. */
+export const RESERVED_NAMES = new Set([SERVER_NAME]);
+
+export interface MapRelay { name: string; host: string; port: number; stunPort?: number }
+
+export interface MapPeer {
+  name: string;
+  tenant: string;
+  groups: string[];
+  certPem: string;
+  endpoints: string[];
+  homeRelay?: string;
+  online: boolean;
+  lastSeen?: string;
+}
+
+/** A change to a peer already in the map: only the fields that changed. */
+export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem">>;
+
+export interface MapSelf { name: string; tenant: string; groups: string[] }
+
+export interface FullFrame {
+  v: number; t: "full"; seq: number; epoch: string;
+  self: MapSelf; peers: MapPeer[]; rules: unknown; relays: MapRelay[]; revocation?: string;
+}
+export interface DeltaFrame {
+  v: number; t: "delta"; seq: number;
+  upsert?: MapPeer[]; patch?: PeerPatch[]; remove?: string[]; rules?: unknown; relays?: MapRelay[]; revocation?: string;
+}
+export interface PingFrame { v: number; t: "ping" }
+export type MapFrame = FullFrame | DeltaFrame | PingFrame;
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeFrame(frame: MapFrame): Buffer {
+  const body = packr.pack(frame);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, FRAME_HEADER_BYTES);
+  return out;
+}
+
+export class FrameError extends Error {}
+
+/** Incremental frame reader: push stream chunks, get decoded frames; throws FrameError on junk. */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  push(chunk: Buffer): MapFrame[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: MapFrame[] = [];
+    for (;;) {
+      if (this.buffered < FRAME_HEADER_BYTES) return frames;
+      const head = this.peek(FRAME_HEADER_BYTES);
+      const len = head.readUInt32BE(0);
+      if (len === 0 || len > MAX_FRAME_BYTES) throw new FrameError(`frame length ${len} outside 1..${MAX_FRAME_BYTES}`);
+      if (this.buffered < FRAME_HEADER_BYTES + len) return frames;
+      const all = this.take(FRAME_HEADER_BYTES + len);
+      frames.push(decodeFrameBody(all.subarray(FRAME_HEADER_BYTES)));
+    }
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0].length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0];
+  }
+
+  private take(n: number): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+    const rest = all.subarray(n);
+    this.chunks = rest.length ? [rest] : [];
+    this.buffered = rest.length;
+    return all.subarray(0, n);
+  }
+}
+
+export function decodeFrameBody(body: Buffer): MapFrame {
+  let f: unknown;
+  try { f = packr.unpack(body); } catch (err) { throw new FrameError(`frame is not msgpack: ${(err as Error).message}`); }
+  if (f === null || typeof f !== "object" || Array.isArray(f)) throw new FrameError("frame is not a map");
+  const o = f as Record<string, unknown>;
+  if (o.v !== MAP_PROTOCOL_VERSION) throw new FrameError(`unsupported frame version ${String(o.v)}`);
+  if (o.t === "ping") return o as unknown as PingFrame;
+  if (o.t !== "full" && o.t !== "delta") throw new FrameError(`unknown frame type ${String(o.t)}`);
+  if (!Number.isSafeInteger(o.seq) || (o.seq as number) < 0) throw new FrameError("frame without a valid seq");
+  if (o.t === "full") {
+    if (typeof o.epoch !== "string" || !o.self || typeof o.self !== "object" || !Array.isArray(o.peers) || !Array.isArray(o.relays)) {
+      throw new FrameError("full map frame lacks epoch/self/peers/relays");
+    }
+    for (const p of o.peers) checkPeer(p);
+  } else {
+    for (const k of ["upsert", "patch", "remove"] as const) if (o[k] !== undefined && !Array.isArray(o[k])) throw new FrameError(`delta ${k} is not a list`);
+    for (const p of (o.upsert as unknown[] | undefined) ?? []) checkPeer(p);
+    for (const p of (o.patch as unknown[] | undefined) ?? []) if (!p || typeof (p as MapPeer).name !== "string") throw new FrameError("patch without a name");
+    for (const n of (o.remove as unknown[] | undefined) ?? []) if (typeof n !== "string") throw new FrameError("remove entry is not a name");
+  }
+  if (o.revocation !== undefined && typeof o.revocation !== "string") throw new FrameError("revocation is not text");
+  return o as unknown as MapFrame;
+}
+
+function checkPeer(p: unknown): void {
+  const x = p as MapPeer;
+  if (!x || typeof x.name !== "string" || typeof x.tenant !== "string" || !Array.isArray(x.groups) || typeof x.certPem !== "string" || !Array.isArray(x.endpoints)) {
+    throw new FrameError("peer entry lacks name/tenant/groups/certPem/endpoints");
+  }
+}
+
+/** Endpoint strings nodes report: host:port or [v6]:port. */
+export const ENDPOINT_PATTERN = /^(?:\[[0-9a-fA-F:.]{2,45}\]|[0-9A-Za-z.-]{1,253}):\d{1,5}$/;

@@ -1,0 +1,461 @@
+// The coordination server: HTTPS (TLS 1.3, node:https) where the PKI verifier judges every client
+// certificate before any handler runs. Open without a certificate: health, the public trust bundle and
+// token enrollment. Everything else needs a valid mesh identity; /v1/admin/* also needs role "admin".
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createServer, type Server } from "node:https";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import {
+  generateEd25519, issueLeaf, loadCa, parseCertificate, pemBlocks, privateKeyToPem, signRevocationList, tlsContextOptions, toPem,
+  Verifier, verifyCsr, verifyTlsPeer, withIntermediates, LEAF_MAX_TTL_MS, NAME_PATTERN, CA_FILES,
+  type CaMaterial, type Identity,
+} from "../pki/index.js";
+import { validateGrantValue } from "../pki/grants.js";
+import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
+import { MapHub, type FrameSink } from "./map-hub.js";
+import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy } from "./policy-adapter.js";
+import {
+  ADMIN_ROLE, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
+  MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
+  type MapRelay,
+} from "./protocol.js";
+import { SqliteStore } from "./sqlite-store.js";
+import type { NodeRecord, StatusUpdate, Store } from "./store.js";
+import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
+import { createLogger } from "./log.js";
+
+export interface CoordServerOptions {
+  dataDir: string;
+  caDir: string;
+  host: string;
+  port: number;
+  relays?: MapRelay[];
+  /** Lowest leaf TTL a token may ask for; lowered only by tests (documented in docs/coord.md). */
+  minCertTtlMs?: number;
+  logger?: Logger;
+  store?: Store;
+}
+
+const SERVER_TENANT = "system";
+const SERVER_CERT_TTL_MS = 24 * 3_600_000;
+const STATUS_FLUSH_MS = 2_000;
+
+export class CoordServer {
+  readonly log: Logger;
+  readonly ca: CaMaterial;
+  readonly verifier: Verifier;
+  readonly pin: string;
+  hub!: MapHub;
+  private server?: Server;
+  private store: Store;
+  private policy: CompiledPolicy = EMPTY_POLICY;
+  private revocationNumber = 0;
+  private revocationText?: string;
+  private pendingStatus = new Map<string, StatusUpdate>();
+  private timers: NodeJS.Timeout[] = [];
+  private minCertTtlMs: number;
+  url = "";
+
+  constructor(private readonly opts: CoordServerOptions) {
+    this.log = opts.logger ?? createLogger();
+    this.ca = loadCa(opts.caDir);
+    this.verifier = new Verifier({ bundlePem: this.ca.bundlePem });
+    this.pin = rootPin(this.ca.rootDer);
+    this.store = opts.store ?? new SqliteStore(opts.dataDir);
+    this.minCertTtlMs = opts.minCertTtlMs ?? CERT_MIN_TTL_MS;
+  }
+
+  async start(): Promise<string> {
+    const schema = await this.store.migrate();
+    const rev = await this.store.getRevocation();
+    if (rev) {
+      this.revocationNumber = rev.number;
+      this.revocationText = rev.text;
+      const applied = this.verifier.applyRevocationList(rev.text);
+      if (!applied.ok) throw new Error(`stored revocation list #${rev.number} does not verify: ${applied.detail}`);
+    }
+    const stored = await this.store.getPolicy();
+    if (stored) {
+      const r = parsePolicy(stored.source);
+      if (r.ok) this.policy = r.policy;
+      else this.log.error({ event: "policy_load_failed", errors: r.errors }, "stored policy no longer parses; serving with default deny");
+    }
+    this.hub = new MapHub(this.policy, this.opts.relays ?? []);
+    this.hub.setRevocation(this.revocationText);
+    const now = Date.now();
+    for (const n of await this.store.listNodes()) {
+      if (n.status !== "active") continue;
+      this.hub.upsertPeer(hubPeer(n, now));
+    }
+
+    const creds = await this.serverCredentials();
+    this.server = createServer({ ...tlsContextOptions(creds) }, (req, res) => void this.handle(req, res));
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+    this.server.keepAliveTimeout = 65_000;
+    this.server.on("tlsClientError", (err) => this.log.debug({ event: "tls_error", err: err.message }));
+    this.server.on("clientError", (err, socket) => { socket.destroy(); this.log.debug({ event: "client_error", err: err.message }); });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once("error", reject);
+      this.server!.listen(this.opts.port, this.opts.host, () => resolve());
+    });
+    const addr = this.server.address() as { port: number; address: string };
+    const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
+    this.url = `https://${host}:${addr.port}`;
+    this.timers.push(setInterval(() => this.hub.tick(), PING_INTERVAL_MS).unref());
+    this.timers.push(setInterval(() => void this.flushStatus(), STATUS_FLUSH_MS).unref());
+    // The server's own leaf is short-lived too: re-issue it well before it expires.
+    this.timers.push(setInterval(() => void this.serverCredentials().then((c) => this.server?.setSecureContext(tlsContextOptions(c))),
+      SERVER_CERT_TTL_MS / 2).unref());
+    this.log.info({ event: "listening", url: this.url, schema, trustDomain: this.ca.trustDomain, rootPin: this.pin }, "coordination server listening");
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.hub?.closeAll();
+    await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
+    await this.flushStatus();
+    await this.store.close();
+  }
+
+  private async serverCredentials() {
+    const keys = generateEd25519();
+    const der = await issueLeaf(this.ca, { name: SERVER_NAME, tenant: SERVER_TENANT, roles: [SERVER_ROLE], ttlMs: SERVER_CERT_TTL_MS, publicKey: keys.publicKey });
+    return { certChainPem: withIntermediates(toPem(der, "CERTIFICATE"), this.ca.bundlePem), keyPem: privateKeyToPem(keys.privateKey), bundlePem: this.ca.bundlePem };
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------------------
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "https://coord");
+    const route = `${req.method} ${url.pathname}`;
+    try {
+      if (route === `GET ${PATHS.health}`) return sendJson(res, 200, { ok: true, trustDomain: this.ca.trustDomain, nodes: this.hub.connectedCount });
+      if (route === `GET ${PATHS.bundle}`) return sendJson(res, 200, { bundlePem: this.ca.bundlePem, trustDomain: this.ca.trustDomain });
+      if (route === `POST ${PATHS.enroll}`) return await this.enroll(req, res);
+
+      // Everything below: the PKI verifier decides before any handler runs.
+      const v = verifyTlsPeer(req.socket as TLSSocket, this.verifier, { usage: "client" });
+      if (!v.ok) {
+        this.log.warn({ event: "refused", reason: v.reason, detail: v.detail, route, remote: req.socket.remoteAddress }, "client certificate refused");
+        return sendJson(res, 401, { error: v.reason, detail: v.detail });
+      }
+      const id = v.identity;
+      if (url.pathname.startsWith("/v1/admin/")) {
+        if (!id.roles.includes(ADMIN_ROLE)) {
+          this.log.warn({ event: "refused", reason: "not_admin", identity: id.name, route }, "admin endpoint refused");
+          return sendJson(res, 403, { error: "not_admin", detail: `identity "${id.name}" has no role "${ADMIN_ROLE}" in its certificate` });
+        }
+        return await this.admin(route, url, id, req, res);
+      }
+      if (route === `POST ${PATHS.renew}`) return await this.renew(id, req, res);
+      if (route === `GET ${PATHS.map}`) return await this.mapStream(id, url, req, res);
+      if (route === `POST ${PATHS.status}`) return await this.status(id, req, res);
+      if (route === `GET ${PATHS.revocation}`) return this.sendRevocation(res);
+      throw new HttpError(404, "not_found", `no endpoint ${route}`);
+    } catch (err) {
+      if (err instanceof HttpError) {
+        if (err.status !== 404) this.log.warn({ event: "refused", reason: err.code, detail: err.detail, route }, "request refused");
+        return sendError(res, err);
+      }
+      this.log.error({ event: "internal_error", route, err: (err as Error).stack }, "handler failed");
+      return sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+    }
+  }
+
+  // ---- enrollment and renewal ------------------------------------------------------------------------
+
+  private async enroll(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, MAX_BODY_BYTES);
+    const name = str(body, "name", 63);
+    const csrPem = str(body, "csr", 8192);
+    let token;
+    try { token = parseToken(str(body, "token", 256)); } catch (err) {
+      if (err instanceof TokenFormatError) throw new HttpError(400, "token_malformed", err.message);
+      throw err;
+    }
+    if (token.pin !== this.pin) {
+      throw new HttpError(403, "token_foreign", `this token was issued for another mesh: it pins root ${token.pin}, this server's root is ${this.pin}`);
+    }
+    if (!NAME_PATTERN.test(name)) throw new HttpError(400, "bad_name", `invalid name "${name}": use lowercase letters, digits and '-', 1-63 characters`);
+    if (RESERVED_NAMES.has(name)) throw new HttpError(400, "bad_name", `name "${name}" is reserved`);
+    const now = Date.now();
+    const t = await this.store.getToken(token.id);
+    if (!t || !secretMatches(token.secret, t.secretHash)) throw new HttpError(403, "token_unknown", "unknown token (never issued by this server, or mistyped)");
+    if (t.expiresAt <= now) throw new HttpError(403, "token_expired", `token expired at ${new Date(t.expiresAt).toISOString()}`);
+    if (t.usesLeft <= 0) throw new HttpError(403, "token_used", `token already used (${t.usesTotal} of ${t.usesTotal} uses); ask for a new one`);
+    const csr = await this.checkCsr(csrPem, name);
+    const der = await issueLeaf(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
+    const cert = parseCertificate(der);
+    const certPem = toPem(der, "CERTIFICATE");
+    const enrollmentId = randomBytes(8).toString("hex");
+    const node: NodeRecord = {
+      name, tenant: t.tenant, groups: t.groups, roles: t.roles, enrollmentId, status: "active", enrolledAt: now, tokenId: t.id,
+      certTtlMs: t.certTtlMs, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime(), endpoints: [],
+    };
+    const r = await this.store.enroll({
+      tokenId: t.id, now, node,
+      cert: { serial: cert.serial, name, enrollmentId, notAfter: node.notAfter, issuedAt: now, kind: "enroll" },
+      // Re-enrollment: a name is free again once its holder was revoked or its certificate has expired.
+      nameFree: (existing) => existing.status === "revoked" || existing.notAfter + this.verifier.skewMs < now,
+    });
+    if (!r.ok) throw new HttpError(r.reason === "name_taken" ? 409 : 403, r.reason, r.detail);
+    // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
+    this.hub.upsertPeer(hubPeer(node, now));
+    this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
+    sendJson(res, 200, {
+      name, tenant: t.tenant, groups: t.groups, certPem, bundlePem: this.ca.bundlePem, revocation: this.revocationText ?? this.emptyList(),
+      certTtlMs: t.certTtlMs, notAfter: cert.notAfter.toISOString(),
+    });
+  }
+
+  private async renew(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, MAX_BODY_BYTES);
+    const csr = await this.checkCsr(str(body, "csr", 8192), id.name);
+    const node = await this.store.getNode(id.name);
+    if (!node || node.status !== "active" || !(await this.store.isSerialOf(id.serial, id.name, node.enrollmentId))) {
+      throw new HttpError(403, "not_enrolled", `certificate ${id.serial} does not belong to the current enrollment of "${id.name}"`);
+    }
+    const now = Date.now();
+    const ttl = Math.max(node.certTtlMs, 1_000);
+    const der = await issueLeaf(this.ca, { name: node.name, tenant: node.tenant, groups: node.groups, roles: node.roles, ttlMs: ttl, publicKey: csr.publicKey });
+    const cert = parseCertificate(der);
+    const certPem = toPem(der, "CERTIFICATE");
+    const ok = await this.store.renew({
+      name: node.name, enrollmentId: node.enrollmentId, certPem,
+      cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
+    });
+    if (!ok) throw new HttpError(403, "not_enrolled", `"${id.name}" was revoked or re-enrolled meanwhile`);
+    this.hub.upsertPeer({ ...hubPeer({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }, now), ...this.liveStatus(node.name) });
+    this.log.info({ event: "renewed", name: node.name, oldSerial: id.serial, serial: cert.serial, notAfter: cert.notAfter.toISOString() }, "certificate renewed");
+    sendJson(res, 200, { certPem, bundlePem: this.ca.bundlePem, notAfter: cert.notAfter.toISOString(), certTtlMs: ttl });
+  }
+
+  private liveStatus(name: string) {
+    const p = this.hub.peer(name);
+    return p ? { endpoints: p.endpoints, homeRelay: p.homeRelay, lastSeen: p.lastSeen } : {};
+  }
+
+  private async checkCsr(pem: string, name: string) {
+    let csr;
+    try { csr = await verifyCsr(pem); } catch (err) {
+      throw new HttpError(400, "bad_csr", (err as Error).message);
+    }
+    if (csr.commonName !== name) throw new HttpError(400, "csr_name_mismatch", `CSR asks for "${csr.commonName ?? "(no CN)"}", but the request is for "${name}"`);
+    return csr;
+  }
+
+  // ---- map stream and status -------------------------------------------------------------------------
+
+  private async mapStream(id: Identity, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const node = await this.store.getNode(id.name);
+    if (!node || node.status !== "active" || !(await this.store.isSerialOf(id.serial, id.name, node.enrollmentId)) || !this.hub.peer(id.name)) {
+      throw new HttpError(403, "not_enrolled", `certificate ${id.serial} does not belong to the current enrollment of "${id.name}"`);
+    }
+    const epoch = url.searchParams.get("epoch");
+    const seq = Number(url.searchParams.get("seq"));
+    const resume = epoch && Number.isSafeInteger(seq) && seq >= 0 ? { epoch, seq } : undefined;
+    res.writeHead(200, { "content-type": "application/vnd.embernet.map+msgpack", "cache-control": "no-store", "x-ember-map-version": "1" });
+    res.flushHeaders();
+    req.socket.setNoDelay(true);
+    req.socket.setKeepAlive(true, 30_000);
+    const sink: FrameSink = {
+      write: (b) => res.write(b),
+      get writableLength() { return res.writableLength; },
+      destroy: (err) => { res.destroy(err); },
+    };
+    // The stream lives no longer than the certificate that opened it.
+    const expiry = setTimeout(() => res.destroy(), Math.max(0, id.notAfter.getTime() + this.verifier.skewMs - Date.now()));
+    expiry.unref();
+    res.on("close", () => {
+      clearTimeout(expiry);
+      this.hub.detach(id.name, sink);
+      this.pendingStatus.set(id.name, { ...this.currentStatus(id.name), lastSeen: Date.now() });
+      this.log.debug({ event: "map_closed", name: id.name });
+    });
+    const r = this.hub.attach(id.name, sink, resume);
+    this.log.debug({ event: "map_opened", name: id.name, resumed: r.resumed, frames: r.frames });
+  }
+
+  private currentStatus(name: string): StatusUpdate {
+    const p = this.hub.peer(name);
+    return { name, endpoints: p?.endpoints ?? [], homeRelay: p?.homeRelay, lastSeen: p?.lastSeen ?? Date.now() };
+  }
+
+  private async status(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readJson(req, MAX_BODY_BYTES);
+    const eps = body.endpoints;
+    if (!Array.isArray(eps) || eps.length > MAX_ENDPOINTS || !eps.every((e) => typeof e === "string" && e.length <= MAX_ENDPOINT_CHARS && ENDPOINT_PATTERN.test(e))) {
+      throw new HttpError(400, "bad_status", `"endpoints" must be a list of at most ${MAX_ENDPOINTS} host:port strings`);
+    }
+    const homeRelay = body.homeRelay;
+    if (homeRelay !== undefined && (typeof homeRelay !== "string" || !NAME_PATTERN.test(homeRelay))) throw new HttpError(400, "bad_status", `"homeRelay" must be a relay name`);
+    const natType = body.natType;
+    if (natType !== undefined && (typeof natType !== "string" || natType.length > 64)) throw new HttpError(400, "bad_status", `"natType" must be a short string`);
+    if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
+    const now = Date.now();
+    this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, lastSeen: now });
+    this.pendingStatus.set(id.name, { name: id.name, endpoints: eps as string[], homeRelay: homeRelay as string | undefined, natType: natType as string | undefined, lastSeen: now });
+    sendJson(res, 200, { ok: true });
+  }
+
+  private async flushStatus(): Promise<void> {
+    if (this.pendingStatus.size === 0) return;
+    const batch = [...this.pendingStatus.values()];
+    this.pendingStatus.clear();
+    try { await this.store.saveStatuses(batch); } catch (err) {
+      this.log.error({ event: "status_save_failed", err: (err as Error).message });
+    }
+  }
+
+  private emptyList(): string {
+    return signRevocationList(this.ca, this.caListNumber(), []);
+  }
+
+  /** `ember ca revoke` numbers lists in ca.json; the server's lists continue above that number. */
+  private caListNumber(): number {
+    try {
+      return Number(JSON.parse(readFileSync(join(this.ca.dir, CA_FILES.meta), "utf8")).revocationNumber) || 0;
+    } catch { return 0; }
+  }
+
+  private sendRevocation(res: ServerResponse): void {
+    const text = this.revocationText ?? this.emptyList();
+    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store" });
+    res.end(text);
+  }
+
+  // ---- admin -----------------------------------------------------------------------------------------
+
+  private async admin(route: string, url: URL, id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (route === `POST ${PATHS.adminTokens}`) return this.createToken(id, req, res);
+    if (route === `GET ${PATHS.adminNodes}`) return this.listNodes(res);
+    const revoke = /^\/v1\/admin\/nodes\/([^/]+)\/revoke$/.exec(url.pathname);
+    if (req.method === "POST" && revoke) return this.revoke(id, decodeURIComponent(revoke[1]), res);
+    if (route === `GET ${PATHS.adminPolicy}`) {
+      const p = await this.store.getPolicy();
+      return sendJson(res, 200, p ? { source: p.source, hash: p.hash, setAt: new Date(p.setAt).toISOString(), setBy: p.setBy } : { source: "", hash: EMPTY_POLICY.hash });
+    }
+    if (route === `PUT ${PATHS.adminPolicy}`) return this.setPolicy(id, req, res);
+    if (route === `POST ${PATHS.adminPolicyCheck}`) return this.checkPolicy(req, res);
+    throw new HttpError(404, "not_found", `no endpoint ${route}`);
+  }
+
+  private async createToken(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, MAX_BODY_BYTES);
+    const tenant = str(b, "tenant", 63);
+    const groups = labels(b.groups, "groups");
+    const roles = labels(b.roles, "roles");
+    try {
+      validateGrantValue("tenant", tenant);
+      for (const g of groups) validateGrantValue("group", g);
+      for (const r of roles) validateGrantValue("role", r);
+    } catch (err) { throw new HttpError(400, "bad_request", (err as Error).message); }
+    const ttlMs = num(b.ttlMs, "ttlMs", TOKEN_DEFAULT_TTL_MS, 1_000, 30 * 86_400_000);
+    const uses = num(b.uses, "uses", 1, 1, TOKEN_MAX_USES);
+    const certTtlMs = num(b.certTtlMs, "certTtlMs", CERT_DEFAULT_TTL_MS, 1, LEAF_MAX_TTL_MS);
+    if (certTtlMs < this.minCertTtlMs) {
+      throw new HttpError(400, "bad_request", `certificate TTL ${certTtlMs} ms is below this server's minimum of ${this.minCertTtlMs} ms`);
+    }
+    const now = Date.now();
+    const t = newToken(this.ca.rootDer);
+    await this.store.createToken({
+      id: t.id, secretHash: t.secretHash, tenant, groups, roles, usesLeft: uses, usesTotal: uses, expiresAt: now + ttlMs,
+      certTtlMs, createdAt: now, createdBy: id.name,
+    });
+    this.log.info({ event: "token_created", token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), by: id.name }, "token created");
+    sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs });
+  }
+
+  private async listNodes(res: ServerResponse): Promise<void> {
+    const nodes = (await this.store.listNodes()).map((n) => {
+      const live = this.hub.peer(n.name);
+      return {
+        name: n.name, tenant: n.tenant, groups: n.groups, roles: n.roles, status: n.status,
+        online: this.hub.isOnline(n.name), lastSeen: (live?.lastSeen ?? n.lastSeen) ? new Date((live?.lastSeen ?? n.lastSeen)!).toISOString() : undefined,
+        endpoints: live?.endpoints ?? n.endpoints, homeRelay: live?.homeRelay ?? n.homeRelay, serial: n.serial,
+        certExpires: new Date(n.notAfter).toISOString(), enrolledAt: new Date(n.enrolledAt).toISOString(),
+      };
+    });
+    sendJson(res, 200, { nodes });
+  }
+
+  private async revoke(id: Identity, name: string, res: ServerResponse): Promise<void> {
+    const now = Date.now();
+    const r = await this.store.revoke({ name, now, minNumber: this.caListNumber(), sign: (number, serials) => signRevocationList(this.ca, number, serials) });
+    if (!r) throw new HttpError(404, "unknown_node", `no node named "${name}"`);
+    const applied = this.verifier.applyRevocationList(r.text);
+    if (!applied.ok) this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
+    this.revocationNumber = r.number;
+    this.revocationText = r.text;
+    this.hub.revoke(name, r.text);
+    const serials = r.serials.map((s) => s.serial);
+    this.log.info({ event: "revoked", name, number: r.number, serials, by: id.name }, "node revoked");
+    sendJson(res, 200, { name, number: r.number, serials });
+  }
+
+  private async policyContext() {
+    const known = new Set<string>(await this.store.tokenGroups());
+    for (const p of this.hub.allPrincipals()) for (const g of p.groups) known.add(g);
+    return { knownGroups: known, resolve: (n: string) => this.hub.principal(n) };
+  }
+
+  private async setPolicy(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, MAX_POLICY_BODY_BYTES);
+    const source = typeof b.source === "string" ? b.source : "";
+    if (typeof b.source !== "string") throw new HttpError(400, "bad_request", `"source" must be the policy text`);
+    const r = parsePolicy(source, await this.policyContext());
+    if (!r.ok) {
+      this.log.warn({ event: "policy_refused", errors: r.errors, by: id.name }, "policy refused");
+      return sendJson(res, 422, { error: "policy_invalid", detail: `${r.errors.length} error(s); nothing applied`, errors: r.errors, warnings: r.warnings });
+    }
+    const hash = r.policy.hash || createHash("sha256").update(source).digest("hex");
+    await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
+    const before = this.hub.stats.bytesSent;
+    this.policy = r.policy;
+    this.hub.setPolicy(r.policy);
+    this.log.info({ event: "policy_set", hash, rules: r.policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
+    sendJson(res, 200, { ok: true, hash, rules: r.policy.rules.length, warnings: r.warnings });
+  }
+
+  private async checkPolicy(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, MAX_BODY_BYTES);
+    const fromName = str(b, "from", 63);
+    let flow;
+    try { flow = parseFlowSpec(str(b, "to", 128)); } catch (err) { throw new HttpError(400, "bad_flow", (err as Error).message); }
+    const from = this.hub.principal(fromName);
+    const to = this.hub.principal(flow.name);
+    if (!from) throw new HttpError(404, "unknown_node", `no active node named "${fromName}"`);
+    if (!to) throw new HttpError(404, "unknown_node", `no active node named "${flow.name}"`);
+    const d = decide(this.policy, from, to, flow.port, flow.protocol);
+    sendJson(res, 200, { allow: d.allow, rule: d.rule, reason: d.reason, from: fromName, to: flow.name, port: flow.port, protocol: flow.protocol });
+  }
+}
+
+function hubPeer(n: NodeRecord, _now: number) {
+  return {
+    name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
+    endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen,
+  };
+}
+
+function labels(v: unknown, key: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 32 || !v.every((x) => typeof x === "string")) throw new HttpError(400, "bad_request", `"${key}" must be a list of names`);
+  return [...new Set(v as string[])];
+}
+
+function num(v: unknown, key: string, dflt: number, min: number, max: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) throw new HttpError(400, "bad_request", `"${key}" must be an integer in ${min}..${max}`);
+  return v;
+}
+
+/** The server's leaf serial list isn't needed elsewhere; exported for tests that pin the bundle. */
+export function bundleRootDer(bundlePem: string): Uint8Array {
+  return pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0];
+}

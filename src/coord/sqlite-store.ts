@@ -1,0 +1,200 @@
+// SQLite store (better-sqlite3): WAL journal, synchronous=FULL so an acknowledged commit survives kill -9
+// and power loss, every change in a transaction, versioned migrations recorded in schema_migrations.
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type {
+  CertRecord, EnrollRefusal, NodeRecord, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+} from "./store.js";
+
+export const DB_FILE = "coord.db";
+
+/** Append-only: never edit a released migration, add the next one. */
+const MIGRATIONS: { version: number; sql: string }[] = [
+  {
+    version: 1,
+    sql: `
+      CREATE TABLE tokens (id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, tenant TEXT NOT NULL, groups TEXT NOT NULL,
+        roles TEXT NOT NULL, uses_left INTEGER NOT NULL, uses_total INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        cert_ttl_ms INTEGER NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
+      CREATE TABLE nodes (name TEXT PRIMARY KEY, tenant TEXT NOT NULL, groups TEXT NOT NULL, roles TEXT NOT NULL,
+        enrollment_id TEXT NOT NULL, status TEXT NOT NULL, enrolled_at INTEGER NOT NULL, token_id TEXT NOT NULL,
+        cert_ttl_ms INTEGER NOT NULL, serial TEXT NOT NULL, cert_pem TEXT NOT NULL, not_after INTEGER NOT NULL,
+        endpoints TEXT NOT NULL DEFAULT '[]', home_relay TEXT, nat_type TEXT, last_seen INTEGER);
+      CREATE TABLE certs (serial TEXT PRIMARY KEY, name TEXT NOT NULL, enrollment_id TEXT NOT NULL,
+        not_after INTEGER NOT NULL, issued_at INTEGER NOT NULL, kind TEXT NOT NULL);
+      CREATE INDEX certs_by_enrollment ON certs (enrollment_id);
+      CREATE TABLE revoked (serial TEXT PRIMARY KEY, name TEXT NOT NULL, not_after INTEGER NOT NULL, revoked_at INTEGER NOT NULL);
+      CREATE TABLE revocation_lists (number INTEGER PRIMARY KEY, text TEXT NOT NULL, issued_at INTEGER NOT NULL);
+      CREATE TABLE policies (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, hash TEXT NOT NULL,
+        set_at INTEGER NOT NULL, set_by TEXT NOT NULL);
+    `,
+  },
+];
+
+type Row = Record<string, any>;
+
+function nodeFromRow(r: Row): NodeRecord {
+  return {
+    name: r.name, tenant: r.tenant, groups: JSON.parse(r.groups), roles: JSON.parse(r.roles), enrollmentId: r.enrollment_id,
+    status: r.status, enrolledAt: r.enrolled_at, tokenId: r.token_id, certTtlMs: r.cert_ttl_ms, serial: r.serial,
+    certPem: r.cert_pem, notAfter: r.not_after, endpoints: JSON.parse(r.endpoints),
+    homeRelay: r.home_relay ?? undefined, natType: r.nat_type ?? undefined, lastSeen: r.last_seen ?? undefined,
+  };
+}
+
+function tokenFromRow(r: Row): TokenRecord {
+  return {
+    id: r.id, secretHash: r.secret_hash, tenant: r.tenant, groups: JSON.parse(r.groups), roles: JSON.parse(r.roles),
+    usesLeft: r.uses_left, usesTotal: r.uses_total, expiresAt: r.expires_at, certTtlMs: r.cert_ttl_ms,
+    createdAt: r.created_at, createdBy: r.created_by,
+  };
+}
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.db = new Database(join(dataDir, DB_FILE));
+    this.db.pragma("journal_mode = WAL");
+    // FULL: the WAL is fsynced at every commit, so "acknowledged" means "on disk" even across power loss.
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("foreign_keys = ON");
+    this.db.pragma("busy_timeout = 5000");
+  }
+
+  async migrate(): Promise<number> {
+    this.db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+    const current = (this.db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as Row).v ?? 0;
+    const latest = MIGRATIONS[MIGRATIONS.length - 1].version;
+    if (current > latest) throw new Error(`database schema version ${current} is newer than this server (${latest}); upgrade the server`);
+    for (const m of MIGRATIONS) {
+      if (m.version <= current) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(m.version, Date.now());
+      }).immediate();
+    }
+    return latest;
+  }
+
+  async createToken(t: TokenRecord): Promise<void> {
+    this.db.prepare(`INSERT INTO tokens (id, secret_hash, tenant, groups, roles, uses_left, uses_total, expires_at, cert_ttl_ms, created_at, created_by)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(t.id, t.secretHash, t.tenant, JSON.stringify(t.groups), JSON.stringify(t.roles),
+      t.usesLeft, t.usesTotal, t.expiresAt, t.certTtlMs, t.createdAt, t.createdBy);
+  }
+
+  async getToken(id: string): Promise<TokenRecord | undefined> {
+    const r = this.db.prepare("SELECT * FROM tokens WHERE id = ?").get(id) as Row | undefined;
+    return r ? tokenFromRow(r) : undefined;
+  }
+
+  async enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true } | EnrollRefusal> {
+    const { node, cert } = args;
+    return this.db.transaction((): { ok: true } | EnrollRefusal => {
+      const t = this.db.prepare("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
+      if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
+      if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
+      if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
+      const existing = this.db.prepare("SELECT * FROM nodes WHERE name = ?").get(node.name) as Row | undefined;
+      if (existing && !args.nameFree(nodeFromRow(existing))) {
+        return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
+      }
+      this.db.prepare("UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ?").run(args.tokenId);
+      this.db.prepare(`INSERT OR REPLACE INTO nodes (name, tenant, groups, roles, enrollment_id, status, enrolled_at, token_id, cert_ttl_ms,
+        serial, cert_pem, not_after, endpoints, home_relay, nat_type, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', NULL, NULL, NULL)`)
+        .run(node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
+          node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter);
+      this.insertCert(cert);
+      return { ok: true };
+    }).immediate();
+  }
+
+  private insertCert(c: CertRecord): void {
+    this.db.prepare("INSERT INTO certs (serial, name, enrollment_id, not_after, issued_at, kind) VALUES (?, ?, ?, ?, ?, ?)")
+      .run(c.serial, c.name, c.enrollmentId, c.notAfter, c.issuedAt, c.kind);
+  }
+
+  async renew(args: { name: string; enrollmentId: string; cert: CertRecord; certPem: string }): Promise<boolean> {
+    return this.db.transaction(() => {
+      const r = this.db.prepare("UPDATE nodes SET serial = ?, cert_pem = ?, not_after = ? WHERE name = ? AND enrollment_id = ? AND status = 'active'")
+        .run(args.cert.serial, args.certPem, args.cert.notAfter, args.name, args.enrollmentId);
+      if (r.changes !== 1) return false;
+      this.insertCert(args.cert);
+      return true;
+    }).immediate();
+  }
+
+  async getNode(name: string): Promise<NodeRecord | undefined> {
+    const r = this.db.prepare("SELECT * FROM nodes WHERE name = ?").get(name) as Row | undefined;
+    return r ? nodeFromRow(r) : undefined;
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return (this.db.prepare("SELECT * FROM nodes ORDER BY name").all() as Row[]).map(nodeFromRow);
+  }
+
+  async liveSerials(name: string, enrollmentId: string, now: number): Promise<{ serial: string; notAfter: number }[]> {
+    return (this.db.prepare("SELECT serial, not_after FROM certs WHERE name = ? AND enrollment_id = ? AND not_after > ?")
+      .all(name, enrollmentId, now) as Row[]).map((r) => ({ serial: r.serial, notAfter: r.not_after }));
+  }
+
+  async isSerialOf(serial: string, name: string, enrollmentId: string): Promise<boolean> {
+    return this.db.prepare("SELECT 1 FROM certs WHERE serial = ? AND name = ? AND enrollment_id = ?").get(serial, name, enrollmentId) !== undefined;
+  }
+
+  async saveStatuses(updates: StatusUpdate[]): Promise<void> {
+    if (updates.length === 0) return;
+    const stmt = this.db.prepare("UPDATE nodes SET endpoints = ?, home_relay = ?, nat_type = ?, last_seen = ? WHERE name = ?");
+    this.db.transaction(() => {
+      for (const u of updates) stmt.run(JSON.stringify(u.endpoints), u.homeRelay ?? null, u.natType ?? null, u.lastSeen, u.name);
+    }).immediate();
+  }
+
+  async revoke(args: { name: string; now: number; minNumber: number; sign: (number: number, serials: string[]) => string }): Promise<RevocationRecord | undefined> {
+    return this.db.transaction((): RevocationRecord | undefined => {
+      const node = this.db.prepare("SELECT * FROM nodes WHERE name = ?").get(args.name) as Row | undefined;
+      if (!node) return undefined;
+      this.db.prepare("UPDATE nodes SET status = 'revoked' WHERE name = ?").run(args.name);
+      const certs = this.db.prepare("SELECT serial, not_after FROM certs WHERE name = ? AND enrollment_id = ?").all(args.name, node.enrollment_id) as Row[];
+      const ins = this.db.prepare("INSERT OR IGNORE INTO revoked (serial, name, not_after, revoked_at) VALUES (?, ?, ?, ?)");
+      for (const c of certs) ins.run(c.serial, args.name, c.not_after, args.now);
+      // Expired serials need no listing: the verifier already refuses expired certificates.
+      const serials = (this.db.prepare("SELECT serial, not_after FROM revoked WHERE not_after > ?").all(args.now - 3_600_000) as Row[])
+        .map((r) => ({ serial: r.serial as string, notAfter: r.not_after as number }));
+      const last = (this.db.prepare("SELECT MAX(number) AS n FROM revocation_lists").get() as Row).n ?? 0;
+      const number = Math.max(last, args.minNumber) + 1;
+      const text = args.sign(number, serials.map((s) => s.serial));
+      this.db.prepare("INSERT INTO revocation_lists (number, text, issued_at) VALUES (?, ?, ?)").run(number, text, args.now);
+      return { number, text, serials };
+    }).immediate();
+  }
+
+  async getRevocation(): Promise<RevocationRecord | undefined> {
+    const r = this.db.prepare("SELECT number, text FROM revocation_lists ORDER BY number DESC LIMIT 1").get() as Row | undefined;
+    if (!r) return undefined;
+    const serials = (this.db.prepare("SELECT serial, not_after FROM revoked").all() as Row[]).map((s) => ({ serial: s.serial as string, notAfter: s.not_after as number }));
+    return { number: r.number, text: r.text, serials };
+  }
+
+  async setPolicy(p: Omit<PolicyRecord, "id">): Promise<PolicyRecord> {
+    const r = this.db.prepare("INSERT INTO policies (source, hash, set_at, set_by) VALUES (?, ?, ?, ?)").run(p.source, p.hash, p.setAt, p.setBy);
+    return { ...p, id: Number(r.lastInsertRowid) };
+  }
+
+  async getPolicy(): Promise<PolicyRecord | undefined> {
+    const r = this.db.prepare("SELECT * FROM policies ORDER BY id DESC LIMIT 1").get() as Row | undefined;
+    return r ? { id: r.id, source: r.source, hash: r.hash, setAt: r.set_at, setBy: r.set_by } : undefined;
+  }
+
+  async tokenGroups(): Promise<string[]> {
+    const groups = new Set<string>();
+    for (const r of this.db.prepare("SELECT DISTINCT groups FROM tokens").all() as Row[]) for (const g of JSON.parse(r.groups)) groups.add(g);
+    return [...groups];
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

@@ -1,0 +1,79 @@
+// The coordination server's persistent state behind a small interface: SQLite today (sqlite-store.ts),
+// PostgreSQL later for several replicas. Every method that changes state is one transaction; methods that
+// must be atomic together (consume a token + record the node + its certificate) are one method.
+
+export interface TokenRecord {
+  id: string;
+  secretHash: string;
+  tenant: string;
+  groups: string[];
+  roles: string[];
+  usesLeft: number;
+  usesTotal: number;
+  expiresAt: number;
+  certTtlMs: number;
+  createdAt: number;
+  createdBy: string;
+}
+
+export interface NodeRecord {
+  name: string;
+  tenant: string;
+  groups: string[];
+  roles: string[];
+  /** Random id of this enrollment: a re-enrollment of the same name gets a new one. */
+  enrollmentId: string;
+  status: "active" | "revoked";
+  enrolledAt: number;
+  tokenId: string;
+  certTtlMs: number;
+  serial: string;
+  certPem: string;
+  notAfter: number;
+  endpoints: string[];
+  homeRelay?: string;
+  natType?: string;
+  lastSeen?: number;
+}
+
+export interface CertRecord { serial: string; name: string; enrollmentId: string; notAfter: number; issuedAt: number; kind: "enroll" | "renew" }
+
+export interface StatusUpdate { name: string; endpoints: string[]; homeRelay?: string; natType?: string; lastSeen: number }
+
+export type EnrollRefusal =
+  | { ok: false; reason: "token_unknown" | "token_expired" | "token_used" | "name_taken"; detail: string };
+
+export interface PolicyRecord { id: number; source: string; hash: string; setAt: number; setBy: string }
+
+export interface RevocationRecord { number: number; text: string; serials: { serial: string; notAfter: number }[] }
+
+export interface Store {
+  /** Applies pending schema migrations; returns the schema version. */
+  migrate(): Promise<number>;
+  createToken(t: TokenRecord): Promise<void>;
+  getToken(id: string): Promise<TokenRecord | undefined>;
+  /**
+   * Atomically: the token still exists, is unexpired and has a use left (decrement it); the name is free
+   * or may be re-enrolled (decide(existing) says so); write the node and its certificate.
+   */
+  enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true } | EnrollRefusal>;
+  /** Records a renewed certificate for an active node of the given enrollment. */
+  renew(args: { name: string; enrollmentId: string; cert: CertRecord; certPem: string }): Promise<boolean>;
+  getNode(name: string): Promise<NodeRecord | undefined>;
+  listNodes(): Promise<NodeRecord[]>;
+  /** Serials ever issued to this enrollment that are still unexpired at `now`. */
+  liveSerials(name: string, enrollmentId: string, now: number): Promise<{ serial: string; notAfter: number }[]>;
+  isSerialOf(serial: string, name: string, enrollmentId: string): Promise<boolean>;
+  saveStatuses(updates: StatusUpdate[]): Promise<void>;
+  /**
+   * Atomically: marks the node revoked, adds its serials, takes the next list number (above `minNumber`),
+   * and stores the list text `sign(number, serials)` produces.
+   */
+  revoke(args: { name: string; now: number; minNumber: number; sign: (number: number, serials: string[]) => string }): Promise<RevocationRecord | undefined>;
+  getRevocation(): Promise<RevocationRecord | undefined>;
+  setPolicy(p: Omit<PolicyRecord, "id">): Promise<PolicyRecord>;
+  getPolicy(): Promise<PolicyRecord | undefined>;
+  /** Groups named by any token (declared groups, even before a node with them enrolls). */
+  tokenGroups(): Promise<string[]>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,91 @@
+// HTTPS agents for talking to the coordination server. The server's certificate is judged by the PKI verifier
+// (chain to the bundle, validity, revocation, and identity "coord" with role "server") on the connected socket
+// BEFORE the agent hands the socket to a request, so no request byte (token, CSR) reaches an unverified server.
+import { Agent, request, type AgentOptions } from "node:https";
+import { connect, type ConnectionOptions, type TLSSocket } from "node:tls";
+import type { Duplex } from "node:stream";
+import { verifyTlsPeer, type Verifier } from "../pki/index.js";
+import { SERVER_NAME, SERVER_ROLE } from "./protocol.js";
+
+export class CoordRequestError extends Error {
+  constructor(readonly status: number, readonly code: string, readonly detail: string, readonly body?: any) {
+    super(`${code}: ${detail}`);
+  }
+}
+
+export function checkServerSocket(socket: TLSSocket, verifier: Verifier): Error | undefined {
+  const v = verifyTlsPeer(socket, verifier, { usage: "server" });
+  if (!v.ok) return new Error(`coordination server certificate refused (${v.reason}): ${v.detail}`);
+  if (v.identity.name !== SERVER_NAME || !v.identity.roles.includes(SERVER_ROLE)) {
+    return new Error(`peer "${v.identity.name}" is a mesh identity but not the coordination server (needs name "${SERVER_NAME}" and role "${SERVER_ROLE}")`);
+  }
+  return undefined;
+}
+
+export interface VerifiedAgentOptions {
+  verifier: Verifier;
+  certChainPem?: string;
+  keyPem?: string;
+  keepAlive?: boolean;
+  maxSockets?: number;
+}
+
+class VerifiedAgent extends Agent {
+  constructor(private readonly verifier: Verifier, opts: AgentOptions) {
+    super(opts);
+  }
+
+  override createConnection(options: ConnectionOptions, cb: (err: Error | null, socket?: Duplex) => void): undefined {
+    const socket = connect({ ...options, rejectUnauthorized: false, minVersion: "TLSv1.3" });
+    const fail = (err: Error) => { socket.destroy(); cb(err); };
+    socket.once("error", fail);
+    socket.once("secureConnect", () => {
+      socket.removeListener("error", fail);
+      const err = checkServerSocket(socket, this.verifier);
+      if (err) return fail(err);
+      cb(null, socket);
+    });
+    return undefined;
+  }
+}
+
+export function verifiedAgent(o: VerifiedAgentOptions): Agent {
+  return new VerifiedAgent(o.verifier, {
+    cert: o.certChainPem, key: o.keyPem, keepAlive: o.keepAlive ?? true, maxSockets: o.maxSockets ?? 4,
+    maxCachedSessions: 0, minVersion: "TLSv1.3", rejectUnauthorized: false,
+  });
+}
+
+export interface JsonResponse { status: number; body: any }
+
+/** One JSON request; non-2xx answers become CoordRequestError carrying the server's reason code. */
+export function requestJson(agent: Agent | undefined, url: string, method: string, body?: unknown, opts: { timeoutMs?: number; insecure?: boolean } = {}): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const req = request(url, {
+      method, agent: agent ?? false, rejectUnauthorized: opts.insecure ? false : undefined,
+      headers: { accept: "application/json", ...(data ? { "content-type": "application/json", "content-length": data.length } : {}) },
+      timeout: opts.timeoutMs ?? 15_000,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > 64 * 1024 * 1024) { req.destroy(new Error("response too large")); return; }
+        chunks.push(c);
+      });
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let parsed: any;
+        try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(parsed ?? text);
+        reject(new CoordRequestError(status, parsed?.error ?? `http_${status}`, parsed?.detail ?? (text.slice(0, 200) || "no detail"), parsed));
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`request to ${url} timed out`)));
+    req.on("error", reject);
+    req.end(data);
+  });
+}

@@ -1,0 +1,92 @@
+// Fixtures for the coordination tests: a CA, an admin identity, an in-process or child-process server.
+import { spawn, type ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../../src/pki/index.js";
+import { AdminClient } from "../../src/coord/admin-client.js";
+import { CoordServer } from "../../src/coord/server.js";
+import { silentLogger } from "../../src/coord/log.js";
+import { EMBER } from "../helpers/cli.js";
+import { tempDir } from "../helpers/pki.js";
+
+export interface Mesh {
+  dir: string;
+  ca: CaMaterial;
+  adminFlags: { cert: string; key: string; ca: string };
+  admin: () => AdminClient;
+  cleanup: () => void;
+}
+
+export async function makeMesh(): Promise<Mesh> {
+  const t = tempDir("ember-coord-");
+  const ca = await initCa(join(t.dir, "ca"), "acme.internal");
+  const keys = generateEd25519();
+  const der = await issueLeaf(ca, { name: "ops-admin", tenant: "ops", roles: ["admin"], ttlMs: 3_600_000, publicKey: keys.publicKey });
+  const cert = join(t.dir, "admin.crt"), key = join(t.dir, "admin.key");
+  writeFileSync(cert, withIntermediates(toPem(der, "CERTIFICATE"), ca.bundlePem));
+  writeFileSync(key, privateKeyToPem(keys.privateKey), { mode: 0o600 });
+  const adminFlags = { cert, key, ca: join(ca.dir, "bundle.pem") };
+  let coordUrl = "";
+  const mesh: Mesh & { setUrl: (u: string) => void } = {
+    dir: t.dir, ca, adminFlags, cleanup: t.cleanup,
+    admin: () => new AdminClient({ ...adminFlags, coord: coordUrl }, {}),
+    setUrl: (u: string) => { coordUrl = u; },
+  };
+  return mesh;
+}
+
+export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number } = {}): Promise<CoordServer> {
+  const server = new CoordServer({
+    dataDir: join(mesh.dir, "data"), caDir: mesh.ca.dir, host: "127.0.0.1", port: 0, logger: silentLogger(),
+    minCertTtlMs: opts.minCertTtlMs ?? 1_000, relays: [{ name: "relay-1", host: "127.0.0.1", port: 4443, stunPort: 3478 }],
+  });
+  (mesh as any).setUrl(await server.start());
+  return server;
+}
+
+export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void> }
+
+/** Runs `ember coord` as a real child process; resolves once it prints its URL. */
+export function spawnCoord(mesh: Mesh, port = 0): Promise<CoordProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [EMBER, "coord", "--data", join(mesh.dir, "data"), "--ca-dir", mesh.ca.dir, "--listen", `127.0.0.1:${port}`, "--min-cert-ttl", "1s"],
+      { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    let out = "";
+    const timer = setTimeout(() => { child.kill("SIGKILL"); reject(new Error(`coord did not start: ${err}`)); }, 20_000);
+    child.stderr!.on("data", (c) => { err += c; if (err.length > 2_000_000) err = err.slice(-1_000_000); });
+    child.stdout!.on("data", (c) => {
+      out += c;
+      const m = /coordination server (https:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        (mesh as any).setUrl(m[1]);
+        resolve({
+          child, url: m[1], stderr: () => err,
+          kill9: () => new Promise((res) => { if (child.exitCode !== null || child.signalCode) return res(); child.once("exit", () => res()); child.kill("SIGKILL"); }),
+        });
+      }
+    });
+    child.on("exit", (code) => { clearTimeout(timer); reject(new Error(`coord exited ${code}: ${err}`)); });
+  });
+}
+
+export function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const start = Date.now();
+    const tick = () => {
+      let v: T | undefined | false;
+      try { v = fn(); } catch { v = undefined; }
+      if (v) return resolve(v);
+      if (Date.now() - start > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
+
+export function portOf(url: string): number {
+  return Number(new URL(url).port);
+}
+
+export { tempDir };
