@@ -91,6 +91,8 @@ const RENEW_FRACTION = 2 / 3;
 const RENEW_JITTER = 0.05;
 
 export class CoordClient extends EventEmitter {
+  /** Counters for operators and tests: full maps received, deltas applied, stream connections opened. */
+  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0 };
   private readonly origin: string;
   private readonly log: (msg: string, fields?: object) => void;
   private verifier!: Verifier;
@@ -194,6 +196,7 @@ export class CoordClient extends EventEmitter {
       const oldExpiry = new Date(notAfter).toISOString();
       this.loadCredentials();
       this.log("certificate renewed", { name, notAfter: r.notAfter, previousNotAfter: oldExpiry });
+      this.stats.renewals++;
       this.emit("renewed", { certPem: r.certPem as string, notAfter: r.notAfter as string });
       this.scheduleRenewal();
       // Reopen the stream under the new certificate (it resumes by seq; no full map needed).
@@ -268,7 +271,7 @@ export class CoordClient extends EventEmitter {
       let idle: NodeJS.Timeout | undefined;
       const armIdle = () => {
         clearTimeout(idle);
-        idle = setTimeout(() => req.destroy(new Error(`map stream silent for ${STREAM_IDLE_MS} ms`)), STREAM_IDLE_MS);
+        idle = setTimeout(() => { this.emit("error", new Error(`map stream silent for ${STREAM_IDLE_MS} ms`)); req.destroy(); }, STREAM_IDLE_MS);
         idle.unref();
       };
       const done = (err?: Error) => {
@@ -288,6 +291,7 @@ export class CoordClient extends EventEmitter {
           });
           return;
         }
+        this.stats.connects++;
         this.emit("connected");
         if (this.lastStatus && !this.pendingStatus) { this.pendingStatus = this.lastStatus; this.flushStatusSoon(); }
         armIdle();
@@ -298,8 +302,11 @@ export class CoordClient extends EventEmitter {
             for (const f of reader.push(chunk)) { this.apply(f); got = true; }
           } catch (err) {
             // Junk or a sequence gap: drop this connection; the reconnect resumes or fetches a full map.
+            // (Reported here, not via destroy(err): a socket error after the response has no listener.)
             this.log("map stream dropped", { error: (err as Error).message });
-            req.destroy(err as Error);
+            this.emit("error", err as Error);
+            res.removeAllListeners("data");
+            req.destroy();
           }
         });
         res.on("end", () => done());
@@ -325,6 +332,7 @@ export class CoordClient extends EventEmitter {
     for (const p of f.peers) peers.set(p.name, p);
     const map: PeerMap = { seq: f.seq, self: f.self, peers: f.peers, rules: f.rules, relays: f.relays, revocation: this.state?.map.revocation };
     this.state = { map, peers, epoch: f.epoch };
+    this.stats.fullMaps++;
     if (f.revocation) this.acceptRevocation(f.revocation);
     this.emit("map", map);
   }
@@ -344,6 +352,7 @@ export class CoordClient extends EventEmitter {
       ...(f.rules !== undefined ? { rules: f.rules } : {}), ...(f.relays ? { relays: f.relays } : {}),
     };
     st.map = map;
+    this.stats.deltas++;
     if (f.revocation) this.acceptRevocation(f.revocation);
     this.emit("map", map);
   }
