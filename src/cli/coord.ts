@@ -2,9 +2,11 @@
 import type { Command } from "commander";
 import { parseHostPort } from "../node/config.js";
 import { parseDuration } from "../pki/index.js";
-import { CoordServer } from "../coord/server.js";
 import type { MapRelay } from "../coord/protocol.js";
 import { CliError } from "./output.js";
+import { registerToken } from "./token.js";
+import { registerNodes } from "./nodes.js";
+import { registerPolicy } from "./policy.js";
 
 function parseRelay(spec: string): MapRelay {
   const m = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)=([^:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})(?::(\d{1,5}))?$/.exec(spec);
@@ -33,7 +35,9 @@ export function registerCoord(program: Command): void {
         try { minCertTtlMs = parseDuration(minText); } catch (err) { throw new CliError(`--min-cert-ttl: ${(err as Error).message}`); }
       }
       const relays = o.relay.map(parseRelay);
-      let server: CoordServer;
+      // Loaded on use: the server pulls in SQLite and the policy engine, which other verbs do not need.
+      const { CoordServer } = await import("../coord/server.js");
+      let server: InstanceType<typeof CoordServer>;
       try {
         server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs });
         const url = await server.start();
@@ -52,4 +56,12 @@ export function registerCoord(program: Command): void {
       process.on("SIGINT", () => shutdown("SIGINT"));
       await new Promise(() => {}); // serve until a signal
     });
+}
+
+/** The coordination verbs: `coord` (server), `token`, `nodes`, `policy` (admin). */
+export function registerCoordVerbs(program: Command): void {
+  registerCoord(program);
+  registerToken(program);
+  registerNodes(program);
+  registerPolicy(program);
 }

@@ -4,12 +4,14 @@ import { registerCa } from "./ca.js";
 import { registerCert } from "./cert.js";
 import { registerDemo } from "./demo.js";
 import { CliError } from "./output.js";
+import { registerCoordVerbs } from "./coord.js";
 
 const program = new Command();
 program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
 registerCa(program);
 registerCert(program);
 registerDemo(program);
+registerCoordVerbs(program);
 
 try {
   await program.parseAsync(process.argv);

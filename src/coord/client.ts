@@ -92,7 +92,7 @@ const RENEW_JITTER = 0.05;
 
 export class CoordClient extends EventEmitter {
   /** Counters for operators and tests: full maps received, deltas applied, stream connections opened. */
-  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0 };
+  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0 };
   private readonly origin: string;
   private readonly log: (msg: string, fields?: object) => void;
   private verifier!: Verifier;
@@ -297,6 +297,7 @@ export class CoordClient extends EventEmitter {
         armIdle();
         const reader = new FrameReader();
         res.on("data", (chunk: Buffer) => {
+          this.stats.bytes += chunk.length;
           armIdle();
           try {
             for (const f of reader.push(chunk)) { this.apply(f); got = true; }

@@ -1,0 +1,145 @@
+// Coordination server benchmark: a real `ember coord` child process, N in-process CoordClients on real mTLS
+// connections (one map stream each), every node enrolled through the API with its own key and CSR.
+// Prints enrollment/s, server memory per connected node, and the time and bytes from one endpoint change
+// and from one policy change until every affected node holds its delta.
+//   npm run bench:coord                 # N = 1000 and 10000
+//   npx tsx bench/coord.ts 2000         # one size
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates } from "../src/pki/index.js";
+import { AdminClient } from "../src/coord/admin-client.js";
+import { CoordClient, enroll } from "../src/coord/client.js";
+
+const EMBER = join(import.meta.dirname, "..", "bin", "ember.mjs");
+const TEAM = 50; // nodes per team; policy lets a team reach itself
+const ENROLL_CONCURRENCY = 16;
+const CONNECT_BATCH = 250;
+const MAX_WAIT_MS = 300_000;
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : 0;
+}
+
+async function waitUntil(fn: () => boolean, what: string, limitMs = MAX_WAIT_MS): Promise<number> {
+  const t0 = performance.now();
+  while (!fn()) {
+    if (performance.now() - t0 > limitMs) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return performance.now() - t0;
+}
+
+function startCoord(data: string, caDir: string): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--max-old-space-size=8192", EMBER, "coord", "--data", data, "--ca-dir", caDir, "--listen", "127.0.0.1:0"],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EMBER_LOG_LEVEL: "warn" } });
+    let out = "";
+    child.stdout!.on("data", (c) => {
+      out += c;
+      const m = /coordination server (https:\/\/\S+)/.exec(out);
+      if (m) resolve({ child, url: m[1] });
+    });
+    child.stderr!.on("data", (c) => process.stderr.write(c));
+    child.on("exit", (code) => reject(new Error(`coord exited ${code}`)));
+  });
+}
+
+function teamPolicy(teams: number, extra = ""): string {
+  let s = "rules:\n";
+  for (let t = 0; t < teams; t++) s += `  - allow: {source: "@team-${t}", target: "@team-${t}", protocol: any}\n`;
+  return s + extra;
+}
+
+async function run(n: number): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "ember-bench-coord-"));
+  const clients: CoordClient[] = [];
+  let coord: ChildProcess | undefined;
+  try {
+    const ca = await initCa(join(dir, "ca"), "bench.internal");
+    const keys = generateEd25519();
+    const der = await issueLeaf(ca, { name: "bench-admin", tenant: "ops", roles: ["admin"], ttlMs: 24 * 3_600_000, publicKey: keys.publicKey });
+    writeFileSync(join(dir, "admin.crt"), withIntermediates(toPem(der, "CERTIFICATE"), ca.bundlePem));
+    writeFileSync(join(dir, "admin.key"), privateKeyToPem(keys.privateKey), { mode: 0o600 });
+    const started = await startCoord(join(dir, "data"), ca.dir);
+    coord = started.child;
+    const url = started.url;
+    const admin = () => new AdminClient({ coord: url, cert: join(dir, "admin.crt"), key: join(dir, "admin.key"), ca: join(ca.dir, "bundle.pem") }, {});
+    const teams = Math.ceil(n / TEAM);
+
+    // 1. Enrollment through the API: one token per team (uses = team size), key + CSR made per node.
+    const tokens: string[] = [];
+    for (let t = 0; t < teams; t++) tokens.push((await admin().createToken({ tenant: "bench", groups: [`team-${t}`], roles: [], uses: TEAM, ttlMs: 3_600_000 })).token);
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, async () => {
+      for (let i = next++; i < n; i = next++) {
+        await enroll({ coordUrl: url, token: tokens[Math.floor(i / TEAM)], name: `n-${i}`, stateDir: join(dir, "nodes", `n-${i}`) });
+      }
+    }));
+    const enrollMs = performance.now() - t0;
+    await admin().setPolicy(teamPolicy(teams));
+
+    // 2. Connect every node's map stream.
+    const rssBefore = rssKiB(coord.pid!);
+    const heapBefore = process.memoryUsage().heapUsed;
+    const t1 = performance.now();
+    for (let i = 0; i < n; i += CONNECT_BATCH) {
+      const batch: CoordClient[] = [];
+      for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) {
+        const c = new CoordClient({ coordUrl: url, stateDir: join(dir, "nodes", `n-${j}`), minBackoffMs: 1_000, maxBackoffMs: 10_000 });
+        c.start();
+        batch.push(c);
+      }
+      clients.push(...batch);
+      await waitUntil(() => batch.every((c) => c.map !== undefined), "batch connected");
+    }
+    const connectMs = performance.now() - t1;
+    await new Promise((r) => setTimeout(r, 2_500)); // let the server's status flush and GC settle
+    const rssAfter = rssKiB(coord.pid!);
+    const clientHeap = (process.memoryUsage().heapUsed - heapBefore) / n;
+
+    // 3. One node's endpoint change: its 49 team mates must get it, nobody else.
+    const bytesNow = () => clients.reduce((a, c) => a + c.stats.bytes, 0);
+    const deltasNow = () => clients.reduce((a, c) => a + c.stats.deltas, 0);
+    await new Promise((r) => setTimeout(r, 1_100)); // past the status rate limit of a fresh client
+    let b0 = bytesNow(), d0 = deltasNow();
+    const mover = clients[0];
+    const team0 = clients.slice(1, Math.min(n, TEAM));
+    const t2 = performance.now();
+    mover.reportStatus({ endpoints: ["198.18.7.7:41641"], homeRelay: "relay-1" });
+    await waitUntil(() => team0.every((c) => c.map!.peers.find((p) => p.name === "n-0")?.endpoints[0] === "198.18.7.7:41641"), "endpoint delta");
+    const endpointMs = performance.now() - t2;
+    await new Promise((r) => setTimeout(r, 300));
+    const endpointBytes = bytesNow() - b0, endpointDeltas = deltasNow() - d0;
+
+    // 4. One policy change: team-0 may now reach team-1 (100 nodes affected, each learns 50 new peers).
+    b0 = bytesNow(); d0 = deltasNow();
+    const team1 = clients.slice(TEAM, Math.min(n, 2 * TEAM));
+    const t3 = performance.now();
+    await admin().setPolicy(teamPolicy(teams, `  - allow: {source: "@team-0", target: "@team-1", protocol: tcp, ports: [443]}\n`));
+    await waitUntil(() => team0.every((c) => c.map!.peers.length >= 2 * TEAM - 1) && team1.every((c) => c.map!.peers.length >= 2 * TEAM - 1), "policy delta");
+    const policyMs = performance.now() - t3;
+    await new Promise((r) => setTimeout(r, 300));
+    const policyBytes = bytesNow() - b0, policyDeltas = deltasNow() - d0;
+
+    const lines = [
+      `N = ${n} nodes (${teams} teams of ${TEAM}; policy: each team reaches itself)`,
+      `  enrollment          ${(n / (enrollMs / 1000)).toFixed(0)} enrollments/s (${(enrollMs / 1000).toFixed(1)} s, ${ENROLL_CONCURRENCY} concurrent, key+CSR+HTTPS+fsync each)`,
+      `  connect all streams ${(connectMs / 1000).toFixed(1)} s; server RSS +${((rssAfter - rssBefore) / 1024).toFixed(0)} MiB = ${((rssAfter - rssBefore) / n).toFixed(1)} KiB per connected node (server total ${(rssAfter / 1024).toFixed(0)} MiB); client heap ${(clientHeap / 1024).toFixed(1)} KiB per client`,
+      `  endpoint change     ${endpointMs.toFixed(1)} ms until all ${team0.length} affected nodes had it; ${endpointDeltas} deltas, ${endpointBytes} bytes on all streams`,
+      `  policy change       ${policyMs.toFixed(1)} ms until all ${team0.length + 1 + team1.length} affected nodes had it; ${policyDeltas} deltas, ${policyBytes} bytes on all streams`,
+    ];
+    process.stdout.write(lines.join("\n") + "\n");
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()));
+    coord?.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
+for (const n of sizes.length ? sizes : [1_000, 10_000]) await run(n);
+process.exit(0);
