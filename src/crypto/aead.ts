@@ -1,0 +1,95 @@
+// ChaCha20-Poly1305 (RFC 8439) with Noise's nonce: 32 zero bits, then the 64-bit counter little-endian.
+// Two backends behind one interface: node:crypto (OpenSSL, native) and @noble/ciphers (pure JS). The
+// data-plane benchmark (bench/dataplane.ts, figures in docs/performance.md) measured node:crypto faster
+// for both seal and open at 64 and 1400 bytes, so `sealInto`/`openInto` below are the node ones.
+import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { TAG_SIZE } from "../wire/constants.js";
+
+const EMPTY = new Uint8Array(0);
+
+/** A key prepared for one backend (node wants a KeyObject, noble raw bytes). */
+export interface AeadBackend {
+  readonly name: string;
+  prepareKey(key: Uint8Array): unknown;
+  /** Writes ciphertext || tag into out[outOffset..]; returns the bytes written. */
+  sealInto(key: unknown, counter: number, ad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number;
+  /** Writes the plaintext into out[0..]; returns its length, or -1 when authentication fails. */
+  openInto(key: unknown, counter: number, ad: Uint8Array, sealed: Uint8Array, out: Uint8Array): number;
+}
+
+/** One shared nonce buffer: JS is single-threaded and every call fills it before use. */
+const nonce = Buffer.alloc(12);
+function setNonce(counter: number): Buffer {
+  nonce.writeUInt32LE(counter >>> 0, 4);
+  nonce.writeUInt32LE(Math.floor(counter / 0x100000000) >>> 0, 8);
+  return nonce;
+}
+const nonceBytes = new Uint8Array(nonce.buffer, nonce.byteOffset, 12);
+
+export const nodeAead: AeadBackend = {
+  name: "node:crypto",
+  prepareKey: (key) => createSecretKey(key),
+  sealInto(key, counter, ad, plaintext, out, outOffset) {
+    const c = createCipheriv("chacha20-poly1305", key as KeyObject, setNonce(counter), { authTagLength: TAG_SIZE });
+    if (ad.length) c.setAAD(ad, { plaintextLength: plaintext.length });
+    const body = c.update(plaintext);
+    c.final();
+    out.set(body, outOffset);
+    out.set(c.getAuthTag(), outOffset + body.length);
+    return body.length + TAG_SIZE;
+  },
+  openInto(key, counter, ad, sealed, out) {
+    const len = sealed.length - TAG_SIZE;
+    if (len < 0 || out.length < len) return -1;
+    const d = createDecipheriv("chacha20-poly1305", key as KeyObject, setNonce(counter), { authTagLength: TAG_SIZE });
+    if (ad.length) d.setAAD(ad, { plaintextLength: len });
+    d.setAuthTag(sealed.subarray(len));
+    const body = d.update(sealed.subarray(0, len));
+    try {
+      d.final(); // throws when the tag does not verify; nothing is written to out then
+    } catch {
+      return -1;
+    }
+    out.set(body, 0);
+    return len;
+  },
+};
+
+export const nobleAead: AeadBackend = {
+  name: "@noble/ciphers",
+  prepareKey: (key) => Uint8Array.from(key),
+  sealInto(key, counter, ad, plaintext, out, outOffset) {
+    setNonce(counter);
+    const n = plaintext.length + TAG_SIZE;
+    chacha20poly1305(key as Uint8Array, nonceBytes, ad.length ? ad : undefined).encrypt(plaintext, out.subarray(outOffset, outOffset + n));
+    return n;
+  },
+  openInto(key, counter, ad, sealed, out) {
+    const len = sealed.length - TAG_SIZE;
+    if (len < 0 || out.length < len) return -1;
+    setNonce(counter);
+    try {
+      chacha20poly1305(key as Uint8Array, nonceBytes, ad.length ? ad : undefined).decrypt(sealed, out.subarray(0, len));
+    } catch {
+      return -1;
+    }
+    return len;
+  },
+};
+
+/** The backend the transport and the handshake use (the faster one in bench/dataplane.ts). */
+export const aead: AeadBackend = nodeAead;
+
+/** Allocating helpers for the handshake and tests (not the data path). */
+export function seal(key: Uint8Array, counter: number, ad: Uint8Array | undefined, plaintext: Uint8Array): Uint8Array {
+  const out = new Uint8Array(plaintext.length + TAG_SIZE);
+  aead.sealInto(aead.prepareKey(key), counter, ad ?? EMPTY, plaintext, out, 0);
+  return out;
+}
+
+export function open(key: Uint8Array, counter: number, ad: Uint8Array | undefined, sealed: Uint8Array): Uint8Array | undefined {
+  if (sealed.length < TAG_SIZE) return undefined;
+  const out = new Uint8Array(sealed.length - TAG_SIZE);
+  return aead.openInto(aead.prepareKey(key), counter, ad ?? EMPTY, sealed, out) < 0 ? undefined : out;
+}

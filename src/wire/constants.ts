@@ -1,0 +1,115 @@
+// Every EmberNet packet type, size and protocol constant in one place.
+//
+// Datagrams on the node's one UDP socket (also carried unchanged inside relay frames):
+//   STUN            first byte 0x00/0x01 (top two bits zero), magic cookie 0x2112A442 at offset 4 (RFC 8489)
+//   EmberNet        first byte 0x10..0x1f (PACKET below), so the two never collide
+//
+// All multi-byte integers are LITTLE-endian (as in WireGuard: x86/ARM read them natively, and the
+// 64-bit counter is also the little-endian half of the Noise nonce).
+//
+// Data packet (16-byte header):
+//   0      1..3          4..7                  8..15           16..
+//   type   reserved = 0  receiver index (u32)  counter (u64)   ciphertext || 16-byte Poly1305 tag
+// Handshake packets:
+//   type | reserved(3) = 0 | sender index (u32) | [receiver index (u32): RESP, FINAL] | Noise message
+//   INIT is padded with zeros to HANDSHAKE_INIT_DATAGRAM bytes (anti-amplification, see below).
+
+export const PACKET = {
+  HANDSHAKE_INIT: 0x11,
+  HANDSHAKE_RESP: 0x12,
+  HANDSHAKE_FINAL: 0x13,
+  DATA: 0x14,
+} as const;
+export type PacketType = (typeof PACKET)[keyof typeof PACKET];
+
+/** The first-byte range reserved for EmberNet; anything else on the socket is STUN or junk. */
+export const EMBER_TYPE_MIN = 0x10;
+export const EMBER_TYPE_MAX = 0x1f;
+
+/**
+ * First plaintext byte inside a DATA packet (authenticated, so a probe answered here proves the path
+ * reaches the peer that holds the session keys). Numbers reserved for the session and NAT layers.
+ */
+export const INNER = {
+  KEEPALIVE: 0x00,
+  PING: 0x01,
+  PONG: 0x02,
+  CALL_ME_MAYBE: 0x03,
+  APP_DATA: 0x10,
+  STREAM: 0x11,
+} as const;
+export type InnerType = (typeof INNER)[keyof typeof INNER];
+
+export const HEADER_RESERVED_BYTES = 3;
+export const DATA_HEADER_SIZE = 16;
+export const TAG_SIZE = 16;
+export const KEY_SIZE = 32;
+/** X25519 public key length: the Noise message 1 (-> e) is exactly this, EmberNet sends no payload in it. */
+export const DH_SIZE = 32;
+/** Smallest valid data packet: header + tag (a keepalive's plaintext is its 1 inner-type byte; tolerate 0). */
+export const MIN_DATA_PACKET = DATA_HEADER_SIZE + TAG_SIZE;
+export const HANDSHAKE_INIT_HEADER = 8;
+export const HANDSHAKE_REPLY_HEADER = 12;
+/** Largest datagram we send or accept: 1500-byte MTU minus IPv4 (20) and UDP (8) headers. */
+export const MAX_DATAGRAM = 1472;
+/** Largest inner payload (after the inner-type byte) that still fits one datagram. */
+export const MAX_PAYLOAD = MAX_DATAGRAM - DATA_HEADER_SIZE - TAG_SIZE - 1;
+/** Handshake messages carry a certificate chain: one datagram, no fragmentation. */
+export const MAX_HANDSHAKE_MESSAGE = MAX_DATAGRAM - HANDSHAKE_REPLY_HEADER;
+/**
+ * A responder answers a 40-byte INIT with a RESP carrying a certificate chain (~1 KB): a 25x
+ * amplifier toward a forged source address. INIT datagrams are therefore padded to this size, so the
+ * answer is at most ~3x the request (QUIC's anti-amplification limit); shorter INITs are dropped.
+ */
+export const HANDSHAKE_INIT_DATAGRAM = 400;
+/** Noise message sizes, for length checks before any crypto: RESP = e, enc(s), enc(payload) etc. */
+export const MIN_HANDSHAKE_RESP_MESSAGE = DH_SIZE + DH_SIZE + TAG_SIZE + TAG_SIZE;
+export const MIN_HANDSHAKE_FINAL_MESSAGE = DH_SIZE + TAG_SIZE + TAG_SIZE;
+
+export const STUN_MAGIC_COOKIE = 0x2112a442;
+export const STUN_HEADER_SIZE = 20;
+
+/** True for a STUN message (RFC 8489 header: top two bits zero, magic cookie at offset 4). */
+export function isStunPacket(p: Uint8Array): boolean {
+  return p.length >= STUN_HEADER_SIZE && p[0] < 0x04
+    && ((p[4] << 24) | (p[5] << 16) | (p[6] << 8) | p[7]) >>> 0 === STUN_MAGIC_COOKIE;
+}
+
+/** True when the first byte is in EmberNet's range (the type itself is checked by the parsers). */
+export function isEmberPacket(p: Uint8Array): boolean {
+  return p.length > 0 && p[0] >= EMBER_TYPE_MIN && p[0] <= EMBER_TYPE_MAX;
+}
+
+// Session timing and key limits: WireGuard's figures (whitepaper, section 6.1).
+export const REKEY_AFTER_MESSAGES = 2 ** 60;
+/**
+ * WireGuard rejects after 2^64 - 2^13 - 1 messages. Counters here are JS numbers, exact only below
+ * 2^53, so the hard stop is 2^53 - 2^13 - 1: at 1 Mpps that is 285 years, far beyond REJECT_AFTER_TIME,
+ * so in practice keys always age out first. (REKEY_AFTER_MESSAGES is thus never reached either.)
+ */
+export const REJECT_AFTER_MESSAGES = Number.MAX_SAFE_INTEGER - 2 ** 13;
+export const REKEY_AFTER_TIME_MS = 120_000;
+export const REJECT_AFTER_TIME_MS = 180_000;
+export const REKEY_TIMEOUT_MS = 5_000;
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
+/** Sliding replay window (RFC 6479 bitmap), in packets; the usable span is this minus one 32-bit word. */
+export const REPLAY_WINDOW_SIZE = 8192;
+
+/** Handshake payload (msgpack) version and the binding's domain-separation string. */
+export const HANDSHAKE_PAYLOAD_VERSION = 1;
+export const STATIC_KEY_BINDING_CONTEXT = "embernet-noise-static-key:v1:";
+export const NOISE_PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_SHA256";
+/** The prologue binds the wire version into the handshake hash. */
+export const NOISE_PROLOGUE = "embernet/1";
+/** Control-message (msgpack) schema version. */
+export const CONTROL_MESSAGE_VERSION = 1;
+
+/**
+ * Answering an initiation costs a key generation, two DH and a signature (~0.1 ms): cap the rate, overall
+ * and per source address, so a flood of forged initiations cannot eat the CPU (WireGuard answers such
+ * load with cookies; this is the simpler first line).
+ */
+export const HANDSHAKE_INIT_RATE_PER_S = 2_000;
+export const HANDSHAKE_INIT_BURST = 400;
+export const HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S = 50;
+export const HANDSHAKE_INIT_BURST_PER_SOURCE = 20;

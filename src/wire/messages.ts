@@ -1,0 +1,100 @@
+// msgpack codecs for handshake payloads and control messages (never the per-packet data path).
+// Every message is a map with an explicit version `v`; decoding checks the schema field by field and
+// throws MessageError naming the first problem, so a hostile or garbled message never gets further.
+import { Packr } from "msgpackr";
+import { CONTROL_MESSAGE_VERSION, HANDSHAKE_PAYLOAD_VERSION } from "./constants.js";
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: "number" });
+
+export class MessageError extends Error {}
+
+/** Field checkers: each returns the checked value or throws MessageError naming the field. */
+type Field<T> = (x: unknown, name: string) => T;
+
+export const field = {
+  bytes(min: number, max: number): Field<Uint8Array> {
+    return (x, name) => {
+      if (!(x instanceof Uint8Array)) throw new MessageError(`${name} must be bytes`);
+      if (x.length < min || x.length > max) throw new MessageError(`${name} must be ${min === max ? min : `${min}-${max}`} bytes, got ${x.length}`);
+      return x;
+    };
+  },
+  uint(max = Number.MAX_SAFE_INTEGER): Field<number> {
+    return (x, name) => {
+      if (typeof x !== "number" || !Number.isSafeInteger(x) || x < 0 || x > max) throw new MessageError(`${name} must be an integer 0..${max}`);
+      return x;
+    };
+  },
+  string(maxLength: number): Field<string> {
+    return (x, name) => {
+      if (typeof x !== "string" || x.length > maxLength) throw new MessageError(`${name} must be a string of at most ${maxLength} characters`);
+      return x;
+    };
+  },
+  array<T>(item: Field<T>, min: number, max: number): Field<T[]> {
+    return (x, name) => {
+      if (!Array.isArray(x) || x.length < min || x.length > max) throw new MessageError(`${name} must be a list of ${min}-${max} items`);
+      return x.map((e, i) => item(e, `${name}[${i}]`));
+    };
+  },
+  record<T extends object>(shape: { [K in keyof T]: Field<T[K]> }): Field<T> {
+    return (x, name) => {
+      if (x === null || typeof x !== "object" || Array.isArray(x) || x instanceof Uint8Array) throw new MessageError(`${name} must be a map`);
+      const out = {} as T;
+      for (const k of Object.keys(shape) as (keyof T)[]) out[k] = shape[k]((x as Record<string, unknown>)[k as string], `${name}.${String(k)}`);
+      return out;
+    };
+  },
+};
+
+/** A versioned message kind: encode adds `v`, decode checks `v` and the schema. */
+export interface MessageCodec<T> {
+  encode(m: T): Uint8Array;
+  decode(bytes: Uint8Array): T & { v: number };
+}
+
+export function defineMessage<T extends object>(kind: string, version: number, shape: { [K in keyof T]: Field<T[K]> }): MessageCodec<T> {
+  const check = field.record<T>(shape);
+  return {
+    encode: (m) => packr.pack({ v: version, ...m }),
+    decode(bytes) {
+      let x: unknown;
+      try { x = packr.unpack(bytes); } catch (err) { throw new MessageError(`${kind} is not msgpack (${(err as Error).message})`); }
+      if (x === null || typeof x !== "object" || Array.isArray(x)) throw new MessageError(`${kind} is not a map`);
+      const v = (x as { v?: unknown }).v;
+      if (v !== version) throw new MessageError(`${kind} version ${String(v)} is not ${version}`);
+      return { v, ...check(x, kind) };
+    },
+  };
+}
+
+export interface HandshakePayload {
+  /** DER certificates: leaf first, then intermediates. */
+  chain: Uint8Array[];
+  /** Ed25519 signature by the leaf key over STATIC_KEY_BINDING_CONTEXT || Noise static public key. */
+  sig: Uint8Array;
+  /** Sender's clock (ms) when it wrote the message: accepted only if newer than the last per identity. */
+  ts: number;
+}
+
+const handshakePayload = defineMessage<HandshakePayload>("handshake payload", HANDSHAKE_PAYLOAD_VERSION, {
+  chain: field.array(field.bytes(1, 4096), 1, 3),
+  sig: field.bytes(64, 64),
+  ts: field.uint(),
+});
+
+export function encodeHandshakePayload(p: HandshakePayload): Uint8Array {
+  return handshakePayload.encode({ chain: p.chain.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)), sig: Buffer.from(p.sig), ts: p.ts });
+}
+
+export function decodeHandshakePayload(bytes: Uint8Array): HandshakePayload & { v: number } {
+  return handshakePayload.decode(bytes);
+}
+
+/** A direct-path candidate as disco exchanges it (CALL_ME_MAYBE inside an encrypted DATA packet). */
+export interface Candidate { ip: string; port: number }
+export interface CallMeMaybe { candidates: Candidate[] }
+
+export const callMeMaybe = defineMessage<CallMeMaybe>("call-me-maybe", CONTROL_MESSAGE_VERSION, {
+  candidates: field.array(field.record<Candidate>({ ip: field.string(45), port: field.uint(65535) }), 0, 32),
+});

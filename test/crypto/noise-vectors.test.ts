@@ -1,0 +1,57 @@
+// Noise XX against the cacophony test vectors (haskell-cryptography/cacophony, vectors/cacophony.txt):
+// handshake messages, handshake hash and transport messages byte for byte, for SHA-256 and BLAKE2s.
+import { describe, expect, it } from "vitest";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { keyPairFromPrivate, XXHandshake, type NoiseHash } from "../../src/crypto/noise.js";
+import { open, seal } from "../../src/crypto/aead.js";
+
+const fixture = JSON.parse(readFileSync(join(import.meta.dirname, "vectors", "noise-xx-cacophony.json"), "utf8"));
+const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
+const toHex = (u: Uint8Array) => Buffer.from(u).toString("hex");
+
+describe("Noise XX cacophony vectors", () => {
+  for (const v of fixture.vectors) {
+    it(v.protocol_name, () => {
+      const hash = v.protocol_name.split("_").pop() as NoiseHash;
+      const init = new XXHandshake({ initiator: true, hash, prologue: hex(v.init_prologue), staticKey: keyPairFromPrivate(hex(v.init_static)), ephemeral: keyPairFromPrivate(hex(v.init_ephemeral)) });
+      const resp = new XXHandshake({ initiator: false, hash, prologue: hex(v.resp_prologue), staticKey: keyPairFromPrivate(hex(v.resp_static)), ephemeral: keyPairFromPrivate(hex(v.resp_ephemeral)) });
+      const [m1, m2, m3, ...transport] = v.messages;
+      const c1 = init.writeMessage(hex(m1.payload));
+      expect(toHex(c1)).toBe(m1.ciphertext);
+      expect(toHex(resp.readMessage(c1))).toBe(m1.payload);
+      const c2 = resp.writeMessage(hex(m2.payload));
+      expect(toHex(c2)).toBe(m2.ciphertext);
+      expect(toHex(init.readMessage(c2))).toBe(m2.payload);
+      const c3 = init.writeMessage(hex(m3.payload));
+      expect(toHex(c3)).toBe(m3.ciphertext);
+      expect(toHex(resp.readMessage(c3))).toBe(m3.payload);
+      expect(toHex(init.handshakeHash)).toBe(v.handshake_hash);
+      expect(toHex(resp.handshakeHash)).toBe(v.handshake_hash);
+      const [i2r, r2i] = init.split();
+      const [ri2r, rr2i] = resp.split();
+      expect(toHex(ri2r)).toBe(toHex(i2r));
+      expect(toHex(rr2i)).toBe(toHex(r2i));
+      // transport messages keep alternating after the third handshake message: responder first
+      const n = [0, 0];
+      transport.forEach((m: { payload: string; ciphertext: string }, i: number) => {
+        const dir = (i + 1) % 2;
+        const key = dir === 0 ? i2r : r2i;
+        expect(toHex(seal(key, n[dir], undefined, hex(m.payload)))).toBe(m.ciphertext);
+        expect(toHex(open(key, n[dir], undefined, hex(m.ciphertext))!)).toBe(m.payload);
+        n[dir]++;
+      });
+    });
+  }
+
+  it("refuses out-of-order use and tampered messages", () => {
+    const a = new XXHandshake({ initiator: true, staticKey: keyPairFromPrivate(new Uint8Array(32).fill(1)) });
+    const b = new XXHandshake({ initiator: false, staticKey: keyPairFromPrivate(new Uint8Array(32).fill(2)) });
+    expect(() => b.writeMessage(new Uint8Array(0))).toThrow(/out_of_order/);
+    b.readMessage(a.writeMessage(new Uint8Array(0)));
+    const m2 = b.writeMessage(new Uint8Array(0));
+    m2[40] ^= 1;
+    expect(() => a.readMessage(m2)).toThrow(/decrypt_failed/);
+    expect(() => a.readMessage(new Uint8Array(10))).toThrow(/truncated/);
+  });
+});
