@@ -3,6 +3,8 @@ import { Command, CommanderError } from "commander";
 import { registerCa } from "./ca.js";
 import { registerCert } from "./cert.js";
 import { registerDemo } from "./demo.js";
+import { registerUp } from "./up.js";
+import { registerPeers } from "./peers.js";
 import { CliError } from "./output.js";
 import { registerCoordVerbs } from "./coord.js";
 
@@ -11,6 +13,8 @@ program.name("ember").description("EmberNet: zero-trust overlay network").versio
 registerCa(program);
 registerCert(program);
 registerDemo(program);
+registerUp(program);
+registerPeers(program);
 registerCoordVerbs(program);
 
 try {

@@ -1,0 +1,64 @@
+// `ember status`, `ember peers`, `ember ping`: ask the running daemon over its control socket.
+import type { Command } from "commander";
+import { join } from "node:path";
+import { controlRequest } from "../node/control.js";
+import { CliError, printFields, printJson, printTable } from "./output.js";
+
+interface SocketOpts { state?: string; socket?: string; json?: boolean }
+
+function socketPath(o: SocketOpts): string {
+  if (o.socket) return o.socket;
+  if (o.state) return join(o.state, "ember.sock");
+  if (process.env.EMBER_SOCKET) return process.env.EMBER_SOCKET;
+  throw new CliError("which daemon? give --state DIR or --socket PATH (or set EMBER_SOCKET)");
+}
+
+async function ask<T>(o: SocketOpts, method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
+  try {
+    return await controlRequest<T>(socketPath(o), method, params, timeoutMs);
+  } catch (err) {
+    throw new CliError((err as Error).message, 1);
+  }
+}
+
+interface PeerRow { name: string; state: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+
+function peerTable(peers: PeerRow[]): void {
+  printTable(["PEER", "STATE", "PATH", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
+    peers.map((p) => [p.name, p.state, p.path, p.endpoint, p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
+}
+
+export function registerPeers(program: Command): void {
+  const common = (c: Command) => c.option("--state <dir>", "the daemon's state directory").option("--socket <path>", "control socket").option("--json", "machine-readable output");
+
+  common(program.command("status").description("this node's identity, listen address and peers"))
+    .action(async (o: SocketOpts) => {
+      const s = await ask<{ name: string; identity: string; listen: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");
+      if (o.json) return printJson(s);
+      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter]]);
+      process.stdout.write("\n");
+      peerTable(s.peers);
+    });
+
+  common(program.command("peers").description("peers and their sessions"))
+    .action(async (o: SocketOpts) => {
+      const peers = await ask<PeerRow[]>(o, "peers");
+      if (o.json) return printJson(peers);
+      peerTable(peers);
+    });
+
+  common(program.command("ping").description("round-trip time to a peer over the encrypted session").argument("<name>", "peer identity name"))
+    .option("-c, --count <n>", "number of pings", "3")
+    .option("--timeout <ms>", "per-ping timeout", "5000")
+    .action(async (name: string, o: SocketOpts & { count: string; timeout: string }) => {
+      const count = Number(o.count);
+      if (!Number.isInteger(count) || count < 1 || count > 1000) throw new CliError(`--count ${o.count}: give 1..1000`);
+      const results: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const r = await ask<{ rttMs: number }>(o, "ping", { name, timeoutMs: Number(o.timeout) }, Number(o.timeout) + 2_000);
+        results.push(r.rttMs);
+        if (!o.json) process.stdout.write(`pong from ${name}: time=${r.rttMs.toFixed(3)} ms\n`);
+      }
+      if (o.json) printJson({ name, rttMs: results });
+    });
+}

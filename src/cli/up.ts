@@ -1,0 +1,41 @@
+// `ember up`: run the node daemon in the foreground until SIGINT/SIGTERM.
+import type { Command } from "commander";
+import { loadNodeConfig, type ConfigInput } from "../node/config.js";
+import { Daemon } from "../node/daemon.js";
+import { printJson } from "./output.js";
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+export function registerUp(program: Command): void {
+  program.command("up")
+    .description("run the node daemon (foreground)")
+    .option("--config <file>", "YAML config file")
+    .option("--state <dir>", "state directory (control socket; credentials when enrolled)")
+    .option("--cert <file>", "certificate (default STATE/cert.pem)")
+    .option("--key <file>", "private key (default STATE/key.pem)")
+    .option("--ca <bundle>", "trust bundle (default STATE/bundle.pem)")
+    .option("--listen <host:port>", "UDP listen address", undefined)
+    .option("--peer <name=host:port>", "static peer (repeatable)", collect, [])
+    .option("--socket <path>", "control socket path (default STATE/ember.sock)")
+    .option("--log-level <level>", "log level", undefined)
+    .action(async (o: ConfigInput) => {
+      const config = loadNodeConfig(o);
+      const daemon = new Daemon({ config, timers: timersFromEnv() });
+      const addr = await daemon.start();
+      // One line, so supervisors and tests can read the bound address.
+      process.stdout.write(JSON.stringify({ event: "up", name: daemon.name, listen: addr, control: config.controlSocket }) + "\n");
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+      await daemon.stop();
+    });
+}
+
+/** Tests shorten session timers (rekey, keepalive, dead-peer) through EMBER_TEST_TIMERS='{"rekeyAfterTimeMs":2000}'. */
+function timersFromEnv() {
+  const raw = process.env.EMBER_TEST_TIMERS;
+  if (!raw) return undefined;
+  try { return JSON.parse(raw) as Record<string, number>; } catch { throw new Error("EMBER_TEST_TIMERS is not JSON"); }
+}

@@ -1,0 +1,218 @@
+// Path selection per peer (Tailscale's magicsock idea, explicit state): every peer has a relay path and
+// zero or more direct candidates. Probes are PING/PONG messages sealed in the peer's session, so a path
+// is proven by authenticated traffic, never by an address claim. The best answering direct path wins by
+// latency; the relay stays warm as fallback; a direct path that stops answering is dropped within seconds.
+import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
+
+export interface PathTimers {
+  /** Probe interval while the peer runs over the relay (looking for a direct path). */
+  probeWhileRelayedMs: number;
+  /** Probe interval of the chosen direct path and the other candidates while direct. */
+  probeWhileDirectMs: number;
+  /** A direct path without a pong for this long is dead; traffic returns to the relay. */
+  pathTimeoutMs: number;
+  /** Resend call-me-maybe through the relay at most this often. */
+  callMeMaybeMs: number;
+}
+
+export const DEFAULT_PATH_TIMERS: PathTimers = {
+  probeWhileRelayedMs: 1_000,
+  probeWhileDirectMs: 1_000,
+  pathTimeoutMs: 3_000,
+  callMeMaybeMs: 5_000,
+};
+
+export interface Candidate {
+  endpoint: Endpoint;
+  lastProbeAt: number;
+  lastPongAt: number;
+  rttMs?: number;
+  probes: number;
+  pongs: number;
+}
+
+export interface PeerPaths {
+  name: string;
+  relay?: Endpoint;
+  candidates: Map<string, Candidate>;
+  /** The path traffic uses now. */
+  current?: Endpoint;
+  lastCallMeMaybeAt: number;
+  /** When the first direct pong arrived, for "time to direct" reporting. */
+  directSince?: number;
+  switches: number;
+}
+
+export interface PathHost {
+  /** Sends a sealed inner message to the peer over exactly this endpoint (not moving the session). */
+  sendVia(peer: string, endpoint: Endpoint, inner: "ping" | "pong" | "call-me-maybe", payload: Uint8Array): void;
+  /** Moves the peer's session traffic to this endpoint. */
+  usePath(peer: string, endpoint: Endpoint): void;
+  /** Whether a session exists (probes need keys). */
+  hasSession(peer: string): boolean;
+  /** Our own candidate endpoints, sent in call-me-maybe. */
+  localCandidates(): Endpoint[];
+  /** Low-TTL punch towards a candidate before full-TTL probes (see docs/nat.md). */
+  punch?(endpoint: Endpoint): void;
+  log: { info(o: object, m?: string): void; debug(o: object, m?: string): void };
+  now(): number;
+}
+
+const PROBE_TAG = 0x50; // first payload byte of a path probe; app pings carry 8 bytes, probes 9
+
+export class PathManager {
+  readonly peers = new Map<string, PeerPaths>();
+  private probeSeq = 0;
+  private readonly outstanding = new Map<string, { peer: string; key: string; sentAt: number }>();
+
+  constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {}
+
+  private state(name: string): PeerPaths {
+    let s = this.peers.get(name);
+    if (!s) {
+      s = { name, candidates: new Map(), lastCallMeMaybeAt: 0, switches: 0 };
+      this.peers.set(name, s);
+    }
+    return s;
+  }
+
+  /** From the peer map: the peer's direct candidates and its home relay. */
+  setPeer(name: string, candidates: Endpoint[], relay?: Endpoint): void {
+    const s = this.state(name);
+    s.relay = relay;
+    this.mergeCandidates(s, candidates, false);
+    if (!s.current) s.current = relay ?? candidates[0];
+  }
+
+  removePeer(name: string): void {
+    this.peers.delete(name);
+  }
+
+  private mergeCandidates(s: PeerPaths, candidates: Endpoint[], punchNow: boolean): void {
+    for (const ep of candidates) {
+      if (ep.kind !== "udp") continue;
+      const key = endpointKey(ep);
+      if (!s.candidates.has(key)) {
+        s.candidates.set(key, { endpoint: ep, lastProbeAt: 0, lastPongAt: 0, probes: 0, pongs: 0 });
+        if (punchNow) this.probe(s, key);
+      }
+    }
+  }
+
+  /** The first path to try for a new session: the relay when known (always works), else a direct candidate. */
+  initialPath(name: string): Endpoint | undefined {
+    const s = this.peers.get(name);
+    return s?.current ?? s?.relay ?? s?.candidates.values().next().value?.endpoint;
+  }
+
+  /** Is this a path probe (as opposed to an application ping)? */
+  static isProbe(payload: Uint8Array): boolean {
+    return payload.length === 9 && payload[0] === PROBE_TAG;
+  }
+
+  private probe(s: PeerPaths, key: string): void {
+    const c = s.candidates.get(key);
+    if (!c) return;
+    const id = Buffer.allocUnsafe(9);
+    id[0] = PROBE_TAG;
+    id.writeUInt32BE(process.pid >>> 0, 1);
+    id.writeUInt32BE(++this.probeSeq >>> 0, 5);
+    const now = this.host.now();
+    c.lastProbeAt = now;
+    c.probes++;
+    this.outstanding.set(id.toString("hex"), { peer: s.name, key, sentAt: performance.now() });
+    if (this.outstanding.size > 4096) this.outstanding.delete(this.outstanding.keys().next().value!);
+    if (c.probes <= 2) this.host.punch?.(c.endpoint);
+    this.host.sendVia(s.name, c.endpoint, "ping", id);
+  }
+
+  /** A probe from the peer arrived (authenticated) on `from`: answer on the same path, learn the path. */
+  onProbe(peer: string, from: Endpoint, payload: Uint8Array): void {
+    const s = this.state(peer);
+    if (from.kind === "udp") this.mergeCandidates(s, [from], false);
+    this.host.sendVia(peer, from, "pong", payload);
+  }
+
+  onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
+    const key = Buffer.from(payload).toString("hex");
+    const o = this.outstanding.get(key);
+    if (!o || o.peer !== peer) return;
+    this.outstanding.delete(key);
+    const s = this.state(peer);
+    const c = s.candidates.get(o.key);
+    if (!c || !sameEndpoint(c.endpoint, from)) return;
+    c.lastPongAt = this.host.now();
+    c.pongs++;
+    c.rttMs = performance.now() - o.sentAt;
+    this.choose(s);
+  }
+
+  /** The peer told us (through the relay) where it can be reached: punch there now. */
+  onCallMeMaybe(peer: string, candidates: Endpoint[]): void {
+    const s = this.state(peer);
+    this.mergeCandidates(s, candidates, false);
+    for (const key of s.candidates.keys()) this.probe(s, key);
+  }
+
+  private choose(s: PeerPaths): void {
+    const now = this.host.now();
+    let best: Candidate | undefined;
+    for (const c of s.candidates.values()) {
+      if (now - c.lastPongAt > this.timers.pathTimeoutMs || c.rttMs === undefined) continue;
+      if (!best || c.rttMs < best.rttMs! * 0.8 || (sameEndpoint(c.endpoint, s.current) && c.rttMs < best.rttMs! * 1.25)) best = c;
+    }
+    const next = best?.endpoint ?? s.relay;
+    if (!next || sameEndpoint(next, s.current)) return;
+    this.host.log.info({ peer: s.name, from: describeEndpoint(s.current), to: describeEndpoint(next), rttMs: best?.rttMs }, best ? "path: direct" : "path: relay");
+    if (best && s.directSince === undefined) s.directSince = now;
+    if (!best) s.directSince = undefined;
+    s.current = next;
+    s.switches++;
+    this.host.usePath(s.name, next);
+  }
+
+  tick(): void {
+    const now = this.host.now();
+    for (const s of this.peers.values()) {
+      if (!this.host.hasSession(s.name)) continue;
+      const direct = s.current?.kind === "udp" && s.current !== s.relay;
+      const interval = direct ? this.timers.probeWhileDirectMs : this.timers.probeWhileRelayedMs;
+      for (const [key, c] of s.candidates) if (now - c.lastProbeAt >= interval) this.probe(s, key);
+      if (!direct && s.relay && s.candidates.size >= 0 && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) {
+        const mine = this.host.localCandidates();
+        if (mine.length) {
+          s.lastCallMeMaybeAt = now;
+          this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine));
+        }
+      }
+      this.choose(s);
+    }
+  }
+
+  describe(name: string) {
+    const s = this.peers.get(name);
+    if (!s) return undefined;
+    return {
+      path: s.current ? (s.current.kind === "relay" ? `relay:${s.current.relay}` : "direct") : "-",
+      endpoint: describeEndpoint(s.current),
+      candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: this.host.now() - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs })),
+      switches: s.switches,
+    };
+  }
+}
+
+/** Candidates in call-me-maybe: "host:port" strings, comma-separated UTF-8 (small, sealed in the session). */
+export function encodeCandidates(eps: Endpoint[]): Uint8Array {
+  return Buffer.from(eps.filter((e) => e.kind === "udp").map((e) => describeEndpoint(e)).join(","), "utf8");
+}
+
+export function decodeCandidates(payload: Uint8Array): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const part of Buffer.from(payload).toString("utf8").split(",").slice(0, 32)) {
+    const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(part.trim());
+    if (!m) continue;
+    const port = Number(m[2]);
+    if (port > 0 && port < 65536) out.push({ kind: "udp", host: m[1], port });
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+// Node configuration: a YAML file and/or CLI flags, validated up front so a bad value is named before
+// anything starts.
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+
+export interface StaticPeer { name: string; host: string; port: number }
+
+export interface NodeConfig {
+  /** Directory for the control socket and (with a coordination server) credentials. */
+  stateDir: string;
+  certPath: string;
+  keyPath: string;
+  bundlePath: string;
+  listenHost: string;
+  listenPort: number;
+  peers: StaticPeer[];
+  controlSocket: string;
+  /** Coordination server URL (optional: static peers work without one). */
+  coordUrl?: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+/** "host:port", "[v6]:port" or ":port"/"port" (host defaults to all interfaces). */
+export function parseHostPort(text: string, what: string, defaultHost = "0.0.0.0"): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*))?:?(\d{1,5})$/.exec(text.trim());
+  if (!m) throw new ConfigError(`${what}: "${text}" is not host:port`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
+  return { host: m[1] ?? (m[2] || defaultHost), port };
+}
+
+export function parsePeerSpec(spec: string): StaticPeer {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) throw new ConfigError(`peer "${spec}": expected NAME=HOST:PORT`);
+  const name = spec.slice(0, eq);
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) throw new ConfigError(`peer "${spec}": invalid name "${name}"`);
+  const { host, port } = parseHostPort(spec.slice(eq + 1), `peer ${name}`, "127.0.0.1");
+  if (port === 0) throw new ConfigError(`peer ${name}: port 0`);
+  return { name, host, port };
+}
+
+export interface ConfigInput {
+  config?: string;
+  state?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
+  listen?: string;
+  peer?: string[];
+  socket?: string;
+  coord?: string;
+  logLevel?: string;
+}
+
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level"]);
+
+export function loadNodeConfig(input: ConfigInput): NodeConfig {
+  let file: Record<string, unknown> = {};
+  let base = process.cwd();
+  if (input.config) {
+    let text: string;
+    try { text = readFileSync(input.config, "utf8"); } catch (err) {
+      throw new ConfigError(`config ${input.config}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    let doc: unknown;
+    try { doc = parseYaml(text, { maxAliasCount: 50 }); } catch (err) {
+      throw new ConfigError(`config ${input.config}: ${(err as Error).message.split("\n")[0]}`);
+    }
+    if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new ConfigError(`config ${input.config}: expected a mapping at the top level`);
+    file = doc as Record<string, unknown>;
+    for (const k of Object.keys(file)) if (!FILE_KEYS.has(k)) throw new ConfigError(`config ${input.config}: unknown key "${k}"`);
+    base = dirname(resolve(input.config));
+  }
+  const str = (k: string): string | undefined => {
+    const v = file[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "string" && typeof v !== "number") throw new ConfigError(`config: "${k}" must be a string`);
+    return String(v);
+  };
+  const path = (p: string | undefined) => (p === undefined ? undefined : isAbsolute(p) ? p : join(base, p));
+  const stateDir = input.state ?? path(str("state"));
+  if (!stateDir) throw new ConfigError("no state directory: give --state DIR (or state: in the config)");
+  const certPath = input.cert ?? path(str("cert")) ?? join(stateDir, "cert.pem");
+  const keyPath = input.key ?? path(str("key")) ?? join(stateDir, "key.pem");
+  const bundlePath = input.ca ?? path(str("ca")) ?? join(stateDir, "bundle.pem");
+  const listen = parseHostPort(input.listen ?? str("listen") ?? "0", "listen");
+  const peers: StaticPeer[] = [];
+  const filePeers = file.peers;
+  if (filePeers !== undefined) {
+    if (filePeers === null || typeof filePeers !== "object" || Array.isArray(filePeers)) throw new ConfigError('config: "peers" must map NAME: HOST:PORT');
+    for (const [name, addr] of Object.entries(filePeers)) peers.push(parsePeerSpec(`${name}=${String(addr)}`));
+  }
+  for (const spec of input.peer ?? []) peers.push(parsePeerSpec(spec));
+  const names = new Set<string>();
+  for (const p of peers) {
+    if (names.has(p.name)) throw new ConfigError(`peer ${p.name} is configured twice`);
+    names.add(p.name);
+  }
+  return {
+    stateDir, certPath, keyPath, bundlePath, listenHost: listen.host, listenPort: listen.port, peers,
+    controlSocket: input.socket ?? path(str("socket")) ?? join(stateDir, "ember.sock"),
+    coordUrl: input.coord ?? str("coord"),
+    logLevel: input.logLevel ?? str("log_level") ?? "info",
+  };
+}

@@ -1,0 +1,6 @@
+// What the session layer uses from wire and crypto, in one import.
+export * from "../wire/constants.js";
+export { writeDataHeader, readReceiverIndex, readCounter, isStunPacket, encodeHandshake, parseHandshake } from "../wire/packets.js";
+export { Initiator, Responder, HandshakeError, TimestampGuard, generateStaticKeyPair, type LocalIdentity, type HandshakeResult } from "../crypto/handshake.js";
+export { TransportCipher, ReplayWindow } from "../crypto/transport.js";
+export { REKEY_TIMEOUT_MS, KEEPALIVE_TIMEOUT_MS, REKEY_AFTER_TIME_MS, REJECT_AFTER_TIME_MS, REKEY_AFTER_MESSAGES, REJECT_AFTER_MESSAGES } from "../wire/constants.js";

@@ -1,0 +1,520 @@
+// The session device: every peer's Noise handshakes, transport keys, timers and counters. It is
+// transport-agnostic: datagrams come in through receive(data, from) and go out through the send
+// callback, so one device serves the UDP socket and the relay alike (the path is not the session).
+import type { Identity, Verifier } from "../pki/index.js";
+import {
+  DATA_HEADER_SIZE, INNER, MAX_DATAGRAM, MIN_DATA_PACKET, PACKET, TAG_SIZE, HANDSHAKE_INIT_BURST, HANDSHAKE_INIT_BURST_PER_SOURCE,
+  HANDSHAKE_INIT_RATE_PER_S, HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S,
+  HandshakeError, Initiator, Responder, TimestampGuard, TransportCipher, encodeHandshake, parseHandshake,
+  readCounter, readReceiverIndex, writeDataHeader, type LocalIdentity,
+} from "./crypto-adapter.js";
+import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "./endpoint.js";
+import { IndexTable } from "./index-table.js";
+import { Keypair } from "./keypair.js";
+import { Peer } from "./peer.js";
+import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
+import { DEFAULT_TIMERS, type SessionTimers } from "./timers.js";
+import { HandshakeRateLimiter } from "./rate-limit.js";
+
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+}
+
+export interface DeviceOptions {
+  local: LocalIdentity;
+  verifier: Verifier;
+  send: (to: Endpoint, data: Uint8Array) => void;
+  log: Logger;
+  timers?: Partial<SessionTimers>;
+  /** Application payloads (inner types other than keepalive/ping/pong) arriving on a session. */
+  onInner?: (peer: Peer, innerType: number, payload: Buffer) => void;
+  /** A peer's session came up or went away. */
+  onSession?: (peer: Peer, up: boolean) => void;
+  /** Path discovery (src/nat/paths.ts): probes and call-me-maybe travel sealed in the session. */
+  paths?: PathHooks;
+  now?: () => number;
+}
+
+const MAX_QUEUE = 64;
+/** Keypairs kept for receiving besides the current one (see Peer.retired). */
+const MAX_RETIRED = 3;
+const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
+
+export interface PathHooks {
+  isProbe(payload: Uint8Array): boolean;
+  onProbe(peer: string, from: Endpoint, payload: Uint8Array): void;
+  onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void;
+  onCallMeMaybe(peer: string, payload: Uint8Array): void;
+}
+
+/** Ping payload: 8-byte id; the pong echoes it. */
+interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
+
+export class Device {
+  readonly timers: SessionTimers;
+  readonly peers = new Map<string, Peer>();
+  /** Drop counters by reason: every discarded datagram increments one. */
+  readonly drops = new Map<string, number>();
+  private readonly keypairs = new IndexTable<{ peer: Peer; keypair: Keypair }>();
+  private readonly initiations = new IndexTable<Peer>();
+  private readonly responses = new IndexTable<PendingResponse>();
+  private readonly responseOrder: number[] = [];
+  private readonly timestamps = new TimestampGuard();
+  private readonly pings = new Map<string, PingWaiter>();
+  private pingSeq = 0;
+  private ticker?: NodeJS.Timeout;
+  private lastDropLog = 0;
+  private readonly now: () => number;
+  private readonly scratch = Buffer.allocUnsafe(MAX_DATAGRAM);
+  private readonly initLimiter: HandshakeRateLimiter;
+
+  constructor(private readonly opts: DeviceOptions) {
+    this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
+    this.now = opts.now ?? Date.now;
+    this.initLimiter = new HandshakeRateLimiter({
+      ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
+      perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
+    }, this.now());
+  }
+
+  start(): void {
+    this.ticker = setInterval(() => this.tick(), this.timers.tickMs);
+    this.ticker.unref();
+    this.tick();
+  }
+
+  stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    for (const w of this.pings.values()) clearTimeout(w.timer);
+    this.pings.clear();
+  }
+
+  get local(): LocalIdentity {
+    return this.opts.local;
+  }
+
+  /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
+  setLocalIdentity(local: LocalIdentity): void {
+    this.opts.local = local;
+  }
+
+  addPeer(name: string, endpoint?: Endpoint, persistent = true): Peer {
+    let peer = this.peers.get(name);
+    if (!peer) {
+      peer = new Peer(name, endpoint, persistent);
+      this.peers.set(name, peer);
+    } else if (endpoint && !peer.current) {
+      peer.endpoint = endpoint;
+    }
+    return peer;
+  }
+
+  removePeer(name: string): void {
+    const peer = this.peers.get(name);
+    if (!peer) return;
+    this.dropKeys(peer, "peer removed");
+    this.peers.delete(name);
+  }
+
+  private count(reason: string): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1);
+    const now = this.now();
+    if (now - this.lastDropLog > NOISE_DROP_LOG_INTERVAL_MS) {
+      this.lastDropLog = now;
+      this.opts.log.debug({ reason, drops: Object.fromEntries(this.drops) }, "dropped datagram");
+    }
+  }
+
+  // ---------------------------------------------------------------- receive
+
+  /** Entry point for every EmberNet datagram (STUN is split off before this). Never throws. */
+  receive(data: Buffer, from: Endpoint): void {
+    try {
+      this.receiveUnsafe(data, from);
+    } catch (err) {
+      // A bug must not kill the daemon; count it so tests and operators see it.
+      this.count("internal_error");
+      this.opts.log.warn({ err: (err as Error).message, from: describeEndpoint(from) }, "internal error while handling a datagram");
+    }
+  }
+
+  private receiveUnsafe(data: Buffer, from: Endpoint): void {
+    if (data.length < 4) return this.count("too_short");
+    if (data.length > MAX_DATAGRAM) return this.count("too_big");
+    switch (data[0]) {
+      case PACKET.DATA: return this.receiveData(data, from);
+      case PACKET.HANDSHAKE_INIT: return this.receiveInit(data, from);
+      case PACKET.HANDSHAKE_RESP: return this.receiveResp(data, from);
+      case PACKET.HANDSHAKE_FINAL: return this.receiveFinal(data, from);
+      default: return this.count("unknown_type");
+    }
+  }
+
+  private receiveData(data: Buffer, from: Endpoint): void {
+    if (data.length < MIN_DATA_PACKET) return this.count("too_short");
+    const entry = this.keypairs.get(readReceiverIndex(data));
+    if (!entry) {
+      this.count("unknown_index");
+      this.maybeRestartFrom(from);
+      return;
+    }
+    const { peer, keypair } = entry;
+    const now = this.now();
+    if (keypair.ageMs(now) > this.timers.rejectAfterTimeMs) return this.count("expired_key");
+    const counter = readCounter(data);
+    if (!keypair.replay.check(counter)) return this.count("replay");
+    const plainLen = keypair.receiver.open(counter, data.subarray(DATA_HEADER_SIZE), this.scratch);
+    if (plainLen < 0) return this.count("decrypt_failed");
+    keypair.replay.update(counter);
+    keypair.receivedPackets++;
+    if (!keypair.confirmed) {
+      keypair.confirmed = true;
+      peer.attempts = 0;
+    }
+    peer.lastReceivedAt = now;
+    peer.stats.rxPackets++;
+    peer.stats.rxBytes += data.length;
+    // Roaming: the session follows an authenticated packet to a new direct source (a NAT rebinding, a new
+    // port). Moves between relay and direct paths are the path manager's decision, made on probe replies.
+    if (!sameEndpoint(peer.endpoint, from) && (!this.opts.paths || (from.kind === "udp" && peer.endpoint?.kind === "udp"))) {
+      this.opts.log.info({ peer: peer.name, from: describeEndpoint(peer.endpoint), to: describeEndpoint(from) }, "peer endpoint changed");
+      peer.endpoint = from;
+    }
+    if (plainLen === 0) return this.count("empty_payload");
+    const inner = this.scratch[0];
+    const payload = this.scratch.subarray(1, plainLen);
+    const paths = this.opts.paths;
+    switch (inner) {
+      case INNER.KEEPALIVE: return;
+      case INNER.PING:
+        if (paths?.isProbe(payload)) return paths.onProbe(peer.name, from, payload);
+        this.sendInner(peer, INNER.PONG, payload);
+        return;
+      case INNER.PONG:
+        if (paths?.isProbe(payload)) return paths.onProbeReply(peer.name, from, payload);
+        return this.onPong(peer, payload);
+      case INNER.CALL_ME_MAYBE:
+        return paths?.onCallMeMaybe(peer.name, payload);
+      default: this.opts.onInner?.(peer, inner, Buffer.from(payload));
+    }
+  }
+
+  /** Seals an inner message in the peer's session and sends it over exactly this endpoint (path probes). */
+  sendVia(name: string, endpoint: Endpoint, innerType: number, payload: Uint8Array): boolean {
+    const peer = this.peers.get(name);
+    const kp = peer && this.usableKeypair(peer);
+    if (!peer || !kp) return false;
+    const plain = Buffer.allocUnsafe(1 + payload.length);
+    plain[0] = innerType;
+    plain.set(payload, 1);
+    this.sealTo(peer, kp, plain, endpoint);
+    return true;
+  }
+
+  /** Moves a peer's traffic to another path; the session (keys, counters) is unchanged. */
+  setPath(name: string, endpoint: Endpoint): void {
+    const peer = this.peers.get(name);
+    if (peer) peer.endpoint = endpoint;
+  }
+
+  /** A packet for keys we do not have, from a known peer's address: it lost our session (e.g. we restarted). */
+  private maybeRestartFrom(from: Endpoint): void {
+    const key = endpointKey(from);
+    for (const peer of this.peers.values()) {
+      if (peer.endpoint && endpointKey(peer.endpoint) === key && !peer.initiation && !peer.revoked && this.now() >= peer.nextAttemptAt) {
+        this.initiate(peer, "peer sent data for unknown keys");
+      }
+    }
+  }
+
+  private receiveInit(data: Buffer, from: Endpoint): void {
+    const hs = parseHandshake(data);
+    if (!hs.ok) return this.count(`handshake_${hs.reason}`);
+    if (!this.initLimiter.allow(from.kind === "udp" ? from.host : endpointKey(from), this.now())) return this.count("handshake_rate_limited");
+    if (this.responses.size >= MAX_PENDING_RESPONSES) this.expireOldestResponse();
+    const responder = new Responder(this.opts.local, this.opts.verifier);
+    let resp: Uint8Array;
+    try {
+      responder.readInit(hs.message);
+      resp = responder.writeResp();
+    } catch (err) {
+      return this.handshakeFailed(err, from);
+    }
+    const pending: PendingResponse = { localIndex: 0, remoteIndex: hs.senderIndex, responder, startedAt: this.now(), from };
+    pending.localIndex = this.responses.allocate(pending);
+    this.responseOrder.push(pending.localIndex);
+    this.opts.send(from, encodeHandshake(PACKET.HANDSHAKE_RESP, pending.localIndex, hs.senderIndex, resp));
+  }
+
+  private expireOldestResponse(): void {
+    const idx = this.responseOrder.shift();
+    if (idx !== undefined) this.responses.delete(idx);
+    this.count("handshake_pending_overflow");
+  }
+
+  private receiveResp(data: Buffer, from: Endpoint): void {
+    const hs = parseHandshake(data);
+    if (!hs.ok) return this.count(`handshake_${hs.reason}`);
+    const peer = this.initiations.get(hs.receiverIndex!);
+    const pending = peer?.initiation;
+    if (!peer || !pending || pending.localIndex !== hs.receiverIndex) return this.count("handshake_unknown_index");
+    let final: Uint8Array;
+    let identity: Identity;
+    let result;
+    try {
+      pending.initiator.readResp(hs.message);
+      final = pending.initiator.writeFinal();
+      result = pending.initiator.result();
+      identity = result.identity;
+    } catch (err) {
+      this.abandonInitiation(peer);
+      return this.handshakeFailed(err, from, peer.name);
+    }
+    if (identity.name !== peer.name) {
+      this.abandonInitiation(peer);
+      this.count("handshake_wrong_peer");
+      this.opts.log.warn({ expected: peer.name, got: identity.name, from: describeEndpoint(from) }, "handshake refused: responder is not the peer we dialled");
+      return;
+    }
+    this.opts.send(from, encodeHandshake(PACKET.HANDSHAKE_FINAL, pending.localIndex, hs.senderIndex, final));
+    this.initiations.delete(pending.localIndex);
+    peer.initiation = undefined;
+    const keypair = new Keypair(pending.localIndex, hs.senderIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), true, this.now());
+    this.install(peer, keypair, identity, from);
+  }
+
+  private receiveFinal(data: Buffer, from: Endpoint): void {
+    const hs = parseHandshake(data);
+    if (!hs.ok) return this.count(`handshake_${hs.reason}`);
+    const pending = this.responses.get(hs.receiverIndex!);
+    if (!pending || pending.remoteIndex !== hs.senderIndex) return this.count("handshake_unknown_index");
+    this.responses.delete(pending.localIndex);
+    let result;
+    try {
+      pending.responder.readFinal(hs.message);
+      result = pending.responder.result();
+    } catch (err) {
+      return this.handshakeFailed(err, from);
+    }
+    const identity = result.identity;
+    const peer = this.peers.get(identity.name);
+    if (!peer) {
+      this.count("handshake_unknown_peer");
+      this.opts.log.warn({ identity: identity.spiffeId, from: describeEndpoint(from) }, "handshake refused: identity is not a peer of this node");
+      return;
+    }
+    if (!this.timestamps.accept(identity.name, result.timestamp)) {
+      this.count("handshake_stale_timestamp");
+      this.opts.log.warn({ peer: identity.name, from: describeEndpoint(from) }, "handshake refused: replayed or older than the last one");
+      return;
+    }
+    const keypair = new Keypair(pending.localIndex, pending.remoteIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), false, this.now());
+    this.install(peer, keypair, identity, from);
+    // Confirm at once so the initiator knows its final message arrived.
+    this.sendInner(peer, INNER.KEEPALIVE, Buffer.alloc(0));
+  }
+
+  private handshakeFailed(err: unknown, from: Endpoint, peerName?: string): void {
+    const reason = err instanceof HandshakeError ? err.reason : "malformed";
+    this.count(`handshake_${reason}`);
+    this.opts.log.warn({ reason, detail: (err as Error).message, peer: peerName, from: describeEndpoint(from) }, "handshake refused");
+  }
+
+  private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint): void {
+    const wasUp = !!peer.current;
+    if (peer.current) peer.retired.unshift(peer.current);
+    for (const old of peer.retired.splice(MAX_RETIRED)) this.keypairs.delete(old.localIndex);
+    peer.current = keypair;
+    this.keypairs.set(keypair.localIndex, { peer, keypair });
+    peer.identity = identity;
+    peer.endpoint = from;
+    peer.revoked = false;
+    if (!keypair.isInitiator) peer.attempts = 0;
+    const now = this.now();
+    peer.lastReceivedAt = now;
+    peer.stats.handshakes++;
+    peer.stats.lastHandshakeAt = now;
+    this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, wasUp ? "session rekeyed" : "session established");
+    if (!wasUp) this.opts.onSession?.(peer, true);
+    const queued = peer.queue.splice(0);
+    for (const p of queued) this.sendSealed(peer, keypair, p);
+  }
+
+  // ---------------------------------------------------------------- send
+
+  /** Sends an inner message to a peer by name; queues it and starts a handshake when there is no session. */
+  sendTo(name: string, innerType: number, payload: Uint8Array): boolean {
+    const peer = this.peers.get(name);
+    if (!peer || peer.revoked) return false;
+    return this.sendInner(peer, innerType, payload);
+  }
+
+  private sendInner(peer: Peer, innerType: number, payload: Uint8Array): boolean {
+    const plain = Buffer.allocUnsafe(1 + payload.length);
+    plain[0] = innerType;
+    plain.set(payload, 1);
+    const kp = this.usableKeypair(peer);
+    if (!kp) {
+      if (peer.queue.length >= MAX_QUEUE) { peer.queue.shift(); this.count("queue_overflow"); }
+      peer.queue.push(plain);
+      if (!peer.initiation && this.now() >= peer.nextAttemptAt) this.initiate(peer, "traffic waiting");
+      return true;
+    }
+    this.sendSealed(peer, kp, plain);
+    return true;
+  }
+
+  private usableKeypair(peer: Peer): Keypair | undefined {
+    const kp = peer.current;
+    if (!kp || !peer.endpoint) return undefined;
+    if (kp.ageMs(this.now()) > this.timers.rejectAfterTimeMs || kp.sendCounter >= this.timers.rejectAfterMessages) return undefined;
+    return kp;
+  }
+
+  private sendSealed(peer: Peer, kp: Keypair, plain: Uint8Array): void {
+    if (peer.endpoint) this.sealTo(peer, kp, plain, peer.endpoint);
+  }
+
+  private sealTo(peer: Peer, kp: Keypair, plain: Uint8Array, endpoint: Endpoint): void {
+    const out = Buffer.allocUnsafe(DATA_HEADER_SIZE + plain.length + TAG_SIZE);
+    const counter = kp.sendCounter++;
+    writeDataHeader(out, kp.remoteIndex, counter);
+    kp.sender.seal(counter, plain, out, DATA_HEADER_SIZE);
+    this.opts.send(endpoint, out);
+    const now = this.now();
+    peer.lastSentAt = now;
+    peer.stats.txPackets++;
+    peer.stats.txBytes += out.length;
+    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs)) {
+      this.initiate(peer, "rekey");
+    }
+  }
+
+  initiate(peer: Peer, why: string): void {
+    if (peer.revoked || !peer.endpoint) return;
+    if (peer.initiation) this.abandonInitiation(peer);
+    const initiator = new Initiator(this.opts.local, this.opts.verifier);
+    let msg: Uint8Array;
+    try {
+      msg = initiator.writeInit();
+    } catch (err) {
+      this.opts.log.warn({ peer: peer.name, err: (err as Error).message }, "cannot start handshake");
+      return;
+    }
+    const now = this.now();
+    const localIndex = this.initiations.allocate(peer);
+    peer.initiation = { localIndex, initiator, startedAt: now, peerName: peer.name };
+    peer.attempts++;
+    const backoff = Math.min(this.timers.handshakeTimeoutMs * 2 ** Math.min(peer.attempts - 1, 10), this.timers.handshakeBackoffMaxMs);
+    peer.nextAttemptAt = now + backoff;
+    this.opts.log.debug({ peer: peer.name, why, attempt: peer.attempts, endpoint: describeEndpoint(peer.endpoint) }, "handshake initiation");
+    this.opts.send(peer.endpoint, encodeHandshake(PACKET.HANDSHAKE_INIT, localIndex, undefined, msg));
+  }
+
+  private abandonInitiation(peer: Peer): void {
+    if (peer.initiation) this.initiations.delete(peer.initiation.localIndex);
+    peer.initiation = undefined;
+  }
+
+  private dropKeys(peer: Peer, why: string): void {
+    const wasUp = !!peer.current;
+    for (const kp of [peer.current, ...peer.retired]) if (kp) this.keypairs.delete(kp.localIndex);
+    peer.current = undefined;
+    peer.retired = [];
+    this.abandonInitiation(peer);
+    if (wasUp) {
+      this.opts.log.info({ peer: peer.name, why }, "session closed");
+      this.opts.onSession?.(peer, false);
+    }
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  tick(): void {
+    const now = this.now();
+    const t = this.timers;
+    for (const peer of this.peers.values()) {
+      if (peer.revoked) continue;
+      while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
+        this.keypairs.delete(peer.retired.pop()!.localIndex);
+      }
+      const kp = peer.current;
+      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, "keys expired");
+      else if (kp && now - peer.lastReceivedAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
+      else if (kp && !kp.confirmed && now - kp.createdAt > t.handshakeTimeoutMs && !peer.initiation) {
+        // Our final message may have been lost: the responder never got the keys we are using.
+        this.initiate(peer, "session not confirmed");
+      }
+      const cur = peer.current;
+      if (cur && !peer.initiation) {
+        const age = cur.ageMs(now);
+        // The initiator rekeys first; the responder waits longer, with jitter, so both rarely start at once.
+        const due = cur.isInitiator ? t.rekeyAfterTimeMs : t.rekeyAfterTimeMs + t.handshakeTimeoutMs * (1 + (cur.localIndex % 1000) / 2000);
+        if (age >= due) this.initiate(peer, "rekey (time)");
+      }
+      if (!peer.current && (peer.persistent || peer.queue.length) && now >= peer.nextAttemptAt) {
+        this.initiate(peer, peer.initiation ? "retry" : "connect");
+      }
+      if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendInner(peer, INNER.KEEPALIVE, Buffer.alloc(0));
+    }
+    // Responses nobody finished within the handshake timeout are forgotten.
+    while (this.responseOrder.length) {
+      const idx = this.responseOrder[0];
+      const r = this.responses.get(idx);
+      if (r && now - r.startedAt < t.handshakeTimeoutMs * 2) break;
+      this.responseOrder.shift();
+      this.responses.delete(idx);
+    }
+  }
+
+  // ---------------------------------------------------------------- revocation
+
+  /** Drops sessions of every peer whose certificate the verifier now reports as revoked. */
+  enforceRevocations(): string[] {
+    const dropped: string[] = [];
+    for (const peer of this.peers.values()) {
+      if (peer.identity && this.opts.verifier.revocation.isRevoked(peer.identity.serial)) {
+        this.dropKeys(peer, "certificate revoked");
+        peer.revoked = true;
+        peer.queue.length = 0;
+        dropped.push(peer.name);
+        this.opts.log.warn({ peer: peer.name, serial: peer.identity.serial }, "peer revoked: session dropped");
+      }
+    }
+    return dropped;
+  }
+
+  // ---------------------------------------------------------------- ping
+
+  /** Round trip over the encrypted session (starting one if needed), in milliseconds. */
+  ping(name: string, timeoutMs = 5_000): Promise<number> {
+    const peer = this.peers.get(name);
+    if (!peer) return Promise.reject(new Error(`unknown peer "${name}"`));
+    if (peer.revoked) return Promise.reject(new Error(`peer "${name}" is revoked`));
+    const id = Buffer.allocUnsafe(8);
+    id.writeUInt32BE(process.pid & 0xffffffff, 0);
+    id.writeUInt32BE(++this.pingSeq >>> 0, 4);
+    const key = `${name}/${id.toString("hex")}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pings.delete(key);
+        reject(new Error(`no pong from ${name} within ${timeoutMs} ms (state: ${peer.state})`));
+      }, timeoutMs);
+      this.pings.set(key, { sentAt: performance.now(), resolve, timer });
+      this.sendInner(peer, INNER.PING, id);
+    });
+  }
+
+  private onPong(peer: Peer, payload: Uint8Array): void {
+    const key = `${peer.name}/${Buffer.from(payload).toString("hex")}`;
+    const w = this.pings.get(key);
+    if (!w) return this.count("unexpected_pong");
+    this.pings.delete(key);
+    clearTimeout(w.timer);
+    const rtt = performance.now() - w.sentAt;
+    peer.stats.lastRttMs = rtt;
+    w.resolve(rtt);
+  }
+}

@@ -1,0 +1,19 @@
+// Where a datagram came from or goes to: a direct UDP address, or a relay that forwards it by identity.
+// Sessions are bound to identities, never to endpoints; an endpoint is only the current path.
+export type Endpoint =
+  | { kind: "udp"; host: string; port: number }
+  /** Via a relay server, which forwards by the peer's identity name. */
+  | { kind: "relay"; relay: string; peer: string };
+
+export function endpointKey(ep: Endpoint): string {
+  return ep.kind === "udp" ? `${ep.host}:${ep.port}` : `relay:${ep.relay}/${ep.peer}`;
+}
+
+export function sameEndpoint(a: Endpoint | undefined, b: Endpoint | undefined): boolean {
+  if (!a || !b || a.kind !== b.kind) return false;
+  return a.kind === "udp" ? a.host === (b as typeof a).host && a.port === (b as typeof a).port : a.relay === (b as typeof a).relay && a.peer === (b as typeof a).peer;
+}
+
+export function describeEndpoint(ep: Endpoint | undefined): string {
+  return ep ? (ep.kind === "udp" ? `${ep.host.includes(":") ? `[${ep.host}]` : ep.host}:${ep.port}` : `relay ${ep.relay}`) : "-";
+}

@@ -1,0 +1,196 @@
+// The session device at its boundary: certificate refusals, replay, rekey, revocation, hostile input.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { signRevocationList, Verifier, type CaMaterial } from "../../src/pki/index.js";
+import { INNER, PACKET } from "../../src/session/crypto-adapter.js";
+import { MemoryNet, drops } from "../helpers/devices.js";
+import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
+import { eventually } from "../helpers/nodes.js";
+
+let tmp: ReturnType<typeof tempDir>;
+let ca: CaMaterial;
+let other: CaMaterial;
+let leafA: TestLeaf;
+let leafB: TestLeaf;
+let net: MemoryNet;
+
+beforeAll(async () => {
+  tmp = tempDir();
+  ca = await makeCa(tmp.dir);
+  other = await makeCa(tmp.dir);
+  leafA = await makeLeaf(ca, "node-a");
+  leafB = await makeLeaf(ca, "node-b");
+});
+afterAll(() => tmp.cleanup());
+afterEach(() => net?.stop());
+
+function pair(opts: Parameters<MemoryNet["add"]>[3] = {}) {
+  net = new MemoryNet();
+  const a = net.add("node-a", ca, leafA, opts);
+  const b = net.add("node-b", ca, leafB, opts);
+  net.link("node-a", "node-b");
+  return { a, b };
+}
+
+describe("handshake and data", () => {
+  it("establishes a session and pings both ways", async () => {
+    const { a, b } = pair();
+    a.start(); b.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    expect(await b.ping("node-a")).toBeGreaterThan(0);
+    expect(a.peers.get("node-b")!.identity!.spiffeId).toBe("spiffe://acme.internal/acme/node-b");
+    expect(b.peers.get("node-a")!.state).toBe("connected");
+  });
+
+  it("rekeys under traffic without losing a packet", async () => {
+    const { a, b } = pair({ timers: { rekeyAfterTimeMs: 300, rejectAfterTimeMs: 5_000, handshakeTimeoutMs: 200 } });
+    const received: number[] = [];
+    (b as any).opts.onInner = (_p: unknown, type: number, payload: Buffer) => { if (type === INNER.APP_DATA) received.push(payload.readUInt32BE(0)); };
+    a.start(); b.start();
+    await a.ping("node-b");
+    const total = 400;
+    for (let i = 0; i < total; i++) {
+      const buf = Buffer.alloc(4); buf.writeUInt32BE(i);
+      a.sendTo("node-b", INNER.APP_DATA, buf);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await eventually(() => received.length === total, 5_000, "all packets delivered").catch((err) => {
+      throw new Error(`${err.message}: got ${received.length}/${total}; drops a=${JSON.stringify(Object.fromEntries(a.drops))} b=${JSON.stringify(Object.fromEntries(b.drops))}`);
+    });
+    expect(received).toEqual([...Array(total).keys()]);
+    expect(a.peers.get("node-b")!.stats.handshakes).toBeGreaterThanOrEqual(3);
+    for (const d of [a, b]) for (const r of ["decrypt_failed", "unknown_index", "replay", "expired_key"]) expect(drops(d, r), r).toBe(0);
+  });
+});
+
+describe("certificate refusals", () => {
+  async function refusedWith(leaf: TestLeaf, caOfLeaf: CaMaterial, reason: string, verifierB?: Verifier) {
+    net = new MemoryNet();
+    const a = net.add("node-a", caOfLeaf, leaf);
+    const b = net.add("node-b", ca, leafB, { verifier: verifierB });
+    net.link("node-a", "node-b");
+    a.start(); b.start();
+    await eventually(() => drops(b, `handshake_${reason}`) > 0 || drops(a, `handshake_${reason}`) > 0, 5_000, `handshake_${reason}`);
+    expect(b.peers.get("node-a")!.current).toBeUndefined();
+    const log = net.logs.find((l) => l.msg === "handshake refused" && l.obj.reason === reason);
+    expect(log, `a logged refusal with reason ${reason}`).toBeDefined();
+  }
+
+  it("refuses a peer from a foreign CA", async () => {
+    await refusedWith(await makeLeaf(other, "node-a"), other, "unknown_ca");
+  });
+  it("refuses a peer with an expired certificate", async () => {
+    await refusedWith(await makeLeaf(ca, "node-a", { ttlMs: 3_600_000, now: new Date(Date.now() - 7_200_000) }), ca, "expired");
+  });
+  it("refuses a revoked peer and drops its live session", async () => {
+    const verifierB = new Verifier({ bundlePem: ca.bundlePem });
+    const { a, b } = pair();
+    (b as any).opts.verifier = verifierB;
+    a.start(); b.start();
+    await a.ping("node-b");
+    const serial = b.peers.get("node-a")!.identity!.serial;
+    expect(verifierB.applyRevocationList(signRevocationList(ca, 1, [serial]))).toEqual({ ok: true });
+    expect(b.enforceRevocations()).toEqual(["node-a"]);
+    expect(b.peers.get("node-a")!.state).toBe("revoked");
+    await expect(a.ping("node-b", 1_500)).rejects.toThrow(/no pong/);
+    // a new handshake from the revoked identity is refused with its reason
+    b.peers.get("node-a")!.revoked = false;
+    await eventually(() => drops(b, "handshake_revoked") > 0, 8_000, "handshake_revoked");
+  });
+  it("refuses an identity that is not one of its peers", async () => {
+    net = new MemoryNet();
+    const a = net.add("node-a", ca, await makeLeaf(ca, "stranger"));
+    const b = net.add("node-b", ca, leafB);
+    a.addPeer("node-b", net.addr("node-b"));
+    a.start(); b.start();
+    await eventually(() => drops(b, "handshake_unknown_peer") > 0, 5_000, "unknown peer refusal");
+  });
+  it("refuses a responder that is not the peer it dialled", async () => {
+    net = new MemoryNet();
+    const a = net.add("node-a", ca, leafA);
+    net.add("impostor", ca, await makeLeaf(ca, "impostor"));
+    a.addPeer("node-b", net.addr("impostor"));
+    a.start();
+    await eventually(() => drops(a, "handshake_wrong_peer") > 0, 5_000, "wrong peer refusal");
+  });
+});
+
+describe("hostile input", () => {
+  it("drops replays, bit flips, truncation, oversize, unknown types and wild counters, and keeps working", async () => {
+    const { a, b } = pair();
+    a.start(); b.start();
+    await a.ping("node-b");
+    await new Promise((r) => setTimeout(r, 50)); // let every datagram in flight arrive first
+    const data = net.sent.filter((w) => w.data[0] === PACKET.DATA && w.to.kind === "udp" && w.to.port === 1001);
+    const init = net.sent.find((w) => w.data[0] === PACKET.HANDSHAKE_INIT)!;
+    const final = net.sent.find((w) => w.data[0] === PACKET.HANDSHAKE_FINAL)!;
+    const sample = data[data.length - 1];
+    const from = sample.from;
+    const before = b.peers.get("node-a")!.current;
+
+    b.receive(sample.data, from); // replay
+    expect(drops(b, "replay")).toBe(1);
+    b.receive(final.data, from); // replayed final: its handshake state is gone
+    expect(drops(b, "handshake_unknown_index")).toBeGreaterThanOrEqual(1);
+    b.receive(init.data, from); // replayed initiation: answered, but cannot be completed
+    expect(b.peers.get("node-a")!.current).toBe(before);
+
+    // Bit flips in a packet already seen: the replay check refuses them before any decryption.
+    const replaysBefore = drops(b, "replay");
+    for (let i = 16; i < sample.data.length; i += 7) {
+      const flipped = Buffer.from(sample.data); flipped[i] ^= 0x40;
+      b.receive(flipped, from);
+    }
+    expect(drops(b, "replay")).toBeGreaterThanOrEqual(replaysBefore + 3);
+    // With an unseen counter the same flips reach the AEAD, which refuses them.
+    const fresh = Buffer.from(sample.data); fresh.writeUInt32LE(fresh.readUInt32LE(8) + 100, 8);
+    b.receive(fresh, from);
+    expect(drops(b, "decrypt_failed")).toBe(1);
+    b.receive(sample.data.subarray(0, 20), from);
+    b.receive(Buffer.alloc(3), from);
+    expect(drops(b, "too_short")).toBe(2);
+    b.receive(Buffer.alloc(70_000, PACKET.DATA), from);
+    expect(drops(b, "too_big")).toBe(1);
+    b.receive(Buffer.from([0x7f, 0, 0, 0, 1, 2, 3, 4]), from);
+    expect(drops(b, "unknown_type")).toBe(1);
+    // Counter far ahead (2^53 and beyond: not a safe integer) and far behind the window: both refused.
+    const ahead = Buffer.from(sample.data); ahead.writeUInt32LE(0xffffffff, 12);
+    b.receive(ahead, from);
+    const behind = Buffer.from(sample.data); behind.fill(0, 8, 16);
+    b.receive(behind, from);
+    expect(drops(b, "replay")).toBeGreaterThanOrEqual(replaysBefore + 5);
+    expect(b.peers.get("node-a")!.current).toBe(before);
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+  });
+
+  it("survives 1,000,000 random and mutated datagrams and still passes traffic", async () => {
+    const { a, b } = pair();
+    a.start(); b.start();
+    await a.ping("node-b");
+    const samples = net.sent.filter((w) => w.to.kind === "udp" && w.to.port === 1001).map((w) => w.data);
+    const from = net.sent.find((w) => w.to.kind === "udp" && w.to.port === 1001)!.from;
+    const pool = randomBytes(1 << 20);
+    let off = 0;
+    const rnd = (n: number) => { if (off + n > pool.length) off = 0; const v = pool.subarray(off, off + n); off += n; return v; };
+    const N = 1_000_000;
+    const t0 = Date.now();
+    for (let i = 0; i < N; i++) {
+      let d: Buffer;
+      const kind = i % 4;
+      if (kind === 0) d = Buffer.from(rnd(1 + (pool[i % pool.length] % 200)));
+      else {
+        d = Buffer.from(samples[i % samples.length]);
+        if (kind === 1) d[pool[i % pool.length] % d.length] ^= 1 << (i % 8);
+        else if (kind === 2) d = d.subarray(0, pool[(i * 7) % pool.length] % d.length);
+        else { d[0] = 0x10 + (i % 6); d[1 + (i % 15)] = pool[(i * 3) % pool.length]; }
+      }
+      b.receive(d, from);
+      if (Date.now() - t0 > 120_000) throw new Error(`fuzz too slow: ${i} datagrams in 120 s`);
+    }
+    const total = [...b.drops.values()].reduce((x, y) => x + y, 0);
+    expect(total).toBeGreaterThan(N * 0.9);
+    expect(drops(b, "internal_error")).toBe(0);
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    expect(await b.ping("node-a")).toBeGreaterThan(0);
+  }, 180_000);
+});
