@@ -55,3 +55,25 @@ describe("Noise XX cacophony vectors", () => {
     expect(() => a.readMessage(new Uint8Array(10))).toThrow(/truncated/);
   });
 });
+
+describe("Noise XX edge cases", () => {
+  it("refuses a low-order (all-zero) ephemeral key instead of using a zero shared secret", () => {
+    const b = new XXHandshake({ initiator: false, staticKey: keyPairFromPrivate(new Uint8Array(32).fill(2)) });
+    b.readMessage(new Uint8Array(32)); // message 1 only mixes the key into the hash
+    expect(() => b.writeMessage(new Uint8Array(0))).toThrow(/bad_public_key/);
+  });
+
+  it("a failed read leaves the state untouched", () => {
+    const a = new XXHandshake({ initiator: true, staticKey: keyPairFromPrivate(new Uint8Array(32).fill(1)) });
+    const b = new XXHandshake({ initiator: false, staticKey: keyPairFromPrivate(new Uint8Array(32).fill(2)) });
+    b.readMessage(a.writeMessage(new Uint8Array(0)));
+    const m2 = b.writeMessage(Uint8Array.of(7));
+    const bad = Uint8Array.from(m2);
+    bad[bad.length - 1] ^= 1;
+    expect(() => a.readMessage(bad)).toThrow(/decrypt_failed/);
+    expect(() => a.readMessage(m2, () => { throw new Error("payload refused"); })).toThrow(/payload refused/);
+    expect(Array.from(a.readMessage(m2))).toEqual([7]);
+    b.readMessage(a.writeMessage(new Uint8Array(0)));
+    expect(Buffer.from(a.split()[0]).equals(Buffer.from(b.split()[0]))).toBe(true);
+  });
+});
