@@ -48,7 +48,7 @@ function startCoord(data: string, caDir: string): Promise<{ child: ChildProcess;
 }
 
 function teamPolicy(teams: number, extra = ""): string {
-  let s = "rules:\n";
+  let s = "version: 1\nrules:\n";
   for (let t = 0; t < teams; t++) s += `  - allow: {source: "@team-${t}", target: "@team-${t}", protocol: any}\n`;
   return s + extra;
 }

@@ -14,7 +14,8 @@ let mesh: Mesh;
 let server: CoordServer;
 const clients: CoordClient[] = [];
 
-const POLICY = `rules:
+const POLICY = `version: 1
+rules:
   - allow: {source: "@eng", target: "@db", protocol: tcp, ports: [5432]}
 `;
 
