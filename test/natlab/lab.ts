@@ -1,0 +1,388 @@
+// NAT lab: real networks from Linux network namespaces, veth links, routing and nftables NAT.
+// One "core" namespace routes between public links (198.18.N.0/24); NAT routers hang off the core with a
+// WAN link and own a LAN bridge (198.19.N.0/24) that hosts join. See docs/natlab.md for the plan and rules.
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { natRuleset, lossRuleset, CORE_RULESET, cutRules, type NatKind } from "./nft.js";
+
+export type { NatKind } from "./nft.js";
+export const NAT_KINDS: readonly NatKind[] = ["eim", "edm", "udp-blocked", "none"];
+
+/** Where lab-owned namespaces are recorded with their creator PID, for the crash-safety sweep. */
+const OWNER_DIR = "/run/natlab";
+const NAME_RE = /^[a-z][a-z0-9]{0,5}$/; // router/host names: ns name = prefix(<=7) + "-" + role + name <= 15
+const PREFIX_RE = /^[a-z][a-z0-9]{1,6}$/;
+
+interface Place { readonly name: string; readonly ns: string }
+export interface Core extends Place { readonly role: "core" }
+export interface Router extends Place {
+  readonly role: "router";
+  readonly nat: NatKind;
+  /** Public address on the router's WAN link (the NAT's external address). */
+  readonly wanAddress: string;
+  /** Router address on its LAN bridge (the hosts' gateway). */
+  readonly lanAddress: string;
+  readonly lanNet: string;
+  readonly hosts: Host[];
+}
+export interface Host extends Place {
+  readonly role: "host";
+  readonly router: Router;
+  /** The host's own interface address (on its router's LAN). */
+  readonly address: string;
+  /** The address the internet sees: the router's WAN address behind a NAT, the host's own with `none`. */
+  readonly publicAddress: string;
+}
+export interface ServerHost extends Place {
+  readonly role: "server";
+  /** Public address on its own link to the core. */
+  readonly address: string;
+  readonly publicAddress: string;
+}
+export type Node = Core | Router | Host | ServerHost;
+
+export interface ExecResult { code: number | null; stdout: string; stderr: string }
+export interface Cut { readonly handles: number[]; restore(): Promise<void> }
+
+let labCounter = 0;
+const liveLabs = new Set<Lab>();
+
+export class Lab {
+  readonly prefix: string;
+  readonly core: Core;
+  private readonly namespaces: string[] = [];
+  private readonly children = new Set<ChildProcess>();
+  private readonly names = new Set<string>();
+  private nextNet = 1; // N in 198.18.N.0/24 (links to the core) and 198.19.N.0/24 (LANs)
+  private destroyed = false;
+
+  private constructor(prefix: string) {
+    this.prefix = prefix;
+    this.core = { role: "core", name: "core", ns: `${prefix}-core` };
+  }
+
+  /** Why the lab cannot run here, or ok. Cached; tests skip with the reason. */
+  static available(): { ok: true } | { ok: false; why: string } {
+    if (availability) return availability;
+    availability = probeAvailability();
+    return availability;
+  }
+
+  /** Builds the core namespace. The default prefix is unique per process and lab (PID + counter). */
+  static async create(opts: { prefix?: string } = {}): Promise<Lab> {
+    const avail = Lab.available();
+    if (!avail.ok) throw new Error(`natlab unavailable: ${avail.why}`);
+    const prefix = opts.prefix ?? defaultPrefix();
+    if (!PREFIX_RE.test(prefix)) throw new Error(`natlab prefix "${prefix}" must match ${PREFIX_RE} (namespace names fit 15 chars)`);
+    Lab.sweepOrphans();
+    sweepPrefix(prefix); // leftovers of a crashed run that used this same prefix
+    const lab = new Lab(prefix);
+    liveLabs.add(lab);
+    installExitHooks();
+    writeOwner(prefix);
+    try {
+      lab.addNamespace(lab.core.ns);
+      lab.sysctlForward(lab.core.ns);
+      lab.nft(lab.core, CORE_RULESET);
+    } catch (e) {
+      lab.destroySync();
+      throw e;
+    }
+    return lab;
+  }
+
+  /** Deletes namespaces of labs whose recorded creator process is gone (never a live lab's, never unrecorded ones). */
+  static sweepOrphans(): string[] {
+    const removed: string[] = [];
+    let files: string[] = [];
+    try { files = readdirSync(OWNER_DIR); } catch { return removed; }
+    for (const f of files) {
+      if (!f.endsWith(".owner")) continue;
+      const prefix = f.slice(0, -".owner".length);
+      const pid = Number(readFileSync(join(OWNER_DIR, f), "utf8").trim());
+      if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) continue;
+      removed.push(...sweepPrefix(prefix));
+      rmSync(join(OWNER_DIR, f), { force: true });
+    }
+    return removed;
+  }
+
+  /** A server in its own namespace with a public address on a link to the core (STUN, relay, coordination). */
+  async addServerHost(name: string): Promise<ServerHost> {
+    this.checkName(name);
+    const n = this.allocNet();
+    const ns = `${this.prefix}-s${name}`;
+    this.addNamespace(ns);
+    const address = `198.18.${n}.2`;
+    this.link(this.core.ns, `c${n}`, `198.18.${n}.1/24`, ns, "eth0", `${address}/24`);
+    this.ip(ns, ["route", "add", "default", "via", `198.18.${n}.1`]);
+    return { role: "server", name, ns, address, publicAddress: address };
+  }
+
+  /** A router with a WAN link to the core and an empty LAN bridge, applying one NAT kind. */
+  async addRouter(name: string, nat: NatKind): Promise<Router> {
+    this.checkName(name);
+    if (!NAT_KINDS.includes(nat)) throw new Error(`unknown NAT kind "${nat}" (expected one of ${NAT_KINDS.join(", ")})`);
+    const n = this.allocNet();
+    const ns = `${this.prefix}-r${name}`;
+    this.addNamespace(ns);
+    const wanAddress = `198.18.${n}.2`;
+    const lanAddress = `198.19.${n}.1`;
+    this.link(this.core.ns, `c${n}`, `198.18.${n}.1/24`, ns, "wan0", `${wanAddress}/24`);
+    this.ip(ns, ["route", "add", "default", "via", `198.18.${n}.1`]);
+    this.ip(ns, ["link", "add", "lan0", "type", "bridge"]);
+    this.ip(ns, ["addr", "add", `${lanAddress}/24`, "dev", "lan0"]);
+    this.ip(ns, ["link", "set", "lan0", "up"]);
+    this.sysctlForward(ns);
+    // Only a no-NAT LAN is routable from the internet; NATed LANs stay unreachable, as behind a real NAT.
+    if (nat === "none") this.ip(this.core.ns, ["route", "add", `198.19.${n}.0/24`, "via", wanAddress]);
+    const router: Router = { role: "router", name, ns, nat, wanAddress, lanAddress, lanNet: `198.19.${n}.0/24`, hosts: [] };
+    this.nft(router, natRuleset(nat));
+    return router;
+  }
+
+  /** A host on a router's LAN; its default route is the router. */
+  async addHost(name: string, router: Router): Promise<Host> {
+    this.checkName(name);
+    const i = router.hosts.length;
+    if (i >= 200) throw new Error(`router ${router.name} LAN is full`);
+    const ns = `${this.prefix}-h${name}`;
+    this.addNamespace(ns);
+    const base = router.lanAddress.slice(0, router.lanAddress.lastIndexOf("."));
+    const address = `${base}.${10 + i}`;
+    this.link(router.ns, `h${i}`, null, ns, "eth0", `${address}/24`);
+    this.ip(router.ns, ["link", "set", `h${i}`, "master", "lan0"]);
+    this.ip(ns, ["route", "add", "default", "via", router.lanAddress]);
+    const host: Host = {
+      role: "host", name, ns, router, address,
+      publicAddress: router.nat === "none" ? address : router.wanAddress,
+    };
+    router.hosts.push(host);
+    return host;
+  }
+
+  /** Runs argv inside the node's namespace and returns stdout; throws with stderr on a non-zero exit. */
+  exec(node: Node, argv: string[], opts: { timeoutMs?: number; input?: string } = {}): string {
+    try {
+      return execFileSync("ip", ["netns", "exec", node.ns, ...argv], {
+        encoding: "utf8", timeout: opts.timeoutMs ?? 15_000, input: opts.input, stdio: ["pipe", "pipe", "pipe"],
+      });
+    } catch (e) {
+      const err = e as { status?: number; stderr?: string; message: string };
+      throw new Error(`in ${node.ns}: ${argv.join(" ")} failed (${err.status ?? err.message}): ${String(err.stderr ?? "").trim()}`);
+    }
+  }
+
+  /** Like exec, but asynchronous and never throws on a non-zero exit. */
+  run(node: Node, argv: string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
+    return new Promise((resolve) => {
+      execFile("ip", ["netns", "exec", node.ns, ...argv], { encoding: "utf8", timeout: opts.timeoutMs ?? 15_000 },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof (err as { code?: unknown }).code === "number" ? (err as { code: number }).code : null) : 0;
+          resolve({ code, stdout, stderr });
+        });
+    });
+  }
+
+  /** Starts argv inside the node's namespace; the child is tracked by PID and killed on destroy. */
+  spawn(node: Node, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    if (this.destroyed) throw new Error("lab is destroyed");
+    // `ip netns exec` execs argv in place, so the child's PID is the program's PID.
+    const child = spawn("ip", ["netns", "exec", node.ns, ...argv], { stdio: ["pipe", "pipe", "pipe"], ...opts });
+    this.children.add(child);
+    child.on("exit", () => this.children.delete(child));
+    return child;
+  }
+
+  /** Applies an nft script in the node's namespace (atomic: nft -f). */
+  nft(node: Node, script: string): string {
+    return this.exec(node, ["nft", "-f", "-"], { input: script });
+  }
+
+  /** Drops N% of packets in each direction on the router's WAN (nft numgen). Replaces any earlier loss. */
+  async setLoss(router: Router, percent: number): Promise<void> {
+    if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error(`loss percent must be an integer 0..100, got ${percent}`);
+    this.nft(router, lossRuleset(percent));
+  }
+
+  async clearLoss(router: Router): Promise<void> {
+    this.nft(router, "add table ip natlab_loss\ndelete table ip natlab_loss\n");
+  }
+
+  /** Packets the loss rules dropped so far, per direction. */
+  lossCounters(router: Router): { in: number; out: number } {
+    const out = this.exec(router, ["nft", "list", "table", "ip", "natlab_loss"]);
+    const get = (chain: string) => Number(new RegExp(`chain ${chain} \\{[^}]*?packets (\\d+)`).exec(out)?.[1] ?? NaN);
+    return { in: get("loss_in"), out: get("loss_out") };
+  }
+
+  /**
+   * Drops UDP between two nodes' public addresses at the core (optionally only between given public ports),
+   * both directions, until restore(). Nodes behind the same router share a public address: refused.
+   */
+  async cutUdp(a: Host | ServerHost | Router, b: Host | ServerHost | Router, ports: { aPort?: number; bPort?: number } = {}): Promise<Cut> {
+    const pa = publicOf(a), pb = publicOf(b);
+    if (pa === pb) throw new Error(`cutUdp: ${a.name} and ${b.name} share public address ${pa}; the core never sees their traffic`);
+    const handles: number[] = [];
+    for (const rule of cutRules(pa, pb, ports.aPort, ports.bPort)) {
+      const echoed = this.exec(this.core, ["nft", "--echo", "--handle", "add", "rule", "ip", "natlab", "cut", ...rule.split(" ")]);
+      const h = /# handle (\d+)/.exec(echoed);
+      if (!h) throw new Error(`cutUdp: nft did not report a rule handle: ${echoed.trim()}`);
+      handles.push(Number(h[1]));
+    }
+    let restored = false;
+    return {
+      handles,
+      restore: async () => {
+        if (restored || this.destroyed) return;
+        restored = true;
+        for (const h of handles) this.exec(this.core, ["nft", "delete", "rule", "ip", "natlab", "cut", "handle", String(h)]);
+      },
+    };
+  }
+
+  /** Conntrack entries for UDP in a namespace (needs the conntrack tool), one line per entry. */
+  conntrackUdp(node: Node): string[] {
+    const r = this.exec(node, ["conntrack", "-L", "-p", "udp"]);
+    return r.split("\n").filter((l) => l.startsWith("udp"));
+  }
+
+  /** Names of this lab's namespaces that still exist. */
+  existingNamespaces(): string[] {
+    return listNamespaces().filter((n) => n.startsWith(`${this.prefix}-`));
+  }
+
+  /** Kills tracked children and every process left in the lab's namespaces, then deletes the namespaces. Idempotent. */
+  async destroy(): Promise<void> {
+    this.destroySync();
+  }
+
+  destroySync(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const c of this.children) if (c.pid && c.exitCode === null && c.signalCode === null) killPid(c.pid);
+    this.children.clear();
+    sweepPrefix(this.prefix);
+    rmSync(join(OWNER_DIR, `${this.prefix}.owner`), { force: true });
+    liveLabs.delete(this);
+  }
+
+  // --- building blocks ---
+
+  private checkName(name: string): void {
+    if (this.destroyed) throw new Error("lab is destroyed");
+    if (!NAME_RE.test(name)) throw new Error(`node name "${name}" must match ${NAME_RE}`);
+    if (this.names.has(name)) throw new Error(`node name "${name}" is already used in this lab`);
+    this.names.add(name);
+  }
+
+  private allocNet(): number {
+    if (this.nextNet > 254) throw new Error("lab address plan exhausted (254 links)");
+    return this.nextNet++;
+  }
+
+  private addNamespace(ns: string): void {
+    execFileSync("ip", ["netns", "add", ns], { stdio: ["ignore", "ignore", "pipe"] });
+    this.namespaces.push(ns);
+    this.ip(ns, ["link", "set", "lo", "up"]);
+  }
+
+  /** A veth pair created directly inside both namespaces, so names only need to be unique per namespace. */
+  private link(nsA: string, ifA: string, addrA: string | null, nsB: string, ifB: string, addrB: string | null): void {
+    execFileSync("ip", ["link", "add", ifA, "netns", nsA, "type", "veth", "peer", "name", ifB, "netns", nsB], { stdio: ["ignore", "ignore", "pipe"] });
+    if (addrA) this.ip(nsA, ["addr", "add", addrA, "dev", ifA]);
+    if (addrB) this.ip(nsB, ["addr", "add", addrB, "dev", ifB]);
+    this.ip(nsA, ["link", "set", ifA, "up"]);
+    this.ip(nsB, ["link", "set", ifB, "up"]);
+  }
+
+  private ip(ns: string, args: string[]): void {
+    try {
+      execFileSync("ip", ["-n", ns, ...args], { stdio: ["ignore", "ignore", "pipe"], encoding: "utf8" });
+    } catch (e) {
+      throw new Error(`ip -n ${ns} ${args.join(" ")}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
+    }
+  }
+
+  private sysctlForward(ns: string): void {
+    execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"], { stdio: ["ignore", "ignore", "pipe"] });
+  }
+}
+
+function publicOf(n: Host | ServerHost | Router): string {
+  return n.role === "router" ? n.wanAddress : n.publicAddress;
+}
+
+let availability: { ok: true } | { ok: false; why: string } | undefined;
+
+function probeAvailability(): { ok: true } | { ok: false; why: string } {
+  if (process.platform !== "linux") return { ok: false, why: `needs Linux network namespaces (platform is ${process.platform})` };
+  if (process.getuid?.() !== 0) return { ok: false, why: "needs root (network namespaces and nftables)" };
+  try { execFileSync("ip", ["netns", "list"], { stdio: "pipe" }); } catch { return { ok: false, why: "`ip netns` is not available (install iproute2)" }; }
+  try { execFileSync("nft", ["--version"], { stdio: "pipe" }); } catch { return { ok: false, why: "`nft` is not installed (Debian package nftables)" }; }
+  // The kernel must allow namespaces and nf_tables NAT inside them.
+  const probe = `nlprobe${process.pid.toString(36)}`;
+  try {
+    execFileSync("ip", ["netns", "add", probe], { stdio: "pipe" });
+    execFileSync("ip", ["netns", "exec", probe, "nft", "-f", "-"], { stdio: "pipe", input: natRuleset("eim") });
+    return { ok: true };
+  } catch (e) {
+    return { ok: false, why: `cannot create a namespace with nftables NAT: ${String((e as { stderr?: Buffer }).stderr ?? e).trim()}` };
+  } finally {
+    try { execFileSync("ip", ["netns", "del", probe], { stdio: "pipe" }); } catch { /* never created */ }
+  }
+}
+
+function defaultPrefix(): string {
+  // "n" + PID in base 36 (<= 5 chars) + per-process counter: parallel runs and labs never collide.
+  return `n${process.pid.toString(36)}${(labCounter++ % 36).toString(36)}`;
+}
+
+function listNamespaces(): string[] {
+  const out = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+  return out.split("\n").map((l) => l.split(" ")[0]!).filter(Boolean);
+}
+
+/** Kills every process inside the prefix's namespaces (by PID) and deletes the namespaces. */
+function sweepPrefix(prefix: string): string[] {
+  const mine = listNamespaces().filter((n) => n.startsWith(`${prefix}-`));
+  for (const ns of mine) {
+    let pids: string[] = [];
+    try { pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean); } catch { /* gone */ }
+    for (const p of pids) killPid(Number(p));
+  }
+  for (const ns of mine) {
+    try { execFileSync("ip", ["netns", "del", ns], { stdio: "pipe" }); } catch { /* already gone */ }
+  }
+  return mine;
+}
+
+function killPid(pid: number): void {
+  try { process.kill(pid, "SIGKILL"); } catch { /* already exited */ }
+}
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
+}
+
+function writeOwner(prefix: string): void {
+  mkdirSync(OWNER_DIR, { recursive: true });
+  writeFileSync(join(OWNER_DIR, `${prefix}.owner`), `${process.pid}\n`);
+}
+
+let hooksInstalled = false;
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on("exit", () => { for (const lab of [...liveLabs]) lab.destroySync(); });
+  for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    const onSignal = () => {
+      for (const lab of [...liveLabs]) lab.destroySync();
+      process.off(sig, onSignal);
+      // Keep the default meaning of the signal unless someone else handles it.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}

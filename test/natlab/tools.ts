@@ -1,0 +1,71 @@
+// Running the lab's node tools (test/natlab/tools/*.ts) inside lab namespaces and reading their JSON lines.
+import type { ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { dirname, join, resolve } from "node:path";
+import type { Lab, Node } from "./lab.js";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+/** Repository root: tools run with cwd here so `--import tsx` resolves from node_modules. */
+export const REPO_ROOT = resolve(HERE, "..", "..");
+
+export function toolArgv(tool: "reflector" | "probe" | "punch", args: string[]): string[] {
+  return [process.execPath, "--import", "tsx", join(HERE, "tools", `${tool}.ts`), ...args];
+}
+
+export interface ToolProc {
+  child: ChildProcess;
+  /** Resolves with the next JSON line the tool prints (rejects on exit or timeout first). */
+  nextJson<T = any>(timeoutMs: number): Promise<T>;
+  send(line: string): void;
+  stderr(): string;
+}
+
+/** Starts a tool in a namespace, tracked by the lab (killed on destroy). */
+export function startTool(lab: Lab, node: Node, tool: "reflector" | "probe" | "punch", args: string[]): ToolProc {
+  const child = lab.spawn(node, toolArgv(tool, args), { cwd: REPO_ROOT });
+  const queue: unknown[] = [];
+  const waiters: ((v: unknown) => void)[] = [];
+  let err = "";
+  child.stderr!.on("data", (d) => { err += d.toString(); });
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    let v: unknown;
+    try { v = JSON.parse(line); } catch { return; }
+    const w = waiters.shift();
+    if (w) w(v); else queue.push(v);
+  });
+  return {
+    child,
+    stderr: () => err,
+    send: (line) => { child.stdin!.write(line + "\n"); },
+    nextJson: <T>(timeoutMs: number) => new Promise<T>((res, rej) => {
+      if (queue.length) return res(queue.shift() as T);
+      const timer = setTimeout(() => {
+        const i = waiters.indexOf(waiter);
+        if (i >= 0) waiters.splice(i, 1);
+        child.off("exit", onExit);
+        rej(new Error(`${tool} in ${node.ns}: no output within ${timeoutMs} ms; stderr: ${err.trim()}`));
+      }, timeoutMs);
+      const waiter = (v: unknown) => { clearTimeout(timer); child.off("exit", onExit); res(v as T); };
+      const onExit = (code: number | null) => {
+        // stdout may still hold the last line after "exit": wait for the stream to close before giving up.
+        const fail = () => {
+          const i = waiters.indexOf(waiter);
+          if (i < 0) return; // answered meanwhile
+          waiters.splice(i, 1);
+          clearTimeout(timer);
+          rej(new Error(`${tool} in ${node.ns} exited (${code}) without output; stderr: ${err.trim()}`));
+        };
+        if (child.stdout!.readableEnded) setImmediate(fail); else child.stdout!.once("close", () => setImmediate(fail));
+      };
+      child.once("exit", onExit);
+      waiters.push(waiter);
+    }),
+  };
+}
+
+/** Runs a tool to completion and returns its (last) JSON result line. */
+export async function runTool<T = any>(lab: Lab, node: Node, tool: "reflector" | "probe" | "punch", args: string[], timeoutMs = 20_000): Promise<T> {
+  const p = startTool(lab, node, tool, args);
+  return p.nextJson<T>(timeoutMs);
+}
