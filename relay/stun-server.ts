@@ -1,0 +1,70 @@
+// The relay's STUN responder (RFC 8489 Binding): answers with the source address it saw, as
+// XOR-MAPPED-ADDRESS and MAPPED-ADDRESS. RFC 3489 clients (no magic cookie) get MAPPED-ADDRESS only,
+// built by hand since the `stun` package encodes RFC 5389 headers. Everything else is dropped silently.
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { isIP, type AddressInfo } from "node:net";
+import { decodeStun, encodeBindingResponse, STUN_BINDING_REQUEST } from "../src/nat/stun.js";
+import { STUN_HEADER_SIZE } from "../src/wire/constants.js";
+import { TokenBucket } from "./token-bucket.js";
+import type { RelayCounters } from "./metrics.js";
+
+const ATTR_MAPPED_ADDRESS = 0x0001;
+const BINDING_RESPONSE = 0x0101;
+const MAX_STUN_REQUEST = 548; // RFC 8489: a Binding request without credentials is far smaller
+
+export class StunResponder {
+  private socket?: Socket;
+  private readonly bucket: TokenBucket;
+
+  constructor(private readonly counters: RelayCounters, perSecond: number) {
+    this.bucket = new TokenBucket(perSecond, perSecond);
+  }
+
+  async listen(host: string, port: number): Promise<AddressInfo> {
+    const socket = createSocket({ type: isIP(host) === 6 ? "udp6" : "udp4" });
+    this.socket = socket;
+    socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
+    socket.on("error", () => { /* ICMP errors and the like: a responder has nothing to do about them */ });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("error", reject);
+      socket.bind(port, host, () => { socket.off("error", reject); resolve(); });
+    });
+    return socket.address();
+  }
+
+  close(): Promise<void> {
+    const s = this.socket;
+    this.socket = undefined;
+    return new Promise((resolve) => (s ? s.close(() => resolve()) : resolve()));
+  }
+
+  private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
+    if (msg.length < STUN_HEADER_SIZE || msg.length > MAX_STUN_REQUEST || msg.readUInt16BE(0) !== STUN_BINDING_REQUEST) return;
+    this.counters.stunRequests++;
+    if (!this.bucket.take(1)) { this.counters.stunDropped++; return; }
+    const mapped = { address: rinfo.address.startsWith("::ffff:") ? rinfo.address.slice(7) : rinfo.address, port: rinfo.port };
+    let answer: Buffer | undefined;
+    const decoded = decodeStun(msg);
+    if (decoded) answer = encodeBindingResponse(decoded.transactionId, mapped);
+    else if (msg.readUInt32BE(4) !== 0x2112a442 && STUN_HEADER_SIZE + msg.readUInt16BE(2) === msg.length && isIP(mapped.address) === 4) {
+      answer = legacyResponse(msg.subarray(4, 20), mapped);
+    }
+    if (!answer) { this.counters.stunDropped++; return; }
+    this.socket?.send(answer, rinfo.port, rinfo.address, (err) => { if (!err) this.counters.stunAnswered++; });
+  }
+}
+
+/** RFC 3489 Binding response: 128-bit transaction ID, MAPPED-ADDRESS (IPv4) only. */
+function legacyResponse(tid: Buffer, mapped: { address: string; port: number }): Buffer {
+  const out = Buffer.alloc(STUN_HEADER_SIZE + 12);
+  out.writeUInt16BE(BINDING_RESPONSE, 0);
+  out.writeUInt16BE(12, 2);
+  tid.copy(out, 4);
+  out.writeUInt16BE(ATTR_MAPPED_ADDRESS, 20);
+  out.writeUInt16BE(8, 22);
+  out.writeUInt8(0, 24);
+  out.writeUInt8(0x01, 25);
+  out.writeUInt16BE(mapped.port, 26);
+  mapped.address.split(".").forEach((o, i) => out.writeUInt8(Number(o), 28 + i));
+  return out;
+}

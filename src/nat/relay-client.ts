@@ -1,0 +1,225 @@
+// The node's connection to its home relay: ONE outbound TLS 1.3 connection, the node authenticated by its
+// client certificate, the relay by its certificate (PKI verifier, role "relay", name if configured). Sends
+// and receives opaque EmberNet datagrams addressed by identity name; reconnects with backoff until stop().
+// Nothing is queued while disconnected or back-pressured: send() returns false and the caller's own
+// retransmission (handshake retry, stream layer) takes over, as on a lossy UDP path.
+import { EventEmitter } from "node:events";
+import { connect, type TLSSocket } from "node:tls";
+import { isIP } from "node:net";
+import { verifyTlsPeer, type Verifier } from "../pki/index.js";
+import {
+  encodeRelayFrame, MAX_RELAY_PAYLOAD, RELAY_CLIENT, RELAY_ERROR, RELAY_FRAME, RELAY_NAME_PATTERN, RELAY_ROLE,
+  RelayFrameError, RelayFrameReader, relayFrameName, type RelayFrame,
+} from "../wire/relay.js";
+
+export interface RelayClientOptions {
+  host: string;
+  port: number;
+  /** Expected identity name of the relay (from the peer map); any relay-role certificate when omitted. */
+  name?: string;
+  certChainPem: string;
+  keyPem: string;
+  bundlePem: string;
+  verifier: Verifier;
+  log?: (msg: string, f?: object) => void;
+  /** Overrides of RELAY_CLIENT timing and the local send-buffer bound (tests). */
+  pingIntervalMs?: number;
+  deadAfterMs?: number;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+  maxQueueBytes?: number;
+}
+
+export interface RelayClientStats {
+  framesSent: number;
+  bytesSent: number;
+  framesReceived: number;
+  bytesReceived: number;
+  /** send() refusals: not connected, back-pressured, or invalid name/size. */
+  sendRefused: number;
+  connects: number;
+}
+
+/**
+ * Events: "connected" (relayName: string), "disconnected" (reason: string), "packet" (fromName, payload: Buffer),
+ * "unknown-peer" (name), "peer-gone" (name), "connect-failed" (reason: a connection attempt that never got WELCOME,
+ * e.g. "revoked: ..." when the relay refused our certificate; the client keeps retrying with backoff).
+ */
+export class RelayClient extends EventEmitter {
+  readonly stats: RelayClientStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, sendRefused: 0, connects: 0 };
+  /** The relay's identity name, known once connected. */
+  relayName?: string;
+  /** The reason the last connection ended, e.g. "revoked: serial ... is on revocation list #2". */
+  lastError?: string;
+  private socket?: TLSSocket;
+  private welcomed = false;
+  private stopped = true;
+  private attempt = 0;
+  private retryTimer?: NodeJS.Timeout;
+  private pingTimer?: NodeJS.Timeout;
+  private lastRx = 0;
+  private pingSentAt?: bigint;
+  private rtt?: number;
+  private readonly log: (msg: string, f?: object) => void;
+
+  constructor(private readonly opts: RelayClientOptions) {
+    super();
+    this.log = opts.log ?? (() => {});
+  }
+
+  get connected(): boolean {
+    return this.welcomed && !!this.socket && !this.socket.destroyed;
+  }
+
+  get rttMs(): number | undefined {
+    return this.rtt;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const s = this.socket;
+    if (!s || s.destroyed) return;
+    await new Promise<void>((resolve) => {
+      s.once("close", () => resolve());
+      s.end();
+      setTimeout(() => s.destroy(), 1_000).unref();
+    });
+  }
+
+  /** Queues one datagram for peerName; false (dropped) if not connected, back-pressured, or invalid. */
+  send(peerName: string, payload: Uint8Array): boolean {
+    const s = this.socket;
+    if (!this.welcomed || !s || s.destroyed || s.writableLength > (this.opts.maxQueueBytes ?? RELAY_CLIENT.maxQueueBytes)
+      || payload.length > MAX_RELAY_PAYLOAD || !RELAY_NAME_PATTERN.test(peerName)) {
+      this.stats.sendRefused++;
+      return false;
+    }
+    s.write(encodeRelayFrame(RELAY_FRAME.SEND, peerName, payload));
+    this.stats.framesSent++;
+    this.stats.bytesSent += payload.length;
+    return true;
+  }
+
+  // ---- connection life cycle -------------------------------------------------------------------------
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.attempt++;
+    const { host, port } = this.opts;
+    const socket = connect({
+      host, port, cert: this.opts.certChainPem, key: this.opts.keyPem, ca: this.opts.bundlePem,
+      minVersion: "TLSv1.3", rejectUnauthorized: false, // the PKI verifier judges the relay below
+      ...(isIP(host) ? {} : { servername: host }),
+      timeout: RELAY_CLIENT.connectTimeoutMs,
+    });
+    this.socket = socket;
+    this.welcomed = false;
+    const reader = new RelayFrameReader();
+    let reason = "connection closed";
+    const fail = (r: string) => { reason = r; socket.destroy(); };
+
+    socket.on("timeout", () => fail(this.welcomed ? "relay connection timed out" : `no answer from relay ${host}:${port} within ${RELAY_CLIENT.connectTimeoutMs} ms`));
+    socket.on("error", (err) => { reason = err.message; });
+    socket.once("secureConnect", () => {
+      const v = verifyTlsPeer(socket, this.opts.verifier, { usage: "server" });
+      if (!v.ok) return fail(`relay certificate refused (${v.reason}): ${v.detail}`);
+      if (!v.identity.roles.includes(RELAY_ROLE)) return fail(`${RELAY_ERROR.NOT_A_RELAY}: "${v.identity.name}" is a mesh identity without role "${RELAY_ROLE}"`);
+      if (this.opts.name && v.identity.name !== this.opts.name) return fail(`${RELAY_ERROR.NOT_A_RELAY}: expected relay "${this.opts.name}", the certificate names "${v.identity.name}"`);
+      this.relayName = v.identity.name;
+      socket.setNoDelay(true);
+      socket.setTimeout(0);
+      this.lastRx = Date.now();
+    });
+    socket.on("data", (chunk: Buffer) => {
+      this.lastRx = Date.now();
+      reader.push(chunk);
+      try {
+        for (let f = reader.next(); f; f = reader.next()) this.onFrame(f, fail);
+      } catch (err) {
+        if (!(err instanceof RelayFrameError)) throw err;
+        fail(`relay sent a bad frame (${err.code}): ${err.message}`);
+      }
+    });
+    socket.on("close", () => {
+      clearInterval(this.pingTimer);
+      const wasUp = this.welcomed;
+      this.welcomed = false;
+      if (this.socket === socket) this.socket = undefined;
+      this.lastError = reason;
+      this.log("relay disconnected", { relay: `${host}:${port}`, reason });
+      this.emit(wasUp ? "disconnected" : "connect-failed", reason);
+      this.scheduleReconnect();
+    });
+  }
+
+  private onFrame(f: RelayFrame, fail: (r: string) => void): void {
+    switch (f.type) {
+      case RELAY_FRAME.WELCOME:
+        this.welcomed = true;
+        this.attempt = 0;
+        this.stats.connects++;
+        this.lastError = undefined;
+        this.startPings();
+        this.log("relay connected", { relay: this.relayName, as: f.name });
+        this.emit("connected", this.relayName);
+        return;
+      case RELAY_FRAME.RECV:
+        if (!this.welcomed) return fail("relay sent data before WELCOME");
+        this.stats.framesReceived++;
+        this.stats.bytesReceived += f.payload.length;
+        // Copy: the frame is a view into the reader's buffer, and listeners may keep it.
+        this.emit("packet", f.name, Buffer.from(f.payload));
+        return;
+      case RELAY_FRAME.UNKNOWN_PEER: this.emit("unknown-peer", f.name); return;
+      case RELAY_FRAME.PEER_GONE: this.emit("peer-gone", f.name); return;
+      case RELAY_FRAME.PING:
+        this.socket?.write(encodeRelayFrame(RELAY_FRAME.PONG, "", f.payload));
+        return;
+      case RELAY_FRAME.PONG:
+        if (this.pingSentAt !== undefined && f.payload.length === 8 && f.payload.readBigUInt64BE(0) === this.pingSentAt) {
+          this.rtt = Number(process.hrtime.bigint() - this.pingSentAt) / 1e6;
+          this.pingSentAt = undefined;
+        }
+        return;
+      case RELAY_FRAME.ERROR:
+        return fail(`${f.name}: ${f.payload.toString("utf8")}`);
+      default:
+        return fail(`relay sent an unexpected ${relayFrameName(f.type)} frame`);
+    }
+  }
+
+  private startPings(): void {
+    clearInterval(this.pingTimer);
+    const interval = this.opts.pingIntervalMs ?? RELAY_CLIENT.pingIntervalMs;
+    const deadAfter = this.opts.deadAfterMs ?? RELAY_CLIENT.deadAfterMs;
+    const ping = () => {
+      const s = this.socket;
+      if (!s || s.destroyed) return;
+      if (Date.now() - this.lastRx > deadAfter) { s.destroy(new Error(`relay silent for ${deadAfter} ms`)); return; }
+      this.pingSentAt = process.hrtime.bigint();
+      const p = Buffer.allocUnsafe(8);
+      p.writeBigUInt64BE(this.pingSentAt, 0);
+      s.write(encodeRelayFrame(RELAY_FRAME.PING, "", p));
+    };
+    ping();
+    this.pingTimer = setInterval(ping, interval);
+    this.pingTimer.unref();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    const min = this.opts.backoffMinMs ?? RELAY_CLIENT.backoffMinMs;
+    const max = this.opts.backoffMaxMs ?? RELAY_CLIENT.backoffMaxMs;
+    const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
+    const delay = base / 2 + Math.random() * (base / 2); // jitter: a relay restart is not met by a thundering herd
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+}

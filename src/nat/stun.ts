@@ -1,0 +1,165 @@
+// STUN (RFC 8489 Binding) on an existing UDP socket. The daemon has ONE socket for STUN, disco and data,
+// so the mapping STUN learns here is the mapping peers see. Its message handler calls handle() first:
+// STUN starts with 0x00/0x01 and carries the magic cookie at offset 4, EmberNet packets start 0x10..0x1f.
+// Encoding/decoding is the `stun` package's; this file types the part of it EmberNet uses (the relay's
+// STUN server shares the codec below).
+import { createRequire } from "node:module";
+import { randomBytes } from "node:crypto";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import type { RemoteInfo, Socket } from "node:dgram";
+import { isStunPacket, STUN_HEADER_SIZE } from "../wire/constants.js";
+
+interface StunAddress { address: string; port: number; family: string }
+interface StunAttr { type: number; value: unknown }
+interface StunMsg {
+  readonly type: number;
+  readonly transactionId: Buffer;
+  getAttribute(type: number): StunAttr | undefined;
+  getXorAddress(): StunAddress | undefined;
+  getAddress(): StunAddress | undefined;
+  addXorAddress(ip: string, port: number): unknown;
+  addAddress(ip: string, port: number): unknown;
+  addSoftware(s: string): unknown;
+  addFingerprint(): unknown;
+}
+interface StunModule {
+  createMessage(type: number, transaction?: Buffer): StunMsg;
+  encode(m: StunMsg): Buffer;
+  decode(b: Buffer): StunMsg;
+  constants: Record<string, number>;
+}
+
+const stunPkg = createRequire(import.meta.url)("stun") as StunModule;
+export const STUN_BINDING_REQUEST = stunPkg.constants.STUN_BINDING_REQUEST!; // 0x0001
+export const STUN_BINDING_RESPONSE = stunPkg.constants.STUN_BINDING_RESPONSE!; // 0x0101
+export const STUN_TRANSACTION_ID_BYTES = 12;
+export const STUN_SOFTWARE = "embernet";
+/** First retransmission after this, doubling (RFC 8489 RTO, shortened: STUN servers here are relays we run). */
+export const STUN_INITIAL_RTO_MS = 250;
+export const STUN_DEFAULT_TIMEOUT_MS = 3_000;
+
+export interface MappedAddress { address: string; port: number }
+export interface StunServerAddress { host: string; port: number }
+export interface StunResult { mapped: MappedAddress; rttMs: number; server: MappedAddress }
+
+export class StunError extends Error {
+  constructor(readonly code: "timeout" | "closed" | "send_failed" | "dns" | "bad_response", message: string) { super(message); }
+}
+
+/** Decodes a STUN message; undefined for anything that is not a well-formed STUN message. */
+export function decodeStun(msg: Buffer): StunMsg | undefined {
+  if (!isStunPacket(msg)) return undefined;
+  const bodyLen = msg.readUInt16BE(2);
+  if (bodyLen % 4 !== 0 || STUN_HEADER_SIZE + bodyLen !== msg.length) return undefined;
+  try {
+    return stunPkg.decode(msg);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A Binding success response carrying XOR-MAPPED-ADDRESS and, for RFC 3489-era clients, MAPPED-ADDRESS. */
+export function encodeBindingResponse(transactionId: Buffer, mapped: MappedAddress): Buffer {
+  const m = stunPkg.createMessage(STUN_BINDING_RESPONSE, transactionId);
+  m.addXorAddress(mapped.address, mapped.port);
+  m.addAddress(mapped.address, mapped.port);
+  m.addSoftware(STUN_SOFTWARE);
+  m.addFingerprint();
+  return stunPkg.encode(m);
+}
+
+export function encodeBindingRequest(transactionId: Buffer): Buffer {
+  return stunPkg.encode(stunPkg.createMessage(STUN_BINDING_REQUEST, transactionId));
+}
+
+interface Pending {
+  key: string;
+  server: MappedAddress;
+  sentAt: number;
+  timers: NodeJS.Timeout[];
+  resolve: (r: StunResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** The IPv4-mapped form ::ffff:a.b.c.d that a dual-stack socket reports, as plain a.b.c.d. */
+function plainAddress(a: string): string {
+  return a.startsWith("::ffff:") && isIP(a.slice(7)) === 4 ? a.slice(7) : a;
+}
+
+export class StunClient {
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+
+  constructor(private readonly socket: Socket) {}
+
+  /**
+   * Call first in the socket's message handler. Returns true when the datagram is STUN (consumed: a
+   * response to one of our requests resolves it; any other STUN message is dropped here), false otherwise.
+   */
+  handle(msg: Buffer, rinfo: RemoteInfo): boolean {
+    if (!isStunPacket(msg)) return false;
+    if (msg.readUInt16BE(0) !== STUN_BINDING_RESPONSE) return true;
+    const key = msg.toString("hex", 8, STUN_HEADER_SIZE);
+    const p = this.pending.get(key);
+    // The 96-bit random transaction ID is the proof; the source must also be the server we asked.
+    if (!p || plainAddress(rinfo.address) !== p.server.address || rinfo.port !== p.server.port) return true;
+    const decoded = decodeStun(msg);
+    const addr = decoded?.getXorAddress() ?? decoded?.getAddress();
+    if (!addr || typeof addr.address !== "string" || !Number.isInteger(addr.port)) return true; // keep waiting for a good answer
+    this.finish(p);
+    p.resolve({ mapped: { address: plainAddress(addr.address), port: addr.port }, rttMs: performance.now() - p.sentAt, server: p.server });
+    return true;
+  }
+
+  /** One Binding request with retransmissions until timeoutMs; rejects with StunError. */
+  async request(server: StunServerAddress, timeoutMs = STUN_DEFAULT_TIMEOUT_MS): Promise<StunResult> {
+    if (this.closed) throw new StunError("closed", "STUN client is closed");
+    let address = server.host;
+    if (!isIP(address)) {
+      try {
+        address = (await lookup(server.host, { family: this.socket.address().family === "IPv6" ? 0 : 4 })).address;
+      } catch (err) {
+        throw new StunError("dns", `cannot resolve STUN server ${server.host}: ${(err as Error).message}`);
+      }
+    }
+    const target = { address, port: server.port };
+    const tid = randomBytes(STUN_TRANSACTION_ID_BYTES);
+    const key = tid.toString("hex");
+    const packet = encodeBindingRequest(tid);
+    return new Promise<StunResult>((resolve, reject) => {
+      const p: Pending = { key, server: target, sentAt: 0, timers: [], resolve, reject };
+      this.pending.set(key, p);
+      const send = () => {
+        // RTT is measured from the latest transmission (an answer to an earlier one reads short, never long).
+        p.sentAt = performance.now();
+        this.socket.send(packet, target.port, target.address, (err) => {
+          if (err && this.pending.has(key)) {
+            this.finish(p);
+            reject(new StunError("send_failed", `STUN request to ${target.address}:${target.port}: ${err.message}`));
+          }
+        });
+      };
+      send();
+      for (let rto = STUN_INITIAL_RTO_MS, at = rto; at < timeoutMs; rto *= 2, at += rto) p.timers.push(setTimeout(send, at));
+      p.timers.push(setTimeout(() => {
+        this.finish(p);
+        reject(new StunError("timeout", `no STUN answer from ${server.host}:${server.port} within ${timeoutMs} ms`));
+      }, timeoutMs));
+    });
+  }
+
+  /** Rejects every outstanding request (the socket is going away). */
+  close(): void {
+    this.closed = true;
+    for (const p of [...this.pending.values()]) {
+      this.finish(p);
+      p.reject(new StunError("closed", "STUN client closed"));
+    }
+  }
+
+  private finish(p: Pending): void {
+    for (const t of p.timers) clearTimeout(t);
+    this.pending.delete(p.key);
+  }
+}

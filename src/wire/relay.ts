@@ -1,0 +1,178 @@
+// Relay frames: the node <-> relay TLS stream (relay/ and src/nat/relay-client.ts share everything here).
+//
+// Each frame on the stream:
+//   0..1          2      3          4 .. 4+N-1        4+N ..
+//   length (u16)  type   N (u8)     name (N bytes)    payload
+//   length = bytes after the length field (type + N + name + payload), BIG-endian (network order on TCP).
+// Names are identity names (lowercase DNS label, ASCII); the payload is opaque: an EmberNet datagram
+// (handshake or DATA, already end-to-end encrypted) that the relay forwards unchanged and never parses.
+// Binary and fixed, like the UDP data path: this is the relay's per-packet path, so no msgpack here.
+
+export const RELAY_FRAME = {
+  /** node -> relay: deliver payload to the identity `name`. */
+  SEND: 0x01,
+  /** relay -> node: payload from the identity `name` (taken from the sender's verified certificate). */
+  RECV: 0x02,
+  /** relay -> node: `name` is not connected to this relay (or revoked); the SEND was dropped. */
+  UNKNOWN_PEER: 0x03,
+  /** relay -> node: `name`, which this node sent to recently, disconnected. */
+  PEER_GONE: 0x04,
+  /** relay -> node: name = machine-readable reason code, payload = UTF-8 detail; the relay then closes. */
+  ERROR: 0x05,
+  /** either direction: keepalive; the receiver answers PONG echoing the payload. */
+  PING: 0x06,
+  PONG: 0x07,
+  /** relay -> node, first frame after the relay verified the node's certificate: name = the node's identity. */
+  WELCOME: 0x08,
+} as const;
+export type RelayFrameType = (typeof RELAY_FRAME)[keyof typeof RELAY_FRAME];
+const FRAME_NAMES = new Map<number, string>(Object.entries(RELAY_FRAME).map(([k, v]) => [v, k]));
+
+export const RELAY_LENGTH_BYTES = 2;
+export const RELAY_FIXED_HEADER = 2;
+export const MAX_RELAY_NAME = 63;
+/** An EmberNet datagram is at most 1472 bytes (MAX_DATAGRAM); leave room for a future larger MTU, no more. */
+export const MAX_RELAY_PAYLOAD = 2048;
+export const MAX_RELAY_FRAME = RELAY_FIXED_HEADER + MAX_RELAY_NAME + MAX_RELAY_PAYLOAD;
+export const MAX_PING_PAYLOAD = 32;
+export const MAX_ERROR_DETAIL = 512;
+
+/** Identity names and reason codes on the relay stream (same shape as PKI identity names). */
+export const RELAY_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+
+/** Reason codes sent in ERROR frames and logged. */
+export const RELAY_ERROR = {
+  FRAME_TOO_LARGE: "frame_too_large",
+  BAD_FRAME: "bad_frame",
+  UNEXPECTED_FRAME: "unexpected_frame",
+  REPLACED: "replaced",
+  IDLE: "idle",
+  SHUTDOWN: "shutdown",
+  TOO_MANY_CONNECTIONS: "too_many_connections",
+  // Certificate reasons are the PKI verifier's (expired, revoked, unknown_ca, ...), plus:
+  NOT_A_RELAY: "not_a_relay",
+} as const;
+
+/** The certificate role a relay's leaf must carry; nodes refuse a relay without it. */
+export const RELAY_ROLE = "relay";
+export const RELAY_DEFAULT_PORT = 443;
+export const STUN_DEFAULT_PORT = 3478;
+
+/** Relay limits; each is a flag of `ember relay`. */
+export const RELAY_DEFAULTS = {
+  /** Per-node token bucket over SEND payload bytes. */
+  rateBytesPerSec: 4 * 1024 * 1024,
+  burstBytes: 512 * 1024,
+  /** A destination whose TLS write buffer holds more than this gets no more frames until it drains. */
+  queueBytes: 256 * 1024,
+  maxConnections: 10_000,
+  /** A connection silent this long is closed (nodes ping every RELAY_CLIENT_PING_MS). */
+  idleTimeoutMs: 60_000,
+  /** TLS handshake + certificate check must finish within this. */
+  handshakeTimeoutMs: 10_000,
+  /** Revocation list poll interval from the coordination server. */
+  revocationPollMs: 3_000,
+  /** Re-verify every connected certificate this often (expiry while connected). */
+  reverifyMs: 30_000,
+  /** STUN answers per second, all sources together (CPU bound, no amplification: answer ~ request size). */
+  stunPerSec: 20_000,
+} as const;
+
+/** Client side: keepalive interval, dead-relay timeout, reconnect backoff, local send buffer. */
+export const RELAY_CLIENT = {
+  pingIntervalMs: 10_000,
+  deadAfterMs: 30_000,
+  backoffMinMs: 250,
+  backoffMaxMs: 30_000,
+  maxQueueBytes: 256 * 1024,
+  connectTimeoutMs: 10_000,
+} as const;
+
+/** How many senders a destination remembers, to tell them PEER_GONE when it leaves. */
+export const PEER_GONE_MEMORY = 256;
+
+export interface RelayFrame {
+  type: RelayFrameType;
+  name: string;
+  /** A view into the read buffer: copy it if you keep it past the current event. */
+  payload: Buffer;
+}
+
+export class RelayFrameError extends Error {
+  constructor(readonly code: "frame_too_large" | "bad_frame", message: string) { super(message); }
+}
+
+export function relayFrameName(type: number): string {
+  return FRAME_NAMES.get(type) ?? `0x${type.toString(16).padStart(2, "0")}`;
+}
+
+/** Encodes one frame; throws RelayFrameError on a name or payload outside the limits. */
+export function encodeRelayFrame(type: RelayFrameType, name: string, payload: Uint8Array = EMPTY): Buffer {
+  if (name.length > MAX_RELAY_NAME || (name.length > 0 && !RELAY_NAME_PATTERN.test(name))) {
+    throw new RelayFrameError("bad_frame", `invalid name "${name.slice(0, 70)}"`);
+  }
+  if (payload.length > MAX_RELAY_PAYLOAD) throw new RelayFrameError("frame_too_large", `payload of ${payload.length} bytes exceeds ${MAX_RELAY_PAYLOAD}`);
+  const body = RELAY_FIXED_HEADER + name.length + payload.length;
+  const out = Buffer.allocUnsafe(RELAY_LENGTH_BYTES + body);
+  out.writeUInt16BE(body, 0);
+  out[2] = type;
+  out[3] = name.length;
+  out.write(name, 4, "latin1");
+  out.set(payload, 4 + name.length);
+  return out;
+}
+
+/** An ERROR frame; the detail is cut to MAX_ERROR_DETAIL bytes. */
+export function encodeRelayError(code: string, detail: string): Buffer {
+  const safe = RELAY_NAME_PATTERN.test(code) ? code : "error";
+  return encodeRelayFrame(RELAY_FRAME.ERROR, safe, Buffer.from(detail, "utf8").subarray(0, MAX_ERROR_DETAIL));
+}
+
+const EMPTY = new Uint8Array(0);
+const NAMED = new Set<number>([RELAY_FRAME.SEND, RELAY_FRAME.RECV, RELAY_FRAME.UNKNOWN_PEER, RELAY_FRAME.PEER_GONE, RELAY_FRAME.ERROR, RELAY_FRAME.WELCOME]);
+
+/**
+ * Incremental reader for a TLS stream: push() chunks, then next() until it returns undefined.
+ * Throws RelayFrameError on the first bad frame; the stream is then unusable (close the connection).
+ * Buffered bytes never exceed one maximal frame plus the last chunk.
+ */
+export class RelayFrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private off = 0;
+
+  push(chunk: Buffer): void {
+    const rest = this.buf.length - this.off;
+    this.buf = rest === 0 ? chunk : Buffer.concat([this.buf.subarray(this.off), chunk]);
+    this.off = 0;
+  }
+
+  next(): RelayFrame | undefined {
+    const avail = this.buf.length - this.off;
+    if (avail < RELAY_LENGTH_BYTES) return undefined;
+    const len = this.buf.readUInt16BE(this.off);
+    // Check the length before waiting for the body, so an oversized frame is refused at once.
+    if (len > MAX_RELAY_FRAME) throw new RelayFrameError("frame_too_large", `frame of ${len} bytes exceeds ${MAX_RELAY_FRAME}`);
+    if (len < RELAY_FIXED_HEADER) throw new RelayFrameError("bad_frame", `frame length ${len} is below the ${RELAY_FIXED_HEADER}-byte header`);
+    if (avail < RELAY_LENGTH_BYTES + len) return undefined;
+    const start = this.off + RELAY_LENGTH_BYTES;
+    this.off = start + len;
+    const type = this.buf[start];
+    const nameLen = this.buf[start + 1];
+    if (!FRAME_NAMES.has(type)) throw new RelayFrameError("bad_frame", `unknown frame type ${relayFrameName(type)}`);
+    if (nameLen > MAX_RELAY_NAME || RELAY_FIXED_HEADER + nameLen > len) throw new RelayFrameError("bad_frame", `name length ${nameLen} does not fit the ${len}-byte frame`);
+    const name = this.buf.toString("latin1", start + 2, start + 2 + nameLen);
+    if (NAMED.has(type) ? !RELAY_NAME_PATTERN.test(name) : nameLen !== 0) {
+      throw new RelayFrameError("bad_frame", `${relayFrameName(type)} frame with invalid name "${name.replace(/[^\x20-\x7e]/g, "?")}"`);
+    }
+    const payload = this.buf.subarray(start + 2 + nameLen, start + len);
+    if ((type === RELAY_FRAME.PING || type === RELAY_FRAME.PONG) && payload.length > MAX_PING_PAYLOAD) {
+      throw new RelayFrameError("bad_frame", `${relayFrameName(type)} payload of ${payload.length} bytes exceeds ${MAX_PING_PAYLOAD}`);
+    }
+    return { type: type as RelayFrameType, name, payload };
+  }
+
+  /** Bytes received but not yet returned as frames. */
+  get pending(): number {
+    return this.buf.length - this.off;
+  }
+}
