@@ -40,8 +40,11 @@ export class Issues {
     list.push(column === undefined ? { line, message, severity } : { line, column, message, severity });
   }
 
-  /** Appends one line saying how many issues were left out, if any. */
+  /** Orders issues by line and appends one saying how many were left out, if any. */
   finish(): void {
+    const byLine = (a: PolicyIssue, b: PolicyIssue) => a.line - b.line || (a.column ?? 0) - (b.column ?? 0);
+    this.errors.sort(byLine);
+    this.warnings.sort(byLine);
     if (this.dropped === 0) return;
     const target = this.errors.length > 0 ? this.errors : this.warnings;
     target.push({ line: target[target.length - 1]?.line ?? 1, message: `${this.dropped} more issue(s) not shown`, severity: target === this.errors ? "error" : "warning" });

@@ -17,6 +17,7 @@ import { namedTenant, parseSelector, qualifiedName } from "./selectors.js";
 import type { CompiledPolicy, CompiledRule, FlowProtocol, ParseContext, ParseResult, Protocol, Selector, ServiceDef } from "./types.js";
 import { guardYaml } from "./yaml-guard.js";
 
+const MAX_YAML_ERRORS = 5;
 const TOP_KEYS = ["version", "groups", "services", "rules", "tests"];
 const RULE_KEYS = ["allow"];
 const ALLOW_KEYS = ["source", "target", "protocol", "ports"];
@@ -63,8 +64,13 @@ class PolicyParser {
 
     // uniqueKeys is checked below in linear time: the yaml package's own check is quadratic in map size.
     const doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: false, prettyErrors: false, strict: true });
-    for (const e of [...doc.errors, ...doc.warnings]) {
-      issues.error(this.at(e.pos[0]), `YAML: ${e.message}`);
+    // One syntax error usually cascades into dozens of follow-ups: keep the first per line, and a few lines.
+    const shownLines = new Set<number>();
+    for (const e of [...doc.errors, ...doc.warnings].sort((a, b) => a.pos[0] - b.pos[0])) {
+      const at = this.at(e.pos[0]);
+      if (shownLines.has(at.line) || shownLines.size >= MAX_YAML_ERRORS) continue;
+      shownLines.add(at.line);
+      issues.error(at, `YAML: ${e.message}`);
     }
     if (issues.hasErrors) return this.result();
 
@@ -87,12 +93,14 @@ class PolicyParser {
     const rules = get("rules");
     if (rules) this.parseRules(rules);
     else issues.warning(root, "no rules: every flow is denied");
+    if (!issues.hasErrors) analyseOverlaps(this.rules, issues);
+    // Tests run only against a policy whose rules all compiled; a broken test is reported either way.
+    const rulesOk = !issues.hasErrors;
     const tests = get("tests");
     if (tests) this.parseTests(tests);
 
-    if (!issues.hasErrors) analyseOverlaps(this.rules, issues);
     const policy: CompiledPolicy = { version: 1, rules: this.rules, services: Object.fromEntries(this.services), source: text, hash: sha256Hex(text) };
-    if (!issues.hasErrors && this.tests.length > 0) {
+    if (rulesOk && this.tests.length > 0) {
       if (this.ctx.resolve) runEmbeddedTests(policy, this.tests, this.ctx.resolve, issues);
       else issues.warning({ line: this.tests[0].line }, `${this.tests.length} embedded test(s) not run: no identities to resolve their names against`);
     }
