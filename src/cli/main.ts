@@ -7,6 +7,8 @@ import { registerUp } from "./up.js";
 import { registerPeers } from "./peers.js";
 import { CliError } from "./output.js";
 import { registerCoordVerbs } from "./coord.js";
+import { registerRelay } from "./relay.js";
+import { registerNetcheck } from "./netcheck.js";
 
 const program = new Command();
 program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
@@ -16,6 +18,8 @@ registerDemo(program);
 registerUp(program);
 registerPeers(program);
 registerCoordVerbs(program);
+registerRelay(program);
+registerNetcheck(program);
 
 try {
   await program.parseAsync(process.argv);
