@@ -95,6 +95,30 @@ function checkKeys(local: LocalIdentity): void {
   if (local.certChainDer.length === 0) throw new Error("the local identity needs its certificate chain");
 }
 
+/**
+ * Verified bindings (certificate key, static key, signature), by their exact bytes. A peer keeps its
+ * static key across rekeys (every 2 minutes), so the same triple comes back again and again; the
+ * verdict of an Ed25519 verification over the same bytes never changes. Only successes are cached.
+ */
+const verifiedBindings = new Map<string, true>();
+const BINDING_CACHE_MAX = 16_384;
+
+function bindingHolds(certKey: Uint8Array, peerStatic: Uint8Array, sig: Uint8Array): boolean {
+  const id = Buffer.concat([certKey, peerStatic, sig]).toString("base64");
+  if (verifiedBindings.has(id)) return true;
+  let ok = false;
+  try {
+    ok = verify(null, bindingMessage(peerStatic), publicKeyFromRaw(certKey), sig);
+  } catch {
+    ok = false;
+  }
+  if (ok) {
+    verifiedBindings.set(id, true);
+    if (verifiedBindings.size > BINDING_CACHE_MAX) verifiedBindings.delete(verifiedBindings.keys().next().value!);
+  }
+  return ok;
+}
+
 /** Verifies the peer's payload against the static key Noise authenticated. */
 function authenticate(payloadBytes: Uint8Array, peerStatic: Uint8Array, verifier: Verifier): { identity: Identity; timestamp: number } {
   let payload;
@@ -105,13 +129,7 @@ function authenticate(payloadBytes: Uint8Array, peerStatic: Uint8Array, verifier
   }
   const r = verifier.verifyChain(payload.chain);
   if (!r.ok) throw new HandshakeError(r.reason, r.detail);
-  let bound = false;
-  try {
-    bound = verify(null, bindingMessage(peerStatic), publicKeyFromRaw(r.identity.publicKey), payload.sig);
-  } catch {
-    bound = false;
-  }
-  if (!bound) throw new HandshakeError("bad_binding", `the certificate of ${r.identity.name} did not sign this handshake's static key`);
+  if (!bindingHolds(r.identity.publicKey, peerStatic, payload.sig)) throw new HandshakeError("bad_binding", `the certificate of ${r.identity.name} did not sign this handshake's static key`);
   return { identity: r.identity, timestamp: payload.ts };
 }
 

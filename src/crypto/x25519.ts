@@ -1,49 +1,63 @@
-// X25519 with node:crypto (native) on raw 32-byte keys.
+// X25519 with node:crypto (native) on raw 32-byte keys. Keys cross into node:crypto as JWK: with
+// OpenSSL 3, importing or exporting DER (PKCS#8/SPKI) costs 70-330 us per key against 1-25 us for JWK,
+// and that difference decided whether a handshake took 3 ms or a fraction of one (bench/dataplane.ts).
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from "node:crypto";
 
-const PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
-const SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
+const KEY_SIZE = 32;
+
+/** Parsed private keys by their raw array: generated keys are registered at birth, static keys on first use. */
+const privateObjects = new WeakMap<Uint8Array, KeyObject>();
+
+function b64u(raw: Uint8Array): string {
+  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64url");
+}
+
+function rawFromB64u(s: string | undefined): Uint8Array {
+  const raw = new Uint8Array(Buffer.from(s ?? "", "base64url"));
+  if (raw.length !== KEY_SIZE) throw new Error("X25519 key export failed");
+  return raw;
+}
 
 export function privateKeyObject(raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: "der", type: "pkcs8" });
-}
-
-export function publicKeyObject(raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: "der", type: "spki" });
-}
-
-export function publicFromPrivate(raw: Uint8Array): Uint8Array {
-  const spki = createPublicKey(privateKeyObject(raw)).export({ type: "spki", format: "der" });
-  return new Uint8Array(spki.subarray(spki.length - 32));
-}
-
-export function generateX25519(): { privateKey: Uint8Array; publicKey: Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const pk = privateKey.export({ type: "pkcs8", format: "der" });
-  const pub = publicKey.export({ type: "spki", format: "der" });
-  return { privateKey: new Uint8Array(pk.subarray(pk.length - 32)), publicKey: new Uint8Array(pub.subarray(pub.length - 32)) };
-}
-
-/** Static keys take part in every handshake: keep their parsed KeyObjects (a handful per process). */
-const staticCache = new Map<string, KeyObject>();
-const STATIC_CACHE_MAX = 16;
-
-function cachedPrivate(raw: Uint8Array): KeyObject {
-  const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString("base64");
-  let k = staticCache.get(id);
+  let k = privateObjects.get(raw);
   if (!k) {
-    k = privateKeyObject(raw);
-    staticCache.set(id, k);
-    if (staticCache.size > STATIC_CACHE_MAX) staticCache.delete(staticCache.keys().next().value!);
+    if (raw.length !== KEY_SIZE) throw new Error(`X25519 private key must be ${KEY_SIZE} bytes`);
+    // node needs the public half in a private JWK; deriving it is one scalar multiplication
+    const pub = createPublicKey(createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: b64u(raw), x: "" }, format: "jwk" })).export({ format: "jwk" }).x;
+    k = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: b64u(raw), x: pub }, format: "jwk" });
+    privateObjects.set(raw, k);
   }
   return k;
 }
 
+/** A remote key takes part in two DH operations of a handshake: parse it once (keyed by the array object). */
+const publicObjects = new WeakMap<Uint8Array, KeyObject>();
+
+export function publicKeyObject(raw: Uint8Array): KeyObject {
+  let k = publicObjects.get(raw);
+  if (!k) {
+    if (raw.length !== KEY_SIZE) throw new Error(`X25519 public key must be ${KEY_SIZE} bytes`);
+    k = createPublicKey({ key: { kty: "OKP", crv: "X25519", x: b64u(raw) }, format: "jwk" });
+    publicObjects.set(raw, k);
+  }
+  return k;
+}
+
+export function publicFromPrivate(raw: Uint8Array): Uint8Array {
+  return rawFromB64u(createPublicKey(privateKeyObject(raw)).export({ format: "jwk" }).x);
+}
+
+export function generateX25519(): { privateKey: Uint8Array; publicKey: Uint8Array } {
+  const { privateKey, publicKey } = generateKeyPairSync("x25519");
+  const priv = rawFromB64u(privateKey.export({ format: "jwk" }).d);
+  privateObjects.set(priv, privateKey);
+  return { privateKey: priv, publicKey: rawFromB64u(publicKey.export({ format: "jwk" }).x) };
+}
+
 /**
  * X25519 DH. Throws on a malformed or low-order public key: OpenSSL refuses an all-zero shared secret,
- * which Noise implementations must not use. `isStatic` caches the private key's parsed form.
+ * which Noise implementations must not use.
  */
-export function dh(privateKey: Uint8Array, publicKey: Uint8Array, isStatic = false): Uint8Array {
-  const priv = isStatic ? cachedPrivate(privateKey) : privateKeyObject(privateKey);
-  return new Uint8Array(diffieHellman({ privateKey: priv, publicKey: publicKeyObject(publicKey) }));
+export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  return new Uint8Array(diffieHellman({ privateKey: privateKeyObject(privateKey), publicKey: publicKeyObject(publicKey) }));
 }
