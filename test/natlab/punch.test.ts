@@ -39,26 +39,27 @@ describe.skipIf(!avail.ok)("natlab punching between two EIM NATs", () => {
     table.add(punchRow("eim<->eim naive, same instant", trials, "race; clash remaps", true));
   }, 45_000);
 
-  it("low-TTL first (TTL 2, hold 100 ms): every trial connects and both NATs keep the port", async () => {
+  // Holds here leave a wide margin over scheduling skew on a loaded CI machine; scripts/natlab.ts measures hold 100.
+  it("low-TTL first (TTL 2, hold 200 ms): every trial connects and both NATs keep the port", async () => {
     const trials: PunchTrial[] = [];
     for (let i = 0; i < 4; i++) {
-      const t = await punchTrial(s, "lowttl", 43100 + i, { skewMs: 0, holdMs: 100, budgetMs: 2000 });
+      const t = await punchTrial(s, "lowttl", 43100 + i, { skewMs: 0, holdMs: 200, budgetMs: 2000 });
       console.log(describeLine(t));
       trials.push(t);
       expect(t.ok, describeLine(t)).toBe(true);
       if (hasConntrackTool()) expect([t.aPortToPeer, t.bPortToPeer]).toEqual([t.port, t.port]);
     }
-    table.add(punchRow("eim<->eim low-TTL, same instant", trials, "connects, ports kept", trials.every((t) => t.ok)));
+    table.add(punchRow("eim<->eim low-TTL (hold 200), same instant", trials, "connects, ports kept", trials.every((t) => t.ok)));
   }, 30_000);
 
-  it("low-TTL when the peer starts 300 ms late: the hold must cover the skew", async () => {
+  it("low-TTL when the peer starts 300 ms late: a hold of 100 ms clashes, 800 ms connects", async () => {
     const short = await punchTrial(s, "lowttl", 43200, { skewMs: 300, holdMs: 100, budgetMs: 1500 });
-    const long = await punchTrial(s, "lowttl", 43201, { skewMs: 300, holdMs: 500, budgetMs: 2000 });
+    const long = await punchTrial(s, "lowttl", 43201, { skewMs: 300, holdMs: 800, budgetMs: 2500 });
     console.log(describeLine(short));
     console.log(describeLine(long));
     expectClashExplainsFailure(short);
     expect(long.ok, describeLine(long)).toBe(true);
     table.add(punchRow("low-TTL, peer 300 ms late, hold 100", [short], "clash (hold < skew)", true));
-    table.add(punchRow("low-TTL, peer 300 ms late, hold 500", [long], "connects", long.ok));
+    table.add(punchRow("low-TTL, peer 300 ms late, hold 800", [long], "connects", long.ok));
   }, 30_000);
 });

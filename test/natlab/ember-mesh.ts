@@ -1,0 +1,138 @@
+// EmberNet in the NAT lab: a coordination server and two relays (each answering STUN) on "internet"
+// server hosts, nodes on hosts behind the lab's routers. Every process is a real `ember` child in its
+// namespace; control sockets are files, so the test talks to each node from the root namespace.
+import type { ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { controlRequest } from "../../src/node/control.js";
+import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../../src/pki/index.js";
+import { EMBER } from "../helpers/cli.js";
+import type { Host, Lab, Node, ServerHost } from "./lab.js";
+
+export const TENANT = "lab";
+const ALLOW_ALL = "version: 1\nrules:\n  - allow: {source: \"*\", target: \"*\"}\n";
+
+export interface LabNode { name: string; host: Host; dir: string; socket: string; proc: ChildProcess; startedAt: number }
+
+export class EmberLab {
+  ca!: CaMaterial;
+  coordHost!: ServerHost;
+  relayHosts: ServerHost[] = [];
+  coordUrl = "";
+  private admin!: { cert: string; key: string; ca: string };
+  readonly nodes = new Map<string, LabNode>();
+
+  constructor(readonly lab: Lab, readonly dir: string) {}
+
+  private async writeLeaf(prefix: string, name: string, tenant: string, roles: string[]) {
+    const keys = generateEd25519();
+    const der = await issueLeaf(this.ca, { name, tenant, roles, ttlMs: 3_600_000, publicKey: keys.publicKey });
+    const cert = join(this.dir, `${prefix}.crt`), key = join(this.dir, `${prefix}.key`);
+    writeFileSync(cert, withIntermediates(toPem(der, "CERTIFICATE"), this.ca.bundlePem));
+    writeFileSync(key, privateKeyToPem(keys.privateKey), { mode: 0o600 });
+    return { cert, key, ca: join(this.ca.dir, "bundle.pem") };
+  }
+
+  /** Waits for a line on the child's stdout; fails with its stderr tail when it exits first. */
+  private started(label: string, child: ChildProcess, ready: RegExp, timeoutMs = 30_000): Promise<string> {
+    const tail: string[] = [];
+    createInterface({ input: child.stderr! }).on("line", (l) => { tail.push(l); if (tail.length > 30) tail.shift(); });
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${label} did not start:\n${tail.join("\n")}`)), timeoutMs);
+      createInterface({ input: child.stdout! }).on("line", (l) => { if (ready.test(l)) { clearTimeout(t); resolve(l); } });
+      child.once("exit", (code) => { clearTimeout(t); reject(new Error(`${label} exited ${code}:\n${tail.join("\n")}`)); });
+    });
+  }
+
+  async startServices(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    this.ca = await initCa(join(this.dir, "ca"), "lab.embernet");
+    this.admin = await this.writeLeaf("admin", "ops-admin", "ops", ["admin"]);
+    this.coordHost = await this.lab.addServerHost("co");
+    this.relayHosts = [await this.lab.addServerHost("r1"), await this.lab.addServerHost("r2")];
+    const coordArgs = [process.execPath, EMBER, "coord", "--data", join(this.dir, "coord"), "--ca-dir", this.ca.dir, "--listen", `${this.coordHost.address}:443`];
+    this.relayHosts.forEach((h, i) => coordArgs.push("--relay", `relay-${i + 1}=${h.address}:443:3478`));
+    const coord = this.lab.spawn(this.coordHost, coordArgs);
+    this.coordUrl = /(https:\/\/\S+)/.exec(await this.started("coordination server", coord, /coordination server https:\/\//))![1];
+    for (const [i, h] of this.relayHosts.entries()) {
+      const name = `relay-${i + 1}`;
+      const f = await this.writeLeaf(name, name, "infra", ["relay"]);
+      const relay = this.lab.spawn(h, [process.execPath, EMBER, "relay", "--name", name, "--listen", `${h.address}:443`, "--stun", `${h.address}:3478`,
+        "--cert", f.cert, "--key", f.key, "--ca", f.ca, "--coord", this.coordUrl]);
+      await this.started(name, relay, /relay_listening/);
+    }
+    await this.setPolicy(ALLOW_ALL);
+  }
+
+  private adminArgs(): string[] {
+    return ["--coord", this.coordUrl, "--cert", this.admin.cert, "--key", this.admin.key, "--ca", this.admin.ca];
+  }
+
+  async setPolicy(text: string): Promise<void> {
+    const f = join(this.dir, `policy-${Date.now()}.yaml`);
+    writeFileSync(f, text);
+    this.lab.exec(this.coordHost, [process.execPath, EMBER, "policy", "set", f, ...this.adminArgs()], { timeoutMs: 30_000 });
+  }
+
+  token(groups: string[] = []): string {
+    const out = this.lab.exec(this.coordHost, [process.execPath, EMBER, "token", "create", "--tenant", TENANT, ...(groups.length ? ["--groups", groups.join(",")] : []), "--json", ...this.adminArgs()], { timeoutMs: 30_000 });
+    return JSON.parse(out).token;
+  }
+
+  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}): Promise<LabNode> {
+    const dir = join(this.dir, name);
+    const child = this.lab.spawn(host as Node, [process.execPath, EMBER, "up", "--coord", this.coordUrl, "--token", this.token(), "--name", name,
+      "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug"], { env: { ...process.env, ...env } });
+    const startedAt = Date.now();
+    await this.started(name, child, /"event":"up"/);
+    const n: LabNode = { name, host, dir, socket: join(dir, "ember.sock"), proc: child, startedAt };
+    this.nodes.set(name, n);
+    return n;
+  }
+
+  request<T = any>(n: LabNode, method: string, params: Record<string, unknown> = {}, timeoutMs = 10_000): Promise<T> {
+    return controlRequest<T>(n.socket, method, params, timeoutMs);
+  }
+
+  /** Pings until the first pong: the time to the first encrypted round trip, from the later node's start. */
+  async firstPong(a: LabNode, b: LabNode, timeoutMs = 30_000): Promise<number> {
+    const t0 = Math.max(a.startedAt, b.startedAt);
+    const end = Date.now() + timeoutMs;
+    let last = "";
+    while (Date.now() < end) {
+      try {
+        await this.request(a, "ping", { name: b.name, timeoutMs: 1_000 }, 3_000);
+        return Date.now() - t0;
+      } catch (err) { last = (err as Error).message; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${a.name} never reached ${b.name}: ${last}`);
+  }
+
+  async path(a: LabNode, b: LabNode): Promise<string> {
+    const peers = await this.request<any[]>(a, "peers");
+    return peers.find((p) => p.name === b.name)?.path ?? "-";
+  }
+
+  /** Polls until a's path to b satisfies want, or the time runs out; returns the last path seen. */
+  async waitPath(a: LabNode, b: LabNode, want: (p: string) => boolean, timeoutMs: number): Promise<{ path: string; ms: number }> {
+    const t0 = Date.now();
+    let p = "-";
+    while (Date.now() - t0 < timeoutMs) {
+      p = await this.path(a, b).catch(() => "-");
+      if (want(p)) return { path: p, ms: Date.now() - t0 };
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return { path: p, ms: Date.now() - t0 };
+  }
+
+  async stopNode(n: LabNode): Promise<void> {
+    await new Promise<void>((res) => {
+      if (n.proc.exitCode !== null || n.proc.signalCode !== null) return res();
+      n.proc.once("exit", () => res());
+      n.proc.kill("SIGTERM");
+    });
+    this.nodes.delete(n.name);
+  }
+}
