@@ -166,3 +166,27 @@ describe("peer-map questions", () => {
     expect(rulesConcerning(p, P("x", "initech")).map((r) => r.index)).toEqual([]);
   });
 });
+
+describe("rules on the wire", () => {
+  it("a node deciding on its own rules (after JSON) agrees with the server for every flow to or from it", async () => {
+    const { serializeRules, rulesFromWire, policyFromRules } = await import("../../src/policy/index.js");
+    const p = compile(`services:
+  dash: {node: dashboard-1, port: 443, protocol: https}
+rules:
+  - allow: {source: "@engineering-team", target: "service:dash"}
+  - allow: {source: "*", target: db-1, protocol: tcp, ports: ["5000-5999"]}
+  - allow: {source: "tenant:acme", target: "@edge-dashboard.globex", protocol: icmp}
+  - allow: {source: dashboard-1, target: "@databases", protocol: udp}
+`);
+    const all = [laptop, dash, db, ext];
+    const flows: [number | undefined, "tcp" | "udp" | "icmp" | "https"][] = [[443, "tcp"], [443, "https"], [5432, "tcp"], [6000, "tcp"], [53, "udp"], [undefined, "icmp"]];
+    for (const self of all) {
+      const wire = JSON.parse(JSON.stringify(serializeRules(rulesConcerning(p, self))));
+      const local = policyFromRules(rulesFromWire(wire));
+      for (const other of all) for (const [port, proto] of flows) {
+        expect(decide(local, other, self, port, proto)).toEqual(decide(p, other, self, port, proto));
+        expect(decide(local, self, other, port, proto)).toEqual(decide(p, self, other, port, proto));
+      }
+    }
+  });
+});
