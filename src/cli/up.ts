@@ -1,8 +1,10 @@
 // `ember up`: run the node daemon in the foreground until SIGINT/SIGTERM.
 import type { Command } from "commander";
+import { existsSync } from "node:fs";
+import { hostname } from "node:os";
 import { loadNodeConfig, type ConfigInput } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
-import { printJson } from "./output.js";
+import { CliError } from "./output.js";
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
@@ -17,9 +19,21 @@ export function registerUp(program: Command): void {
     .option("--listen <host:port>", "UDP listen address", undefined)
     .option("--peer <name=host:port>", "static peer (repeatable)", collect, [])
     .option("--socket <path>", "control socket path (default STATE/ember.sock)")
+    .option("--coord <url>", "coordination server, e.g. https://coord.example:8443")
+    .option("--token <token>", "one-time enrollment token (used when STATE holds no certificate yet)")
+    .option("--name <name>", "identity name to enroll under (default: host name)")
     .option("--log-level <level>", "log level", undefined)
-    .action(async (o: ConfigInput) => {
+    .action(async (o: ConfigInput & { token?: string; name?: string }) => {
       const config = loadNodeConfig(o);
+      if (o.token && !existsSync(config.certPath)) {
+        if (!config.coordUrl) throw new CliError("--token needs --coord URL (the server that issued it)");
+        const { enroll } = await import("../coord/client.js");
+        const name = o.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
+        const r = await enroll({ coordUrl: config.coordUrl, token: o.token, name, stateDir: config.stateDir });
+        process.stderr.write(`enrolled as ${name} (tenant ${r.tenant}, certificate until ${r.notAfter}) in ${config.stateDir}\n`);
+      } else if (!existsSync(config.certPath)) {
+        throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
+      }
       const daemon = new Daemon({ config, timers: timersFromEnv() });
       const addr = await daemon.start();
       // One line, so supervisors and tests can read the bound address.

@@ -13,6 +13,12 @@ export interface PathTimers {
   pathTimeoutMs: number;
   /** Resend call-me-maybe through the relay at most this often. */
   callMeMaybeMs: number;
+  /**
+   * Full-TTL probes to a not-yet-answering candidate start this long after our low-TTL punch (and the
+   * call-me-maybe that makes the peer punch too): both NATs must hold their mapping before any packet
+   * reaches the other one, or a Linux NAT's conntrack clash remaps the port (docs/nat.md).
+   */
+  punchLeadMs: number;
 }
 
 export const DEFAULT_PATH_TIMERS: PathTimers = {
@@ -20,10 +26,13 @@ export const DEFAULT_PATH_TIMERS: PathTimers = {
   probeWhileDirectMs: 1_000,
   pathTimeoutMs: 3_000,
   callMeMaybeMs: 5_000,
+  punchLeadMs: 250,
 };
 
 export interface Candidate {
   endpoint: Endpoint;
+  /** Last low-TTL punch towards it (0: never). */
+  punchedAt: number;
   lastProbeAt: number;
   lastPongAt: number;
   rttMs?: number;
@@ -93,7 +102,7 @@ export class PathManager {
       if (ep.kind !== "udp") continue;
       const key = endpointKey(ep);
       if (!s.candidates.has(key)) {
-        s.candidates.set(key, { endpoint: ep, lastProbeAt: 0, lastPongAt: 0, probes: 0, pongs: 0 });
+        s.candidates.set(key, { endpoint: ep, punchedAt: 0, lastProbeAt: 0, lastPongAt: 0, probes: 0, pongs: 0 });
         if (punchNow) this.probe(s, key);
       }
     }
@@ -113,17 +122,34 @@ export class PathManager {
   private probe(s: PeerPaths, key: string): void {
     const c = s.candidates.get(key);
     if (!c) return;
+    const now = this.host.now();
+    const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs;
+    if (!answering && this.host.punch) {
+      // Not (or no longer) answering: punch with a low TTL first, ask the peer to punch too, probe later.
+      if (now - c.punchedAt >= this.timers.probeWhileRelayedMs) {
+        c.punchedAt = now;
+        this.host.punch(c.endpoint);
+        this.callMeMaybe(s, now);
+      }
+      if (now - c.punchedAt < this.timers.punchLeadMs) return;
+    }
     const id = Buffer.allocUnsafe(9);
     id[0] = PROBE_TAG;
     id.writeUInt32BE(process.pid >>> 0, 1);
     id.writeUInt32BE(++this.probeSeq >>> 0, 5);
-    const now = this.host.now();
     c.lastProbeAt = now;
     c.probes++;
     this.outstanding.set(id.toString("hex"), { peer: s.name, key, sentAt: performance.now() });
     if (this.outstanding.size > 4096) this.outstanding.delete(this.outstanding.keys().next().value!);
-    if (c.probes <= 2) this.host.punch?.(c.endpoint);
     this.host.sendVia(s.name, c.endpoint, "ping", id);
+  }
+
+  private callMeMaybe(s: PeerPaths, now: number): void {
+    if (!s.relay || now - s.lastCallMeMaybeAt < this.timers.punchLeadMs) return;
+    const mine = this.host.localCandidates();
+    if (!mine.length) return;
+    s.lastCallMeMaybeAt = now;
+    this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine));
   }
 
   /** A probe from the peer arrived (authenticated) on `from`: answer on the same path, learn the path. */
@@ -147,11 +173,16 @@ export class PathManager {
     this.choose(s);
   }
 
-  /** The peer told us (through the relay) where it can be reached: punch there now. */
+  /** The peer told us (through the relay) where it can be reached: punch there now, probe after the lead. */
   onCallMeMaybe(peer: string, candidates: Endpoint[]): void {
     const s = this.state(peer);
     this.mergeCandidates(s, candidates, false);
-    for (const key of s.candidates.keys()) this.probe(s, key);
+    const now = this.host.now();
+    for (const c of s.candidates.values()) {
+      if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
+      c.punchedAt = now;
+      this.host.punch?.(c.endpoint);
+    }
   }
 
   private choose(s: PeerPaths): void {
@@ -177,14 +208,12 @@ export class PathManager {
       if (!this.host.hasSession(s.name)) continue;
       const direct = s.current?.kind === "udp" && s.current !== s.relay;
       const interval = direct ? this.timers.probeWhileDirectMs : this.timers.probeWhileRelayedMs;
-      for (const [key, c] of s.candidates) if (now - c.lastProbeAt >= interval) this.probe(s, key);
-      if (!direct && s.relay && s.candidates.size >= 0 && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) {
-        const mine = this.host.localCandidates();
-        if (mine.length) {
-          s.lastCallMeMaybeAt = now;
-          this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine));
-        }
+      for (const [key, c] of s.candidates) {
+        // A candidate punched but not yet probed gets its first probe as soon as the lead has passed.
+        const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
+        if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key);
       }
+      if (!direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
     }
   }

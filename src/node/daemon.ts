@@ -11,6 +11,13 @@ import type { NodeConfig } from "./config.js";
 import { ControlServer } from "./control.js";
 import { loadCredentials, type NodeCredentials } from "./identity.js";
 import { localAddresses } from "./interfaces.js";
+import { Mesh } from "./mesh.js";
+import { StunClient } from "../nat/stun.js";
+import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
+
+const DEFAULT_TTL = 64;
+/** A punch packet carries nothing: one byte of a type no peer accepts (it should die in transit anyway). */
+const PUNCH_PAYLOAD = Buffer.from([0x1f]);
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -23,6 +30,9 @@ export class Daemon {
   readonly device: Device;
   creds: NodeCredentials;
   private socket?: Socket;
+  mesh?: Mesh;
+  stun?: StunClient;
+  lastNetcheck?: NetcheckReport;
   private control?: ControlServer;
   private readonly startedAt = Date.now();
   /** Mapping behaviour found by netcheck, reported to the coordination server. */
@@ -95,9 +105,15 @@ export class Daemon {
       socket.once("error", rej);
       socket.bind(cfg.listenPort, cfg.listenHost, () => { socket.off("error", rej); res(); });
     });
+    this.stun = new StunClient(socket);
+    this.datagramHooks.push((msg, rinfo) => this.stun!.handle(msg, rinfo as never));
     this.control = new ControlServer(cfg.controlSocket, (m, p) => this.handleControl(m, p));
     await this.control.listen();
     this.device.start();
+    if (cfg.coordUrl) {
+      this.mesh = new Mesh(this, cfg.coordUrl, cfg.stateDir);
+      this.mesh.start();
+    }
     const addr = socket.address();
     this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.address}:${addr.port}`, control: cfg.controlSocket }, "node up");
     return { host: addr.address, port: addr.port };
@@ -113,12 +129,46 @@ export class Daemon {
     }
   }
 
+  /**
+   * Low-TTL punch (docs/nat.md): a packet that leaves our own NAT, creating the mapping towards the peer,
+   * but expires before the peer's NAT, so it cannot leave a conntrack entry there that would clash with
+   * the peer's own outgoing mapping. Full-TTL probes follow.
+   */
+  punch(to: Endpoint): void {
+    const s = this.socket;
+    if (!s || to.kind !== "udp") return;
+    try {
+      s.setTTL(this.punchTtl);
+      s.send(PUNCH_PAYLOAD, to.port, to.host, () => { try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ } });
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, "punch failed");
+    }
+  }
+
+  punchTtl = Number(process.env.EMBER_PUNCH_TTL ?? 2);
+
+  /**
+   * STUN from the daemon's own socket against the relays' STUN servers: the reflexive addresses are the
+   * mappings peers will see, and two servers tell endpoint-independent from endpoint-dependent NAT.
+   */
+  async runNetcheck(): Promise<NetcheckReport> {
+    const servers = (this.mesh?.peerMap?.relays ?? []).filter((r) => r.stunPort).map((r) => ({ host: r.host, port: r.stunPort! }));
+    if (!this.socket || !this.stun) throw new Error("the daemon's socket is not open");
+    const report = await netcheck(this.socket, this.stun, { servers, timeoutMs: 2_000 });
+    this.lastNetcheck = report;
+    this.natType = report.mapping;
+    this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
+    return report;
+  }
+
   /** The UDP socket, for STUN and path discovery which must share it. */
   get udp(): Socket | undefined {
     return this.socket;
   }
 
   async stop(): Promise<void> {
+    await this.mesh?.stop();
+    this.stun?.close();
     this.device.stop();
     await this.control?.close();
     await new Promise<void>((res) => (this.socket ? this.socket.close(() => res()) : res()));
@@ -134,6 +184,7 @@ export class Daemon {
       certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
       listen: addr ? `${addr.address}:${addr.port}` : undefined,
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      coordination: this.mesh ? { url: this.opts.config.coordUrl, homeRelay: this.mesh.homeRelay, relays: [...this.mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: this.mesh.peerMap?.seq } : undefined,
       peers: this.peers(),
       drops: Object.fromEntries(this.device.drops),
     };
@@ -144,6 +195,7 @@ export class Daemon {
       name: p.name,
       state: p.state,
       path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
+      paths: this.mesh?.paths.describe(p.name),
       endpoint: describeEndpoint(p.endpoint),
       identity: p.identity?.spiffeId,
       lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,
@@ -157,6 +209,7 @@ export class Daemon {
     switch (method) {
       case "status": return this.status();
       case "peers": return this.peers();
+      case "netcheck": return this.runNetcheck();
       case "ping": {
         const name = String(params.name ?? "");
         const timeoutMs = Number(params.timeoutMs ?? 5_000);

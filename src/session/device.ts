@@ -95,6 +95,11 @@ export class Device {
     return this.opts.local;
   }
 
+  /** Path discovery plugs in after construction (the daemon creates it once the mesh is known). */
+  setPathHooks(hooks: PathHooks | undefined): void {
+    this.opts.paths = hooks;
+  }
+
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
   setLocalIdentity(local: LocalIdentity): void {
     this.opts.local = local;
