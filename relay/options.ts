@@ -9,7 +9,7 @@ export class RelayUsageError extends Error {}
 
 export interface RelayFlags {
   listen: string; stun: string; cert: string; key: string; ca: string; name?: string; revocation?: string; coord?: string;
-  metrics?: string; rate?: string; burst?: string; queue?: string; maxConns?: string; idleTimeout?: string; logLevel?: string;
+  metrics?: string; revocationPoll?: string; rate?: string; burst?: string; queue?: string; maxConns?: string; idleTimeout?: string; logLevel?: string;
 }
 
 /** HOST:PORT, :PORT, PORT or [v6]:PORT; port 0 asks the OS for a free one. */
@@ -47,6 +47,7 @@ export function addRelayOptions(cmd: Command): Command {
     .option("--name <name>", "relay name; must equal the certificate's identity name")
     .option("--revocation <file>", "signed revocation list file, re-read when it changes (and on SIGHUP)")
     .option("--coord <url>", "coordination server URL; GET /v1/revocation is polled with the relay's certificate")
+    .option("--revocation-poll <duration>", `coordination server poll interval (default ${RELAY_DEFAULTS.revocationPollMs / 1000}s)`)
     .option("--metrics <host:port>", "plain-HTTP /status and /metrics listener (bind to loopback)")
     .option("--rate <bytes/s>", `per-node forwarding rate (default ${RELAY_DEFAULTS.rateBytesPerSec})`)
     .option("--burst <bytes>", `per-node burst (default ${RELAY_DEFAULTS.burstBytes})`)

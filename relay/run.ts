@@ -19,6 +19,9 @@ export function relayFromFlags(o: RelayFlags): RelayServer {
   if (o.idleTimeout) {
     try { limits.idleTimeoutMs = parseDuration(o.idleTimeout); } catch (err) { throw new RelayUsageError(`--idle-timeout: ${(err as Error).message}`); }
   }
+  if (o.revocationPoll) {
+    try { limits.revocationPollMs = parseDuration(o.revocationPoll); } catch (err) { throw new RelayUsageError(`--revocation-poll: ${(err as Error).message}`); }
+  }
   if (o.coord) {
     let u: URL;
     try { u = new URL(o.coord); } catch { throw new RelayUsageError(`--coord: "${o.coord}" is not a URL`); }
