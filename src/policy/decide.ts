@@ -34,34 +34,88 @@ function flowBit(protocol: string): number {
 }
 
 /**
+ * Rules by target key, for policies too large to scan: a flow's candidates are the rules whose target is
+ * "*", its tenant, its name or one of its groups. Each list keeps file order, so the earliest match over the
+ * lists is the rule a full scan would find. Compiled policies are never mutated, so the index is cached.
+ */
+interface RuleIndex {
+  any: CompiledRule[];
+  byTenant: Map<string, CompiledRule[]>;
+  byName: Map<string, CompiledRule[]>;
+  byGroup: Map<string, CompiledRule[]>;
+}
+const INDEX_FROM_RULES = 16;
+const indexCache = new WeakMap<CompiledRule[], RuleIndex>();
+
+function indexOf(rules: CompiledRule[]): RuleIndex {
+  let idx = indexCache.get(rules);
+  if (idx) return idx;
+  idx = { any: [], byTenant: new Map(), byName: new Map(), byGroup: new Map() };
+  const add = (m: Map<string, CompiledRule[]>, k: string, r: CompiledRule) => { const l = m.get(k); if (l) l.push(r); else m.set(k, [r]); };
+  for (const r of rules) {
+    const t = r.target;
+    if (t.kind === "any") idx.any.push(r);
+    else if (t.kind === "tenant") add(idx.byTenant, t.tenant, r);
+    else if (t.kind === "name") add(idx.byName, t.name, r);
+    else add(idx.byGroup, t.group, r);
+  }
+  indexCache.set(rules, idx);
+  return idx;
+}
+
+/** The first rule of `list` before position `limit` (file order) that allows the flow; bit 0 = any protocol/port. */
+function scan(list: CompiledRule[] | undefined, limit: number, from: Principal, to: Principal, port: number | undefined, bit: number, sameTenant: boolean): CompiledRule | undefined {
+  if (list === undefined) return undefined;
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i];
+    if (r.index >= limit) return undefined;
+    if (bit !== 0) {
+      if ((r.protoMask & bit) === 0) continue;
+      if (bit !== PROTO_ICMP && r.ports !== null && (port === undefined || !portInRanges(r.ports, port))) continue;
+    }
+    if (!sameTenant && !r.crossTenant) continue;
+    if (!matches(r.source, from) || !matches(r.target, to)) continue;
+    return r;
+  }
+  return undefined;
+}
+
+/** The earliest rule allowing the flow (bit 0: any protocol and port), without allocating. */
+function firstAllowing(policy: CompiledPolicy, from: Principal, to: Principal, port: number | undefined, bit: number): CompiledRule | undefined {
+  const rules = policy.rules;
+  const sameTenant = from.tenant === to.tenant;
+  if (rules.length < INDEX_FROM_RULES) return scan(rules, Infinity, from, to, port, bit, sameTenant);
+  const idx = indexOf(rules);
+  let best = scan(idx.any, Infinity, from, to, port, bit, sameTenant);
+  let limit = best ? best.index : Infinity;
+  let r = scan(idx.byTenant.get(to.tenant), limit, from, to, port, bit, sameTenant);
+  if (r) { best = r; limit = r.index; }
+  r = scan(idx.byName.get(to.name), limit, from, to, port, bit, sameTenant);
+  if (r) { best = r; limit = r.index; }
+  const groups = to.groups;
+  for (let g = 0; g < groups.length; g++) {
+    r = scan(idx.byGroup.get(groups[g]), limit, from, to, port, bit, sameTenant);
+    if (r) { best = r; limit = r.index; }
+  }
+  return best;
+}
+
+/**
  * The decision for one new flow from -> to. `port` is the destination port (ignored for icmp; a tcp/udp flow
  * without a port matches only rules that allow every port). An https flow is a TCP flow.
  */
 export function decide(policy: CompiledPolicy, from: Principal, to: Principal, port: number | undefined, protocol: FlowProtocol): Decision {
   const bit = flowBit(protocol);
   if (bit === 0) return BAD_PROTOCOL;
-  const ported = bit !== PROTO_ICMP;
-  if (ported && port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) return BAD_PORT;
-  const sameTenant = from.tenant === to.tenant;
-  const rules = policy.rules;
-  for (let i = 0; i < rules.length; i++) {
-    const r = rules[i];
-    if ((r.protoMask & bit) === 0) continue;
-    if (ported && r.ports !== null && (port === undefined || !portInRanges(r.ports, port))) continue;
-    if (!sameTenant && !r.crossTenant) continue;
-    if (!matches(r.source, from) || !matches(r.target, to)) continue;
-    return allowedBy(r);
-  }
-  return sameTenant ? DEFAULT_DENY : CROSS_TENANT_DENY;
+  if (bit !== PROTO_ICMP && port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) return BAD_PORT;
+  const r = firstAllowing(policy, from, to, port, bit);
+  if (r) return allowedBy(r);
+  return from.tenant === to.tenant ? DEFAULT_DENY : CROSS_TENANT_DENY;
 }
 
 /** Does any rule allow from -> to on some port and protocol? (Every compiled rule allows at least one.) */
 export function canReach(policy: CompiledPolicy, from: Principal, to: Principal): boolean {
-  const sameTenant = from.tenant === to.tenant;
-  for (const r of policy.rules) {
-    if ((sameTenant || r.crossTenant) && matches(r.source, from) && matches(r.target, to)) return true;
-  }
-  return false;
+  return firstAllowing(policy, from, to, undefined, 0) !== undefined;
 }
 
 /** The principals self may reach or be reached by, in the order given; never self. */

@@ -190,3 +190,55 @@ rules:
     }
   });
 });
+
+describe("indexed decisions agree with a plain first-match scan", () => {
+  it("random policies of 60 rules, random principals and flows", async () => {
+    const { policyFromRules, rulesFromWire } = await import("../../src/policy/index.js");
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    const pick = <T,>(xs: readonly T[]): T => xs[rnd(xs.length)];
+    const sels = [
+      { kind: "any" }, { kind: "tenant", tenant: "t0" }, { kind: "tenant", tenant: "t1" },
+      ...[0, 1, 2, 3, 4].map((g) => ({ kind: "group", group: `g${g}` })), { kind: "group", group: "g1", tenant: "t0" },
+      ...[0, 1, 2, 3, 4, 5].map((n) => ({ kind: "name", name: `n${n}` })), { kind: "name", name: "n2", tenant: "t1" },
+    ] as const;
+    const tenantOf = (s: (typeof sels)[number]) => ("tenant" in s ? s.tenant : undefined);
+    const portSets = [null, [22, 22], [80, 80, 443, 443], [8000, 8100], [1, 1024]];
+    const inRanges = (r: number[], p: number) => { for (let i = 0; i < r.length; i += 2) if (p >= r[i] && p <= r[i + 1]) return true; return false; };
+    const selMatch = (s: any, x: { name: string; tenant: string; groups: string[] }) =>
+      s.kind === "any" || (s.kind === "tenant" ? x.tenant === s.tenant : (s.tenant === undefined || s.tenant === x.tenant) && (s.kind === "name" ? x.name === s.name : x.groups.includes(s.group)));
+
+    for (let round = 0; round < 20; round++) {
+      const wire = Array.from({ length: 60 }, (_, i) => {
+        const source = pick(sels), target = pick(sels);
+        const ports = pick(portSets);
+        const protoMask = ports ? pick([1, 2, 3]) : pick([1, 2, 3, 4, 5, 7]);
+        return { index: i + 1, line: i + 3, text: `r${i}`, source, target, protocol: "any", protoMask, ports, crossTenant: tenantOf(source) !== undefined && tenantOf(target) !== undefined };
+      });
+      const policy = policyFromRules(rulesFromWire(wire));
+      const people = Array.from({ length: 12 }, (_, i) => P(`n${i % 6}`, `t${rnd(2)}`, [0, 1, 2, 3, 4].filter(() => rnd(3) === 0).map((g) => `g${g}`)));
+      const reference = (from: typeof people[0], to: typeof people[0], port: number | undefined, bit: number) => {
+        for (const r of policy.rules) {
+          if (bit && !(r.protoMask & bit)) continue;
+          if (bit && bit !== 4 && r.ports && (port === undefined || !inRanges(r.ports, port))) continue;
+          if (from.tenant !== to.tenant && !r.crossTenant) continue;
+          if (selMatch(r.source, from) && selMatch(r.target, to)) return r.index;
+        }
+        return undefined;
+      };
+      for (const from of people) for (const to of people) {
+        for (let k = 0; k < 6; k++) {
+          const proto = pick(["tcp", "udp", "icmp", "https"] as const);
+          const port = proto === "icmp" ? undefined : pick([22, 80, 443, 8080, 9000, 60000]);
+          const bit = proto === "udp" ? 2 : proto === "icmp" ? 4 : 1;
+          expect(decide(policy, from, to, port, proto).rule?.index).toBe(reference(from, to, port, bit));
+        }
+        expect(canReach(policy, from, to)).toBe(reference(from, to, undefined, 0) !== undefined);
+      }
+      for (const self of people) {
+        const expected = people.filter((x) => !(x.name === self.name && x.tenant === self.tenant) && (reference(self, x, undefined, 0) !== undefined || reference(x, self, undefined, 0) !== undefined));
+        expect(visiblePeers(policy, self, people)).toEqual(expected);
+      }
+    }
+  });
+});

@@ -165,3 +165,20 @@ ${tests}`;
     expect(unrun.warnings[0]).toMatchObject({ line: 7, message: expect.stringContaining("not run") });
   });
 });
+
+describe("examples/policy/demo.yaml", () => {
+  it("applies for the demo's identities, its tests pass, and laptop-1 -> db-1 is denied", async () => {
+    const { readFileSync } = await import("node:fs");
+    const { decide } = await import("../../src/policy/index.js");
+    const text = readFileSync(new URL("../../examples/policy/demo.yaml", import.meta.url), "utf8");
+    const laptop = P("laptop-1", "demo", ["engineering-team"]), dash = P("dashboard-1", "demo", ["edge-dashboard"]), db = P("db-1", "demo", ["databases"]);
+    const r = parsePolicy(text, { resolve: resolver(laptop, dash, db), knownGroups: new Set(["engineering-team", "edge-dashboard", "databases"]) });
+    expect(r.ok && r.warnings).toEqual([]);
+    if (!r.ok) return;
+    expect(decide(r.policy, laptop, dash, 443, "https").allow).toBe(true);
+    expect(decide(r.policy, laptop, dash, 8100, "tcp").allow).toBe(true);
+    expect(decide(r.policy, laptop, db, 5432, "tcp").allow).toBe(false);
+    // A changed expectation makes the file refuse to apply.
+    expect(parsePolicy(text.replace(`"db-1:5432/tcp", expect: deny}\n  - {from: dashboard-1`, `"db-1:5432/tcp", expect: allow}\n  - {from: dashboard-1`), { resolve: resolver(laptop, dash, db) }).ok).toBe(false);
+  });
+});
