@@ -182,3 +182,29 @@ describe("examples/policy/demo.yaml", () => {
     expect(parsePolicy(text.replace(`"db-1:5432/tcp", expect: deny}\n  - {from: dashboard-1`, `"db-1:5432/tcp", expect: allow}\n  - {from: dashboard-1`), { resolve: resolver(laptop, dash, db) }).ok).toBe(false);
   });
 });
+
+describe("ordinary YAML styles pass the hostile-input guard", () => {
+  it("block-style rules, comments with odd characters, quoted brackets and apostrophes", () => {
+    const p = compile(`# Team's policy: don't edit by hand - - - [[[[[[[[[[ & * ! @
+version: 1
+groups:
+  - engineering-team   # it's "eng"
+  - "databases"
+rules:
+  # Engineers reach the database's admin port.
+  - allow:
+      source: '@engineering-team'
+      target: "@databases"
+      protocol: tcp
+      ports:
+        - 5432
+        - '9000-9010'
+  - {allow: {source: "*", target: 'db-1', protocol: icmp}}
+`);
+    expect(p.rules.map((r) => [r.index, r.line, r.text])).toEqual([
+      [1, 8, `allow: source: '@engineering-team' target: "@databases" protocol: tcp ports: - 5432 - '9000-9010'`],
+      [2, 15, `{allow: {source: "*", target: 'db-1', protocol: icmp}}`],
+    ]);
+    expect(p.rules[0].ports).toEqual([5432, 5432, 9000, 9010]);
+  });
+});
