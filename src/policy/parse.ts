@@ -291,7 +291,8 @@ class PolicyParser {
     if (sel.kind === "group") {
       const allowed = this.allowedGroups();
       if (allowed && !allowed.has(sel.group)) {
-        this.issues.error(e.value, `unknown group "${sel.group}": ${this.declaredGroups ? "not declared in groups:" : "no identity holds it"}${this.ctx.knownGroups && this.declaredGroups ? " and no identity holds it" : ""}`);
+        const why = [this.declaredGroups && "not declared in groups:", this.ctx.knownGroups && "not granted to any identity or enrollment token"].filter(Boolean).join(" and ");
+        this.issues.error(e.value, `unknown group "${sel.group}": ${why}`);
         return undefined;
       }
     }
