@@ -195,7 +195,8 @@ export class Device {
       case INNER.KEEPALIVE: return;
       case INNER.PING:
         if (paths?.isProbe(payload)) return paths.onProbe(peer.name, from, payload);
-        this.sendInner(peer, INNER.PONG, payload);
+        // Answer on the path the ping came by: it works now, while our own choice may lag behind.
+        this.sendVia(peer.name, from, INNER.PONG, payload);
         return;
       case INNER.PONG:
         if (paths?.isProbe(payload)) return paths.onProbeReply(peer.name, from, payload);

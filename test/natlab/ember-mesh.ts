@@ -72,17 +72,26 @@ export class EmberLab {
   async setPolicy(text: string): Promise<void> {
     const f = join(this.dir, `policy-${Date.now()}.yaml`);
     writeFileSync(f, text);
-    this.lab.exec(this.coordHost, [process.execPath, EMBER, "policy", "set", f, ...this.adminArgs()], { timeoutMs: 30_000 });
+    const r = await this.lab.run(this.coordHost, [process.execPath, EMBER, "policy", "set", f, ...this.adminArgs()], { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`policy set failed (${r.code}): ${r.stderr.trim()}`);
   }
 
-  token(groups: string[] = []): string {
-    const out = this.lab.exec(this.coordHost, [process.execPath, EMBER, "token", "create", "--tenant", TENANT, ...(groups.length ? ["--groups", groups.join(",")] : []), "--json", ...this.adminArgs()], { timeoutMs: 30_000 });
-    return JSON.parse(out).token;
+  /** A one-time token from `ember token create` run in the coordination server's namespace (retried: CI machines are busy). */
+  async token(groups: string[] = []): Promise<string> {
+    let last = "";
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const r = await this.lab.run(this.coordHost, [process.execPath, EMBER, "token", "create", "--tenant", TENANT,
+        ...(groups.length ? ["--groups", groups.join(",")] : []), "--json", ...this.adminArgs()], { timeoutMs: 60_000 });
+      if (r.code === 0) return JSON.parse(r.stdout).token;
+      last = `exit ${r.code}: ${r.stderr.trim()}`;
+    }
+    throw new Error(`token create failed three times: ${last}`);
   }
 
   async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}): Promise<LabNode> {
     const dir = join(this.dir, name);
-    const child = this.lab.spawn(host as Node, [process.execPath, EMBER, "up", "--coord", this.coordUrl, "--token", this.token(), "--name", name,
+    const token = await this.token();
+    const child = this.lab.spawn(host as Node, [process.execPath, EMBER, "up", "--coord", this.coordUrl, "--token", token, "--name", name,
       "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug"], { env: { ...process.env, ...env } });
     const startedAt = Date.now();
     await this.started(name, child, /"event":"up"/);
