@@ -39,7 +39,8 @@ export class StunResponder {
   }
 
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
-    if (msg.length < STUN_HEADER_SIZE || msg.length > MAX_STUN_REQUEST || msg.readUInt16BE(0) !== STUN_BINDING_REQUEST) return;
+    // Source port 0 is forgeable with raw sockets and would make send() throw: never answer it.
+    if (rinfo.port === 0 || msg.length < STUN_HEADER_SIZE || msg.length > MAX_STUN_REQUEST || msg.readUInt16BE(0) !== STUN_BINDING_REQUEST) return;
     this.counters.stunRequests++;
     if (!this.bucket.take(1)) { this.counters.stunDropped++; return; }
     const mapped = { address: rinfo.address.startsWith("::ffff:") ? rinfo.address.slice(7) : rinfo.address, port: rinfo.port };
@@ -50,7 +51,11 @@ export class StunResponder {
       answer = legacyResponse(msg.subarray(4, 20), mapped);
     }
     if (!answer) { this.counters.stunDropped++; return; }
-    this.socket?.send(answer, rinfo.port, rinfo.address, (err) => { if (!err) this.counters.stunAnswered++; });
+    try {
+      this.socket?.send(answer, rinfo.port, rinfo.address, (err) => { if (!err) this.counters.stunAnswered++; });
+    } catch {
+      this.counters.stunDropped++;
+    }
   }
 }
 

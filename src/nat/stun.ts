@@ -115,6 +115,7 @@ export class StunClient {
   /** One Binding request with retransmissions until timeoutMs; rejects with StunError. */
   async request(server: StunServerAddress, timeoutMs = STUN_DEFAULT_TIMEOUT_MS): Promise<StunResult> {
     if (this.closed) throw new StunError("closed", "STUN client is closed");
+    if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65535) throw new StunError("send_failed", `STUN server port ${server.port} is out of range`);
     let address = server.host;
     if (!isIP(address)) {
       try {
@@ -133,12 +134,13 @@ export class StunClient {
       const send = () => {
         // RTT is measured from the latest transmission (an answer to an earlier one reads short, never long).
         p.sentAt = performance.now();
-        this.socket.send(packet, target.port, target.address, (err) => {
+        const failed = (err: Error | null) => {
           if (err && this.pending.has(key)) {
             this.finish(p);
             reject(new StunError("send_failed", `STUN request to ${target.address}:${target.port}: ${err.message}`));
           }
-        });
+        };
+        try { this.socket.send(packet, target.port, target.address, failed); } catch (err) { failed(err as Error); }
       };
       send();
       for (let rto = STUN_INITIAL_RTO_MS, at = rto; at < timeoutMs; rto *= 2, at += rto) p.timers.push(setTimeout(send, at));
