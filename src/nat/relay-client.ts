@@ -42,7 +42,8 @@ export interface RelayClientStats {
 
 /**
  * Events: "connected" (relayName: string), "disconnected" (reason: string), "packet" (fromName, payload: Buffer),
- * "unknown-peer" (name), "peer-gone" (name), "connect-failed" (reason: a connection attempt that never got WELCOME,
+ * "unknown-peer" (name), "peer-gone" (name), "rtt" (ms: after each keepalive PONG; the first one follows
+ * "connected" by one round trip, which is when home-relay choice by latency can run), "connect-failed" (reason: a connection attempt that never got WELCOME,
  * e.g. "revoked: ..." when the relay refused our certificate; the client keeps retrying with backoff).
  */
 export class RelayClient extends EventEmitter {
@@ -186,6 +187,7 @@ export class RelayClient extends EventEmitter {
         if (this.pingSentAt !== undefined && f.payload.length === 8 && f.payload.readBigUInt64BE(0) === this.pingSentAt) {
           this.rtt = Number(process.hrtime.bigint() - this.pingSentAt) / 1e6;
           this.pingSentAt = undefined;
+          this.emit("rtt", this.rtt);
         }
         return;
       case RELAY_FRAME.ERROR:

@@ -84,6 +84,8 @@ describe("relay forwarding", () => {
     expect(a.send("node-b", new Uint8Array(MAX_RELAY_PAYLOAD + 1))).toBe(false);
     expect(a.send("Not A Name", new Uint8Array(1))).toBe(false);
     await waitFor(() => a.rttMs !== undefined, "a keepalive RTT");
+    const rtt = await new Promise<number>((r) => b.rttMs !== undefined ? r(b.rttMs) : b.once("rtt", r));
+    expect(rtt).toBeGreaterThan(0);
 
     const st = await relayStatus(relay);
     expect(st.counters.framesForwarded).toBeGreaterThanOrEqual(5);
