@@ -62,11 +62,19 @@ export class LocalMesh {
     return { port, stunPort, certFlags };
   }
 
+  private coordArgs: string[] = [];
+
   async startCoord(relays: { name: string; port: number; stunPort: number }[]): Promise<void> {
-    const args = ["coord", "--data", join(this.dir, "coord-data"), "--ca-dir", this.ca.dir, "--listen", "127.0.0.1:0"];
-    for (const r of relays) args.push("--relay", `${r.name}=127.0.0.1:${r.port}:${r.stunPort}`);
-    const { line } = await this.start("coordination server", args, /coordination server https:\/\//);
+    const port = await freeTcpPort();
+    this.coordArgs = ["coord", "--data", join(this.dir, "coord-data"), "--ca-dir", this.ca.dir, "--listen", `127.0.0.1:${port}`];
+    for (const r of relays) this.coordArgs.push("--relay", `${r.name}=127.0.0.1:${r.port}:${r.stunPort}`);
+    const { line } = await this.start("coordination server", this.coordArgs, /coordination server https:\/\//);
     this.coordUrl = /(https:\/\/\S+)/.exec(line)![1];
+  }
+
+  /** The same server again, on the same data directory and port (after a crash). */
+  async startCoordAgain(): Promise<void> {
+    await this.start("coordination server", this.coordArgs, /coordination server https:\/\//);
   }
 
   admin(): AdminClient {
