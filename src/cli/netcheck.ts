@@ -3,7 +3,9 @@
 import type { Command } from "commander";
 import { createSocket } from "node:dgram";
 import { CliError, printJson, printTable } from "./output.js";
+import { join } from "node:path";
 import { STUN_DEFAULT_PORT } from "../wire/relay.js";
+import type { NetcheckReport } from "../nat/netcheck.js";
 
 function parseServer(spec: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(spec.trim());
@@ -18,38 +20,58 @@ export function registerNetcheck(program: Command): void {
     .option("--stun <host:port>", "STUN server (repeat for several; two are needed to classify the NAT)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--timeout <ms>", "per-server timeout in milliseconds", "3000")
     .option("--bind <host:port>", "local address for the UDP socket", "0.0.0.0:0")
+    .option("--state <dir>", "ask the running daemon: its own UDP socket (the mapping peers see) against its relays' STUN")
     .option("--json", "one JSON document")
-    .action(async (o: { stun: string[]; timeout: string; bind: string; json?: boolean }) => {
-      if (o.stun.length === 0) throw new CliError("no STUN server: pass --stun HOST:PORT (twice or more to classify the NAT)");
-      const servers = o.stun.map(parseServer);
-      const timeoutMs = Number(o.timeout);
-      if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 60_000) throw new CliError(`--timeout "${o.timeout}": expected 100..60000 ms`);
-      const bm = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(o.bind);
-      if (!bm || Number(bm[2]) > 65535) throw new CliError(`--bind "${o.bind}": expected IP:PORT`);
-      const bindHost = bm[1].replace(/^\[|\]$/g, "");
-      const { StunClient } = await import("../nat/stun.js");
-      const { netcheck } = await import("../nat/netcheck.js");
-      const socket = createSocket(bindHost.includes(":") ? "udp6" : "udp4");
-      const stun = new StunClient(socket);
-      socket.on("message", (msg, rinfo) => { stun.handle(msg, rinfo); });
-      socket.on("error", () => {});
-      try {
-        await new Promise<void>((resolve, reject) => { socket.once("error", reject); socket.bind(Number(bm[2]), bindHost, () => resolve()); });
-      } catch (err) {
-        throw new CliError(`cannot bind UDP ${o.bind}: ${(err as Error).message}`);
+    .action(async (o: { stun: string[]; timeout: string; bind: string; json?: boolean; state?: string }) => {
+      let report: NetcheckReport;
+      if (o.state) {
+        const { controlRequest } = await import("../node/control.js");
+        try {
+          report = await controlRequest<NetcheckReport>(join(o.state, "ember.sock"), "netcheck", {}, 20_000);
+        } catch (err) {
+          throw new CliError((err as Error).message, 1);
+        }
+      } else {
+        report = await standalone(o);
       }
-      const report = await netcheck(socket, stun, { servers, timeoutMs });
-      stun.close();
-      socket.close();
-      if (o.json) printJson(report);
-      else {
-        printTable(["SERVER", "MAPPED", "LATENCY"], report.servers.map((s) => [
-          s.server, s.mapped ? `${s.mapped.address}:${s.mapped.port}` : "-", s.rttMs !== undefined ? `${s.rttMs.toFixed(1)} ms` : (s.error ?? "no answer"),
-        ]));
-        process.stdout.write(`\nmapping     ${report.mapping} (${report.mappingDetail})\n`);
-        if (report.fastest) process.stdout.write(`fastest     ${report.fastest}\n`);
-        process.stdout.write(`local port  ${report.localPort}\ncandidates  ${report.candidates.map((c) => `${c.type} ${c.address}:${c.port}`).join(", ")}\n`);
-      }
-      if (report.mapping === "udp-blocked") process.exitCode = 1;
+      print(report, o.json);
     });
+}
+
+async function standalone(o: { stun: string[]; timeout: string; bind: string }): Promise<NetcheckReport> {
+  if (o.stun.length === 0) throw new CliError("no STUN server: pass --stun HOST:PORT (twice or more to classify the NAT), or --state DIR to ask the daemon");
+  const servers = o.stun.map(parseServer);
+  const timeoutMs = Number(o.timeout);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > 60_000) throw new CliError(`--timeout "${o.timeout}": expected 100..60000 ms`);
+  const bm = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):(\d{1,5})$/.exec(o.bind);
+  if (!bm || Number(bm[2]) > 65535) throw new CliError(`--bind "${o.bind}": expected IP:PORT`);
+  const bindHost = bm[1].replace(/^\[|\]$/g, "");
+  const { StunClient } = await import("../nat/stun.js");
+  const { netcheck } = await import("../nat/netcheck.js");
+  const socket = createSocket(bindHost.includes(":") ? "udp6" : "udp4");
+  const stun = new StunClient(socket);
+  socket.on("message", (msg, rinfo) => { stun.handle(msg, rinfo); });
+  socket.on("error", () => {});
+  try {
+    await new Promise<void>((resolve, reject) => { socket.once("error", reject); socket.bind(Number(bm[2]), bindHost, () => resolve()); });
+  } catch (err) {
+    throw new CliError(`cannot bind UDP ${o.bind}: ${(err as Error).message}`);
+  }
+  const report = await netcheck(socket, stun, { servers, timeoutMs });
+  stun.close();
+  socket.close();
+  return report;
+}
+
+function print(report: NetcheckReport, json?: boolean): void {
+  if (json) printJson(report);
+  else {
+    printTable(["SERVER", "MAPPED", "LATENCY"], report.servers.map((s) => [
+      s.server, s.mapped ? `${s.mapped.address}:${s.mapped.port}` : "-", s.rttMs !== undefined ? `${s.rttMs.toFixed(1)} ms` : (s.error ?? "no answer"),
+    ]));
+    process.stdout.write(`\nmapping     ${report.mapping} (${report.mappingDetail})\n`);
+    if (report.fastest) process.stdout.write(`fastest     ${report.fastest}\n`);
+    process.stdout.write(`local port  ${report.localPort}\ncandidates  ${report.candidates.map((c) => `${c.type} ${c.address}:${c.port}`).join(", ")}\n`);
+  }
+  if (report.mapping === "udp-blocked") process.exitCode = 1;
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { LocalMesh, type DemoNode } from "../../src/cli/demo-mesh.js";
 import { eventually } from "../helpers/nodes.js";
+import { ember } from "../helpers/cli.js";
 import { tempDir } from "../helpers/pki.js";
 
 const ALLOW_ALL = "version: 1\nrules:\n  - allow: {source: \"*\", target: \"*\"}\n";
@@ -44,6 +45,23 @@ describe("coordinated mesh", () => {
       expect(r.rttMs).toBeGreaterThan(0);
     }
   }, 90_000);
+
+  it("ember status and ember netcheck ask the running daemon", async () => {
+    const st = JSON.parse(ember(["status", "--state", nodes.alpha.dir, "--json"]).stdout);
+    expect(st.coordination.homeRelay).toBe("relay-1");
+    const beta = st.peers.find((p: any) => p.name === "beta");
+    expect(beta).toMatchObject({ state: "connected" });
+    expect(beta.path === "direct" || beta.path === "relay:relay-1").toBe(true);
+    expect(beta.rxBytes).toBeGreaterThan(0);
+    expect(beta.lastHandshake).toBeDefined();
+    const nc = ember(["netcheck", "--state", nodes.alpha.dir, "--json"]);
+    expect(nc.code, nc.stderr).toBe(0);
+    const report = JSON.parse(nc.stdout);
+    // The daemon's own socket: the STUN server saw the daemon's listen port, not a fresh one.
+    const port = Number(String(st.listen).split(":").pop());
+    expect(report.servers[0].mapped).toEqual({ address: "127.0.0.1", port });
+    expect(report.servers[0].rttMs).toBeGreaterThan(0);
+  }, 60_000);
 
   it("keeps sessions and traffic while the coordination server is down", async () => {
     coordProc.kill("SIGKILL");
