@@ -20,6 +20,7 @@ function start({ mode, keyHex, receiverIndex }: Start): void {
   const keys = new Map([[receiverIndex, { cipher: new TransportCipher(Buffer.from(keyHex, "hex")), replay: new ReplayWindow() }]]);
   const scratch = new Uint8Array(MAX_DATAGRAM);
   let received = 0, payloadBytes = 0, rejected = 0, first = 0, last = 0;
+  const cpu0 = process.cpuUsage();
   sock.on("message", (p: Buffer) => {
     if (mode === "ember") {
       if (!isDataPacket(p)) { rejected++; return; }
@@ -39,7 +40,8 @@ function start({ mode, keyHex, receiverIndex }: Start): void {
   });
   process.on("message", (m: { done?: true }) => {
     if (!m.done) return;
-    send({ received, payloadBytes, rejected, seconds: (last - first) / 1000 });
+    const cpu = process.cpuUsage(cpu0);
+    send({ received, payloadBytes, rejected, seconds: (last - first) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6 });
     sock.close();
     setImmediate(() => process.exit(0));
   });

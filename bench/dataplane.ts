@@ -20,19 +20,29 @@ import { DATA_HEADER_SIZE, MAX_DATAGRAM, TAG_SIZE } from "../src/wire/constants.
 import { Verifier, generateEd25519, initCa, issueLeaf } from "../src/pki/index.js";
 
 const SIZES = [64, 1400];
-const RUN_MS = Number(process.env.BENCH_MS ?? 1500);
-const UDP_MS = Number(process.env.BENCH_UDP_MS ?? 2500);
+const RUN_MS = Number(process.env.BENCH_MS ?? 700);
+/** Best of several runs per figure: interference from other processes only ever lowers a rate. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const UDP_MS = Number(process.env.BENCH_UDP_MS ?? 2000);
+const UDP_ROUNDS = Number(process.env.BENCH_UDP_ROUNDS ?? 2);
 const sections = new Set(process.argv.slice(2).map(Number).filter(Boolean));
 const want = (n: number) => sections.size === 0 || sections.has(n);
 
 /**
- * Runs fn in batches for about ms milliseconds (and at most maxOps); returns operations per CPU second
- * of this process (user + system). Other work on the machine steals wall time, not CPU time, so this
+ * Runs fn in batches for about ms milliseconds (and at most maxOps), ROUNDS times; returns the best
+ * operations per CPU second of this process (user + system). Other work on the machine steals wall time, not CPU time, so this
  * is the "one core" figure; the share of a core actually obtained is tracked in `cpuShare`.
  */
 let cpuShare = { cpu: 0, wall: 0 };
 function rate(fn: (i: number) => void, ms = RUN_MS, maxOps = 50_000_000): number {
-  for (let i = 0; i < 2000; i++) fn(i); // warm up the JIT
+  let best = 0;
+  for (let r = 0; r < ROUNDS; r++) best = Math.max(best, rateOnce(fn, ms, maxOps));
+  return best;
+}
+
+function rateOnce(fn: (i: number) => void, ms: number, maxOps: number): number {
+  const w0 = performance.now();
+  for (let i = 0; i < 2000 && performance.now() - w0 < 200; i++) fn(i); // warm up the JIT, briefly
   let n = 0;
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -56,15 +66,22 @@ const row = (cells: (string | number)[], widths: number[]) => cells.map((c, i) =
 const key = randomBytes(32);
 const best = new Map<number, { seal: number; open: number; sealName: string; openName: string }>();
 
+/** Distinct sealed packets reused round-robin: a working set that stays in cache, as in a real flow. */
+const POOL = 256;
+
 function primitive(backend: AeadBackend, size: number): { seal: number; open: number } {
   const k = backend.prepareKey(key);
+  const noAd = new Uint8Array(0);
   const plain = randomBytes(size);
   const out = new Uint8Array(size + TAG_SIZE);
-  const seal = rate((i) => backend.sealInto(k, i, new Uint8Array(0), plain, out, 0));
-  const sealed = new Uint8Array(size + TAG_SIZE);
-  backend.sealInto(k, 7, new Uint8Array(0), plain, sealed, 0);
+  const seal = rate((i) => backend.sealInto(k, i, noAd, plain, out, 0));
+  const pool = Array.from({ length: POOL }, (_, c) => {
+    const sealed = new Uint8Array(size + TAG_SIZE);
+    backend.sealInto(k, c, noAd, plain, sealed, 0);
+    return sealed;
+  });
   const back = new Uint8Array(size);
-  const open = rate(() => { if (backend.openInto(k, 7, new Uint8Array(0), sealed, back) !== size) throw new Error("open failed"); });
+  const open = rate((i) => { if (backend.openInto(k, i % POOL, noAd, pool[i % POOL], back) !== size) throw new Error("open failed"); });
   return { seal, open };
 }
 
@@ -114,8 +131,7 @@ function section2(): void {
       return true;
     };
     const sendRate = rate(sendOne);
-    // receive: a pool of distinct sealed packets, each opened once per fresh replay window pass
-    const POOL = 4096;
+    // receive: the same working set as the primitive in section 1; a fresh replay window per pass
     const pool: Uint8Array[] = [];
     counter = 0;
     for (let i = 0; i < POOL; i++) { sendOne(); pool.push(Uint8Array.from(pkt)); }
@@ -123,13 +139,11 @@ function section2(): void {
       if (i % POOL === 0) rxEntry.replay = new ReplayWindow();
       if (!recvOne(pool[i % POOL])) throw new Error("packet refused");
     });
+    // both ends in one loop: every packet sealed, then received (counters keep rising: one window)
     counter = 0;
-    let rx = new ReplayWindow();
+    rxEntry.replay = new ReplayWindow();
     const both = rate(() => {
       sendOne();
-      const e = table.get(readReceiverIndex(pkt))!;
-      if (counter === 1) rx = new ReplayWindow();
-      e.replay = rx;
       if (!recvOne(pkt)) throw new Error("packet refused");
     });
     const b = best.get(size)!;
@@ -167,7 +181,7 @@ async function section3(): Promise<void> {
       sizes = [m1.length, m2.length, m3.length];
     };
     for (let k = 0; k < 50; k++) one();
-    const hs = rate(one, Math.max(RUN_MS, 2000), 100_000);
+    const hs = rate(one, Math.max(RUN_MS, 1500), 100_000);
     console.log(`   ${hs.toFixed(0)} handshakes/s (${(1e6 / hs).toFixed(0)} us for both sides); Noise messages ${sizes.join(" / ")} bytes`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -175,9 +189,11 @@ async function section3(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- 4. loopback UDP, two processes
-interface RecvReport { received: number; payloadBytes: number; rejected: number; seconds: number }
+interface RecvReport { received: number; payloadBytes: number; rejected: number; seconds: number; cpuSeconds: number }
 
-async function udpRun(mode: "plain" | "ember", size: number): Promise<{ sent: number; report: RecvReport }> {
+interface UdpResult { sentPps: number; sentCpuPps: number; report: RecvReport }
+
+async function udpRun(mode: "plain" | "ember", size: number): Promise<UdpResult> {
   const child = fork(join(import.meta.dirname, "dataplane-udp.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
     const receiverIndex = 0x0badcafe;
@@ -196,6 +212,7 @@ async function udpRun(mode: "plain" | "ember", size: number): Promise<{ sent: nu
     const plainPkt = Buffer.from(payload);
     let counter = 0;
     let sent = 0;
+    const cpu0 = process.cpuUsage();
     const end = performance.now() + UDP_MS;
     const BATCH = 32;
     // Send in batches and yield to the event loop between them so libuv can flush; each encrypted
@@ -218,36 +235,52 @@ async function udpRun(mode: "plain" | "ember", size: number): Promise<{ sent: nu
       };
       pump();
     });
+    const cpu = process.cpuUsage(cpu0);
     await new Promise((r) => setTimeout(r, 300)); // let the receiver drain its socket buffer
     const report = await new Promise<RecvReport>((resolve) => {
       child.once("message", (m: RecvReport) => resolve(m));
       child.send({ done: true });
     });
     sock.close();
-    return { sent: sent / (UDP_MS / 1000), report };
+    return { sentPps: sent / (UDP_MS / 1000), sentCpuPps: sent / ((cpu.user + cpu.system) / 1e6), report };
   } finally {
     if (child.exitCode === null) child.kill();
   }
 }
 
 async function section4(): Promise<void> {
-  console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run (receiver: parse + replay + decrypt in ember mode)`);
-  const w = [7, 8, 14, 14, 10, 10, 14];
-  console.log("   (wall-clock rates: two processes on two cores; other load on the machine lowers both modes alike)");
-  console.log(row(["size", "mode", "sent pkt/s", "recv pkt/s", "Gbit/s", "lost", "ember/plain"], w));
+  console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run, best of ${UDP_ROUNDS} (receiver: shape check + replay + decrypt in ember mode)`);
+  console.log("   wall = packets/s the receiver got; per CPU-s = packets per CPU second of the sender / receiver process,");
+  console.log("   capacity = the lower of the two: the rate with one free core each (robust to other load on the machine)");
+  const w = [7, 7, 12, 8, 8, 16, 16, 12, 9, 12];
+  console.log(row(["size", "mode", "wall pkt/s", "Gbit/s", "lost", "send/CPU-s", "recv/CPU-s", "capacity", "Gbit/s", "ember/plain"], w));
   for (const size of SIZES) {
-    const plain = await udpRun("plain", size);
-    const ember = await udpRun("ember", size);
+    const bestOf = async (mode: "plain" | "ember") => {
+      let best: UdpResult | undefined;
+      for (let i = 0; i < UDP_ROUNDS; i++) {
+        const r = await udpRun(mode, size);
+        if (!best || r.report.received / r.report.seconds > best.report.received / best.report.seconds) best = r;
+      }
+      return best!;
+    };
+    const plain = await bestOf("plain");
+    const ember = await bestOf("ember");
+    const capacity = (r: UdpResult) => Math.min(r.sentCpuPps, r.report.received / r.report.cpuSeconds);
     for (const [name, r] of [["plain", plain], ["ember", ember]] as const) {
       const pps = r.report.received / r.report.seconds;
-      const lost = 1 - r.report.received / (r.sent * (UDP_MS / 1000));
-      const ratio = name === "ember" ? `${((100 * pps) / (plain.report.received / plain.report.seconds)).toFixed(0)}%` : "";
-      console.log(row([name === "plain" ? `${size} B` : "", name, fmt(r.sent), fmt(pps), gbps(pps, size), `${(100 * lost).toFixed(1)}%`, ratio], w));
+      const lost = 1 - r.report.received / (r.sentPps * (UDP_MS / 1000));
+      const ratio = name === "ember"
+        ? `${((100 * pps) / (plain.report.received / plain.report.seconds)).toFixed(0)}% / ${((100 * capacity(r)) / capacity(plain)).toFixed(0)}%`
+        : "wall / cap.";
+      console.log(row([name === "plain" ? `${size} B` : "", name, fmt(pps), gbps(pps, size), `${(100 * Math.max(0, lost)).toFixed(1)}%`,
+        fmt(r.sentCpuPps), fmt(r.report.received / r.report.cpuSeconds), fmt(capacity(r)), gbps(capacity(r), size), ratio], w));
       if (r.report.rejected) console.log(`   !! receiver rejected ${r.report.rejected} packets`);
     }
   }
 }
 
+// every load loop here is bounded; this is the backstop should the machine stall
+setTimeout(() => { console.error("bench: 6-minute limit reached, stopping"); process.exit(3); }, 360_000).unref();
 console.log(`EmberNet data-plane benchmark — ${new Date().toISOString()}, ${cpus().length} x ${cpus()[0]?.model ?? "?"}, Node ${process.version}`);
 if (want(1)) section1();
 if (want(2)) section2();
