@@ -90,7 +90,21 @@ export class PathManager {
     const s = this.state(name);
     s.relay = relay;
     this.mergeCandidates(s, candidates, false);
-    if (!s.current) s.current = relay ?? candidates[0];
+    // Until a direct path has answered, the relay (which always works) is the path; a guessed direct
+    // candidate is only a stopgap while no relay is known, and gives way as soon as one is.
+    if (!this.provenDirect(s)) {
+      const next = relay ?? s.current ?? candidates[0];
+      if (next && !sameEndpoint(next, s.current)) {
+        s.current = next;
+        this.host.usePath(name, next);
+      }
+    }
+  }
+
+  private provenDirect(s: PeerPaths): boolean {
+    if (s.current?.kind !== "udp") return false;
+    const c = s.candidates.get(endpointKey(s.current));
+    return !!c && this.host.now() - c.lastPongAt <= this.timers.pathTimeoutMs;
   }
 
   removePeer(name: string): void {
