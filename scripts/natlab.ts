@@ -8,6 +8,10 @@ import {
   punchRow, punchTrial, type PunchTrial, type StandardLab,
 } from "../test/natlab/selfchecks.js";
 import { ResultTable, type ResultRow } from "../test/natlab/table.js";
+import { buildTraversal, TRAVERSAL_SCENARIOS } from "../test/natlab/traversal-scenarios.js";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 interface Scenario { name: string; run(s: StandardLab, table: ResultTable): Promise<void> }
 
@@ -41,7 +45,27 @@ const SCENARIOS: Scenario[] = [
       table.add(punchRow("low-TTL, peer 300 ms late, hold 500", lateLong, "connects", lateLong.every((t) => t.ok)));
     },
   },
-  // EmberNet scenarios (issue 5) go here: path reached and time to first encrypted packet per NAT pair.
+  {
+    // EmberNet itself: coordination server, relays and nodes as real processes in a lab of their own.
+    name: "ember",
+    run: async (_s, table) => {
+      const lab = await Lab.create({ prefix: "nlem" });
+      const dir = mkdtempSync(join(tmpdir(), "ember-natlab-"));
+      try {
+        const t = await buildTraversal(lab, dir);
+        for (const sc of TRAVERSAL_SCENARIOS) {
+          try {
+            for (const r of await sc.run(t)) table.add(r);
+          } catch (e) {
+            table.add({ scenario: sc.name, expected: "runs", observed: `error: ${(e as Error).message.split("\n")[0]}`, ms: null, ok: false });
+          }
+        }
+      } finally {
+        await lab.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  },
 ];
 
 async function main(): Promise<number> {

@@ -111,7 +111,7 @@ export class Device {
       peer = new Peer(name, endpoint, persistent);
       this.peers.set(name, peer);
     } else if (endpoint && !peer.current) {
-      peer.endpoint = endpoint;
+      this.setPath(name, endpoint);
     }
     return peer;
   }
@@ -222,7 +222,10 @@ export class Device {
   /** Moves a peer's traffic to another path; the session (keys, counters) is unchanged. */
   setPath(name: string, endpoint: Endpoint): void {
     const peer = this.peers.get(name);
-    if (peer) peer.endpoint = endpoint;
+    if (!peer || sameEndpoint(peer.endpoint, endpoint)) return;
+    peer.endpoint = endpoint;
+    // No session yet: the handshake waiting out its backoff on the old path retries on the new one now.
+    if (!peer.current) peer.nextAttemptAt = 0;
   }
 
   /** A packet for keys we do not have, from a known peer's address: it lost our session (e.g. we restarted). */
