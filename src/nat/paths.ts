@@ -19,6 +19,11 @@ export interface PathTimers {
    * reaches the other one, or a Linux NAT's conntrack clash remaps the port (docs/nat.md).
    */
   punchLeadMs: number;
+  /** Spray (port prediction + random ports) only after the candidates have been silent this long. */
+  sprayAfterMs: number;
+  /** Probes per spray attempt towards one peer address, and the pause before another attempt. */
+  sprayBudget: number;
+  sprayEveryMs: number;
 }
 
 export const DEFAULT_PATH_TIMERS: PathTimers = {
@@ -27,7 +32,26 @@ export const DEFAULT_PATH_TIMERS: PathTimers = {
   pathTimeoutMs: 3_000,
   callMeMaybeMs: 5_000,
   punchLeadMs: 250,
+  sprayAfterMs: 3_000,
+  sprayBudget: 256,
+  sprayEveryMs: 60_000,
 };
+
+/**
+ * The bounded spray towards a peer behind an endpoint-dependent NAT (run by the side whose own mapping is
+ * endpoint-independent: only its one stable port can match the peer's mapping). Ports next to the peer's
+ * reflexive port first (sequential allocators), then random ones, within sprayBudget probes.
+ */
+export interface SprayState {
+  attempts: number;
+  probes: number;
+  lastAt: number;
+  /** The endpoint that answered a spray probe, if any. */
+  hit?: string;
+}
+
+const SPRAY_NEIGHBOURS = 16;
+const SPRAY_PER_TICK = 64;
 
 export interface Candidate {
   endpoint: Endpoint;
@@ -50,6 +74,11 @@ export interface PeerPaths {
   /** When the first direct pong arrived, for "time to direct" reporting. */
   directSince?: number;
   switches: number;
+  /** When probing began without any direct answer (for the spray trigger). */
+  silentSince?: number;
+  spray?: SprayState;
+  /** Spray probes still to send in this attempt, paced over several ticks. */
+  sprayQueue?: Endpoint[];
 }
 
 export interface PathHost {
@@ -63,6 +92,8 @@ export interface PathHost {
   localCandidates(): Endpoint[];
   /** Low-TTL punch towards a candidate before full-TTL probes (see docs/nat.md). */
   punch?(endpoint: Endpoint): void;
+  /** Our own mapping behaviour (netcheck): only an endpoint-independent side sprays. */
+  mapping?(): string | undefined;
   log: { info(o: object, m?: string): void; debug(o: object, m?: string): void };
   now(): number;
 }
@@ -72,7 +103,7 @@ const PROBE_TAG = 0x50; // first payload byte of a path probe; app pings carry 8
 export class PathManager {
   readonly peers = new Map<string, PeerPaths>();
   private probeSeq = 0;
-  private readonly outstanding = new Map<string, { peer: string; key: string; sentAt: number }>();
+  private readonly outstanding = new Map<string, { peer: string; key: string; sentAt: number; spray?: Endpoint }>();
 
   constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {}
 
@@ -179,6 +210,17 @@ export class PathManager {
     if (!o || o.peer !== peer) return;
     this.outstanding.delete(key);
     const s = this.state(peer);
+    if (o.spray) {
+      // A sprayed port answered: it becomes a proven candidate.
+      if (!sameEndpoint(o.spray, from)) return;
+      if (s.spray) s.spray.hit = describeEndpoint(from);
+      this.host.log.info({ peer, endpoint: describeEndpoint(from), probes: s.spray?.probes }, "spray hit: direct path through an endpoint-dependent NAT");
+      const k = endpointKey(from);
+      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: this.host.now(), lastPongAt: this.host.now(), probes: 1, pongs: 1, rttMs: performance.now() - o.sentAt });
+      s.sprayQueue = undefined;
+      this.choose(s);
+      return;
+    }
     const c = s.candidates.get(o.key);
     if (!c || !sameEndpoint(c.endpoint, from)) return;
     c.lastPongAt = this.host.now();
@@ -229,6 +271,54 @@ export class PathManager {
       }
       if (!direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
+      this.sprayTick(s, now);
+    }
+  }
+
+  /**
+   * Starts or continues a bounded spray when every direct candidate has been silent for sprayAfterMs,
+   * we sit on the relay, and our own mapping is endpoint-independent.
+   */
+  private sprayTick(s: PeerPaths, now: number): void {
+    const onRelay = s.current?.kind === "relay";
+    const anyAnswer = [...s.candidates.values()].some((c) => now - c.lastPongAt <= this.timers.pathTimeoutMs);
+    if (!onRelay || anyAnswer) { s.silentSince = undefined; s.sprayQueue = undefined; return; }
+    s.silentSince ??= now;
+    if (s.sprayQueue?.length) return this.sendSprayBatch(s);
+    if (this.host.mapping?.() !== "endpoint-independent" || now - s.silentSince < this.timers.sprayAfterMs) return;
+    if (s.spray && now - s.spray.lastAt < this.timers.sprayEveryMs) return;
+    // Targets: every direct candidate of the peer (its reflexive address among them), budget split evenly.
+    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp");
+    if (!targets.length) return;
+    const queue: Endpoint[] = [];
+    const seen = new Set(targets.map(endpointKey));
+    const per = Math.max(1, Math.floor(this.timers.sprayBudget / targets.length));
+    for (const t of targets) {
+      const add = (port: number): void => {
+        const ep: Endpoint = { kind: "udp", host: t.host, port };
+        if (port > 0 && port < 65536 && !seen.has(endpointKey(ep))) { seen.add(endpointKey(ep)); queue.push(ep); }
+      };
+      const start = queue.length;
+      for (let d = 1; d <= SPRAY_NEIGHBOURS && queue.length - start < per; d++) { add(t.port + d); if (queue.length - start < per) add(t.port - d); }
+      for (let tries = 0; queue.length - start < per && tries < per * 4; tries++) add(1024 + Math.floor(Math.random() * (65536 - 1024)));
+    }
+    s.spray = { attempts: (s.spray?.attempts ?? 0) + 1, probes: s.spray?.probes ?? 0, lastAt: now, hit: s.spray?.hit };
+    s.sprayQueue = queue;
+    this.host.log.info({ peer: s.name, probes: queue.length, targets: targets.map(describeEndpoint) }, "spray: bounded port prediction towards an unanswering peer");
+    this.sendSprayBatch(s);
+  }
+
+  private sendSprayBatch(s: PeerPaths): void {
+    const batch = s.sprayQueue!.splice(0, SPRAY_PER_TICK);
+    for (const ep of batch) {
+      const id = Buffer.allocUnsafe(9);
+      id[0] = PROBE_TAG;
+      id.writeUInt32BE(process.pid >>> 0, 1);
+      id.writeUInt32BE(++this.probeSeq >>> 0, 5);
+      this.outstanding.set(id.toString("hex"), { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
+      if (this.outstanding.size > 8192) this.outstanding.delete(this.outstanding.keys().next().value!);
+      this.host.sendVia(s.name, ep, "ping", id);
+      s.spray!.probes++;
     }
   }
 
@@ -240,6 +330,7 @@ export class PathManager {
       endpoint: describeEndpoint(s.current),
       candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: this.host.now() - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs })),
       switches: s.switches,
+      spray: s.spray ? { attempts: s.spray.attempts, probes: s.spray.probes, hit: s.spray.hit ?? null } : undefined,
     };
   }
 }

@@ -42,6 +42,7 @@ export class Mesh {
       hasSession: (peer) => !!device.peers.get(peer)?.current,
       localCandidates: () => daemon.candidates(),
       punch: (ep) => daemon.punch(ep),
+      mapping: () => daemon.natType,
       log: daemon.log,
       now: Date.now,
     });

@@ -83,3 +83,45 @@ describe("path manager", () => {
     expect(decodeCandidates(Buffer.from("junk,1.2.3.4:99999,:5,[::1]:7"))).toEqual([{ kind: "udp", host: "::1", port: 7 }]);
   });
 });
+
+describe("bounded spray towards an endpoint-dependent peer", () => {
+  function sprayHarness(mapping: string) {
+    const h = harness();
+    const pm = new PathManager({ ...(h.pm as any).host, mapping: () => mapping });
+    return { ...h, pm };
+  }
+
+  it("an endpoint-independent side sprays within the budget after the candidates stay silent, and a hit goes direct", () => {
+    const h = sprayHarness("endpoint-independent");
+    h.pm.setPeer("b", [pub], relay);
+    for (let t = 0; t < 2_000; t += 250) { h.advance(250); h.pm.tick(); }
+    expect(h.pm.describe("b")!.spray).toBeUndefined(); // not before sprayAfterMs of silence
+    for (let t = 0; t < 3_000; t += 250) { h.advance(250); h.pm.tick(); }
+    const spray = h.pm.describe("b")!.spray!;
+    expect(spray.attempts).toBe(1);
+    expect(spray.probes).toBe(h.pm.timers.sprayBudget);
+    const sprayed = h.sent.filter((s) => s.inner === "ping" && s.to !== "198.18.5.2:6000");
+    expect(sprayed.length).toBe(h.pm.timers.sprayBudget);
+    expect(sprayed.slice(0, 2).map((s) => s.to)).toEqual(["198.18.5.2:6001", "198.18.5.2:5999"]); // neighbours first
+    // The peer's NAT happened to map port 6001 for us: its reply proves the path.
+    h.pm.onProbeReply("b", { kind: "udp", host: "198.18.5.2", port: 6001 }, sprayed[0].payload);
+    expect(h.pm.describe("b")!.path).toBe("direct");
+    expect(h.pm.describe("b")!.spray!.hit).toBe("198.18.5.2:6001");
+    // While the direct path keeps answering, nothing more is sprayed.
+    const hitEp: Endpoint = { kind: "udp", host: "198.18.5.2", port: 6001 };
+    for (let t = 0; t < 120_000; t += 1_000) {
+      h.advance(1_000); h.pm.tick();
+      const last = h.sent.filter((x) => x.inner === "ping" && x.to === "198.18.5.2:6001").at(-1);
+      if (last) h.pm.onProbeReply("b", hitEp, last.payload);
+    }
+    expect(h.pm.describe("b")!.path).toBe("direct");
+    expect(h.pm.describe("b")!.spray!.attempts).toBe(1);
+  });
+
+  it("an endpoint-dependent side does not spray (its own mapping cannot be matched)", () => {
+    const h = sprayHarness("endpoint-dependent");
+    h.pm.setPeer("b", [pub], relay);
+    for (let t = 0; t < 10_000; t += 250) { h.advance(250); h.pm.tick(); }
+    expect(h.pm.describe("b")!.spray).toBeUndefined();
+  });
+});

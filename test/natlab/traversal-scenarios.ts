@@ -63,8 +63,25 @@ export const TRAVERSAL_SCENARIOS: { name: string; run(t: Traversal): Promise<Res
   { name: "EIM NAT <-> no NAT: direct", run: async (t) => [await pair(t, "eim <-> none", "e1", "n1", "direct", direct, 8_000)] },
   { name: "EDM NAT <-> EDM NAT: relay", run: async (t) => [await pair(t, "edm <-> edm", "d1", "d2", "relay", relayed, 3_000)] },
   {
-    name: "EDM NAT <-> EIM NAT: relay or direct, reported",
-    run: async (t) => [await pair(t, "edm <-> eim (no port prediction yet)", "d1", "e2", "relay or direct", (p) => relayed(p) || direct(p), 5_000)],
+    name: "EDM NAT <-> EIM NAT: bounded spray from the EIM side, then relay or direct, reported",
+    run: async (t) => {
+      const r = await pair(t, "edm <-> eim", "d1", "e2", "relay or direct", (p) => relayed(p) || direct(p), 5_000);
+      // The EIM side (e2) sprays the EDM side's address within its probe budget once d1's candidates stay silent.
+      const t0 = Date.now();
+      let spray: { attempts: number; probes: number; hit: string | null } | undefined;
+      while (Date.now() - t0 < 15_000) {
+        const peer = (await t.m.request<any[]>(t.nodes.e2, "peers")).find((p) => p.name === "d1");
+        spray = peer?.paths?.spray;
+        if (spray && (spray.hit || spray.probes >= 240)) break;
+        await new Promise((res) => setTimeout(res, 250));
+      }
+      const path = await t.m.path(t.nodes.e2, t.nodes.d1);
+      return [r, {
+        scenario: "  spray from e2 towards d1 (port prediction)", expected: "attempted, bounded",
+        observed: spray ? `${spray.probes} probes, ${spray.hit ? `hit ${spray.hit}: ${path}` : `no hit: ${path}`}` : "not attempted",
+        ms: Date.now() - t0, ok: !!spray && spray.probes > 0 && spray.probes <= 256,
+      }];
+    },
   },
   {
     name: "UDP blocked <-> no NAT: relay over TCP 443",
