@@ -8,7 +8,7 @@ import { TAG_SIZE } from "../wire/constants.js";
 
 const EMPTY = new Uint8Array(0);
 
-/** A key prepared for one backend (node wants a KeyObject, noble raw bytes). */
+/** A key prepared for one backend (node: a KeyObject, or raw bytes for one-shot use; noble: raw bytes). */
 export interface AeadBackend {
   readonly name: string;
   prepareKey(key: Uint8Array): unknown;
@@ -31,7 +31,7 @@ export const nodeAead: AeadBackend = {
   name: "node:crypto",
   prepareKey: (key) => createSecretKey(key),
   sealInto(key, counter, ad, plaintext, out, outOffset) {
-    const c = createCipheriv("chacha20-poly1305", key as KeyObject, setNonce(counter), { authTagLength: TAG_SIZE });
+    const c = createCipheriv("chacha20-poly1305", key as KeyObject | Uint8Array, setNonce(counter), { authTagLength: TAG_SIZE });
     if (ad.length) c.setAAD(ad, { plaintextLength: plaintext.length });
     const body = c.update(plaintext);
     c.final();
@@ -42,7 +42,7 @@ export const nodeAead: AeadBackend = {
   openInto(key, counter, ad, sealed, out) {
     const len = sealed.length - TAG_SIZE;
     if (len < 0 || out.length < len) return -1;
-    const d = createDecipheriv("chacha20-poly1305", key as KeyObject, setNonce(counter), { authTagLength: TAG_SIZE });
+    const d = createDecipheriv("chacha20-poly1305", key as KeyObject | Uint8Array, setNonce(counter), { authTagLength: TAG_SIZE });
     if (ad.length) d.setAAD(ad, { plaintextLength: len });
     d.setAuthTag(sealed.subarray(len));
     const body = d.update(sealed.subarray(0, len));
@@ -81,15 +81,22 @@ export const nobleAead: AeadBackend = {
 /** The backend the transport and the handshake use (the faster one in bench/dataplane.ts). */
 export const aead: AeadBackend = nodeAead;
 
-/** Allocating helpers for the handshake and tests (not the data path). */
+/**
+ * Allocating one-shot helpers for the handshake and tests (not the data path). A handshake key encrypts
+ * one or two messages, so it goes to createCipheriv raw instead of through a KeyObject first.
+ */
 export function seal(key: Uint8Array, counter: number, ad: Uint8Array | undefined, plaintext: Uint8Array): Uint8Array {
   const out = new Uint8Array(plaintext.length + TAG_SIZE);
-  aead.sealInto(aead.prepareKey(key), counter, ad ?? EMPTY, plaintext, out, 0);
+  aead.sealInto(oneShotKey(key), counter, ad ?? EMPTY, plaintext, out, 0);
   return out;
 }
 
 export function open(key: Uint8Array, counter: number, ad: Uint8Array | undefined, sealed: Uint8Array): Uint8Array | undefined {
   if (sealed.length < TAG_SIZE) return undefined;
   const out = new Uint8Array(sealed.length - TAG_SIZE);
-  return aead.openInto(aead.prepareKey(key), counter, ad ?? EMPTY, sealed, out) < 0 ? undefined : out;
+  return aead.openInto(oneShotKey(key), counter, ad ?? EMPTY, sealed, out) < 0 ? undefined : out;
+}
+
+function oneShotKey(key: Uint8Array): unknown {
+  return aead === nodeAead ? key : aead.prepareKey(key);
 }

@@ -1,7 +1,7 @@
 // X25519 with node:crypto (native) on raw 32-byte keys. Keys cross into node:crypto as JWK: with
 // OpenSSL 3, importing or exporting DER (PKCS#8/SPKI) costs 70-330 us per key against 1-25 us for JWK,
 // and that difference decided whether a handshake took 3 ms or a fraction of one (bench/dataplane.ts).
-import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { createPrivateKey, createPublicKey, diffieHellman, randomFillSync, type KeyObject } from "node:crypto";
 
 const KEY_SIZE = 32;
 
@@ -22,9 +22,9 @@ export function privateKeyObject(raw: Uint8Array): KeyObject {
   let k = privateObjects.get(raw);
   if (!k) {
     if (raw.length !== KEY_SIZE) throw new Error(`X25519 private key must be ${KEY_SIZE} bytes`);
-    // node needs the public half in a private JWK; deriving it is one scalar multiplication
-    const pub = createPublicKey(createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: b64u(raw), x: "" }, format: "jwk" })).export({ format: "jwk" }).x;
-    k = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: b64u(raw), x: pub }, format: "jwk" });
+    // node requires `x` to be a string but builds the key from `d` alone (EVP_PKEY_new_raw_private_key),
+    // deriving the public half; the vector tests would catch any change of that behaviour
+    k = createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: b64u(raw), x: "" }, format: "jwk" });
     privateObjects.set(raw, k);
   }
   return k;
@@ -47,11 +47,17 @@ export function publicFromPrivate(raw: Uint8Array): Uint8Array {
   return rawFromB64u(createPublicKey(privateKeyObject(raw)).export({ format: "jwk" }).x);
 }
 
+/**
+ * A fresh key pair from 32 random bytes (X25519 clamps the scalar itself). Not generateKeyPairSync:
+ * on Node 20.20 it deadlocks under load - a garbage collection inside one key generation runs the
+ * destructor of an earlier KeyGenJob, which waits for a mutex the running job holds (seen in
+ * bench/dataplane.ts after a few thousand handshakes; main thread parked in
+ * KeyGenJob::~KeyGenJob <- GlobalHandles::InvokeFirstPassWeakCallbacks).
+ */
 export function generateX25519(): { privateKey: Uint8Array; publicKey: Uint8Array } {
-  const { privateKey, publicKey } = generateKeyPairSync("x25519");
-  const priv = rawFromB64u(privateKey.export({ format: "jwk" }).d);
-  privateObjects.set(priv, privateKey);
-  return { privateKey: priv, publicKey: rawFromB64u(publicKey.export({ format: "jwk" }).x) };
+  const priv = new Uint8Array(KEY_SIZE);
+  randomFillSync(priv);
+  return { privateKey: priv, publicKey: publicFromPrivate(priv) };
 }
 
 /**

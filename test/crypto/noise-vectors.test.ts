@@ -77,3 +77,18 @@ describe("Noise XX edge cases", () => {
     expect(Buffer.from(a.split()[0]).equals(Buffer.from(b.split()[0]))).toBe(true);
   });
 });
+
+describe("X25519 key handling", () => {
+  it("generated and imported keys agree with an independent implementation (@noble/curves)", async () => {
+    const { x25519 } = await import("@noble/curves/ed25519.js");
+    const { generateX25519, dh, publicFromPrivate } = await import("../../src/crypto/x25519.js");
+    for (let i = 0; i < 20; i++) {
+      const a = generateX25519();
+      const b = generateX25519();
+      expect(toHex(a.publicKey)).toBe(toHex(x25519.getPublicKey(a.privateKey)));
+      expect(toHex(publicFromPrivate(Uint8Array.from(b.privateKey)))).toBe(toHex(b.publicKey));
+      expect(toHex(dh(a.privateKey, b.publicKey))).toBe(toHex(x25519.getSharedSecret(b.privateKey, a.publicKey)));
+    }
+    expect(() => dh(new Uint8Array(31), new Uint8Array(32))).toThrow(/32 bytes/);
+  });
+});
