@@ -61,6 +61,8 @@ export class ReplayWindow {
       const clear = Math.min(newBlock - oldBlock, WORDS);
       for (let i = 1; i <= clear; i++) this.bits[(oldBlock + i) % WORDS] = 0;
       this.top = counter;
+    } else if (this.top - counter >= REPLAY_WINDOW_SPAN) {
+      return; // outside the window: its bit would alias a newer counter's
     }
     this.bits[Math.floor(counter / WORD_BITS) % WORDS] |= 1 << (counter % WORD_BITS);
   }

@@ -82,6 +82,15 @@ describe("ReplayWindow", () => {
     expect(w.check(100_000 + 2 * REPLAY_WINDOW_SIZE + 5 + 100)).toBe(true);
   });
 
+  it("ignores update() for a counter outside the window instead of aliasing a newer one", () => {
+    const W = REPLAY_WINDOW_SIZE;
+    const w = new ReplayWindow();
+    w.update(2 * W + 10);
+    expect(w.check(2 * W + 5)).toBe(true);
+    w.update(W + 5); // too old, and it shares its bitmap position with 2W+5
+    expect(w.check(2 * W + 5)).toBe(true);
+  });
+
   it("window of at least 2048 packets", () => {
     const w = new ReplayWindow();
     w.update(10_000);
