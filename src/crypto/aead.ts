@@ -1,10 +1,12 @@
 // ChaCha20-Poly1305 (RFC 8439) with Noise's nonce: 32 zero bits, then the 64-bit counter little-endian.
-// Two backends behind one interface: node:crypto (OpenSSL, native) and @noble/ciphers (pure JS). The
-// data-plane benchmark (bench/dataplane.ts, figures in docs/performance.md) measured node:crypto faster
-// for both seal and open at 64 and 1400 bytes, so `sealInto`/`openInto` below are the node ones.
+// Three backends behind one interface: libsodium through sodium-native (prebuilt N-API addon), node:crypto
+// (OpenSSL) and @noble/ciphers (pure JS). The data-plane benchmark (bench/dataplane.ts, figures in
+// docs/performance.md) measured libsodium 4-9x faster than node:crypto, whose cost is one OpenSSL context
+// per call, and node:crypto faster than noble, so `aead` is the first of them that loads on this machine.
 import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { TAG_SIZE } from "../wire/constants.js";
+import { sodium, type SodiumApi } from "./sodium.js";
 
 const EMPTY = new Uint8Array(0);
 
@@ -78,8 +80,51 @@ export const nobleAead: AeadBackend = {
   },
 };
 
-/** The backend the transport and the handshake use (the faster one in bench/dataplane.ts). */
-export const aead: AeadBackend = nodeAead;
+function makeSodiumAead(s: SodiumApi): AeadBackend {
+  return {
+    name: "libsodium (sodium-native)",
+    prepareKey: (key) => Uint8Array.from(key),
+    sealInto(key, counter, ad, plaintext, out, outOffset) {
+      setNonce(counter);
+      const n = plaintext.length;
+      s.crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+        out.subarray(outOffset, outOffset + n), out.subarray(outOffset + n, outOffset + n + TAG_SIZE),
+        plaintext, ad.length ? ad : null, null, nonceBytes, key as Uint8Array);
+      return n + TAG_SIZE;
+    },
+    openInto(key, counter, ad, sealed, out) {
+      const len = sealed.length - TAG_SIZE;
+      if (len < 0 || out.length < len) return -1;
+      setNonce(counter);
+      try {
+        // libsodium checks the tag before decrypting and zeroes out[] when it does not verify
+        s.crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+          out.subarray(0, len), null, sealed.subarray(0, len), sealed.subarray(len), ad.length ? ad : null, nonceBytes, key as Uint8Array);
+      } catch {
+        return -1;
+      }
+      return len;
+    },
+  };
+}
+
+/** libsodium's ChaCha20-Poly1305, or undefined where sodium-native's addon does not load. */
+export const sodiumAead: AeadBackend | undefined = sodium ? makeSodiumAead(sodium) : undefined;
+
+const BACKENDS: Record<string, AeadBackend | undefined> = { sodium: sodiumAead, node: nodeAead, noble: nobleAead };
+
+/**
+ * The backend the transport and the handshake use: the fastest that loads (bench/dataplane.ts), or the
+ * one EMBER_AEAD names (sodium | node | noble) for benchmarks and for comparing backends on a live node.
+ */
+export const aead: AeadBackend = chooseBackend(process.env.EMBER_AEAD);
+
+function chooseBackend(wanted: string | undefined): AeadBackend {
+  if (!wanted) return sodiumAead ?? nodeAead;
+  const b = BACKENDS[wanted];
+  if (!b) throw new Error(`EMBER_AEAD=${wanted}: expected one of ${Object.keys(BACKENDS).join(", ")}${wanted === "sodium" ? " (sodium-native did not load, or EMBER_SODIUM=off)" : ""}`);
+  return b;
+}
 
 /**
  * Allocating one-shot helpers for the handshake and tests (not the data path). A handshake key encrypts

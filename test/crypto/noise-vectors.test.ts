@@ -2,6 +2,7 @@
 // handshake messages, handshake hash and transport messages byte for byte, for SHA-256 and BLAKE2s.
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { keyPairFromPrivate, XXHandshake, type NoiseHash } from "../../src/crypto/noise.js";
 import { open, seal } from "../../src/crypto/aead.js";
@@ -90,5 +91,26 @@ describe("X25519 key handling", () => {
       expect(toHex(dh(a.privateKey, b.publicKey))).toBe(toHex(x25519.getSharedSecret(b.privateKey, a.publicKey)));
     }
     expect(() => dh(new Uint8Array(31), new Uint8Array(32))).toThrow(/32 bytes/);
+    // a low-order public key (here the identity, all zero) gives an all-zero secret: refused
+    expect(() => dh(generateX25519().privateKey, new Uint8Array(32))).toThrow();
+  });
+
+  it("the node:crypto fallback (no sodium-native) agrees with @noble/curves and seals the same bytes", () => {
+    const script = `
+      const { x25519 } = await import("@noble/curves/ed25519.js");
+      const { generateX25519, dh } = await import("./src/crypto/x25519.ts");
+      const { aead, seal } = await import("./src/crypto/aead.ts");
+      const a = generateX25519(), b = generateX25519();
+      const ok = Buffer.from(dh(a.privateKey, b.publicKey)).equals(Buffer.from(x25519.getSharedSecret(b.privateKey, a.publicKey)));
+      let lowOrder = "accepted"; try { dh(a.privateKey, new Uint8Array(32)); } catch { lowOrder = "refused"; }
+      const sealed = Buffer.from(seal(new Uint8Array(32).fill(7), 5, undefined, new Uint8Array(100).fill(1))).toString("hex");
+      console.log(JSON.stringify({ backend: aead.name, ok, lowOrder, sealed }));`;
+    const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: join(import.meta.dirname, "../.."), env: { ...process.env, EMBER_SODIUM: "off", EMBER_AEAD: "" }, encoding: "utf8",
+    });
+    expect(run.status, run.stderr).toBe(0);
+    const r = JSON.parse(run.stdout.trim().split("\n").pop()!);
+    expect(r).toMatchObject({ backend: "node:crypto", ok: true, lowOrder: "refused" });
+    expect(r.sealed).toBe(Buffer.from(seal(new Uint8Array(32).fill(7), 5, undefined, new Uint8Array(100).fill(1))).toString("hex"));
   });
 });

@@ -1,13 +1,22 @@
-// Transport ciphers (both AEAD backends), the replay window and the key-usage limits.
+// Transport ciphers (every AEAD backend), the replay window and the key-usage limits.
 import { describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { nobleAead, nodeAead } from "../../src/crypto/aead.js";
+import { aead, nobleAead, nodeAead, sodiumAead, type AeadBackend } from "../../src/crypto/aead.js";
 import { DEFAULT_KEY_LIMITS, REPLAY_WINDOW_SPAN, ReplayWindow, TransportCipher, keyExpired, shouldRekey } from "../../src/crypto/transport.js";
 import { REJECT_AFTER_MESSAGES, REPLAY_WINDOW_SIZE, TAG_SIZE } from "../../src/wire/constants.js";
 
+const backends: AeadBackend[] = [nodeAead, nobleAead, ...(sodiumAead ? [sodiumAead] : [])];
+if (!sodiumAead) console.log("sodium-native did not load here: its backend is not tested, node:crypto is the transport's");
+
 describe("TransportCipher", () => {
   const key = randomBytes(32);
-  for (const backend of [nodeAead, nobleAead]) {
+  it("uses libsodium where sodium-native ships a prebuilt addon (linux-x64 here), else node:crypto", () => {
+    const forced = process.env.EMBER_AEAD || process.env.EMBER_SODIUM === "off";
+    if (!forced && process.platform === "linux" && process.arch === "x64") expect(aead).toBe(sodiumAead);
+    else expect(backends).toContain(aead);
+  });
+
+  for (const backend of backends) {
     it(`${backend.name}: round trip at an offset, tag failure, wrong counter, wrong key`, () => {
       const tx = new TransportCipher(key, backend);
       const rx = new TransportCipher(key, backend);
@@ -31,13 +40,28 @@ describe("TransportCipher", () => {
     });
   }
 
-  it("both backends produce the same bytes (RFC 8439 with the Noise nonce)", () => {
+  it("every backend produces the same bytes (RFC 8439 with the Noise nonce) and opens the others'", () => {
     const plain = randomBytes(300);
-    const a = new Uint8Array(316);
-    const b = new Uint8Array(316);
-    new TransportCipher(key, nodeAead).seal(0x1_0000_0005, plain, a, 0);
-    new TransportCipher(key, nobleAead).seal(0x1_0000_0005, plain, b, 0);
-    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+    const sealed = backends.map((b) => {
+      const out = new Uint8Array(316);
+      new TransportCipher(key, b).seal(0x1_0000_0005, plain, out, 0);
+      return Buffer.from(out);
+    });
+    for (const s of sealed) expect(s.equals(sealed[0])).toBe(true);
+    for (const b of backends) {
+      const back = new Uint8Array(300);
+      expect(new TransportCipher(key, b).open(0x1_0000_0005, sealed[0], back)).toBe(300);
+      expect(Buffer.from(back).equals(plain)).toBe(true);
+    }
+    // with associated data, as the handshake uses it
+    const ad = randomBytes(32);
+    const withAd = backends.map((b) => {
+      const out = new Uint8Array(316);
+      b.sealInto(b.prepareKey(key), 7, ad, plain, out, 0);
+      return Buffer.from(out);
+    });
+    for (const s of withAd) expect(s.equals(withAd[0])).toBe(true);
+    expect(withAd[0].equals(sealed[0])).toBe(false);
   });
 
   it("refuses bad keys and counters past the message limit", () => {
