@@ -1,5 +1,5 @@
 // Ed25519 key handling: node KeyObjects in the API, WebCrypto keys only where @peculiar/x509 wants them.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject, webcrypto } from "node:crypto";
+import { createPrivateKey, createPublicKey, KeyObject, randomBytes, webcrypto } from "node:crypto";
 import { chmodSync, writeFileSync } from "node:fs";
 import { ED25519 } from "./x509-provider.js";
 import { FILE_MODE_PRIVATE } from "./constants.js";
@@ -9,8 +9,16 @@ export interface Ed25519KeyPair {
   publicKey: KeyObject;
 }
 
+/**
+ * A fresh key pair from a 32-byte random seed (RFC 8032: the private key is the seed). Not
+ * generateKeyPairSync: on Node 20.20 it can deadlock under GC (docs/performance.md, "Found on the way").
+ * node builds the key from `d` alone and derives the public half; test/pki checks it against @noble/curves.
+ */
 export function generateEd25519(): Ed25519KeyPair {
-  return generateKeyPairSync("ed25519");
+  const seed = randomBytes(32);
+  const privateKey = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d: seed.toString("base64url"), x: "" }, format: "jwk" });
+  seed.fill(0);
+  return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
 export function privateKeyFromPem(pem: string, what = "private key"): KeyObject {
