@@ -33,9 +33,9 @@ export function registerPeers(program: Command): void {
 
   common(program.command("status").description("this node's identity, listen address and peers"))
     .action(async (o: SocketOpts) => {
-      const s = await ask<{ name: string; identity: string; listen: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");
+      const s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");
       if (o.json) return printJson(s);
-      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter]]);
+      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`]]);
       process.stdout.write("\n");
       peerTable(s.peers);
     });

@@ -4,6 +4,7 @@ import { createSocket, type Socket } from "node:dgram";
 import pino from "pino";
 import { readBoundedFile, Verifier } from "../pki/index.js";
 import { Device } from "../session/device.js";
+import { aead } from "../crypto/aead.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import type { SessionTimers } from "../session/timers.js";
 import { isStunPacket } from "../session/crypto-adapter.js";
@@ -184,6 +185,7 @@ export class Daemon {
       certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
       listen: addr ? `${addr.address}:${addr.port}` : undefined,
       uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
+      cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
       coordination: this.mesh ? { url: this.opts.config.coordUrl, homeRelay: this.mesh.homeRelay, relays: [...this.mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: this.mesh.peerMap?.seq } : undefined,
       peers: this.peers(),
       drops: Object.fromEntries(this.device.drops),

@@ -40,6 +40,7 @@ describe("two daemons on loopback", () => {
     expect((await b.request("ping", { name: "node-a" })).rttMs).toBeGreaterThan(0);
     const status = JSON.parse(ember(["status", "--state", b.dir, "--json"]).stdout);
     expect(status.name).toBe("node-b");
+    expect(status.cipher).toMatch(/libsodium|node:crypto/);
     expect(status.peers[0]).toMatchObject({ name: "node-a", state: "connected", path: "direct" });
     const text = ember(["peers", "--state", a.dir]).stdout;
     expect(text).toMatch(/node-b\s+connected\s+direct/);
