@@ -2,6 +2,7 @@
 // tokens): sessions survive a coordination outage (kill -9), and a revocation drops the revoked node's
 // sessions at its peers and keeps it out.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { LocalMesh, type DemoNode } from "../../src/cli/demo-mesh.js";
 import { eventually } from "../helpers/nodes.js";
@@ -45,6 +46,21 @@ describe("coordinated mesh", () => {
       expect(r.rttMs).toBeGreaterThan(0);
     }
   }, 90_000);
+
+  it("a node listens on nothing but its one overlay UDP socket (invariant 4: control plane and relay are outbound)", () => {
+    const pid = nodes.alpha.proc!.pid!;
+    const r = spawnSync("ss", ["-H", "-n", "-a", "-p", "-t", "-u"], { encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    const mine = r.stdout.split("\n").filter((l) => l.includes(`pid=${pid},`));
+    const tcpListen = mine.filter((l) => /^tcp\s+LISTEN/.test(l));
+    const udp = mine.filter((l) => l.startsWith("udp"));
+    const tcpOut = mine.filter((l) => /^tcp\s+ESTAB/.test(l));
+    expect(tcpListen, mine.join("\n")).toEqual([]);
+    expect(udp, mine.join("\n")).toHaveLength(1);
+    const st = JSON.parse(ember(["status", "--state", nodes.alpha.dir, "--json"]).stdout);
+    expect(udp[0]).toContain(st.listen);
+    expect(tcpOut.length).toBeGreaterThanOrEqual(2); // its map stream to the coordination server and its relay link
+  });
 
   it("ember status and ember netcheck ask the running daemon", async () => {
     const st = JSON.parse(ember(["status", "--state", nodes.alpha.dir, "--json"]).stdout);
