@@ -22,15 +22,19 @@ export function registerUp(program: Command): void {
     .option("--coord <url>", "coordination server, e.g. https://coord.example:8443")
     .option("--token <token>", "one-time enrollment token (used when STATE holds no certificate yet)")
     .option("--name <name>", "identity name to enroll under (default: host name)")
+    .option("--enroll-only", "enroll with --token and exit without starting the daemon (provisioning)")
     .option("--log-level <level>", "log level", undefined)
-    .action(async (o: ConfigInput & { token?: string; name?: string }) => {
+    .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
       const config = loadNodeConfig(o);
+      if (o.enrollOnly && !o.token) throw new CliError("--enroll-only needs --token TOKEN and --coord URL");
+      if (o.enrollOnly && existsSync(config.certPath)) throw new CliError(`${config.certPath} exists: this state directory is already enrolled`);
       if (o.token && !existsSync(config.certPath)) {
         if (!config.coordUrl) throw new CliError("--token needs --coord URL (the server that issued it)");
         const { enroll } = await import("../coord/client.js");
         const name = o.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
         const r = await enroll({ coordUrl: config.coordUrl, token: o.token, name, stateDir: config.stateDir });
         process.stderr.write(`enrolled as ${name} (tenant ${r.tenant}, certificate until ${r.notAfter}) in ${config.stateDir}\n`);
+        if (o.enrollOnly) return;
       } else if (!existsSync(config.certPath)) {
         throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
       }

@@ -4,7 +4,7 @@
 // problem and its line (keeping the policy in force), `policy check` gives the verdict with its deciding rule,
 // `nodes revoke` revokes, and every verb refuses a caller without an admin certificate cleanly (no stack trace).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ember } from "../helpers/cli.js";
 import { startNode, type NodeProc } from "../helpers/nodes.js";
@@ -168,6 +168,23 @@ describe("ember token/nodes/policy against a live coordination server", () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/^ember: missing --cert, --key, --ca /);
     for (const r of [asNode, revoked, none]) { expect(r.stdout).toBe(""); expect(r.stderr).not.toMatch(STACK); }
+  }, 60_000);
+
+  it("up --enroll-only enrolls (key and certificate 0600 in the state directory) and exits; a second run refuses", () => {
+    const t = adminJson("token", "create", "--tenant", "demo", "--groups", "staff");
+    const dir = join(mesh.dir, "kiosk-1");
+    const r = ember(["up", "--coord", coord.url, "--token", t.token, "--name", "kiosk-1", "--state", dir, "--enroll-only"], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(0); // returned by itself: no daemon kept running
+    expect(r.stderr).toMatch(/^enrolled as kiosk-1 \(tenant demo, certificate until \d{4}-/);
+    for (const f of ["cert.pem", "key.pem"]) expect(statSync(join(dir, f)).mode & 0o777).toBe(0o600);
+    expect(readFileSync(join(dir, "cert.pem"), "utf8")).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    expect((adminJson("nodes", "list") as any[]).find((n) => n.name === "kiosk-1")).toMatchObject({ tenant: "demo", groups: ["staff"] });
+    const again = ember(["up", "--coord", coord.url, "--token", t.token, "--state", dir, "--enroll-only"]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/cert\.pem exists: this state directory is already enrolled/);
+    const noToken = ember(["up", "--state", join(mesh.dir, "kiosk-2"), "--enroll-only"]);
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toMatch(/--enroll-only needs --token/);
   }, 60_000);
 });
 
