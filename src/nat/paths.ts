@@ -1,5 +1,5 @@
 // Path selection per peer (Tailscale's magicsock idea, explicit state): every peer has a relay path and
-// zero or more direct candidates. Probes are PING/PONG messages sealed in the peer's session, so a path
+// zero or more direct candidates. Probes are PATH_PROBE/PATH_PROBE_REPLY messages sealed in the peer's session, so a path
 // is proven by authenticated traffic, never by an address claim. The best answering direct path wins by
 // latency; the relay stays warm as fallback; a direct path that stops answering is dropped within seconds.
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
@@ -83,7 +83,7 @@ export interface PeerPaths {
 
 export interface PathHost {
   /** Sends a sealed inner message to the peer over exactly this endpoint (not moving the session). */
-  sendVia(peer: string, endpoint: Endpoint, inner: "ping" | "pong" | "call-me-maybe", payload: Uint8Array): void;
+  sendVia(peer: string, endpoint: Endpoint, kind: PathMessageKind, payload: Uint8Array): void;
   /** Moves the peer's session traffic to this endpoint. */
   usePath(peer: string, endpoint: Endpoint): void;
   /** Whether a session exists (probes need keys). */
@@ -98,7 +98,11 @@ export interface PathHost {
   now(): number;
 }
 
-const PROBE_TAG = 0x50; // first payload byte of a path probe; app pings carry 8 bytes, probes 9
+/** The sealed messages path discovery sends; each is its own inner kind (src/wire/constants.ts INNER). */
+export type PathMessageKind = "probe" | "probe-reply" | "call-me-maybe";
+
+/** A probe's payload: 8 bytes naming it (pid, sequence), echoed by the reply. */
+const PROBE_ID_BYTES = 8;
 
 export class PathManager {
   readonly peers = new Map<string, PeerPaths>();
@@ -159,11 +163,6 @@ export class PathManager {
     return s?.current ?? s?.relay ?? s?.candidates.values().next().value?.endpoint;
   }
 
-  /** Is this a path probe (as opposed to an application ping)? */
-  static isProbe(payload: Uint8Array): boolean {
-    return payload.length === 9 && payload[0] === PROBE_TAG;
-  }
-
   private probe(s: PeerPaths, key: string): void {
     const c = s.candidates.get(key);
     if (!c) return;
@@ -178,15 +177,19 @@ export class PathManager {
       }
       if (now - c.punchedAt < this.timers.punchLeadMs) return;
     }
-    const id = Buffer.allocUnsafe(9);
-    id[0] = PROBE_TAG;
-    id.writeUInt32BE(process.pid >>> 0, 1);
-    id.writeUInt32BE(++this.probeSeq >>> 0, 5);
+    const id = this.probeId();
     c.lastProbeAt = now;
     c.probes++;
     this.outstanding.set(id.toString("hex"), { peer: s.name, key, sentAt: performance.now() });
     if (this.outstanding.size > 4096) this.outstanding.delete(this.outstanding.keys().next().value!);
-    this.host.sendVia(s.name, c.endpoint, "ping", id);
+    this.host.sendVia(s.name, c.endpoint, "probe", id);
+  }
+
+  private probeId(): Buffer {
+    const id = Buffer.allocUnsafe(PROBE_ID_BYTES);
+    id.writeUInt32BE(process.pid >>> 0, 0);
+    id.writeUInt32BE(++this.probeSeq >>> 0, 4);
+    return id;
   }
 
   private callMeMaybe(s: PeerPaths, now: number): void {
@@ -201,7 +204,8 @@ export class PathManager {
   onProbe(peer: string, from: Endpoint, payload: Uint8Array): void {
     const s = this.state(peer);
     if (from.kind === "udp") this.mergeCandidates(s, [from], false);
-    this.host.sendVia(peer, from, "pong", payload);
+    if (payload.length !== PROBE_ID_BYTES) return;
+    this.host.sendVia(peer, from, "probe-reply", payload);
   }
 
   onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
@@ -311,13 +315,10 @@ export class PathManager {
   private sendSprayBatch(s: PeerPaths): void {
     const batch = s.sprayQueue!.splice(0, SPRAY_PER_TICK);
     for (const ep of batch) {
-      const id = Buffer.allocUnsafe(9);
-      id[0] = PROBE_TAG;
-      id.writeUInt32BE(process.pid >>> 0, 1);
-      id.writeUInt32BE(++this.probeSeq >>> 0, 5);
+      const id = this.probeId();
       this.outstanding.set(id.toString("hex"), { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
       if (this.outstanding.size > 8192) this.outstanding.delete(this.outstanding.keys().next().value!);
-      this.host.sendVia(s.name, ep, "ping", id);
+      this.host.sendVia(s.name, ep, "probe", id);
       s.spray!.probes++;
     }
   }

@@ -5,12 +5,15 @@
 // daemon runs static peers only and this module is not used.
 import { CoordClient, type PeerMap } from "../coord/client.js";
 import { RelayClient } from "../nat/relay-client.js";
-import { PathManager, decodeCandidates } from "../nat/paths.js";
+import { PathManager, decodeCandidates, type PathMessageKind } from "../nat/paths.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
-import { INNER } from "../session/crypto-adapter.js";
+import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { Daemon } from "./daemon.js";
 
 const MAX_RELAYS = 8;
+const PATH_INNER: Record<PathMessageKind, InnerType> = {
+  "probe": INNER.PATH_PROBE, "probe-reply": INNER.PATH_PROBE_REPLY, "call-me-maybe": INNER.CALL_ME_MAYBE,
+};
 const NETCHECK_INTERVAL_MS = 30_000;
 
 export function parseEndpointString(s: string): Endpoint | undefined {
@@ -35,9 +38,7 @@ export class Mesh {
   constructor(private readonly daemon: Daemon, coordUrl: string, stateDir: string) {
     const device = daemon.device;
     this.paths = new PathManager({
-      sendVia: (peer, ep, inner, payload) => {
-        device.sendVia(peer, ep, inner === "ping" ? INNER.PING : inner === "pong" ? INNER.PONG : INNER.CALL_ME_MAYBE, payload);
-      },
+      sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
       usePath: (peer, ep) => device.setPath(peer, ep),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
       localCandidates: () => daemon.candidates(),
@@ -46,12 +47,10 @@ export class Mesh {
       log: daemon.log,
       now: Date.now,
     });
-    device.setPathHooks({
-      isProbe: (p) => PathManager.isProbe(p),
-      onProbe: (peer, from, p) => this.paths.onProbe(peer, from, p),
-      onProbeReply: (peer, from, p) => this.paths.onProbeReply(peer, from, p),
-      onCallMeMaybe: (peer, p) => this.paths.onCallMeMaybe(peer, decodeCandidates(p)),
-    });
+    device.setPathsManaged(true);
+    device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
+    device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
+    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)));
     daemon.relaySend = (to, data) => this.sendViaRelay(to, data);
     this.coord = new CoordClient({ coordUrl, stateDir, log: (msg, fields) => daemon.log.info(fields ?? {}, `coord: ${msg}`) });
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));

@@ -15,6 +15,7 @@ import { Peer } from "./peer.js";
 import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
 import { DEFAULT_TIMERS, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
+import { InnerRegistry, innerName } from "./inner.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -28,12 +29,8 @@ export interface DeviceOptions {
   send: (to: Endpoint, data: Uint8Array) => void;
   log: Logger;
   timers?: Partial<SessionTimers>;
-  /** Application payloads (inner types other than keepalive/ping/pong) arriving on a session. */
-  onInner?: (peer: Peer, innerType: number, payload: Buffer) => void;
   /** A peer's session came up or went away. */
   onSession?: (peer: Peer, up: boolean) => void;
-  /** Path discovery (src/nat/paths.ts): probes and call-me-maybe travel sealed in the session. */
-  paths?: PathHooks;
   now?: () => number;
 }
 
@@ -42,19 +39,19 @@ const MAX_QUEUE = 64;
 const MAX_RETIRED = 3;
 const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
 
-export interface PathHooks {
-  isProbe(payload: Uint8Array): boolean;
-  onProbe(peer: string, from: Endpoint, payload: Uint8Array): void;
-  onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void;
-  onCallMeMaybe(peer: string, payload: Uint8Array): void;
-}
-
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
 
 export class Device {
   readonly timers: SessionTimers;
   readonly peers = new Map<string, Peer>();
+  /** Handlers by inner kind: each layer above registers its own kinds (src/session/inner.ts). */
+  readonly inner = new InnerRegistry();
+  /**
+   * Set once a path manager (src/nat/paths.ts) chooses between relay and direct paths: the session then
+   * follows an authenticated packet to a new source only from direct to direct (a NAT rebinding).
+   */
+  private pathsManaged = false;
   /** Drop counters by reason: every discarded datagram increments one. */
   readonly drops = new Map<string, number>();
   private readonly keypairs = new IndexTable<{ peer: Peer; keypair: Keypair }>();
@@ -77,6 +74,10 @@ export class Device {
       ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
       perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
     }, this.now());
+    this.inner.register(INNER.KEEPALIVE, () => {});
+    // Answer on the path the ping came by: it works now, while our own choice may lag behind.
+    this.inner.register(INNER.PING, (peer, from, payload) => this.sendVia(peer.name, from, INNER.PONG, payload));
+    this.inner.register(INNER.PONG, (peer, _from, payload) => this.onPong(peer, payload));
   }
 
   start(): void {
@@ -95,9 +96,9 @@ export class Device {
     return this.opts.local;
   }
 
-  /** Path discovery plugs in after construction (the daemon creates it once the mesh is known). */
-  setPathHooks(hooks: PathHooks | undefined): void {
-    this.opts.paths = hooks;
+  /** A path manager now decides moves between relay and direct paths (see pathsManaged). */
+  setPathsManaged(managed: boolean): void {
+    this.pathsManaged = managed;
   }
 
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
@@ -183,28 +184,13 @@ export class Device {
     peer.stats.rxBytes += data.length;
     // Roaming: the session follows an authenticated packet to a new direct source (a NAT rebinding, a new
     // port). Moves between relay and direct paths are the path manager's decision, made on probe replies.
-    if (!sameEndpoint(peer.endpoint, from) && (!this.opts.paths || (from.kind === "udp" && peer.endpoint?.kind === "udp"))) {
+    if (!sameEndpoint(peer.endpoint, from) && (!this.pathsManaged || (from.kind === "udp" && peer.endpoint?.kind === "udp"))) {
       this.opts.log.info({ peer: peer.name, from: describeEndpoint(peer.endpoint), to: describeEndpoint(from) }, "peer endpoint changed");
       peer.endpoint = from;
     }
     if (plainLen === 0) return this.count("empty_payload");
-    const inner = this.scratch[0];
-    const payload = this.scratch.subarray(1, plainLen);
-    const paths = this.opts.paths;
-    switch (inner) {
-      case INNER.KEEPALIVE: return;
-      case INNER.PING:
-        if (paths?.isProbe(payload)) return paths.onProbe(peer.name, from, payload);
-        // Answer on the path the ping came by: it works now, while our own choice may lag behind.
-        this.sendVia(peer.name, from, INNER.PONG, payload);
-        return;
-      case INNER.PONG:
-        if (paths?.isProbe(payload)) return paths.onProbeReply(peer.name, from, payload);
-        return this.onPong(peer, payload);
-      case INNER.CALL_ME_MAYBE:
-        return paths?.onCallMeMaybe(peer.name, payload);
-      default: this.opts.onInner?.(peer, inner, Buffer.from(payload));
-    }
+    const kind = this.scratch[0];
+    if (!this.inner.dispatch(kind, peer, from, this.scratch.subarray(1, plainLen))) this.count(`unhandled_inner_${innerName(kind)}`);
   }
 
   /** Seals an inner message in the peer's session and sends it over exactly this endpoint (path probes). */

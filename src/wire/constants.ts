@@ -27,15 +27,24 @@ export const EMBER_TYPE_MIN = 0x10;
 export const EMBER_TYPE_MAX = 0x1f;
 
 /**
- * First plaintext byte inside a DATA packet (authenticated, so a probe answered here proves the path
- * reaches the peer that holds the session keys). Numbers reserved for the session and NAT layers.
+ * First plaintext byte inside a DATA packet: the inner message kind (authenticated, so a probe answered here
+ * proves the path reaches the peer that holds the session keys). Each kind has one handler, registered by
+ * the layer that owns it (src/session/inner.ts); 0x00-0x0f belong to the session and NAT layers.
  */
 export const INNER = {
+  /** Empty: proves liveness and holds NAT mappings (session layer). */
   KEEPALIVE: 0x00,
+  /** Application ping (`ember ping`): 8-byte id; the peer answers PONG on the path the ping came by. */
   PING: 0x01,
   PONG: 0x02,
+  /** Our direct candidates, sent over the relay so both sides punch at once (src/nat/paths.ts). */
   CALL_ME_MAYBE: 0x03,
+  /** Path probe sent over exactly one candidate path: 8-byte id; answered by PATH_PROBE_REPLY on that path. */
+  PATH_PROBE: 0x04,
+  PATH_PROBE_REPLY: 0x05,
+  /** Opaque application datagram (tests and tools). */
   APP_DATA: 0x10,
+  /** Stream-layer packet (src/transport). */
   STREAM: 0x11,
 } as const;
 export type InnerType = (typeof INNER)[keyof typeof INNER];

@@ -42,10 +42,10 @@ describe("path manager", () => {
     expect(h.punches.map((p) => p.to)).toEqual(["198.18.5.2:6000"]);
     expect(h.sent.filter((s) => s.inner === "call-me-maybe").map((s) => s.to)).toEqual(["relay relay-1"]);
     expect(decodeCandidates(h.sent.find((s) => s.inner === "call-me-maybe")!.payload)).toEqual([{ kind: "udp", host: "198.18.1.2", port: 4000 }]);
-    expect(h.sent.filter((s) => s.inner === "ping")).toHaveLength(0); // still inside the punch lead
+    expect(h.sent.filter((s) => s.inner === "probe")).toHaveLength(0); // still inside the punch lead
     h.advance(h.pm.timers.punchLeadMs);
     h.pm.tick();
-    const probe = h.sent.find((s) => s.inner === "ping")!;
+    const probe = h.sent.find((s) => s.inner === "probe")!;
     expect(probe.to).toBe("198.18.5.2:6000");
     h.pm.onProbeReply("b", pub, probe.payload);
     expect(h.pm.describe("b")!.path).toBe("direct");
@@ -56,7 +56,7 @@ describe("path manager", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
     h.pm.tick(); h.advance(300); h.pm.tick();
-    const probe = h.sent.find((s) => s.inner === "ping")!;
+    const probe = h.sent.find((s) => s.inner === "probe")!;
     h.pm.onProbeReply("b", { kind: "udp", host: "198.18.9.9", port: 6000 }, probe.payload);
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
   });
@@ -65,12 +65,12 @@ describe("path manager", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
     h.pm.tick(); h.advance(300); h.pm.tick();
-    h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "ping").at(-1)!.payload);
+    h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
     expect(h.pm.describe("b")!.path).toBe("direct");
     for (let t = 0; t < 3_500; t += 250) { h.advance(250); h.pm.tick(); } // probes go unanswered
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
     for (let t = 0; t < 1_500; t += 250) { h.advance(250); h.pm.tick(); }
-    h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "ping").at(-1)!.payload);
+    h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
     expect(h.pm.describe("b")!.path).toBe("direct");
     expect(h.pm.describe("b")!.switches).toBe(3);
   });
@@ -100,7 +100,7 @@ describe("bounded spray towards an endpoint-dependent peer", () => {
     const spray = h.pm.describe("b")!.spray!;
     expect(spray.attempts).toBe(1);
     expect(spray.probes).toBe(h.pm.timers.sprayBudget);
-    const sprayed = h.sent.filter((s) => s.inner === "ping" && s.to !== "198.18.5.2:6000");
+    const sprayed = h.sent.filter((s) => s.inner === "probe" && s.to !== "198.18.5.2:6000");
     expect(sprayed.length).toBe(h.pm.timers.sprayBudget);
     expect(sprayed.slice(0, 2).map((s) => s.to)).toEqual(["198.18.5.2:6001", "198.18.5.2:5999"]); // neighbours first
     // The peer's NAT happened to map port 6001 for us: its reply proves the path.
@@ -111,7 +111,7 @@ describe("bounded spray towards an endpoint-dependent peer", () => {
     const hitEp: Endpoint = { kind: "udp", host: "198.18.5.2", port: 6001 };
     for (let t = 0; t < 120_000; t += 1_000) {
       h.advance(1_000); h.pm.tick();
-      const last = h.sent.filter((x) => x.inner === "ping" && x.to === "198.18.5.2:6001").at(-1);
+      const last = h.sent.filter((x) => x.inner === "probe" && x.to === "198.18.5.2:6001").at(-1);
       if (last) h.pm.onProbeReply("b", hitEp, last.payload);
     }
     expect(h.pm.describe("b")!.path).toBe("direct");

@@ -36,8 +36,8 @@ function relayedNode(id: IdentityFiles, received: Buffer[], apps: Buffer[]) {
     log: silentLog,
     timers: { tickMs: 50 },
     send: (to, data) => { if (to.kind === "relay") client.send(to.peer, data); },
-    onInner: (_peer, type, payload) => { if (type === INNER.APP_DATA) apps.push(Buffer.from(payload)); },
   });
+  device.inner.register(INNER.APP_DATA, (_peer, _from, payload) => apps.push(Buffer.from(payload)));
   devices.push(device);
   client.on("packet", (from: string, payload: Buffer) => {
     received.push(Buffer.from(payload));

@@ -42,10 +42,30 @@ describe("handshake and data", () => {
     expect(b.peers.get("node-a")!.state).toBe("connected");
   });
 
+  it("dispatches inner messages by kind only: a path probe is never answered as a ping", async () => {
+    const { a, b } = pair();
+    a.start(); b.start();
+    await a.ping("node-b");
+    const seen: string[] = [];
+    a.inner.register(INNER.PATH_PROBE_REPLY, (peer, _from, p) => seen.push(`${peer.name}:${p.toString("hex")}`));
+    // No layer on b handles PATH_PROBE: it is counted, and no PONG (nor anything else) comes back for it.
+    const before = net.sent.length;
+    a.sendTo("node-b", INNER.PATH_PROBE, Buffer.alloc(8, 7));
+    await eventually(() => drops(b, "unhandled_inner_path_probe") === 1, 2_000, "probe counted as unhandled");
+    expect(net.sent.slice(before).filter((w) => w.from.kind === "udp" && w.from.port === 1001)).toHaveLength(0);
+    // Once b's path layer registers, the same 8 bytes get a PATH_PROBE_REPLY, while a PING still gets a PONG.
+    b.inner.register(INNER.PATH_PROBE, (peer, from, p) => b.sendVia(peer.name, from, INNER.PATH_PROBE_REPLY, p));
+    a.sendTo("node-b", INNER.PATH_PROBE, Buffer.alloc(8, 7));
+    await eventually(() => seen.length === 1, 2_000, "probe reply");
+    expect(seen).toEqual([`node-b:${"07".repeat(8)}`]);
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    expect(() => b.inner.register(INNER.PATH_PROBE, () => {})).toThrow(/already has a handler/);
+  });
+
   it("rekeys under traffic without losing a packet", async () => {
     const { a, b } = pair({ timers: { rekeyAfterTimeMs: 300, rejectAfterTimeMs: 5_000, handshakeTimeoutMs: 200 } });
     const received: number[] = [];
-    (b as any).opts.onInner = (_p: unknown, type: number, payload: Buffer) => { if (type === INNER.APP_DATA) received.push(payload.readUInt32BE(0)); };
+    b.inner.register(INNER.APP_DATA, (_peer, _from, payload) => received.push(payload.readUInt32BE(0)));
     a.start(); b.start();
     await a.ping("node-b");
     const total = 400;
