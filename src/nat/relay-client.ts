@@ -54,6 +54,8 @@ export class RelayClient extends EventEmitter {
   lastError?: string;
   private socket?: TLSSocket;
   private welcomed = false;
+  /** A "drain" listener is on the current socket (one at a time). */
+  private drainWaiting = false;
   private stopped = true;
   private attempt = 0;
   private retryTimer?: NodeJS.Timeout;
@@ -94,15 +96,29 @@ export class RelayClient extends EventEmitter {
     });
   }
 
+  /**
+   * Whether send() would take another datagram now: connected, and the local TLS buffer under its bound.
+   * After a false on a full buffer, "drain" is emitted once it has emptied ("connected" after a reconnect).
+   */
+  writable(): boolean {
+    const s = this.socket;
+    if (!this.welcomed || !s || s.destroyed) return false;
+    if (s.writableLength <= (this.opts.maxQueueBytes ?? RELAY_CLIENT.maxQueueBytes)) return true;
+    if (!this.drainWaiting) {
+      this.drainWaiting = true;
+      s.once("drain", () => { this.drainWaiting = false; this.emit("drain"); });
+    }
+    return false;
+  }
+
   /** Queues one datagram for peerName; false (dropped) if not connected, back-pressured, or invalid. */
   send(peerName: string, payload: Uint8Array): boolean {
     const s = this.socket;
-    if (!this.welcomed || !s || s.destroyed || s.writableLength > (this.opts.maxQueueBytes ?? RELAY_CLIENT.maxQueueBytes)
-      || payload.length > MAX_RELAY_PAYLOAD || !RELAY_NAME_PATTERN.test(peerName)) {
+    if (!this.writable() || payload.length > MAX_RELAY_PAYLOAD || !RELAY_NAME_PATTERN.test(peerName)) {
       this.stats.sendRefused++;
       return false;
     }
-    s.write(encodeRelayFrame(RELAY_FRAME.SEND, peerName, payload));
+    s!.write(encodeRelayFrame(RELAY_FRAME.SEND, peerName, payload));
     this.stats.framesSent++;
     this.stats.bytesSent += payload.length;
     return true;
@@ -122,6 +138,7 @@ export class RelayClient extends EventEmitter {
     });
     this.socket = socket;
     this.welcomed = false;
+    this.drainWaiting = false;
     const reader = new RelayFrameReader();
     let reason = "connection closed";
     const fail = (r: string) => { reason = r; socket.destroy(); };

@@ -17,6 +17,8 @@ import { StunClient } from "../nat/stun.js";
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
 
 const DEFAULT_TTL = 64;
+/** Bytes queued in libuv for the UDP socket (the kernel buffer was full) before senders are told "full". */
+const UDP_SEND_QUEUE_LIMIT = 512 * 1024;
 /** A punch packet carries nothing: one byte of a type no peer accepts (it should die in transit anyway). */
 const PUNCH_PAYLOAD = Buffer.from([0x1f]);
 
@@ -35,6 +37,7 @@ export class Daemon {
   stun?: StunClient;
   lastNetcheck?: NetcheckReport;
   private control?: ControlServer;
+  private udpDrainTimer?: NodeJS.Timeout;
   private readonly startedAt = Date.now();
   /** Mapping behaviour found by netcheck, reported to the coordination server. */
   natType?: string;
@@ -57,6 +60,7 @@ export class Daemon {
       log: this.log,
       timers: opts.timers,
       send: (to, data) => this.sendDatagram(to, data),
+      canSend: (to) => this.canSend(to),
     });
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
   }
@@ -120,6 +124,26 @@ export class Daemon {
     return { host: addr.address, port: addr.port };
   }
 
+  /** Room below the session for another datagram: the UDP socket's send queue, or the relay's buffer. */
+  private canSend(to: Endpoint): boolean {
+    if (to.kind === "relay") return this.mesh?.relays.get(to.relay)?.writable() ?? false;
+    const s = this.socket;
+    if (!s || s.getSendQueueSize() < UDP_SEND_QUEUE_LIMIT) return true;
+    this.pollUdpDrain();
+    return false;
+  }
+
+  /** dgram has no "drain" event: while someone waits, look at the send queue every millisecond. */
+  private pollUdpDrain(): void {
+    if (this.udpDrainTimer) return;
+    this.udpDrainTimer = setInterval(() => {
+      if (this.socket && this.socket.getSendQueueSize() >= UDP_SEND_QUEUE_LIMIT) return;
+      clearInterval(this.udpDrainTimer);
+      this.udpDrainTimer = undefined;
+      this.device.writableChanged();
+    }, 1);
+  }
+
   private sendDatagram(to: Endpoint, data: Uint8Array): void {
     if (to.kind === "udp") {
       this.socket?.send(data, to.port, to.host, (err) => {
@@ -168,6 +192,7 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.udpDrainTimer);
     await this.mesh?.stop();
     this.stun?.close();
     this.device.stop();

@@ -145,6 +145,7 @@ export class Mesh {
       // A relay that came up after the peers were known: give them their relay path now.
       client.on("connected", () => { if (this.map) this.applyMap(this.map); });
       client.on("connected", () => { this.daemon.log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
+      for (const ev of ["connected", "drain"]) client.on(ev, () => this.daemon.device.writableChanged());
       client.on("disconnected", (why: string) => this.daemon.log.warn({ relay: r.name, why }, "relay disconnected"));
       this.relays.set(r.name, client);
       client.start();

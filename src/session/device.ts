@@ -27,6 +27,13 @@ export interface DeviceOptions {
   local: LocalIdentity;
   verifier: Verifier;
   send: (to: Endpoint, data: Uint8Array) => void;
+  /**
+   * Whether the layer below has room for another datagram towards `to` (the UDP socket's send queue, the
+   * relay connection's TLS buffer). Without it every path always has room.
+   */
+  canSend?: (to: Endpoint) => boolean;
+  /** A peer that sendTo() answered "full" can take datagrams again (see Device.writableChanged). */
+  onWritable?: (peer: Peer) => void;
   log: Logger;
   timers?: Partial<SessionTimers>;
   /** A peer's session came up or went away. */
@@ -34,10 +41,18 @@ export interface DeviceOptions {
   now?: () => number;
 }
 
+/** Datagrams held per peer while its handshake runs; sendTo() answers "full" beyond this. */
 const MAX_QUEUE = 64;
+
+/**
+ * What became of a datagram handed to sendTo(). "full" means nothing was sent or queued: the caller holds
+ * the datagram and waits for onWritable (back-pressure, never a silent drop reported as success).
+ */
+export type SendResult = "sent" | "queued" | "full" | "unknown_peer" | "revoked";
 /** Keypairs kept for receiving besides the current one (see Peer.retired). */
 const MAX_RETIRED = 3;
 const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
+const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
 
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
@@ -212,6 +227,7 @@ export class Device {
     peer.endpoint = endpoint;
     // No session yet: the handshake waiting out its backoff on the old path retries on the new one now.
     if (!peer.current) peer.nextAttemptAt = 0;
+    this.unblock(peer);
   }
 
   /** A packet for keys we do not have, from a known peer's address: it lost our session (e.g. we restarted). */
@@ -308,7 +324,7 @@ export class Device {
     const keypair = new Keypair(pending.localIndex, pending.remoteIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), false, this.now());
     this.install(peer, keypair, identity, from);
     // Confirm at once so the initiator knows its final message arrived.
-    this.sendInner(peer, INNER.KEEPALIVE, Buffer.alloc(0));
+    this.sendKeepalive(peer);
   }
 
   private handshakeFailed(err: unknown, from: Endpoint, peerName?: string): void {
@@ -335,30 +351,61 @@ export class Device {
     if (!wasUp) this.opts.onSession?.(peer, true);
     const queued = peer.queue.splice(0);
     for (const p of queued) this.sendSealed(peer, keypair, p);
+    this.unblock(peer);
   }
 
   // ---------------------------------------------------------------- send
 
-  /** Sends an inner message to a peer by name; queues it and starts a handshake when there is no session. */
-  sendTo(name: string, innerType: number, payload: Uint8Array): boolean {
+  /**
+   * Sends an inner message to a peer by name over its current path; queues it and starts a handshake when
+   * there is no session. "full" when the queue or the layer below has no room: see SendResult.
+   */
+  sendTo(name: string, innerType: number, payload: Uint8Array): SendResult {
     const peer = this.peers.get(name);
-    if (!peer || peer.revoked) return false;
+    if (!peer) return "unknown_peer";
+    if (peer.revoked) return "revoked";
     return this.sendInner(peer, innerType, payload);
   }
 
-  private sendInner(peer: Peer, innerType: number, payload: Uint8Array): boolean {
+  private sendInner(peer: Peer, innerType: number, payload: Uint8Array): SendResult {
+    const kp = this.usableKeypair(peer);
+    if (kp ? !this.roomOn(peer.endpoint!) : peer.queue.length >= MAX_QUEUE) {
+      peer.blocked = true;
+      this.count(kp ? "send_backpressure" : "queue_full");
+      return "full";
+    }
     const plain = Buffer.allocUnsafe(1 + payload.length);
     plain[0] = innerType;
     plain.set(payload, 1);
-    const kp = this.usableKeypair(peer);
-    if (!kp) {
-      if (peer.queue.length >= MAX_QUEUE) { peer.queue.shift(); this.count("queue_overflow"); }
-      peer.queue.push(plain);
-      if (!peer.initiation && this.now() >= peer.nextAttemptAt) this.initiate(peer, "traffic waiting");
-      return true;
+    if (kp) {
+      this.sendSealed(peer, kp, plain);
+      return "sent";
     }
-    this.sendSealed(peer, kp, plain);
-    return true;
+    peer.queue.push(plain);
+    if (!peer.initiation && this.now() >= peer.nextAttemptAt) this.initiate(peer, "traffic waiting");
+    return "queued";
+  }
+
+  /** One byte, past any back-pressure: it holds the session and the NAT mapping that everything else needs. */
+  private sendKeepalive(peer: Peer): void {
+    const kp = this.usableKeypair(peer);
+    if (kp) this.sendSealed(peer, kp, KEEPALIVE_PLAIN);
+  }
+
+  private roomOn(endpoint: Endpoint): boolean {
+    return this.opts.canSend?.(endpoint) ?? true;
+  }
+
+  /** The layer below drained (socket queue, relay buffer): peers that were told "full" may send again. */
+  writableChanged(): void {
+    for (const peer of this.peers.values()) if (peer.blocked) this.unblock(peer);
+  }
+
+  private unblock(peer: Peer): void {
+    if (!peer.blocked) return;
+    if (peer.current ? !peer.endpoint || !this.roomOn(peer.endpoint) : peer.queue.length >= MAX_QUEUE) return;
+    peer.blocked = false;
+    this.opts.onWritable?.(peer);
   }
 
   private usableKeypair(peer: Peer): Keypair | undefined {
@@ -452,7 +499,7 @@ export class Device {
       if (!peer.current && (peer.persistent || peer.queue.length) && now >= peer.nextAttemptAt) {
         this.initiate(peer, peer.initiation ? "retry" : "connect");
       }
-      if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendInner(peer, INNER.KEEPALIVE, Buffer.alloc(0));
+      if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
     }
     // Responses nobody finished within the handshake timeout are forgotten.
     while (this.responseOrder.length) {
@@ -498,7 +545,11 @@ export class Device {
         reject(new Error(`no pong from ${name} within ${timeoutMs} ms (state: ${peer.state})`));
       }, timeoutMs);
       this.pings.set(key, { sentAt: performance.now(), resolve, timer });
-      this.sendInner(peer, INNER.PING, id);
+      if (this.sendInner(peer, INNER.PING, id) === "full") {
+        clearTimeout(timer);
+        this.pings.delete(key);
+        reject(new Error(`cannot ping ${name}: its send queue is full (state: ${peer.state})`));
+      }
     });
   }
 

@@ -30,8 +30,10 @@ export class Peer {
   nextAttemptAt = 0;
   lastSentAt = 0;
   lastReceivedAt = 0;
-  /** Packets waiting for a session; bounded, oldest dropped. */
+  /** Packets waiting for a session; bounded (MAX_QUEUE in device.ts): a full queue refuses, never drops. */
   readonly queue: Uint8Array[] = [];
+  /** sendTo() answered "full": tell the sender (onWritable) once there is room again. */
+  blocked = false;
   readonly stats: PeerStats = { txBytes: 0, rxBytes: 0, txPackets: 0, rxPackets: 0, handshakes: 0 };
   revoked = false;
 

@@ -1,7 +1,7 @@
 // Two (or more) session devices in one process, wired by an in-memory "network" that can tap, drop,
 // replay and rewrite datagrams: for hostile-input and certificate tests at the device boundary.
 import { Verifier, type CaMaterial } from "../../src/pki/index.js";
-import { Device } from "../../src/session/device.js";
+import { Device, type DeviceOptions } from "../../src/session/device.js";
 import type { Endpoint } from "../../src/session/endpoint.js";
 import { generateStaticKeyPair } from "../../src/session/crypto-adapter.js";
 import type { SessionTimers } from "../../src/session/timers.js";
@@ -26,7 +26,10 @@ export class MemoryNet {
     return { kind: "udp", host: "127.0.0.1", port: 1000 + [...this.devices.keys()].indexOf(name) };
   }
 
-  add(name: string, ca: CaMaterial, leaf: TestLeaf, opts: { verifier?: Verifier; timers?: Partial<SessionTimers>; chain?: Uint8Array[] } = {}): Device {
+  add(name: string, ca: CaMaterial, leaf: TestLeaf, opts: {
+    verifier?: Verifier; timers?: Partial<SessionTimers>; chain?: Uint8Array[];
+    canSend?: DeviceOptions["canSend"]; onWritable?: DeviceOptions["onWritable"];
+  } = {}): Device {
     const port = 1000 + this.devices.size;
     const self: Endpoint = { kind: "udp", host: "127.0.0.1", port };
     const log = (level: string) => (obj: object, msg?: string) => this.logs.push({ level, obj: { ...obj, device: name }, msg });
@@ -35,6 +38,8 @@ export class MemoryNet {
       verifier: opts.verifier ?? new Verifier({ bundlePem: ca.bundlePem }),
       log: { info: log("info"), warn: log("warn"), debug: log("debug") },
       timers: { tickMs: 50, ...opts.timers },
+      canSend: opts.canSend,
+      onWritable: opts.onWritable,
       send: (to, data) => {
         const w: Wire = { from: self, to, data: Buffer.from(data) };
         this.sent.push(w);

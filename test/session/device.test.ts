@@ -42,6 +42,42 @@ describe("handshake and data", () => {
     expect(b.peers.get("node-a")!.state).toBe("connected");
   });
 
+  it("back-pressure: sendTo answers full (nothing sent, nothing dropped) and onWritable says when to resume", async () => {
+    let room = true;
+    const writable: string[] = [];
+    const { a, b } = pair({ canSend: () => room, onWritable: (p) => writable.push(p.name), timers: { handshakeTimeoutMs: 200 } });
+    const got: number[] = [];
+    b.inner.register(INNER.APP_DATA, (_peer, _from, p) => got.push(p.readUInt16BE(0)));
+    const msg = (i: number) => { const m = Buffer.alloc(2); m.writeUInt16BE(i); return m; };
+    // No session yet and the network drops everything: 64 datagrams wait for the handshake, the 65th is refused.
+    net.filter = () => false;
+    a.start(); b.start();
+    const results = Array.from({ length: 65 }, (_, i) => a.sendTo("node-b", INNER.APP_DATA, msg(i)));
+    expect(results.slice(0, 64).every((r) => r === "queued")).toBe(true);
+    expect(results[64]).toBe("full");
+    expect(drops(a, "queue_full")).toBe(1);
+    expect(drops(a, "queue_overflow")).toBe(0);
+    // The session comes up: the queue goes out in order and the blocked sender is told it may resume.
+    net.filter = () => true;
+    await eventually(() => got.length === 64, 10_000, "queued datagrams delivered");
+    expect(got).toEqual(Array.from({ length: 64 }, (_, i) => i));
+    expect(writable).toEqual(["node-b"]);
+    // The layer below fills up: "full" again, and nothing is sealed or sent for it.
+    room = false;
+    const sentBefore = net.sent.length;
+    expect(a.sendTo("node-b", INNER.APP_DATA, msg(100))).toBe("full");
+    expect(net.sent.length).toBe(sentBefore);
+    a.writableChanged(); // still no room: nobody is woken
+    expect(writable).toEqual(["node-b"]);
+    room = true;
+    a.writableChanged();
+    expect(writable).toEqual(["node-b", "node-b"]);
+    expect(a.sendTo("node-b", INNER.APP_DATA, msg(101))).toBe("sent");
+    await eventually(() => got.length === 65, 2_000, "the datagram after the drain");
+    expect(got.at(-1)).toBe(101);
+    expect(a.sendTo("nobody", INNER.APP_DATA, msg(1))).toBe("unknown_peer");
+  });
+
   it("dispatches inner messages by kind only: a path probe is never answered as a ping", async () => {
     const { a, b } = pair();
     a.start(); b.start();
