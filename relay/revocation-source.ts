@@ -5,8 +5,8 @@ import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import type { Agent } from "node:https";
 import type { Logger } from "pino";
 import type { Verifier } from "../src/pki/index.js";
-import { CoordRequestError, requestJson, verifiedAgent } from "../src/coord/tls-agent.js";
-import { PATHS } from "../src/coord/protocol.js";
+import { RequestError, requestJson, verifiedAgent } from "../src/pki/mtls-client.js";
+import { COORD_SERVER, PATHS } from "../src/wire/coord-api.js";
 import { RELAY_DEFAULTS } from "../src/wire/relay.js";
 
 const FILE_POLL_MS = 500;
@@ -43,7 +43,7 @@ export class RevocationSource {
       watchFile(file, { interval: FILE_POLL_MS }, () => this.readFile(file));
     }
     if (this.o.coordUrl) {
-      this.agent = verifiedAgent({ verifier: this.o.verifier, certChainPem: this.o.certChainPem, keyPem: this.o.keyPem, maxSockets: 1 });
+      this.agent = verifiedAgent({ verifier: this.o.verifier, expect: COORD_SERVER, certChainPem: this.o.certChainPem, keyPem: this.o.keyPem, maxSockets: 1 });
       void this.poll();
       this.timer = setInterval(() => void this.poll(), this.o.pollMs ?? RELAY_DEFAULTS.revocationPollMs);
       this.timer.unref();
@@ -89,7 +89,7 @@ export class RevocationSource {
       this.apply(typeof body === "string" ? body : JSON.stringify(body), "coord");
     } catch (err) {
       // Tolerant: an older coordination server without the endpoint, or one that is down, is logged once per change.
-      const detail = err instanceof CoordRequestError && err.status === 404 ? "the coordination server has no /v1/revocation endpoint" : (err as Error).message;
+      const detail = err instanceof RequestError && err.status === 404 ? "the coordination server has no /v1/revocation endpoint" : (err as Error).message;
       this.problem(detail);
     } finally {
       this.polling = false;

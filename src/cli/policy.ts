@@ -1,7 +1,8 @@
 // `ember policy set|get|check`: the mesh's access policy on the coordination server.
 import type { Command } from "commander";
 import { readBoundedFile } from "../pki/index.js";
-import { adminCall, AdminClient, withAdminFlags, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { adminCall, withAdminFlags } from "./admin.js";
 import { CliError, printJson } from "./output.js";
 
 interface Issue { line: number; column?: number; message: string; severity: string }

@@ -1,7 +1,8 @@
 // `ember token create`: an admin mints a one-time enrollment token on the coordination server.
 import type { Command } from "commander";
 import { parseDuration } from "../pki/index.js";
-import { adminCall, AdminClient, withAdminFlags, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { adminCall, withAdminFlags } from "./admin.js";
 import { printJson, splitList, CliError } from "./output.js";
 
 export function registerToken(program: Command): void {

@@ -1,24 +1,14 @@
-// The admin side of the coordination API, used by `ember token|nodes|policy`: an mTLS client with an admin
-// certificate (from `ember cert issue --admin`) that verifies the server as "coord"/role "server".
+// The admin side of the coordination API, used by `ember token|nodes|policy` (src/cli/admin.ts): an mTLS
+// client with an admin certificate (from `ember cert issue --admin`) that verifies the server as
+// "coord"/role "server". Configuration faults are AdminConfigError; server refusals RequestError.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { Command } from "commander";
 import { loadTlsCredentials, Verifier } from "../pki/index.js";
 import { PATHS } from "./protocol.js";
-import { CoordRequestError, requestJson, verifiedAgent } from "./tls-agent.js";
-import { CliError } from "../cli/output.js";
+import { requestJson, verifiedAgent } from "../pki/mtls-client.js";
+import { COORD_SERVER } from "../wire/coord-api.js";
 
 export interface AdminConnectionFlags { coord?: string; cert?: string; key?: string; ca?: string; state?: string }
-
-/** Adds --coord/--cert/--key/--ca/--state to a verb (each also from EMBER_COORD/CERT/KEY/CA). */
-export function withAdminFlags(cmd: Command): Command {
-  return cmd
-    .option("--coord <url>", "coordination server URL (env EMBER_COORD)")
-    .option("--cert <file>", "admin certificate (env EMBER_CERT)")
-    .option("--key <file>", "admin private key (env EMBER_KEY)")
-    .option("--ca <bundle>", "trust bundle (env EMBER_CA)")
-    .option("--state <dir>", "directory holding cert.pem, key.pem and bundle.pem");
-}
 
 export class AdminConfigError extends Error {}
 
@@ -41,7 +31,7 @@ export class AdminClient {
     this.origin = url.origin;
     let creds;
     try { creds = loadTlsCredentials(cert!, key!, ca!); } catch (err) { throw new AdminConfigError((err as Error).message); }
-    this.agent = verifiedAgent({ verifier: new Verifier({ bundlePem: creds.bundlePem }), certChainPem: creds.certChainPem, keyPem: creds.keyPem, keepAlive: false });
+    this.agent = verifiedAgent({ verifier: new Verifier({ bundlePem: creds.bundlePem }), expect: COORD_SERVER, certChainPem: creds.certChainPem, keyPem: creds.keyPem, keepAlive: false });
   }
 
   private call(method: string, path: string, body?: unknown): Promise<any> {
@@ -56,21 +46,4 @@ export class AdminClient {
   getPolicy() { return this.call("GET", PATHS.adminPolicy); }
   setPolicy(source: string) { return this.call("PUT", PATHS.adminPolicy, { source }); }
   checkPolicy(from: string, to: string) { return this.call("POST", PATHS.adminPolicyCheck, { from, to }); }
-}
-
-/**
- * Runs an admin call for the CLI: configuration faults and server refusals exit 2 naming the server's
- * reason code; an unreachable server says so.
- */
-export async function adminCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CliError) throw err;
-    if (err instanceof AdminConfigError) throw new CliError(err.message);
-    if (err instanceof CoordRequestError) {
-      throw Object.assign(new CliError(`coordination server refused (${err.status} ${err.code}): ${err.detail}`), { body: err.body });
-    }
-    throw new CliError(`coordination server unreachable or refused: ${(err as Error).message}`);
-  }
 }

@@ -15,12 +15,13 @@ import {
   type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf,
 } from "./protocol.js";
 import { installCredentials, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
-import { CoordRequestError, requestJson, verifiedAgent } from "./tls-agent.js";
+import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
+import { COORD_SERVER } from "../wire/coord-api.js";
 import { parseToken } from "./tokens.js";
 
 export type { MapPeer, MapRelay } from "./protocol.js";
 export { readCredentials, STATE_FILES } from "./state-files.js";
-export { CoordRequestError } from "./tls-agent.js";
+export { RequestError } from "../pki/mtls-client.js";
 
 export interface PeerMap {
   seq: number;
@@ -61,7 +62,7 @@ export async function enroll(opts: { coordUrl: string; token: string; name: stri
   const verifier = new Verifier({ bundlePem });
   const keys = generateEd25519();
   const csr = await createCsr(keys, opts.name);
-  const agent = verifiedAgent({ verifier, keepAlive: false });
+  const agent = verifiedAgent({ verifier, expect: COORD_SERVER, keepAlive: false });
   let r: any;
   try {
     r = await requestJson(agent, origin + PATHS.enroll, "POST", { token: opts.token.trim(), name: opts.name, csr });
@@ -159,7 +160,7 @@ export class CoordClient extends EventEmitter {
     }
     this.certPem = c.certPem;
     this.agent?.destroy();
-    this.agent = verifiedAgent({ verifier: this.verifier, certChainPem: withIntermediates(c.certPem, c.bundlePem), keyPem: c.keyPem, keepAlive: true, maxSockets: 2 });
+    this.agent = verifiedAgent({ verifier: this.verifier, expect: COORD_SERVER, certChainPem: withIntermediates(c.certPem, c.bundlePem), keyPem: c.keyPem, keepAlive: true, maxSockets: 2 });
   }
 
   private certTimes(): { issuedAt: number; notAfter: number } {
@@ -287,7 +288,7 @@ export class CoordClient extends EventEmitter {
           res.on("end", () => {
             let body: any;
             try { body = JSON.parse(Buffer.concat(chunks).toString("utf8")); } catch { body = {}; }
-            done(new CoordRequestError(res.statusCode ?? 0, body.error ?? `http_${res.statusCode}`, body.detail ?? "map stream refused"));
+            done(new RequestError(res.statusCode ?? 0, body.error ?? `http_${res.statusCode}`, body.detail ?? "map stream refused"));
           });
           return;
         }

@@ -3,22 +3,11 @@
 //   [u32 big-endian length][msgpack body]   (msgpackr, useRecords:false, every body has v = MAP_PROTOCOL_VERSION)
 // The first frame is a full map (or, on a resumable reconnect, the missing deltas in order); then deltas.
 import { Packr } from "msgpackr";
+import { PATHS, SERVER_NAME, SERVER_ROLE } from "../wire/coord-api.js";
+
+export { PATHS, SERVER_NAME, SERVER_ROLE };
 
 export const MAP_PROTOCOL_VERSION = 1;
-
-export const PATHS = {
-  health: "/v1/health",
-  bundle: "/v1/bundle",
-  enroll: "/v1/enroll",
-  renew: "/v1/renew",
-  map: "/v1/map",
-  status: "/v1/status",
-  revocation: "/v1/revocation",
-  adminTokens: "/v1/admin/tokens",
-  adminNodes: "/v1/admin/nodes",
-  adminPolicy: "/v1/admin/policy",
-  adminPolicyCheck: "/v1/admin/policy/check",
-} as const;
 
 /** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -50,9 +39,6 @@ export const TOKEN_MAX_USES = 10_000;
 export const CERT_DEFAULT_TTL_MS = 8 * 3_600_000;
 export const CERT_MIN_TTL_MS = 5 * 60_000;
 
-/** The coordination server's own identity. */
-export const SERVER_NAME = "coord";
-export const SERVER_ROLE = "server";
 export const ADMIN_ROLE = "admin";
 /** Names nodes may not enroll under. */
 export const RESERVED_NAMES = new Set([SERVER_NAME]);

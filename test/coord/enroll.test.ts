@@ -7,7 +7,8 @@ import { createCsr, generateEd25519, initCa, Verifier, withIntermediates } from 
 import { enroll } from "../../src/coord/client.js";
 import { newToken } from "../../src/coord/tokens.js";
 import { PATHS, MAX_BODY_BYTES } from "../../src/coord/protocol.js";
-import { requestJson, verifiedAgent, CoordRequestError } from "../../src/coord/tls-agent.js";
+import { requestJson, verifiedAgent, RequestError } from "../../src/pki/mtls-client.js";
+import { COORD_SERVER } from "../../src/wire/coord-api.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { makeMesh, startInProcess, type Mesh } from "./helpers.js";
 
@@ -20,12 +21,12 @@ async function token(o: { tenant?: string; groups?: string[]; ttlMs?: number; us
 }
 
 /** POST /v1/enroll directly (over a verified connection) to see the server's own refusal. */
-async function rawEnroll(body: unknown): Promise<CoordRequestError> {
-  const agent = verifiedAgent({ verifier: new Verifier({ bundlePem: mesh.ca.bundlePem }), keepAlive: false });
+async function rawEnroll(body: unknown): Promise<RequestError> {
+  const agent = verifiedAgent({ verifier: new Verifier({ bundlePem: mesh.ca.bundlePem }), expect: COORD_SERVER, keepAlive: false });
   try {
     await requestJson(agent, url + PATHS.enroll, "POST", body);
   } catch (err) {
-    if (err instanceof CoordRequestError) return err;
+    if (err instanceof RequestError) return err;
     throw err;
   } finally { agent.destroy(); }
   throw new Error("enrollment unexpectedly succeeded");

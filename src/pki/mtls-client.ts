@@ -1,29 +1,34 @@
-// HTTPS agents for talking to the coordination server. The server's certificate is judged by the PKI verifier
-// (chain to the bundle, validity, revocation, and identity "coord" with role "server") on the connected socket
-// BEFORE the agent hands the socket to a request, so no request byte (token, CSR) reaches an unverified server.
+// HTTPS client agents for mesh servers (the coordination server, for nodes, admins and relays alike). The
+// server's certificate is judged by the PKI verifier (chain to the bundle, validity, revocation, and the
+// expected identity and role) on the connected socket BEFORE the agent hands the socket to a request, so no
+// request byte (token, CSR) reaches an unverified server. Shared by src/ and relay/, so it imports only pki.
 import { Agent, request, type AgentOptions } from "node:https";
 import { connect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
-import { verifyTlsPeer, type Verifier } from "../pki/index.js";
-import { SERVER_NAME, SERVER_ROLE } from "./protocol.js";
+import { verifyTlsPeer } from "./tls.js";
+import type { Verifier } from "./verify.js";
 
-export class CoordRequestError extends Error {
+export class RequestError extends Error {
   constructor(readonly status: number, readonly code: string, readonly detail: string, readonly body?: any) {
     super(`${code}: ${detail}`);
   }
 }
 
-export function checkServerSocket(socket: TLSSocket, verifier: Verifier): Error | undefined {
+/** Who the server must be: its identity name and a role its certificate grants, and what to call it in errors. */
+export interface ExpectedServer { name: string; role: string; description: string }
+
+export function checkServerSocket(socket: TLSSocket, verifier: Verifier, expect: ExpectedServer): Error | undefined {
   const v = verifyTlsPeer(socket, verifier, { usage: "server" });
-  if (!v.ok) return new Error(`coordination server certificate refused (${v.reason}): ${v.detail}`);
-  if (v.identity.name !== SERVER_NAME || !v.identity.roles.includes(SERVER_ROLE)) {
-    return new Error(`peer "${v.identity.name}" is a mesh identity but not the coordination server (needs name "${SERVER_NAME}" and role "${SERVER_ROLE}")`);
+  if (!v.ok) return new Error(`${expect.description} certificate refused (${v.reason}): ${v.detail}`);
+  if (v.identity.name !== expect.name || !v.identity.roles.includes(expect.role)) {
+    return new Error(`peer "${v.identity.name}" is a mesh identity but not the ${expect.description} (needs name "${expect.name}" and role "${expect.role}")`);
   }
   return undefined;
 }
 
 export interface VerifiedAgentOptions {
   verifier: Verifier;
+  expect: ExpectedServer;
   certChainPem?: string;
   keyPem?: string;
   keepAlive?: boolean;
@@ -31,7 +36,7 @@ export interface VerifiedAgentOptions {
 }
 
 class VerifiedAgent extends Agent {
-  constructor(private readonly verifier: Verifier, opts: AgentOptions) {
+  constructor(private readonly verifier: Verifier, private readonly expect: ExpectedServer, opts: AgentOptions) {
     super(opts);
   }
 
@@ -41,7 +46,7 @@ class VerifiedAgent extends Agent {
     socket.once("error", fail);
     socket.once("secureConnect", () => {
       socket.removeListener("error", fail);
-      const err = checkServerSocket(socket, this.verifier);
+      const err = checkServerSocket(socket, this.verifier, this.expect);
       if (err) return fail(err);
       cb(null, socket);
     });
@@ -50,7 +55,7 @@ class VerifiedAgent extends Agent {
 }
 
 export function verifiedAgent(o: VerifiedAgentOptions): Agent {
-  return new VerifiedAgent(o.verifier, {
+  return new VerifiedAgent(o.verifier, o.expect, {
     cert: o.certChainPem, key: o.keyPem, keepAlive: o.keepAlive ?? true, maxSockets: o.maxSockets ?? 4,
     maxCachedSessions: 0, minVersion: "TLSv1.3", rejectUnauthorized: false,
   });
@@ -58,7 +63,7 @@ export function verifiedAgent(o: VerifiedAgentOptions): Agent {
 
 export interface JsonResponse { status: number; body: any }
 
-/** One JSON request; non-2xx answers become CoordRequestError carrying the server's reason code. */
+/** One JSON request; non-2xx answers become RequestError carrying the server's reason code. */
 export function requestJson(agent: Agent | undefined, url: string, method: string, body?: unknown, opts: { timeoutMs?: number; insecure?: boolean } = {}): Promise<any> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -80,7 +85,7 @@ export function requestJson(agent: Agent | undefined, url: string, method: strin
         try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(parsed ?? text);
-        reject(new CoordRequestError(status, parsed?.error ?? `http_${status}`, parsed?.detail ?? (text.slice(0, 200) || "no detail"), parsed));
+        reject(new RequestError(status, parsed?.error ?? `http_${status}`, parsed?.detail ?? (text.slice(0, 200) || "no detail"), parsed));
       });
       res.on("error", reject);
     });
