@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { AdminClient } from "../coord/admin-client.js";
-import { controlRequest } from "../node/control.js";
+import { controlRequest } from "../node/control-socket.js";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../pki/index.js";
 
 const EMBER = fileURLToPath(new URL("../../bin/ember.mjs", import.meta.url));

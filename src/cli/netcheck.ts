@@ -25,7 +25,7 @@ export function registerNetcheck(program: Command): void {
     .action(async (o: { stun: string[]; timeout: string; bind: string; json?: boolean; state?: string }) => {
       let report: NetcheckReport;
       if (o.state) {
-        const { controlRequest } = await import("../node/control.js");
+        const { controlRequest } = await import("../node/control-socket.js");
         try {
           report = await controlRequest<NetcheckReport>(join(o.state, "ember.sock"), "netcheck", {}, 20_000);
         } catch (err) {

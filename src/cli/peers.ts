@@ -1,7 +1,7 @@
 // `ember status`, `ember peers`, `ember ping`: ask the running daemon over its control socket.
 import type { Command } from "commander";
 import { join } from "node:path";
-import { controlRequest } from "../node/control.js";
+import { controlRequest } from "../node/control-socket.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";
 
 interface SocketOpts { state?: string; socket?: string; json?: boolean }

@@ -24,6 +24,7 @@ export function registerUp(program: Command): void {
     .option("--name <name>", "identity name to enroll under (default: host name)")
     .option("--enroll-only", "enroll with --token and exit without starting the daemon (provisioning)")
     .option("--log-level <level>", "log level", undefined)
+    .option("--mtu <bytes>", "path MTU of direct paths, 1280-1500 (default 1280: fits every path)")
     .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
       const config = loadNodeConfig(o);
       if (o.enrollOnly && !o.token) throw new CliError("--enroll-only needs --token TOKEN and --coord URL");

@@ -18,6 +18,7 @@ import { installCredentials, readCredentials, STATE_FILES, writeAtomic } from ".
 import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { parseToken } from "./tokens.js";
+import { rulesFromWire, type CompiledRule } from "../policy/index.js";
 
 export type { MapPeer, MapRelay } from "./protocol.js";
 export { readCredentials, STATE_FILES } from "./state-files.js";
@@ -27,7 +28,11 @@ export interface PeerMap {
   seq: number;
   self: MapSelf;
   peers: MapPeer[];
-  rules: unknown;
+  /**
+   * The policy rules that concern this node, checked field by field (src/policy/wire.ts). Rules that fail
+   * the check are replaced by none at all: the node then denies every flow (fail closed) and says why.
+   */
+  rules: CompiledRule[];
   relays: MapRelay[];
   revocation?: string;
 }
@@ -332,7 +337,7 @@ export class CoordClient extends EventEmitter {
   private applyFull(f: FullFrame): void {
     const peers = new Map<string, MapPeer>();
     for (const p of f.peers) peers.set(p.name, p);
-    const map: PeerMap = { seq: f.seq, self: f.self, peers: f.peers, rules: f.rules, relays: f.relays, revocation: this.state?.map.revocation };
+    const map: PeerMap = { seq: f.seq, self: f.self, peers: f.peers, rules: this.checkRules(f.rules), relays: f.relays, revocation: this.state?.map.revocation };
     this.state = { map, peers, epoch: f.epoch };
     this.stats.fullMaps++;
     if (f.revocation) this.acceptRevocation(f.revocation);
@@ -351,12 +356,22 @@ export class CoordClient extends EventEmitter {
     }
     const map: PeerMap = {
       ...st.map, seq: f.seq, peers: [...st.peers.values()],
-      ...(f.rules !== undefined ? { rules: f.rules } : {}), ...(f.relays ? { relays: f.relays } : {}),
+      ...(f.rules !== undefined ? { rules: this.checkRules(f.rules) } : {}), ...(f.relays ? { relays: f.relays } : {}),
     };
     st.map = map;
     this.stats.deltas++;
     if (f.revocation) this.acceptRevocation(f.revocation);
     this.emit("map", map);
+  }
+
+  private checkRules(wire: unknown): CompiledRule[] {
+    try {
+      return rulesFromWire(wire);
+    } catch (err) {
+      this.log("policy rules in the map refused: denying every flow until valid rules arrive", { error: (err as Error).message });
+      this.emit("error", new Error(`policy rules refused: ${(err as Error).message}`));
+      return [];
+    }
   }
 
   private acceptRevocation(text: string): void {

@@ -54,7 +54,11 @@ export interface MapPeer {
   homeRelay?: string;
   online: boolean;
   lastSeen?: string;
+  /** Services the node announces (`ember serve`): name, port on the mesh, protocol. */
+  services?: MapService[];
 }
+
+export interface MapService { name: string; port: number; protocol: "tcp" | "udp" | "https" }
 
 /** A change to a peer already in the map: only the fields that changed. */
 export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem">>;

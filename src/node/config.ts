@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 
 export interface StaticPeer { name: string; host: string; port: number }
 
@@ -19,6 +20,8 @@ export interface NodeConfig {
   /** Coordination server URL (optional: static peers work without one). */
   coordUrl?: string;
   logLevel: string;
+  /** Path MTU assumed for direct paths (DEFAULT_PATH_MTU..MAX_PATH_MTU); stream segments follow it. */
+  mtu: number;
 }
 
 export class ConfigError extends Error {}
@@ -30,6 +33,15 @@ export function parseHostPort(text: string, what: string, defaultHost = "0.0.0.0
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || defaultHost), port };
+}
+
+function parseMtu(text: string | undefined): number {
+  if (text === undefined) return DEFAULT_PATH_MTU;
+  const mtu = Number(text);
+  if (!Number.isInteger(mtu) || mtu < DEFAULT_PATH_MTU || mtu > MAX_PATH_MTU) {
+    throw new ConfigError(`mtu: "${text}" must be an integer ${DEFAULT_PATH_MTU}-${MAX_PATH_MTU} (the path MTU of direct paths)`);
+  }
+  return mtu;
 }
 
 export function parsePeerSpec(spec: string): StaticPeer {
@@ -53,9 +65,10 @@ export interface ConfigInput {
   socket?: string;
   coord?: string;
   logLevel?: string;
+  mtu?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu"]);
 
 export function loadNodeConfig(input: ConfigInput): NodeConfig {
   let file: Record<string, unknown> = {};
@@ -104,5 +117,6 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     controlSocket: input.socket ?? path(str("socket")) ?? join(stateDir, "ember.sock"),
     coordUrl: input.coord ?? str("coord"),
     logLevel: input.logLevel ?? str("log_level") ?? "info",
+    mtu: parseMtu(input.mtu ?? str("mtu")),
   };
 }

@@ -1,102 +1,73 @@
-// The local control API: newline-delimited JSON requests and responses on a unix socket in the state
-// directory (mode 0600). Only the local CLI talks to it; it never listens on a network port.
-import { chmodSync, existsSync, unlinkSync } from "node:fs";
-import { createConnection, createServer, type Server, type Socket } from "node:net";
+// The control API's methods and the shape of their answers: what `ember status`, `peers`, `ping` and
+// `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
+// Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
+import { aead } from "../crypto/aead.js";
+import { describeEndpoint } from "../session/endpoint.js";
+import type { ControlHandler } from "./control-socket.js";
+import type { Daemon } from "./daemon.js";
 
-export type ControlHandler = (method: string, params: Record<string, unknown>) => Promise<unknown>;
+export type ControlMethod = (params: Record<string, unknown>) => Promise<unknown> | unknown;
 
-const MAX_REQUEST_BYTES = 64 * 1024;
+export class ControlMethods {
+  private readonly methods = new Map<string, ControlMethod>();
 
-export class ControlServer {
-  private server?: Server;
-  private readonly sockets = new Set<Socket>();
-
-  constructor(private readonly path: string, private readonly handler: ControlHandler) {}
-
-  async listen(): Promise<void> {
-    if (existsSync(this.path)) {
-      // A live daemon answers; a stale socket file from a crash does not and is replaced.
-      if (await probe(this.path)) throw new Error(`another daemon is already running on ${this.path}`);
-      unlinkSync(this.path);
-    }
-    this.server = createServer((s) => this.serve(s));
-    await new Promise<void>((res, rej) => {
-      this.server!.once("error", rej);
-      this.server!.listen(this.path, () => res());
-    });
-    chmodSync(this.path, 0o600);
+  register(name: string, fn: ControlMethod): void {
+    if (this.methods.has(name)) throw new Error(`control method "${name}" is already registered`);
+    this.methods.set(name, fn);
   }
 
-  private serve(s: Socket): void {
-    this.sockets.add(s);
-    s.on("close", () => this.sockets.delete(s));
-    s.on("error", () => undefined);
-    let buf = "";
-    s.setEncoding("utf8");
-    s.on("data", (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_REQUEST_BYTES) { s.end(JSON.stringify({ error: "request too large" }) + "\n"); return; }
-      let nl: number;
-      while ((nl = buf.indexOf("\n")) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        void this.answer(s, line);
-      }
-    });
-  }
-
-  private async answer(s: Socket, line: string): Promise<void> {
-    let req: { id?: unknown; method?: unknown; params?: unknown };
-    try { req = JSON.parse(line); } catch { s.write(JSON.stringify({ error: "request is not JSON" }) + "\n"); return; }
-    const id = req.id;
-    if (typeof req.method !== "string") { s.write(JSON.stringify({ id, error: "missing method" }) + "\n"); return; }
-    try {
-      const result = await this.handler(req.method, (req.params && typeof req.params === "object" ? req.params : {}) as Record<string, unknown>);
-      if (!s.destroyed) s.write(JSON.stringify({ id, result }) + "\n");
-    } catch (err) {
-      if (!s.destroyed) s.write(JSON.stringify({ id, error: (err as Error).message }) + "\n");
-    }
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((res) => (this.server ? this.server.close(() => res()) : res()));
-    try { unlinkSync(this.path); } catch { /* already gone */ }
+  /** The handler the control socket calls. */
+  handler(): ControlHandler {
+    return async (method, params) => {
+      const fn = this.methods.get(method);
+      if (!fn) throw new Error(`unknown control method "${method}"`);
+      return fn(params);
+    };
   }
 }
 
-function probe(path: string): Promise<boolean> {
-  return new Promise((res) => {
-    const c = createConnection(path);
-    c.once("connect", () => { c.destroy(); res(true); });
-    c.once("error", () => res(false));
+/** The node's own methods: status, peers, ping, netcheck. */
+export function registerNodeMethods(methods: ControlMethods, d: Daemon): void {
+  methods.register("status", () => statusReport(d));
+  methods.register("peers", () => peersReport(d));
+  methods.register("netcheck", () => d.runNetcheck());
+  methods.register("ping", async (params) => {
+    const name = String(params.name ?? "");
+    const timeoutMs = Number(params.timeoutMs ?? 5_000);
+    return { name, rttMs: await d.device.ping(name, timeoutMs) };
   });
 }
 
-/** One request to the daemon; rejects with a message naming the socket when nothing listens. */
-export function controlRequest<T = unknown>(path: string, method: string, params: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const c = createConnection(path);
-    let buf = "";
-    const timer = setTimeout(() => { c.destroy(); reject(new Error(`no answer from the daemon on ${path} within ${timeoutMs} ms`)); }, timeoutMs);
-    c.setEncoding("utf8");
-    c.on("connect", () => c.write(JSON.stringify({ id: 1, method, params }) + "\n"));
-    c.on("data", (d: string) => {
-      buf += d;
-      const nl = buf.indexOf("\n");
-      if (nl < 0) return;
-      clearTimeout(timer);
-      c.end();
-      let msg: { result?: T; error?: string };
-      try { msg = JSON.parse(buf.slice(0, nl)); } catch { reject(new Error("daemon sent a malformed answer")); return; }
-      if (msg.error !== undefined) reject(new Error(msg.error));
-      else resolve(msg.result as T);
-    });
-    c.on("error", (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new Error(err.code === "ENOENT" || err.code === "ECONNREFUSED"
-        ? `no daemon is running (nothing listens on ${path}); start one with "ember up"`
-        : `control socket ${path}: ${err.message}`));
-    });
-  });
+export function statusReport(d: Daemon) {
+  const id = d.identity();
+  const mesh = d.mesh;
+  return {
+    name: id.name, identity: id.spiffeId, tenant: id.tenant, groups: id.groups,
+    certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
+    listen: d.listenAddress(),
+    uptimeS: Math.round((Date.now() - d.startedAt) / 1000),
+    cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
+    coordination: mesh ? {
+      url: d.config.coordUrl, homeRelay: mesh.homeRelay,
+      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
+    } : undefined,
+    policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },
+    peers: peersReport(d),
+    drops: Object.fromEntries(d.device.drops),
+  };
+}
+
+export function peersReport(d: Daemon) {
+  return [...d.device.peers.values()].map((p) => ({
+    name: p.name,
+    state: p.state,
+    path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
+    paths: d.mesh?.paths.describe(p.name),
+    endpoint: describeEndpoint(p.endpoint),
+    identity: p.identity?.spiffeId,
+    lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,
+    rttMs: p.stats.lastRttMs !== undefined ? Math.round(p.stats.lastRttMs * 1000) / 1000 : undefined,
+    txBytes: p.stats.txBytes, rxBytes: p.stats.rxBytes, txPackets: p.stats.txPackets, rxPackets: p.stats.rxPackets,
+    handshakes: p.stats.handshakes,
+  }));
 }

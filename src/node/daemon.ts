@@ -1,52 +1,44 @@
-// The node daemon: one UDP socket, the session device, the control socket. Later parts (coordination
-// client, path discovery, relay, streams) plug in here; each stays in its own module.
-import { createSocket, type Socket } from "node:dgram";
+// The node daemon: composes the one UDP socket (udp-conn.ts), the session device, the coordinated mesh
+// (mesh.ts: relays, paths, peer map), per-flow policy and the control socket, and offers the layers above
+// the session one small interface (runtime.ts). Each part stays in its own module; this file only wires them.
+import { EventEmitter } from "node:events";
 import pino from "pino";
-import { readBoundedFile, Verifier } from "../pki/index.js";
-import { Device } from "../session/device.js";
-import { aead } from "../crypto/aead.js";
-import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
+import { readBoundedFile, Verifier, type Identity } from "../pki/index.js";
+import { Device, type SendResult } from "../session/device.js";
+import type { Endpoint } from "../session/endpoint.js";
+import type { InnerHandler } from "../session/inner.js";
 import type { SessionTimers } from "../session/timers.js";
-import { isStunPacket } from "../session/crypto-adapter.js";
+import { innerPayloadFor, MAX_PAYLOAD, type InnerType } from "../wire/constants.js";
+import type { CompiledRule } from "../policy/index.js";
 import type { NodeConfig } from "./config.js";
-import { ControlServer } from "./control.js";
+import { ControlServer } from "./control-socket.js";
+import { ControlMethods, registerNodeMethods } from "./control.js";
+import { FlowPolicy } from "./flow-policy.js";
 import { loadCredentials, type NodeCredentials } from "./identity.js";
-import { localAddresses } from "./interfaces.js";
+import { LocalCandidates } from "./candidates.js";
 import { Mesh } from "./mesh.js";
-import { StunClient } from "../nat/stun.js";
-import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
-
-const DEFAULT_TTL = 64;
-/** Bytes queued in libuv for the UDP socket (the kernel buffer was full) before senders are told "full". */
-const UDP_SEND_QUEUE_LIMIT = 512 * 1024;
-/** A punch packet carries nothing: one byte of a type no peer accepts (it should die in transit anyway). */
-const PUNCH_PAYLOAD = Buffer.from([0x1f]);
+import type { KnownPeer, NodeRuntime } from "./runtime.js";
+import { UdpConn } from "./udp-conn.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
   timers?: Partial<SessionTimers>;
 }
 
-export class Daemon {
+export class Daemon implements NodeRuntime {
   readonly log: pino.Logger;
   readonly verifier: Verifier;
   readonly device: Device;
-  creds: NodeCredentials;
-  private socket?: Socket;
-  mesh?: Mesh;
-  stun?: StunClient;
-  lastNetcheck?: NetcheckReport;
-  private control?: ControlServer;
-  private udpDrainTimer?: NodeJS.Timeout;
-  private readonly startedAt = Date.now();
-  /** Mapping behaviour found by netcheck, reported to the coordination server. */
-  natType?: string;
-  /** Reflexive addresses learnt by STUN on our own socket. */
-  reflexive: Endpoint[] = [];
-  /** Set when a coordination server drives the peer list (src/node/mesh.ts). */
-  relaySend?: (to: Endpoint & { kind: "relay" }, data: Uint8Array) => void;
-  /** Extra datagram consumers tried before the session device (STUN responses). */
-  readonly datagramHooks: ((msg: Buffer, from: { address: string; port: number }) => boolean)[] = [];
+  readonly events = new EventEmitter();
+  readonly policy = new FlowPolicy();
+  readonly startedAt = Date.now();
+  /** The control API; layers above the session register their own methods here before start(). */
+  readonly control = new ControlMethods();
+  private creds: NodeCredentials;
+  private conn?: UdpConn;
+  private local?: LocalCandidates;
+  private meshPart?: Mesh;
+  private controlSocket?: ControlServer;
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
@@ -61,16 +53,35 @@ export class Daemon {
       timers: opts.timers,
       send: (to, data) => this.sendDatagram(to, data),
       canSend: (to) => this.canSend(to),
+      onWritable: (peer) => this.events.emit("writable", peer.name),
     });
+    this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
+    registerNodeMethods(this.control, this);
   }
 
   get config(): NodeConfig {
     return this.opts.config;
   }
 
+  get name(): string {
+    return this.creds.identity.name;
+  }
+
+  get mesh(): Mesh | undefined {
+    return this.meshPart;
+  }
+
+  get candidates(): LocalCandidates | undefined {
+    return this.local;
+  }
+
+  credentials(): NodeCredentials {
+    return this.creds;
+  }
+
   /** After a rotation: new certificate for future handshakes; live sessions keep their keys. */
-  reloadCredentials(): void {
+  private reloadCredentials(): void {
     const cfg = this.opts.config;
     const bundlePem = readBoundedFile(cfg.bundlePath, "trust bundle");
     const fresh = loadCredentials(cfg.certPath, cfg.keyPath, this.verifier, bundlePem, {
@@ -81,168 +92,113 @@ export class Daemon {
     this.log.info({ serial: fresh.identity.serial, notAfter: fresh.identity.notAfter.toISOString() }, "certificate rotated");
   }
 
-  /** Where peers may reach us directly: interface addresses on our port, then STUN-reflexive ones. */
-  candidates(): Endpoint[] {
-    const port = this.socket?.address().port;
-    if (!port) return [];
-    const out: Endpoint[] = localAddresses(this.opts.config.listenHost).map((host) => ({ kind: "udp" as const, host, port }));
-    for (const r of this.reflexive) if (!out.some((e) => e.kind === "udp" && e.host === (r as { host: string }).host && e.port === (r as { port: number }).port)) out.push(r);
-    return out;
-  }
-
-  get name(): string {
-    return this.creds.identity.name;
-  }
-
   async start(): Promise<{ host: string; port: number }> {
     const cfg = this.opts.config;
-    const socket = createSocket({ type: cfg.listenHost.includes(":") ? "udp6" : "udp4" });
-    this.socket = socket;
-    socket.on("message", (msg, rinfo) => {
-      if (isStunPacket(msg)) {
-        for (const hook of this.datagramHooks) if (hook(msg, rinfo)) return;
-        return;
-      }
-      this.device.receive(msg, { kind: "udp", host: rinfo.address, port: rinfo.port });
+    const conn = await UdpConn.bind({
+      host: cfg.listenHost, port: cfg.listenPort, log: this.log,
+      onDatagram: (msg, rinfo) => this.device.receive(msg, { kind: "udp", host: rinfo.address, port: rinfo.port }),
+      onDrain: () => this.device.writableChanged(),
     });
-    socket.on("error", (err) => this.log.warn({ err: err.message }, "udp socket error"));
-    await new Promise<void>((res, rej) => {
-      socket.once("error", rej);
-      socket.bind(cfg.listenPort, cfg.listenHost, () => { socket.off("error", rej); res(); });
-    });
-    this.stun = new StunClient(socket);
-    this.datagramHooks.push((msg, rinfo) => this.stun!.handle(msg, rinfo as never));
-    this.control = new ControlServer(cfg.controlSocket, (m, p) => this.handleControl(m, p));
-    await this.control.listen();
+    this.conn = conn;
+    this.local = new LocalCandidates(conn, cfg.listenHost);
+    this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
+    await this.controlSocket.listen();
     this.device.start();
     if (cfg.coordUrl) {
-      this.mesh = new Mesh(this, cfg.coordUrl, cfg.stateDir);
-      this.mesh.start();
+      this.meshPart = new Mesh({
+        coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
+        candidates: this.local, credentials: () => this.creds, staticPeers: new Set(cfg.peers.map((p) => p.name)),
+        onRenewed: () => this.reloadCredentials(),
+        onRules: (rules) => this.setRules(rules),
+        onPeers: () => this.events.emit("peers"),
+        onPeerGone: (name, why) => this.events.emit("peer-gone", name, why),
+      });
+      this.meshPart.start();
     }
-    const addr = socket.address();
-    this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.address}:${addr.port}`, control: cfg.controlSocket }, "node up");
-    return { host: addr.address, port: addr.port };
+    const addr = conn.address();
+    this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.host}:${addr.port}`, control: cfg.controlSocket }, "node up");
+    return addr;
+  }
+
+  private setRules(rules: CompiledRule[]): void {
+    if (!this.policy.setRules(rules)) return;
+    this.log.info({ rules: this.policy.ruleCount, hash: this.policy.hash.slice(0, 12) }, "policy rules updated");
+    this.events.emit("rules");
   }
 
   /** Room below the session for another datagram: the UDP socket's send queue, or the relay's buffer. */
   private canSend(to: Endpoint): boolean {
-    if (to.kind === "relay") return this.mesh?.relays.get(to.relay)?.writable() ?? false;
-    const s = this.socket;
-    if (!s || s.getSendQueueSize() < UDP_SEND_QUEUE_LIMIT) return true;
-    this.pollUdpDrain();
-    return false;
-  }
-
-  /** dgram has no "drain" event: while someone waits, look at the send queue every millisecond. */
-  private pollUdpDrain(): void {
-    if (this.udpDrainTimer) return;
-    this.udpDrainTimer = setInterval(() => {
-      if (this.socket && this.socket.getSendQueueSize() >= UDP_SEND_QUEUE_LIMIT) return;
-      clearInterval(this.udpDrainTimer);
-      this.udpDrainTimer = undefined;
-      this.device.writableChanged();
-    }, 1);
+    if (to.kind === "relay") return this.meshPart?.relayWritable(to.relay) ?? false;
+    return this.conn?.hasRoom() ?? false;
   }
 
   private sendDatagram(to: Endpoint, data: Uint8Array): void {
-    if (to.kind === "udp") {
-      this.socket?.send(data, to.port, to.host, (err) => {
-        if (err) this.log.debug({ to: describeEndpoint(to), err: err.message }, "udp send failed");
-      });
-    } else {
-      this.relaySend?.(to, data);
-    }
+    if (to.kind === "udp") this.conn?.send(data, to.port, to.host);
+    else this.meshPart?.sendViaRelay(to, data);
   }
 
-  /**
-   * Low-TTL punch (docs/nat.md): a packet that leaves our own NAT, creating the mapping towards the peer,
-   * but expires before the peer's NAT, so it cannot leave a conntrack entry there that would clash with
-   * the peer's own outgoing mapping. Full-TTL probes follow.
-   */
-  punch(to: Endpoint): void {
-    const s = this.socket;
-    if (!s || to.kind !== "udp") return;
-    try {
-      s.setTTL(this.punchTtl);
-      s.send(PUNCH_PAYLOAD, to.port, to.host, () => { try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ } });
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, "punch failed");
-    }
+  /** STUN from the daemon's own socket against the map's relays (the mapping its peers see). */
+  async runNetcheck() {
+    if (!this.local) throw new Error("the daemon's socket is not open");
+    return this.local.refresh(this.meshPart?.stunServers() ?? []);
   }
 
-  punchTtl = Number(process.env.EMBER_PUNCH_TTL ?? 2);
-
-  /**
-   * STUN from the daemon's own socket against the relays' STUN servers: the reflexive addresses are the
-   * mappings peers will see, and two servers tell endpoint-independent from endpoint-dependent NAT.
-   */
-  async runNetcheck(): Promise<NetcheckReport> {
-    const servers = (this.mesh?.peerMap?.relays ?? []).filter((r) => r.stunPort).map((r) => ({ host: r.host, port: r.stunPort! }));
-    if (!this.socket || !this.stun) throw new Error("the daemon's socket is not open");
-    const report = await netcheck(this.socket, this.stun, { servers, timeoutMs: 2_000 });
-    this.lastNetcheck = report;
-    this.natType = report.mapping;
-    this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
-    return report;
-  }
-
-  /** The UDP socket, for STUN and path discovery which must share it. */
-  get udp(): Socket | undefined {
-    return this.socket;
+  listenAddress(): string | undefined {
+    const a = this.conn?.address();
+    return a ? `${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}` : undefined;
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.udpDrainTimer);
-    await this.mesh?.stop();
-    this.stun?.close();
+    await this.meshPart?.stop();
     this.device.stop();
-    await this.control?.close();
-    await new Promise<void>((res) => (this.socket ? this.socket.close(() => res()) : res()));
+    await this.controlSocket?.close();
+    await this.conn?.close();
     this.log.info({ name: this.name }, "node down");
     this.log.flush?.();
   }
 
-  status() {
-    const id = this.creds.identity;
-    const addr = this.socket?.address();
-    return {
-      name: id.name, identity: id.spiffeId, tenant: id.tenant, groups: id.groups,
-      certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
-      listen: addr ? `${addr.address}:${addr.port}` : undefined,
-      uptimeS: Math.round((Date.now() - this.startedAt) / 1000),
-      cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
-      coordination: this.mesh ? { url: this.opts.config.coordUrl, homeRelay: this.mesh.homeRelay, relays: [...this.mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: this.mesh.peerMap?.seq } : undefined,
-      peers: this.peers(),
-      drops: Object.fromEntries(this.device.drops),
-    };
+  // ---- NodeRuntime ---------------------------------------------------------------------------------------
+
+  identity(): Identity {
+    return this.creds.identity;
   }
 
-  peers() {
-    return [...this.device.peers.values()].map((p) => ({
-      name: p.name,
-      state: p.state,
-      path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
-      paths: this.mesh?.paths.describe(p.name),
-      endpoint: describeEndpoint(p.endpoint),
-      identity: p.identity?.spiffeId,
-      lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,
-      rttMs: p.stats.lastRttMs !== undefined ? Math.round(p.stats.lastRttMs * 1000) / 1000 : undefined,
-      txBytes: p.stats.txBytes, rxBytes: p.stats.rxBytes, txPackets: p.stats.txPackets, rxPackets: p.stats.rxPackets,
-      handshakes: p.stats.handshakes,
-    }));
+  send(peer: string, kind: InnerType, payload: Uint8Array): SendResult {
+    return this.device.sendTo(peer, kind, payload);
   }
 
-  private async handleControl(method: string, params: Record<string, unknown>): Promise<unknown> {
-    switch (method) {
-      case "status": return this.status();
-      case "peers": return this.peers();
-      case "netcheck": return this.runNetcheck();
-      case "ping": {
-        const name = String(params.name ?? "");
-        const timeoutMs = Number(params.timeoutMs ?? 5_000);
-        return { name, rttMs: await this.device.ping(name, timeoutMs) };
-      }
-      default: throw new Error(`unknown control method "${method}"`);
+  maxPayload(peer: string): number {
+    const path = this.pathOf(peer);
+    if (path?.kind === "relay") return MAX_PAYLOAD;
+    return innerPayloadFor(this.opts.config.mtu, path ? path.host.includes(":") : true);
+  }
+
+  pathOf(peer: string): Endpoint | undefined {
+    return this.device.peers.get(peer)?.endpoint;
+  }
+
+  peerIdentity(peer: string): Identity | undefined {
+    const p = this.device.peers.get(peer);
+    return p && !p.revoked ? p.identity : undefined;
+  }
+
+  onInner(kind: InnerType, handler: InnerHandler): void {
+    this.device.inner.register(kind, handler);
+  }
+
+  *knownPeers(): Iterable<KnownPeer> {
+    for (const name of this.device.peers.keys()) {
+      const k = this.knownPeer(name);
+      if (k) yield k;
     }
+  }
+
+  knownPeer(name: string): KnownPeer | undefined {
+    const fromMap = this.meshPart?.mapPeer(name);
+    if (fromMap) return { name, tenant: fromMap.tenant, groups: fromMap.groups, services: fromMap.services ?? [] };
+    const p = this.device.peers.get(name);
+    if (!p) return undefined;
+    // A static peer: what its verified certificate says, once a session has shown it.
+    return { name, tenant: p.identity?.tenant ?? "", groups: p.identity?.groups ?? [], services: [] };
   }
 }

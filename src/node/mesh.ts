@@ -2,19 +2,51 @@
 // to the relays of the map (the home relay is the one with the lowest latency), keeps one session per
 // visible peer, lets the path manager move each session between relay and direct paths, applies
 // revocations at once, and reports this node's candidates back. Without a coordination server the
-// daemon runs static peers only and this module is not used.
-import { CoordClient, type PeerMap } from "../coord/client.js";
+// daemon runs static peers only and this module is not used. It sees the daemon only through MeshDeps.
+import type { Logger } from "pino";
+import { CoordClient, type MapPeer, type PeerMap } from "../coord/client.js";
 import { RelayClient } from "../nat/relay-client.js";
 import { PathManager, decodeCandidates, type PathMessageKind } from "../nat/paths.js";
+import type { StunServerAddress } from "../nat/stun.js";
+import type { Verifier } from "../pki/index.js";
+import type { CompiledRule } from "../policy/index.js";
+import type { Device } from "../session/device.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import { INNER, type InnerType } from "../session/crypto-adapter.js";
-import type { Daemon } from "./daemon.js";
+import type { LocalCandidates } from "./candidates.js";
+import type { NodeCredentials } from "./identity.js";
+import type { UdpConn } from "./udp-conn.js";
 
 const MAX_RELAYS = 8;
+const NETCHECK_INTERVAL_MS = 30_000;
+const PATH_TICK_MS = 250;
+const REPORT_INTERVAL_MS = 5_000;
+/** IP TTL of low-TTL punch packets (docs/nat.md); EMBER_PUNCH_TTL overrides it for lab experiments. */
+const PUNCH_TTL = Number(process.env.EMBER_PUNCH_TTL ?? 2);
 const PATH_INNER: Record<PathMessageKind, InnerType> = {
   "probe": INNER.PATH_PROBE, "probe-reply": INNER.PATH_PROBE_REPLY, "call-me-maybe": INNER.CALL_ME_MAYBE,
 };
-const NETCHECK_INTERVAL_MS = 30_000;
+
+export interface MeshDeps {
+  coordUrl: string;
+  stateDir: string;
+  log: Logger;
+  verifier: Verifier;
+  device: Device;
+  conn: UdpConn;
+  candidates: LocalCandidates;
+  credentials(): NodeCredentials;
+  /** Static peers (--peer) stay whatever the map says. */
+  staticPeers: ReadonlySet<string>;
+  /** The coordination client installed a renewed certificate. */
+  onRenewed(): void;
+  /** The map's policy rules (checked; empty = deny everything). */
+  onRules(rules: CompiledRule[]): void;
+  /** Peers or their announced services changed. */
+  onPeers(): void;
+  /** A peer left the map or was revoked: its session is gone. */
+  onPeerGone(name: string, why: string): void;
+}
 
 export function parseEndpointString(s: string): Endpoint | undefined {
   const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(s.trim());
@@ -26,45 +58,44 @@ export function parseEndpointString(s: string): Endpoint | undefined {
 export class Mesh {
   readonly coord: CoordClient;
   readonly relays = new Map<string, RelayClient>();
+  readonly paths: PathManager;
   homeRelay?: string;
   private map?: PeerMap;
+  private readonly mapPeers = new Map<string, MapPeer>();
   private reportTimer?: NodeJS.Timeout;
-
-  readonly paths: PathManager;
   private pathTicker?: NodeJS.Timeout;
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
 
-  constructor(private readonly daemon: Daemon, coordUrl: string, stateDir: string) {
-    const device = daemon.device;
+  constructor(private readonly deps: MeshDeps) {
+    const { device, log } = deps;
     this.paths = new PathManager({
       sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
       usePath: (peer, ep) => device.setPath(peer, ep),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
-      localCandidates: () => daemon.candidates(),
-      punch: (ep) => daemon.punch(ep),
-      mapping: () => daemon.natType,
-      log: daemon.log,
+      localCandidates: () => deps.candidates.list(),
+      punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL); },
+      mapping: () => deps.candidates.natType,
+      log,
       now: Date.now,
     });
     device.setPathsManaged(true);
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)));
-    daemon.relaySend = (to, data) => this.sendViaRelay(to, data);
-    this.coord = new CoordClient({ coordUrl, stateDir, log: (msg, fields) => daemon.log.info(fields ?? {}, `coord: ${msg}`) });
+    this.coord = new CoordClient({ coordUrl: deps.coordUrl, stateDir: deps.stateDir, log: (msg, fields) => log.info(fields ?? {}, `coord: ${msg}`) });
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
-    this.coord.on("renewed", () => this.daemon.reloadCredentials());
-    this.coord.on("connected", () => daemon.log.info({}, "coordination stream connected"));
-    this.coord.on("disconnected", () => daemon.log.warn({}, "coordination stream lost; running on the cached map"));
+    this.coord.on("renewed", () => deps.onRenewed());
+    this.coord.on("connected", () => log.info({}, "coordination stream connected"));
+    this.coord.on("disconnected", () => log.warn({}, "coordination stream lost; running on the cached map"));
   }
 
   start(): void {
     this.coord.start();
-    this.pathTicker = setInterval(() => this.paths.tick(), 250);
+    this.pathTicker = setInterval(() => this.paths.tick(), PATH_TICK_MS);
     this.pathTicker.unref();
-    this.reportTimer = setInterval(() => this.report(), 5_000);
+    this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reportTimer.unref();
   }
 
@@ -76,13 +107,37 @@ export class Mesh {
     await Promise.all([...this.relays.values()].map((r) => r.stop()));
   }
 
+  get peerMap(): PeerMap | undefined {
+    return this.map;
+  }
+
+  /** A peer's entry in the current map. */
+  mapPeer(name: string): MapPeer | undefined {
+    return this.mapPeers.get(name);
+  }
+
+  /** STUN servers of the map's relays, for netcheck. */
+  stunServers(): StunServerAddress[] {
+    return (this.map?.relays ?? []).filter((r) => r.stunPort).map((r) => ({ host: r.host, port: r.stunPort! }));
+  }
+
+  relayWritable(relay: string): boolean {
+    return this.relays.get(relay)?.writable() ?? false;
+  }
+
+  sendViaRelay(to: Endpoint & { kind: "relay" }, data: Uint8Array): void {
+    this.relays.get(to.relay)?.send(to.peer, data);
+  }
+
   applyRevocation(text: string): void {
-    const r = this.daemon.verifier.applyRevocationList(text);
+    const { verifier, device, log } = this.deps;
+    const r = verifier.applyRevocationList(text);
     if (r.ok) {
-      const dropped = this.daemon.device.enforceRevocations();
-      this.daemon.log.info({ number: this.daemon.verifier.revocation.number, dropped }, "revocation list applied");
+      const dropped = device.enforceRevocations();
+      log.info({ number: verifier.revocation.number, dropped }, "revocation list applied");
+      for (const name of dropped) this.deps.onPeerGone(name, "certificate revoked");
     } else if (r.reason !== "stale_list") {
-      this.daemon.log.warn({ reason: r.reason, detail: r.detail }, "revocation list refused");
+      log.warn({ reason: r.reason, detail: r.detail }, "revocation list refused");
     }
   }
 
@@ -93,11 +148,11 @@ export class Mesh {
       if (this.netcheckRunning) return;
       this.netcheckRunning = true;
       try {
-        const r = await this.daemon.runNetcheck();
-        this.daemon.log.info({ mapping: r.mapping, reflexive: this.daemon.reflexive.map(describeEndpoint) }, "netcheck");
+        const r = await this.deps.candidates.refresh(this.stunServers());
+        this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint) }, "netcheck");
         this.report();
       } catch (err) {
-        this.daemon.log.warn({ err: (err as Error).message }, "netcheck failed");
+        this.deps.log.warn({ err: (err as Error).message }, "netcheck failed");
       } finally {
         this.netcheckRunning = false;
         this.scheduleNetcheck(NETCHECK_INTERVAL_MS);
@@ -107,46 +162,52 @@ export class Mesh {
   }
 
   private applyMap(m: PeerMap): void {
+    const { device, log } = this.deps;
     const firstRelays = !this.map?.relays.length && m.relays.length > 0;
+    const rulesChanged = this.map?.rules !== m.rules;
     this.map = m;
     if (firstRelays) this.scheduleNetcheck(0);
     if (m.revocation) this.applyRevocation(m.revocation);
     this.syncRelays(m);
-    const visible = new Set<string>();
+    this.mapPeers.clear();
     for (const p of m.peers) {
-      visible.add(p.name);
+      this.mapPeers.set(p.name, p);
       const relay: Endpoint | undefined = p.homeRelay && this.relays.get(p.homeRelay)?.connected ? { kind: "relay", relay: p.homeRelay, peer: p.name } : undefined;
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
       this.paths.setPeer(p.name, direct, relay);
-      const peer = this.daemon.device.addPeer(p.name, this.paths.initialPath(p.name));
+      const peer = device.addPeer(p.name, this.paths.initialPath(p.name));
       if (!peer.current && !peer.endpoint) peer.endpoint = this.paths.initialPath(p.name);
     }
     // Policy hides a peer: it leaves the map, and its session goes with it.
-    for (const name of [...this.daemon.device.peers.keys()]) {
-      if (!visible.has(name) && !this.daemon.config.peers.some((s) => s.name === name)) {
-        this.daemon.device.removePeer(name);
+    for (const name of [...device.peers.keys()]) {
+      if (!this.mapPeers.has(name) && !this.deps.staticPeers.has(name)) {
+        device.removePeer(name);
         this.paths.removePeer(name);
-        this.daemon.log.info({ peer: name }, "peer left the map");
+        log.info({ peer: name }, "peer left the map");
+        this.deps.onPeerGone(name, "left the peer map (policy or removal)");
       }
     }
+    if (rulesChanged) this.deps.onRules(m.rules);
+    this.deps.onPeers();
   }
 
   private syncRelays(m: PeerMap): void {
+    const { log, verifier, device } = this.deps;
     for (const r of m.relays.slice(0, MAX_RELAYS)) {
       if (this.relays.has(r.name)) continue;
-      const creds = this.daemon.creds;
+      const creds = this.deps.credentials();
       const client = new RelayClient({
         host: r.host, port: r.port, name: r.name,
         certChainPem: creds.certPem.trimEnd() + "\n" + creds.bundlePem.split(/(?=-----BEGIN CERTIFICATE-----)/).slice(1).join(""),
-        keyPem: creds.keyPem, bundlePem: creds.bundlePem, verifier: this.daemon.verifier,
-        log: (msg: string, f?: object) => this.daemon.log.debug(f ?? {}, `relay ${r.name}: ${msg}`),
+        keyPem: creds.keyPem, bundlePem: creds.bundlePem, verifier,
+        log: (msg: string, f?: object) => log.debug(f ?? {}, `relay ${r.name}: ${msg}`),
       });
-      client.on("packet", (from: string, payload: Buffer) => this.daemon.device.receive(payload, { kind: "relay", relay: r.name, peer: from }));
+      client.on("packet", (from: string, payload: Buffer) => device.receive(payload, { kind: "relay", relay: r.name, peer: from }));
       // A relay that came up after the peers were known: give them their relay path now.
       client.on("connected", () => { if (this.map) this.applyMap(this.map); });
-      client.on("connected", () => { this.daemon.log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
-      for (const ev of ["connected", "drain"]) client.on(ev, () => this.daemon.device.writableChanged());
-      client.on("disconnected", (why: string) => this.daemon.log.warn({ relay: r.name, why }, "relay disconnected"));
+      client.on("connected", () => { log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
+      for (const ev of ["connected", "drain"]) client.on(ev, () => device.writableChanged());
+      client.on("disconnected", (why: string) => log.warn({ relay: r.name, why }, "relay disconnected"));
       this.relays.set(r.name, client);
       client.start();
     }
@@ -162,26 +223,17 @@ export class Mesh {
     }
     if (best && best[0] !== this.homeRelay) {
       this.homeRelay = best[0];
-      this.daemon.log.info({ relay: best[0], rttMs: best[1] }, "home relay");
+      this.deps.log.info({ relay: best[0], rttMs: best[1] }, "home relay");
       this.report();
     }
-  }
-
-  sendViaRelay(to: Endpoint & { kind: "relay" }, data: Uint8Array): void {
-    this.relays.get(to.relay)?.send(to.peer, data);
   }
 
   report(): void {
     this.pickHome();
     this.coord.reportStatus({
-      endpoints: this.daemon.candidates().map(describeEndpoint),
+      endpoints: this.deps.candidates.list().map(describeEndpoint),
       homeRelay: this.homeRelay,
-      natType: this.daemon.natType,
+      natType: this.deps.candidates.natType,
     });
   }
-
-  get peerMap(): PeerMap | undefined {
-    return this.map;
-  }
 }
-

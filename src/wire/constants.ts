@@ -63,6 +63,23 @@ export const HANDSHAKE_REPLY_HEADER = 12;
 export const MAX_DATAGRAM = 1472;
 /** Largest inner payload (after the inner-type byte) that still fits one datagram. */
 export const MAX_PAYLOAD = MAX_DATAGRAM - DATA_HEADER_SIZE - TAG_SIZE - 1;
+/** Bytes a DATA packet adds to its inner payload: header, tag and the inner-kind byte. */
+export const DATA_OVERHEAD = DATA_HEADER_SIZE + TAG_SIZE + 1;
+/**
+ * Path MTU assumed for direct paths unless configured higher: the IPv6 minimum, which every IPv4 and IPv6
+ * path carries without fragmentation (links of 1280 bytes exist in real networks). Node's dgram cannot set
+ * Don't-Fragment, so a larger probe could be fragmented and "succeed": no discovery above this without the
+ * native addon. Relay paths run over TCP and take any datagram up to MAX_DATAGRAM.
+ */
+export const DEFAULT_PATH_MTU = 1280;
+export const MAX_PATH_MTU = 1500;
+export const IPV4_UDP_OVERHEAD = 28;
+export const IPV6_UDP_OVERHEAD = 48;
+
+/** Largest inner payload that fits one datagram on a path of this MTU (IPv6 when v6). */
+export function innerPayloadFor(mtu: number, v6: boolean): number {
+  return Math.min(MAX_PAYLOAD, mtu - (v6 ? IPV6_UDP_OVERHEAD : IPV4_UDP_OVERHEAD) - DATA_OVERHEAD);
+}
 /** Handshake messages carry a certificate chain: one datagram, no fragmentation. */
 export const MAX_HANDSHAKE_MESSAGE = MAX_DATAGRAM - HANDSHAKE_REPLY_HEADER;
 /**

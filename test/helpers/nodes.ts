@@ -4,7 +4,7 @@ import { writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { EMBER } from "./cli.js";
-import { controlRequest } from "../../src/node/control.js";
+import { controlRequest } from "../../src/node/control-socket.js";
 import type { CaMaterial } from "../../src/pki/index.js";
 import type { TestLeaf } from "./pki.js";
 

@@ -5,7 +5,7 @@ import type { ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { controlRequest } from "../../src/node/control.js";
+import { controlRequest } from "../../src/node/control-socket.js";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../../src/pki/index.js";
 import { EMBER } from "../helpers/cli.js";
 import type { Host, Lab, Node, ServerHost } from "./lab.js";

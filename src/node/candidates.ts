@@ -1,0 +1,40 @@
+// This node's direct candidates: its interface addresses on the overlay port, then the reflexive addresses
+// and the mapping behaviour that the last netcheck (STUN on the node's own socket) found. One owner, one
+// setter (refresh), read by the mesh for its status reports and by the path manager's call-me-maybe.
+import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
+import type { StunServerAddress } from "../nat/stun.js";
+import { sameEndpoint, type Endpoint } from "../session/endpoint.js";
+import { localAddresses } from "./interfaces.js";
+import type { UdpConn } from "./udp-conn.js";
+
+const NETCHECK_TIMEOUT_MS = 2_000;
+
+export class LocalCandidates {
+  /** Mapping behaviour found by netcheck, reported to the coordination server. */
+  natType?: string;
+  lastReport?: NetcheckReport;
+  private reflexive: Endpoint[] = [];
+
+  constructor(private readonly conn: UdpConn, private readonly listenHost: string) {}
+
+  /** Where peers may reach us directly: interface addresses on our port, then STUN-reflexive ones. */
+  list(): Endpoint[] {
+    const port = this.conn.address().port;
+    const out: Endpoint[] = localAddresses(this.listenHost).map((host) => ({ kind: "udp" as const, host, port }));
+    for (const r of this.reflexive) if (!out.some((e) => sameEndpoint(e, r))) out.push(r);
+    return out;
+  }
+
+  reflexiveEndpoints(): readonly Endpoint[] {
+    return this.reflexive;
+  }
+
+  /** STUN against these servers from the node's own socket; the candidates follow the answer. */
+  async refresh(servers: StunServerAddress[]): Promise<NetcheckReport> {
+    const report = await netcheck(this.conn.raw, this.conn.stun, { servers, timeoutMs: NETCHECK_TIMEOUT_MS });
+    this.lastReport = report;
+    this.natType = report.mapping;
+    this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
+    return report;
+  }
+}

@@ -1,0 +1,43 @@
+// Per-flow decisions on this node, from the rules its peer map carries (the coordination server's policy,
+// restricted to the rules that concern this node) and decided by the same code the server uses. The
+// receiving node's decision is authoritative and takes the peer's principal from its verified session
+// certificate; the sender pre-checks with the peer map's view to fail fast.
+import {
+  decide, EMPTY_POLICY, policyFromRules, type CompiledPolicy, type CompiledRule, type Decision, type FlowProtocol, type Principal,
+} from "../policy/index.js";
+import type { Identity } from "../pki/index.js";
+
+export interface Flow { from: Principal; to: Principal; port: number; protocol: FlowProtocol }
+
+export function principalOf(id: Pick<Identity, "name" | "tenant" | "groups">): Principal {
+  return { name: id.name, tenant: id.tenant, groups: id.groups };
+}
+
+export class FlowPolicy {
+  private policy: CompiledPolicy = EMPTY_POLICY;
+
+  /** Replaces the rules; true when they changed (live flows must then be checked again). */
+  setRules(rules: CompiledRule[]): boolean {
+    const next = rules.length ? policyFromRules(rules) : EMPTY_POLICY;
+    if (next.hash === this.policy.hash) return false;
+    this.policy = next;
+    return true;
+  }
+
+  decide(flow: Flow): Decision {
+    return decide(this.policy, flow.from, flow.to, flow.port, flow.protocol);
+  }
+
+  get ruleCount(): number {
+    return this.policy.rules.length;
+  }
+
+  get hash(): string {
+    return this.policy.hash;
+  }
+}
+
+/** "db-1 -> web-1:443/tcp" for logs. */
+export function describeFlow(f: Flow): string {
+  return `${f.from.name}.${f.from.tenant} -> ${f.to.name}.${f.to.tenant}:${f.port}/${f.protocol}`;
+}

@@ -1,0 +1,97 @@
+// The node's one UDP socket (the "conn" of wireguard-go): STUN, path probes and session traffic share it, so
+// the mapping STUN learns is the mapping peers use. It binds, sends, says when its send queue is over its
+// bound (dgram has no "drain" event, so a waiter is told by polling), sends low-TTL punch packets, and splits
+// incoming STUN from EmberNet datagrams before any session code runs.
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { StunClient } from "../nat/stun.js";
+import { isStunPacket } from "../wire/constants.js";
+
+/** Bytes queued in libuv for the socket (the kernel buffer was full) before senders are told to wait. */
+const SEND_QUEUE_LIMIT = 512 * 1024;
+const DEFAULT_TTL = 64;
+/** A punch packet carries nothing: one byte of a type no peer accepts (it should die in transit anyway). */
+const PUNCH_PAYLOAD = Buffer.from([0x1f]);
+
+export interface UdpConnOptions {
+  host: string;
+  port: number;
+  /** Every non-STUN datagram. */
+  onDatagram: (msg: Buffer, from: RemoteInfo) => void;
+  /** The send queue fell back under its bound after hasRoom() said no. */
+  onDrain: () => void;
+  log: { debug(o: object, m?: string): void; warn(o: object, m?: string): void };
+}
+
+export class UdpConn {
+  readonly stun: StunClient;
+  private readonly socket: Socket;
+  private drainTimer?: NodeJS.Timeout;
+
+  private constructor(private readonly opts: UdpConnOptions) {
+    this.socket = createSocket({ type: opts.host.includes(":") ? "udp6" : "udp4" });
+    this.stun = new StunClient(this.socket);
+    this.socket.on("message", (msg, rinfo) => {
+      if (isStunPacket(msg)) { this.stun.handle(msg, rinfo); return; }
+      opts.onDatagram(msg, rinfo);
+    });
+    this.socket.on("error", (err) => opts.log.warn({ err: err.message }, "udp socket error"));
+  }
+
+  static async bind(opts: UdpConnOptions): Promise<UdpConn> {
+    const conn = new UdpConn(opts);
+    await new Promise<void>((res, rej) => {
+      conn.socket.once("error", rej);
+      conn.socket.bind(opts.port, opts.host, () => { conn.socket.off("error", rej); res(); });
+    });
+    return conn;
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.socket.address();
+    return { host: a.address, port: a.port };
+  }
+
+  /** For netcheck, which runs STUN on this very socket. */
+  get raw(): Socket {
+    return this.socket;
+  }
+
+  send(data: Uint8Array, port: number, host: string): void {
+    this.socket.send(data, port, host, (err) => {
+      if (err) this.opts.log.debug({ to: `${host}:${port}`, err: err.message }, "udp send failed");
+    });
+  }
+
+  /** Room for another datagram; when not, onDrain fires once the queue is back under its bound. */
+  hasRoom(): boolean {
+    if (this.socket.getSendQueueSize() < SEND_QUEUE_LIMIT) return true;
+    this.drainTimer ??= setInterval(() => {
+      if (this.socket.getSendQueueSize() >= SEND_QUEUE_LIMIT) return;
+      clearInterval(this.drainTimer);
+      this.drainTimer = undefined;
+      this.opts.onDrain();
+    }, 1);
+    return false;
+  }
+
+  /**
+   * Low-TTL punch (docs/nat.md): a packet that leaves our own NAT, creating the mapping towards the peer,
+   * but expires before the peer's NAT, so it cannot leave a conntrack entry there that would clash with
+   * the peer's own outgoing mapping. Full-TTL probes follow.
+   */
+  punch(port: number, host: string, ttl: number): void {
+    const s = this.socket;
+    try {
+      s.setTTL(ttl);
+      s.send(PUNCH_PAYLOAD, port, host, () => { try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ } });
+    } catch (err) {
+      this.opts.log.debug({ err: (err as Error).message }, "punch failed");
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.drainTimer);
+    this.stun.close();
+    await new Promise<void>((res) => this.socket.close(() => res()));
+  }
+}
