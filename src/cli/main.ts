@@ -9,6 +9,7 @@ import { CliError } from "./output.js";
 import { registerCoordVerbs } from "./coord.js";
 import { registerRelay } from "./relay.js";
 import { registerNetcheck } from "./netcheck.js";
+import { registerServe } from "./serve.js";
 
 const program = new Command();
 program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
@@ -20,6 +21,7 @@ registerPeers(program);
 registerCoordVerbs(program);
 registerRelay(program);
 registerNetcheck(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,25 +1,7 @@
 // `ember status`, `ember peers`, `ember ping`: ask the running daemon over its control socket.
 import type { Command } from "commander";
-import { join } from "node:path";
-import { controlRequest } from "../node/control-socket.js";
+import { ask, daemonFlags as common, type SocketOpts } from "./daemon-client.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";
-
-interface SocketOpts { state?: string; socket?: string; json?: boolean }
-
-function socketPath(o: SocketOpts): string {
-  if (o.socket) return o.socket;
-  if (o.state) return join(o.state, "ember.sock");
-  if (process.env.EMBER_SOCKET) return process.env.EMBER_SOCKET;
-  throw new CliError("which daemon? give --state DIR or --socket PATH (or set EMBER_SOCKET)");
-}
-
-async function ask<T>(o: SocketOpts, method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
-  try {
-    return await controlRequest<T>(socketPath(o), method, params, timeoutMs);
-  } catch (err) {
-    throw new CliError((err as Error).message, 1);
-  }
-}
 
 interface PeerRow { name: string; state: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
 
@@ -29,8 +11,6 @@ function peerTable(peers: PeerRow[]): void {
 }
 
 export function registerPeers(program: Command): void {
-  const common = (c: Command) => c.option("--state <dir>", "the daemon's state directory").option("--socket <path>", "control socket").option("--json", "machine-readable output");
-
   common(program.command("status").description("this node's identity, listen address and peers"))
     .action(async (o: SocketOpts) => {
       const s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");

@@ -12,7 +12,7 @@ import {
 } from "../pki/index.js";
 import {
   FrameError, FrameReader, PATHS, STATUS_MIN_INTERVAL_MS, STREAM_IDLE_MS,
-  type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf,
+  type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf, type MapService,
 } from "./protocol.js";
 import { installCredentials, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
@@ -82,7 +82,7 @@ export async function enroll(opts: { coordUrl: string; token: string; name: stri
   return { certPem, bundlePem, notAfter: r.notAfter, certTtlMs: r.certTtlMs, tenant: r.tenant, groups: r.groups };
 }
 
-export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; peers?: Record<string, unknown> }
+export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; services?: MapService[] }
 
 export interface CoordClientOptions {
   coordUrl: string;

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import {
   encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES,
-  type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type PeerPatch,
+  sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
 import { canReach, namedPrincipals, rulesForWire, type CompiledPolicy, type Principal } from "./policy-adapter.js";
 
@@ -20,6 +20,8 @@ export interface HubPeer {
   homeRelay?: string;
   online: boolean;
   lastSeen?: number;
+  /** Announced in the node's status reports (not stored: a node announces again when it reconnects). */
+  services?: MapService[];
 }
 
 /** Where a session's frames go: an HTTP response in the server, anything with write() in tests/bench. */
@@ -143,12 +145,13 @@ export class MapHub {
     this.revocation = listText;
   }
 
-  status(name: string, s: { endpoints: string[]; homeRelay?: string; lastSeen: number }): void {
+  status(name: string, s: { endpoints: string[]; homeRelay?: string; services?: MapService[]; lastSeen: number }): void {
     const p = this.peers.get(name);
     if (!p) return;
     const patch: PeerPatch = { name };
     if (!sameList(p.endpoints, s.endpoints)) { p.endpoints = s.endpoints; patch.endpoints = s.endpoints; }
     if (p.homeRelay !== s.homeRelay) { p.homeRelay = s.homeRelay; patch.homeRelay = s.homeRelay ?? ""; }
+    if (s.services !== undefined && !sameServices(p.services, s.services)) { p.services = s.services; patch.services = s.services; }
     p.lastSeen = s.lastSeen;
     if (Object.keys(patch).length === 1) return; // nothing a peer needs changed
     this.wireCache.delete(name);
@@ -343,6 +346,7 @@ export class MapHub {
       w = {
         name: p.name, tenant: p.tenant, groups: p.groups, certPem: p.certPem, endpoints: p.endpoints, online: p.online,
         ...(p.homeRelay ? { homeRelay: p.homeRelay } : {}),
+        ...(p.services?.length ? { services: p.services } : {}),
         ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
       };
       this.wireCache.set(p.name, w);

@@ -58,10 +58,36 @@ export interface MapPeer {
   services?: MapService[];
 }
 
-export interface MapService { name: string; port: number; protocol: "tcp" | "udp" | "https" }
+export type ServiceProtocol = "tcp" | "udp" | "https";
+export interface MapService { name: string; port: number; protocol: ServiceProtocol }
+
+/** Services one node may announce. */
+export const MAX_SERVICES_PER_NODE = 32;
+const SERVICE_PROTOCOLS: readonly string[] = ["tcp", "udp", "https"];
+const SERVICE_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Checks an announced service list (status reports and map frames); the message names the first problem. */
+export function checkServices(x: unknown): MapService[] {
+  if (!Array.isArray(x) || x.length > MAX_SERVICES_PER_NODE) throw new Error(`"services" must be a list of at most ${MAX_SERVICES_PER_NODE}`);
+  const seen = new Set<string>();
+  return x.map((s, i) => {
+    const o = s as Record<string, unknown>;
+    if (!o || typeof o !== "object") throw new Error(`services[${i}] must be an object`);
+    if (typeof o.name !== "string" || !SERVICE_NAME_PATTERN.test(o.name)) throw new Error(`services[${i}].name must be a lowercase DNS label`);
+    if (!Number.isInteger(o.port) || (o.port as number) < 1 || (o.port as number) > 65535) throw new Error(`services[${i}].port must be 1-65535`);
+    if (typeof o.protocol !== "string" || !SERVICE_PROTOCOLS.includes(o.protocol)) throw new Error(`services[${i}].protocol must be tcp, udp or https`);
+    if (seen.has(o.name)) throw new Error(`services[${i}]: "${o.name}" is announced twice`);
+    seen.add(o.name);
+    return { name: o.name, port: o.port as number, protocol: o.protocol as ServiceProtocol };
+  });
+}
+
+export function sameServices(a: MapService[] | undefined, b: MapService[] | undefined): boolean {
+  return JSON.stringify(a ?? []) === JSON.stringify(b ?? []);
+}
 
 /** A change to a peer already in the map: only the fields that changed. */
-export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem">>;
+export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem" | "services">>;
 
 export interface MapSelf { name: string; tenant: string; groups: string[] }
 
@@ -139,7 +165,10 @@ export function decodeFrameBody(body: Buffer): MapFrame {
   } else {
     for (const k of ["upsert", "patch", "remove"] as const) if (o[k] !== undefined && !Array.isArray(o[k])) throw new FrameError(`delta ${k} is not a list`);
     for (const p of (o.upsert as unknown[] | undefined) ?? []) checkPeer(p);
-    for (const p of (o.patch as unknown[] | undefined) ?? []) if (!p || typeof (p as MapPeer).name !== "string") throw new FrameError("patch without a name");
+    for (const p of (o.patch as unknown[] | undefined) ?? []) {
+      if (!p || typeof (p as MapPeer).name !== "string") throw new FrameError("patch without a name");
+      if ((p as MapPeer).services !== undefined) checkFrameServices((p as MapPeer).services);
+    }
     for (const n of (o.remove as unknown[] | undefined) ?? []) if (typeof n !== "string") throw new FrameError("remove entry is not a name");
   }
   if (o.revocation !== undefined && typeof o.revocation !== "string") throw new FrameError("revocation is not text");
@@ -151,6 +180,11 @@ function checkPeer(p: unknown): void {
   if (!x || typeof x.name !== "string" || typeof x.tenant !== "string" || !Array.isArray(x.groups) || typeof x.certPem !== "string" || !Array.isArray(x.endpoints)) {
     throw new FrameError("peer entry lacks name/tenant/groups/certPem/endpoints");
   }
+  if (x.services !== undefined) checkFrameServices(x.services);
+}
+
+function checkFrameServices(x: unknown): void {
+  try { checkServices(x); } catch (err) { throw new FrameError(`peer services: ${(err as Error).message}`); }
 }
 
 /** Endpoint strings nodes report: host:port or [v6]:port. */

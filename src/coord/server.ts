@@ -20,7 +20,7 @@ import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy }
 import {
   ADMIN_ROLE, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
-  type MapRelay,
+  checkServices, type MapService, type MapRelay,
 } from "./protocol.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
@@ -296,9 +296,13 @@ export class CoordServer {
     if (homeRelay !== undefined && (typeof homeRelay !== "string" || !NAME_PATTERN.test(homeRelay))) throw new HttpError(400, "bad_status", `"homeRelay" must be a relay name`);
     const natType = body.natType;
     if (natType !== undefined && (typeof natType !== "string" || natType.length > 64)) throw new HttpError(400, "bad_status", `"natType" must be a short string`);
+    let services: MapService[] | undefined;
+    try { services = body.services === undefined ? undefined : checkServices(body.services); } catch (err) {
+      throw new HttpError(400, "bad_status", (err as Error).message);
+    }
     if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
     const now = Date.now();
-    this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, lastSeen: now });
+    this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, services, lastSeen: now });
     this.pendingStatus.set(id.name, { name: id.name, endpoints: eps as string[], homeRelay: homeRelay as string | undefined, natType: natType as string | undefined, lastSeen: now });
     sendJson(res, 200, { ok: true });
   }

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
+import { parseService, type LocalService } from "./services.js";
 
 export interface StaticPeer { name: string; host: string; port: number }
 
@@ -22,6 +23,8 @@ export interface NodeConfig {
   logLevel: string;
   /** Path MTU assumed for direct paths (DEFAULT_PATH_MTU..MAX_PATH_MTU); stream segments follow it. */
   mtu: number;
+  /** Services exposed on the mesh (config `services:`; more at run time with `ember serve`). */
+  services: LocalService[];
 }
 
 export class ConfigError extends Error {}
@@ -33,6 +36,22 @@ export function parseHostPort(text: string, what: string, defaultHost = "0.0.0.0
   const port = Number(m[3]);
   if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
   return { host: m[1] ?? (m[2] || defaultHost), port };
+}
+
+/** `services: {NAME: {to: HOST:PORT, protocol: https|tcp|udp, port: N}}` */
+function parseServicesSection(x: unknown): LocalService[] {
+  if (x === undefined || x === null) return [];
+  if (typeof x !== "object" || Array.isArray(x)) throw new ConfigError('config: "services" must map NAME: {to: HOST:PORT, protocol, port}');
+  const out: LocalService[] = [];
+  for (const [name, def] of Object.entries(x)) {
+    if (!def || typeof def !== "object" || Array.isArray(def)) throw new ConfigError(`config: service ${name} must be a mapping {to, protocol, port}`);
+    const d = def as Record<string, unknown>;
+    for (const k of Object.keys(d)) if (!["to", "protocol", "port"].includes(k)) throw new ConfigError(`config: service ${name}: unknown key "${k}"`);
+    try {
+      out.push(parseService({ name, to: String(d.to ?? ""), protocol: d.protocol === undefined ? undefined : String(d.protocol), port: d.port as number | undefined }));
+    } catch (err) { throw new ConfigError(`config: ${(err as Error).message}`); }
+  }
+  return out;
 }
 
 function parseMtu(text: string | undefined): number {
@@ -68,7 +87,7 @@ export interface ConfigInput {
   mtu?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services"]);
 
 export function loadNodeConfig(input: ConfigInput): NodeConfig {
   let file: Record<string, unknown> = {};
@@ -118,5 +137,6 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     coordUrl: input.coord ?? str("coord"),
     logLevel: input.logLevel ?? str("log_level") ?? "info",
     mtu: parseMtu(input.mtu ?? str("mtu")),
+    services: parseServicesSection(file.services),
   };
 }

@@ -5,6 +5,7 @@ import { aead } from "../crypto/aead.js";
 import { describeEndpoint } from "../session/endpoint.js";
 import type { ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
+import { parseService } from "./services.js";
 
 export type ControlMethod = (params: Record<string, unknown>) => Promise<unknown> | unknown;
 
@@ -28,6 +29,7 @@ export class ControlMethods {
 
 /** The node's own methods: status, peers, ping, netcheck. */
 export function registerNodeMethods(methods: ControlMethods, d: Daemon): void {
+  registerServiceMethods(methods, d);
   methods.register("status", () => statusReport(d));
   methods.register("peers", () => peersReport(d));
   methods.register("netcheck", () => d.runNetcheck());
@@ -36,6 +38,27 @@ export function registerNodeMethods(methods: ControlMethods, d: Daemon): void {
     const timeoutMs = Number(params.timeoutMs ?? 5_000);
     return { name, rttMs: await d.device.ping(name, timeoutMs) };
   });
+}
+
+/** `ember serve`: add, remove and list this node's services at run time. */
+export function registerServiceMethods(methods: ControlMethods, d: Daemon): void {
+  methods.register("serve", (params) => {
+    const s = parseService({ name: String(params.name ?? ""), to: String(params.to ?? ""), protocol: params.protocol as string | undefined, port: params.port as number | undefined });
+    d.services.add(s);
+    d.log.info({ service: s.name, port: s.port, protocol: s.protocol, to: `${s.to.host}:${s.to.port}` }, "service exposed");
+    return servicesReport(d);
+  });
+  methods.register("unserve", (params) => {
+    const name = String(params.name ?? "");
+    if (!d.services.remove(name)) throw new Error(`no service "${name}" on this node (it has: ${d.services.list().map((s) => s.name).join(", ") || "none"})`);
+    d.log.info({ service: name }, "service withdrawn");
+    return servicesReport(d);
+  });
+  methods.register("services", () => servicesReport(d));
+}
+
+export function servicesReport(d: Daemon) {
+  return d.services.list().map((s) => ({ name: s.name, port: s.port, protocol: s.protocol, to: `${s.to.host}:${s.to.port}` }));
 }
 
 export function statusReport(d: Daemon) {
@@ -52,6 +75,7 @@ export function statusReport(d: Daemon) {
       relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
     } : undefined,
     policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },
+    services: servicesReport(d),
     peers: peersReport(d),
     drops: Object.fromEntries(d.device.drops),
   };
@@ -65,6 +89,7 @@ export function peersReport(d: Daemon) {
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),
     identity: p.identity?.spiffeId,
+    services: d.knownPeer(p.name)?.services ?? [],
     lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,
     rttMs: p.stats.lastRttMs !== undefined ? Math.round(p.stats.lastRttMs * 1000) / 1000 : undefined,
     txBytes: p.stats.txBytes, rxBytes: p.stats.rxBytes, txPackets: p.stats.txPackets, rxPackets: p.stats.rxPackets,

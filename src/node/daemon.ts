@@ -19,6 +19,7 @@ import { LocalCandidates } from "./candidates.js";
 import { Mesh } from "./mesh.js";
 import type { KnownPeer, NodeRuntime } from "./runtime.js";
 import { UdpConn } from "./udp-conn.js";
+import { ServiceTable } from "./services.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -34,6 +35,8 @@ export class Daemon implements NodeRuntime {
   readonly startedAt = Date.now();
   /** The control API; layers above the session register their own methods here before start(). */
   readonly control = new ControlMethods();
+  /** Services this node exposes; a change is announced to the coordination server at once. */
+  readonly services = new ServiceTable(() => this.meshPart?.report());
   private creds: NodeCredentials;
   private conn?: UdpConn;
   private local?: LocalCandidates;
@@ -57,6 +60,7 @@ export class Daemon implements NodeRuntime {
     });
     this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
+    for (const s of cfg.services) this.services.add(s);
     registerNodeMethods(this.control, this);
   }
 
@@ -108,6 +112,7 @@ export class Daemon implements NodeRuntime {
       this.meshPart = new Mesh({
         coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
         candidates: this.local, credentials: () => this.creds, staticPeers: new Set(cfg.peers.map((p) => p.name)),
+        services: () => this.services.announced(),
         onRenewed: () => this.reloadCredentials(),
         onRules: (rules) => this.setRules(rules),
         onPeers: () => this.events.emit("peers"),

@@ -5,6 +5,7 @@
 // daemon runs static peers only and this module is not used. It sees the daemon only through MeshDeps.
 import type { Logger } from "pino";
 import { CoordClient, type MapPeer, type PeerMap } from "../coord/client.js";
+import type { MapService } from "../coord/protocol.js";
 import { RelayClient } from "../nat/relay-client.js";
 import { PathManager, decodeCandidates, type PathMessageKind } from "../nat/paths.js";
 import type { StunServerAddress } from "../nat/stun.js";
@@ -36,6 +37,8 @@ export interface MeshDeps {
   conn: UdpConn;
   candidates: LocalCandidates;
   credentials(): NodeCredentials;
+  /** The services this node announces. */
+  services(): MapService[];
   /** Static peers (--peer) stay whatever the map says. */
   staticPeers: ReadonlySet<string>;
   /** The coordination client installed a renewed certificate. */
@@ -234,6 +237,7 @@ export class Mesh {
       endpoints: this.deps.candidates.list().map(describeEndpoint),
       homeRelay: this.homeRelay,
       natType: this.deps.candidates.natType,
+      services: this.deps.services(),
     });
   }
 }

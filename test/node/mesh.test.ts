@@ -47,6 +47,25 @@ describe("coordinated mesh", () => {
     }
   }, 90_000);
 
+  it("a service exposed with ember serve appears in every peer's map, and leaves it when withdrawn", async () => {
+    const serve = ember(["serve", "web", "--to", "127.0.0.1:8080", "--protocol", "https", "--state", nodes.alpha.dir, "--json"]);
+    expect(serve.code, serve.stderr).toBe(0);
+    expect(JSON.parse(serve.stdout)).toEqual([{ name: "web", port: 443, protocol: "https", to: "127.0.0.1:8080" }]);
+    const seen = (from: string) => mesh.request<{ name: string; services: unknown[] }[]>(nodes[from], "peers")
+      .then((ps) => ps.find((p) => p.name === "alpha")?.services);
+    for (const n of ["beta", "gamma"]) {
+      expect(await eventually(async () => ((await seen(n))?.length ? seen(n) : undefined), 10_000, `${n} sees alpha's service`))
+        .toEqual([{ name: "web", port: 443, protocol: "https" }]);
+    }
+    const bad = ember(["serve", "Web!", "--to", "127.0.0.1:8080", "--state", nodes.alpha.dir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/service name "Web!" must be a lowercase DNS label/);
+    const clash = ember(["serve", "web2", "--to", "127.0.0.1:9000", "--port", "443", "--state", nodes.alpha.dir]);
+    expect(clash.stderr).toMatch(/tcp port 443 is already service web/);
+    expect(ember(["serve", "web", "--remove", "--state", nodes.alpha.dir]).code).toBe(0);
+    await eventually(async () => ((await seen("beta"))?.length === 0 ? true : undefined), 10_000, "withdrawn service leaves beta's map");
+  }, 40_000);
+
   it("a node listens on nothing but its one overlay UDP socket (invariant 4: control plane and relay are outbound)", () => {
     const pid = nodes.alpha.proc!.pid!;
     const r = spawnSync("ss", ["-H", "-n", "-a", "-p", "-t", "-u"], { encoding: "utf8" });
