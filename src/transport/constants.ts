@@ -118,6 +118,12 @@ export const DROP = {
 } as const;
 export type DropReason = (typeof DROP)[keyof typeof DROP];
 
+/**
+ * The longest a receiver holds an ACK for an ack-eliciting packet (RFC 9000 max_ack_delay). A protocol
+ * constant, not an option: the sender's probe timeout counts on the peer's value and nothing exchanges it.
+ */
+export const MAX_ACK_DELAY_MS = 25;
+
 // Recovery (RFC 9002 section 6 and appendix A).
 /** Packets acknowledged after a missing one before it is declared lost (kPacketThreshold). */
 export const PACKET_THRESHOLD = 3;
