@@ -27,3 +27,5 @@ export const UDP_MAX_UNSENT = 256 * 1024;
 export const UDP_MAX_INFLIGHT_SENDS = 64;
 /** A destination whose dial failed is not re-dialled for this long: one bad name must not dial per datagram. */
 export const UDP_FAILED_HOLD_MS = 5_000;
+/** The receiving side's connect to its local service; a local service that does not answer in this is down. */
+export const LOCAL_CONNECT_TIMEOUT_MS = 10_000;

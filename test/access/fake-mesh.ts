@@ -1,6 +1,12 @@
-// A fake mesh for the access tests: a Directory of a few peers in three tenants, and (added below)
-// a Dialer that carries flows to real local servers or refuses them with a DialError.
-import type { Directory, DirectoryPeer } from "../../src/access/types.js";
+// A fake mesh for the access tests: a Directory of a few peers in three tenants, a Dialer that carries
+// flows to real local servers (through an in-memory stream pair and connectService) or refuses them
+// with a DialError, and the servers themselves.
+import { createSocket } from "node:dgram";
+import { createServer as createHttpServer } from "node:http";
+import { createServer, type AddressInfo } from "node:net";
+import { Duplex } from "node:stream";
+import { connectService, type ServiceConnection } from "../../src/access/service-connector.js";
+import { DialError, type AccessLog, type AccessProtocol, type Dialer, type Directory, type DirectoryPeer, type Target } from "../../src/access/types.js";
 
 export function directory(selfName: string, selfTenant: string, peers: DirectoryPeer[]): Directory {
   return {
@@ -28,3 +34,125 @@ export const PEERS: DirectoryPeer[] = [
 ];
 
 export const DIR = directory("laptop-1", "acme", PEERS);
+
+// ---- The dialer: flows to real local servers through an in-memory stream pair and connectService. ----
+
+
+/** One end of an in-memory byte pipe with back-pressure and half-close, standing in for a mesh stream. */
+class PairEnd extends Duplex {
+  peer!: PairEnd;
+  private unblock: ((err?: Error | null) => void) | null = null;
+  constructor() { super({ allowHalfOpen: true, highWaterMark: 64 * 1024 }); }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.peer.push(chunk)) cb();
+    else this.peer.unblock = cb;
+  }
+  override _read(): void {
+    const cb = this.unblock;
+    this.unblock = null;
+    cb?.();
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    this.peer.push(null);
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    // A reset: the far end learns of it, with the reason when there is one.
+    if (!this.peer.destroyed) this.peer.destroy(err ?? undefined);
+    const pending = this.peer.unblock;
+    this.peer.unblock = null;
+    pending?.(new Error("peer destroyed"));
+    cb(err);
+  }
+}
+
+export function streamPair(): [Duplex, Duplex] {
+  const a = new PairEnd();
+  const b = new PairEnd();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+export type Route =
+  | { kind: "local"; port: number }
+  | { kind: "reject"; error: DialError }
+  | { kind: "hang" };
+
+/** A Dialer over a pretend mesh: each route reaches a real server on 127.0.0.1 through connectService. */
+export class FakeMesh implements Dialer {
+  readonly dials: Target[] = [];
+  readonly services: ServiceConnection[] = [];
+  private readonly routes = new Map<string, Route>();
+
+  constructor(readonly log: AccessLog = memoryLog()) {}
+
+  route(peer: string, tenant: string, port: number, protocol: AccessProtocol, route: Route): this {
+    this.routes.set(`${peer}.${tenant}:${port}/${protocol}`, route);
+    return this;
+  }
+
+  async dial(t: Target): Promise<Duplex> {
+    this.dials.push({ ...t });
+    const r = this.routes.get(`${t.peer}.${t.tenant}:${t.port}/${t.protocol}`);
+    if (!r) throw new DialError("refused", `${t.peer} refused ${t.port}/${t.protocol}: no service there`);
+    if (r.kind === "reject") throw r.error;
+    if (r.kind === "hang") return new Promise<Duplex>(() => undefined);
+    const [near, far] = streamPair();
+    this.services.push(connectService(far, { host: "127.0.0.1", port: r.port }, t.protocol, this.log));
+    return near;
+  }
+}
+
+export interface LogEntry { level: "info" | "warn" | "debug"; obj: Record<string, unknown>; msg?: string }
+export type MemoryLog = AccessLog & { entries: LogEntry[]; text(): string };
+
+export function memoryLog(): MemoryLog {
+  const entries: LogEntry[] = [];
+  const at = (level: LogEntry["level"]) => (obj: object, msg?: string) => { entries.push({ level, obj: obj as Record<string, unknown>, msg }); };
+  return { entries, info: at("info"), warn: at("warn"), debug: at("debug"), text: () => entries.map((e) => `${e.level} ${e.msg ?? ""} ${JSON.stringify(e.obj)}`).join("\n") };
+}
+
+// ---- Real servers on 127.0.0.1 ----
+
+export interface Running { port: number; close(): Promise<void> }
+
+export async function tcpEcho(): Promise<Running> {
+  const open = new Set<import("node:net").Socket>();
+  const server = createServer({ allowHalfOpen: true }, (s) => {
+    open.add(s);
+    s.on("close", () => open.delete(s));
+    s.on("error", () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((r) => { server.close(() => r()); for (const s of open) s.destroy(); }),
+  };
+}
+
+/** Echoes each datagram back, prefixed "echo:". */
+export async function udpEcho(): Promise<Running> {
+  const sock = createSocket("udp4");
+  sock.on("message", (msg, from) => sock.send(Buffer.concat([Buffer.from("echo:"), msg]), from.port, from.address));
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+  return { port: sock.address().port, close: () => new Promise((r) => sock.close(() => r())) };
+}
+
+/** Answers every request with "hello from NAME: METHOD PATH" and reports the request head it saw. */
+export async function httpServer(name: string): Promise<Running & { heads: { method: string; url: string; headers: Record<string, unknown> }[] }> {
+  const heads: { method: string; url: string; headers: Record<string, unknown> }[] = [];
+  const server = createHttpServer((req, res) => {
+    heads.push({ method: req.method ?? "", url: req.url ?? "", headers: { ...req.headers } });
+    let body = 0;
+    req.on("data", (c: Buffer) => { body += c.length; });
+    req.on("end", () => res.end(`hello from ${name}: ${req.method} ${req.url}${body ? ` (${body} bytes)` : ""}\n`));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    heads,
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }),
+  };
+}
