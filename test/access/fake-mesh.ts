@@ -1,7 +1,7 @@
 // A fake mesh for the access tests: a Directory of a few peers in three tenants, a Dialer that carries
 // flows to real local servers (through an in-memory stream pair and connectService) or refuses them
 // with a DialError, and the servers themselves.
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { createServer as createHttpServer } from "node:http";
 import { createServer, type AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
@@ -155,4 +155,19 @@ export async function httpServer(name: string): Promise<Running & { heads: { met
     port: (server.address() as AddressInfo).port,
     close: () => new Promise((r) => { server.close(() => r()); server.closeAllConnections(); }),
   };
+}
+
+export type UdpClient = UdpSocket & { ask(port: number, msg: string | Buffer, timeoutMs?: number): Promise<string | null> };
+
+/** A UDP socket on 127.0.0.1 that sends one datagram and waits for one answer (null on timeout). */
+export async function udpClient(): Promise<UdpClient> {
+  const sock = createSocket("udp4") as UdpClient;
+  await new Promise<void>((r) => sock.bind(0, "127.0.0.1", r));
+  sock.ask = (port, msg, timeoutMs = 2000) => new Promise((resolve) => {
+    const t = setTimeout(() => { sock.off("message", on); resolve(null); }, timeoutMs);
+    const on = (m: Buffer) => { clearTimeout(t); sock.off("message", on); resolve(m.toString()); };
+    sock.on("message", on);
+    sock.send(msg, port, "127.0.0.1");
+  });
+  return sock;
 }
