@@ -90,10 +90,16 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
       else socket.destroy();
     }, handshakeMs);
     socket.once("close", () => clearTimeout(timer));
+    // A client that closes its side mid-handshake has left (half-open is for tunnels): free its slot.
+    let inHandshake = true;
+    socket.once("end", () => { if (inHandshake) socket.destroy(); });
     const conn: ClientConn = {
       socket, id,
       from: `${socket.remoteAddress}:${socket.remotePort}`,
-      handshakeDone: () => clearTimeout(timer),
+      handshakeDone: () => {
+        inHandshake = false;
+        clearTimeout(timer);
+      },
       onDeadline: (send) => { onDeadline = send; },
     };
     socket.once("data", (first: Buffer) => {

@@ -77,7 +77,9 @@ export function streamPair(): [Duplex, Duplex] {
 export type Route =
   | { kind: "local"; port: number }
   | { kind: "reject"; error: DialError }
-  | { kind: "hang" };
+  | { kind: "hang" }
+  /** Answers like `local`, but only after `ms`: a client can give up while the dial is in flight. */
+  | { kind: "delay"; ms: number; port: number };
 
 /** A Dialer over a pretend mesh: each route reaches a real server on 127.0.0.1 through connectService. */
 export class FakeMesh implements Dialer {
@@ -98,6 +100,7 @@ export class FakeMesh implements Dialer {
     if (!r) throw new DialError("refused", `${t.peer} refused ${t.port}/${t.protocol}: no service there`);
     if (r.kind === "reject") throw r.error;
     if (r.kind === "hang") return new Promise<Duplex>(() => undefined);
+    if (r.kind === "delay") await new Promise((res) => setTimeout(res, r.ms));
     const [near, far] = streamPair();
     this.services.push(connectService(far, { host: "127.0.0.1", port: r.port }, t.protocol, this.log));
     return near;
