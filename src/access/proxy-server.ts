@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from "node:net";
 import { closeWith } from "./client-io.js";
 import { Counters } from "./counters.js";
 import { handleHttp } from "./http-proxy.js";
-import { bindFailure, checkListenHost, checkListenPort, DEFAULT_LISTEN_HOST, ListenError } from "./listen.js";
+import { bindFailure, checkListenHost, checkListenPort, DEFAULT_LISTEN_HOST } from "./listen.js";
 import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_UDP_FLOWS, UDP_IDLE_MS } from "./limits.js";
 import { PROXY_COUNTERS, type ClientConn, type ProxyContext, type ProxyCounter } from "./proxy-context.js";
 import { handleSocks5 } from "./socks5.js";
@@ -138,4 +138,3 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
   };
 }
 
-export { ListenError };

@@ -3,6 +3,7 @@
 import { createSocket } from "node:dgram";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ListenError } from "../../src/access/listen.js";
 import { startProxy, type ProxyServer } from "../../src/access/proxy-server.js";
 import { DialError } from "../../src/access/types.js";
 import { curl, readN, socksRequest } from "./clients.js";
@@ -196,5 +197,42 @@ describe("proxy", () => {
     await new Promise((r) => setTimeout(r, 100));
     await expect(ask("echo.node-a", 0, "after", 500)).rejects.toThrow("no UDP reply");
     client.close();
+  });
+
+  it("UDP ASSOCIATE keeps one flow per (name, port), and idle flows close", async () => {
+    const quick = await startProxy({ port: 0, dialer: mesh, directory: DIR, log: memoryLog(), udpIdleMs: 400 });
+    const ctl = await open(quick.port);
+    const client = createSocket("udp4");
+    try {
+      ctl.write(Buffer.from([5, 1, 0, 5, 3, 0, 1, 0, 0, 0, 0, 0, 0]));
+      const relayPort = (await readN(ctl, 12)).readUInt16BE(10);
+      await new Promise<void>((r) => client.bind(0, "127.0.0.1", r));
+      const ask = (name: string, port: number, payload: string) => new Promise<string>((resolve, reject) => {
+        const n = Buffer.from(name);
+        const t = setTimeout(() => reject(new Error("no UDP reply")), 3000);
+        client.once("message", (m) => { clearTimeout(t); resolve(m.subarray(7 + n.length).toString()); });
+        client.send(Buffer.concat([Buffer.from([0, 0, 0, 3, n.length]), n, Buffer.from([port >> 8, port & 0xff]), Buffer.from(payload)]), relayPort, "127.0.0.1");
+      });
+      expect(await ask("echo.node-a", 0, "a")).toBe("echo:a");
+      expect(await ask("echo.node-a", 0, "b")).toBe("echo:b");
+      expect(await ask("node-a", 7, "c")).toBe("echo:c"); // another name for the same service: its own flow
+      expect(quick.stats().counters).toMatchObject({ udp_flows: 2, udp_datagrams_in: 3, udp_datagrams_out: 3 });
+      await new Promise((r) => setTimeout(r, 900));
+      expect(quick.stats().counters.udp_flows_idle_closed).toBe(2);
+      expect(await ask("echo.node-a", 0, "d")).toBe("echo:d"); // a new flow after the idle one closed
+      expect(quick.stats().counters.udp_flows).toBe(3);
+    } finally {
+      client.close();
+      ctl.destroy();
+      await quick.close();
+    }
+  });
+
+  it("listens on loopback only", async () => {
+    await expect(startProxy({ port: 0, host: "0.0.0.0", dialer: mesh, directory: DIR, log: memoryLog() })).rejects.toThrow(ListenError);
+    await expect(startProxy({ port: 0, host: "192.0.2.1", dialer: mesh, directory: DIR, log: memoryLog() }))
+      .rejects.toThrow("listen address 192.0.2.1 is not loopback");
+    await expect(startProxy({ port: proxy.port, dialer: mesh, directory: DIR, log: memoryLog() })).rejects.toThrow("is already in use");
+    expect(proxy.host).toBe("127.0.0.1");
   });
 });
