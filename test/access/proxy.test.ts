@@ -1,5 +1,6 @@
 // The proxy with real clients: the curl binary through SOCKS5 and HTTP (absolute-form and CONNECT),
 // raw SOCKS5 replies for each refusal, and a hand-written SOCKS5 UDP ASSOCIATE client.
+import { execFile } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { connect, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -139,6 +140,15 @@ describe("proxy", () => {
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe("hello from node-a: GET /tunnelled\n");
     expect(proxy.stats().counters.http_connect).toBe(before + 1);
+  });
+
+  it("socat's PROXY address (HTTP CONNECT, as ssh's ProxyCommand would use it) reaches a TCP service by name", async () => {
+    const out = await new Promise<string>((resolve) => {
+      const child = execFile("/usr/bin/socat", ["-", `PROXY:127.0.0.1:node-a:7000,proxyport=${proxy.port}`], { timeout: 10_000 },
+        (_err, stdout, stderr) => resolve(stdout + stderr));
+      child.stdin!.end("hello through socat\n");
+    });
+    expect(out).toBe("hello through socat\n");
   });
 
   it("a denial answers 403 with the reason in the body and X-Ember-Reason, on both HTTP forms", async () => {
