@@ -31,6 +31,9 @@ export function dialWithin(dialer: Dialer, target: Target, timeoutMs = DIAL_TIME
       pending = Promise.reject(err);
     }
     pending.then((stream) => {
+      // From here until its owner splices it, nobody listens for the stream's errors: an early reset
+      // must not become an uncaught exception. The owner's pipeline sees the stream destroyed.
+      stream.on("error", () => undefined);
       if (settled) return void stream.destroy();
       settled = true;
       clearTimeout(timer);

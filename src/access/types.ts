@@ -33,7 +33,8 @@ export interface Target {
 /**
  * Opens a flow over the mesh. Rejects with DialError (code + human reason) when denied, unreachable,
  * refused or timed out. A udp flow is a Duplex too: datagrams travel on it framed
- * (datagram-framing.ts).
+ * (datagram-framing.ts). The caller listens for the stream's 'error' from the moment the promise
+ * settles, so the stream must not emit one in the same turn of the event loop that resolves it.
  */
 export interface Dialer { dial(target: Target): Promise<Duplex> }
 

@@ -79,7 +79,9 @@ export type Route =
   | { kind: "reject"; error: DialError }
   | { kind: "hang" }
   /** Answers like `local`, but only after `ms`: a client can give up while the dial is in flight. */
-  | { kind: "delay"; ms: number; port: number };
+  | { kind: "delay"; ms: number; port: number }
+  /** A flow the far side resets as soon as it is open. */
+  | { kind: "reset" };
 
 /** A Dialer over a pretend mesh: each route reaches a real server on 127.0.0.1 through connectService. */
 export class FakeMesh implements Dialer {
@@ -101,6 +103,13 @@ export class FakeMesh implements Dialer {
     if (r.kind === "reject") throw r.error;
     if (r.kind === "hang") return new Promise<Duplex>(() => undefined);
     if (r.kind === "delay") await new Promise((res) => setTimeout(res, r.ms));
+    if (r.kind === "reset") {
+      const [near, far] = streamPair();
+      far.on("error", () => undefined);
+      // A reset arrives as a packet does: on a later turn of the event loop than the dial's answer.
+      setImmediate(() => far.destroy(new Error("flow reset by peer")));
+      return near;
+    }
     const [near, far] = streamPair();
     this.services.push(connectService(far, { host: "127.0.0.1", port: r.port }, t.protocol, this.log));
     return near;

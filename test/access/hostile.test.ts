@@ -54,7 +54,8 @@ describe("proxy under bad input", () => {
     mesh = new FakeMesh()
       .route("node-a", "acme", 8080, "tcp", { kind: "local", port: web.port })
       .route("node-a", "acme", 7, "udp", { kind: "local", port: uecho.port })
-      .route("db-1", "acme", 5432, "tcp", { kind: "delay", ms: 300, port: web.port });
+      .route("db-1", "acme", 5432, "tcp", { kind: "delay", ms: 300, port: web.port })
+      .route("node-b", "acme", 80, "tcp", { kind: "reset" });
     proxy = await startProxy({ port: 0, dialer: mesh, directory: DIR, log: memoryLog(), handshakeTimeoutMs: 3000 });
   });
   afterAll(async () => {
@@ -178,6 +179,17 @@ describe("proxy under bad input", () => {
     await eventually(() => mesh.services.length === services + 1, 3000);
     const result = await mesh.services[services].done;
     expect(result.toService).toBe(0);
+    await eventually(() => proxy.stats().active === 0);
+  });
+
+  it("a flow the mesh resets as soon as it opens closes the client, on every front end", async () => {
+    const socks = await exchange(proxy.port, Buffer.concat([Buffer.from([5, 1, 0]), socksRequest(1, "node-b", 80)]));
+    expect(socks.closed).toBe(true);
+    expect(socks.data.subarray(0, 4).toString("hex")).toBe("05000500");
+    const http = await exchange(proxy.port, "GET http://node-b/ HTTP/1.1\r\nHost: node-b\r\n\r\n");
+    expect(http).toMatchObject({ closed: true, data: Buffer.alloc(0) });
+    const tunnel = await exchange(proxy.port, "CONNECT node-b:80 HTTP/1.1\r\n\r\n");
+    expect(tunnel.closed).toBe(true);
     await eventually(() => proxy.stats().active === 0);
   });
 
