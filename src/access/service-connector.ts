@@ -28,6 +28,13 @@ export interface ServiceConnection {
 export interface ServiceOptions {
   idleMs?: number;
   connectTimeoutMs?: number;
+  /**
+   * The local side is ready (TCP connected, UDP socket bound): the mesh may accept the flow now. With this
+   * set, a local failure before that calls onFail instead of destroying the stream, so the caller can refuse
+   * the open with the reason (the client then hears "refused", not a reset after success).
+   */
+  onReady?: () => void;
+  onFail?: (reason: string) => void;
 }
 
 export function connectService(stream: Duplex, local: { host: string; port: number }, protocol: AccessProtocol, log: AccessLog,
@@ -50,7 +57,7 @@ function connectTcp(stream: Duplex, local: { host: string; port: number }, log: 
     clearTimeout(timer);
     sock.destroy();
     log.warn({ service: where, reason }, "service: local connect failed");
-    stream.destroy(new Error(reason));
+    if (opts.onFail) opts.onFail(reason); else stream.destroy(new Error(reason));
     resolve({ toService: 0, fromService: 0, error: reason });
   }
   const earlyClose = () => {
@@ -68,6 +75,7 @@ function connectTcp(stream: Duplex, local: { host: string; port: number }, log: 
     connected = true;
     clearTimeout(timer);
     stream.off("close", earlyClose);
+    opts.onReady?.();
     splice(stream, sock, (r) => {
       if (r.error) log.debug({ service: where, err: r.error.message }, "service: flow ended with an error");
       resolve({ toService: r.aToB, fromService: r.bToA, ...(r.error ? { error: r.error.message } : {}) });
@@ -100,13 +108,14 @@ function connectUdp(stream: Duplex, local: { host: string; port: number }, log: 
     if (flow) return log.debug({ service: where, err: code }, "service: udp error");
     const reason = `local service ${where} unreachable: ${code}`;
     log.warn({ service: where, reason }, "service: local udp socket failed");
-    stream.destroy(new Error(reason));
+    if (opts.onFail) opts.onFail(reason); else stream.destroy(new Error(reason));
     finish(reason);
   });
   stream.on("error", () => { /* the flow reports it */ });
   stream.once("close", () => { if (!flow) finish("the flow closed before the local socket was ready"); });
   sock.connect(local.port, local.host, () => {
     if (closed) return;
+    opts.onReady?.();
     flow = new DatagramFlow({
       stream,
       idleMs: opts.idleMs ?? UDP_IDLE_MS,

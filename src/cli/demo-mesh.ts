@@ -2,7 +2,7 @@
 // three nodes that enroll with one-time tokens), driven through the same CLI and APIs an operator uses.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { writeFileSync } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -41,10 +41,11 @@ export class LocalMesh {
     return { cert, key, ca: join(this.ca.dir, "bundle.pem") };
   }
 
-  /** Starts a child `ember ...` and resolves with the first stdout line matching `ready`. */
+  /** Starts a child `ember ...` and resolves with the first stdout line matching `ready`; its log goes to DIR/LABEL.log. */
   start(label: string, args: string[], ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<{ proc: ChildProcess; line: string }> {
     const proc = spawn(process.execPath, [EMBER, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     this.procs.push(proc);
+    proc.stderr!.pipe(createWriteStream(join(this.dir, `${label.replace(/[^a-z0-9-]/gi, "_")}.log`), { flags: "a" }));
     const tail: string[] = [];
     createInterface({ input: proc.stderr! }).on("line", (l) => { tail.push(l); if (tail.length > 40) tail.shift(); });
     return new Promise((resolve, reject) => {
@@ -81,9 +82,14 @@ export class LocalMesh {
     return new AdminClient({ ...this.adminFlags, coord: this.coordUrl }, {});
   }
 
-  async startNode(n: DemoNode, tenant: string): Promise<void> {
-    const token = await this.admin().createToken({ tenant, groups: n.groups, roles: [], ttlMs: 600_000, uses: 1 });
-    const { proc } = await this.start(n.name, ["up", "--coord", this.coordUrl, "--token", token.token, "--name", n.name, "--state", n.dir, "--listen", "127.0.0.1:0"], /"event":"up"/);
+  /** A one-time token for a node of this tenant and these groups. */
+  async token(tenant: string, groups: string[]): Promise<string> {
+    return (await this.admin().createToken({ tenant, groups, roles: [], ttlMs: 600_000, uses: 1 })).token;
+  }
+
+  async startNode(n: DemoNode, tenant: string, extraArgs: string[] = []): Promise<void> {
+    const token = await this.token(tenant, n.groups);
+    const { proc } = await this.start(n.name, ["up", "--coord", this.coordUrl, "--token", token, "--name", n.name, "--state", n.dir, "--listen", "127.0.0.1:0", ...extraArgs], /"event":"up"/);
     n.proc = proc;
   }
 

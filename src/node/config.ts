@@ -25,12 +25,16 @@ export interface NodeConfig {
   mtu: number;
   /** Services exposed on the mesh (config `services:`; more at run time with `ember serve`). */
   services: LocalService[];
+  /** The SOCKS5/HTTP proxy's loopback address (config `proxy:` or --proxy); off when absent. */
+  proxy?: { host: string; port: number };
 }
 
 export class ConfigError extends Error {}
 
 /** "host:port", "[v6]:port" or ":port"/"port" (host defaults to all interfaces). */
 export function parseHostPort(text: string, what: string, defaultHost = "0.0.0.0"): { host: string; port: number } {
+  // A bare number is a port (the pattern below would otherwise split "34615" into host "3461", port 5).
+  if (/^\s*\d{1,5}\s*$/.test(text)) text = `:${text.trim()}`;
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*))?:?(\d{1,5})$/.exec(text.trim());
   if (!m) throw new ConfigError(`${what}: "${text}" is not host:port`);
   const port = Number(m[3]);
@@ -52,6 +56,16 @@ function parseServicesSection(x: unknown): LocalService[] {
     } catch (err) { throw new ConfigError(`config: ${(err as Error).message}`); }
   }
   return out;
+}
+
+/** "1080" or "127.0.0.1:1080": the proxy listens on loopback only. */
+function parseProxy(text: string | undefined): { host: string; port: number } | undefined {
+  if (text === undefined) return undefined;
+  const hp = parseHostPort(text, "proxy", "127.0.0.1");
+  if (hp.host !== "127.0.0.1" && hp.host !== "::1" && hp.host !== "localhost") {
+    throw new ConfigError(`proxy: "${text}" must be a loopback address (127.0.0.1 or ::1): the proxy admits anyone who can connect to it`);
+  }
+  return hp;
 }
 
 function parseMtu(text: string | undefined): number {
@@ -85,9 +99,10 @@ export interface ConfigInput {
   coord?: string;
   logLevel?: string;
   mtu?: string;
+  proxy?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy"]);
 
 export function loadNodeConfig(input: ConfigInput): NodeConfig {
   let file: Record<string, unknown> = {};
@@ -138,5 +153,6 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     logLevel: input.logLevel ?? str("log_level") ?? "info",
     mtu: parseMtu(input.mtu ?? str("mtu")),
     services: parseServicesSection(file.services),
+    proxy: parseProxy(input.proxy ?? str("proxy")),
   };
 }

@@ -45,7 +45,7 @@ export function registerServiceMethods(methods: ControlMethods, d: Daemon): void
   methods.register("serve", (params) => {
     const s = parseService({ name: String(params.name ?? ""), to: String(params.to ?? ""), protocol: params.protocol as string | undefined, port: params.port as number | undefined });
     d.services.add(s);
-    d.log.info({ service: s.name, port: s.port, protocol: s.protocol, to: `${s.to.host}:${s.to.port}` }, "service exposed");
+    d.log.info({ service: s.name, port: s.port, protocol: s.protocol, to: `${s.to!.host}:${s.to!.port}` }, "service exposed");
     return servicesReport(d);
   });
   methods.register("unserve", (params) => {
@@ -58,7 +58,7 @@ export function registerServiceMethods(methods: ControlMethods, d: Daemon): void
 }
 
 export function servicesReport(d: Daemon) {
-  return d.services.list().map((s) => ({ name: s.name, port: s.port, protocol: s.protocol, to: `${s.to.host}:${s.to.port}` }));
+  return d.services.list().map((s) => ({ name: s.name, port: s.port, protocol: s.protocol, to: s.to ? `${s.to.host}:${s.to.port}` : "(in-process listener)" }));
 }
 
 export function statusReport(d: Daemon) {

@@ -20,6 +20,8 @@ import { Mesh } from "./mesh.js";
 import type { KnownPeer, NodeRuntime } from "./runtime.js";
 import { UdpConn } from "./udp-conn.js";
 import { ServiceTable } from "./services.js";
+import { Flows } from "./flows.js";
+import { NodeAccess } from "./access.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -37,6 +39,10 @@ export class Daemon implements NodeRuntime {
   readonly control = new ControlMethods();
   /** Services this node exposes; a change is announced to the coordination server at once. */
   readonly services = new ServiceTable(() => this.meshPart?.report());
+  /** Application streams with peers (one stream mux per peer), decided by policy on both ends. */
+  readonly flows: Flows;
+  /** Names, proxy, forwards: how applications on this machine reach the mesh. */
+  readonly access: NodeAccess;
   private creds: NodeCredentials;
   private conn?: UdpConn;
   private local?: LocalCandidates;
@@ -61,7 +67,10 @@ export class Daemon implements NodeRuntime {
     this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
     for (const s of cfg.services) this.services.add(s);
+    this.flows = new Flows({ runtime: this, services: this.services });
+    this.access = new NodeAccess(this, this.flows);
     registerNodeMethods(this.control, this);
+    this.access.registerMethods(this.control);
   }
 
   get config(): NodeConfig {
@@ -108,6 +117,7 @@ export class Daemon implements NodeRuntime {
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
     await this.controlSocket.listen();
     this.device.start();
+    if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
       this.meshPart = new Mesh({
         coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
@@ -154,6 +164,8 @@ export class Daemon implements NodeRuntime {
   }
 
   async stop(): Promise<void> {
+    await this.access.close();
+    this.flows.close();
     await this.meshPart?.stop();
     this.device.stop();
     await this.controlSocket?.close();

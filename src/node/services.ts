@@ -6,8 +6,8 @@ import type { MapService, ServiceProtocol } from "../coord/protocol.js";
 import { parseHostPort } from "./config.js";
 
 export interface LocalService extends MapService {
-  /** Where accepted flows go, e.g. 127.0.0.1:8080. */
-  to: { host: string; port: number };
+  /** Where accepted flows go, e.g. 127.0.0.1:8080; none when an SDK listener in this process serves it. */
+  to?: { host: string; port: number };
 }
 
 export class ServiceError extends Error {}

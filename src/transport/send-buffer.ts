@@ -57,6 +57,8 @@ export class SendBuffer {
 
   /** Copies [offset, offset + len) into dst at dstOff. */
   copy(dst: Uint8Array, dstOff: number, offset: number, len: number): void {
+    // A FIN alone after everything was acknowledged copies nothing, and there may be no chunk left to look at.
+    if (len === 0) return;
     let i: number;
     let chunkOffset: number;
     if (offset >= this.cursorOffset && this.cursor >= this.head) {

@@ -121,6 +121,25 @@ export const KEEPALIVE_TIMEOUT_MS = 10_000;
 /** Sliding replay window (RFC 6479 bitmap), in packets; the usable span is this minus one 32-bit word. */
 export const REPLAY_WINDOW_SIZE = 8192;
 
+/**
+ * Why a node refused or cut an application flow: the code in the stream layer's REFUSE or RESET (above the
+ * transport's own codes), so the client side can say what happened (SOCKS5 0x02, HTTP 403, ...).
+ */
+export const FLOW_CODE = {
+  /** The receiving node's policy does not allow the flow (the reason names the rule decision). */
+  DENIED: 0x100,
+  /** Nothing is served on that port/protocol, or the named service does not exist there. */
+  NO_SERVICE: 0x101,
+  /** The service's local target did not answer (connection refused, timeout). */
+  SERVICE_UNREACHABLE: 0x102,
+  /** The open request could not be read. */
+  BAD_REQUEST: 0x103,
+  /** A live flow that a policy change no longer allows. */
+  POLICY_CHANGED: 0x104,
+  /** The peer was revoked or left the map. */
+  PEER_GONE: 0x105,
+} as const;
+
 /** Handshake payload (msgpack) version and the binding's domain-separation string. */
 export const HANDSHAKE_PAYLOAD_VERSION = 1;
 export const STATIC_KEY_BINDING_CONTEXT = "embernet-noise-static-key:v1:";

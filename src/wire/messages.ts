@@ -37,11 +37,23 @@ export const field = {
       return x.map((e, i) => item(e, `${name}[${i}]`));
     };
   },
+  optional<T>(inner: Field<T>): Field<T | undefined> {
+    return (x, name) => (x === undefined || x === null ? undefined : inner(x, name));
+  },
+  oneOf<T extends string>(values: readonly T[]): Field<T> {
+    return (x, name) => {
+      if (typeof x !== "string" || !values.includes(x as T)) throw new MessageError(`${name} must be one of ${values.join(", ")}`);
+      return x as T;
+    };
+  },
   record<T extends object>(shape: { [K in keyof T]: Field<T[K]> }): Field<T> {
     return (x, name) => {
       if (x === null || typeof x !== "object" || Array.isArray(x) || x instanceof Uint8Array) throw new MessageError(`${name} must be a map`);
       const out = {} as T;
-      for (const k of Object.keys(shape) as (keyof T)[]) out[k] = shape[k]((x as Record<string, unknown>)[k as string], `${name}.${String(k)}`);
+      for (const k of Object.keys(shape) as (keyof T)[]) {
+        const v = shape[k]((x as Record<string, unknown>)[k as string], `${name}.${String(k)}`);
+        if (v !== undefined) out[k] = v;
+      }
       return out;
     };
   },
@@ -97,4 +109,16 @@ export interface CallMeMaybe { candidates: Candidate[] }
 
 export const callMeMaybe = defineMessage<CallMeMaybe>("call-me-maybe", CONTROL_MESSAGE_VERSION, {
   candidates: field.array(field.record<Candidate>({ ip: field.string(45), port: field.uint(65535) }), 0, 32),
+});
+
+/**
+ * The request in a stream's OPEN (src/transport): which flow the opener asks for. The receiving node decides
+ * it by policy as a flow to itself on `port`/`protocol`; `service` (when the client named one) must agree.
+ */
+export interface FlowOpen { port: number; protocol: "tcp" | "udp"; service?: string }
+
+export const flowOpen = defineMessage<FlowOpen>("flow open", CONTROL_MESSAGE_VERSION, {
+  port: field.uint(65535),
+  protocol: field.oneOf(["tcp", "udp"] as const),
+  service: field.optional(field.string(63)),
 });
