@@ -10,6 +10,7 @@ import { registerCoordVerbs } from "./coord.js";
 import { registerRelay } from "./relay.js";
 import { registerNetcheck } from "./netcheck.js";
 import { registerServe } from "./serve.js";
+import { registerAccess } from "./access.js";
 
 const program = new Command();
 program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
@@ -22,6 +23,7 @@ registerCoordVerbs(program);
 registerRelay(program);
 registerNetcheck(program);
 registerServe(program);
+registerAccess(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -27,6 +27,8 @@ export interface NodeConfig {
   services: LocalService[];
   /** The SOCKS5/HTTP proxy's loopback address (config `proxy:` or --proxy); off when absent. */
   proxy?: { host: string; port: number };
+  /** A local policy file for meshes without a coordination server (with one, the server's rules apply). */
+  policyFile?: string;
 }
 
 export class ConfigError extends Error {}
@@ -100,9 +102,10 @@ export interface ConfigInput {
   logLevel?: string;
   mtu?: string;
   proxy?: string;
+  policy?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy"]);
 
 export function loadNodeConfig(input: ConfigInput): NodeConfig {
   let file: Record<string, unknown> = {};
@@ -154,5 +157,6 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     mtu: parseMtu(input.mtu ?? str("mtu")),
     services: parseServicesSection(file.services),
     proxy: parseProxy(input.proxy ?? str("proxy")),
+    policyFile: input.policy ?? path(str("policy")),
   };
 }

@@ -9,8 +9,8 @@ import type { Endpoint } from "../session/endpoint.js";
 import type { InnerHandler } from "../session/inner.js";
 import type { SessionTimers } from "../session/timers.js";
 import { innerPayloadFor, MAX_PAYLOAD, type InnerType } from "../wire/constants.js";
-import type { CompiledRule } from "../policy/index.js";
-import type { NodeConfig } from "./config.js";
+import { parsePolicy, type CompiledRule } from "../policy/index.js";
+import { ConfigError, type NodeConfig } from "./config.js";
 import { ControlServer } from "./control-socket.js";
 import { ControlMethods, registerNodeMethods } from "./control.js";
 import { FlowPolicy } from "./flow-policy.js";
@@ -117,6 +117,7 @@ export class Daemon implements NodeRuntime {
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
     await this.controlSocket.listen();
     this.device.start();
+    if (cfg.policyFile) this.loadLocalPolicy(cfg.policyFile);
     if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
       this.meshPart = new Mesh({
@@ -133,6 +134,18 @@ export class Daemon implements NodeRuntime {
     const addr = conn.address();
     this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.host}:${addr.port}`, control: cfg.controlSocket }, "node up");
     return addr;
+  }
+
+  /** Without a coordination server, flows are decided by a local policy file (same format as the server's). */
+  private loadLocalPolicy(file: string): void {
+    if (this.opts.config.coordUrl) {
+      this.log.warn({ file }, "local policy file ignored: the coordination server's policy applies");
+      return;
+    }
+    const r = parsePolicy(readBoundedFile(file, "policy file"));
+    if (!r.ok) throw new ConfigError(`policy ${file}: ${r.errors.map((e) => `line ${e.line}: ${e.message}`).join("; ")}`);
+    for (const w of r.warnings) this.log.warn({ file, line: w.line }, `policy: ${w.message}`);
+    this.setRules(r.policy.rules);
   }
 
   private setRules(rules: CompiledRule[]): void {

@@ -34,6 +34,8 @@ export interface EmberNodeOptions {
   logLevel?: string;
   /** Path MTU of direct paths (default 1280). */
   mtu?: number;
+  /** A policy file (the coordination server's format) for a mesh without a coordination server. */
+  policyFile?: string;
 }
 
 /** A stream to or from a peer: a Duplex with the peer's verified identity. */
@@ -69,7 +71,7 @@ export class EmberNode {
   static async start(opts: EmberNodeOptions): Promise<EmberNode> {
     const config = loadNodeConfig({
       state: opts.stateDir, coord: opts.coord, listen: opts.listen ?? "0", peer: opts.peers ?? [],
-      logLevel: opts.logLevel ?? "warn", mtu: opts.mtu === undefined ? undefined : String(opts.mtu),
+      logLevel: opts.logLevel ?? "warn", mtu: opts.mtu === undefined ? undefined : String(opts.mtu), policy: opts.policyFile,
     });
     if (!existsSync(config.certPath)) {
       if (!opts.token || !opts.coord || !opts.name) {

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
+import { connect, createServer as createTcpServer, type Server as TcpServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { LocalMesh, freeTcpPort, type DemoNode } from "../../src/cli/demo-mesh.js";
 import { EmberNode, DialError } from "../../src/sdk/index.js";
@@ -99,4 +99,35 @@ describe("flows by identity name", () => {
     const log = logOf(laptop);
     expect(log).toMatch(/"event":"flow_denied","side":"sender","flow":"laptop-1.acme -> web-1.acme:22\/tcp","reason":"default deny"/);
   }, 30_000);
+
+  it("ember resolve says what a name is and why, or why not", () => {
+    const ok = ember(["resolve", "web.web-1", "--state", laptop.dir]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/web\.web-1 -> web-1 \(tenant acme\) port 8080\/tcp, service web/);
+    const json = JSON.parse(ember(["resolve", "web-1", "--port", "7000", "--state", laptop.dir, "--json"]).stdout);
+    expect(json).toMatchObject({ ok: true, peer: "web-1", tenant: "acme", port: 7000, protocol: "tcp" });
+    const bad = ember(["resolve", "nobody-here", "--state", laptop.dir]);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/nobody-here: cannot resolve \(unknown_name\)/);
+  });
+
+  it("ember forward carries a TCP stream byte-exact (1 MiB echoed) and stops on --remove", async () => {
+    const f = ember(["forward", "0", "echo.web-1", "--detach", "--json", "--state", laptop.dir]);
+    expect(f.code, f.stderr).toBe(0);
+    const port = Number(JSON.parse(f.stdout).listen.split(":").pop());
+    const data = randomBytes(1 << 20);
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      const c = connect(port, "127.0.0.1", () => c.end(data));
+      c.on("data", (d: Buffer) => { chunks.push(d); n += d.length; });
+      c.on("end", () => resolve(Buffer.concat(chunks, n)));
+      c.on("error", reject);
+    });
+    expect(createHash("sha256").update(got).digest("hex")).toBe(createHash("sha256").update(data).digest("hex"));
+    expect(ember(["forward", String(port), "x", "--remove", "--state", laptop.dir]).code).toBe(0);
+    await expect(new Promise((resolve, reject) => connect(port, "127.0.0.1", () => resolve(true)).on("error", reject))).rejects.toThrow(/ECONNREFUSED/);
+    const missing = ember(["forward", String(port), "x", "--remove", "--state", laptop.dir]);
+    expect(missing.stderr).toMatch(new RegExp(`no forward on local port ${port}`));
+  }, 60_000);
 });

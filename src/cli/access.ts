@@ -1,0 +1,48 @@
+// `ember resolve` and `ember forward`: names and port forwards through the running daemon.
+import type { Command } from "commander";
+import { parseForwardTarget, ForwardError } from "../access/index.js";
+import { ask, daemonFlags, type SocketOpts } from "./daemon-client.js";
+import { CliError, printJson } from "./output.js";
+
+interface ResolveAnswer { ok: boolean; text: string; json: Record<string, unknown> }
+interface ForwardStats { listen: string; to: string; protocol: string }
+
+export function registerAccess(program: Command): void {
+  daemonFlags(program.command("resolve")
+    .description("what a name resolves to through the peer map, and why (or why not): NAME, NAME.TENANT, SERVICE.NAME")
+    .argument("<name>", "a name as a client would type it"))
+    .option("--port <n>", "the port a client would ask for")
+    .option("--udp", "resolve for a UDP flow")
+    .action(async (name: string, o: SocketOpts & { port?: string; udp?: boolean }) => {
+      const port = o.port === undefined ? undefined : Number(o.port);
+      if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) throw new CliError(`--port ${o.port}: give 1-65535`);
+      const r = await ask<ResolveAnswer>(o, "resolve", { name, port, protocol: o.udp ? "udp" : "tcp" });
+      if (o.json) printJson(r.json);
+      else process.stdout.write(r.text + "\n");
+      if (!r.ok) process.exitCode = 1;
+    });
+
+  daemonFlags(program.command("forward")
+    .description("forward a local port to a mesh name until interrupted (ember forward 5432 db-1:5432, ember forward 5353 dns.db-1/udp)")
+    .argument("<local-port>", "loopback port to listen on (0: any free port)")
+    .argument("<target>", "NAME[:PORT][/tcp|/udp]"))
+    .option("--detach", "leave the forward running in the daemon and exit (stop it with --remove)")
+    .option("--remove", "stop the forward on <local-port> (target ignored)")
+    .action(async (localPort: string, target: string, o: SocketOpts & { detach?: boolean; remove?: boolean }) => {
+      const listenPort = Number(localPort);
+      if (!Number.isInteger(listenPort) || listenPort < 0 || listenPort > 65535) throw new CliError(`local port "${localPort}" must be 0-65535`);
+      if (o.remove) {
+        const r = await ask(o, "unforward", { listenPort });
+        return o.json ? printJson(r) : void process.stdout.write(`forward on 127.0.0.1:${listenPort} stopped\n`);
+      }
+      let t;
+      try { t = parseForwardTarget(target); } catch (err) { throw new CliError(err instanceof ForwardError ? err.message : String(err)); }
+      const f = await ask<ForwardStats>(o, "forward", { listenPort, host: t.host, port: t.port, protocol: t.protocol });
+      if (o.json) printJson(f);
+      else process.stdout.write(`forwarding ${f.listen} -> ${f.to} (${f.protocol})${o.detach ? "" : "; Ctrl-C stops it"}\n`);
+      if (o.detach) return;
+      const port = Number(f.listen.split(":").pop());
+      await new Promise<void>((resolve) => { process.once("SIGINT", resolve); process.once("SIGTERM", resolve); });
+      await ask(o, "unforward", { listenPort: port }).catch(() => undefined);
+    });
+}
