@@ -26,6 +26,8 @@ import { NodeAccess } from "./access.js";
 export interface DaemonOptions {
   config: NodeConfig;
   timers?: Partial<SessionTimers>;
+  /** Where the JSON log goes: a file path, or a file descriptor (default 2, stderr). */
+  logDestination?: string | number;
 }
 
 export class Daemon implements NodeRuntime {
@@ -51,7 +53,7 @@ export class Daemon implements NodeRuntime {
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
-    this.log = pino({ level: cfg.logLevel, base: undefined }, pino.destination(2));
+    this.log = pino({ level: cfg.logLevel, base: undefined }, pino.destination(opts.logDestination ?? 2));
     const bundlePem = readBoundedFile(cfg.bundlePath, "trust bundle");
     this.verifier = new Verifier({ bundlePem });
     this.creds = loadCredentials(cfg.certPath, cfg.keyPath, this.verifier, bundlePem);

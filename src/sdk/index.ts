@@ -30,8 +30,9 @@ export interface EmberNodeOptions {
   listen?: string;
   /** Static peers, NAME=HOST:PORT (meshes without a coordination server). */
   peers?: string[];
-  /** pino level for the node's own log on stderr (default "warn"). */
+  /** pino level for the node's own log (default "warn"), and where it goes (a file; default stderr). */
   logLevel?: string;
+  logFile?: string;
   /** Path MTU of direct paths (default 1280). */
   mtu?: number;
   /** A policy file (the coordination server's format) for a mesh without a coordination server. */
@@ -79,7 +80,7 @@ export class EmberNode {
       }
       await enroll({ coordUrl: opts.coord, token: opts.token, name: opts.name, stateDir: opts.stateDir });
     }
-    const daemon = new Daemon({ config });
+    const daemon = new Daemon({ config, logDestination: opts.logFile });
     await daemon.start();
     return new EmberNode(daemon);
   }

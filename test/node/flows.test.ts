@@ -130,4 +130,123 @@ describe("flows by identity name", () => {
     const missing = ember(["forward", String(port), "x", "--remove", "--state", laptop.dir]);
     expect(missing.stderr).toMatch(new RegExp(`no forward on local port ${port}`));
   }, 60_000);
+
+  /** An in-process node (the SDK), enrolled in `tenant` with `groups`; its log in DIR/NAME.log. */
+  async function sdkNode(name: string, tenant: string, groups: string[]): Promise<{ node: EmberNode; log: () => string }> {
+    const stateDir = join(tmp.dir, name);
+    const logFile = join(tmp.dir, `${name}.log`);
+    const node = await EmberNode.start({ stateDir, coord: mesh.coordUrl, token: await mesh.token(tenant, groups), name, listen: "127.0.0.1:0", logLevel: "info", logFile });
+    embedded.push(node);
+    await node.waitForPeer("web-1", 15_000);
+    return { node, log: () => readFileSync(logFile, "utf8") };
+  }
+
+  it("a valid certificate of another tenant is refused by the receiving node for every service, logged on both sides", async () => {
+    const { node, log } = await sdkNode("intruder", "globex", ["eng"]);
+    const flows = (node as any).daemon.flows; // skip the sender's own check: only web-1's decision stands
+    for (const port of [8080, 7000, 7001, 22]) {
+      const err = await flows.dial({ peer: "web-1", tenant: "acme", port, protocol: "tcp" }, { precheck: false }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DialError);
+      expect(err.code).toBe("denied");
+      expect(err.reason).toMatch(/denied by web-1: cross-tenant flow not named by any rule/);
+    }
+    // With its own check, the intruder's node refuses at once and logs why.
+    const pre = await node.dial("web.web-1").catch((e: unknown) => e);
+    expect(pre).toBeInstanceOf(DialError);
+    expect((pre as DialError).code).toBe("denied");
+    await eventually(() => (log().match(/"event":"flow_refused"/g)?.length === 4 ? true : undefined), 5_000, "intruder logs 4 refusals");
+    expect(log()).toMatch(/"event":"flow_denied","side":"sender","flow":"intruder.globex -> web-1.acme:8080\/tcp","reason":"cross-tenant flow not named by any rule"/);
+    for (const port of [8080, 7000, 7001, 22]) {
+      expect(logOf(web)).toContain(`"event":"flow_denied","side":"receiver","flow":"intruder.globex -> web-1.acme:${port}/tcp","reason":"cross-tenant flow not named by any rule"`);
+    }
+  }, 60_000);
+
+  it("200 concurrent streams over one session, each byte-exact", async () => {
+    const { node } = await sdkNode("worker-1", "acme", ["eng"]);
+    const one = async (i: number) => {
+      const data = randomBytes(32 * 1024 + i);
+      const s = await node.dial("echo.web-1");
+      const chunks: Buffer[] = [];
+      s.on("data", (d: Buffer) => chunks.push(d));
+      const done = new Promise<void>((resolve, reject) => { s.on("end", resolve); s.on("error", reject); });
+      s.end(data);
+      await done;
+      return createHash("sha256").update(Buffer.concat(chunks)).digest("hex") === createHash("sha256").update(data).digest("hex");
+    };
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => one(i)));
+    expect(results.filter((ok) => !ok)).toEqual([]);
+    const st = (node as any).daemon.flows.stats();
+    expect(st.peers["web-1"].streamsOpened).toBeGreaterThanOrEqual(200);
+  }, 120_000);
+
+  it("a stalled reader holds the service's writes to about a window: nothing buffers without bound", async () => {
+    let written = 0;
+    const firehose = createTcpServer((sock) => {
+      const chunk = Buffer.alloc(64 * 1024, 0x61);
+      const pump = () => { while (sock.writable && written < 512 * 1024 * 1024) { written += chunk.length; if (!sock.write(chunk)) return void sock.once("drain", pump); } };
+      sock.on("error", () => undefined);
+      pump();
+    });
+    await new Promise<void>((r) => firehose.listen(0, "127.0.0.1", r));
+    try {
+      const fport = (firehose.address() as { port: number }).port;
+      expect(ember(["serve", "firehose", "--to", `127.0.0.1:${fport}`, "--port", "7001", "--state", web.dir]).code).toBe(0);
+      const { node } = await sdkNode("sleeper", "acme", ["eng"]);
+      await eventually(() => (node.peers().find((p) => p.name === "web-1")?.services.some((x) => x.name === "firehose") ? true : undefined), 10_000, "firehose announced");
+      const rssBefore = rssKiB(web.proc!.pid!);
+      const s = await node.dial("firehose.web-1");
+      s.pause(); // never read
+      await new Promise((r) => setTimeout(r, 4_000));
+      const held = written;
+      await new Promise((r) => setTimeout(r, 2_000));
+      const rssAfter = rssKiB(web.proc!.pid!);
+      // The firehose stopped: the socket buffers, the daemon's send buffer and the reader's window filled, then nothing more.
+      expect(written).toBe(held);
+      expect(written).toBeLessThan(24 * 1024 * 1024);
+      expect(rssAfter - rssBefore).toBeLessThan(48 * 1024);
+      console.log(`stalled reader: service wrote ${(written / 1048576).toFixed(1)} MiB then stopped; web-1 RSS ${rssBefore} -> ${rssAfter} KiB`);
+      s.destroy();
+    } finally {
+      firehose.close();
+    }
+  }, 60_000);
+
+  it("a policy change that removes a flow cuts the live stream within 1 s", async () => {
+    const { node } = await sdkNode("worker-2", "acme", ["eng"]);
+    const s = await node.dial("echo.web-1");
+    s.write("ping");
+    await new Promise((r) => s.once("data", r));
+    const closed = new Promise<number>((resolve) => s.once("close", () => resolve(Date.now())));
+    s.on("error", () => undefined);
+    const t0 = Date.now();
+    await mesh.admin().setPolicy(`rules:\n  - allow: {source: "@eng", target: "@web", protocol: tcp, ports: [8080]}\n  - allow: {source: "tenant:globex", target: "tenant:acme", protocol: udp, ports: [9]}\n`);
+    const cutMs = (await closed) - t0;
+    console.log(`policy change: live stream cut ${cutMs} ms after the policy was set`);
+    expect(cutMs).toBeLessThan(1_000);
+    expect(logOf(web)).toMatch(/"event":"flow_cut","flow":"worker-2.acme -> web-1.acme:7000\/tcp","reason":"default deny"/);
+    await mesh.admin().setPolicy(POLICY);
+  }, 60_000);
+
+  it("a revoked node's open stream is cut within 1 s", async () => {
+    const { node } = await sdkNode("worker-3", "acme", ["eng"]);
+    await eventually(async () => ((await mesh.request<any[]>(web, "peers")).some((p) => p.name === "worker-3") ? true : undefined), 10_000, "web-1 knows worker-3");
+    let serverSide: Socket | undefined;
+    const accepted = new Promise<void>((r) => echo.once("connection", (c: Socket) => { serverSide = c; r(); }));
+    const s = await node.dial("echo.web-1");
+    s.on("error", () => undefined);
+    s.write("x");
+    await accepted;
+    const cut = new Promise<number>((resolve) => serverSide!.once("close", () => resolve(Date.now())));
+    const t0 = Date.now();
+    await mesh.admin().revoke("worker-3");
+    const cutMs = (await cut) - t0;
+    console.log(`revocation: web-1 cut the revoked node's stream ${cutMs} ms after the revocation`);
+    expect(cutMs).toBeLessThan(1_000);
+    expect(logOf(web)).toMatch(/"event":"flows_cut","peer":"worker-3","streams":1,"reason":"(certificate revoked|left the peer map)/);
+  }, 60_000);
 });
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) : NaN;
+}
