@@ -16,7 +16,7 @@ import { AckTracker } from "./ack-tracker.js";
 import { realClock, type Clock, type TimerHandle } from "./clock.js";
 import { createController, type CongestionController } from "./congestion.js";
 import {
-  DROP, ERROR_CODE, FRAME, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD, type DropReason,
+  DROP, ERROR_CODE, FRAME, GRANULARITY_MS, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD, type DropReason,
 } from "./constants.js";
 import { PacketReader } from "./decode.js";
 import { ackFrameSize, clipReason, frameSize, PacketWriter, writeAck } from "./encode.js";
@@ -778,9 +778,12 @@ export class StreamMux implements StreamHost {
     if (this.acks.hasUnacked) at = Math.min(at, this.acks.ackDeadline);
     if (this.pacingUntil > now) at = Math.min(at, this.pacingUntil);
     const active = this.streams.size > 0;
-    if (active) at = Math.min(at, this.lastSentAt + this.config.keepaliveMs);
+    if (active && !this.pingPending) at = Math.min(at, this.lastSentAt + this.config.keepaliveMs);
     if (active || this.recovery.ackElicitingInFlight > 0) at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (at === Infinity) return this.clearTimer();
+    // A deadline already past is work this flush could not do (window full, link blocked): look again
+    // a tick later rather than spin.
+    if (at <= now) at = now + GRANULARITY_MS;
     if (this.timer !== null && this.timerAt <= at) return;
     this.clearTimer();
     this.timerAt = at;

@@ -57,23 +57,22 @@ export class SendBuffer {
 
   /** Copies [offset, offset + len) into dst at dstOff. */
   copy(dst: Uint8Array, dstOff: number, offset: number, len: number): void {
-    let i: number;
-    let chunkOffset: number;
-    if (offset >= this.cursorOffset && this.cursor >= this.head) {
+    if (len === 0) return;
+    const chunks = this.chunks;
+    let i = this.head;
+    let chunkOffset = this.headOffset;
+    if (offset >= this.cursorOffset && this.cursor < chunks.length) {
       i = this.cursor;
       chunkOffset = this.cursorOffset;
-    } else {
-      i = this.head;
-      chunkOffset = this.headOffset;
     }
-    while (chunkOffset + this.chunks[i].length <= offset) chunkOffset += this.chunks[i++].length;
+    while (chunkOffset + chunks[i].length <= offset) chunkOffset += chunks[i++].length;
     // Remember where new data continues, so bulk sending never rescans the chunk list.
-    if (offset === this.sent || offset >= this.cursorOffset) {
+    if (offset >= this.cursorOffset) {
       this.cursor = i;
       this.cursorOffset = chunkOffset;
     }
     while (len > 0) {
-      const c = this.chunks[i];
+      const c = chunks[i];
       const from = offset - chunkOffset;
       const n = Math.min(len, c.length - from);
       dst.set(from === 0 && n === c.length ? c : c.subarray(from, from + n), dstOff);
