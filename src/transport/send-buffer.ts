@@ -139,12 +139,15 @@ export class SendBuffer {
     this.onLost(offset, len, fin);
   }
 
-  /** Drops everything (the stream was reset): nothing is sent or resent any more. */
+  /**
+   * Drops everything (the stream was reset): nothing is sent or resent any more. `sent` stays: it is the
+   * final size the RESET announces (bytes written but never sent do not count).
+   */
   discard(): void {
     this.chunks.length = 0;
     this.head = this.cursor = 0;
-    this.acked = this.sent = this.written;
-    this.headOffset = this.cursorOffset = this.written;
+    this.written = this.acked = this.sent;
+    this.headOffset = this.cursorOffset = this.sent;
     this.lost.clear();
     this.ackedRanges.clear();
     this.finLost = false;
