@@ -16,7 +16,7 @@ import { AckTracker } from "./ack-tracker.js";
 import { realClock, type Clock, type TimerHandle } from "./clock.js";
 import { createController, type CongestionController } from "./congestion.js";
 import {
-  DROP, ERROR_CODE, FRAME, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD, type DropReason,
+  DROP, ERROR_CODE, FRAME, GRANULARITY_MS, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD, type DropReason,
 } from "./constants.js";
 import { PacketReader } from "./decode.js";
 import { ackFrameSize, clipReason, frameSize, PacketWriter, writeAck } from "./encode.js";
@@ -81,6 +81,10 @@ export interface MuxStats {
   idleTimeouts: number;
   /** Packets tracked for loss detection (settled ones included until the oldest settles). */
   trackedPackets: number;
+  /** Frames queued that no stream holds (refusals, resets of unknown streams): bounded by maxRefusalBacklog. */
+  pendingControlFrames: number;
+  /** A timer is armed (none at rest, none after close). */
+  timerArmed: boolean;
   drops: Record<string, number>;
 }
 
@@ -278,6 +282,8 @@ export class StreamMux implements StreamHost {
       persistentCongestion: this.recovery.persistentCongestionEvents,
       congestion: this.cc.name,
       trackedPackets: this.recovery.trackedSlots,
+      pendingControlFrames: this.controlQueue.length,
+      timerArmed: this.timer !== null,
       drops: Object.fromEntries(this.drops),
     };
   }
@@ -335,8 +341,8 @@ export class StreamMux implements StreamHost {
     this.queueControl({ type: FRAME.REFUSE, id: s.id, code, reason });
   }
 
-  violation(reason: string): void {
-    this.drop(DROP.PROTOCOL);
+  violation(kind: DropReason, reason: string): void {
+    this.drop(kind);
     this.log?.debug({ reason }, "peer broke the stream protocol");
   }
 
@@ -409,7 +415,7 @@ export class StreamMux implements StreamHost {
 
   private handleOpen(wireId: number, request: Uint8Array): void {
     const id = flipId(wireId);
-    if (id % 2 === 0) return this.violation(`OPEN for stream ${id}, which would be ours`);
+    if (id % 2 === 0) return this.violation(DROP.PROTOCOL, `OPEN for stream ${id}, which would be ours`);
     const mark = this.remoteIds.mark(Math.floor(id / 2));
     if (mark === "seen") return this.drop(DROP.DUPLICATE_OPEN);
     if (mark === "too_far") return this.drop(DROP.STREAM_ID_TOO_FAR);
@@ -778,9 +784,12 @@ export class StreamMux implements StreamHost {
     if (this.acks.hasUnacked) at = Math.min(at, this.acks.ackDeadline);
     if (this.pacingUntil > now) at = Math.min(at, this.pacingUntil);
     const active = this.streams.size > 0;
-    if (active) at = Math.min(at, this.lastSentAt + this.config.keepaliveMs);
+    if (active && !this.pingPending) at = Math.min(at, this.lastSentAt + this.config.keepaliveMs);
     if (active || this.recovery.ackElicitingInFlight > 0) at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (at === Infinity) return this.clearTimer();
+    // A deadline already past is work this flush could not do (window full, link blocked): look again
+    // a tick later rather than spin.
+    if (at <= now) at = now + GRANULARITY_MS;
     if (this.timer !== null && this.timerAt <= at) return;
     this.clearTimer();
     this.timerAt = at;

@@ -2,7 +2,7 @@
 import type { Clock } from "./clock.js";
 import type { CongestionName } from "./congestion.js";
 import { INITIAL_MUX_CREDIT, INITIAL_STREAM_CREDIT } from "./constants.js";
-import type { TransportError } from "./errors.js";
+import type { MuxClosedError } from "./errors.js";
 import type { Stream } from "./stream.js";
 
 export interface TransportConfig {
@@ -64,8 +64,8 @@ export interface Logger {
 export interface MuxOptions extends Partial<TransportConfig> {
   /** The peer opened a stream: call stream.accept() or stream.refuse(code, reason). Without it every open is refused. */
   onIncoming?: (stream: Stream, request: Uint8Array) => void;
-  /** The mux closed for good (close/destroy by this side). */
-  onClose?: (err: TransportError) => void;
+  /** The mux closed for good (close/destroy by this side, or a mux-wide violation by the peer). */
+  onClose?: (err: MuxClosedError) => void;
   clock?: Clock;
   log?: Logger;
   /** Our epoch (tests); random otherwise. */

@@ -107,7 +107,6 @@ export class LossRecovery {
     this.lossTime = Infinity;
     if (this.largestAcked < 0) return;
     const lossDelay = this.rtt.lossDelay(TIME_THRESHOLD_NUM, TIME_THRESHOLD_DEN);
-    const lostSentBefore = now - lossDelay;
     const end = Math.min(this.largestAcked, this.nextPn - 1);
     let firstLost: SentPacket | null = null;
     let lastLost: SentPacket | null = null;
@@ -118,7 +117,8 @@ export class LossRecovery {
       const i = this.head + (pn - this.base);
       const p = this.sent[i];
       if (!p) continue;
-      if (p.timeSent <= lostSentBefore || this.largestAcked >= pn + PACKET_THRESHOLD) {
+      // Same expression as the timer below (timeSent + lossDelay), so a timer that fires always finds its packet lost.
+      if (p.timeSent + lossDelay <= now || this.largestAcked >= pn + PACKET_THRESHOLD) {
         this.sent[i] = null;
         this.packetsLost++;
         if (p.inFlight) this.bytesInFlight -= p.size;

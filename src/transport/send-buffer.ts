@@ -57,25 +57,22 @@ export class SendBuffer {
 
   /** Copies [offset, offset + len) into dst at dstOff. */
   copy(dst: Uint8Array, dstOff: number, offset: number, len: number): void {
-    // A FIN alone after everything was acknowledged copies nothing, and there may be no chunk left to look at.
     if (len === 0) return;
-    let i: number;
-    let chunkOffset: number;
-    if (offset >= this.cursorOffset && this.cursor >= this.head) {
+    const chunks = this.chunks;
+    let i = this.head;
+    let chunkOffset = this.headOffset;
+    if (offset >= this.cursorOffset && this.cursor < chunks.length) {
       i = this.cursor;
       chunkOffset = this.cursorOffset;
-    } else {
-      i = this.head;
-      chunkOffset = this.headOffset;
     }
-    while (chunkOffset + this.chunks[i].length <= offset) chunkOffset += this.chunks[i++].length;
+    while (chunkOffset + chunks[i].length <= offset) chunkOffset += chunks[i++].length;
     // Remember where new data continues, so bulk sending never rescans the chunk list.
-    if (offset === this.sent || offset >= this.cursorOffset) {
+    if (offset >= this.cursorOffset) {
       this.cursor = i;
       this.cursorOffset = chunkOffset;
     }
     while (len > 0) {
-      const c = this.chunks[i];
+      const c = chunks[i];
       const from = offset - chunkOffset;
       const n = Math.min(len, c.length - from);
       dst.set(from === 0 && n === c.length ? c : c.subarray(from, from + n), dstOff);
@@ -142,12 +139,15 @@ export class SendBuffer {
     this.onLost(offset, len, fin);
   }
 
-  /** Drops everything (the stream was reset): nothing is sent or resent any more. */
+  /**
+   * Drops everything (the stream was reset): nothing is sent or resent any more. `sent` stays: it is the
+   * final size the RESET announces (bytes written but never sent do not count).
+   */
   discard(): void {
     this.chunks.length = 0;
     this.head = this.cursor = 0;
-    this.acked = this.sent = this.written;
-    this.headOffset = this.cursorOffset = this.written;
+    this.written = this.acked = this.sent;
+    this.headOffset = this.cursorOffset = this.sent;
     this.lost.clear();
     this.ackedRanges.clear();
     this.finLost = false;

@@ -7,7 +7,7 @@
 // FIN each way (half-close), or RESET, which abandons both directions: the side that receives a RESET
 // answers with its own unless its data is all acknowledged, so each side learns the other's final size
 // and mux-level flow control stays in step.
-import { ERROR_CODE, FRAME, INITIAL_STREAM_CREDIT } from "./constants.js";
+import { DROP, ERROR_CODE, FRAME, INITIAL_STREAM_CREDIT, type DropReason } from "./constants.js";
 import { clipReason, frameSize, maxStreamDataIn, streamFrameHeaderSize, type PacketWriter } from "./encode.js";
 import { FinalSizeError, FlowControlError, StreamRefusedError, StreamResetError, TransportError } from "./errors.js";
 import { ReceiveWindow } from "./flow.js";
@@ -65,8 +65,8 @@ export interface StreamHost {
   consumed(n: number): void;
   /** Queue a REFUSE for a stream we never accepted. */
   refuse(s: Stream, code: number, reason: string): void;
-  /** A frame from the peer broke the rules for this stream: counted, then the stream is reset. */
-  violation(reason: string): void;
+  /** A frame from the peer broke the rules for this stream (counted under `kind`; the stream resets itself). */
+  violation(kind: DropReason, reason: string): void;
 }
 
 export class Stream extends BaseStream {
@@ -160,7 +160,7 @@ export class Stream extends BaseStream {
 
   handleRefuse(code: number, reason: string): void {
     if (this.openState !== OpenState.OPENING) {
-      this.host.violation(`REFUSE for ${this.scope} in state ${this.openState}`);
+      this.host.violation(DROP.PROTOCOL, `REFUSE for ${this.scope} in state ${this.openState}`);
       return;
     }
     this.openState = OpenState.REFUSED;
@@ -175,7 +175,7 @@ export class Stream extends BaseStream {
   handleStream(offset: number, data: Uint8Array, fin: boolean): void {
     if (this.openState === OpenState.OPENING) this.handleAccept();
     if (this.openState !== OpenState.OPEN) {
-      this.host.violation(`STREAM for ${this.scope} before it was accepted`);
+      this.host.violation(DROP.PROTOCOL, `STREAM for ${this.scope} before it was accepted`);
       return;
     }
     if (this.recvState === RecvState.RESET_RECVD || this.recvState === RecvState.RESET_READ) return;
@@ -441,7 +441,8 @@ export class Stream extends BaseStream {
 
   /** A violation by the peer on this stream: reset it with the error's code and surface the error. */
   private fail(err: TransportError): void {
-    this.host.violation(err.message);
+    const kind = err instanceof FlowControlError ? DROP.FLOW_CONTROL : err instanceof FinalSizeError ? DROP.FINAL_SIZE : DROP.PROTOCOL;
+    this.host.violation(kind, err.message);
     this.resetLocally(err.code);
     this.onReset(err);
   }

@@ -1,6 +1,5 @@
 // Shared helpers for the stream-layer tests: data, hashing, writing with back-pressure, reading to the end.
 import { createHash, randomBytes } from "node:crypto";
-import { once } from "node:events";
 import type { Stream } from "../../src/transport/stream.js";
 
 export function sha256(data: Uint8Array | Uint8Array[]): string {
@@ -17,9 +16,22 @@ export function randomData(n: number): Buffer {
 export async function writeAll(s: Stream, data: Uint8Array, chunk = 64 * 1024, end = true): Promise<void> {
   for (let off = 0; off < data.length; off += chunk) {
     if (s.destroyed) return;
-    if (!s.write(data.subarray(off, off + chunk))) await Promise.race([once(s, "drain"), once(s, "close")]);
+    if (!s.write(data.subarray(off, off + chunk))) await drained(s);
   }
   if (end) s.end();
+}
+
+/** Resolves on 'drain' or 'close', whichever comes first, leaving no listener behind. */
+export function drained(s: Stream): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off("drain", done);
+      s.off("close", done);
+      resolve();
+    };
+    s.on("drain", done);
+    s.on("close", done);
+  });
 }
 
 export interface Reader {
