@@ -1,12 +1,16 @@
 // `ember demo`: the main job on the embedded defaults. On loopback it starts a coordination server with
 // SQLite, a relay, and three nodes that enroll with one-time tokens; applies the demo policy; connects
-// by identity name; prints who reaches whom, over which path, with what latency; and exits cleanly.
+// by identity name; prints who reaches whom, over which path, with what latency; fetches a web page from
+// dashboard-1 by name through laptop-1's proxy and shows the fetch to db-1 refused with its reason; exits.
 import type { Command } from "commander";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LocalMesh, type DemoNode } from "./demo-mesh.js";
+import { spawn } from "node:child_process";
+import { createServer as createHttpServer, request as httpRequest } from "node:http";
+import { createServer as createTcpServer } from "node:net";
+import { freeTcpPort, LocalMesh, type DemoNode } from "./demo-mesh.js";
 
 
 const POLICY_FILE = fileURLToPath(new URL("../../examples/policy/demo.yaml", import.meta.url));
@@ -40,26 +44,27 @@ export function registerDemo(program: Command): void {
 async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
   say("EmberNet local mesh demo: every process on 127.0.0.1, state in a temporary directory\n");
   await mesh.init("demo.embernet");
-  say(`[1/6] offline root + cluster intermediate CA for trust domain demo.embernet`);
+  say(`[1/7] offline root + cluster intermediate CA for trust domain demo.embernet`);
 
   const relay = await mesh.startRelay("relay-1");
   await mesh.startCoord([{ name: "relay-1", port: relay.port, stunPort: relay.stunPort }]);
-  say(`[2/6] coordination server ${mesh.coordUrl} (SQLite, mTLS; only enrollment and health are open)`);
+  say(`[2/7] coordination server ${mesh.coordUrl} (SQLite, mTLS; only enrollment and health are open)`);
   await mesh.start("relay", ["relay", "--name", "relay-1", "--listen", `127.0.0.1:${relay.port}`, "--stun", `127.0.0.1:${relay.stunPort}`,
     "--cert", relay.certFlags.cert, "--key", relay.certFlags.key, "--ca", relay.certFlags.ca, "--coord", mesh.coordUrl], /listen/);
-  say(`[3/6] relay relay-1 on 127.0.0.1:${relay.port} (TLS), STUN on udp/${relay.stunPort}`);
+  say(`[3/7] relay relay-1 on 127.0.0.1:${relay.port} (TLS), STUN on udp/${relay.stunPort}`);
 
   const nodes: DemoNode[] = [
     { name: "laptop-1", groups: ["engineering-team"] },
     { name: "dashboard-1", groups: ["edge-dashboard"] },
     { name: "db-1", groups: ["databases"] },
   ].map((n) => ({ ...n, dir: join(mesh.dir, n.name), socket: join(mesh.dir, n.name, "ember.sock") }));
-  for (const n of nodes) await mesh.startNode(n, TENANT);
-  say(`[4/6] nodes enrolled with one-time tokens (keys made on the node, only CSRs sent): ${nodes.map((n) => `${n.name} (@${n.groups[0]})`).join(", ")}`);
+  const proxyPort = await freeTcpPort();
+  for (const n of nodes) await mesh.startNode(n, TENANT, n.name === "laptop-1" ? ["--proxy", String(proxyPort)] : []);
+  say(`[4/7] nodes enrolled with one-time tokens (keys made on the node, only CSRs sent): ${nodes.map((n) => `${n.name} (@${n.groups[0]})`).join(", ")}`);
 
   const policy = readFileSync(POLICY_FILE, "utf8");
   await mesh.admin().setPolicy(policy);
-  say(`[5/6] policy applied from examples/policy/demo.yaml (its embedded tests passed)`);
+  say(`[5/7] policy applied from examples/policy/demo.yaml (its embedded tests passed)`);
 
   const pairs: [string, string, string][] = [
     ["laptop-1", "dashboard-1", "dashboard-1:443/https"],
@@ -88,20 +93,103 @@ async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
     } else {
       const peers = await mesh.request<any[]>(fromNode, "peers");
       const visible = peers.some((x) => x.name === to);
-      note = visible ? "visible but flow denied" : `${to} is not in ${from}'s peer map: ${check.reason ?? "default deny"}`;
+      note = visible ? `visible (another rule lets ${from} reach it), this flow denied: ${check.reason ?? "default deny"}` : `${to} is not in ${from}'s peer map: ${check.reason ?? "default deny"}`;
     }
     rows.push([from, to, flow, check.allow ? "allow" : "deny", path, latency, note]);
     result.push({ from, to, flow, allow: check.allow, path, latency, note });
   }
-  say(`[6/6] connecting by identity name over end-to-end encrypted sessions:\n`);
+  say(`[6/7] connecting by identity name over end-to-end encrypted sessions:\n`);
   printTableTo(say, ["FROM", "TO", "FLOW", "POLICY", "PATH", "LATENCY", "WHY"], rows);
+  say("");
+
+  const fetches = await fetchByName(mesh, byName, proxyPort, say);
   say("");
   for (const n of nodes) {
     const st = await mesh.request<any>(n, "status");
     say(`${n.name}: ${st.identity}, home relay ${st.coordination?.homeRelay ?? "-"}, peers: ${st.peers.map((p: any) => `${p.name} ${p.state} via ${p.path}`).join(", ") || "none (policy hides everyone)"}`);
   }
   say("\nstopping every process; nothing keeps running after this.");
-  return { coordUrl: mesh.coordUrl, flows: result };
+  return { coordUrl: mesh.coordUrl, flows: result, fetches };
+}
+
+/**
+ * Step 7: applications reach services by name. dashboard-1 serves a web page and db-1 a database port (both
+ * on loopback, exposed with `ember serve`); an HTTP client on laptop-1's side fetches through its proxy.
+ */
+async function fetchByName(mesh: LocalMesh, byName: Map<string, DemoNode>, proxyPort: number, say: (l: string) => void) {
+  const web = createHttpServer((req, res) => {
+    res.setHeader("content-type", "text/html");
+    res.end(`<!doctype html><title>edge dashboard</title><h1>EmberNet demo dashboard on dashboard-1</h1><p>${req.method} ${req.url}</p>\n`);
+  });
+  const db = createTcpServer((s) => s.end("not an HTTP server\n"));
+  await Promise.all([listenLocal(web), listenLocal(db)]);
+  try {
+    await mesh.request(byName.get("dashboard-1")!, "serve", { name: "web", to: `127.0.0.1:${portOf(web)}`, port: 8080, protocol: "tcp" });
+    await mesh.request(byName.get("db-1")!, "serve", { name: "postgres", to: `127.0.0.1:${portOf(db)}`, port: 5432, protocol: "tcp" });
+    const laptop = byName.get("laptop-1")!;
+    // The services reach laptop-1's map with the nodes' next status reports.
+    await waitFor(async () => ((await mesh.request<any[]>(laptop, "peers")).find((p) => p.name === "dashboard-1")?.services.length ? true : undefined), 10_000);
+    say(`[7/7] applications reach services by name through laptop-1's proxy (127.0.0.1:${proxyPort}, SOCKS5 and HTTP):\n`);
+    const out: Record<string, unknown>[] = [];
+    for (const url of ["http://web.dashboard-1/", "http://db-1:5432/"]) {
+      const r = await httpViaProxy(url, proxyPort);
+      out.push({ url, ...r });
+      if (r.status === 200) {
+        say(`  GET ${url} -> ${r.status}, ${r.bytes} bytes in ${r.ms} ms with ${r.client}: ${firstLine(r.body)}`);
+      } else {
+        say(`  GET ${url} -> ${r.status} refused in ${r.ms} ms: ${firstLine(r.body)}`);
+      }
+    }
+    return out;
+  } finally {
+    web.close();
+    db.close();
+  }
+}
+
+/** curl through SOCKS5 when it is installed, else Node's own client through the HTTP proxy. */
+async function httpViaProxy(url: string, proxyPort: number): Promise<{ status: number; bytes: number; ms: number; body: string; client: string }> {
+  const t0 = performance.now();
+  // Asynchronously: the web server answering it runs in this very process.
+  const curl = await run("curl", ["-sS", "--max-time", "15", "--socks5-hostname", `127.0.0.1:${proxyPort}`, "-o", "-", "-w", "\n%{http_code}", url]);
+  if (curl.status === 0) {
+    const at = curl.stdout.lastIndexOf("\n");
+    const body = curl.stdout.slice(0, at);
+    return { status: Number(curl.stdout.slice(at + 1)), bytes: Buffer.byteLength(body), ms: Math.round(performance.now() - t0), body, client: "curl --socks5-hostname" };
+  }
+  // No curl, or curl refused (SOCKS5 says only "not allowed"): ask the HTTP proxy, which answers with the reason.
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port: proxyPort, path: url, headers: { host: new URL(url).host }, timeout: 15_000 }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (body += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes: Buffer.byteLength(body), ms: Math.round(performance.now() - t0), body, client: "node:http via the HTTP proxy" }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+function run(cmd: string, args: string[]): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ["ignore", "pipe", "ignore"] });
+    let stdout = "";
+    p.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    p.on("error", () => resolve({ status: null, stdout }));
+    p.on("close", (status) => resolve({ status, stdout }));
+  });
+}
+
+function firstLine(s: string): string {
+  return s.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").trim().slice(0, 160);
+}
+
+function listenLocal(s: { listen(port: number, host: string, cb: () => void): unknown }): Promise<void> {
+  return new Promise((r) => s.listen(0, "127.0.0.1", r));
+}
+
+function portOf(s: { address(): unknown }): number {
+  return (s.address() as { port: number }).port;
 }
 
 function printTableTo(say: (l: string) => void, header: string[], rows: (string | number)[][]): void {

@@ -178,8 +178,9 @@ describe("examples/policy/demo.yaml", () => {
     expect(decide(r.policy, laptop, dash, 443, "https").allow).toBe(true);
     expect(decide(r.policy, laptop, dash, 8100, "tcp").allow).toBe(true);
     expect(decide(r.policy, laptop, db, 5432, "tcp").allow).toBe(false);
+    expect(decide(r.policy, laptop, db, 9187, "tcp").allow).toBe(true);
     // A changed expectation makes the file refuse to apply.
-    expect(parsePolicy(text.replace(`"db-1:5432/tcp", expect: deny}\n  - {from: dashboard-1`, `"db-1:5432/tcp", expect: allow}\n  - {from: dashboard-1`), { resolve: resolver(laptop, dash, db) }).ok).toBe(false);
+    expect(parsePolicy(text.replace(`"db-1:5432/tcp", expect: deny}\n  - {from: laptop-1, to: "db-1:9187`, `"db-1:5432/tcp", expect: allow}\n  - {from: laptop-1, to: "db-1:9187`), { resolve: resolver(laptop, dash, db) }).ok).toBe(false);
   });
 });
 
