@@ -88,11 +88,11 @@ export class EmberLab {
     throw new Error(`token create failed three times: ${last}`);
   }
 
-  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}): Promise<LabNode> {
+  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<LabNode> {
     const dir = join(this.dir, name);
     const token = await this.token();
     const child = this.lab.spawn(host as Node, [process.execPath, EMBER, "up", "--coord", this.coordUrl, "--token", token, "--name", name,
-      "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug"], { env: { ...process.env, ...env } });
+      "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug", ...extraArgs], { env: { ...process.env, ...env } });
     const startedAt = Date.now();
     await this.started(name, child, /"event":"up"/);
     const n: LabNode = { name, host, dir, socket: join(dir, "ember.sock"), proc: child, startedAt };

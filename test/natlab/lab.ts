@@ -4,7 +4,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { natRuleset, lossRuleset, CORE_RULESET, cutRules, type NatKind } from "./nft.js";
+import { natRuleset, lossRuleset, CORE_RULESET, cutRules, FRAGMENT_COUNTER_RULESET, type NatKind } from "./nft.js";
 
 export type { NatKind } from "./nft.js";
 export const NAT_KINDS: readonly NatKind[] = ["eim", "edm", "udp-blocked", "none"];
@@ -204,6 +204,19 @@ export class Lab {
   async setLoss(router: Router, percent: number): Promise<void> {
     if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new Error(`loss percent must be an integer 0..100, got ${percent}`);
     this.nft(router, lossRuleset(percent));
+  }
+
+  /** Sets the MTU of the router's WAN link (both ends), e.g. 1280 for a small-MTU link on the path. */
+  async setWanMtu(router: Router, mtu: number): Promise<void> {
+    const n = router.wanAddress.split(".")[2];
+    this.ip(router.ns, ["link", "set", "wan0", "mtu", String(mtu)]);
+    this.ip(this.core.ns, ["link", "set", `c${n}`, "mtu", String(mtu)]);
+  }
+
+  /** Counts IPv4 fragments forwarded by the core from now on (a datagram bigger than a link's MTU). */
+  countFragments(): { read(): number } {
+    this.nft(this.core, FRAGMENT_COUNTER_RULESET);
+    return { read: () => Number(/packets (\d+)/.exec(this.exec(this.core, ["nft", "list", "chain", "ip", "natlab_frag", "count"]))?.[1] ?? NaN) };
   }
 
   async clearLoss(router: Router): Promise<void> {

@@ -68,3 +68,10 @@ export function cutRules(a: string, b: string, aPort?: number, bPort?: number): 
       "counter drop"].filter(Boolean).join(" ");
   return [side(a, aPort, b, bPort), side(b, bPort, a, aPort)];
 }
+
+/** Counts IPv4 fragments (more-fragments flag or a fragment offset) the core forwards. */
+export const FRAGMENT_COUNTER_RULESET = replaceTable("natlab_frag", `  chain count {
+    type filter hook forward priority filter - 1; policy accept;
+    ip frag-off & 0x3fff != 0 counter
+  }
+`);

@@ -9,7 +9,9 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** Repository root: tools run with cwd here so `--import tsx` resolves from node_modules. */
 export const REPO_ROOT = resolve(HERE, "..", "..");
 
-export function toolArgv(tool: "reflector" | "probe" | "punch", args: string[]): string[] {
+export type ToolName = "reflector" | "probe" | "punch" | "transfer";
+
+export function toolArgv(tool: ToolName, args: string[]): string[] {
   return [process.execPath, "--import", "tsx", join(HERE, "tools", `${tool}.ts`), ...args];
 }
 
@@ -22,7 +24,7 @@ export interface ToolProc {
 }
 
 /** Starts a tool in a namespace, tracked by the lab (killed on destroy). */
-export function startTool(lab: Lab, node: Node, tool: "reflector" | "probe" | "punch", args: string[]): ToolProc {
+export function startTool(lab: Lab, node: Node, tool: ToolName, args: string[]): ToolProc {
   const child = lab.spawn(node, toolArgv(tool, args), { cwd: REPO_ROOT });
   const queue: unknown[] = [];
   const waiters: ((v: unknown) => void)[] = [];
@@ -65,7 +67,7 @@ export function startTool(lab: Lab, node: Node, tool: "reflector" | "probe" | "p
 }
 
 /** Runs a tool to completion and returns its (last) JSON result line. */
-export async function runTool<T = any>(lab: Lab, node: Node, tool: "reflector" | "probe" | "punch", args: string[], timeoutMs = 20_000): Promise<T> {
+export async function runTool<T = any>(lab: Lab, node: Node, tool: ToolName, args: string[], timeoutMs = 20_000): Promise<T> {
   const p = startTool(lab, node, tool, args);
   return p.nextJson<T>(timeoutMs);
 }
