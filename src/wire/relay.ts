@@ -65,10 +65,15 @@ export const RELAY_DEFAULTS = {
   burstBytes: 512 * 1024,
   /** A destination whose TLS write buffer holds more than this gets no more frames until it drains. */
   queueBytes: 256 * 1024,
+  /** Every TCP connection counts, from accept to close, authenticated or not (clamped below `ulimit -n`). */
   maxConnections: 10_000,
+  /** Connections whose TLS handshake and certificate check are not done yet: a budget of their own, oldest evicted first. */
+  maxPending: 1_024,
+  /** Unauthenticated connections from one source address (IPv6: one /64). */
+  maxPendingPerSource: 16,
   /** A connection silent this long is closed (nodes ping every RELAY_CLIENT_PING_MS). */
   idleTimeoutMs: 60_000,
-  /** TLS handshake + certificate check must finish within this. */
+  /** TLS handshake + certificate check must finish within this, counted from accept; then the socket is destroyed. */
   handshakeTimeoutMs: 10_000,
   /** Revocation list poll interval from the coordination server. */
   revocationPollMs: 3_000,
