@@ -39,6 +39,8 @@ export const MAX_ERROR_DETAIL = 512;
 
 /** Identity names and reason codes on the relay stream (same shape as PKI identity names). */
 export const RELAY_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+/** RELAY_NAME_PATTERN in words, for refusals. */
+const NAME_RULE = "(lowercase letters, digits, '-' and '_'; starts and ends with a letter or digit)";
 
 /** Reason codes sent in ERROR frames and logged. */
 export const RELAY_ERROR = {
@@ -113,10 +115,9 @@ export function relayFrameName(type: number): string {
 
 /** Encodes one frame; throws RelayFrameError on a name or payload outside the limits. */
 export function encodeRelayFrame(type: RelayFrameType, name: string, payload: Uint8Array = EMPTY): Buffer {
-  if (name.length > MAX_RELAY_NAME || (name.length > 0 && !RELAY_NAME_PATTERN.test(name))) {
-    throw new RelayFrameError("bad_frame", `invalid name "${name.slice(0, 70)}"`);
-  }
-  if (payload.length > MAX_RELAY_PAYLOAD) throw new RelayFrameError("frame_too_large", `payload of ${payload.length} bytes exceeds ${MAX_RELAY_PAYLOAD}`);
+  if (name.length > MAX_RELAY_NAME) throw new RelayFrameError("bad_frame", `invalid name: ${name.length} characters exceed the ${MAX_RELAY_NAME}-character limit of an identity name`);
+  if (name.length > 0 && !RELAY_NAME_PATTERN.test(name)) throw new RelayFrameError("bad_frame", `invalid name "${name.replace(/[^\x20-\x7e]/g, "?")}": not an identity name ${NAME_RULE}`);
+  if (payload.length > MAX_RELAY_PAYLOAD) throw new RelayFrameError("frame_too_large", `payload of ${payload.length} bytes exceeds the ${MAX_RELAY_PAYLOAD}-byte payload limit`);
   const body = RELAY_FIXED_HEADER + name.length + payload.length;
   const out = Buffer.allocUnsafe(RELAY_LENGTH_BYTES + body);
   out.writeUInt16BE(body, 0);
@@ -134,6 +135,10 @@ export function encodeRelayError(code: string, detail: string): Buffer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function plural(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? "" : "s"}`;
+}
 const NAMED = new Set<number>([RELAY_FRAME.SEND, RELAY_FRAME.RECV, RELAY_FRAME.UNKNOWN_PEER, RELAY_FRAME.PEER_GONE, RELAY_FRAME.ERROR, RELAY_FRAME.WELCOME]);
 
 /**
@@ -155,23 +160,33 @@ export class RelayFrameReader {
     const avail = this.buf.length - this.off;
     if (avail < RELAY_LENGTH_BYTES) return undefined;
     const len = this.buf.readUInt16BE(this.off);
-    // Check the length before waiting for the body, so an oversized frame is refused at once.
-    if (len > MAX_RELAY_FRAME) throw new RelayFrameError("frame_too_large", `frame of ${len} bytes exceeds ${MAX_RELAY_FRAME}`);
-    if (len < RELAY_FIXED_HEADER) throw new RelayFrameError("bad_frame", `frame length ${len} is below the ${RELAY_FIXED_HEADER}-byte header`);
+    // Check the length before waiting for the body, so an oversized frame is refused at once. Each refusal
+    // names the rule that was broken (the first one, in the order of the fields).
+    if (len > MAX_RELAY_FRAME) {
+      throw new RelayFrameError("frame_too_large", `frame length ${len} exceeds the ${MAX_RELAY_FRAME}-byte maximum (type, name length, a ${MAX_RELAY_NAME}-byte name and a ${MAX_RELAY_PAYLOAD}-byte payload)`);
+    }
+    if (len < RELAY_FIXED_HEADER) throw new RelayFrameError("bad_frame", `frame length ${len} is below the ${RELAY_FIXED_HEADER}-byte minimum (type and name length)`);
     if (avail < RELAY_LENGTH_BYTES + len) return undefined;
     const start = this.off + RELAY_LENGTH_BYTES;
     this.off = start + len;
     const type = this.buf[start];
     const nameLen = this.buf[start + 1];
-    if (!FRAME_NAMES.has(type)) throw new RelayFrameError("bad_frame", `unknown frame type ${relayFrameName(type)}`);
-    if (nameLen > MAX_RELAY_NAME || RELAY_FIXED_HEADER + nameLen > len) throw new RelayFrameError("bad_frame", `name length ${nameLen} does not fit the ${len}-byte frame`);
+    const typeName = relayFrameName(type);
+    if (!FRAME_NAMES.has(type)) throw new RelayFrameError("bad_frame", `unknown frame type ${typeName}`);
+    if (!NAMED.has(type) && nameLen !== 0) throw new RelayFrameError("bad_frame", `${typeName} frames carry no name (got ${plural(nameLen, "byte")})`);
+    if (nameLen > MAX_RELAY_NAME) throw new RelayFrameError("bad_frame", `${typeName} name of ${nameLen} bytes exceeds the ${MAX_RELAY_NAME}-character limit of an identity name`);
+    if (RELAY_FIXED_HEADER + nameLen > len) throw new RelayFrameError("bad_frame", `name length ${nameLen} runs past the end of the ${len}-byte frame`);
     const name = this.buf.toString("latin1", start + 2, start + 2 + nameLen);
-    if (NAMED.has(type) ? !RELAY_NAME_PATTERN.test(name) : nameLen !== 0) {
-      throw new RelayFrameError("bad_frame", `${relayFrameName(type)} frame with invalid name "${name.replace(/[^\x20-\x7e]/g, "?")}"`);
+    if (NAMED.has(type) && nameLen === 0) throw new RelayFrameError("bad_frame", `${typeName} frame without a name`);
+    if (NAMED.has(type) && !RELAY_NAME_PATTERN.test(name)) {
+      throw new RelayFrameError("bad_frame", `${typeName} frame names "${name.replace(/[^\x20-\x7e]/g, "?")}", which is not an identity name ${NAME_RULE}`);
     }
     const payload = this.buf.subarray(start + 2 + nameLen, start + len);
     if ((type === RELAY_FRAME.PING || type === RELAY_FRAME.PONG) && payload.length > MAX_PING_PAYLOAD) {
-      throw new RelayFrameError("bad_frame", `${relayFrameName(type)} payload of ${payload.length} bytes exceeds ${MAX_PING_PAYLOAD}`);
+      throw new RelayFrameError("bad_frame", `${typeName} payload of ${payload.length} bytes exceeds the ${MAX_PING_PAYLOAD}-byte keepalive limit`);
+    }
+    if (payload.length > MAX_RELAY_PAYLOAD) {
+      throw new RelayFrameError("frame_too_large", `${typeName} payload of ${payload.length} bytes exceeds the ${MAX_RELAY_PAYLOAD}-byte payload limit`);
     }
     return { type: type as RelayFrameType, name, payload };
   }
