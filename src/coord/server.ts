@@ -92,7 +92,14 @@ export class CoordServer {
     }
 
     const creds = await this.serverCredentials();
-    this.server = createServer({ ...tlsContextOptions(creds) }, (req, res) => void this.handle(req, res));
+    this.server = createServer({ ...tlsContextOptions(creds) }, (req, res) => {
+      // handle() answers its own errors; this is the last line, so a bug can never become an unhandled rejection (a crash).
+      this.handle(req, res).catch((err) => {
+        this.log.error({ event: "internal_error", route: `${req.method} ${String(req.url).slice(0, 200)}`, err: (err as Error)?.stack }, "handler failed outside its error handling");
+        if (!res.headersSent) sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+        else res.destroy();
+      });
+    });
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 65_000;
@@ -131,7 +138,11 @@ export class CoordServer {
   // ---- dispatch --------------------------------------------------------------------------------------
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "https://coord");
+    let url: URL;
+    // An absolute-form request target ("GET http://[::1 HTTP/1.1") reaches here unparsed: the client's fault.
+    try { url = new URL(req.url ?? "/", "https://coord"); } catch {
+      return sendError(res, new HttpError(400, "bad_path", `request target "${printable(req.url ?? "", 100)}" is not a valid URL path`));
+    }
     const route = `${req.method} ${url.pathname}`;
     try {
       if (route === `GET ${PATHS.health}`) return sendJson(res, 200, { ok: true, trustDomain: this.ca.trustDomain, nodes: this.hub.connectedCount });
@@ -335,7 +346,7 @@ export class CoordServer {
     if (route === `POST ${PATHS.adminTokens}`) return this.createToken(id, req, res);
     if (route === `GET ${PATHS.adminNodes}`) return this.listNodes(res);
     const revoke = /^\/v1\/admin\/nodes\/([^/]+)\/revoke$/.exec(url.pathname);
-    if (req.method === "POST" && revoke) return this.revoke(id, decodeURIComponent(revoke[1]), res);
+    if (req.method === "POST" && revoke) return this.revoke(id, nodeNameParam(revoke[1]), res);
     if (route === `GET ${PATHS.adminPolicy}`) {
       const p = await this.store.getPolicy();
       return sendJson(res, 200, p ? { source: p.source, hash: p.hash, setAt: new Date(p.setAt).toISOString(), setBy: p.setBy } : { source: "", hash: EMPTY_POLICY.hash });
@@ -441,6 +452,28 @@ function hubPeer(n: NodeRecord, _now: number) {
     name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
     endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen,
   };
+}
+
+/**
+ * A node name taken from the path: percent-decoded (a malformed escape or invalid UTF-8 is the client's
+ * fault, 400 bad_path) and then held to the identity-name pattern (400 bad_name), so no handler sees
+ * anything but a possible node name.
+ */
+export function nodeNameParam(raw: string): string {
+  let name: string;
+  try { name = decodeURIComponent(raw); } catch {
+    throw new HttpError(400, "bad_path", `the node name in the path is not valid percent-encoded UTF-8: "${printable(raw, 80)}"`);
+  }
+  if (!NAME_PATTERN.test(name)) {
+    throw new HttpError(400, "bad_name", `"${printable(name, 80)}" is not a node name: lowercase letters, digits and '-', 1-63 characters`);
+  }
+  return name;
+}
+
+/** Client-supplied text for a message or log line: printable ASCII, cut to max characters. */
+function printable(text: string, max: number): string {
+  const t = text.replace(/[^\x20-\x7e]/g, "?");
+  return t.length > max ? `${t.slice(0, max)}…` : t;
 }
 
 function labels(v: unknown, key: string): string[] {
