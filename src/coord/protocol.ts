@@ -3,6 +3,7 @@
 //   [u32 big-endian length][msgpack body]   (msgpackr, useRecords:false, every body has v = MAP_PROTOCOL_VERSION)
 // The first frame is a full map (or, on a resumable reconnect, the missing deltas in order); then deltas.
 import { Packr } from "msgpackr";
+import { MAX_POLICY_BYTES } from "../policy/limits.js";
 
 export const MAP_PROTOCOL_VERSION = 1;
 
@@ -22,7 +23,13 @@ export const PATHS = {
 
 /** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
 export const MAX_BODY_BYTES = 64 * 1024;
-export const MAX_POLICY_BODY_BYTES = 1024 * 1024;
+/**
+ * PUT /v1/admin/policy carries {"source": TEXT}: derived from the one policy limit (MAX_POLICY_BYTES, bytes of
+ * source) so that any policy within it fits after JSON escaping, whose worst case is a control character:
+ * 1 byte of source, 6 of JSON ("\u0001"). The 1 KiB covers the envelope and any whitespace around it.
+ */
+export const JSON_ESCAPE_WORST_CASE = 6;
+export const MAX_POLICY_BODY_BYTES = JSON_ESCAPE_WORST_CASE * MAX_POLICY_BYTES + 1024;
 /** A single frame: a full map of 10,000 peers is ~8 MB; anything over this is junk or an attack. */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 export const FRAME_HEADER_BYTES = 4;

@@ -17,6 +17,7 @@ import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
 import { MapHub, type FrameSink } from "./map-hub.js";
 import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy } from "./policy-adapter.js";
+import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
   ADMIN_ROLE, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
@@ -416,7 +417,7 @@ export class CoordServer {
   }
 
   private async setPolicy(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const b = await readJson(req, MAX_POLICY_BODY_BYTES);
+    const b = await readJson(req, MAX_POLICY_BODY_BYTES, `, which holds any policy within the limit: a policy is at most ${MAX_POLICY_BYTES} bytes`);
     const source = typeof b.source === "string" ? b.source : "";
     if (typeof b.source !== "string") throw new HttpError(400, "bad_request", `"source" must be the policy text`);
     const r = parsePolicy(source, await this.policyContext());
