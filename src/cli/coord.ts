@@ -25,7 +25,8 @@ export function registerCoord(program: Command): void {
     .option("--listen <host:port>", "HTTPS listen address", "127.0.0.1:8443")
     .option("--relay <name=host:port[:stun]>", "relay handed to nodes in the peer map (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--min-cert-ttl <duration>", "lowest certificate TTL tokens may ask for (default 5m; lower only for tests)")
-    .action(async (o: { data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string }) => {
+    .option("--policy-timeout <duration>", "deadline for checking one uploaded policy (default 20s)")
+    .action(async (o: { data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string; policyTimeout?: string }) => {
       let host: string, port: number;
       try { ({ host, port } = parseHostPort(o.listen, "--listen", "127.0.0.1")); } catch (err) { throw new CliError((err as Error).message); }
       const envMin = process.env.EMBER_COORD_MIN_CERT_TTL;
@@ -34,12 +35,16 @@ export function registerCoord(program: Command): void {
       if (minText) {
         try { minCertTtlMs = parseDuration(minText); } catch (err) { throw new CliError(`--min-cert-ttl: ${(err as Error).message}`); }
       }
+      let policyTimeoutMs: number | undefined;
+      if (o.policyTimeout) {
+        try { policyTimeoutMs = parseDuration(o.policyTimeout); } catch (err) { throw new CliError(`--policy-timeout: ${(err as Error).message}`); }
+      }
       const relays = o.relay.map(parseRelay);
       // Loaded on use: the server pulls in SQLite and the policy engine, which other verbs do not need.
       const { CoordServer } = await import("../coord/server.js");
       let server: InstanceType<typeof CoordServer>;
       try {
-        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs });
+        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs });
         const url = await server.start();
         process.stdout.write(`coordination server ${url} (root pin ${server.pin})\n`);
       } catch (err) {

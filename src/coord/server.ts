@@ -16,7 +16,8 @@ import {
 import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
 import { MapHub, type FrameSink } from "./map-hub.js";
-import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy } from "./policy-adapter.js";
+import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult } from "./policy-adapter.js";
+import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
   ADMIN_ROLE, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
@@ -36,6 +37,8 @@ export interface CoordServerOptions {
   relays?: MapRelay[];
   /** Lowest leaf TTL a token may ask for; lowered only by tests (documented in docs/coord.md). */
   minCertTtlMs?: number;
+  /** Deadline for parsing and compiling one uploaded policy in the worker (default POLICY_COMPILE_DEFAULTS.timeoutMs). */
+  policyTimeoutMs?: number;
   logger?: Logger;
   store?: Store;
 }
@@ -52,6 +55,10 @@ export class CoordServer {
   hub!: MapHub;
   private server?: Server;
   private store: Store;
+  /** Uploaded policies are parsed in a worker thread, one at a time, so the event loop keeps serving. */
+  private compiler: PolicyCompiler;
+  /** Policy applications in upload order (each waits for the one before). */
+  private applying: Promise<unknown> = Promise.resolve();
   private policy: CompiledPolicy = EMPTY_POLICY;
   private revocationNumber = 0;
   private revocationText?: string;
@@ -67,6 +74,7 @@ export class CoordServer {
     this.pin = rootPin(this.ca.rootDer);
     this.store = opts.store ?? new SqliteStore(opts.dataDir);
     this.minCertTtlMs = opts.minCertTtlMs ?? CERT_MIN_TTL_MS;
+    this.compiler = new PolicyCompiler({ timeoutMs: opts.policyTimeoutMs, onEvent: (event, fields) => this.log.info({ event, ...fields }) });
   }
 
   async start(): Promise<string> {
@@ -118,6 +126,7 @@ export class CoordServer {
     // The server's own leaf is short-lived too: re-issue it well before it expires.
     this.timers.push(setInterval(() => void this.serverCredentials().then((c) => this.server?.setSecureContext(tlsContextOptions(c))),
       SERVER_CERT_TTL_MS / 2).unref());
+    this.compiler.warm();
     this.log.info({ event: "listening", url: this.url, schema, trustDomain: this.ca.trustDomain, rootPin: this.pin }, "coordination server listening");
     return this.url;
   }
@@ -125,6 +134,7 @@ export class CoordServer {
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.hub?.closeAll();
+    await this.compiler.close();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     await this.flushStatus();
     await this.store.close();
@@ -410,28 +420,45 @@ export class CoordServer {
     sendJson(res, 200, { name, number: r.number, serials });
   }
 
-  private async policyContext() {
+  /** What the policy checker needs to know of the mesh, as a snapshot (it runs in another thread). */
+  private async policyContext(): Promise<CompileContext> {
     const known = new Set<string>(await this.store.tokenGroups());
-    for (const p of this.hub.allPrincipals()) for (const g of p.groups) known.add(g);
-    return { knownGroups: known, resolve: (n: string) => this.hub.principal(n) };
+    const principals = this.hub.allPrincipals();
+    for (const p of principals) for (const g of p.groups) known.add(g);
+    return { knownGroups: known, principals };
   }
 
   private async setPolicy(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const b = await readJson(req, MAX_POLICY_BODY_BYTES, `, which holds any policy within the limit: a policy is at most ${MAX_POLICY_BYTES} bytes`);
     const source = typeof b.source === "string" ? b.source : "";
     if (typeof b.source !== "string") throw new HttpError(400, "bad_request", `"source" must be the policy text`);
-    const r = parsePolicy(source, await this.policyContext());
+    let r: ParseResult;
+    let named: Set<string> | undefined;
+    try {
+      ({ result: r, named } = await this.compiler.compile(source, await this.policyContext()));
+    } catch (err) {
+      if (!(err instanceof PolicyCompileError)) throw err;
+      const status = err.code === "policy_busy" || err.code === "policy_checker_unavailable" ? 503 : 422;
+      throw new HttpError(status, err.code, err.message);
+    }
     if (!r.ok) {
       this.log.warn({ event: "policy_refused", errors: r.errors, by: id.name }, "policy refused");
       return sendJson(res, 422, { error: "policy_invalid", detail: `${r.errors.length} error(s); nothing applied`, errors: r.errors, warnings: r.warnings });
     }
-    const hash = r.policy.hash || createHash("sha256").update(source).digest("hex");
-    await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
-    const before = this.hub.stats.bytesSent;
-    this.policy = r.policy;
-    this.hub.setPolicy(r.policy);
-    this.log.info({ event: "policy_set", hash, rules: r.policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
-    sendJson(res, 200, { ok: true, hash, rules: r.policy.rules.length, warnings: r.warnings });
+    const policy = r.policy;
+    // Applied in upload order: a later upload whose check finished first still applies after this one.
+    const apply = this.applying.then(async () => {
+      const hash = policy.hash || createHash("sha256").update(source).digest("hex");
+      await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
+      const before = this.hub.stats.bytesSent;
+      this.policy = policy;
+      this.hub.setPolicy(policy, named);
+      this.log.info({ event: "policy_set", hash, rules: policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
+      return hash;
+    });
+    this.applying = apply.catch(() => {});
+    const hash = await apply;
+    sendJson(res, 200, { ok: true, hash, rules: policy.rules.length, warnings: r.warnings });
   }
 
   private async checkPolicy(req: IncomingMessage, res: ServerResponse): Promise<void> {
