@@ -28,6 +28,7 @@ import { SqliteStore } from "./sqlite-store.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
 import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
 import { createLogger } from "./log.js";
+import { AuditLog } from "./audit.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -57,6 +58,7 @@ export class CoordServer {
   private store: Store;
   /** Uploaded policies are parsed in a worker thread, one at a time, so the event loop keeps serving. */
   private compiler: PolicyCompiler;
+  private readonly audit: AuditLog;
   /** Policy applications in upload order (each waits for the one before). */
   private applying: Promise<unknown> = Promise.resolve();
   private policy: CompiledPolicy = EMPTY_POLICY;
@@ -74,6 +76,7 @@ export class CoordServer {
     this.pin = rootPin(this.ca.rootDer);
     this.store = opts.store ?? new SqliteStore(opts.dataDir);
     this.minCertTtlMs = opts.minCertTtlMs ?? CERT_MIN_TTL_MS;
+    this.audit = new AuditLog(opts.dataDir, this.log);
     this.compiler = new PolicyCompiler({ timeoutMs: opts.policyTimeoutMs, onEvent: (event, fields) => this.log.info({ event, ...fields }) });
   }
 
@@ -229,6 +232,10 @@ export class CoordServer {
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
     this.hub.upsertPeer(hubPeer(node, now));
     this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
+    if (t.roles.includes(ADMIN_ROLE)) {
+      this.audit.write({ action: "admin_enrolled", name, tenant: t.tenant, roles: t.roles, serial: cert.serial, token: t.id, tokenCreatedBy: t.createdBy, remote: req.socket.remoteAddress },
+        `${name} enrolled with role "${ADMIN_ROLE}" (token ${t.id} by ${t.createdBy})`);
+    }
     sendJson(res, 200, {
       name, tenant: t.tenant, groups: t.groups, certPem, bundlePem: this.ca.bundlePem, revocation: this.revocationText ?? this.emptyList(),
       certTtlMs: t.certTtlMs, notAfter: cert.notAfter.toISOString(),
@@ -372,6 +379,12 @@ export class CoordServer {
     const tenant = str(b, "tenant", 63);
     const groups = labels(b.groups, "groups");
     const roles = labels(b.roles, "roles");
+    if (b.allowAdminRole !== undefined && typeof b.allowAdminRole !== "boolean") throw new HttpError(400, "bad_request", `"allowAdminRole" must be true or false`);
+    const grantsAdmin = roles.includes(ADMIN_ROLE);
+    if (grantsAdmin && b.allowAdminRole !== true) {
+      throw new HttpError(403, "admin_role_refused",
+        `a token granting role "${ADMIN_ROLE}" makes the node that enrolls with it an admin of the mesh; refused unless the request sets allowAdminRole (ember token create --allow-admin-role)`);
+    }
     try {
       validateGrantValue("tenant", tenant);
       for (const g of groups) validateGrantValue("group", g);
@@ -390,6 +403,10 @@ export class CoordServer {
       certTtlMs, createdAt: now, createdBy: id.name,
     });
     this.log.info({ event: "token_created", token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), by: id.name }, "token created");
+    if (grantsAdmin) {
+      this.audit.write({ action: "admin_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
+        `token ${t.id} grants role "${ADMIN_ROLE}" (created by ${id.name})`);
+    }
     sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs });
   }
 
