@@ -37,6 +37,7 @@ export interface CompileContext { knownGroups: Iterable<string>; principals: Pri
 
 interface Job {
   req: Omit<CompileRequest, "id">;
+  timeoutMs?: number;
   resolve: (r: CompileOutcome) => void;
   reject: (e: Error) => void;
 }
@@ -68,7 +69,7 @@ export class PolicyCompiler {
   }
 
   /** Parses and compiles one policy in the worker; rejects with PolicyCompileError when busy, too slow or broken. */
-  compile(source: string, ctx: CompileContext): Promise<CompileOutcome> {
+  compile(source: string, ctx: CompileContext, opts: { timeoutMs?: number } = {}): Promise<CompileOutcome> {
     if (this.closed) return Promise.reject(new PolicyCompileError("policy_checker_unavailable", "the coordination server is shutting down"));
     const max = this.o.maxQueue ?? POLICY_COMPILE_DEFAULTS.maxQueue;
     if (this.queue.length >= max) {
@@ -76,7 +77,7 @@ export class PolicyCompiler {
       return Promise.reject(new PolicyCompileError("policy_busy", `${this.queue.length + 1} policy uploads are already being checked; try again shortly`));
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ req: { source, knownGroups: [...ctx.knownGroups], principals: ctx.principals }, resolve, reject });
+      this.queue.push({ req: { source, knownGroups: [...ctx.knownGroups], principals: ctx.principals }, timeoutMs: opts.timeoutMs, resolve, reject });
       void this.pump();
     });
   }
@@ -95,7 +96,7 @@ export class PolicyCompiler {
     this.running = true;
     try {
       for (let job = this.queue.shift(); job; job = this.queue.shift()) {
-        try { job.resolve(await this.run(job.req)); } catch (err) { job.reject(err as Error); }
+        try { job.resolve(await this.run(job.req, job.timeoutMs)); } catch (err) { job.reject(err as Error); }
       }
     } finally {
       this.running = false;
@@ -120,10 +121,10 @@ export class PolicyCompiler {
     return ready;
   }
 
-  private async run(req: Omit<CompileRequest, "id">): Promise<CompileOutcome> {
+  private async run(req: Omit<CompileRequest, "id">, timeoutMs?: number): Promise<CompileOutcome> {
     const w = await this.getWorker();
     const id = this.nextId++;
-    const limit = this.o.timeoutMs ?? POLICY_COMPILE_DEFAULTS.timeoutMs;
+    const limit = timeoutMs ?? this.o.timeoutMs ?? POLICY_COMPILE_DEFAULTS.timeoutMs;
     const t0 = performance.now();
     return new Promise<CompileOutcome>((resolve, reject) => {
       const done = () => { clearTimeout(timer); w.off("message", onMessage); w.off("error", onError); w.off("exit", onExit); };

@@ -37,9 +37,9 @@ describe("policy compiler (worker thread)", () => {
   });
 
   it("refuses a policy over its deadline, then serves the next one with a fresh worker", async () => {
-    const c = compiler({ timeoutMs: 50 });
+    const c = compiler();
     await c.compile(SMALL, ctx); // worker started and warm
-    const err = await c.compile(manyRules(9_991), ctx).catch((e: unknown) => e);
+    const err = await c.compile(manyRules(9_991), ctx, { timeoutMs: 50 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PolicyCompileError);
     expect((err as PolicyCompileError).code).toBe("policy_timeout");
     expect((err as Error).message).toMatch(/longer than 50 ms; nothing applied/);
