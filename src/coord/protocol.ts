@@ -21,6 +21,24 @@ export const PATHS = {
   adminPolicyCheck: "/v1/admin/policy/check",
 } as const;
 
+/**
+ * Admission of TCP connections (src/coord/conn-guard.ts), each a flag of `ember coord`. A connection is
+ * authenticated once its TLS handshake presented a client certificate the verifier accepts; until then
+ * (pre-TLS, and anonymous: health, bundle, enrollment) it counts against the smaller pending budget, the
+ * per-source limit and a lifetime. Authenticated connections (map streams, one per node) are never evicted.
+ */
+export const COORD_CONNECTION_DEFAULTS = {
+  maxConnections: 20_000,
+  maxPending: 1_024,
+  /** Enrollment bursts from one NAT address are real: higher than the relay's. */
+  maxPendingPerSource: 64,
+  /** TLS handshake deadline (Node's https default is 120 s). */
+  handshakeTimeoutMs: 10_000,
+  /** A connection without a client certificate is closed this long after accept (an enrollment takes < 1 s). */
+  anonymousTimeoutMs: 30_000,
+} as const;
+export type CoordConnectionLimits = { -readonly [K in keyof typeof COORD_CONNECTION_DEFAULTS]: number };
+
 /** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
 export const MAX_BODY_BYTES = 64 * 1024;
 /**

@@ -20,7 +20,7 @@ import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, 
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
-  ADMIN_ROLE, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
+  ADMIN_ROLE, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
   type MapRelay,
 } from "./protocol.js";
@@ -29,6 +29,7 @@ import type { NodeRecord, StatusUpdate, Store } from "./store.js";
 import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
 import { createLogger } from "./log.js";
 import { AuditLog } from "./audit.js";
+import { ConnectionGuard, DropLog } from "./conn-guard.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -40,6 +41,8 @@ export interface CoordServerOptions {
   minCertTtlMs?: number;
   /** Deadline for parsing and compiling one uploaded policy in the worker (default POLICY_COMPILE_DEFAULTS.timeoutMs). */
   policyTimeoutMs?: number;
+  /** Connection admission (COORD_CONNECTION_DEFAULTS). */
+  connectionLimits?: Partial<CoordConnectionLimits>;
   logger?: Logger;
   store?: Store;
 }
@@ -59,6 +62,10 @@ export class CoordServer {
   /** Uploaded policies are parsed in a worker thread, one at a time, so the event loop keeps serving. */
   private compiler: PolicyCompiler;
   private readonly audit: AuditLog;
+  /** Admission control on raw TCP sockets: totals, the unauthenticated budget, per-source limits, lifetimes. */
+  readonly guard: ConnectionGuard;
+  private readonly limits: CoordConnectionLimits;
+  private readonly dropLog: DropLog;
   /** Policy applications in upload order (each waits for the one before). */
   private applying: Promise<unknown> = Promise.resolve();
   private policy: CompiledPolicy = EMPTY_POLICY;
@@ -77,6 +84,12 @@ export class CoordServer {
     this.store = opts.store ?? new SqliteStore(opts.dataDir);
     this.minCertTtlMs = opts.minCertTtlMs ?? CERT_MIN_TTL_MS;
     this.audit = new AuditLog(opts.dataDir, this.log);
+    this.limits = { ...COORD_CONNECTION_DEFAULTS, ...opts.connectionLimits };
+    this.dropLog = new DropLog((fields, msg) => this.log.warn(fields, msg));
+    this.guard = new ConnectionGuard({
+      maxConnections: this.limits.maxConnections, maxPending: this.limits.maxPending, maxPendingPerSource: this.limits.maxPendingPerSource,
+      pendingDeadlineMs: this.limits.anonymousTimeoutMs,
+    }, (event, source) => this.dropLog.note(event, source));
     this.compiler = new PolicyCompiler({ timeoutMs: opts.policyTimeoutMs, onEvent: (event, fields) => this.log.info({ event, ...fields }) });
   }
 
@@ -104,7 +117,8 @@ export class CoordServer {
     }
 
     const creds = await this.serverCredentials();
-    this.server = createServer({ ...tlsContextOptions(creds) }, (req, res) => {
+    // connectionsCheckingInterval: how often headersTimeout/requestTimeout are enforced (default 30 s).
+    this.server = createServer({ ...tlsContextOptions(creds), handshakeTimeout: this.limits.handshakeTimeoutMs, connectionsCheckingInterval: 1_000 }, (req, res) => {
       // handle() answers its own errors; this is the last line, so a bug can never become an unhandled rejection (a crash).
       this.handle(req, res).catch((err) => {
         this.log.error({ event: "internal_error", route: `${req.method} ${String(req.url).slice(0, 200)}`, err: (err as Error)?.stack }, "handler failed outside its error handling");
@@ -115,7 +129,19 @@ export class CoordServer {
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 65_000;
+    // https.Server destroys the socket of a failed or timed-out handshake itself.
     this.server.on("tlsClientError", (err) => this.log.debug({ event: "tls_error", err: err.message }));
+    this.guard.attach(this.server);
+    // A connection whose client certificate verifies leaves the unauthenticated budget; the verifier runs
+    // again on every request (revocation can arrive while a connection is open).
+    this.server.on("secureConnection", (s: TLSSocket) => {
+      if (this.guard.isPending(s) && verifyTlsPeer(s, this.verifier, { usage: "client" }).ok) this.guard.authenticate(s);
+    });
+    const lim = this.guard.limits;
+    if (lim.clampedBy) {
+      this.log.warn({ event: "limits_clamped", maxConnections: lim.maxConnections, maxPending: lim.maxPending, by: lim.clampedBy },
+        `connection limit lowered to ${lim.maxConnections}: ${lim.clampedBy}`);
+    }
     this.server.on("clientError", (err, socket) => { socket.destroy(); this.log.debug({ event: "client_error", err: err.message }); });
     await new Promise<void>((resolve, reject) => {
       this.server!.once("error", reject);
@@ -137,6 +163,8 @@ export class CoordServer {
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.hub?.closeAll();
+    this.dropLog.stop();
+    this.guard.close();
     await this.compiler.close();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     await this.flushStatus();

@@ -1,7 +1,9 @@
 // Fixtures for the exhaustion and fuzz tests: reading a server child's file descriptors and memory from
 // /proc, loopback source addresses (the whole of 127/8 is local on Linux, so one machine can play many
 // clients), a captured TLS ClientHello, and a bounded flood of pre-TLS TCP connections.
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 
@@ -37,14 +39,20 @@ export async function captureClientHello(): Promise<Buffer> {
   return hello;
 }
 
-export type FloodKind = "idle" | "partial" | "slow";
+/**
+ * idle: TCP connected, nothing sent; partial: half a ClientHello, then nothing; slow: a ClientHello at one byte
+ * per second; tls-idle: a full TLS handshake without a client certificate, then nothing; slowloris: TLS, then
+ * an HTTP request head at one byte per second.
+ */
+export type FloodKind = "idle" | "partial" | "slow" | "tls-idle" | "slowloris";
+
+const SLOW_REQUEST = Buffer.from("GET /v1/health HTTP/1.1\r\nHost: coord\r\nX-Slow: " + "a".repeat(200) + "\r\n\r\n");
 
 export interface FloodOptions {
   host: string;
   port: number;
   count: number;
   sources: string[];
-  /** idle: connect and send nothing; partial: half a ClientHello, then nothing; slow: a ClientHello at one byte per second. */
   kinds: FloodKind[];
   clientHello: Buffer;
   /** Connections being opened at once (the listener's backlog is 511). */
@@ -62,7 +70,7 @@ export class Flood {
   failed = 0;
   private stopped = false;
   private slowTimer?: NodeJS.Timeout;
-  private readonly slow = new Map<Socket, number>();
+  private readonly slow = new Map<Socket, { at: number; bytes: Buffer }>();
 
   constructor(private readonly o: FloodOptions) {}
 
@@ -73,15 +81,21 @@ export class Flood {
     const one = (): Promise<void> => new Promise((resolve) => {
       const i = next++;
       const kind = o.kinds[i % o.kinds.length];
-      const s = netConnect({ host: o.host, port: o.port, localAddress: o.sources[i % o.sources.length] });
+      const localAddress = o.sources[i % o.sources.length];
+      const tls = kind === "tls-idle" || kind === "slowloris";
+      const raw = netConnect({ host: o.host, port: o.port, localAddress });
+      raw.on("error", () => {});
+      const s: Socket = tls ? tlsConnect({ socket: raw, rejectUnauthorized: false, minVersion: "TLSv1.3" }) : raw;
       this.sockets.push(s);
       let done = false;
       const finish = () => { if (!done) { done = true; resolve(); } };
       s.on("error", () => {});
-      s.once("connect", () => {
+      s.once(tls ? "secureConnect" : "connect", () => {
         this.connected++;
+        s.resume(); // read (and discard) what the server sends, so that its FIN is noticed
         if (kind === "partial") s.write(o.clientHello.subarray(0, Math.floor(o.clientHello.length / 2)));
-        if (kind === "slow") this.slow.set(s, 0);
+        if (kind === "slow") this.slow.set(s, { at: 0, bytes: o.clientHello });
+        if (kind === "slowloris") this.slow.set(s, { at: 0, bytes: SLOW_REQUEST });
         finish();
       });
       s.once("close", () => {
@@ -92,10 +106,10 @@ export class Flood {
     });
     const workers = Array.from({ length: Math.min(o.concurrency ?? 200, o.count) }, async () => { while (next < o.count && !this.stopped) await one(); });
     this.slowTimer = setInterval(() => {
-      for (const [s, at] of this.slow) {
-        if (at >= o.clientHello.length) continue;
-        s.write(o.clientHello.subarray(at, at + 1));
-        this.slow.set(s, at + 1);
+      for (const [s, w] of this.slow) {
+        if (w.at >= w.bytes.length || s.destroyed) continue;
+        s.write(w.bytes.subarray(w.at, w.at + 1));
+        w.at++;
       }
     }, 1_000);
     await Promise.all(workers);
@@ -110,6 +124,7 @@ export class Flood {
     this.stopped = true;
     clearInterval(this.slowTimer);
     for (const s of this.sockets) s.destroy();
+    this.sockets.length = 0;
   }
 }
 
@@ -118,4 +133,35 @@ export function sampleMax(ms: number, f: () => number): { stop: () => number; ma
   let max = -Infinity;
   const t = setInterval(() => { try { max = Math.max(max, f()); } catch { /* process gone: the test fails elsewhere */ } }, ms);
   return { stop: () => { clearInterval(t); return max; }, max: () => max };
+}
+
+export interface FloodProc { pid: number; last: () => FloodReport; opened: Promise<FloodReport>; stop: () => Promise<void> }
+export interface FloodReport { event: string; connected: number; closedByServer: number; failed: number; open: number; ms?: number }
+
+/** Runs a Flood in a child process (see flood-child.ts); stop() ends it by its PID and waits for it to exit. */
+export function floodProcess(o: FloodOptions): FloodProc {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "flood-child.ts"), JSON.stringify({ ...o, clientHello: o.clientHello.toString("hex") })],
+    { cwd: join(import.meta.dirname, "..", ".."), stdio: ["pipe", "pipe", "inherit"] });
+  let last: FloodReport = { event: "starting", connected: 0, closedByServer: 0, failed: 0, open: 0 };
+  let buf = "";
+  let openedResolve!: (r: FloodReport) => void;
+  const opened = new Promise<FloodReport>((r) => { openedResolve = r; });
+  child.stdout!.on("data", (c) => {
+    buf += c;
+    for (let nl = buf.indexOf("\n"); nl >= 0; nl = buf.indexOf("\n")) {
+      last = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (last.event === "opened") openedResolve(last);
+    }
+  });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  return {
+    pid: child.pid!, last: () => last, opened,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(t);
+    },
+  };
 }
