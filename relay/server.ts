@@ -34,6 +34,9 @@ export interface RelayLimits {
   revocationPollMs: number;
   reverifyMs: number;
   stunPerSec: number;
+  stunPerSourcePerSec: number;
+  stunPerSourceBurst: number;
+  stunRecvBufferBytes: number;
 }
 
 export interface RelayServerOptions {
@@ -132,7 +135,10 @@ export class RelayServer {
     const la = server.address() as AddressInfo;
     const out: RelayAddresses = { name: this.name, listen: { address: la.address, port: la.port } };
     if (this.o.stun) {
-      this.stun = new StunResponder(this.counters, this.limits.stunPerSec);
+      this.stun = new StunResponder(this.counters, {
+        perSec: this.limits.stunPerSec, perSourcePerSec: this.limits.stunPerSourcePerSec, perSourceBurst: this.limits.stunPerSourceBurst,
+        recvBufferBytes: this.limits.stunRecvBufferBytes,
+      });
       const sa = await this.stun.listen(this.o.stun.host, this.o.stun.port);
       out.stun = { address: sa.address, port: sa.port };
     }

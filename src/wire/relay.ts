@@ -83,6 +83,15 @@ export const RELAY_DEFAULTS = {
   reverifyMs: 30_000,
   /** STUN answers per second, all sources together (CPU bound, no amplification: answer ~ request size). */
   stunPerSec: 20_000,
+  /**
+   * STUN answers per second to one source address (IPv6: one /64), and its burst: one flooding (or spoofed)
+   * source can neither take the whole answer budget nor have the relay reflect more than this at a victim.
+   * Generous for a NAT with many nodes behind it (each asks a few times a minute).
+   */
+  stunPerSourcePerSec: 200,
+  stunPerSourceBurst: 100,
+  /** The UDP receive buffer asked for (the kernel caps it at net.core.rmem_max): room for bursts of junk. */
+  stunRecvBufferBytes: 4 * 1024 * 1024,
 } as const;
 
 /** Client side: keepalive interval, dead-relay timeout, reconnect backoff, local send buffer. */
