@@ -3,7 +3,7 @@
 // loopback addresses plus 200 from one address. Throughout, fresh connections must still get /v1/health
 // (no certificate) and an mTLS request answered, an enrolled node's map stream (an authenticated
 // connection) must stay up, and the server's descriptors and memory stay bounded. The server runs with a
-// 3 s handshake deadline and a 5 s lifetime for connections without a client certificate so that the test
+// 2 s handshake deadline and a 4 s lifetime for connections without a client certificate so that the test
 // sees them expire; the defaults are 10 s and 30 s.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
@@ -23,7 +23,7 @@ const floods: FloodProc[] = [];
 
 beforeAll(async () => {
   mesh = await makeMesh();
-  coord = await spawnCoord(mesh, 0, ["--handshake-timeout", "3s", "--anonymous-timeout", "5s"]);
+  coord = await spawnCoord(mesh, 0, ["--handshake-timeout", "2s", "--anonymous-timeout", "4s"]);
 }, 60_000);
 
 afterAll(async () => {
@@ -89,8 +89,8 @@ describe("coordination listener exhaustion", () => {
     const t0 = Date.now();
     const opened = await Promise.all([spread.opened, single.opened]);
     const openedMs = Date.now() - t0;
-    // Hold past the 3 s handshake deadline and the 5 s lifetime of unauthenticated connections.
-    await new Promise((r) => setTimeout(r, 7_000));
+    // Hold past the 2 s handshake deadline and the 4 s lifetime of unauthenticated connections.
+    await new Promise((r) => setTimeout(r, 5_500));
     const stillOpen = spread.last().open + single.last().open;
     const connected = opened[0].connected + opened[1].connected;
     probing = false;
@@ -100,7 +100,7 @@ describe("coordination listener exhaustion", () => {
 
     const max = (a: number[]) => Math.max(...a);
     console.log(`coord exhaustion: ${FLOOD} connections opened in ${openedMs} ms (${connected} connected), `
-      + `${stillOpen} still open after 7 s; fds ${base.fds} -> peak ${peak.fds}; RSS ${base.rss.toFixed(0)} -> peak ${peak.rss.toFixed(0)} MiB; `
+      + `${stillOpen} still open after 5.5 s; fds ${base.fds} -> peak ${peak.fds}; RSS ${base.rss.toFixed(0)} -> peak ${peak.rss.toFixed(0)} MiB; `
       + `probes ${probes.health.length}+${probes.mtls.length}, max health ${max(probes.health).toFixed(0)} ms, max mTLS ${max(probes.mtls).toFixed(0)} ms; map stream ${mapBytes} bytes`);
 
     expect(probes.failures).toEqual([]);

@@ -4,7 +4,7 @@
 // nodes exchange frames every 50 ms and a third connects in the middle of it. STUN: thousands of datagrams,
 // valid, junk, oversized and RFC 3489, from many addresses and in a burst from one, while a valid client
 // keeps getting answers. Descriptors and memory of the relay process stay under stated bounds. The relay
-// runs with a 3 s handshake deadline (default 10 s) so that the test sees the deadline act.
+// runs with a 2 s handshake deadline (default 10 s) so that the test sees the deadline act.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { createSocket, type Socket as UdpSocket } from "node:dgram";
@@ -27,7 +27,7 @@ const udp: UdpSocket[] = [];
 beforeAll(async () => {
   pki = await makePki();
   relayId = await pki.identity("relay-x", { roles: ["relay"] });
-  relay = await startRelay(pki, relayId, ["--handshake-timeout", "3s"]);
+  relay = await startRelay(pki, relayId, ["--handshake-timeout", "2s"]);
 }, 30_000);
 
 afterAll(async () => {
@@ -86,12 +86,12 @@ describe("relay exhaustion", () => {
     const tc = performance.now();
     const c = await node("ex-c");
     const joinMs = performance.now() - tc;
-    const hello2 = new Promise<string>((r) => a.once("packet", (from: string, p: Buffer) => { if (from === "ex-c") r(p.toString()); }));
+    const hello2 = new Promise<string>((r) => a.on("packet", (from: string, p: Buffer) => { if (from === "ex-c") r(p.toString()); }));
     c.send("ex-a", Buffer.from("joined under load"));
     expect(await hello2).toBe("joined under load");
 
-    // Hold past the 3 s handshake deadline: every connection that did not authenticate is gone.
-    await new Promise((r) => setTimeout(r, 5_000));
+    // Hold past the 2 s handshake deadline (and the 2 s a refused TLS connection is given to read its ERROR).
+    await new Promise((r) => setTimeout(r, 4_000));
     const stillOpen = spread.last().open + single.last().open;
     const st = await relayStatus(relay);
     clearInterval(traffic);
@@ -100,7 +100,7 @@ describe("relay exhaustion", () => {
     await Promise.all([spread.stop(), single.stop()]);
 
     console.log(`relay exhaustion: ${FLOOD} connections opened in ${openedMs} ms (${opened[0].connected + opened[1].connected} connected), `
-      + `${stillOpen} still open after 5 s; fds ${base.fds} -> peak ${peak.fds}; RSS ${base.rss.toFixed(0)} -> peak ${peak.rss.toFixed(0)} MiB; `
+      + `${stillOpen} still open after 4 s; fds ${base.fds} -> peak ${peak.fds}; RSS ${base.rss.toFixed(0)} -> peak ${peak.rss.toFixed(0)} MiB; `
       + `new node connected in ${joinMs.toFixed(0)} ms; frames ${got.ab}/${sent.ab} and ${got.ba}/${sent.ba}, worst gap ${worstGapMs.toFixed(0)} ms; `
       + `guard ${JSON.stringify(st.connections.dropped)}, peak pending ${st.connections.peakPending}`);
 

@@ -65,8 +65,11 @@ describe("relay: connections that never start TLS (issue 14.1)", () => {
     await validPairWorks(relay, "fd-valid");
     // Every connection that never started TLS is gone by the 10 s handshake deadline (plus scheduling slack).
     await waitFor(() => f.closedByServer + f.failed >= 300, "the relay to close every pre-TLS connection", 16_000);
-    expect(Date.now() - heldAt).toBeLessThan(16_000);
-    expect(fds.stop()).toBeLessThan(256);
+    const closedAfterMs = Date.now() - heldAt;
+    expect(closedAfterMs).toBeLessThan(16_000);
+    const peakFds = fds.stop();
+    console.log(`relay under ulimit -n 256: 300 plain TCP connections held, valid pair worked; all closed ${closedAfterMs} ms after they were open; peak fds ${peakFds}`);
+    expect(peakFds).toBeLessThan(256);
     expect(relay.stderr()).not.toMatch(/EMFILE/);
     const st = await relayStatus(relay);
     expect(st.connections.pending).toBe(0);
