@@ -143,6 +143,12 @@ export class MapHub {
     this.revocation = listText;
   }
 
+  /** A new revocation list that revokes no node of the map (e.g. an admin's certificate): pushed to every stream. */
+  publishRevocation(listText: string): void {
+    this.revocation = listText;
+    for (const s of this.sessions.values()) this.push(s, { revocation: listText });
+  }
+
   status(name: string, s: { endpoints: string[]; homeRelay?: string; lastSeen: number }): void {
     const p = this.peers.get(name);
     if (!p) return;

@@ -50,6 +50,8 @@ export interface CoordServerOptions {
 const SERVER_TENANT = "system";
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
 const STATUS_FLUSH_MS = 2_000;
+/** How often the CA directory's ca.json is read for revocations made with `ember ca revoke`. */
+const CA_REVOCATION_POLL_MS = 2_000;
 
 export class CoordServer {
   readonly log: Logger;
@@ -110,6 +112,7 @@ export class CoordServer {
     }
     this.hub = new MapHub(this.policy, this.opts.relays ?? []);
     this.hub.setRevocation(this.revocationText);
+    await this.syncCaRevocations();
     const now = Date.now();
     for (const n of await this.store.listNodes()) {
       if (n.status !== "active") continue;
@@ -152,6 +155,8 @@ export class CoordServer {
     this.url = `https://${host}:${addr.port}`;
     this.timers.push(setInterval(() => this.hub.tick(), PING_INTERVAL_MS).unref());
     this.timers.push(setInterval(() => void this.flushStatus(), STATUS_FLUSH_MS).unref());
+    this.timers.push(setInterval(() => void this.syncCaRevocations().catch((err) => this.log.error({ event: "ca_revocations_failed", err: (err as Error).message })),
+      CA_REVOCATION_POLL_MS).unref());
     // The server's own leaf is short-lived too: re-issue it well before it expires.
     this.timers.push(setInterval(() => void this.serverCredentials().then((c) => this.server?.setSecureContext(tlsContextOptions(c))),
       SERVER_CERT_TTL_MS / 2).unref());
@@ -370,14 +375,49 @@ export class CoordServer {
   }
 
   private emptyList(): string {
-    return signRevocationList(this.ca, this.caListNumber(), []);
+    const ca = this.caRevocations();
+    return signRevocationList(this.ca, ca.number, ca.serials);
   }
 
   /** `ember ca revoke` numbers lists in ca.json; the server's lists continue above that number. */
   private caListNumber(): number {
+    return this.caRevocations().number;
+  }
+
+  /** The CA's own revocations (`ember ca revoke`, kept in ca.json): its list number and serials. */
+  private caRevocations(): { number: number; serials: string[] } {
     try {
-      return Number(JSON.parse(readFileSync(join(this.ca.dir, CA_FILES.meta), "utf8")).revocationNumber) || 0;
-    } catch { return 0; }
+      const meta = JSON.parse(readFileSync(join(this.ca.dir, CA_FILES.meta), "utf8")) as { revocationNumber?: unknown; revoked?: unknown };
+      const serials = Array.isArray(meta.revoked) ? meta.revoked.filter((s): s is string => typeof s === "string" && /^[0-9a-f]{1,64}$/.test(s)) : [];
+      return { number: Number(meta.revocationNumber) || 0, serials };
+    } catch { return { number: 0, serials: [] }; }
+  }
+
+  /**
+   * Signs a list for the store: the server's own revoked serials plus the CA's. Every list the server signs
+   * is numbered above the CA's and REPLACES it wherever it is applied, so leaving the CA's serials out
+   * would un-revoke them at relays and nodes.
+   */
+  private signWithCaSerials(number: number, serials: string[]): string {
+    return signRevocationList(this.ca, number, [...new Set([...serials, ...this.caRevocations().serials])]);
+  }
+
+  /**
+   * Picks up revocations made with `ember ca revoke` on this CA directory (certificates issued offline, such
+   * as admins', can only be revoked there): when ca.json lists a serial the server's verifier does not
+   * refuse yet, a new list with it is signed, stored, applied and pushed to every map stream.
+   */
+  private async syncCaRevocations(): Promise<void> {
+    const ca = this.caRevocations();
+    const missing = ca.serials.filter((s) => !this.verifier.revocation.isRevoked(s));
+    if (missing.length === 0) return;
+    const r = await this.store.publishRevocation({ now: Date.now(), minNumber: ca.number, sign: (n, serials) => this.signWithCaSerials(n, serials) });
+    const applied = this.verifier.applyRevocationList(r.text);
+    if (!applied.ok) return void this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
+    this.revocationNumber = r.number;
+    this.revocationText = r.text;
+    this.hub.publishRevocation(r.text);
+    this.log.info({ event: "ca_revocations_applied", number: r.number, caNumber: ca.number, serials: missing }, "revocations from the CA directory applied");
   }
 
   private sendRevocation(res: ServerResponse): void {
@@ -453,7 +493,7 @@ export class CoordServer {
 
   private async revoke(id: Identity, name: string, res: ServerResponse): Promise<void> {
     const now = Date.now();
-    const r = await this.store.revoke({ name, now, minNumber: this.caListNumber(), sign: (number, serials) => signRevocationList(this.ca, number, serials) });
+    const r = await this.store.revoke({ name, now, minNumber: this.caListNumber(), sign: (number, serials) => this.signWithCaSerials(number, serials) });
     if (!r) throw new HttpError(404, "unknown_node", `no node named "${name}"`);
     const applied = this.verifier.applyRevocationList(r.text);
     if (!applied.ok) this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
