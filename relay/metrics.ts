@@ -2,6 +2,7 @@
 // --metrics listener (plain HTTP: bind it to loopback or a management network, it carries no secrets).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { GuardSnapshot } from "../src/net/conn-guard.js";
 
 export const DROP_REASONS = ["rate_limited", "queue_full", "unknown_peer", "frame_error"] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
@@ -55,13 +56,14 @@ export class RelayCounters {
   }
 }
 
-export async function startMetricsServer(host: string, port: number, counters: RelayCounters, relayName: string, extra: () => Record<string, unknown>): Promise<{ server: Server; address: AddressInfo }> {
+export async function startMetricsServer(host: string, port: number, counters: RelayCounters, relayName: string, extra: () => Record<string, unknown>,
+  guard?: () => GuardSnapshot): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((req, res) => {
     if (req.method === "GET" && req.url === "/status") {
       const body = JSON.stringify({ relay: relayName, ...extra(), counters: counters.snapshot() });
       res.writeHead(200, { "content-type": "application/json" }).end(body);
     } else if (req.method === "GET" && req.url === "/metrics") {
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(counters.prometheus(relayName));
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" }).end(counters.prometheus(relayName) + (guard ? guardMetrics(relayName, guard()) : ""));
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: GET /status or /metrics\n");
     }
@@ -71,4 +73,14 @@ export async function startMetricsServer(host: string, port: number, counters: R
     server.listen(port, host, () => { server.off("error", reject); resolve(); });
   });
   return { server, address: server.address() as AddressInfo };
+}
+
+function guardMetrics(relayName: string, g: GuardSnapshot): string {
+  const l = `relay="${relayName}"`;
+  return [
+    `ember_relay_tcp_connections{${l}} ${g.connections}`,
+    `ember_relay_tcp_pending{${l}} ${g.pending}`,
+    `ember_relay_tcp_max_connections{${l}} ${g.maxConnections}`,
+    `ember_relay_tcp_max_pending{${l}} ${g.maxPending}`,
+  ].join("\n") + "\n";
 }

@@ -10,6 +10,7 @@ export class RelayUsageError extends Error {}
 export interface RelayFlags {
   listen: string; stun: string; cert: string; key: string; ca: string; name?: string; revocation?: string; coord?: string;
   metrics?: string; revocationPoll?: string; rate?: string; burst?: string; queue?: string; maxConns?: string; idleTimeout?: string; logLevel?: string;
+  maxPending?: string; maxPendingPerSource?: string; handshakeTimeout?: string;
 }
 
 /** HOST:PORT, :PORT, PORT or [v6]:PORT; port 0 asks the OS for a free one. */
@@ -52,7 +53,10 @@ export function addRelayOptions(cmd: Command): Command {
     .option("--rate <bytes/s>", `per-node forwarding rate (default ${RELAY_DEFAULTS.rateBytesPerSec})`)
     .option("--burst <bytes>", `per-node burst (default ${RELAY_DEFAULTS.burstBytes})`)
     .option("--queue <bytes>", `per-destination write buffer limit (default ${RELAY_DEFAULTS.queueBytes})`)
-    .option("--max-conns <n>", `connection limit (default ${RELAY_DEFAULTS.maxConnections})`)
+    .option("--max-conns <n>", `TCP connection limit, authenticated or not (default ${RELAY_DEFAULTS.maxConnections}; lowered to fit ulimit -n)`)
+    .option("--max-pending <n>", `connections not yet authenticated; when full the oldest is closed (default ${RELAY_DEFAULTS.maxPending}, at most half of --max-conns)`)
+    .option("--max-pending-per-source <n>", `connections not yet authenticated from one address (IPv6: one /64) (default ${RELAY_DEFAULTS.maxPendingPerSource})`)
+    .option("--handshake-timeout <duration>", `TLS handshake and certificate check deadline, from accept (default ${RELAY_DEFAULTS.handshakeTimeoutMs / 1000}s)`)
     .option("--idle-timeout <duration>", `close connections silent this long (default ${RELAY_DEFAULTS.idleTimeoutMs / 1000}s)`)
     .addOption(new Option("--log-level <level>", "log level").choices(["debug", "info", "warn", "error"]).default(process.env.EMBER_LOG_LEVEL ?? "info"));
 }

@@ -12,12 +12,14 @@ export function relayFromFlags(o: RelayFlags): RelayServer {
   if (o.rate) limits.rateBytesPerSec = parseBytes(o.rate, "--rate");
   if (o.burst) limits.burstBytes = parseBytes(o.burst, "--burst");
   if (o.queue) limits.queueBytes = parseBytes(o.queue, "--queue");
-  if (o.maxConns) {
-    if (!/^\d+$/.test(o.maxConns) || Number(o.maxConns) < 1) throw new RelayUsageError(`--max-conns: "${o.maxConns}" is not a positive integer`);
-    limits.maxConnections = Number(o.maxConns);
-  }
+  if (o.maxConns) limits.maxConnections = positiveInt(o.maxConns, "--max-conns");
+  if (o.maxPending) limits.maxPending = positiveInt(o.maxPending, "--max-pending");
+  if (o.maxPendingPerSource) limits.maxPendingPerSource = positiveInt(o.maxPendingPerSource, "--max-pending-per-source");
   if (o.idleTimeout) {
     try { limits.idleTimeoutMs = parseDuration(o.idleTimeout); } catch (err) { throw new RelayUsageError(`--idle-timeout: ${(err as Error).message}`); }
+  }
+  if (o.handshakeTimeout) {
+    try { limits.handshakeTimeoutMs = parseDuration(o.handshakeTimeout); } catch (err) { throw new RelayUsageError(`--handshake-timeout: ${(err as Error).message}`); }
   }
   if (o.revocationPoll) {
     try { limits.revocationPollMs = parseDuration(o.revocationPoll); } catch (err) { throw new RelayUsageError(`--revocation-poll: ${(err as Error).message}`); }
@@ -43,6 +45,11 @@ export function relayFromFlags(o: RelayFlags): RelayServer {
   } catch (err) {
     throw new RelayUsageError((err as Error).message);
   }
+}
+
+function positiveInt(text: string, flag: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) throw new RelayUsageError(`${flag}: "${text}" is not a positive integer`);
+  return Number(text);
 }
 
 /** Starts, prints the JSON line, serves until SIGTERM/SIGINT; SIGHUP re-reads the revocation file. */

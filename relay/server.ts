@@ -8,6 +8,7 @@ import type { Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { tlsContextOptions, verifyTlsPeer, type TlsCredentials, type Verifier } from "../src/pki/index.js";
+import { ConnectionGuard, DropLog } from "../src/net/conn-guard.js";
 import {
   encodeRelayError, encodeRelayFrame, RELAY_DEFAULTS, RELAY_ERROR, RELAY_FRAME, RELAY_ROLE, RelayFrameError,
   relayFrameName, type RelayFrame,
@@ -26,11 +27,16 @@ export interface RelayLimits {
   burstBytes: number;
   queueBytes: number;
   maxConnections: number;
+  maxPending: number;
+  maxPendingPerSource: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
   revocationPollMs: number;
   reverifyMs: number;
   stunPerSec: number;
+  stunPerSourcePerSec: number;
+  stunPerSourceBurst: number;
+  stunRecvBufferBytes: number;
 }
 
 export interface RelayServerOptions {
@@ -69,6 +75,9 @@ export class RelayServer {
   private revocation?: RevocationSource;
   private reverifyTimer?: NodeJS.Timeout;
   private readonly log: Logger;
+  /** Admission control on raw TCP sockets: totals, the unauthenticated budget, per-source limits, the handshake deadline. */
+  readonly guard: ConnectionGuard;
+  private readonly dropLog: DropLog;
 
   constructor(private readonly o: RelayServerOptions) {
     this.limits = { ...RELAY_DEFAULTS, ...o.limits };
@@ -86,6 +95,14 @@ export class RelayServer {
     }
     this.name = self.identity.name;
     this.log = o.log.child({ relay: this.name });
+    this.dropLog = new DropLog((fields, msg) => this.log.warn(fields, msg));
+    this.guard = new ConnectionGuard({
+      maxConnections: this.limits.maxConnections, maxPending: this.limits.maxPending,
+      maxPendingPerSource: this.limits.maxPendingPerSource, pendingDeadlineMs: this.limits.handshakeTimeoutMs,
+    }, (event, source) => {
+      this.counters.bump(this.counters.refused, event);
+      this.dropLog.note(event, source);
+    });
   }
 
   async start(): Promise<RelayAddresses> {
@@ -98,10 +115,18 @@ export class RelayServer {
 
     const server = createServer({ ...tlsContextOptions(this.o.creds), handshakeTimeout: this.limits.handshakeTimeoutMs });
     this.server = server;
+    this.guard.attach(server);
+    const lim = this.guard.limits;
+    if (lim.clampedBy) {
+      this.log.warn({ event: "limits_clamped", maxConnections: lim.maxConnections, maxPending: lim.maxPending, by: lim.clampedBy },
+        `connection limit lowered to ${lim.maxConnections}: ${lim.clampedBy}`);
+    }
     server.on("secureConnection", (s) => this.onConnection(s));
     server.on("tlsClientError", (err, s) => {
+      // Node's tls.Server leaves the socket open after a failed or timed-out handshake: close it here.
+      s.destroy();
       this.counters.bump(this.counters.refused, "tls_error");
-      this.log.warn({ event: "refused", reason: "tls_error", detail: err.message, remote: s.remoteAddress }, "TLS handshake failed");
+      this.log.debug({ event: "refused", reason: "tls_error", detail: err.message, remote: s.remoteAddress }, "TLS handshake failed");
     });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -110,14 +135,17 @@ export class RelayServer {
     const la = server.address() as AddressInfo;
     const out: RelayAddresses = { name: this.name, listen: { address: la.address, port: la.port } };
     if (this.o.stun) {
-      this.stun = new StunResponder(this.counters, this.limits.stunPerSec);
+      this.stun = new StunResponder(this.counters, {
+        perSec: this.limits.stunPerSec, perSourcePerSec: this.limits.stunPerSourcePerSec, perSourceBurst: this.limits.stunPerSourceBurst,
+        recvBufferBytes: this.limits.stunRecvBufferBytes,
+      });
       const sa = await this.stun.listen(this.o.stun.host, this.o.stun.port);
       out.stun = { address: sa.address, port: sa.port };
     }
     if (this.o.metrics) {
       const m = await startMetricsServer(this.o.metrics.host, this.o.metrics.port, this.counters, this.name, () => ({
-        nodes: [...this.byName.keys()].sort(), revocationListNumber: this.o.verifier.revocation.number,
-      }));
+        nodes: [...this.byName.keys()].sort(), revocationListNumber: this.o.verifier.revocation.number, connections: this.guard.snapshot(),
+      }), () => this.guard.snapshot());
       this.metrics = m.server;
       out.metrics = { address: m.address.address, port: m.address.port };
     }
@@ -139,6 +167,8 @@ export class RelayServer {
   async close(): Promise<void> {
     clearInterval(this.reverifyTimer);
     this.revocation?.stop();
+    this.dropLog.stop();
+    this.guard.close();
     for (const c of this.all) c.close(RELAY_ERROR.SHUTDOWN, "relay shutting down");
     const closing = [
       this.server ? new Promise<void>((r) => this.server!.close(() => r())) : undefined,
@@ -161,10 +191,12 @@ export class RelayServer {
       socket.end(encodeRelayError(reason, detail));
       setTimeout(() => socket.destroy(), 2_000).unref();
     };
-    if (this.all.size >= this.limits.maxConnections) return refuse(RELAY_ERROR.TOO_MANY_CONNECTIONS, `relay is at its limit of ${this.limits.maxConnections} connections`);
     // Invariant 1: nothing of this connection is read before its certificate is verified.
     const v = verifyTlsPeer(socket, this.o.verifier, { usage: "client" });
+    // A refused connection stays in the unauthenticated budget until it closes (at the latest at its deadline).
     if (!v.ok) return refuse(v.reason, v.detail);
+    // The guard already closed it (evicted, or past its deadline while the handshake completed).
+    if (!this.guard.authenticate(socket)) return void socket.destroy();
 
     const conn = new NodeConnection(socket, v.identity, new TokenBucket(this.limits.rateBytesPerSec, this.limits.burstBytes), remote);
     this.all.add(conn);

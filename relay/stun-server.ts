@@ -6,22 +6,29 @@ import { isIP, type AddressInfo } from "node:net";
 import { decodeStun, encodeBindingResponse, STUN_BINDING_REQUEST } from "../src/nat/stun.js";
 import { STUN_HEADER_SIZE } from "../src/wire/constants.js";
 import { TokenBucket } from "./token-bucket.js";
+import { sourceKey } from "../src/net/conn-guard.js";
 import type { RelayCounters } from "./metrics.js";
 
 const ATTR_MAPPED_ADDRESS = 0x0001;
 const BINDING_RESPONSE = 0x0101;
 const MAX_STUN_REQUEST = 548; // RFC 8489: a Binding request without credentials is far smaller
 
+/** Sources with a bucket of their own; past this the oldest is forgotten (it starts again with a full burst). */
+const MAX_TRACKED_SOURCES = 16_384;
+
+export interface StunLimits { perSec: number; perSourcePerSec: number; perSourceBurst: number; recvBufferBytes: number }
+
 export class StunResponder {
   private socket?: Socket;
   private readonly bucket: TokenBucket;
+  private readonly perSource = new Map<string, TokenBucket>();
 
-  constructor(private readonly counters: RelayCounters, perSecond: number) {
-    this.bucket = new TokenBucket(perSecond, perSecond);
+  constructor(private readonly counters: RelayCounters, private readonly limits: StunLimits) {
+    this.bucket = new TokenBucket(limits.perSec, limits.perSec);
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {
-    const socket = createSocket({ type: isIP(host) === 6 ? "udp6" : "udp4" });
+    const socket = createSocket({ type: isIP(host) === 6 ? "udp6" : "udp4", recvBufferSize: this.limits.recvBufferBytes });
     this.socket = socket;
     socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
     socket.on("error", () => { /* ICMP errors and the like: a responder has nothing to do about them */ });
@@ -38,11 +45,23 @@ export class StunResponder {
     return new Promise((resolve) => (s ? s.close(() => resolve()) : resolve()));
   }
 
+  /** The bucket of a source address (IPv6 by /64), created on first use; past MAX_TRACKED_SOURCES the oldest is forgotten. */
+  private sourceBucket(address: string): TokenBucket {
+    const key = sourceKey(address);
+    let b = this.perSource.get(key);
+    if (!b) {
+      if (this.perSource.size >= MAX_TRACKED_SOURCES) this.perSource.delete(this.perSource.keys().next().value!);
+      b = new TokenBucket(this.limits.perSourcePerSec, this.limits.perSourceBurst);
+      this.perSource.set(key, b);
+    }
+    return b;
+  }
+
   private onMessage(msg: Buffer, rinfo: RemoteInfo): void {
     // Source port 0 is forgeable with raw sockets and would make send() throw: never answer it.
     if (rinfo.port === 0 || msg.length < STUN_HEADER_SIZE || msg.length > MAX_STUN_REQUEST || msg.readUInt16BE(0) !== STUN_BINDING_REQUEST) return;
     this.counters.stunRequests++;
-    if (!this.bucket.take(1)) { this.counters.stunDropped++; return; }
+    if (!this.sourceBucket(rinfo.address).take(1) || !this.bucket.take(1)) { this.counters.stunDropped++; return; }
     const mapped = { address: rinfo.address.startsWith("::ffff:") ? rinfo.address.slice(7) : rinfo.address, port: rinfo.port };
     let answer: Buffer | undefined;
     const decoded = decodeStun(msg);

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { parseHostPort } from "../node/config.js";
 import { parseDuration } from "../pki/index.js";
-import type { MapRelay } from "../coord/protocol.js";
+import { COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, type MapRelay } from "../coord/protocol.js";
 import { CliError } from "./output.js";
 import { registerToken } from "./token.js";
 import { registerNodes } from "./nodes.js";
@@ -17,6 +17,28 @@ function parseRelay(spec: string): MapRelay {
   return { name: m[1], host: m[2].replace(/^\[|\]$/g, ""), port, ...(stunPort ? { stunPort } : {}) };
 }
 
+interface CoordFlags {
+  data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string; policyTimeout?: string;
+  maxConns?: string; maxPending?: string; maxPendingPerSource?: string; handshakeTimeout?: string; anonymousTimeout?: string;
+}
+
+function connectionLimitsFrom(o: CoordFlags): Partial<CoordConnectionLimits> {
+  const int = (text: string, flag: string) => {
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(Number(text)) || Number(text) < 1) throw new CliError(`${flag}: "${text}" is not a positive integer`);
+    return Number(text);
+  };
+  const dur = (text: string, flag: string) => {
+    try { return parseDuration(text); } catch (err) { throw new CliError(`${flag}: ${(err as Error).message}`); }
+  };
+  const l: Partial<CoordConnectionLimits> = {};
+  if (o.maxConns) l.maxConnections = int(o.maxConns, "--max-conns");
+  if (o.maxPending) l.maxPending = int(o.maxPending, "--max-pending");
+  if (o.maxPendingPerSource) l.maxPendingPerSource = int(o.maxPendingPerSource, "--max-pending-per-source");
+  if (o.handshakeTimeout) l.handshakeTimeoutMs = dur(o.handshakeTimeout, "--handshake-timeout");
+  if (o.anonymousTimeout) l.anonymousTimeoutMs = dur(o.anonymousTimeout, "--anonymous-timeout");
+  return l;
+}
+
 export function registerCoord(program: Command): void {
   program.command("coord")
     .description("run the coordination server (enrollment, rotation, revocation, policy, peer maps)")
@@ -25,7 +47,13 @@ export function registerCoord(program: Command): void {
     .option("--listen <host:port>", "HTTPS listen address", "127.0.0.1:8443")
     .option("--relay <name=host:port[:stun]>", "relay handed to nodes in the peer map (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option("--min-cert-ttl <duration>", "lowest certificate TTL tokens may ask for (default 5m; lower only for tests)")
-    .action(async (o: { data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string }) => {
+    .option("--policy-timeout <duration>", "deadline for checking one uploaded policy (default 20s)")
+    .option("--max-conns <n>", `TCP connection limit, authenticated or not (default ${COORD_CONNECTION_DEFAULTS.maxConnections}; lowered to fit ulimit -n)`)
+    .option("--max-pending <n>", `connections without a verified client certificate; when full the oldest is closed (default ${COORD_CONNECTION_DEFAULTS.maxPending})`)
+    .option("--max-pending-per-source <n>", `of those, from one address (IPv6: one /64) (default ${COORD_CONNECTION_DEFAULTS.maxPendingPerSource})`)
+    .option("--handshake-timeout <duration>", `TLS handshake deadline (default ${COORD_CONNECTION_DEFAULTS.handshakeTimeoutMs / 1000}s)`)
+    .option("--anonymous-timeout <duration>", `lifetime of a connection without a client certificate (default ${COORD_CONNECTION_DEFAULTS.anonymousTimeoutMs / 1000}s)`)
+    .action(async (o: CoordFlags) => {
       let host: string, port: number;
       try { ({ host, port } = parseHostPort(o.listen, "--listen", "127.0.0.1")); } catch (err) { throw new CliError((err as Error).message); }
       const envMin = process.env.EMBER_COORD_MIN_CERT_TTL;
@@ -34,12 +62,17 @@ export function registerCoord(program: Command): void {
       if (minText) {
         try { minCertTtlMs = parseDuration(minText); } catch (err) { throw new CliError(`--min-cert-ttl: ${(err as Error).message}`); }
       }
+      let policyTimeoutMs: number | undefined;
+      if (o.policyTimeout) {
+        try { policyTimeoutMs = parseDuration(o.policyTimeout); } catch (err) { throw new CliError(`--policy-timeout: ${(err as Error).message}`); }
+      }
+      const connectionLimits = connectionLimitsFrom(o);
       const relays = o.relay.map(parseRelay);
       // Loaded on use: the server pulls in SQLite and the policy engine, which other verbs do not need.
       const { CoordServer } = await import("../coord/server.js");
       let server: InstanceType<typeof CoordServer>;
       try {
-        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs });
+        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits });
         const url = await server.start();
         process.stdout.write(`coordination server ${url} (root pin ${server.pin})\n`);
       } catch (err) {

@@ -1,11 +1,31 @@
 // `ember policy set|get|check`: the mesh's access policy on the coordination server.
 import type { Command } from "commander";
-import { readBoundedFile } from "../pki/index.js";
+import { readFileSync, statSync } from "node:fs";
+import { policySizeProblem } from "../policy/index.js";
 import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { CliError, printJson } from "./output.js";
 
 interface Issue { line: number; column?: number; message: string; severity: string }
+
+/**
+ * The policy file's text, held to the one policy size limit (bytes of UTF-8 source, what the server counts)
+ * with the server's own message. The file's size is checked before reading it: decoding never shrinks it.
+ */
+function readPolicyFile(file: string): string {
+  let text: string;
+  try {
+    const tooLarge = policySizeProblem(statSync(file).size);
+    if (tooLarge) throw new CliError(`${file}: ${tooLarge}`);
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`policy file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const tooLarge = policySizeProblem(Buffer.byteLength(text, "utf8"));
+  if (tooLarge) throw new CliError(`${file}: ${tooLarge}`);
+  return text;
+}
 
 export function registerPolicy(program: Command): void {
   const policy = program.command("policy").description("access policy (coordination server)");
@@ -15,8 +35,7 @@ export function registerPolicy(program: Command): void {
     .argument("<file>", "policy file (YAML)")
     .option("--json", "machine-readable output"))
     .action(async (file: string, o: AdminConnectionFlags & { json?: boolean }) => {
-      let source: string;
-      try { source = readBoundedFile(file, "policy file"); } catch (err) { throw new CliError((err as Error).message); }
+      const source = readPolicyFile(file);
       try {
         const r = await adminCall(() => new AdminClient(o).setPolicy(source));
         if (o.json) return printJson(r);

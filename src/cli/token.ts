@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { parseDuration } from "../pki/index.js";
 import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { ADMIN_ROLE } from "../coord/protocol.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { printJson, splitList, CliError } from "./output.js";
 
@@ -15,13 +16,23 @@ export function registerToken(program: Command): void {
     .option("--ttl <duration>", "how long the token is valid", "1h")
     .option("--uses <n>", "how many enrollments it allows", "1")
     .option("--cert-ttl <duration>", "lifetime of the certificates it yields", "8h")
+    .option("--allow-admin-role", `allow --roles to include "${ADMIN_ROLE}" (the enrolled node becomes an admin of the mesh; audited)`)
     .option("--json", "machine-readable output"))
-    .action(async (o: AdminConnectionFlags & { tenant: string; groups: string; roles: string; ttl: string; uses: string; certTtl: string; json?: boolean }) => {
+    .action(async (o: AdminConnectionFlags & { tenant: string; groups: string; roles: string; ttl: string; uses: string; certTtl: string; allowAdminRole?: boolean; json?: boolean }) => {
+      const roles = splitList(o.roles);
+      const grantsAdmin = roles.includes(ADMIN_ROLE);
+      if (grantsAdmin && !o.allowAdminRole) {
+        throw new CliError(`--roles ${ADMIN_ROLE}: a node enrolled with this token becomes an admin of the mesh; refused unless --allow-admin-role is given`);
+      }
       const uses = Number(o.uses);
       if (!Number.isSafeInteger(uses) || uses < 1) throw new CliError(`--uses "${o.uses}" must be a positive integer`);
       let ttlMs: number, certTtlMs: number;
       try { ttlMs = parseDuration(o.ttl); certTtlMs = parseDuration(o.certTtl); } catch (err) { throw new CliError((err as Error).message); }
-      const r = await adminCall(() => new AdminClient(o).createToken({ tenant: o.tenant, groups: splitList(o.groups), roles: splitList(o.roles), ttlMs, uses, certTtlMs }));
+      if (grantsAdmin) {
+        process.stderr.write(`ember: warning: this token grants role "${ADMIN_ROLE}": the node that enrolls with it can mint tokens, revoke nodes and set the policy\n`);
+      }
+      const request = { tenant: o.tenant, groups: splitList(o.groups), roles, ttlMs, uses, certTtlMs, ...(grantsAdmin ? { allowAdminRole: true } : {}) };
+      const r = await adminCall(() => new AdminClient(o).createToken(request));
       if (o.json) return printJson(r);
       process.stdout.write(`${r.token}\n`);
       process.stderr.write(`token ${r.id}: tenant ${r.tenant}, groups ${r.groups.join(",") || "-"}, ${r.uses} use(s), expires ${r.expiresAt}\n`);

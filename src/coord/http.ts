@@ -22,11 +22,11 @@ export function sendError(res: ServerResponse, err: HttpError): void {
   sendJson(res, err.status, { error: err.code, detail: err.detail, ...err.extra }, err.status === 413 || err.status === 400);
 }
 
-/** Reads the whole body, refusing more than `limit` bytes before buffering them. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Reads the whole body, refusing more than `limit` bytes before buffering them; `why` explains the limit in a 413. */
+export function readBody(req: IncomingMessage, limit: number, why = ""): Promise<Buffer> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new HttpError(413, "body_too_large", `request body of ${declared} bytes exceeds the ${limit}-byte limit`));
+    return Promise.reject(new HttpError(413, "body_too_large", `request body of ${declared} bytes exceeds the ${limit}-byte limit${why}`));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -38,7 +38,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       if (size > limit) {
         done = true;
         req.pause();
-        reject(new HttpError(413, "body_too_large", `request body exceeds the ${limit}-byte limit`));
+        reject(new HttpError(413, "body_too_large", `request body exceeds the ${limit}-byte limit${why}`));
         return;
       }
       chunks.push(c);
@@ -48,8 +48,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-export async function readJson(req: IncomingMessage, limit: number): Promise<Record<string, unknown>> {
-  const body = await readBody(req, limit);
+export async function readJson(req: IncomingMessage, limit: number, why?: string): Promise<Record<string, unknown>> {
+  const body = await readBody(req, limit, why);
   let v: unknown;
   try { v = JSON.parse(body.toString("utf8")); } catch {
     throw new HttpError(400, "bad_json", "request body is not JSON");

@@ -145,6 +145,12 @@ export class MapHub {
     this.revocation = listText;
   }
 
+  /** A new revocation list that revokes no node of the map (e.g. an admin's certificate): pushed to every stream. */
+  publishRevocation(listText: string): void {
+    this.revocation = listText;
+    for (const s of this.sessions.values()) this.push(s, { revocation: listText });
+  }
+
   status(name: string, s: { endpoints: string[]; homeRelay?: string; services?: MapService[]; lastSeen: number }): void {
     const p = this.peers.get(name);
     if (!p) return;
@@ -158,10 +164,11 @@ export class MapHub {
     this.pushToWatchers(name, { patch: [patch] });
   }
 
-  setPolicy(policy: CompiledPolicy): void {
+  /** `named`: namedPrincipals(policy) when the caller already has it (the policy worker computes it off the event loop). */
+  setPolicy(policy: CompiledPolicy, named?: Set<string>): void {
     const oldVisible = new Map<string, Set<string>>();
     // Remember what every session sees now, by class when classes stay the same, else by name.
-    const newNamed = namedPrincipals(policy);
+    const newNamed = named ?? namedPrincipals(policy);
     const sameClasses = sameSet(newNamed, this.named);
     const snapshot = (s: Session): Set<string> => {
       const c = this.classOf.get(s.name)!;

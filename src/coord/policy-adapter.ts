@@ -2,11 +2,11 @@
 // derives for the peer map (which names the policy mentions, the rules in wire form).
 import {
   canReach, decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, rulesConcerning, serializeRules,
-  type CompiledPolicy, type Decision, type PolicyIssue, type Principal,
+  type CompiledPolicy, type Decision, type ParseResult, type PolicyIssue, type Principal,
 } from "../policy/index.js";
 
 export { canReach, decide, EMPTY_POLICY, parseFlowSpec, parsePolicy };
-export type { CompiledPolicy, Decision, PolicyIssue, Principal };
+export type { CompiledPolicy, Decision, ParseResult, PolicyIssue, Principal };
 
 /**
  * Every word of the policy source that could be an identity name, plus the nodes behind services. A node

@@ -4,14 +4,39 @@
 // The first frame is a full map (or, on a resumable reconnect, the missing deltas in order); then deltas.
 import { Packr } from "msgpackr";
 import { PATHS, SERVER_NAME, SERVER_ROLE } from "../wire/coord-api.js";
+import { MAX_POLICY_BYTES } from "../policy/limits.js";
 
 export { PATHS, SERVER_NAME, SERVER_ROLE };
 
 export const MAP_PROTOCOL_VERSION = 1;
 
+/**
+ * Admission of TCP connections (src/coord/conn-guard.ts), each a flag of `ember coord`. A connection is
+ * authenticated once its TLS handshake presented a client certificate the verifier accepts; until then
+ * (pre-TLS, and anonymous: health, bundle, enrollment) it counts against the smaller pending budget, the
+ * per-source limit and a lifetime. Authenticated connections (map streams, one per node) are never evicted.
+ */
+export const COORD_CONNECTION_DEFAULTS = {
+  maxConnections: 20_000,
+  maxPending: 1_024,
+  /** Enrollment bursts from one NAT address are real: higher than the relay's. */
+  maxPendingPerSource: 64,
+  /** TLS handshake deadline (Node's https default is 120 s). */
+  handshakeTimeoutMs: 10_000,
+  /** A connection without a client certificate is closed this long after accept (an enrollment takes < 1 s). */
+  anonymousTimeoutMs: 30_000,
+} as const;
+export type CoordConnectionLimits = { -readonly [K in keyof typeof COORD_CONNECTION_DEFAULTS]: number };
+
 /** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
 export const MAX_BODY_BYTES = 64 * 1024;
-export const MAX_POLICY_BODY_BYTES = 1024 * 1024;
+/**
+ * PUT /v1/admin/policy carries {"source": TEXT}: derived from the one policy limit (MAX_POLICY_BYTES, bytes of
+ * source) so that any policy within it fits after JSON escaping, whose worst case is a control character:
+ * 1 byte of source, 6 of JSON ("\u0001"). The 1 KiB covers the envelope and any whitespace around it.
+ */
+export const JSON_ESCAPE_WORST_CASE = 6;
+export const MAX_POLICY_BODY_BYTES = JSON_ESCAPE_WORST_CASE * MAX_POLICY_BYTES + 1024;
 /** A single frame: a full map of 10,000 peers is ~8 MB; anything over this is junk or an attack. */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 export const FRAME_HEADER_BYTES = 4;

@@ -16,9 +16,11 @@ import {
 import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
 import { MapHub, type FrameSink } from "./map-hub.js";
-import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy } from "./policy-adapter.js";
+import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult } from "./policy-adapter.js";
+import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
+import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
-  ADMIN_ROLE, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
+  ADMIN_ROLE, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
   checkServices, type MapService, type MapRelay,
 } from "./protocol.js";
@@ -26,6 +28,8 @@ import { SqliteStore } from "./sqlite-store.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
 import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
 import { createLogger } from "./log.js";
+import { AuditLog } from "./audit.js";
+import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -35,6 +39,10 @@ export interface CoordServerOptions {
   relays?: MapRelay[];
   /** Lowest leaf TTL a token may ask for; lowered only by tests (documented in docs/coord.md). */
   minCertTtlMs?: number;
+  /** Deadline for parsing and compiling one uploaded policy in the worker (default POLICY_COMPILE_DEFAULTS.timeoutMs). */
+  policyTimeoutMs?: number;
+  /** Connection admission (COORD_CONNECTION_DEFAULTS). */
+  connectionLimits?: Partial<CoordConnectionLimits>;
   logger?: Logger;
   store?: Store;
 }
@@ -42,6 +50,8 @@ export interface CoordServerOptions {
 const SERVER_TENANT = "system";
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
 const STATUS_FLUSH_MS = 2_000;
+/** How often the CA directory's ca.json is read for revocations made with `ember ca revoke`. */
+const CA_REVOCATION_POLL_MS = 2_000;
 
 export class CoordServer {
   readonly log: Logger;
@@ -51,6 +61,15 @@ export class CoordServer {
   hub!: MapHub;
   private server?: Server;
   private store: Store;
+  /** Uploaded policies are parsed in a worker thread, one at a time, so the event loop keeps serving. */
+  private compiler: PolicyCompiler;
+  private readonly audit: AuditLog;
+  /** Admission control on raw TCP sockets: totals, the unauthenticated budget, per-source limits, lifetimes. */
+  readonly guard: ConnectionGuard;
+  private readonly limits: CoordConnectionLimits;
+  private readonly dropLog: DropLog;
+  /** Policy applications in upload order (each waits for the one before). */
+  private applying: Promise<unknown> = Promise.resolve();
   private policy: CompiledPolicy = EMPTY_POLICY;
   private revocationNumber = 0;
   private revocationText?: string;
@@ -66,6 +85,14 @@ export class CoordServer {
     this.pin = rootPin(this.ca.rootDer);
     this.store = opts.store ?? new SqliteStore(opts.dataDir);
     this.minCertTtlMs = opts.minCertTtlMs ?? CERT_MIN_TTL_MS;
+    this.audit = new AuditLog(opts.dataDir, this.log);
+    this.limits = { ...COORD_CONNECTION_DEFAULTS, ...opts.connectionLimits };
+    this.dropLog = new DropLog((fields, msg) => this.log.warn(fields, msg));
+    this.guard = new ConnectionGuard({
+      maxConnections: this.limits.maxConnections, maxPending: this.limits.maxPending, maxPendingPerSource: this.limits.maxPendingPerSource,
+      pendingDeadlineMs: this.limits.anonymousTimeoutMs,
+    }, (event, source) => this.dropLog.note(event, source));
+    this.compiler = new PolicyCompiler({ timeoutMs: opts.policyTimeoutMs, onEvent: (event, fields) => this.log.info({ event, ...fields }) });
   }
 
   async start(): Promise<string> {
@@ -85,6 +112,7 @@ export class CoordServer {
     }
     this.hub = new MapHub(this.policy, this.opts.relays ?? []);
     this.hub.setRevocation(this.revocationText);
+    await this.syncCaRevocations();
     const now = Date.now();
     for (const n of await this.store.listNodes()) {
       if (n.status !== "active") continue;
@@ -92,11 +120,31 @@ export class CoordServer {
     }
 
     const creds = await this.serverCredentials();
-    this.server = createServer({ ...tlsContextOptions(creds) }, (req, res) => void this.handle(req, res));
+    // connectionsCheckingInterval: how often headersTimeout/requestTimeout are enforced (default 30 s).
+    this.server = createServer({ ...tlsContextOptions(creds), handshakeTimeout: this.limits.handshakeTimeoutMs, connectionsCheckingInterval: 1_000 }, (req, res) => {
+      // handle() answers its own errors; this is the last line, so a bug can never become an unhandled rejection (a crash).
+      this.handle(req, res).catch((err) => {
+        this.log.error({ event: "internal_error", route: `${req.method} ${String(req.url).slice(0, 200)}`, err: (err as Error)?.stack }, "handler failed outside its error handling");
+        if (!res.headersSent) sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+        else res.destroy();
+      });
+    });
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
     this.server.keepAliveTimeout = 65_000;
+    // https.Server destroys the socket of a failed or timed-out handshake itself.
     this.server.on("tlsClientError", (err) => this.log.debug({ event: "tls_error", err: err.message }));
+    this.guard.attach(this.server);
+    // A connection whose client certificate verifies leaves the unauthenticated budget; the verifier runs
+    // again on every request (revocation can arrive while a connection is open).
+    this.server.on("secureConnection", (s: TLSSocket) => {
+      if (this.guard.isPending(s) && verifyTlsPeer(s, this.verifier, { usage: "client" }).ok) this.guard.authenticate(s);
+    });
+    const lim = this.guard.limits;
+    if (lim.clampedBy) {
+      this.log.warn({ event: "limits_clamped", maxConnections: lim.maxConnections, maxPending: lim.maxPending, by: lim.clampedBy },
+        `connection limit lowered to ${lim.maxConnections}: ${lim.clampedBy}`);
+    }
     this.server.on("clientError", (err, socket) => { socket.destroy(); this.log.debug({ event: "client_error", err: err.message }); });
     await new Promise<void>((resolve, reject) => {
       this.server!.once("error", reject);
@@ -107,9 +155,12 @@ export class CoordServer {
     this.url = `https://${host}:${addr.port}`;
     this.timers.push(setInterval(() => this.hub.tick(), PING_INTERVAL_MS).unref());
     this.timers.push(setInterval(() => void this.flushStatus(), STATUS_FLUSH_MS).unref());
+    this.timers.push(setInterval(() => void this.syncCaRevocations().catch((err) => this.log.error({ event: "ca_revocations_failed", err: (err as Error).message })),
+      CA_REVOCATION_POLL_MS).unref());
     // The server's own leaf is short-lived too: re-issue it well before it expires.
     this.timers.push(setInterval(() => void this.serverCredentials().then((c) => this.server?.setSecureContext(tlsContextOptions(c))),
       SERVER_CERT_TTL_MS / 2).unref());
+    this.compiler.warm();
     this.log.info({ event: "listening", url: this.url, schema, trustDomain: this.ca.trustDomain, rootPin: this.pin }, "coordination server listening");
     return this.url;
   }
@@ -117,6 +168,9 @@ export class CoordServer {
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.hub?.closeAll();
+    this.dropLog.stop();
+    this.guard.close();
+    await this.compiler.close();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     await this.flushStatus();
     await this.store.close();
@@ -131,7 +185,11 @@ export class CoordServer {
   // ---- dispatch --------------------------------------------------------------------------------------
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "https://coord");
+    let url: URL;
+    // An absolute-form request target ("GET http://[::1 HTTP/1.1") reaches here unparsed: the client's fault.
+    try { url = new URL(req.url ?? "/", "https://coord"); } catch {
+      return sendError(res, new HttpError(400, "bad_path", `request target "${printable(req.url ?? "", 100)}" is not a valid URL path`));
+    }
     const route = `${req.method} ${url.pathname}`;
     try {
       if (route === `GET ${PATHS.health}`) return sendJson(res, 200, { ok: true, trustDomain: this.ca.trustDomain, nodes: this.hub.connectedCount });
@@ -207,6 +265,10 @@ export class CoordServer {
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
     this.hub.upsertPeer(hubPeer(node, now));
     this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
+    if (t.roles.includes(ADMIN_ROLE)) {
+      this.audit.write({ action: "admin_enrolled", name, tenant: t.tenant, roles: t.roles, serial: cert.serial, token: t.id, tokenCreatedBy: t.createdBy, remote: req.socket.remoteAddress },
+        `${name} enrolled with role "${ADMIN_ROLE}" (token ${t.id} by ${t.createdBy})`);
+    }
     sendJson(res, 200, {
       name, tenant: t.tenant, groups: t.groups, certPem, bundlePem: this.ca.bundlePem, revocation: this.revocationText ?? this.emptyList(),
       certTtlMs: t.certTtlMs, notAfter: cert.notAfter.toISOString(),
@@ -317,14 +379,49 @@ export class CoordServer {
   }
 
   private emptyList(): string {
-    return signRevocationList(this.ca, this.caListNumber(), []);
+    const ca = this.caRevocations();
+    return signRevocationList(this.ca, ca.number, ca.serials);
   }
 
   /** `ember ca revoke` numbers lists in ca.json; the server's lists continue above that number. */
   private caListNumber(): number {
+    return this.caRevocations().number;
+  }
+
+  /** The CA's own revocations (`ember ca revoke`, kept in ca.json): its list number and serials. */
+  private caRevocations(): { number: number; serials: string[] } {
     try {
-      return Number(JSON.parse(readFileSync(join(this.ca.dir, CA_FILES.meta), "utf8")).revocationNumber) || 0;
-    } catch { return 0; }
+      const meta = JSON.parse(readFileSync(join(this.ca.dir, CA_FILES.meta), "utf8")) as { revocationNumber?: unknown; revoked?: unknown };
+      const serials = Array.isArray(meta.revoked) ? meta.revoked.filter((s): s is string => typeof s === "string" && /^[0-9a-f]{1,64}$/.test(s)) : [];
+      return { number: Number(meta.revocationNumber) || 0, serials };
+    } catch { return { number: 0, serials: [] }; }
+  }
+
+  /**
+   * Signs a list for the store: the server's own revoked serials plus the CA's. Every list the server signs
+   * is numbered above the CA's and REPLACES it wherever it is applied, so leaving the CA's serials out
+   * would un-revoke them at relays and nodes.
+   */
+  private signWithCaSerials(number: number, serials: string[]): string {
+    return signRevocationList(this.ca, number, [...new Set([...serials, ...this.caRevocations().serials])]);
+  }
+
+  /**
+   * Picks up revocations made with `ember ca revoke` on this CA directory (certificates issued offline, such
+   * as admins', can only be revoked there): when ca.json lists a serial the server's verifier does not
+   * refuse yet, a new list with it is signed, stored, applied and pushed to every map stream.
+   */
+  private async syncCaRevocations(): Promise<void> {
+    const ca = this.caRevocations();
+    const missing = ca.serials.filter((s) => !this.verifier.revocation.isRevoked(s));
+    if (missing.length === 0) return;
+    const r = await this.store.publishRevocation({ now: Date.now(), minNumber: ca.number, sign: (n, serials) => this.signWithCaSerials(n, serials) });
+    const applied = this.verifier.applyRevocationList(r.text);
+    if (!applied.ok) return void this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
+    this.revocationNumber = r.number;
+    this.revocationText = r.text;
+    this.hub.publishRevocation(r.text);
+    this.log.info({ event: "ca_revocations_applied", number: r.number, caNumber: ca.number, serials: missing }, "revocations from the CA directory applied");
   }
 
   private sendRevocation(res: ServerResponse): void {
@@ -339,7 +436,7 @@ export class CoordServer {
     if (route === `POST ${PATHS.adminTokens}`) return this.createToken(id, req, res);
     if (route === `GET ${PATHS.adminNodes}`) return this.listNodes(res);
     const revoke = /^\/v1\/admin\/nodes\/([^/]+)\/revoke$/.exec(url.pathname);
-    if (req.method === "POST" && revoke) return this.revoke(id, decodeURIComponent(revoke[1]), res);
+    if (req.method === "POST" && revoke) return this.revoke(id, nodeNameParam(revoke[1]), res);
     if (route === `GET ${PATHS.adminPolicy}`) {
       const p = await this.store.getPolicy();
       return sendJson(res, 200, p ? { source: p.source, hash: p.hash, setAt: new Date(p.setAt).toISOString(), setBy: p.setBy } : { source: "", hash: EMPTY_POLICY.hash });
@@ -354,6 +451,12 @@ export class CoordServer {
     const tenant = str(b, "tenant", 63);
     const groups = labels(b.groups, "groups");
     const roles = labels(b.roles, "roles");
+    if (b.allowAdminRole !== undefined && typeof b.allowAdminRole !== "boolean") throw new HttpError(400, "bad_request", `"allowAdminRole" must be true or false`);
+    const grantsAdmin = roles.includes(ADMIN_ROLE);
+    if (grantsAdmin && b.allowAdminRole !== true) {
+      throw new HttpError(403, "admin_role_refused",
+        `a token granting role "${ADMIN_ROLE}" makes the node that enrolls with it an admin of the mesh; refused unless the request sets allowAdminRole (ember token create --allow-admin-role)`);
+    }
     try {
       validateGrantValue("tenant", tenant);
       for (const g of groups) validateGrantValue("group", g);
@@ -372,6 +475,10 @@ export class CoordServer {
       certTtlMs, createdAt: now, createdBy: id.name,
     });
     this.log.info({ event: "token_created", token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), by: id.name }, "token created");
+    if (grantsAdmin) {
+      this.audit.write({ action: "admin_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
+        `token ${t.id} grants role "${ADMIN_ROLE}" (created by ${id.name})`);
+    }
     sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs });
   }
 
@@ -390,7 +497,7 @@ export class CoordServer {
 
   private async revoke(id: Identity, name: string, res: ServerResponse): Promise<void> {
     const now = Date.now();
-    const r = await this.store.revoke({ name, now, minNumber: this.caListNumber(), sign: (number, serials) => signRevocationList(this.ca, number, serials) });
+    const r = await this.store.revoke({ name, now, minNumber: this.caListNumber(), sign: (number, serials) => this.signWithCaSerials(number, serials) });
     if (!r) throw new HttpError(404, "unknown_node", `no node named "${name}"`);
     const applied = this.verifier.applyRevocationList(r.text);
     if (!applied.ok) this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
@@ -402,28 +509,45 @@ export class CoordServer {
     sendJson(res, 200, { name, number: r.number, serials });
   }
 
-  private async policyContext() {
+  /** What the policy checker needs to know of the mesh, as a snapshot (it runs in another thread). */
+  private async policyContext(): Promise<CompileContext> {
     const known = new Set<string>(await this.store.tokenGroups());
-    for (const p of this.hub.allPrincipals()) for (const g of p.groups) known.add(g);
-    return { knownGroups: known, resolve: (n: string) => this.hub.principal(n) };
+    const principals = this.hub.allPrincipals();
+    for (const p of principals) for (const g of p.groups) known.add(g);
+    return { knownGroups: known, principals };
   }
 
   private async setPolicy(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const b = await readJson(req, MAX_POLICY_BODY_BYTES);
+    const b = await readJson(req, MAX_POLICY_BODY_BYTES, `, which holds any policy within the limit: a policy is at most ${MAX_POLICY_BYTES} bytes`);
     const source = typeof b.source === "string" ? b.source : "";
     if (typeof b.source !== "string") throw new HttpError(400, "bad_request", `"source" must be the policy text`);
-    const r = parsePolicy(source, await this.policyContext());
+    let r: ParseResult;
+    let named: Set<string> | undefined;
+    try {
+      ({ result: r, named } = await this.compiler.compile(source, await this.policyContext()));
+    } catch (err) {
+      if (!(err instanceof PolicyCompileError)) throw err;
+      const status = err.code === "policy_busy" || err.code === "policy_checker_unavailable" ? 503 : 422;
+      throw new HttpError(status, err.code, err.message);
+    }
     if (!r.ok) {
       this.log.warn({ event: "policy_refused", errors: r.errors, by: id.name }, "policy refused");
       return sendJson(res, 422, { error: "policy_invalid", detail: `${r.errors.length} error(s); nothing applied`, errors: r.errors, warnings: r.warnings });
     }
-    const hash = r.policy.hash || createHash("sha256").update(source).digest("hex");
-    await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
-    const before = this.hub.stats.bytesSent;
-    this.policy = r.policy;
-    this.hub.setPolicy(r.policy);
-    this.log.info({ event: "policy_set", hash, rules: r.policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
-    sendJson(res, 200, { ok: true, hash, rules: r.policy.rules.length, warnings: r.warnings });
+    const policy = r.policy;
+    // Applied in upload order: a later upload whose check finished first still applies after this one.
+    const apply = this.applying.then(async () => {
+      const hash = policy.hash || createHash("sha256").update(source).digest("hex");
+      await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
+      const before = this.hub.stats.bytesSent;
+      this.policy = policy;
+      this.hub.setPolicy(policy, named);
+      this.log.info({ event: "policy_set", hash, rules: policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
+      return hash;
+    });
+    this.applying = apply.catch(() => {});
+    const hash = await apply;
+    sendJson(res, 200, { ok: true, hash, rules: policy.rules.length, warnings: r.warnings });
   }
 
   private async checkPolicy(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -445,6 +569,28 @@ function hubPeer(n: NodeRecord, _now: number) {
     name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
     endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen,
   };
+}
+
+/**
+ * A node name taken from the path: percent-decoded (a malformed escape or invalid UTF-8 is the client's
+ * fault, 400 bad_path) and then held to the identity-name pattern (400 bad_name), so no handler sees
+ * anything but a possible node name.
+ */
+export function nodeNameParam(raw: string): string {
+  let name: string;
+  try { name = decodeURIComponent(raw); } catch {
+    throw new HttpError(400, "bad_path", `the node name in the path is not valid percent-encoded UTF-8: "${printable(raw, 80)}"`);
+  }
+  if (!NAME_PATTERN.test(name)) {
+    throw new HttpError(400, "bad_name", `"${printable(name, 80)}" is not a node name: lowercase letters, digits and '-', 1-63 characters`);
+  }
+  return name;
+}
+
+/** Client-supplied text for a message or log line: printable ASCII, cut to max characters. */
+function printable(text: string, max: number): string {
+  const t = text.replace(/[^\x20-\x7e]/g, "?");
+  return t.length > max ? `${t.slice(0, max)}…` : t;
 }
 
 function labels(v: unknown, key: string): string[] {

@@ -160,15 +160,24 @@ export class SqliteStore implements Store {
       const certs = this.db.prepare("SELECT serial, not_after FROM certs WHERE name = ? AND enrollment_id = ?").all(args.name, node.enrollment_id) as Row[];
       const ins = this.db.prepare("INSERT OR IGNORE INTO revoked (serial, name, not_after, revoked_at) VALUES (?, ?, ?, ?)");
       for (const c of certs) ins.run(c.serial, args.name, c.not_after, args.now);
-      // Expired serials need no listing: the verifier already refuses expired certificates.
-      const serials = (this.db.prepare("SELECT serial, not_after FROM revoked WHERE not_after > ?").all(args.now - 3_600_000) as Row[])
-        .map((r) => ({ serial: r.serial as string, notAfter: r.not_after as number }));
-      const last = (this.db.prepare("SELECT MAX(number) AS n FROM revocation_lists").get() as Row).n ?? 0;
-      const number = Math.max(last, args.minNumber) + 1;
-      const text = args.sign(number, serials.map((s) => s.serial));
-      this.db.prepare("INSERT INTO revocation_lists (number, text, issued_at) VALUES (?, ?, ?)").run(number, text, args.now);
-      return { number, text, serials };
+      return this.newList(args);
     }).immediate();
+  }
+
+  async publishRevocation(args: { now: number; minNumber: number; sign: (number: number, serials: string[]) => string }): Promise<RevocationRecord> {
+    return this.db.transaction(() => this.newList(args)).immediate();
+  }
+
+  /** Inside a transaction: signs and stores the next list of the revoked serials. */
+  private newList(args: { now: number; minNumber: number; sign: (number: number, serials: string[]) => string }): RevocationRecord {
+    // Expired serials need no listing: the verifier already refuses expired certificates.
+    const serials = (this.db.prepare("SELECT serial, not_after FROM revoked WHERE not_after > ?").all(args.now - 3_600_000) as Row[])
+      .map((r) => ({ serial: r.serial as string, notAfter: r.not_after as number }));
+    const last = (this.db.prepare("SELECT MAX(number) AS n FROM revocation_lists").get() as Row).n ?? 0;
+    const number = Math.max(last, args.minNumber) + 1;
+    const text = args.sign(number, serials.map((s) => s.serial));
+    this.db.prepare("INSERT INTO revocation_lists (number, text, issued_at) VALUES (?, ?, ?)").run(number, text, args.now);
+    return { number, text, serials };
   }
 
   async getRevocation(): Promise<RevocationRecord | undefined> {

@@ -71,6 +71,8 @@ export interface Store {
    */
   revoke(args: { name: string; now: number; minNumber: number; sign: (number: number, serials: string[]) => string }): Promise<RevocationRecord | undefined>;
   getRevocation(): Promise<RevocationRecord | undefined>;
+  /** Signs and stores a new list of the revoked serials (no node revoked): numbered max(last, minNumber) + 1. */
+  publishRevocation(args: { now: number; minNumber: number; sign: (number: number, serials: string[]) => string }): Promise<RevocationRecord>;
   setPolicy(p: Omit<PolicyRecord, "id">): Promise<PolicyRecord>;
   getPolicy(): Promise<PolicyRecord | undefined>;
   /** Groups named by any token (declared groups, even before a node with them enrolls). */

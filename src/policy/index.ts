@@ -10,7 +10,7 @@ export { decide, canReach, visiblePeers, rulesConcerning, REASON_CROSS_TENANT, R
 export { parseFlowSpec, FlowSpecError } from "./flow-spec.js";
 export { serializeRules, rulesFromWire, policyFromRules, PolicyWireError } from "./wire.js";
 export { parseSelector, selectorText } from "./selectors.js";
-export { MAX_POLICY_BYTES } from "./limits.js";
+export { MAX_POLICY_BYTES, policySizeProblem } from "./limits.js";
 
 /** No rules: every flow is denied. */
 export const EMPTY_POLICY: CompiledPolicy = Object.freeze({

@@ -1,8 +1,17 @@
 // Policy limits and protocol bits, in one place. A policy is written by people: these bounds are far above
 // any real file and keep a hostile or broken one from costing more than a moment.
 
-/** Same as the coordination server's policy body limit. */
+/**
+ * THE policy size limit: bytes of policy source text (UTF-8). The CLI checks it before sending, the parser
+ * checks it first, and the coordination server derives its JSON body limit from it (MAX_POLICY_BODY_BYTES),
+ * so every policy within this limit fits any request that carries it.
+ */
 export const MAX_POLICY_BYTES = 1024 * 1024;
+
+/** The one message for a policy over the limit (CLI, parser, server), or undefined when it fits. */
+export function policySizeProblem(bytes: number): string | undefined {
+  return bytes > MAX_POLICY_BYTES ? `policy is ${bytes} bytes; the limit is ${MAX_POLICY_BYTES} bytes` : undefined;
+}
 export const MAX_RULES = 10_000;
 export const MAX_TESTS = 10_000;
 export const MAX_SERVICES = 10_000;

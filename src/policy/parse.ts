@@ -9,7 +9,7 @@ import { runEmbeddedTests, type EmbeddedTest } from "./embedded-tests.js";
 import { parseFlowSpec } from "./flow-spec.js";
 import { Issues } from "./issues.js";
 import {
-  HTTPS_DEFAULT_PORT, MAX_GROUPS, MAX_POLICY_BYTES, MAX_PORT_ENTRIES, MAX_RULE_TEXT, MAX_RULES, MAX_SERVICES, MAX_TESTS,
+  HTTPS_DEFAULT_PORT, MAX_GROUPS, policySizeProblem, MAX_PORT_ENTRIES, MAX_RULE_TEXT, MAX_RULES, MAX_SERVICES, MAX_TESTS,
   PROTO_PORTED, PROTOCOL_MASK, PROTOCOLS,
 } from "./limits.js";
 import { intersectRanges, normalizeRanges, parsePortEntry, rangesText } from "./ports.js";
@@ -56,8 +56,8 @@ class PolicyParser {
   run(): ParseResult {
     const { issues, text } = this;
     if (typeof text !== "string") return this.fail({ line: 1 }, "policy text must be a string");
-    const bytes = Buffer.byteLength(text, "utf8");
-    if (bytes > MAX_POLICY_BYTES) return this.fail({ line: 1 }, `policy is ${bytes} bytes; the limit is ${MAX_POLICY_BYTES}`);
+    const tooLarge = policySizeProblem(Buffer.byteLength(text, "utf8"));
+    if (tooLarge) return this.fail({ line: 1 }, tooLarge);
     if (text.includes("\0")) return this.fail({ line: lineOf(text, text.indexOf("\0")) }, "policy contains NUL bytes: not a text file");
     const guard = guardYaml(text);
     if (guard) return this.fail(guard, guard.message);

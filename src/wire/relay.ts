@@ -39,6 +39,8 @@ export const MAX_ERROR_DETAIL = 512;
 
 /** Identity names and reason codes on the relay stream (same shape as PKI identity names). */
 export const RELAY_NAME_PATTERN = /^[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?$/;
+/** RELAY_NAME_PATTERN in words, for refusals. */
+const NAME_RULE = "(lowercase letters, digits, '-' and '_'; starts and ends with a letter or digit)";
 
 /** Reason codes sent in ERROR frames and logged. */
 export const RELAY_ERROR = {
@@ -65,10 +67,15 @@ export const RELAY_DEFAULTS = {
   burstBytes: 512 * 1024,
   /** A destination whose TLS write buffer holds more than this gets no more frames until it drains. */
   queueBytes: 256 * 1024,
+  /** Every TCP connection counts, from accept to close, authenticated or not (clamped below `ulimit -n`). */
   maxConnections: 10_000,
+  /** Connections whose TLS handshake and certificate check are not done yet: a budget of their own, oldest evicted first. */
+  maxPending: 1_024,
+  /** Unauthenticated connections from one source address (IPv6: one /64). */
+  maxPendingPerSource: 16,
   /** A connection silent this long is closed (nodes ping every RELAY_CLIENT_PING_MS). */
   idleTimeoutMs: 60_000,
-  /** TLS handshake + certificate check must finish within this. */
+  /** TLS handshake + certificate check must finish within this, counted from accept; then the socket is destroyed. */
   handshakeTimeoutMs: 10_000,
   /** Revocation list poll interval from the coordination server. */
   revocationPollMs: 3_000,
@@ -76,6 +83,15 @@ export const RELAY_DEFAULTS = {
   reverifyMs: 30_000,
   /** STUN answers per second, all sources together (CPU bound, no amplification: answer ~ request size). */
   stunPerSec: 20_000,
+  /**
+   * STUN answers per second to one source address (IPv6: one /64), and its burst: one flooding (or spoofed)
+   * source can neither take the whole answer budget nor have the relay reflect more than this at a victim.
+   * Generous for a NAT with many nodes behind it (each asks a few times a minute).
+   */
+  stunPerSourcePerSec: 200,
+  stunPerSourceBurst: 100,
+  /** The UDP receive buffer asked for (the kernel caps it at net.core.rmem_max): room for bursts of junk. */
+  stunRecvBufferBytes: 4 * 1024 * 1024,
 } as const;
 
 /** Client side: keepalive interval, dead-relay timeout, reconnect backoff, local send buffer. */
@@ -108,10 +124,9 @@ export function relayFrameName(type: number): string {
 
 /** Encodes one frame; throws RelayFrameError on a name or payload outside the limits. */
 export function encodeRelayFrame(type: RelayFrameType, name: string, payload: Uint8Array = EMPTY): Buffer {
-  if (name.length > MAX_RELAY_NAME || (name.length > 0 && !RELAY_NAME_PATTERN.test(name))) {
-    throw new RelayFrameError("bad_frame", `invalid name "${name.slice(0, 70)}"`);
-  }
-  if (payload.length > MAX_RELAY_PAYLOAD) throw new RelayFrameError("frame_too_large", `payload of ${payload.length} bytes exceeds ${MAX_RELAY_PAYLOAD}`);
+  if (name.length > MAX_RELAY_NAME) throw new RelayFrameError("bad_frame", `invalid name: ${name.length} characters exceed the ${MAX_RELAY_NAME}-character limit of an identity name`);
+  if (name.length > 0 && !RELAY_NAME_PATTERN.test(name)) throw new RelayFrameError("bad_frame", `invalid name "${name.replace(/[^\x20-\x7e]/g, "?")}": not an identity name ${NAME_RULE}`);
+  if (payload.length > MAX_RELAY_PAYLOAD) throw new RelayFrameError("frame_too_large", `payload of ${payload.length} bytes exceeds the ${MAX_RELAY_PAYLOAD}-byte payload limit`);
   const body = RELAY_FIXED_HEADER + name.length + payload.length;
   const out = Buffer.allocUnsafe(RELAY_LENGTH_BYTES + body);
   out.writeUInt16BE(body, 0);
@@ -129,6 +144,10 @@ export function encodeRelayError(code: string, detail: string): Buffer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+function plural(n: number, unit: string): string {
+  return `${n} ${unit}${n === 1 ? "" : "s"}`;
+}
 const NAMED = new Set<number>([RELAY_FRAME.SEND, RELAY_FRAME.RECV, RELAY_FRAME.UNKNOWN_PEER, RELAY_FRAME.PEER_GONE, RELAY_FRAME.ERROR, RELAY_FRAME.WELCOME]);
 
 /**
@@ -150,23 +169,33 @@ export class RelayFrameReader {
     const avail = this.buf.length - this.off;
     if (avail < RELAY_LENGTH_BYTES) return undefined;
     const len = this.buf.readUInt16BE(this.off);
-    // Check the length before waiting for the body, so an oversized frame is refused at once.
-    if (len > MAX_RELAY_FRAME) throw new RelayFrameError("frame_too_large", `frame of ${len} bytes exceeds ${MAX_RELAY_FRAME}`);
-    if (len < RELAY_FIXED_HEADER) throw new RelayFrameError("bad_frame", `frame length ${len} is below the ${RELAY_FIXED_HEADER}-byte header`);
+    // Check the length before waiting for the body, so an oversized frame is refused at once. Each refusal
+    // names the rule that was broken (the first one, in the order of the fields).
+    if (len > MAX_RELAY_FRAME) {
+      throw new RelayFrameError("frame_too_large", `frame length ${len} exceeds the ${MAX_RELAY_FRAME}-byte maximum (type, name length, a ${MAX_RELAY_NAME}-byte name and a ${MAX_RELAY_PAYLOAD}-byte payload)`);
+    }
+    if (len < RELAY_FIXED_HEADER) throw new RelayFrameError("bad_frame", `frame length ${len} is below the ${RELAY_FIXED_HEADER}-byte minimum (type and name length)`);
     if (avail < RELAY_LENGTH_BYTES + len) return undefined;
     const start = this.off + RELAY_LENGTH_BYTES;
     this.off = start + len;
     const type = this.buf[start];
     const nameLen = this.buf[start + 1];
-    if (!FRAME_NAMES.has(type)) throw new RelayFrameError("bad_frame", `unknown frame type ${relayFrameName(type)}`);
-    if (nameLen > MAX_RELAY_NAME || RELAY_FIXED_HEADER + nameLen > len) throw new RelayFrameError("bad_frame", `name length ${nameLen} does not fit the ${len}-byte frame`);
+    const typeName = relayFrameName(type);
+    if (!FRAME_NAMES.has(type)) throw new RelayFrameError("bad_frame", `unknown frame type ${typeName}`);
+    if (!NAMED.has(type) && nameLen !== 0) throw new RelayFrameError("bad_frame", `${typeName} frames carry no name (got ${plural(nameLen, "byte")})`);
+    if (nameLen > MAX_RELAY_NAME) throw new RelayFrameError("bad_frame", `${typeName} name of ${nameLen} bytes exceeds the ${MAX_RELAY_NAME}-character limit of an identity name`);
+    if (RELAY_FIXED_HEADER + nameLen > len) throw new RelayFrameError("bad_frame", `name length ${nameLen} runs past the end of the ${len}-byte frame`);
     const name = this.buf.toString("latin1", start + 2, start + 2 + nameLen);
-    if (NAMED.has(type) ? !RELAY_NAME_PATTERN.test(name) : nameLen !== 0) {
-      throw new RelayFrameError("bad_frame", `${relayFrameName(type)} frame with invalid name "${name.replace(/[^\x20-\x7e]/g, "?")}"`);
+    if (NAMED.has(type) && nameLen === 0) throw new RelayFrameError("bad_frame", `${typeName} frame without a name`);
+    if (NAMED.has(type) && !RELAY_NAME_PATTERN.test(name)) {
+      throw new RelayFrameError("bad_frame", `${typeName} frame names "${name.replace(/[^\x20-\x7e]/g, "?")}", which is not an identity name ${NAME_RULE}`);
     }
     const payload = this.buf.subarray(start + 2 + nameLen, start + len);
     if ((type === RELAY_FRAME.PING || type === RELAY_FRAME.PONG) && payload.length > MAX_PING_PAYLOAD) {
-      throw new RelayFrameError("bad_frame", `${relayFrameName(type)} payload of ${payload.length} bytes exceeds ${MAX_PING_PAYLOAD}`);
+      throw new RelayFrameError("bad_frame", `${typeName} payload of ${payload.length} bytes exceeds the ${MAX_PING_PAYLOAD}-byte keepalive limit`);
+    }
+    if (payload.length > MAX_RELAY_PAYLOAD) {
+      throw new RelayFrameError("frame_too_large", `${typeName} payload of ${payload.length} bytes exceeds the ${MAX_RELAY_PAYLOAD}-byte payload limit`);
     }
     return { type: type as RelayFrameType, name, payload };
   }

@@ -1,5 +1,8 @@
 // Fixtures for the coordination tests: a CA, an admin identity, an in-process or child-process server.
 import { spawn, type ChildProcess } from "node:child_process";
+import { Writable } from "node:stream";
+import { request as httpsRequest } from "node:https";
+import { pino, type Logger } from "pino";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../../src/pki/index.js";
@@ -35,9 +38,9 @@ export async function makeMesh(): Promise<Mesh> {
   return mesh;
 }
 
-export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number } = {}): Promise<CoordServer> {
+export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number; logger?: Logger } = {}): Promise<CoordServer> {
   const server = new CoordServer({
-    dataDir: join(mesh.dir, "data"), caDir: mesh.ca.dir, host: "127.0.0.1", port: 0, logger: silentLogger(),
+    dataDir: join(mesh.dir, "data"), caDir: mesh.ca.dir, host: "127.0.0.1", port: 0, logger: opts.logger ?? silentLogger(),
     minCertTtlMs: opts.minCertTtlMs ?? 1_000, relays: [{ name: "relay-1", host: "127.0.0.1", port: 4443, stunPort: 3478 }],
   });
   (mesh as any).setUrl(await server.start());
@@ -47,9 +50,9 @@ export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number }
 export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void> }
 
 /** Runs `ember coord` as a real child process; resolves once it prints its URL. */
-export function spawnCoord(mesh: Mesh, port = 0): Promise<CoordProcess> {
+export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = []): Promise<CoordProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EMBER, "coord", "--data", join(mesh.dir, "data"), "--ca-dir", mesh.ca.dir, "--listen", `127.0.0.1:${port}`, "--min-cert-ttl", "1s"],
+    const child = spawn(process.execPath, [EMBER, "coord", "--data", join(mesh.dir, "data"), "--ca-dir", mesh.ca.dir, "--listen", `127.0.0.1:${port}`, "--min-cert-ttl", "1s", ...extra],
       { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     let out = "";
@@ -90,3 +93,40 @@ export function portOf(url: string): number {
 }
 
 export { tempDir };
+
+/** A pino logger that keeps its JSON lines in memory, for asserting on what the server logged. */
+export function memoryLogger(): { logger: Logger; lines: () => any[] } {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(...String(chunk).split("\n").filter(Boolean)); cb(); } });
+  return { logger: pino({ level: "debug" }, sink), lines: () => lines.map((l) => JSON.parse(l)) };
+}
+
+export interface RawAnswer { status: number; body: string; json?: any }
+
+/**
+ * One HTTPS request with any method, path and body, optionally with a client certificate; the server's
+ * certificate is not checked (tests only). The path is sent exactly as given, escapes included.
+ */
+export function rawRequest(url: string, method: string, path: string, o: { cert?: string; key?: string; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<RawAnswer> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({
+      host: u.hostname, port: u.port, method, path, cert: o.cert, key: o.key, rejectUnauthorized: false, agent: false,
+      headers: { ...(o.body !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(o.body) } : {}), ...o.headers },
+      timeout: o.timeoutMs ?? 15_000,
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        const body = Buffer.concat(chunks).toString("utf8");
+        let json: any;
+        try { json = JSON.parse(body); } catch { json = undefined; }
+        resolve({ status: res.statusCode ?? 0, body, json });
+      });
+      res.on("error", reject);
+    });
+    req.on("timeout", () => req.destroy(new Error(`${method} ${path}: no answer in ${o.timeoutMs ?? 15_000} ms`)));
+    req.on("error", reject);
+    req.end(o.body);
+  });
+}

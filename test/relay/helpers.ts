@@ -50,12 +50,17 @@ export interface RelayProc {
   stop: () => Promise<void>;
 }
 
-/** Starts the relay (relay/main.ts, or `ember relay` with viaCli) on loopback with free ports. */
-export async function startRelay(pki: Pki, relayId: IdentityFiles, extra: string[] = [], opts: { viaCli?: boolean } = {}): Promise<RelayProc> {
+/**
+ * Starts the relay (relay/main.ts, or `ember relay` with viaCli) on loopback with free ports. `nofile` runs it
+ * under `ulimit -n N` (the shell execs node, so proc.pid is the relay's own PID).
+ */
+export async function startRelay(pki: Pki, relayId: IdentityFiles, extra: string[] = [], opts: { viaCli?: boolean; nofile?: number } = {}): Promise<RelayProc> {
   const flags = ["--listen", "127.0.0.1:0", "--stun", "127.0.0.1:0", "--metrics", "127.0.0.1:0",
     "--cert", relayId.certPath, "--key", relayId.keyPath, "--ca", pki.bundlePath, ...extra];
   const args = opts.viaCli ? [join(ROOT, "bin", "ember.mjs"), "relay", ...flags] : ["--import", "tsx", join(ROOT, "relay", "main.ts"), ...flags];
-  const proc = spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = opts.nofile === undefined
+    ? spawn(process.execPath, args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn("/bin/sh", ["-c", `ulimit -n ${opts.nofile} && exec "$0" "$@"`, process.execPath, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   let out = "", err = "";
   proc.stderr!.on("data", (c) => { err += c; });
   const info = await new Promise<RelayInfo>((resolve, reject) => {
