@@ -6,8 +6,7 @@
 //   4. two processes over loopback UDP: EmberNet-encrypted packets next to plain UDP
 //   npm run bench:dataplane            # everything, a few seconds per figure
 //   npx tsx bench/dataplane.ts 1 2     # chosen sections only
-import { fork } from "node:child_process";
-import { createSocket } from "node:dgram";
+import { udpRun, type UdpResult } from "./udp-flow.js";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -191,65 +190,6 @@ async function section3(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- 4. loopback UDP, two processes
-interface RecvReport { received: number; payloadBytes: number; rejected: number; seconds: number; cpuSeconds: number }
-
-interface UdpResult { sentPps: number; sentCpuPps: number; report: RecvReport }
-
-async function udpRun(mode: "plain" | "ember", size: number): Promise<UdpResult> {
-  const child = fork(join(import.meta.dirname, "dataplane-udp.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  try {
-    const receiverIndex = 0x0badcafe;
-    const keyHex = key.toString("hex");
-    const port = await new Promise<number>((resolve, reject) => {
-      child.once("message", (m: { port?: number }) => (m.port ? resolve(m.port) : reject(new Error("no port"))));
-      child.once("exit", (c) => reject(new Error(`receiver exited ${c}`)));
-      child.send({ start: { mode, keyHex, receiverIndex } });
-    });
-    const sock = createSocket({ type: "udp4", sendBufferSize: 8 << 20 });
-    await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-    sock.connect(port, "127.0.0.1");
-    await new Promise<void>((r) => sock.once("connect", () => r()));
-    const tx = new TransportCipher(key);
-    const payload = randomBytes(size);
-    const plainPkt = Buffer.from(payload);
-    let counter = 0;
-    let sent = 0;
-    const cpu0 = process.cpuUsage();
-    const end = performance.now() + UDP_MS;
-    const BATCH = 32;
-    // Send in batches and yield to the event loop between them so libuv can flush; each encrypted
-    // packet gets its own buffer (dgram holds the buffer until the kernel took it).
-    await new Promise<void>((resolve) => {
-      const pump = () => {
-        for (let i = 0; i < BATCH; i++) {
-          if (mode === "ember") {
-            const pkt = Buffer.allocUnsafe(DATA_HEADER_SIZE + size + TAG_SIZE);
-            writeDataHeader(pkt, receiverIndex, counter);
-            tx.seal(counter++, payload, pkt, DATA_HEADER_SIZE);
-            sock.send(pkt);
-          } else {
-            sock.send(plainPkt);
-          }
-          sent++;
-        }
-        if (performance.now() < end && sent < 50_000_000) setImmediate(pump);
-        else resolve();
-      };
-      pump();
-    });
-    const cpu = process.cpuUsage(cpu0);
-    await new Promise((r) => setTimeout(r, 300)); // let the receiver drain its socket buffer
-    const report = await new Promise<RecvReport>((resolve) => {
-      child.once("message", (m: RecvReport) => resolve(m));
-      child.send({ done: true });
-    });
-    sock.close();
-    return { sentPps: sent / (UDP_MS / 1000), sentCpuPps: sent / ((cpu.user + cpu.system) / 1e6), report };
-  } finally {
-    if (child.exitCode === null) child.kill();
-  }
-}
-
 async function section4(): Promise<void> {
   console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run, best of ${UDP_ROUNDS} (receiver: shape check + replay + decrypt in ember mode)`);
   console.log("   wall = packets/s the receiver got; per CPU-s = packets per CPU second of the sender / receiver process,");
@@ -260,7 +200,7 @@ async function section4(): Promise<void> {
     const bestOf = async (mode: "plain" | "ember") => {
       let best: UdpResult | undefined;
       for (let i = 0; i < UDP_ROUNDS; i++) {
-        const r = await udpRun(mode, size);
+        const r = await udpRun(mode, size, UDP_MS);
         if (!best || r.report.received / r.report.seconds > best.report.received / best.report.seconds) best = r;
       }
       return best!;

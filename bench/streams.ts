@@ -1,0 +1,174 @@
+// Stream benchmark: application bytes through `ember forward` between two real daemons on loopback, side
+// by side with plain TCP over loopback and with the raw encrypted-session datagram ceiling of
+// bench/dataplane.ts section 4 (same machine, same run).
+//   1. the raw ceiling: EmberNet DATA packets of 1400 B between two processes (udp-flow.ts)
+//   2. plain TCP over loopback: 1 stream and 8 streams (a sender and a sink process)
+//   3. the same through `ember forward` (two daemons, a static mesh with a local policy, --mtu 1500)
+//   4. goodput under 5% random loss on the daemons' UDP (nftables in a private network namespace; root)
+//   5. streams opened per second through the forward (connect, 1-byte echo, close; 32 at a time)
+//   npm run bench:streams
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { udpRun } from "./udp-flow.js";
+
+const ROOT = join(import.meta.dirname, "..");
+const EMBER = join(ROOT, "bin", "ember.mjs");
+const TRANSFER = join(ROOT, "test", "natlab", "tools", "transfer.ts");
+const MB = 1024 * 1024;
+const BYTES_ONE = Number(process.env.BENCH_STREAM_MB ?? 200) * MB;
+const BYTES_EACH_OF_8 = BYTES_ONE / 8;
+const LOSS_BYTES = Number(process.env.BENCH_LOSS_MB ?? 50) * MB;
+const OPEN_MS = 3_000;
+const LIMIT_MS = Number(process.env.BENCH_LIMIT_MS ?? 600_000);
+
+setTimeout(() => { console.error(`bench: ${LIMIT_MS / 1000} s limit reached, stopping`); cleanup(); process.exit(3); }, LIMIT_MS).unref();
+
+const children = new Set<ChildProcess>();
+/** Set when this process runs inside the private namespace its parent made (root only). */
+const NETNS = process.env.EMBER_BENCH_NETNS;
+const dir = mkdtempSync(join(tmpdir(), "ember-bench-streams-"));
+
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+}
+process.on("exit", cleanup);
+
+function start(argv: string[], ready: RegExp): Promise<{ proc: ChildProcess; line: string }> {
+  const proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  children.add(proc);
+  proc.on("exit", () => children.delete(proc));
+  const tail: string[] = [];
+  createInterface({ input: proc.stderr! }).on("line", (l) => { tail.push(l); if (tail.length > 20) tail.shift(); });
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${argv.slice(0, 4).join(" ")} did not start:\n${tail.join("\n")}`)), 30_000);
+    createInterface({ input: proc.stdout! }).on("line", (line) => { if (ready.test(line)) { clearTimeout(t); resolve({ proc, line }); } });
+    proc.once("exit", (code) => { clearTimeout(t); reject(new Error(`${argv.slice(0, 4).join(" ")} exited ${code}:\n${tail.join("\n")}`)); });
+  });
+}
+
+function run(argv: string[], timeoutMs = 60_000, input?: string): string {
+  return execFileSync(argv[0], argv.slice(1), { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, input, stdio: ["pipe", "pipe", "pipe"] });
+}
+
+interface Sent { bytes: number; ms: number; sha256: string; remoteSha256: string }
+
+/** One sender process with n concurrent connections of `bytes` each to 127.0.0.1:port; Mbit/s, checked byte-exact. */
+async function senders(port: number, n: number, bytes: number): Promise<number> {
+  const { line } = await start([process.execPath, "--import", "tsx", TRANSFER, "send", "--port", String(port), "--bytes", String(bytes), "--streams", String(n)], /"bytes"/);
+  const r = JSON.parse(line) as Sent & { streams: number; mbps: number };
+  if (r.sha256 !== r.remoteSha256 || r.bytes !== n * bytes) throw new Error(`transfer not byte-exact: ${line}`);
+  return r.mbps;
+}
+
+const row = (cells: (string | number)[], widths: number[]) => cells.map((c, i) => String(c).padEnd(widths[i])).join(" ");
+
+async function main(): Promise<void> {
+  console.log(`EmberNet stream benchmark — ${new Date().toISOString()}, ${cpus().length} x ${cpus()[0]?.model ?? "?"}, Node ${process.version}`);
+  console.log(NETNS ? `(in private network namespace ${NETNS}: the loss rule of section 4 touches nothing else)` : "(not root: no private network namespace, section 4 (loss) is skipped)");
+
+  // 1. raw ceiling.
+  const raw = await udpRun("ember", 1400, 2_000);
+  const rawMbps = (raw.report.payloadBytes * 8) / raw.report.seconds / 1e6;
+
+  // Identities, policy and two daemons with a static mesh.
+  run([process.execPath, EMBER, "ca", "init", "--dir", join(dir, "ca"), "--trust-domain", "bench.local"]);
+  const ports = { a: 47100 + (process.pid % 500), b: 47700 + (process.pid % 500) };
+  for (const [name, groups] of [["a", "clients"], ["b", "servers"]]) {
+    const state = join(dir, name);
+    mkdirSync(state);
+    run([process.execPath, EMBER, "cert", "issue", "--ca-dir", join(dir, "ca"), "--name", name, "--tenant", "bench", "--groups", groups, "--out", join(state, "id")]);
+    renameSync(join(state, "id.crt"), join(state, "cert.pem"));
+    renameSync(join(state, "id.key"), join(state, "key.pem"));
+    copyFileSync(join(dir, "ca", "bundle.pem"), join(state, "bundle.pem"));
+  }
+  writeFileSync(join(dir, "policy.yaml"), `rules:\n  - allow: {source: "@clients", target: b, protocol: tcp, ports: [9000, 9001]}\n`);
+  const sink = await start([process.execPath, "--import", "tsx", TRANSFER, "sink", "--port", "9000"], /ready/);
+  const echoPort = 9101;
+  const echo = await start([process.execPath, "-e", `require("net").createServer((s)=>s.pipe(s)).listen(${echoPort},"127.0.0.1",()=>console.log("ready"))`], /ready/);
+  void sink; void echo;
+  writeFileSync(join(dir, "b.yaml"), `state: ${join(dir, "b")}\nlisten: 127.0.0.1:${ports.b}\nmtu: 1500\npolicy: ${join(dir, "policy.yaml")}\n`
+    + `peers: {a: "127.0.0.1:${ports.a}"}\nlog_level: warn\nservices:\n  sink: {to: "127.0.0.1:9000", port: 9000}\n  echo: {to: "127.0.0.1:${echoPort}", port: 9001}\n`);
+  await start([process.execPath, EMBER, "up", "--config", join(dir, "b.yaml")], /"event":"up"/);
+  await start([process.execPath, EMBER, "up", "--state", join(dir, "a"), "--listen", `127.0.0.1:${ports.a}`, "--mtu", "1500", "--policy", join(dir, "policy.yaml"),
+    "--peer", `b=127.0.0.1:${ports.b}`, "--log-level", "warn"], /"event":"up"/);
+  const forward = (target: string) => Number(JSON.parse(run([process.execPath, EMBER, "forward", "0", target, "--detach", "--json", "--state", join(dir, "a")])).listen.split(":").pop());
+  const fSink = forward("b:9000");
+  const fEcho = forward("b:9001");
+
+  // 2. plain TCP, straight to the sink.
+  const tcp1 = await senders(9000, 1, BYTES_ONE);
+  const tcp8 = await senders(9000, 8, BYTES_EACH_OF_8);
+  // 3. through ember forward.
+  await senders(fSink, 1, 8 * MB); // warm up: session, paths, JIT
+  const em1 = await senders(fSink, 1, BYTES_ONE);
+  const em8 = await senders(fSink, 8, BYTES_EACH_OF_8);
+
+  // 4. 5% random loss on the daemons' UDP, both directions (each datagram to either port).
+  let loss5: number | undefined;
+  if (NETNS) {
+    const rules = `table inet ebench_loss {\n  chain in {\n    type filter hook input priority -10; policy accept;\n`
+      + `    udp dport { ${ports.a}, ${ports.b} } numgen random mod 100 < 5 drop\n  }\n}\n`;
+    run(["nft", "-f", "-"], 10_000, rules);
+    try { loss5 = await senders(fSink, 1, LOSS_BYTES); } finally { run(["nft", "delete", "table", "inet", "ebench_loss"]); }
+  }
+
+  // 5. stream opens per second: connect, one byte echoed, close; 32 in flight.
+  const opens = await openRate(fEcho);
+
+  const pct = (x: number) => `${((100 * x) / rawMbps).toFixed(0)}%`;
+  const w = [44, 14, 18];
+  console.log(`\n${row(["figure", "Mbit/s", "vs raw ceiling (1)"], w)}`);
+  console.log(row(["1. raw encrypted session datagrams, 1400 B", rawMbps.toFixed(0), "100%"], w));
+  console.log(row(["2. plain TCP over loopback, 1 stream", tcp1.toFixed(0), pct(tcp1)], w));
+  console.log(row(["   plain TCP over loopback, 8 streams", tcp8.toFixed(0), pct(tcp8)], w));
+  console.log(row(["3. ember forward, 1 stream", em1.toFixed(0), pct(em1)], w));
+  console.log(row(["   ember forward, 8 streams", em8.toFixed(0), pct(em8)], w));
+  console.log(row(["4. ember forward, 1 stream, 5% loss", loss5 === undefined ? "skipped (root)" : loss5.toFixed(0), loss5 === undefined ? "-" : pct(loss5)], w));
+  console.log(`5. stream opens through ember forward: ${opens.toFixed(0)}/s (connect + 1-byte echo + close, 32 in flight)`);
+  console.log(`\n(sizes: ${BYTES_ONE / MB} MB single, 8 x ${BYTES_EACH_OF_8 / MB} MB, ${LOSS_BYTES / MB} MB under loss; every transfer checked by sha256)`);
+}
+
+/** Opens per second through the forward at `port` for OPEN_MS (bounded: at most 100,000 opens). */
+function openRate(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    let done = 0, inflight = 0, failed = 0;
+    const one = () => {
+      if (performance.now() - t0 > OPEN_MS || done + inflight >= 100_000) {
+        if (inflight === 0) resolve(done / ((performance.now() - t0) / 1000));
+        return;
+      }
+      inflight++;
+      const c = connect(port, "127.0.0.1");
+      c.on("connect", () => c.write("x"));
+      c.on("data", () => c.end());
+      c.on("close", () => { inflight--; done++; one(); });
+      c.on("error", () => { failed++; if (failed > 100) reject(new Error("too many failed opens")); });
+    };
+    for (let i = 0; i < 32; i++) one();
+  });
+}
+
+if (process.getuid?.() === 0 && !NETNS) {
+  // As root: run the whole bench again inside a private network namespace (loopback only), then remove it.
+  const ns = `ebench${process.pid}`;
+  execFileSync("ip", ["netns", "add", ns]);
+  try {
+    execFileSync("ip", ["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+    const child = spawn("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", import.meta.filename], {
+      stdio: "inherit", env: { ...process.env, EMBER_BENCH_NETNS: ns },
+    });
+    process.exitCode = await new Promise<number>((r) => child.on("exit", (code) => r(code ?? 1)));
+  } finally {
+    execFileSync("ip", ["netns", "del", ns]);
+  }
+} else {
+  await main().catch((err) => { console.error(`bench: ${(err as Error).message}`); process.exitCode = 1; });
+}
+cleanup();
+process.exit(process.exitCode ?? 0);
