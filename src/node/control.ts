@@ -76,8 +76,22 @@ export function statusReport(d: Daemon) {
     } : undefined,
     policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },
     services: servicesReport(d),
+    flows: flowsReport(d),
+    access: d.access.report(),
     peers: peersReport(d),
     drops: Object.fromEntries(d.device.drops),
+  };
+}
+
+/** Flow counters, and per peer the stream layer's own (streams, bytes, losses, drops by reason). */
+export function flowsReport(d: Daemon) {
+  const s = d.flows.stats();
+  return {
+    opened: s.opened, accepted: s.accepted, denied: s.denied, refused: s.refused, cut: s.cut, live: s.live,
+    peers: Object.fromEntries(Object.entries(s.peers).map(([name, m]) => [name, {
+      openStreams: m.openStreams, streamsOpened: m.streamsOpened, streamsAccepted: m.streamsAccepted, opensRefused: m.opensRefused,
+      bytesSent: m.bytesSent, bytesReceived: m.bytesReceived, packetsLost: m.packetsLost, srttMs: m.srttMs, cwnd: m.cwnd, drops: m.drops,
+    }])),
   };
 }
 
