@@ -93,8 +93,10 @@ async function main(): Promise<void> {
   void sink; void echo;
   writeFileSync(join(dir, "b.yaml"), `state: ${join(dir, "b")}\nlisten: 127.0.0.1:${ports.b}\nmtu: 1500\npolicy: ${join(dir, "policy.yaml")}\n`
     + `peers: {a: "127.0.0.1:${ports.a}"}\nlog_level: warn\nservices:\n  sink: {to: "127.0.0.1:9000", port: 9000}\n  echo: {to: "127.0.0.1:${echoPort}", port: 9001}\n`);
-  await start([process.execPath, EMBER, "up", "--config", join(dir, "b.yaml")], /"event":"up"/);
-  await start([process.execPath, EMBER, "up", "--state", join(dir, "a"), "--listen", `127.0.0.1:${ports.a}`, "--mtu", "1500", "--policy", join(dir, "policy.yaml"),
+  // BENCH_PROFILE=DIR: both daemons write V8 CPU profiles there (open them in Chrome DevTools).
+  const node = process.env.BENCH_PROFILE ? [process.execPath, "--cpu-prof", "--cpu-prof-dir", process.env.BENCH_PROFILE] : [process.execPath];
+  await start([...node, EMBER, "up", "--config", join(dir, "b.yaml")], /"event":"up"/);
+  await start([...node, EMBER, "up", "--state", join(dir, "a"), "--listen", `127.0.0.1:${ports.a}`, "--mtu", "1500", "--policy", join(dir, "policy.yaml"),
     "--peer", `b=127.0.0.1:${ports.b}`, "--log-level", "warn"], /"event":"up"/);
   const forward = (target: string) => Number(JSON.parse(run([process.execPath, EMBER, "forward", "0", target, "--detach", "--json", "--state", join(dir, "a")])).listen.split(":").pop());
   const fSink = forward("b:9000");
@@ -120,6 +122,12 @@ async function main(): Promise<void> {
   // 5. stream opens per second: connect, one byte echoed, close; 32 in flight.
   const opens = await openRate(fEcho);
 
+  // Stop every child gently (a daemon writes its CPU profile on a normal exit), then report.
+  await Promise.all([...children].map((c) => new Promise<void>((resolve) => {
+    const t = setTimeout(() => { c.kill("SIGKILL"); resolve(); }, 5_000);
+    c.once("exit", () => { clearTimeout(t); resolve(); });
+    c.kill("SIGTERM");
+  })));
   const pct = (x: number) => `${((100 * x) / rawMbps).toFixed(0)}%`;
   const w = [44, 14, 18];
   console.log(`\n${row(["figure", "Mbit/s", "vs raw ceiling (1)"], w)}`);
