@@ -53,7 +53,7 @@ describe.skipIf(!avail.ok)("services by name across NATs", () => {
     for (const args of [["sink", "--port", String(SINK_PORT)], ["https", "--port", String(HTTPS_PORT), "--cert", cert, "--key", key, "--text", "dashboard on srv"]]) {
       const t = startTool(lab, srvHost, "transfer", args);
       tools.push(t);
-      expect(await t.nextJson(20_000)).toEqual({ ready: true });
+      expect(await t.nextJson(20_000)).toMatchObject({ ready: true });
     }
     await m.request(srv, "serve", { name: "dashboard", to: `127.0.0.1:${HTTPS_PORT}`, protocol: "https" });
     await m.request(srv, "serve", { name: "sink", to: `127.0.0.1:${SINK_PORT}`, protocol: "tcp" });

@@ -1,6 +1,7 @@
 // Bulk transfers for the lab, run inside a namespace.
 //   transfer.ts sink --port P          TCP server: hashes everything a client sends; on its end, answers
-//                                       "<sha256 hex> <bytes>\n" and closes. Prints {"ready":true}.
+//                                       "<sha256 hex> <bytes>\n" and closes. Prints {"ready":true,"port":P}
+//                                       (P 0: any free port).
 //   transfer.ts send --port P --bytes N [--seed S] [--progress MB] [--streams K]
 //                                       Sends N bytes of a deterministic stream (AES-CTR keystream) to
 //                                       127.0.0.1:P with back-pressure, half-closes, reads the sink's answer;
@@ -35,7 +36,7 @@ switch (positionals[0]) {
       c.on("end", () => c.end(`${h.digest("hex")} ${n}\n`));
       c.on("error", () => undefined);
     });
-    srv.listen(port, "127.0.0.1", () => say({ ready: true }));
+    srv.listen(port, "127.0.0.1", () => say({ ready: true, port: (srv.address() as { port: number }).port }));
     break;
   }
   case "send": {
