@@ -107,8 +107,8 @@ export class StreamMux implements StreamHost {
   /** The peer's epoch, 0 until it is heard from. */
   peerEpoch = 0;
   private readonly retiredPeerEpochs: number[] = [];
-  /** The peer sent CLOSE in its current epoch: its packets are dropped until it comes back with a new one. */
-  private peerClosed = false;
+  /** The peer sent CLOSE in its current epoch: its packets are dropped (and open() fails) until it comes back with a new one. */
+  private peerClosed: MuxClosedError | null = null;
   /** This side closed: terminal. */
   private closedError: MuxClosedError | null = null;
 
@@ -195,6 +195,7 @@ export class StreamMux implements StreamHost {
   /** Opens a stream; the peer sees `request` (at most MAX_REQUEST_BYTES) and accepts or refuses. */
   open(request: Uint8Array = new Uint8Array(0)): Stream {
     if (this.closedError) throw this.closedError;
+    if (this.peerClosed) throw this.peerClosed;
     if (request.length > MAX_REQUEST_BYTES) throw new RangeError(`open request of ${request.length} bytes exceeds ${MAX_REQUEST_BYTES}`);
     if (this.outbound >= this.config.maxStreams) throw new StreamLimitError(this.config.maxStreams);
     const s = new Stream(this, 2 * this.nextLocal++, Uint8Array.from(request));
@@ -470,7 +471,7 @@ export class StreamMux implements StreamHost {
   private handlePeerClose(code: number, reason: string): void {
     const err = new MuxClosedError(code, reason, true);
     this.log?.info({ code, reason }, "peer closed the stream mux");
-    this.peerClosed = true;
+    this.peerClosed = err;
     this.abandonAll(err);
     this.resetPeerState();
   }
@@ -481,7 +482,7 @@ export class StreamMux implements StreamHost {
     this.retiredPeerEpochs.push(this.peerEpoch);
     if (this.retiredPeerEpochs.length > RETIRED_EPOCHS) this.retiredPeerEpochs.shift();
     this.peerEpoch = newEpoch;
-    this.peerClosed = false;
+    this.peerClosed = null;
     this.c.peerRestarts++;
     this.abandonAll(new PeerRestartedError());
     this.resetPeerState();
@@ -839,7 +840,7 @@ export class StreamMux implements StreamHost {
     this.resetPeerState();
     this.epoch = randomEpoch();
     this.peerEpoch = 0;
-    this.peerClosed = false;
+    this.peerClosed = null;
   }
 
   private drop(reason: DropReason): void {
