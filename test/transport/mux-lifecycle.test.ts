@@ -123,9 +123,9 @@ describe("idle timeout and keepalive", () => {
     const packets = p.ab.sent + p.ba.sent - before;
     expect(e.error).toBeNull();
     expect(p.a.stats().idleTimeouts + p.b.stats().idleTimeouts).toBe(0);
-    // About one PING per 15 s and its ACK: 20 of each, give or take who pings.
-    expect(packets).toBeGreaterThanOrEqual(20);
-    expect(packets).toBeLessThanOrEqual(60);
+    // One side pings every 15 s and the other acknowledges: 20 of each (not both sides pinging).
+    expect(packets).toBeGreaterThanOrEqual(36);
+    expect(packets).toBeLessThanOrEqual(44);
   });
 });
 
@@ -201,8 +201,9 @@ describe("close and destroy", () => {
     }
     // b knows a is gone: its own opens fail at once instead of hanging.
     expect(() => p.b.open()).toThrow(/closed by peer/);
+    const droppedBefore = a.stats().drops[DROP.CLOSED] ?? 0;
     p.a.handleDatagram(new Uint8Array(40));
-    expect(a.stats().drops[DROP.CLOSED]).toBe(1);
+    expect(a.stats().drops[DROP.CLOSED]).toBe(droppedBefore + 1);
   });
 
   it("timers are unref'd and cleared on close (real clock)", async () => {

@@ -1,0 +1,216 @@
+// Stream-layer benchmark, in one process (so one core runs both ends): two StreamMux joined by an
+// in-memory datagram link, with no loss and with 5% random loss. Prints goodput for one stream and for
+// eight at once (MB/s of application bytes, checked byte-exact by length and a running checksum),
+// and streams opened per second (open -> accept -> request -> answer -> both FINs).
+//   npx tsx bench/streams-core.ts                 # everything, about 20 s
+//   BENCH_MB=64 npx tsx bench/streams-core.ts     # smaller transfers
+// No encryption or UDP here: this measures the stream layer alone (see bench/dataplane.ts for those).
+import { createHash } from "node:crypto";
+import { StreamMux, type Stream, type DatagramLink, type MuxOptions } from "../src/transport/index.js";
+
+const TRANSFER_MB = Number(process.env.BENCH_MB ?? 256);
+const LOSSY_MB = Number(process.env.BENCH_LOSSY_MB ?? 64);
+const OPEN_MS = Number(process.env.BENCH_OPEN_MS ?? 2000);
+const PAYLOAD = Number(process.env.BENCH_PAYLOAD ?? 1400);
+const CHUNK = 64 * 1024;
+
+/**
+ * One direction of an in-memory path. Datagrams are copied (as sealing would) and delivered in a batch
+ * on the next event-loop turn; a bounded queue makes send() return false, like a full socket buffer.
+ */
+class MemLink implements DatagramLink {
+  peer!: StreamMux;
+  owner!: StreamMux;
+  sent = 0;
+  dropped = 0;
+  private queue: Uint8Array[] = [];
+  private scheduled = false;
+  private blocked = false;
+  private seed = 12345;
+
+  constructor(private readonly loss: number, private readonly capacity = 2048) {}
+
+  maxPayload(): number {
+    return PAYLOAD;
+  }
+
+  send(payload: Uint8Array): boolean {
+    if (this.queue.length >= this.capacity) {
+      this.blocked = true;
+      return false;
+    }
+    this.sent++;
+    if (this.loss > 0 && this.random() < this.loss) {
+      this.dropped++;
+      return true;
+    }
+    this.queue.push(Uint8Array.prototype.slice.call(payload));
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.deliver);
+    }
+    return true;
+  }
+
+  private readonly deliver = (): void => {
+    this.scheduled = false;
+    const q = this.queue;
+    this.queue = [];
+    for (let i = 0; i < q.length; i++) this.peer.handleDatagram(q[i]);
+    if (this.blocked) {
+      this.blocked = false;
+      this.owner.onWritable();
+    }
+  };
+
+  private random(): number {
+    this.seed = (this.seed * 1103515245 + 12345) >>> 0;
+    return this.seed / 4294967296;
+  }
+}
+
+/** Extra mux options from the environment, e.g. BENCH_OPTS='{"congestion":"cubic"}'. */
+const EXTRA: MuxOptions = JSON.parse(process.env.BENCH_OPTS ?? "{}");
+
+function pair(loss: number, optsA: MuxOptions = {}, optsB: MuxOptions = {}) {
+  const ab = new MemLink(loss);
+  const ba = new MemLink(loss);
+  const a = new StreamMux(ab, { ...EXTRA, ...optsA });
+  const b = new StreamMux(ba, { ...EXTRA, ...optsB });
+  ab.peer = b;
+  ab.owner = a;
+  ba.peer = a;
+  ba.owner = b;
+  return { a, b, ab, ba };
+}
+
+/** Writes `total` bytes of a repeating pattern in 64 KB chunks with back-pressure, then ends. */
+function pump(s: Stream, total: number, pattern: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    s.on("error", reject);
+    const more = () => {
+      while (sent < total) {
+        const n = Math.min(CHUNK, total - sent);
+        const ok = s.write(n === CHUNK ? pattern : pattern.subarray(0, n));
+        sent += n;
+        if (!ok) return void s.once("drain", more);
+      }
+      s.end(resolve);
+    };
+    more();
+  });
+}
+
+/** Reads to the end; resolves with the byte count and a SHA-256 of everything read. */
+function drain(s: Stream): Promise<{ bytes: number; sha: string }> {
+  return new Promise((resolve, reject) => {
+    const h = createHash("sha256");
+    let bytes = 0;
+    s.on("data", (c: Buffer) => {
+      bytes += c.length;
+      h.update(c);
+    });
+    s.on("end", () => resolve({ bytes, sha: h.digest("hex") }));
+    s.on("error", reject);
+  });
+}
+
+function expectedSha(total: number, pattern: Buffer): string {
+  const h = createHash("sha256");
+  for (let sent = 0; sent < total; sent += CHUNK) h.update(pattern.subarray(0, Math.min(CHUNK, total - sent)));
+  return h.digest("hex");
+}
+
+interface Row { case: string; loss: string; streams: number; mb: number; seconds: number; rate: string; extra: string }
+
+async function goodput(loss: number, streams: number, totalMb: number): Promise<Row> {
+  const pattern = Buffer.alloc(CHUNK);
+  for (let i = 0; i < CHUNK; i++) pattern[i] = (i * 131 + 7) & 0xff;
+  const per = Math.floor((totalMb * 1024 * 1024) / streams);
+  const reads: Promise<{ bytes: number; sha: string }>[] = [];
+  const p = pair(loss, {}, { onIncoming: (s) => { s.accept(); reads.push(drain(s)); } });
+  const t0 = performance.now();
+  const c0 = process.cpuUsage();
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < streams; i++) {
+    const s = p.a.open(Buffer.from(`bench-${i}`));
+    s.resume();
+    writes.push(pump(s, per, pattern));
+  }
+  await Promise.all(writes);
+  while (reads.length < streams) await new Promise((r) => setImmediate(r));
+  const results = await Promise.all(reads);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(c0);
+  const want = expectedSha(per, pattern);
+  for (const r of results) if (r.bytes !== per || r.sha !== want) throw new Error(`stream corrupted: ${r.bytes} bytes`);
+  const st = p.a.stats();
+  p.a.close();
+  p.b.close();
+  const mb = (per * streams) / (1024 * 1024);
+  return {
+    case: streams === 1 ? "one stream" : `${streams} streams`,
+    loss: `${loss * 100}%`,
+    streams,
+    mb,
+    seconds,
+    rate: `${(mb / seconds).toFixed(1)} MB/s (${((mb * 8 * 1.048576) / seconds).toFixed(0)} Mbit/s)`,
+    extra: `cpu ${(((cpu.user + cpu.system) / 1e6 / seconds) * 100).toFixed(0)}%, pkts ${st.packetsSent}, lost ${st.packetsLost}, retx ${st.packetsRetransmitted}, cwnd ${(st.cwnd / 1024).toFixed(0)} KiB, srtt ${st.srttMs.toFixed(2)} ms`,
+  };
+}
+
+async function opensPerSecond(loss: number, concurrency: number): Promise<Row> {
+  const p = pair(loss, {}, {
+    onIncoming: (s) => {
+      s.accept();
+      s.on("data", () => {});
+      s.on("end", () => s.end("ok"));
+    },
+  });
+  let done = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  const deadline = t0 + OPEN_MS;
+  const one = (): Promise<void> => new Promise<void>((resolve) => {
+    const s = p.a.open(Buffer.from("svc=echo"));
+    s.on("data", () => {});
+    s.on("error", () => { failed++; resolve(); });
+    s.on("close", () => resolve());
+    s.end("hi");
+  }).then(() => { done++; });
+  const worker = async () => { while (performance.now() < deadline) await one(); };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  p.a.close();
+  p.b.close();
+  return {
+    case: `opens (${concurrency} at a time)`,
+    loss: `${loss * 100}%`,
+    streams: done,
+    mb: 0,
+    seconds,
+    rate: `${(done / seconds).toFixed(0)} streams/s`,
+    extra: `${failed} failed`,
+  };
+}
+
+// The mux's timers are unref'd (a daemon's UDP socket keeps it alive); here nothing else would.
+const keepAlive = setInterval(() => {}, 1_000);
+const rows: Row[] = [];
+rows.push(await goodput(0, 1, TRANSFER_MB));
+rows.push(await goodput(0, 8, TRANSFER_MB));
+rows.push(await goodput(0.05, 1, LOSSY_MB));
+rows.push(await goodput(0.05, 8, LOSSY_MB));
+rows.push(await opensPerSecond(0, 64));
+rows.push(await opensPerSecond(0.05, 64));
+clearInterval(keepAlive);
+
+console.log(`\nstream layer, in-process (both ends on one core), ${PAYLOAD}-byte datagrams, node ${process.version}`);
+const header = ["case", "loss", "amount", "seconds", "rate", "notes"];
+const table = rows.map((r) => [r.case, r.loss, r.mb ? `${r.mb.toFixed(0)} MB` : `${r.streams} streams`, r.seconds.toFixed(2), r.rate, r.extra]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
+const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+console.log(line(header));
+console.log(widths.map((w) => "-".repeat(w)).join("  "));
+for (const t of table) console.log(line(t));
