@@ -1,8 +1,10 @@
 // Stream-layer benchmark, in one process (so one core runs both ends): two StreamMux joined by an
 // in-memory datagram link, with no loss and with 5% random loss. Prints goodput for one stream and for
 // eight at once (MB/s of application bytes, every byte checked against what was sent),
-// and streams opened per second (open -> accept -> request -> answer -> both FINs).
-//   npx tsx bench/streams-core.ts                 # everything, about 20 s
+// and streams opened per second (open -> accept -> request -> answer -> both FINs). Last, NewReno against
+// CUBIC on a simulated 100 Mbit/s, 40 ms path with random loss (virtual time).
+//   npx tsx bench/streams-core.ts                 # everything, about 30 s
+//   BENCH_ONLY=1,5 npx tsx bench/streams-core.ts  # chosen cases only
 //   BENCH_MB=64 npx tsx bench/streams-core.ts     # smaller transfers
 // No encryption or UDP here: this measures the stream layer alone (see bench/dataplane.ts for those).
 import { StreamMux, type Stream, type DatagramLink, type MuxOptions } from "../src/transport/index.js";
@@ -200,6 +202,42 @@ async function opensPerSecond(loss: number, concurrency: number): Promise<Row> {
 
 // The mux's timers are unref'd (a daemon's UDP socket keeps it alive); here nothing else would.
 const keepAlive = setInterval(() => {}, 1_000);
+/**
+ * The two congestion controllers on a simulated path (virtual time, test/transport/sim-link.ts):
+ * 100 Mbit/s bottleneck, 40 ms RTT, a drop-tail queue of one bandwidth-delay product, random loss.
+ */
+async function controllers(loss: number, congestion: "newreno" | "cubic"): Promise<Row> {
+  const { simPair } = await import("../test/transport/sim-link.js");
+  let got = 0;
+  const p = simPair(
+    { delayMs: 20, rateBytesPerMs: 12_500, queueLimit: 360, loss },
+    { congestion },
+    { congestion, onIncoming: (s) => { s.accept(); s.on("data", (c: Buffer) => (got += c.length)); } },
+    3,
+    { delayMs: 20, loss },
+  );
+  const s = p.a.open();
+  s.on("error", () => {});
+  const pattern = Buffer.alloc(CHUNK, 1);
+  void pump(s, 1 << 30, pattern).catch(() => {}); // more than 20 virtual seconds can carry
+  const virtualMs = 20_000;
+  const t0 = performance.now();
+  await p.clock.run(() => false, virtualMs);
+  const wall = (performance.now() - t0) / 1000;
+  const st = p.a.stats();
+  s.destroy();
+  const mbit = (got * 8) / (virtualMs / 1000) / 1e6;
+  return {
+    case: `sim 100 Mbit/s 40 ms, ${congestion}`,
+    loss: `${loss * 100}%`,
+    streams: 1,
+    mb: got / (1024 * 1024),
+    seconds: virtualMs / 1000,
+    rate: `${mbit.toFixed(1)} Mbit/s`,
+    extra: `virtual time (${wall.toFixed(1)} s wall), lost ${st.packetsLost}, queue drops ${p.ab.queueDrops}, cwnd ${(st.cwnd / 1024).toFixed(0)} KiB`,
+  };
+}
+
 const rows: Row[] = [];
 const only = process.env.BENCH_ONLY; // e.g. "1" runs only the first case (profiling)
 const cases: (() => Promise<Row>)[] = [
@@ -209,6 +247,10 @@ const cases: (() => Promise<Row>)[] = [
   () => goodput(0.05, 8, LOSSY_MB),
   () => opensPerSecond(0, 64),
   () => opensPerSecond(0.05, 64),
+  () => controllers(0.0001, "newreno"),
+  () => controllers(0.0001, "cubic"),
+  () => controllers(0.001, "newreno"),
+  () => controllers(0.001, "cubic"),
 ];
 for (let i = 0; i < cases.length; i++) if (!only || only.split(",").includes(String(i + 1))) rows.push(await cases[i]());
 clearInterval(keepAlive);

@@ -158,6 +158,10 @@ export class StreamMux implements StreamHost {
   private pacingUntil = 0;
   private flushScheduled = false;
   private linkBlocked = false;
+  /**
+   * The window is not what limits us (nothing to send, or the link is full): ACKs then do not grow it
+   * (RFC 9002 section 7.8), or a fast link's back-pressure would inflate it without bound.
+   */
   private appLimited = true;
   private lastStaleReply = -Infinity;
   private lastCloseReply = -Infinity;
@@ -663,6 +667,7 @@ export class StreamMux implements StreamHost {
     const bytes = w.finish();
     if (!this.link.send(bytes)) {
       this.linkBlocked = true;
+      this.appLimited = true;
       this.unsend(p, ackWritten);
       return false;
     }
