@@ -352,6 +352,8 @@ export class Stream extends BaseStream {
         return;
       }
       case FRAME.RESET:
+        // A RESET declared lost may still be acknowledged late: then it need not go again.
+        this.needReset = false;
         if (this.sendState === SendState.RESET_SENT) this.setSendState(SendState.RESET_RECVD);
         return;
     }
