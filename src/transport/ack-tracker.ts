@@ -36,8 +36,8 @@ export class AckTracker {
     return false;
   }
 
-  /** Records a new (non-duplicate) packet. */
-  onReceived(pn: number, ackEliciting: boolean, now: number): void {
+  /** Records a new (non-duplicate) packet; `ackNow`: it carried IMMEDIATE_ACK. */
+  onReceived(pn: number, ackEliciting: boolean, now: number, ackNow = false): void {
     const r = this.ranges;
     const largest = this.largestSeen;
     if (pn > largest) {
@@ -57,6 +57,7 @@ export class AckTracker {
       r.length -= 2;
     }
     if (!ackEliciting) return;
+    if (ackNow) this.immediate = true;
     this.unacked++;
     if (this.firstUnackedAt < 0) this.firstUnackedAt = now;
     if (this.unacked >= this.ackEvery) this.immediate = true;

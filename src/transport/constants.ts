@@ -25,6 +25,7 @@ export const FRAME = {
   MAX_DATA: 0x14,
   MAX_STREAM_DATA: 0x15,
   CLOSE: 0x1c,
+  IMMEDIATE_ACK: 0x1f,
 } as const;
 export type FrameType = (typeof FRAME)[keyof typeof FRAME];
 

@@ -43,6 +43,7 @@ export class PacketReader {
     this.frameName = FRAME_NAME[type] ?? "";
     switch (type) {
       case FRAME.PING: return { type: FRAME.PING };
+      case FRAME.IMMEDIATE_ACK: return { type: FRAME.IMMEDIATE_ACK };
       case FRAME.ACK: return this.readAck();
       case FRAME.STREAM:
       case FRAME.STREAM_FIN: {

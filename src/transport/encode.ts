@@ -76,7 +76,8 @@ export function maxStreamDataIn(avail: number, id: number, offset: number): numb
 /** Exact encoded size of a frame. */
 export function frameSize(f: Frame): number {
   switch (f.type) {
-    case FRAME.PING: return 1;
+    case FRAME.PING:
+    case FRAME.IMMEDIATE_ACK: return 1;
     case FRAME.ACK: return ackFrameSize(f.ranges, f.ranges.length / 2, f.delayUs);
     case FRAME.STREAM: return streamFrameHeaderSize(f.id, f.offset, f.data.length) + f.data.length;
     case FRAME.OPEN: return 1 + varintSize(f.id) + varintSize(f.request.length) + f.request.length;
@@ -134,7 +135,8 @@ function checkAck(ranges: readonly number[]): void {
 export function encodeFrame(buf: Uint8Array, off: number, f: Frame): number {
   switch (f.type) {
     case FRAME.PING:
-      buf[off] = FRAME.PING;
+    case FRAME.IMMEDIATE_ACK:
+      buf[off] = f.type;
       return off + 1;
     case FRAME.ACK:
       checkAck(f.ranges);

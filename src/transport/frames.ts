@@ -18,6 +18,8 @@
 //   MAX_DATA         14 maximum(v)                          mux-wide credit: total stream bytes allowed
 //   MAX_STREAM_DATA  15 id(v) maximum(v)                    highest stream offset allowed
 //   CLOSE            1c code(v) length(v) reason[length]    the whole mux is gone; not acknowledged
+//   IMMEDIATE_ACK    1f                                   acknowledge this packet now, not after max_ack_delay:
+//                       the sender has nothing more in this flight (draft-ietf-quic-ack-frequency's frame)
 //
 // Stream ids are relative to the sender (constants.ts STREAM_ID_PEER_BIT). Decoded data, request and
 // reason bytes are views into the datagram, valid only while it is being handled.
@@ -39,10 +41,11 @@ export interface ResetFrame { type: typeof FRAME.RESET; id: number; code: number
 export interface MaxDataFrame { type: typeof FRAME.MAX_DATA; maximum: number }
 export interface MaxStreamDataFrame { type: typeof FRAME.MAX_STREAM_DATA; id: number; maximum: number }
 export interface CloseFrame { type: typeof FRAME.CLOSE; code: number; reason: string }
+export interface ImmediateAckFrame { type: typeof FRAME.IMMEDIATE_ACK }
 
 export type Frame =
   | PingFrame | AckFrame | StreamFrame | OpenFrame | AcceptFrame | RefuseFrame | ResetFrame
-  | MaxDataFrame | MaxStreamDataFrame | CloseFrame;
+  | MaxDataFrame | MaxStreamDataFrame | CloseFrame | ImmediateAckFrame;
 
 /** Frames whose packet the receiver must acknowledge (all but ACK and CLOSE, RFC 9002 section 2). */
 export function isAckEliciting(f: Frame): boolean {
@@ -53,6 +56,7 @@ export const FRAME_NAME: Record<number, string> = {
   [FRAME.PING]: "PING", [FRAME.ACK]: "ACK", [FRAME.STREAM]: "STREAM", [FRAME.STREAM_FIN]: "STREAM",
   [FRAME.OPEN]: "OPEN", [FRAME.ACCEPT]: "ACCEPT", [FRAME.REFUSE]: "REFUSE", [FRAME.RESET]: "RESET",
   [FRAME.MAX_DATA]: "MAX_DATA", [FRAME.MAX_STREAM_DATA]: "MAX_STREAM_DATA", [FRAME.CLOSE]: "CLOSE",
+  [FRAME.IMMEDIATE_ACK]: "IMMEDIATE_ACK",
 };
 
 /** One line per frame, for logs: `STREAM id=4 off=0 len=1200 fin`. */
@@ -74,5 +78,6 @@ export function describeFrame(f: Frame): string {
     case FRAME.MAX_DATA: return `MAX_DATA ${f.maximum}`;
     case FRAME.MAX_STREAM_DATA: return `MAX_STREAM_DATA id=${f.id} ${f.maximum}`;
     case FRAME.CLOSE: return `CLOSE code=${errorCodeName(f.code)} reason=${JSON.stringify(f.reason)}`;
+    case FRAME.IMMEDIATE_ACK: return "IMMEDIATE_ACK";
   }
 }

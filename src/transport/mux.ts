@@ -107,8 +107,8 @@ export class StreamMux implements StreamHost {
   /** The peer's epoch, 0 until it is heard from. */
   peerEpoch = 0;
   private readonly retiredPeerEpochs: number[] = [];
-  /** The peer sent CLOSE in its current epoch: its packets are dropped until it comes back with a new one. */
-  private peerClosed = false;
+  /** The peer sent CLOSE in its current epoch: its packets are dropped (and open() fails) until it comes back with a new one. */
+  private peerClosed: MuxClosedError | null = null;
   /** This side closed: terminal. */
   private closedError: MuxClosedError | null = null;
 
@@ -158,6 +158,10 @@ export class StreamMux implements StreamHost {
   private pacingUntil = 0;
   private flushScheduled = false;
   private linkBlocked = false;
+  /**
+   * The window is not what limits us (nothing to send, or the link is full): ACKs then do not grow it
+   * (RFC 9002 section 7.8), or a fast link's back-pressure would inflate it without bound.
+   */
   private appLimited = true;
   private lastStaleReply = -Infinity;
   private lastCloseReply = -Infinity;
@@ -195,6 +199,7 @@ export class StreamMux implements StreamHost {
   /** Opens a stream; the peer sees `request` (at most MAX_REQUEST_BYTES) and accepts or refuses. */
   open(request: Uint8Array = new Uint8Array(0)): Stream {
     if (this.closedError) throw this.closedError;
+    if (this.peerClosed) throw this.peerClosed;
     if (request.length > MAX_REQUEST_BYTES) throw new RangeError(`open request of ${request.length} bytes exceeds ${MAX_REQUEST_BYTES}`);
     if (this.outbound >= this.config.maxStreams) throw new StreamLimitError(this.config.maxStreams);
     const s = new Stream(this, 2 * this.nextLocal++, Uint8Array.from(request));
@@ -354,9 +359,11 @@ export class StreamMux implements StreamHost {
     const frames = this.decoded;
     frames.length = 0;
     let ackEliciting = false;
+    let ackNow = false;
     for (let f = this.reader.next(); f; f = this.reader.next()) {
       frames.push(f);
       if (isAckEliciting(f)) ackEliciting = true;
+      if (f.type === FRAME.IMMEDIATE_ACK) ackNow = true;
     }
     // 2. Epochs.
     if (h.dstEpoch !== 0 && h.dstEpoch !== this.epoch) {
@@ -373,7 +380,7 @@ export class StreamMux implements StreamHost {
     // 3. Packet number.
     if (this.acks.isDuplicate(h.pn)) return this.drop(DROP.DUPLICATE_PACKET);
     const now = this.clock.now();
-    this.acks.onReceived(h.pn, ackEliciting, now);
+    this.acks.onReceived(h.pn, ackEliciting, now, ackNow);
     this.lastReceivedAt = now;
     this.c.packetsReceived++;
     this.c.bytesReceived += buf.length;
@@ -387,7 +394,8 @@ export class StreamMux implements StreamHost {
 
   private handleFrame(f: Frame, now: number): void {
     switch (f.type) {
-      case FRAME.PING: return;
+      case FRAME.PING:
+      case FRAME.IMMEDIATE_ACK: return;
       case FRAME.ACK:
         if (!this.recovery.onAck(f.ranges, f.delayUs / 1000, now, this.appLimited)) this.drop(DROP.BAD_ACK);
         return;
@@ -470,7 +478,7 @@ export class StreamMux implements StreamHost {
   private handlePeerClose(code: number, reason: string): void {
     const err = new MuxClosedError(code, reason, true);
     this.log?.info({ code, reason }, "peer closed the stream mux");
-    this.peerClosed = true;
+    this.peerClosed = err;
     this.abandonAll(err);
     this.resetPeerState();
   }
@@ -481,7 +489,7 @@ export class StreamMux implements StreamHost {
     this.retiredPeerEpochs.push(this.peerEpoch);
     if (this.retiredPeerEpochs.length > RETIRED_EPOCHS) this.retiredPeerEpochs.shift();
     this.peerEpoch = newEpoch;
-    this.peerClosed = false;
+    this.peerClosed = null;
     this.c.peerRestarts++;
     this.abandonAll(new PeerRestartedError());
     this.resetPeerState();
@@ -618,7 +626,8 @@ export class StreamMux implements StreamHost {
   private sendPacket(now: number, maxPayload: number, eliciting: boolean): boolean {
     const w = this.writer;
     const pn = this.recovery.nextPn;
-    w.begin(this.epoch, this.peerEpoch, pn, maxPayload);
+    // One byte kept back for IMMEDIATE_ACK.
+    w.begin(this.epoch, this.peerEpoch, pn, maxPayload - 1);
     const p = new SentPacket();
     const out = p.frames;
     let ackWritten = false;
@@ -642,12 +651,23 @@ export class StreamMux implements StreamHost {
         w.write({ type: FRAME.PING });
         out.push(new SentFrame(FRAME.PING, null, 0, 0, false, null));
       }
-      if (out.length > 0) this.pingPending = false;
+      if (out.length > 0) {
+        this.pingPending = false;
+        // The last packet of a flight asks for its ACK at once: nothing after it would trigger one, and
+        // waiting max_ack_delay would stall loss recovery and the window (a flight ends when the window is
+        // full or nothing is left to send).
+        if (this.recovery.bytesInFlight + 2 * maxPayload > this.cc.window || !this.hasElicitingWork()) {
+          w.limit++;
+          w.write({ type: FRAME.IMMEDIATE_ACK });
+          p.immediateAck = true;
+        }
+      }
     }
     if (out.length === 0 && !ackWritten) return false;
     const bytes = w.finish();
     if (!this.link.send(bytes)) {
       this.linkBlocked = true;
+      this.appLimited = true;
       this.unsend(p, ackWritten);
       return false;
     }
@@ -784,7 +804,7 @@ export class StreamMux implements StreamHost {
     if (this.acks.hasUnacked) at = Math.min(at, this.acks.ackDeadline);
     if (this.pacingUntil > now) at = Math.min(at, this.pacingUntil);
     const active = this.streams.size > 0;
-    if (active && !this.pingPending) at = Math.min(at, this.lastSentAt + this.config.keepaliveMs);
+    if (active && !this.pingPending) at = Math.min(at, this.keepaliveDeadline());
     if (active || this.recovery.ackElicitingInFlight > 0) at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
     if (at === Infinity) return this.clearTimer();
     // A deadline already past is work this flush could not do (window full, link blocked): look again
@@ -817,9 +837,20 @@ export class StreamMux implements StreamHost {
       if (kind === "pto") this.onProbeTimeout();
     }
     this.acks.onTimer(now);
-    if (active && now - this.lastSentAt >= this.config.keepaliveMs) this.pingPending = true;
+    if (active && now >= this.keepaliveDeadline()) this.pingPending = true;
     this.flush();
   };
+
+  /**
+   * A PING goes out when the mux has open streams and nothing was sent or received for keepaliveMs. One
+   * side pings, the other only acknowledges: the side with the lower epoch waits half as long again, so
+   * the other side's PING reaches it first (it pings only if that PING never comes).
+   */
+  private keepaliveDeadline(): number {
+    const k = this.config.keepaliveMs;
+    const interval = this.peerEpoch === 0 || this.epoch > this.peerEpoch ? k : 1.5 * k;
+    return Math.max(this.lastSentAt, this.lastReceivedAt) + interval;
+  }
 
   /** RFC 9002 section 6.2.4: send probes; with nothing new to send, they carry the oldest unacknowledged data again. */
   private onProbeTimeout(): void {
@@ -839,7 +870,7 @@ export class StreamMux implements StreamHost {
     this.resetPeerState();
     this.epoch = randomEpoch();
     this.peerEpoch = 0;
-    this.peerClosed = false;
+    this.peerClosed = null;
   }
 
   private drop(reason: DropReason): void {

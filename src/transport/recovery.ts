@@ -31,6 +31,8 @@ export class LossRecovery {
   /** Earliest time a packet not yet over the packet threshold will count as lost (time threshold), or Infinity. */
   private lossTime = Infinity;
   private lastAckElicitingSentAt = -Infinity;
+  /** The last ack-eliciting packet asked for an immediate ACK: the probe timeout need not wait max_ack_delay. */
+  private lastAckElicitingImmediate = false;
   /** When the first RTT sample was taken: persistent congestion only counts packets sent after it. */
   private firstSampleAt = -Infinity;
   packetsLost = 0;
@@ -54,6 +56,7 @@ export class LossRecovery {
     if (p.ackEliciting) {
       this.ackElicitingInFlight++;
       this.lastAckElicitingSentAt = p.timeSent;
+      this.lastAckElicitingImmediate = p.immediateAck;
     }
   }
 
@@ -154,8 +157,14 @@ export class LossRecovery {
     return this.lastAckElicitingSentAt + this.ptoDuration();
   }
 
+  /**
+   * RFC 9002's probe timeout, with backoff. It includes the peer's max_ack_delay unless the last packet asked
+   * for an immediate ACK (IMMEDIATE_ACK, as draft-ietf-quic-ack-frequency allows): then a silent peer is
+   * noticed one RTT sooner, which matters most on short paths, where 25 ms is many round trips.
+   */
   ptoDuration(): number {
-    return this.rtt.pto(this.maxAckDelayMs) * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    const ackDelay = this.lastAckElicitingImmediate ? 0 : this.maxAckDelayMs;
+    return this.rtt.pto(ackDelay) * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
   }
 
   /** The timer fired: declare time-threshold losses, or count a probe timeout (the mux then sends probes). */

@@ -2,6 +2,10 @@
 // arrived ahead of a gap. Arriving data is a view into the datagram, so what we keep is copied (once);
 // duplicates and overlaps are trimmed first, so a byte is stored at most once. The stream checks flow
 // control before calling insert(), so this never holds more than the window.
+//
+// In-order data is copied into slabs and handed to the reader as one view per slab region, not one small
+// buffer per packet: a bulk reader gets up to 64 KiB chunks, and node:stream does far less work. Slabs
+// start small and double, so a stream that carries a few bytes does not hold 64 KiB.
 
 interface Segment {
   offset: number;
@@ -11,10 +15,15 @@ interface Segment {
 export class RecvBuffer {
   /** Every byte below this has been handed to the application (taken). */
   taken = 0;
-  /** In-order bytes ready for the application, from `taken`. */
+  /** In-order bytes ready for the application, from `taken`: whole buffers, then the open slab region. */
   private readonly ready: Buffer[] = [];
   private readyHead = 0;
   readyBytes = 0;
+  /** The slab in-order data is copied into, and its unread region [slabStart, slabEnd). */
+  private slab: Buffer | null = null;
+  private slabStart = 0;
+  private slabEnd = 0;
+  private nextSlabSize = MIN_SLAB;
   /** Segments beyond a gap, sorted by offset, never overlapping. */
   private readonly ahead: Segment[] = [];
   aheadBytes = 0;
@@ -63,7 +72,7 @@ export class RecvBuffer {
 
   /** The next in-order chunk for the application, or undefined. */
   take(): Buffer | undefined {
-    if (this.readyHead >= this.ready.length) return undefined;
+    if (this.readyHead >= this.ready.length) return this.takeSlab();
     const c = this.ready[this.readyHead];
     this.ready[this.readyHead++] = EMPTY;
     if (this.readyHead === this.ready.length) {
@@ -78,6 +87,15 @@ export class RecvBuffer {
     return c;
   }
 
+  private takeSlab(): Buffer | undefined {
+    if (this.slab === null || this.slabEnd === this.slabStart) return undefined;
+    const c = this.slab.subarray(this.slabStart, this.slabEnd);
+    this.slabStart = this.slabEnd;
+    this.readyBytes -= c.length;
+    this.taken += c.length;
+    return c;
+  }
+
   /** Forgets everything held (the stream was reset); returns how many bytes that was. */
   discard(): number {
     const n = this.buffered;
@@ -85,15 +103,35 @@ export class RecvBuffer {
     this.ready.length = 0;
     this.readyHead = 0;
     this.readyBytes = 0;
+    this.slab = null;
+    this.slabStart = this.slabEnd = 0;
     this.ahead.length = 0;
     this.aheadBytes = 0;
     return n;
   }
 
+  /** Appends in-order data: copied into the open slab (a new one when it is full). */
   private pushReady(data: Uint8Array): void {
-    if (data.length === 0) return;
-    this.ready.push(copy(data));
-    this.readyBytes += data.length;
+    const n = data.length;
+    if (n === 0) return;
+    let slab = this.slab;
+    if (slab === null || this.slabEnd + n > slab.length) {
+      this.closeSlabRegion();
+      slab = this.slab = Buffer.allocUnsafeSlow(Math.max(this.nextSlabSize, n));
+      this.nextSlabSize = Math.min(2 * this.nextSlabSize, MAX_SLAB);
+      this.slabStart = this.slabEnd = 0;
+    }
+    slab.set(data, this.slabEnd);
+    this.slabEnd += n;
+    this.readyBytes += n;
+  }
+
+  /** Moves the open slab region to the ready queue (before a whole buffer is queued after it). */
+  private closeSlabRegion(): void {
+    if (this.slab !== null && this.slabEnd > this.slabStart) {
+      this.ready.push(this.slab.subarray(this.slabStart, this.slabEnd));
+      this.slabStart = this.slabEnd;
+    }
   }
 
   /** Moves segments that the gap-filling data reached into the ready queue. */
@@ -108,6 +146,7 @@ export class RecvBuffer {
       this.aheadBytes -= s.data.length;
       if (sEnd > contiguous) {
         const part = s.offset === contiguous ? s.data : s.data.subarray(contiguous - s.offset);
+        this.closeSlabRegion();
         this.ready.push(part);
         this.readyBytes += part.length;
       }
@@ -131,6 +170,8 @@ export class RecvBuffer {
 }
 
 const EMPTY = Buffer.alloc(0);
+const MIN_SLAB = 2 * 1024;
+const MAX_SLAB = 64 * 1024;
 
 function copy(v: Uint8Array): Buffer {
   const b = Buffer.allocUnsafe(v.length);

@@ -36,5 +36,7 @@ export class SentPacket {
   ackLargest = -1;
   /** Carries stream data sent before (for the retransmission counter). */
   retransmission = false;
+  /** Carries IMMEDIATE_ACK: the peer acknowledges it without its max_ack_delay. */
+  immediateAck = false;
   frames: SentFrame[] = [];
 }

@@ -192,7 +192,6 @@ export class Stream extends BaseStream {
     }
     if (end > this.highest) {
       if (!this.host.received(end - this.highest)) return;
-      const delta = end - this.highest;
       this.highest = end;
       if (this.discarding) this.consumeDiscarded();
     }
@@ -256,12 +255,6 @@ export class Stream extends BaseStream {
     if (b.hasLost) return true;
     if (b.sent < b.written) return muxCredit > 0 && b.sent < this.sendLimit;
     return b.finWritten && !b.finSent;
-  }
-
-  /** True when only mux-wide credit keeps new data back (for the scheduler). */
-  blockedOnMuxCredit(muxCredit: number): boolean {
-    const b = this.sendBuf;
-    return muxCredit <= 0 && this.openState === OpenState.OPEN && b.sent < b.written && b.sent < this.sendLimit;
   }
 
   /**
@@ -359,6 +352,8 @@ export class Stream extends BaseStream {
         return;
       }
       case FRAME.RESET:
+        // A RESET declared lost may still be acknowledged late: then it need not go again.
+        this.needReset = false;
         if (this.sendState === SendState.RESET_SENT) this.setSendState(SendState.RESET_RECVD);
         return;
     }

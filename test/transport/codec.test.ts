@@ -56,6 +56,7 @@ function refFrame(f: Frame): number[] {
     case FRAME.MAX_DATA: return [0x14, ...refVarint(f.maximum)];
     case FRAME.MAX_STREAM_DATA: return [0x15, ...refVarint(f.id), ...refVarint(f.maximum)];
     case FRAME.CLOSE: return [0x1c, ...refVarint(f.code), ...refBytes(f.reason)];
+    case FRAME.IMMEDIATE_ACK: return [0x1f];
   }
 }
 
@@ -92,8 +93,9 @@ function randomFrame(r: () => number): Frame {
   const small = () => Math.floor(r() * 100_000);
   const bytes = (max: number) => randomBytes(Math.floor(r() * max));
   const text = () => pick(["", "policy denied", "no such service: db", "çà 🚀 ünïcode", "x".repeat(MAX_REASON_BYTES)]);
-  switch (Math.floor(r() * 10)) {
+  switch (Math.floor(r() * 11)) {
     case 0: return { type: FRAME.PING };
+    case 10: return { type: FRAME.IMMEDIATE_ACK };
     case 1: {
       const ranges: number[] = [];
       let high = small() + 1_000_000;
@@ -155,6 +157,7 @@ describe("stream packet codec", () => {
     { type: FRAME.MAX_DATA, maximum: 2 ** 53 - 1 },
     { type: FRAME.MAX_STREAM_DATA, id: 1, maximum: 65_536 },
     { type: FRAME.CLOSE, code: 0, reason: "" },
+    { type: FRAME.IMMEDIATE_ACK },
   ];
 
   it("round-trips one of every frame and matches the reference encoder byte for byte", () => {
@@ -318,6 +321,7 @@ describe("stream packet codec", () => {
       `MAX_DATA ${2 ** 53 - 1}`,
       "MAX_STREAM_DATA id=1 65536",
       'CLOSE code=no_error reason=""',
+      "IMMEDIATE_ACK",
     ]);
   });
 

@@ -140,10 +140,12 @@ export interface LinkConditions {
   capacity: number;
   /** Bottleneck rate, bytes per ms (Infinity: no serialization delay). */
   rateBytesPerMs: number;
+  /** Datagrams the bottleneck queue holds before it drops new ones (a drop-tail router). */
+  queueLimit: number;
 }
 
 export const DEFAULT_CONDITIONS: LinkConditions = {
-  delayMs: 5, jitterMs: 0, loss: 0, duplicate: 0, mtu: 1400, capacity: Infinity, rateBytesPerMs: Infinity,
+  delayMs: 5, jitterMs: 0, loss: 0, duplicate: 0, mtu: 1400, capacity: Infinity, rateBytesPerMs: Infinity, queueLimit: Infinity,
 };
 
 /** Deterministic PRNG (mulberry32). */
@@ -168,6 +170,8 @@ export class SimLink implements DatagramLink {
   sent = 0;
   sentBytes = 0;
   lost = 0;
+  /** Dropped by the bottleneck queue (congestion), as opposed to random loss. */
+  queueDrops = 0;
   duplicated = 0;
   refused = 0;
   delivered = 0;
@@ -200,6 +204,10 @@ export class SimLink implements DatagramLink {
     this.sent++;
     this.sentBytes += payload.length;
     this.sendTimes.push(this.clock.now());
+    if (this.queued >= this.cond.queueLimit) {
+      this.queueDrops++;
+      return true; // sent, as far as the sender can tell; the router dropped it
+    }
     this.queued++;
     const now = this.clock.now();
     const serialize = this.cond.rateBytesPerMs === Infinity ? 0 : payload.length / this.cond.rateBytesPerMs;

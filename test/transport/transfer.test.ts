@@ -1,6 +1,7 @@
 // Bulk data over the simulated network: byte-exact (sha256) under loss, reordering and duplication, with
 // many streams at once, with a link that pushes back, and with the MTU shrinking mid-transfer.
 import { describe, expect, it } from "vitest";
+import type { MuxOptions } from "../../src/transport/options.js";
 import type { Stream } from "../../src/transport/stream.js";
 import { randomData, readAll, sha256, writeAll, type Reader } from "./helpers.js";
 import { simPair, type LinkConditions, type SimPair } from "./sim-link.js";
@@ -8,9 +9,9 @@ import { simPair, type LinkConditions, type SimPair } from "./sim-link.js";
 const MB = 1 << 20;
 
 /** a opens one stream to b and sends `data`; b reads it. Resolves with both ends and the pair. */
-function oneWay(cond: Partial<LinkConditions>, data: Buffer, seed = 1) {
+function oneWay(cond: Partial<LinkConditions>, data: Buffer, seed = 1, opts: MuxOptions = {}) {
   let reader: Reader | undefined;
-  const p = simPair(cond, {}, { onIncoming: (s) => { s.accept(); reader = readAll(s); } }, seed);
+  const p = simPair(cond, opts, { ...opts, onIncoming: (s) => { s.accept(); reader = readAll(s); } }, seed);
   const s = p.a.open(Buffer.from("bulk"));
   const sender = readAll(s);
   void writeAll(s, data);
@@ -25,14 +26,16 @@ describe("bulk transfer, byte-exact", () => {
   const data = randomData(20 * MB);
   const digest = sha256(data);
 
-  for (const [name, cond] of [
-    ["no loss", {}],
-    ["5% loss", { loss: 0.05 }],
-    ["20% loss", { loss: 0.2 }],
-    ["reordering and duplication", { jitterMs: 3, duplicate: 0.05 }],
-  ] as [string, Partial<LinkConditions>][]) {
+  for (const [name, cond, opts] of [
+    ["no loss", {}, {}],
+    ["5% loss", { loss: 0.05 }, {}],
+    ["5% loss (NewReno)", { loss: 0.05 }, { congestion: "newreno" }],
+    ["20% loss", { loss: 0.2 }, {}],
+    ["reordering and duplication", { jitterMs: 3, duplicate: 0.05 }, {}],
+  ] as [string, Partial<LinkConditions>, MuxOptions][]) {
     it(`20 MB with ${name}`, async () => {
-      const t = oneWay(cond, data, 7);
+      const t = oneWay(cond, data, 7, opts);
+      expect(t.p.a.stats().congestion).toBe(opts.congestion ?? "cubic");
       await runToEnd(t.p, () => t.reader?.ended === true || t.reader?.error != null);
       expect(t.reader!.error).toBeNull();
       expect(t.reader!.bytes).toBe(data.length);
