@@ -31,6 +31,7 @@ import { resolveConfig, type Logger, type MuxOptions, type TransportConfig } fro
 import { Pacer } from "./pacer.js";
 import { LossRecovery } from "./recovery.js";
 import { NEW_DATA, RETRANSMISSION, SentFrame, SentPacket } from "./sent.js";
+import type { MuxStats } from "./stats.js";
 import { Stream, type StreamHost } from "./stream.js";
 
 /** Probe packets sent per probe timeout (RFC 9002 section 6.2.4 allows up to two). */
@@ -42,51 +43,6 @@ const STALE_REPLY_INTERVAL_MS = 250;
 const CLOSE_REPLY_INTERVAL_MS = 1_000;
 /** Below this much room a packet is full (no useful frame fits). */
 const MIN_FRAME_ROOM = 24;
-
-export interface MuxStats {
-  epoch: number;
-  peerEpoch: number;
-  packetsSent: number;
-  packetsReceived: number;
-  /** Packets that carried stream data sent before. */
-  packetsRetransmitted: number;
-  packetsLost: number;
-  ackOnlyPacketsSent: number;
-  bytesSent: number;
-  bytesReceived: number;
-  /** Unique stream payload bytes, each counted once. */
-  streamBytesSent: number;
-  streamBytesReceived: number;
-  openStreams: number;
-  streamsOpened: number;
-  streamsAccepted: number;
-  /** The peer's opens we refused (limit, no listener, the application's refusals). */
-  opensRefused: number;
-  /** Unacknowledged plus unsent bytes held for all streams. */
-  sendBuffered: number;
-  /** Received bytes held for all streams (in order, or past a gap). */
-  receiveBuffered: number;
-  srttMs: number;
-  rttVarMs: number;
-  minRttMs: number;
-  latestRttMs: number;
-  cwnd: number;
-  ssthresh: number;
-  bytesInFlight: number;
-  ptoCount: number;
-  ptoFired: number;
-  persistentCongestion: number;
-  congestion: string;
-  peerRestarts: number;
-  idleTimeouts: number;
-  /** Packets tracked for loss detection (settled ones included until the oldest settles). */
-  trackedPackets: number;
-  /** Frames queued that no stream holds (refusals, resets of unknown streams): bounded by maxRefusalBacklog. */
-  pendingControlFrames: number;
-  /** A timer is armed (none at rest, none after close). */
-  timerArmed: boolean;
-  drops: Record<string, number>;
-}
 
 function randomEpoch(): number {
   for (;;) {
