@@ -1,7 +1,8 @@
 // src/transport: reliable, ordered, flow-controlled byte streams multiplexed over one peer's encrypted
 // datagram session (docs/transport.md).
 export type { DatagramLink } from "./link.js";
-export { StreamMux, type MuxStats } from "./mux.js";
+export { StreamMux } from "./mux.js";
+export type { MuxStats } from "./stats.js";
 export { Stream, OpenState, SendState, RecvState } from "./stream.js";
 export type { LifecycleStatus } from "./stream-base.js";
 export { DEFAULT_TRANSPORT_CONFIG, resolveConfig, type MuxOptions, type TransportConfig, type Logger } from "./options.js";

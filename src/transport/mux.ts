@@ -31,6 +31,7 @@ import { resolveConfig, type Logger, type MuxOptions, type TransportConfig } fro
 import { Pacer } from "./pacer.js";
 import { LossRecovery } from "./recovery.js";
 import { NEW_DATA, RETRANSMISSION, SentFrame, SentPacket } from "./sent.js";
+import type { MuxStats } from "./stats.js";
 import { Stream, type StreamHost } from "./stream.js";
 
 /** Probe packets sent per probe timeout (RFC 9002 section 6.2.4 allows up to two). */
@@ -42,51 +43,6 @@ const STALE_REPLY_INTERVAL_MS = 250;
 const CLOSE_REPLY_INTERVAL_MS = 1_000;
 /** Below this much room a packet is full (no useful frame fits). */
 const MIN_FRAME_ROOM = 24;
-
-export interface MuxStats {
-  epoch: number;
-  peerEpoch: number;
-  packetsSent: number;
-  packetsReceived: number;
-  /** Packets that carried stream data sent before. */
-  packetsRetransmitted: number;
-  packetsLost: number;
-  ackOnlyPacketsSent: number;
-  bytesSent: number;
-  bytesReceived: number;
-  /** Unique stream payload bytes, each counted once. */
-  streamBytesSent: number;
-  streamBytesReceived: number;
-  openStreams: number;
-  streamsOpened: number;
-  streamsAccepted: number;
-  /** The peer's opens we refused (limit, no listener, the application's refusals). */
-  opensRefused: number;
-  /** Unacknowledged plus unsent bytes held for all streams. */
-  sendBuffered: number;
-  /** Received bytes held for all streams (in order, or past a gap). */
-  receiveBuffered: number;
-  srttMs: number;
-  rttVarMs: number;
-  minRttMs: number;
-  latestRttMs: number;
-  cwnd: number;
-  ssthresh: number;
-  bytesInFlight: number;
-  ptoCount: number;
-  ptoFired: number;
-  persistentCongestion: number;
-  congestion: string;
-  peerRestarts: number;
-  idleTimeouts: number;
-  /** Packets tracked for loss detection (settled ones included until the oldest settles). */
-  trackedPackets: number;
-  /** Frames queued that no stream holds (refusals, resets of unknown streams): bounded by maxRefusalBacklog. */
-  pendingControlFrames: number;
-  /** A timer is armed (none at rest, none after close). */
-  timerArmed: boolean;
-  drops: Record<string, number>;
-}
 
 function randomEpoch(): number {
   for (;;) {
@@ -100,12 +56,14 @@ function flipId(id: number): number {
   return id % 2 === 0 ? id + 1 : id - 1;
 }
 
-export class StreamMux implements StreamHost {
+export class StreamMux {
   readonly config: TransportConfig;
   /** Our epoch: random, non-zero, renewed when we give up on the peer (idle timeout). */
-  epoch: number;
+  private myEpoch: number;
   /** The peer's epoch, 0 until it is heard from. */
-  peerEpoch = 0;
+  private peerEpoch = 0;
+  /** What streams see of their mux (kept off the public surface). */
+  private readonly host: StreamHost;
   private readonly retiredPeerEpochs: number[] = [];
   /** The peer sent CLOSE in its current epoch: its packets are dropped (and open() fails) until it comes back with a new one. */
   private peerClosed: MuxClosedError | null = null;
@@ -178,8 +136,19 @@ export class StreamMux implements StreamHost {
     this.log = options.log;
     this.onIncoming = options.onIncoming;
     this.onClose = options.onClose;
-    this.epoch = options.epoch ?? randomEpoch();
-    if (!Number.isInteger(this.epoch) || this.epoch <= 0 || this.epoch > 0xffffffff) throw new RangeError("epoch must be a non-zero u32");
+    this.myEpoch = options.epoch ?? randomEpoch();
+    if (!Number.isInteger(this.myEpoch) || this.myEpoch <= 0 || this.myEpoch > 0xffffffff) throw new RangeError("epoch must be a non-zero u32");
+    this.host = {
+      config: this.config,
+      now: () => this.clock.now(),
+      srtt: () => this.srtt(),
+      wake: (s) => this.wake(s),
+      streamDone: (s) => this.streamDone(s),
+      received: (delta) => this.received(delta),
+      consumed: (n) => this.consumed(n),
+      refuse: (s, code, reason) => this.refuseStream(s, code, reason),
+      violation: (kind, reason) => this.violation(kind, reason),
+    };
     this.datagram = Math.max(link.maxPayload(), MIN_PAYLOAD);
     this.cc = createController(this.config.congestion, this.datagram);
     this.acks = new AckTracker(this.config.ackEveryPackets, MAX_ACK_DELAY_MS);
@@ -202,7 +171,7 @@ export class StreamMux implements StreamHost {
     if (this.peerClosed) throw this.peerClosed;
     if (request.length > MAX_REQUEST_BYTES) throw new RangeError(`open request of ${request.length} bytes exceeds ${MAX_REQUEST_BYTES}`);
     if (this.outbound >= this.config.maxStreams) throw new StreamLimitError(this.config.maxStreams);
-    const s = new Stream(this, 2 * this.nextLocal++, Uint8Array.from(request));
+    const s = new Stream(this.host, 2 * this.nextLocal++, Uint8Array.from(request));
     this.streams.set(s.id, s);
     this.outbound++;
     this.c.streamsOpened++;
@@ -268,7 +237,7 @@ export class StreamMux implements StreamHost {
     }
     const rtt = this.recovery.rtt;
     return {
-      epoch: this.epoch,
+      epoch: this.myEpoch,
       peerEpoch: this.peerEpoch,
       ...this.c,
       packetsLost: this.recovery.packetsLost,
@@ -296,17 +265,18 @@ export class StreamMux implements StreamHost {
   /** Stream bytes sent in earlier peer epochs (sentData restarts with the mux-wide credit). */
   private sentDataBefore = 0;
 
-  // ================================================================ StreamHost (for Stream)
-
-  now(): number {
-    return this.clock.now();
+  /** Our current epoch (random, renewed after an idle timeout). */
+  get epoch(): number {
+    return this.myEpoch;
   }
 
-  srtt(): number {
+  // ================================================================ what streams ask of the mux (this.host)
+
+  private srtt(): number {
     return this.recovery.rtt.smoothed;
   }
 
-  wake(s: Stream): void {
+  private wake(s: Stream): void {
     if (!s.queued && !s.isForgotten) {
       s.queued = true;
       this.sendQueue.push(s);
@@ -314,14 +284,14 @@ export class StreamMux implements StreamHost {
     this.scheduleFlush();
   }
 
-  streamDone(s: Stream): void {
+  private streamDone(s: Stream): void {
     if (this.streams.get(s.id) !== s) return;
     this.streams.delete(s.id);
     if (s.outbound) this.outbound--;
     else this.inbound--;
   }
 
-  received(delta: number): boolean {
+  private received(delta: number): boolean {
     if (this.window.exceeds(this.receivedData + delta)) {
       this.drop(DROP.FLOW_CONTROL);
       const err = new FlowControlError(`peer sent ${this.receivedData + delta} stream bytes in total, mux credit was ${this.window.advertised}`, true);
@@ -334,19 +304,19 @@ export class StreamMux implements StreamHost {
     return true;
   }
 
-  consumed(n: number): void {
+  private consumed(n: number): void {
     if (this.window.onConsumed(n, this.clock.now(), this.srtt())) {
       this.maxDataPending = true;
       this.scheduleFlush();
     }
   }
 
-  refuse(s: Stream, code: number, reason: string): void {
+  private refuseStream(s: Stream, code: number, reason: string): void {
     this.c.opensRefused++;
     this.queueControl({ type: FRAME.REFUSE, id: s.id, code, reason });
   }
 
-  violation(kind: DropReason, reason: string): void {
+  private violation(kind: DropReason, reason: string): void {
     this.drop(kind);
     this.log?.debug({ reason }, "peer broke the stream protocol");
   }
@@ -366,7 +336,7 @@ export class StreamMux implements StreamHost {
       if (f.type === FRAME.IMMEDIATE_ACK) ackNow = true;
     }
     // 2. Epochs.
-    if (h.dstEpoch !== 0 && h.dstEpoch !== this.epoch) {
+    if (h.dstEpoch !== 0 && h.dstEpoch !== this.myEpoch) {
       this.drop(DROP.STALE_EPOCH);
       this.replyStale();
       return;
@@ -438,7 +408,7 @@ export class StreamMux implements StreamHost {
       this.queueControl({ type: FRAME.REFUSE, id, code: ERROR_CODE.NO_LISTENER, reason: "nothing accepts streams here" });
       return;
     }
-    const s = new Stream(this, id, Uint8Array.from(request));
+    const s = new Stream(this.host, id, Uint8Array.from(request));
     this.streams.set(id, s);
     this.inbound++;
     this.c.streamsAccepted++;
@@ -627,7 +597,7 @@ export class StreamMux implements StreamHost {
     const w = this.writer;
     const pn = this.recovery.nextPn;
     // One byte kept back for IMMEDIATE_ACK.
-    w.begin(this.epoch, this.peerEpoch, pn, maxPayload - 1);
+    w.begin(this.myEpoch, this.peerEpoch, pn, maxPayload - 1);
     const p = new SentPacket();
     const out = p.frames;
     let ackWritten = false;
@@ -789,7 +759,7 @@ export class StreamMux implements StreamHost {
     if (maxPayload < MIN_PAYLOAD) return;
     const w = this.writer;
     const pn = this.recovery.nextPn;
-    w.begin(this.epoch, this.peerEpoch, pn, maxPayload);
+    w.begin(this.myEpoch, this.peerEpoch, pn, maxPayload);
     w.write({ type: FRAME.CLOSE, code, reason });
     if (this.link.send(w.finish())) {
       this.recovery.onPacketSent(null, pn);
@@ -848,7 +818,7 @@ export class StreamMux implements StreamHost {
    */
   private keepaliveDeadline(): number {
     const k = this.config.keepaliveMs;
-    const interval = this.peerEpoch === 0 || this.epoch > this.peerEpoch ? k : 1.5 * k;
+    const interval = this.peerEpoch === 0 || this.myEpoch > this.peerEpoch ? k : 1.5 * k;
     return Math.max(this.lastSentAt, this.lastReceivedAt) + interval;
   }
 
@@ -868,7 +838,7 @@ export class StreamMux implements StreamHost {
     this.log?.info({ idleMs: this.config.idleTimeoutMs }, "stream mux idle timeout: peer gone");
     this.abandonAll(err);
     this.resetPeerState();
-    this.epoch = randomEpoch();
+    this.myEpoch = randomEpoch();
     this.peerEpoch = 0;
     this.peerClosed = null;
   }

@@ -60,11 +60,6 @@ export class LossRecovery {
     }
   }
 
-  private at(pn: number): SentPacket | null {
-    const i = this.head + (pn - this.base);
-    return i >= this.head && i < this.sent.length ? this.sent[i] : null;
-  }
-
   /**
    * Processes an ACK frame's ranges (inclusive, highest first). Returns false for an ACK of a packet never
    * sent (the frame is then ignored). appLimited: the sender had nothing more to send lately.
