@@ -34,7 +34,11 @@ export class UdpConn {
       if (isStunPacket(msg)) { this.stun.handle(msg, rinfo); return; }
       opts.onDatagram(msg, rinfo);
     });
-    this.socket.on("error", (err) => opts.log.warn({ err: err.message }, "udp socket error"));
+    this.socket.on("error", (err: NodeJS.ErrnoException) => {
+      // Sends towards unroutable candidates fail all the time during path discovery: not worth a warning.
+      if (err.syscall === "send") opts.log.debug({ err: err.message }, "udp send failed");
+      else opts.log.warn({ err: err.message }, "udp socket error");
+    });
   }
 
   static async bind(opts: UdpConnOptions): Promise<UdpConn> {
@@ -56,10 +60,9 @@ export class UdpConn {
     return this.socket;
   }
 
+  /** No per-datagram callback (it costs an allocation per packet): a failed send surfaces as the socket's "error". */
   send(data: Uint8Array, port: number, host: string): void {
-    this.socket.send(data, port, host, (err) => {
-      if (err) this.opts.log.debug({ to: `${host}:${port}`, err: err.message }, "udp send failed");
-    });
+    this.socket.send(data, port, host);
   }
 
   /** Room for another datagram; when not, onDrain fires once the queue is back under its bound. */
