@@ -213,10 +213,7 @@ export class Device {
     const peer = this.peers.get(name);
     const kp = peer && this.usableKeypair(peer);
     if (!peer || !kp) return false;
-    const plain = Buffer.allocUnsafe(1 + payload.length);
-    plain[0] = innerType;
-    plain.set(payload, 1);
-    this.sealTo(peer, kp, plain, endpoint);
+    this.sealInner(peer, kp, innerType, payload, endpoint);
     return true;
   }
 
@@ -374,13 +371,13 @@ export class Device {
       this.count(kp ? "send_backpressure" : "queue_full");
       return "full";
     }
+    if (kp) {
+      this.sealInner(peer, kp, innerType, payload, peer.endpoint!);
+      return "sent";
+    }
     const plain = Buffer.allocUnsafe(1 + payload.length);
     plain[0] = innerType;
     plain.set(payload, 1);
-    if (kp) {
-      this.sendSealed(peer, kp, plain);
-      return "sent";
-    }
     peer.queue.push(plain);
     if (!peer.initiation && this.now() >= peer.nextAttemptAt) this.initiate(peer, "traffic waiting");
     return "queued";
@@ -421,9 +418,23 @@ export class Device {
 
   private sealTo(peer: Peer, kp: Keypair, plain: Uint8Array, endpoint: Endpoint): void {
     const out = Buffer.allocUnsafe(DATA_HEADER_SIZE + plain.length + TAG_SIZE);
+    out.set(plain, DATA_HEADER_SIZE);
+    this.sealInPlace(peer, kp, out, plain.length, endpoint);
+  }
+
+  /** Kind byte and payload written once into the datagram buffer and sealed there: one buffer per packet. */
+  private sealInner(peer: Peer, kp: Keypair, kind: number, payload: Uint8Array, endpoint: Endpoint): void {
+    const out = Buffer.allocUnsafe(DATA_HEADER_SIZE + 1 + payload.length + TAG_SIZE);
+    out[DATA_HEADER_SIZE] = kind;
+    out.set(payload, DATA_HEADER_SIZE + 1);
+    this.sealInPlace(peer, kp, out, 1 + payload.length, endpoint);
+  }
+
+  /** out holds the plaintext (plainLen bytes) after the header; every AEAD backend seals exactly in place. */
+  private sealInPlace(peer: Peer, kp: Keypair, out: Buffer, plainLen: number, endpoint: Endpoint): void {
     const counter = kp.sendCounter++;
     writeDataHeader(out, kp.remoteIndex, counter);
-    kp.sender.seal(counter, plain, out, DATA_HEADER_SIZE);
+    kp.sender.seal(counter, out.subarray(DATA_HEADER_SIZE, DATA_HEADER_SIZE + plainLen), out, DATA_HEADER_SIZE);
     this.opts.send(endpoint, out);
     const now = this.now();
     peer.lastSentAt = now;

@@ -526,10 +526,15 @@ export class StreamMux {
 
   // ================================================================ sending
 
+  /**
+   * Sends once per event-loop turn, after the poll phase: every datagram that arrived in this turn (libuv
+   * reads up to 32 per readable event, each its own callback) is processed first, so one ACK answers them
+   * all and new data goes out in one run, instead of a flush (and an ACK) after each datagram.
+   */
   private scheduleFlush(): void {
     if (this.flushScheduled || this.closedError) return;
     this.flushScheduled = true;
-    queueMicrotask(this.flushTask);
+    setImmediate(this.flushTask);
   }
 
   private readonly flushTask = (): void => {

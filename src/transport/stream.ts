@@ -96,6 +96,8 @@ export class Stream extends BaseStream {
   queued = false;
   /** The reader wants data (_read was called and push has not said stop). */
   private readWanted = false;
+  /** A delivery to the reader is scheduled for the end of this event-loop turn (see handleStream). */
+  private readScheduled = false;
   private forgotten = false;
 
   constructor(
@@ -207,8 +209,18 @@ export class Stream extends BaseStream {
     if (this.finalSize >= 0 && this.recvBuf.contiguousEnd === this.finalSize && this.recvState === RecvState.SIZE_KNOWN) {
       this.setRecvState(RecvState.DATA_RECVD);
     }
-    this.flushReads();
+    // Deliver once per event-loop turn: the data of every datagram of this turn reaches the reader as one
+    // chunk (one write to a socket it is piped to), not one chunk per packet.
+    if (!this.readScheduled) {
+      this.readScheduled = true;
+      setImmediate(this.deferredFlushReads);
+    }
   }
+
+  private readonly deferredFlushReads = (): void => {
+    this.readScheduled = false;
+    this.flushReads();
+  };
 
   handleReset(code: number, finalSize: number): void {
     if (this.recvState === RecvState.RESET_RECVD || this.recvState === RecvState.RESET_READ) return;

@@ -17,6 +17,22 @@ describe("TransportCipher", () => {
   });
 
   for (const backend of backends) {
+    it(`${backend.name}: sealing in place (plaintext already where the ciphertext goes) equals sealing from a copy`, () => {
+      const c = new TransportCipher(key, backend);
+      for (const len of [0, 1, 63, 1200, 1439]) {
+        const plain = randomBytes(len);
+        const ref = Buffer.alloc(16 + len + TAG_SIZE);
+        c.seal(7, plain, ref, 16);
+        const inPlace = Buffer.alloc(16 + len + TAG_SIZE);
+        plain.copy(inPlace, 16);
+        expect(c.seal(7, inPlace.subarray(16, 16 + len), inPlace, 16)).toBe(len + TAG_SIZE);
+        expect(inPlace.equals(ref)).toBe(true);
+        const back = Buffer.alloc(len);
+        expect(c.open(7, inPlace.subarray(16), back)).toBe(len);
+        expect(back.equals(plain)).toBe(true);
+      }
+    });
+
     it(`${backend.name}: round trip at an offset, tag failure, wrong counter, wrong key`, () => {
       const tx = new TransportCipher(key, backend);
       const rx = new TransportCipher(key, backend);
