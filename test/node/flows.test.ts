@@ -16,6 +16,7 @@ import { EmberNode, DialError } from "../../src/sdk/index.js";
 import { eventually } from "../helpers/nodes.js";
 import { ember } from "../helpers/cli.js";
 import { tempDir } from "../helpers/pki.js";
+import { readN } from "../access/clients.js";
 
 const POLICY = `rules:
   - allow: {source: "@eng", target: "@web", protocol: tcp, ports: [8080, 7000, 7001]}
@@ -271,6 +272,26 @@ describe("flows by identity name", () => {
       }
       client.close();
       expect(ember(["forward", String(port), "x", "--remove", "--state", laptop.dir]).code).toBe(0);
+
+      // The same service through the proxy's SOCKS5 UDP ASSOCIATE (RFC 1928 section 7), as a DNS client would.
+      const ctl = connect(proxyPort, "127.0.0.1");
+      await new Promise((r) => ctl.once("connect", r));
+      ctl.write(Buffer.from([5, 1, 0]));
+      await readN(ctl, 2);
+      const u = createSocket("udp4");
+      await new Promise<void>((r) => u.bind(0, "127.0.0.1", () => r()));
+      const me = u.address().port;
+      ctl.write(Buffer.from([5, 3, 0, 1, 0, 0, 0, 0, me >> 8, me & 0xff]));
+      const reply = await readN(ctl, 10);
+      expect([reply[0], reply[1]]).toEqual([5, 0]);
+      const relayPort = reply.readUInt16BE(8);
+      const name = Buffer.from("dns.web-1");
+      const got = new Promise<Buffer>((resolve) => u.once("message", resolve));
+      u.send(Buffer.concat([Buffer.from([0, 0, 0, 3, name.length]), name, Buffer.from([0x14, 0xe9]), Buffer.from("dnsq")]), relayPort, "127.0.0.1");
+      const answer = await got;
+      expect(answer.subarray(7 + name.length).toString()).toBe("echo:dnsq");
+      u.close();
+      ctl.destroy();
     } finally {
       udp.close();
     }
