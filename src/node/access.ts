@@ -20,13 +20,11 @@ export function runtimeDirectory(rt: NodeRuntime): Directory {
   };
 }
 
-interface ForwardEntry { forward: Forward; spec: string }
-
 export class NodeAccess {
   readonly directory: Directory;
   readonly dialer: Dialer;
   private proxy?: ProxyServer;
-  private readonly forwards = new Map<number, ForwardEntry>();
+  private readonly forwards = new Map<number, Forward>();
 
   constructor(private readonly rt: NodeRuntime, flows: Flows) {
     this.directory = runtimeDirectory(rt);
@@ -46,7 +44,7 @@ export class NodeAccess {
 
   async addForward(listenPort: number, host: string, port: number | undefined, protocol: AccessProtocol): Promise<Forward> {
     const forward = await startForward({ listenPort, host, port, protocol, dialer: this.dialer, directory: this.directory, log: this.rt.log.child({ layer: "forward" }) });
-    this.forwards.set(forward.port, { forward, spec: `${host}${port ? `:${port}` : ""}/${protocol}` });
+    this.forwards.set(forward.port, forward);
     this.rt.log.info({ listen: forward.port, to: host, port, protocol }, "forward started");
     return forward;
   }
@@ -55,7 +53,7 @@ export class NodeAccess {
     const f = this.forwards.get(localPort);
     if (!f) return false;
     this.forwards.delete(localPort);
-    await f.forward.close();
+    await f.close();
     this.rt.log.info({ listen: localPort }, "forward stopped");
     return true;
   }
@@ -63,7 +61,7 @@ export class NodeAccess {
   report() {
     return {
       proxy: this.proxy?.stats(),
-      forwards: [...this.forwards.values()].map((f) => f.forward.stats()),
+      forwards: [...this.forwards.values()].map((f) => f.stats()),
     };
   }
 
@@ -87,7 +85,7 @@ export class NodeAccess {
 
   async close(): Promise<void> {
     await this.proxy?.close();
-    await Promise.all([...this.forwards.values()].map((f) => f.forward.close()));
+    await Promise.all([...this.forwards.values()].map((f) => f.close()));
     this.forwards.clear();
   }
 }
