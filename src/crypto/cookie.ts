@@ -11,9 +11,10 @@
 // from the responder key with the INIT's mac1 as associated data, and no public-key work.
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { sodium } from "./sodium.js";
 import {
   COOKIE_NONCE_SIZE, COOKIE_SECRET_ROTATE_MS, HANDSHAKE_UNDER_LOAD_PER_S, LABEL_COOKIE, LABEL_MAC1,
-  LABEL_RESPONDER, MAC_SIZE, UNDER_LOAD_HOLD_MS,
+  LABEL_RESPONDER, MAC_SIZE, TAG_SIZE, UNDER_LOAD_HOLD_MS,
 } from "../wire/constants.js";
 import { encodeCookieReply, initMacs, type ParsedCookieReply } from "../wire/handshake-frame.js";
 
@@ -56,13 +57,29 @@ function equal16(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Opens a cookie reply for the INIT whose mac1 was `mac1`; undefined when it does not authenticate. */
-export function openCookieReply(reply: ParsedCookieReply & { ok: true }, responder: Uint8Array, mac1: Uint8Array): Uint8Array | undefined {
+/** XChaCha20-Poly1305: libsodium where the addon loads (a cookie reply per INIT under load), else @noble/ciphers. */
+function xseal(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plain: Uint8Array): Uint8Array {
+  if (!sodium) return xchacha20poly1305(key, nonce, ad).encrypt(plain);
+  const out = new Uint8Array(plain.length + TAG_SIZE);
+  sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out, plain, ad, null, nonce, key);
+  return out;
+}
+
+function xopen(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, sealed: Uint8Array): Uint8Array | undefined {
+  if (sealed.length < TAG_SIZE) return undefined;
   try {
-    return xchacha20poly1305(cookieKey(responder), reply.nonce, mac1).decrypt(reply.sealedCookie);
+    if (!sodium) return xchacha20poly1305(key, nonce, ad).decrypt(sealed);
+    const out = new Uint8Array(sealed.length - TAG_SIZE);
+    sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(out, null, sealed, ad, nonce, key);
+    return out;
   } catch {
     return undefined;
   }
+}
+
+/** Opens a cookie reply for the INIT whose mac1 was `mac1`; undefined when it does not authenticate. */
+export function openCookieReply(reply: ParsedCookieReply & { ok: true }, responder: Uint8Array, mac1: Uint8Array): Uint8Array | undefined {
+  return xopen(cookieKey(responder), reply.nonce, mac1, reply.sealedCookie);
 }
 
 /**
@@ -71,6 +88,7 @@ export function openCookieReply(reply: ParsedCookieReply & { ok: true }, respond
  */
 export class CookieChecker {
   private mac1Keys: Uint8Array[];
+  private cookieKeys: Uint8Array[];
   private secret: Uint8Array = randomBytes(32);
   private secretAt: number;
   private windowStart: number;
@@ -82,12 +100,14 @@ export class CookieChecker {
     this.secretAt = now;
     this.windowStart = now;
     this.mac1Keys = responders.map(mac1Key);
+    this.cookieKeys = responders.map(cookieKey);
   }
 
   /** After a certificate rotation or a new bundle. */
   setResponders(responders: Uint8Array[]): void {
     this.responders = responders;
     this.mac1Keys = responders.map(mac1Key);
+    this.cookieKeys = responders.map(cookieKey);
   }
 
   /** This node's responder key number `which` (the claim of an INIT is sealed under it). */
@@ -134,7 +154,7 @@ export class CookieChecker {
   /** The cookie reply for an INIT datagram (mac1 made with responder key `which`) from `source`. */
   reply(datagram: Uint8Array, senderIndex: number, source: string, which: number, now: number): Buffer {
     const nonce = randomBytes(COOKIE_NONCE_SIZE);
-    const sealed = xchacha20poly1305(cookieKey(this.responders[which]), nonce, initMacs(datagram).mac1).encrypt(this.cookieFor(source, now));
+    const sealed = xseal(this.cookieKeys[which], nonce, initMacs(datagram).mac1, this.cookieFor(source, now));
     return encodeCookieReply(senderIndex, nonce, sealed);
   }
 }

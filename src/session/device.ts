@@ -66,6 +66,15 @@ const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
 const TRANSPORT_FAILURES = new Set(["decrypt_failed", "malformed", "out_of_order"]);
 const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
 
+/** What the node holds for handshakes others started: now, and the most at any time (peak). */
+export interface HandshakeStats {
+  pendingResponses: number;
+  reassembling: number;
+  reassemblyBytes: number;
+  underLoad: boolean;
+  peak: { pendingResponses: number; reassembling: number; reassemblyBytes: number };
+}
+
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
 
@@ -105,7 +114,7 @@ export class Device {
   constructor(private readonly opts: DeviceOptions) {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.now = opts.now ?? Date.now;
-    this.cookies = new CookieChecker([], this.now());
+    this.cookies = new CookieChecker([], this.now(), this.timers.handshakeUnderLoadPerS);
     this.refreshLocal();
     this.initLimiter = new HandshakeRateLimiter({
       ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
@@ -160,9 +169,29 @@ export class Device {
     this.cookies.setResponders(roots.map((fp) => responderKey(fp, this.ownName)));
   }
 
-  /** Handshake state held for others, for bounds in tests and logs. */
-  handshakeStats(): { pendingResponses: number; reassembling: number; reassemblyBytes: number; underLoad: boolean } {
-    return { pendingResponses: this.responses.size, reassembling: this.reassembly.size, reassemblyBytes: this.reassembly.bufferedBytes, underLoad: this.cookies.underLoad(this.now()) };
+  /** Handshake state held for others (now, and the most since start), for bounds in tests and logs. */
+  handshakeStats(): HandshakeStats {
+    const now = { pendingResponses: this.responses.size, reassembling: this.reassembly.size, reassemblyBytes: this.reassembly.bufferedBytes };
+    const p = this.statsPeak;
+    p.pendingResponses = Math.max(p.pendingResponses, now.pendingResponses);
+    p.reassembling = Math.max(p.reassembling, now.reassembling);
+    p.reassemblyBytes = Math.max(p.reassemblyBytes, now.reassemblyBytes);
+    return { ...now, underLoad: this.cookies.underLoad(this.now()), peak: { ...p } };
+  }
+
+  private readonly statsPeak = { pendingResponses: 0, reassembling: 0, reassemblyBytes: 0 };
+  private lastStatsLog = 0;
+  private lastStatsLine = "";
+
+  /** At most once a second, when it changed: what the node holds for handshakes others started (debug). */
+  private logHandshakeStats(now: number): void {
+    if (now - this.lastStatsLog < 1_000) return;
+    const stats = this.handshakeStats();
+    const line = JSON.stringify(stats);
+    if (line === this.lastStatsLine) return;
+    this.lastStatsLine = line;
+    this.lastStatsLog = now;
+    this.opts.log.debug({ handshakes: stats }, "handshake state");
   }
 
   addPeer(name: string, endpoint?: Endpoint, persistent = true): Peer {
@@ -306,9 +335,11 @@ export class Device {
       return;
     }
     const message = this.reassemble(f, `i/${source}/${f.senderIndex}`, from, now);
-    if (!message) return;
-    if (!this.initLimiter.allow(sourceHost(from), now)) return this.count("handshake_rate_limited");
-    this.answerInit(message, f.senderIndex, which, from, now);
+    if (message) {
+      if (!this.initLimiter.allow(sourceHost(from), now)) return this.count("handshake_rate_limited");
+      this.answerInit(message, f.senderIndex, which, from, now);
+    }
+    this.handshakeStats(); // keeps the peaks
   }
 
   /** The whole message of a fragment: at once for a message of one fragment, else when its last fragment arrives. */
@@ -708,6 +739,7 @@ export class Device {
       if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
     }
     this.reassembly.expire(now);
+    this.logHandshakeStats(now);
     // Responses nobody finished within the handshake timeout are forgotten.
     while (this.responseOrder.length) {
       const idx = this.responseOrder[0];

@@ -4,7 +4,8 @@
 // (sealed, signed over the responder's name, e and the timestamp).
 import { describe, expect, it } from "vitest";
 import { createHash, createHmac, randomBytes } from "node:crypto";
-import { CookieChecker, mac, mac1Key, openCookieReply, responderKey, writeInitMacs } from "../../src/crypto/cookie.js";
+import { xchacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { CookieChecker, cookieKey, mac, mac1Key, openCookieReply, responderKey, writeInitMacs } from "../../src/crypto/cookie.js";
 import { claimSignatureHolds, openClaim, sealClaim, signClaim } from "../../src/crypto/init-claim.js";
 import { generateEd25519, rawPublicKey } from "../../src/pki/index.js";
 import { encodeHandshake, encodeInitMessage, parseCookieReply } from "../../src/wire/handshake-frame.js";
@@ -75,6 +76,8 @@ describe("cookies and mac2", () => {
     const mac1 = f.subarray(f.length - 32, f.length - 16);
     const cookie = openCookieReply(p, rkB, mac1)!;
     expect(cookie).toBeDefined();
+    // the same bytes as @noble/ciphers' XChaCha20-Poly1305 (libsodium seals here where its addon loads)
+    expect(Buffer.from(xchacha20poly1305(cookieKey(rkB), p.nonce, mac1).decrypt(p.sealedCookie)).equals(Buffer.from(cookie))).toBe(true);
     expect(cookie.length).toBe(16);
     expect(openCookieReply(p, responderKey(root, "node-c"), mac1)).toBeUndefined(); // someone else's reply
     expect(openCookieReply(p, rkB, new Uint8Array(16))).toBeUndefined(); // not for this INIT

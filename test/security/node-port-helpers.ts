@@ -1,11 +1,16 @@
 // Datagrams for the node-port tests: what a scanner without credentials sends, and initiations forged by a
 // stranger who holds a certificate of the mesh's CA.
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import type { CaMaterial } from "../../src/pki/index.js";
 import {
   PACKET, encodeHandshake, encodeInitMessage, mac1Key, responderKey, sealClaim, signClaim, writeInitMacs, type InitClaim,
 } from "../../src/session/crypto-adapter.js";
 import type { TestLeaf } from "../helpers/pki.js";
+import type { InitFloodOptions } from "./init-flood-child.js";
 
 /** A scan: junk of every EmberNet type, an old-style unauthenticated INIT, random indexes, a STUN request. */
 export function scanDatagrams(): Buffer[] {
@@ -79,4 +84,38 @@ export function forgedInits(o: { ca: CaMaterial; leaf: TestLeaf; responder: stri
     out.push(...craftInit({ ca: o.ca, responder: o.responder, e: e4, claim: claimBy(o.leaf, "node-a", o.responder, e4), claimKeyFrom: "node-c" }));
   }
   return out;
+}
+
+/** CPU time (user + system) of a process in ms, from /proc/PID/stat (clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+export interface InitFlood {
+  child: ChildProcess;
+  /** Cookies the helper took (cookieAware), one per source address. */
+  cookies: number;
+  go(): void;
+  done: Promise<{ sent: number; sendMs: number; received: Record<string, number> }>;
+}
+
+/** Starts the flood helper (init-flood-child.ts; pushed to `children` for the caller to end) and waits until it has crafted every datagram. */
+export async function initFlood(children: ChildProcess[], o: InitFloodOptions): Promise<InitFlood> {
+  const child = spawn(process.execPath, ["--import", "tsx", join(import.meta.dirname, "init-flood-child.ts"), JSON.stringify(o)],
+    { cwd: join(import.meta.dirname, "..", ".."), stdio: ["pipe", "pipe", "inherit"] });
+  children.push(child);
+  const lines = createInterface({ input: child.stdout! });
+  let doneResolve!: (x: any) => void;
+  const done = new Promise<any>((r) => { doneResolve = r; });
+  const ready = new Promise<number>((resolve, reject) => {
+    lines.on("line", (l) => {
+      const m = JSON.parse(l);
+      if (m.event === "ready") resolve(m.cookies);
+      if (m.event === "done") doneResolve(m);
+    });
+    child.once("exit", (code) => reject(new Error(`flood helper exited ${code}`)));
+  });
+  const cookies = await ready;
+  return { child, cookies, go: () => child.stdin!.write("go\n"), done };
 }
