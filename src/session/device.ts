@@ -66,6 +66,9 @@ const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
 const TRANSPORT_FAILURES = new Set(["decrypt_failed", "malformed", "out_of_order"]);
 const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
 
+/** A key an INIT claim may be signed with, and why its certificate is refused (if it is). */
+interface Claimant { key: Uint8Array; reason?: string; detail?: string }
+
 /** What the node holds for handshakes others started: now, and the most at any time (peak). */
 export interface HandshakeStats {
   pendingResponses: number;
@@ -109,6 +112,8 @@ export class Device {
   private readonly reassembly = new Reassembler(undefined, (why) => this.count(`handshake_fragment_${why}`));
   /** This node's name and the SHA-256 of the root CA its certificate chains to (the mac1 key of its INITs). */
   private ownName = "";
+  /** Peers whose next INITs carry our whole chain whatever else we think they know (after our rotation). */
+  private readonly chainOwed = new Set<string>();
   private ownRoot: Uint8Array = new Uint8Array(32);
 
   constructor(private readonly opts: DeviceOptions) {
@@ -151,6 +156,9 @@ export class Device {
   setLocalIdentity(local: LocalIdentity): void {
     this.opts.local = local;
     this.refreshLocal();
+    // Peers may still hold our previous certificate (the map follows a rotation a little later, and a renewal
+    // brings a new key): our next INIT to each carries the new chain, until a session confirms it arrived.
+    for (const name of this.peers.keys()) this.chainOwed.add(name);
   }
 
   /** Our name, our root, and the responder key of each root we trust (mac1 of INITs to us may use any). */
@@ -210,6 +218,7 @@ export class Device {
     if (!peer) return;
     this.dropKeys(peer, "peer removed");
     this.peers.delete(name);
+    this.chainOwed.delete(name);
   }
 
   private count(reason: string): void {
@@ -363,8 +372,10 @@ export class Device {
     if (!peer) return this.count("handshake_unknown_peer");
     if (from.kind === "relay" && from.peer !== claim.name) return this.count("handshake_relay_mismatch");
     if (peer.revoked) return this.count("handshake_revoked");
-    const who = this.claimant(peer, claim);
-    if (!who.key || !claimSignatureHolds(who.key, this.ownName, init.e, claim)) return this.count(who.key ? "handshake_bad_claim_signature" : `handshake_${who.reason}`);
+    const candidates = this.claimants(peer, claim);
+    if (!Array.isArray(candidates)) return this.count(`handshake_${candidates.reason}`);
+    const who = candidates.find((c) => claimSignatureHolds(c.key, this.ownName, init.e, claim));
+    if (!who) return this.count("handshake_bad_claim_signature");
     if (who.reason) {
       // The peer itself asked (its certificate key signed), and its certificate is not acceptable.
       this.refused(peer, who.reason, who.detail ?? "", from);
@@ -387,33 +398,36 @@ export class Device {
   }
 
   /**
-   * The public key to check a claim's signature with, from the best source: the chain the claim carries (checked
-   * by the verifier), the peer map's certificate, or the certificate of our last session with the peer. `reason`
-   * when that certificate is not acceptable (with `key` still, when the claim can be checked: then the refusal
-   * is the peer's own, not a stranger's words).
+   * The public keys a claim's signature may be checked with, best first: the chain the claim carries (checked by
+   * the verifier); else the peer map's certificate and the certificate of our last session with the peer (after
+   * a peer's renewal the map may lag behind, or lead). `reason` when that certificate is not acceptable: the
+   * claim is checked all the same, so that a refusal is recorded only when the peer itself asked.
    */
-  private claimant(peer: Peer, claim: InitClaim): { key?: Uint8Array; reason?: string; detail?: string } {
+  private claimants(peer: Peer, claim: InitClaim): Claimant[] | { reason: string } {
     const { verifier } = this.opts;
     if (claim.chain) {
       const r = verifier.verifyChain(claim.chain);
-      if (!r.ok) return { key: leafKey(claim.chain[0], claim.name), reason: r.reason, detail: r.detail };
-      if (r.identity.name !== claim.name) return { reason: "claim_mismatch", detail: `claim names ${claim.name}, its certificate ${r.identity.name}` };
-      return { key: r.identity.publicKey };
+      if (r.ok) return r.identity.name === claim.name ? [{ key: r.identity.publicKey }] : { reason: "claim_mismatch" };
+      const key = leafKey(claim.chain[0], claim.name);
+      return key ? [{ key, reason: r.reason, detail: r.detail }] : { reason: r.reason };
     }
+    const out: Claimant[] = [];
     const der = this.opts.peerCertificate?.(claim.name);
     if (der) {
       const r = verifier.verifyChain([der]);
-      if (r.ok && r.identity.name === claim.name) return { key: r.identity.publicKey };
-      if (!r.ok && (r.reason === "revoked" || r.reason === "expired" || r.reason === "not_yet_valid")) return { key: leafKey(der, claim.name), reason: r.reason, detail: r.detail };
+      if (r.ok && r.identity.name === claim.name) out.push({ key: r.identity.publicKey });
+      else if (!r.ok && (r.reason === "revoked" || r.reason === "expired" || r.reason === "not_yet_valid")) {
+        const key = leafKey(der, claim.name);
+        if (key) out.push({ key, reason: r.reason, detail: r.detail });
+      }
     }
     const id = peer.identity;
     if (id) {
-      const now = this.now();
-      if (verifier.revocation.isRevoked(id.serial)) return { key: id.publicKey, reason: "revoked", detail: `serial ${id.serial} is on revocation list #${verifier.revocation.number}` };
-      if (now > id.notAfter.getTime() + verifier.skewMs) return { key: id.publicKey, reason: "expired", detail: `certificate expired at ${id.notAfter.toISOString()}` };
-      return { key: id.publicKey };
+      if (verifier.revocation.isRevoked(id.serial)) out.push({ key: id.publicKey, reason: "revoked", detail: `serial ${id.serial} is on revocation list #${verifier.revocation.number}` });
+      else if (this.now() > id.notAfter.getTime() + verifier.skewMs) out.push({ key: id.publicKey, reason: "expired", detail: `certificate expired at ${id.notAfter.toISOString()}` });
+      else out.push({ key: id.publicKey });
     }
-    return { reason: "no_certificate", detail: "the claim carries no certificate and none is known for this peer" };
+    return out.length ? out : { reason: "no_certificate" };
   }
 
   private expireOldestResponse(): void {
@@ -561,6 +575,7 @@ export class Device {
 
   /** The peer holds the same keys as we do: the handshake is over, whatever happened before it. */
   private confirmed(peer: Peer): void {
+    this.chainOwed.delete(peer.name);
     peer.attempts = 0;
     peer.unanswered = 0;
     peer.refusal = undefined;
@@ -670,7 +685,7 @@ export class Device {
       rk = responderKey(this.ownRoot, peer.name);
       const ts = nextTimestamp();
       const known = this.opts.peerCertificate?.(peer.name) !== undefined;
-      const chain = retry ? local.certChainDer : known ? undefined : [local.certChainDer[0]];
+      const chain = retry || this.chainOwed.has(peer.name) ? local.certChainDer : known ? undefined : [local.certChainDer[0]];
       const claim: InitClaim = { name: this.ownName, ts, sig: signClaim(local.certPrivateKey, peer.name, e, ts), chain };
       fragments = encodeHandshake(PACKET.HANDSHAKE_INIT, localIndex, undefined, encodeInitMessage(e, sealClaim(rk, e, claim)));
     } catch (err) {

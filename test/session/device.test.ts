@@ -205,6 +205,35 @@ describe("certificate refusals", () => {
   });
 });
 
+describe("coordinated peers: certificates from the peer map", () => {
+  it("INITs carry no certificate (400 bytes); after a rotation to a new key, the next INIT carries the new chain", async () => {
+    const map: Record<string, Uint8Array> = { "node-a": leafA.der, "node-b": leafB.der };
+    net = new MemoryNet();
+    const timers = { handshakeTimeoutMs: 5_000 };
+    const a = net.add("node-a", ca, leafA, { timers, peerCertificate: (n) => map[n] });
+    const b = net.add("node-b", ca, leafB, { timers, peerCertificate: (n) => map[n] });
+    net.link("node-a", "node-b");
+    b.peers.get("node-a")!.persistent = false;
+    a.start(); b.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    const inits = () => net.sent.filter((w) => w.data[0] === PACKET.HANDSHAKE_INIT);
+    expect(inits().map((w) => w.data.length)).toEqual([400]);
+    // node-a renews its certificate with a new key; node-b's map still has the old one
+    const renewed = await makeLeaf(ca, "node-a");
+    a.setLocalIdentity({ certChainDer: [renewed.der, ca.intermediateDer], certPrivateKey: renewed.keys.privateKey, ...generateStaticKeyPair() });
+    a.initiate(a.peers.get("node-b")!, "test: rekey after rotation");
+    await eventually(() => a.peers.get("node-b")!.stats.handshakes === 2 && a.peers.get("node-b")!.state === "connected", 2_000, "rekeyed at the first attempt");
+    expect(inits()).toHaveLength(2);
+    expect(inits()[1].data.length).toBeGreaterThan(400 + renewed.der.length); // the claim carried the new chain
+    expect(b.peers.get("node-a")!.identity!.serial).toBe(parseCertificate(renewed.der).serial);
+    // once confirmed, the next rekey is small again (node-b's map still holds the old certificate: node-b also
+    // tries the key of its last session with node-a, so the lagging map costs no retry)
+    a.initiate(a.peers.get("node-b")!, "test: another rekey");
+    await eventually(() => a.peers.get("node-b")!.stats.handshakes === 3, 2_000, "second rekey");
+    expect(inits()[2].data.length).toBe(400);
+  });
+});
+
 describe("peer states are truthful (issue 14 item 7)", () => {
   it("an initiator whose final message never reaches the responder is not connected: handshaking, then no_answer", async () => {
     const { a, b } = pair({ timers: { handshakeTimeoutMs: 150, handshakeBackoffMaxMs: 300 } });
