@@ -19,6 +19,7 @@ import { DEFAULT_TIMERS, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
 import { InnerRegistry, innerName } from "./inner.js";
 import { Reassembler } from "./reassembly.js";
+import { sourceKey } from "../net/conn-guard.js";
 import type { HandshakeFragment } from "../wire/handshake-frame.js";
 
 export interface Logger {
@@ -372,6 +373,8 @@ export class Device {
     if (!peer) return this.count("handshake_unknown_peer");
     if (from.kind === "relay" && from.peer !== claim.name) return this.count("handshake_relay_mismatch");
     if (peer.revoked) return this.count("handshake_revoked");
+    // A replay is refused before the signature check (which it would pass): no public-key work for it at all.
+    if ((this.initTimestamps.latest(claim.name) ?? -1) >= claim.ts) return this.count("handshake_stale_init");
     const candidates = this.claimants(peer, claim);
     if (!Array.isArray(candidates)) return this.count(`handshake_${candidates.reason}`);
     const who = candidates.find((c) => claimSignatureHolds(c.key, this.ownName, init.e, claim));
@@ -819,9 +822,12 @@ export class Device {
   }
 }
 
-/** The address part of an endpoint: rate limits and reassembly bounds count per source address, not per port. */
+/**
+ * What rate limits and reassembly bounds count per: the source address (an IPv4 address, the /64 of an IPv6
+ * one: the connection guard's rule), not the port; on a relay, the relay path (its sender is authenticated).
+ */
 function sourceHost(from: Endpoint): string {
-  return from.kind === "udp" ? from.host : endpointKey(from);
+  return from.kind === "udp" ? sourceKey(from.host) : endpointKey(from);
 }
 
 /** The raw Ed25519 key of a leaf certificate named `name`, without verifying it (undefined if it is not one). */
