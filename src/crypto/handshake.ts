@@ -65,9 +65,12 @@ function bindingSignature(local: LocalIdentity): Uint8Array {
   return sig;
 }
 
-/** Last timestamp we sent: strictly increasing even when the clock stalls, so our own retries are never stale. */
+/**
+ * Last timestamp we sent: strictly increasing even when the clock stalls, so our own retries are never stale.
+ * The handshake payload and the INIT claim (src/crypto/init-claim.ts) both take theirs from here.
+ */
 let lastTimestamp = 0;
-function nextTimestamp(): number {
+export function nextTimestamp(): number {
   lastTimestamp = Math.max(Date.now(), lastTimestamp + 1);
   return lastTimestamp;
 }

@@ -13,6 +13,9 @@ export interface SodiumApi {
   /** X25519; throws when the result is all zero (a low-order public key). */
   crypto_scalarmult(q: Uint8Array, n: Uint8Array, p: Uint8Array): void;
   crypto_scalarmult_base(q: Uint8Array, n: Uint8Array): void;
+  /** XChaCha20-Poly1305 (24-byte nonce), combined mode; both return the output length; decrypt throws on a bad tag. */
+  crypto_aead_xchacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array | null, nsec: null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_xchacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array | null, npub: Uint8Array, k: Uint8Array): number;
 }
 
 function load(): SodiumApi | undefined {

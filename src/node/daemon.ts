@@ -3,7 +3,7 @@
 // the session one small interface (runtime.ts). Each part stays in its own module; this file only wires them.
 import { EventEmitter } from "node:events";
 import pino from "pino";
-import { readBoundedFile, Verifier, type Identity } from "../pki/index.js";
+import { pemBlocks, readBoundedFile, Verifier, type Identity } from "../pki/index.js";
 import { Device, type SendResult } from "../session/device.js";
 import type { Endpoint } from "../session/endpoint.js";
 import type { InnerHandler } from "../session/inner.js";
@@ -65,6 +65,7 @@ export class Daemon implements NodeRuntime {
       send: (to, data) => this.sendDatagram(to, data),
       canSend: (to) => this.canSend(to),
       onWritable: (peer) => this.events.emit("writable", peer.name),
+      peerCertificate: (name) => this.mapCertificate(name),
     });
     this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
@@ -93,6 +94,24 @@ export class Daemon implements NodeRuntime {
 
   credentials(): NodeCredentials {
     return this.creds;
+  }
+
+  /** Peers' certificates from the peer map, as DER (parsed once per certificate). */
+  private readonly mapCerts = new Map<string, { pem: string; der: Uint8Array }>();
+
+  /** A peer's certificate as the coordination server's map gives it: the device checks that peer's INIT claims with it. */
+  private mapCertificate(name: string): Uint8Array | undefined {
+    const pem = this.meshPart?.mapPeer(name)?.certPem;
+    if (!pem) return undefined;
+    const hit = this.mapCerts.get(name);
+    if (hit?.pem === pem) return hit.der;
+    try {
+      const der = pemBlocks(pem, "CERTIFICATE", "peer certificate")[0];
+      this.mapCerts.set(name, { pem, der });
+      return der;
+    } catch {
+      return undefined;
+    }
   }
 
   /** After a rotation: new certificate for future handshakes; live sessions keep their keys. */

@@ -36,7 +36,8 @@ export const DEFAULT_SKEW_MS = 30_000;
 /** Root may sign one CA below it (the cluster intermediate); the intermediate signs only leaves. */
 export const ROOT_PATH_LEN = 1;
 export const INTERMEDIATE_PATH_LEN = 0;
-export const MAX_CHAIN_LENGTH = 3;
+/** Certificates from leaf to root: a leaf, up to two intermediates (e.g. a regional CA below the cluster CA), the root. */
+export const MAX_CHAIN_LENGTH = 4;
 
 /** Hard cap on any PEM/DER input we parse: certificates and CRLs are small; a 10 MB file is an attack or a mistake. */
 export const MAX_PEM_BYTES = 1 << 20;

@@ -74,6 +74,11 @@ export class Verifier {
     this.trustDomain = trustDomain;
   }
 
+  /** SHA-256 of each trusted root certificate's DER, raw: the silent port's mac1 keys derive from them (docs/crypto.md). */
+  rootFingerprints(): Uint8Array[] {
+    return [...this.roots.keys()].map((hex) => Buffer.from(hex, "hex"));
+  }
+
   static fromBundleFile(path: string, opts: Omit<VerifierConfig, "bundlePem"> = {}): Verifier {
     return new Verifier({ ...opts, bundlePem: readBoundedFile(path, "trust bundle") });
   }

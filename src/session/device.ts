@@ -1,12 +1,14 @@
 // The session device: every peer's Noise handshakes, transport keys, timers and counters. It is
 // transport-agnostic: datagrams come in through receive(data, from) and go out through the send
 // callback, so one device serves the UDP socket and the relay alike (the path is not the session).
-import type { Identity, Verifier } from "../pki/index.js";
+import { parseCertificate, rawPublicKey, type Identity, type Verifier } from "../pki/index.js";
 import {
-  DATA_HEADER_SIZE, INNER, MAX_DATAGRAM, MIN_DATA_PACKET, PACKET, TAG_SIZE, HANDSHAKE_INIT_BURST, HANDSHAKE_INIT_BURST_PER_SOURCE,
-  HANDSHAKE_INIT_RATE_PER_S, HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S,
-  HandshakeError, Initiator, Responder, TimestampGuard, TransportCipher, encodeHandshake, parseHandshake,
-  readCounter, readReceiverIndex, writeDataHeader, type LocalIdentity,
+  COOKIE_MAX_AGE_MS, DATA_HEADER_SIZE, HANDSHAKE_INIT_BURST, HANDSHAKE_INIT_BURST_PER_SOURCE, HANDSHAKE_INIT_RATE_PER_S,
+  HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, INNER, MAX_DATAGRAM, MIN_DATA_PACKET, MIN_HANDSHAKE_FINAL_MESSAGE, MIN_HANDSHAKE_RESP_MESSAGE,
+  PACKET, TAG_SIZE,
+  CookieChecker, HandshakeError, Initiator, Responder, TimestampGuard, TransportCipher, claimSignatureHolds, encodeHandshake,
+  encodeInitMessage, initMacs, mac1Key, nextTimestamp, openClaim, openCookieReply, parseCookieReply, parseHandshake, parseInitMessage,
+  readCounter, readReceiverIndex, responderKey, sealClaim, signClaim, writeDataHeader, writeInitMacs, type InitClaim, type LocalIdentity,
 } from "./crypto-adapter.js";
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "./endpoint.js";
 import { IndexTable } from "./index-table.js";
@@ -16,6 +18,9 @@ import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
 import { DEFAULT_TIMERS, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
 import { InnerRegistry, innerName } from "./inner.js";
+import { Reassembler } from "./reassembly.js";
+import { sourceKey } from "../net/conn-guard.js";
+import type { HandshakeFragment } from "../wire/handshake-frame.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -38,6 +43,12 @@ export interface DeviceOptions {
   timers?: Partial<SessionTimers>;
   /** A peer's session came up or went away. */
   onSession?: (peer: Peer, up: boolean) => void;
+  /**
+   * A peer's leaf certificate (DER) as the coordination server's peer map gives it. With it the node checks
+   * a peer's INIT claim without the peer sending its certificate, and sends none in its own INITs to that peer
+   * (the map gives the peer ours). Static peers have none: their INITs carry the certificate.
+   */
+  peerCertificate?: (name: string) => Uint8Array | undefined;
   now?: () => number;
 }
 
@@ -52,7 +63,21 @@ export type SendResult = "sent" | "queued" | "full" | "unknown_peer" | "revoked"
 /** Keypairs kept for receiving besides the current one (see Peer.retired). */
 const MAX_RETIRED = 3;
 const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
+/** Handshake refusals whose reason is about the peer (its certificate, its identity), not about garbled bytes. */
+const TRANSPORT_FAILURES = new Set(["decrypt_failed", "malformed", "out_of_order"]);
 const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
+
+/** A key an INIT claim may be signed with, and why its certificate is refused (if it is). */
+interface Claimant { key: Uint8Array; reason?: string; detail?: string }
+
+/** What the node holds for handshakes others started: now, and the most at any time (peak). */
+export interface HandshakeStats {
+  pendingResponses: number;
+  reassembling: number;
+  reassemblyBytes: number;
+  underLoad: boolean;
+  peak: { pendingResponses: number; reassembling: number; reassemblyBytes: number };
+}
 
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
@@ -81,10 +106,22 @@ export class Device {
   private readonly now: () => number;
   private readonly scratch = Buffer.allocUnsafe(MAX_DATAGRAM);
   private readonly initLimiter: HandshakeRateLimiter;
+  /** Newest INIT claim timestamp accepted per identity: a replayed INIT gets no answer (docs/crypto.md). */
+  private readonly initTimestamps = new TimestampGuard();
+  /** mac1, the load meter and cookies: what runs on an INIT before anything else. */
+  private readonly cookies: CookieChecker;
+  private readonly reassembly = new Reassembler(undefined, (why) => this.count(`handshake_fragment_${why}`));
+  /** This node's name and the SHA-256 of the root CA its certificate chains to (the mac1 key of its INITs). */
+  private ownName = "";
+  /** Peers whose next INITs carry our whole chain whatever else we think they know (after our rotation). */
+  private readonly chainOwed = new Set<string>();
+  private ownRoot: Uint8Array = new Uint8Array(32);
 
   constructor(private readonly opts: DeviceOptions) {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.now = opts.now ?? Date.now;
+    this.cookies = new CookieChecker([], this.now(), this.timers.handshakeUnderLoadPerS);
+    this.refreshLocal();
     this.initLimiter = new HandshakeRateLimiter({
       ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
       perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
@@ -119,6 +156,51 @@ export class Device {
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
   setLocalIdentity(local: LocalIdentity): void {
     this.opts.local = local;
+    this.refreshLocal();
+    // Peers may still hold our previous certificate (the map follows a rotation a little later, and a renewal
+    // brings a new key): our next INIT to each carries the new chain, until a session confirms it arrived.
+    for (const name of this.peers.keys()) this.chainOwed.add(name);
+  }
+
+  /** Our name, our root, and the responder key of each root we trust (mac1 of INITs to us may use any). */
+  private refreshLocal(): void {
+    const { verifier, local } = this.opts;
+    const roots = verifier.rootFingerprints();
+    const r = verifier.verifyChain(local.certChainDer);
+    if (r.ok) {
+      this.ownName = r.identity.name;
+      this.ownRoot = Buffer.from(r.chain[r.chain.length - 1].fingerprint, "hex");
+    } else {
+      // Our own certificate does not verify (expired, ...): peers will refuse it and say why; still name ourselves.
+      try { this.ownName = parseCertificate(local.certChainDer[0]).commonName ?? ""; } catch { this.ownName = ""; }
+      this.ownRoot = roots[0];
+    }
+    this.cookies.setResponders(roots.map((fp) => responderKey(fp, this.ownName)));
+  }
+
+  /** Handshake state held for others (now, and the most since start), for bounds in tests and logs. */
+  handshakeStats(): HandshakeStats {
+    const now = { pendingResponses: this.responses.size, reassembling: this.reassembly.size, reassemblyBytes: this.reassembly.bufferedBytes };
+    const p = this.statsPeak;
+    p.pendingResponses = Math.max(p.pendingResponses, now.pendingResponses);
+    p.reassembling = Math.max(p.reassembling, now.reassembling);
+    p.reassemblyBytes = Math.max(p.reassemblyBytes, now.reassemblyBytes);
+    return { ...now, underLoad: this.cookies.underLoad(this.now()), peak: { ...p } };
+  }
+
+  private readonly statsPeak = { pendingResponses: 0, reassembling: 0, reassemblyBytes: 0 };
+  private lastStatsLog = 0;
+  private lastStatsLine = "";
+
+  /** At most once a second, when it changed: what the node holds for handshakes others started (debug). */
+  private logHandshakeStats(now: number): void {
+    if (now - this.lastStatsLog < 1_000) return;
+    const stats = this.handshakeStats();
+    const line = JSON.stringify(stats);
+    if (line === this.lastStatsLine) return;
+    this.lastStatsLine = line;
+    this.lastStatsLog = now;
+    this.opts.log.debug({ handshakes: stats }, "handshake state");
   }
 
   addPeer(name: string, endpoint?: Endpoint, persistent = true): Peer {
@@ -137,6 +219,7 @@ export class Device {
     if (!peer) return;
     this.dropKeys(peer, "peer removed");
     this.peers.delete(name);
+    this.chainOwed.delete(name);
   }
 
   private count(reason: string): void {
@@ -144,7 +227,7 @@ export class Device {
     const now = this.now();
     if (now - this.lastDropLog > NOISE_DROP_LOG_INTERVAL_MS) {
       this.lastDropLog = now;
-      this.opts.log.debug({ reason, drops: Object.fromEntries(this.drops) }, "dropped datagram");
+      this.opts.log.debug({ reason, drops: Object.fromEntries(this.drops), handshakes: this.handshakeStats() }, "dropped datagram");
     }
   }
 
@@ -169,6 +252,7 @@ export class Device {
       case PACKET.HANDSHAKE_INIT: return this.receiveInit(data, from);
       case PACKET.HANDSHAKE_RESP: return this.receiveResp(data, from);
       case PACKET.HANDSHAKE_FINAL: return this.receiveFinal(data, from);
+      case PACKET.COOKIE_REPLY: return this.receiveCookieReply(data, from);
       default: return this.count("unknown_type");
     }
   }
@@ -191,8 +275,9 @@ export class Device {
     keypair.replay.update(counter);
     keypair.receivedPackets++;
     if (!keypair.confirmed) {
+      if (!peer.confirmed) this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
       keypair.confirmed = true;
-      peer.attempts = 0;
+      this.confirmed(peer);
     }
     peer.lastReceivedAt = now;
     peer.stats.rxPackets++;
@@ -237,23 +322,112 @@ export class Device {
     }
   }
 
+  // ---------------------------------------------------------------- handshake: responder
+
+  /**
+   * An INIT datagram, in stage order (docs/crypto.md): frame -> mac1 -> under load, mac2 or a cookie reply
+   * -> reassembly -> rate limit -> the claim (who asks, signed) -> replay check -> only then Diffie-Hellman
+   * and a RESP. Every refusal before the RESP is silent: counted, never answered.
+   */
   private receiveInit(data: Buffer, from: Endpoint): void {
-    const hs = parseHandshake(data);
-    if (!hs.ok) return this.count(`handshake_${hs.reason}`);
-    if (!this.initLimiter.allow(from.kind === "udp" ? from.host : endpointKey(from), this.now())) return this.count("handshake_rate_limited");
+    const f = parseHandshake(data);
+    if (!f.ok) return this.count(`handshake_${f.reason}`);
+    const which = this.cookies.checkMac1(data);
+    if (which < 0) return this.count("handshake_bad_mac1");
+    const now = this.now();
+    const source = endpointKey(from);
+    if (this.cookies.noteInit(now) && !this.cookies.checkMac2(data, source, now)) {
+      this.count("handshake_under_load");
+      if (f.fragIndex === 0) this.opts.send(from, this.cookies.reply(data, f.senderIndex, source, which, now));
+      return;
+    }
+    const message = this.reassemble(f, `i/${source}/${f.senderIndex}`, from, now);
+    if (message) {
+      if (!this.initLimiter.allow(sourceHost(from), now)) return this.count("handshake_rate_limited");
+      this.answerInit(message, f.senderIndex, which, from, now);
+    }
+    this.handshakeStats(); // keeps the peaks
+  }
+
+  /** The whole message of a fragment: at once for a message of one fragment, else when its last fragment arrives. */
+  private reassemble(f: HandshakeFragment, key: string, from: Endpoint, now: number): Uint8Array | undefined {
+    if (f.fragCount === 1) return f.chunk;
+    const r = this.reassembly.add(key, sourceHost(from), f.fragIndex, f.fragCount, f.chunk, now);
+    if (r === "pending") return undefined;
+    if (typeof r === "string") {
+      this.count(`handshake_fragment_${r}`);
+      return undefined;
+    }
+    return r;
+  }
+
+  private answerInit(message: Uint8Array, senderIndex: number, which: number, from: Endpoint, now: number): void {
+    const init = parseInitMessage(message);
+    if (!init) return this.count("handshake_malformed");
+    const claim = openClaim(this.cookies.responderKey(which), init.e, init.sealedClaim);
+    if (!claim) return this.count("handshake_bad_claim");
+    const peer = this.peers.get(claim.name);
+    if (!peer) return this.count("handshake_unknown_peer");
+    if (from.kind === "relay" && from.peer !== claim.name) return this.count("handshake_relay_mismatch");
+    if (peer.revoked) return this.count("handshake_revoked");
+    // A replay is refused before the signature check (which it would pass): no public-key work for it at all.
+    if ((this.initTimestamps.latest(claim.name) ?? -1) >= claim.ts) return this.count("handshake_stale_init");
+    const candidates = this.claimants(peer, claim);
+    if (!Array.isArray(candidates)) return this.count(`handshake_${candidates.reason}`);
+    const who = candidates.find((c) => claimSignatureHolds(c.key, this.ownName, init.e, claim));
+    if (!who) return this.count("handshake_bad_claim_signature");
+    if (who.reason) {
+      // The peer itself asked (its certificate key signed), and its certificate is not acceptable.
+      this.refused(peer, who.reason, who.detail ?? "", from);
+      return;
+    }
+    if (!this.initTimestamps.accept(claim.name, claim.ts)) return this.count("handshake_stale_init");
     if (this.responses.size >= MAX_PENDING_RESPONSES) this.expireOldestResponse();
     const responder = new Responder(this.opts.local, this.opts.verifier);
     let resp: Uint8Array;
     try {
-      responder.readInit(hs.message);
+      responder.readInit(init.e);
       resp = responder.writeResp();
     } catch (err) {
-      return this.handshakeFailed(err, from);
+      return this.handshakeFailed(err, from, peer);
     }
-    const pending: PendingResponse = { localIndex: 0, remoteIndex: hs.senderIndex, responder, startedAt: this.now(), from };
+    const pending: PendingResponse = { localIndex: 0, remoteIndex: senderIndex, responder, startedAt: now, from, claimed: claim.name };
     pending.localIndex = this.responses.allocate(pending);
     this.responseOrder.push(pending.localIndex);
-    this.opts.send(from, encodeHandshake(PACKET.HANDSHAKE_RESP, pending.localIndex, hs.senderIndex, resp));
+    for (const frag of encodeHandshake(PACKET.HANDSHAKE_RESP, pending.localIndex, senderIndex, resp)) this.opts.send(from, frag);
+  }
+
+  /**
+   * The public keys a claim's signature may be checked with, best first: the chain the claim carries (checked by
+   * the verifier); else the peer map's certificate and the certificate of our last session with the peer (after
+   * a peer's renewal the map may lag behind, or lead). `reason` when that certificate is not acceptable: the
+   * claim is checked all the same, so that a refusal is recorded only when the peer itself asked.
+   */
+  private claimants(peer: Peer, claim: InitClaim): Claimant[] | { reason: string } {
+    const { verifier } = this.opts;
+    if (claim.chain) {
+      const r = verifier.verifyChain(claim.chain);
+      if (r.ok) return r.identity.name === claim.name ? [{ key: r.identity.publicKey }] : { reason: "claim_mismatch" };
+      const key = leafKey(claim.chain[0], claim.name);
+      return key ? [{ key, reason: r.reason, detail: r.detail }] : { reason: r.reason };
+    }
+    const out: Claimant[] = [];
+    const der = this.opts.peerCertificate?.(claim.name);
+    if (der) {
+      const r = verifier.verifyChain([der]);
+      if (r.ok && r.identity.name === claim.name) out.push({ key: r.identity.publicKey });
+      else if (!r.ok && (r.reason === "revoked" || r.reason === "expired" || r.reason === "not_yet_valid")) {
+        const key = leafKey(der, claim.name);
+        if (key) out.push({ key, reason: r.reason, detail: r.detail });
+      }
+    }
+    const id = peer.identity;
+    if (id) {
+      if (verifier.revocation.isRevoked(id.serial)) out.push({ key: id.publicKey, reason: "revoked", detail: `serial ${id.serial} is on revocation list #${verifier.revocation.number}` });
+      else if (this.now() > id.notAfter.getTime() + verifier.skewMs) out.push({ key: id.publicKey, reason: "expired", detail: `certificate expired at ${id.notAfter.toISOString()}` });
+      else out.push({ key: id.publicKey });
+    }
+    return out.length ? out : { reason: "no_certificate" };
   }
 
   private expireOldestResponse(): void {
@@ -262,51 +436,29 @@ export class Device {
     this.count("handshake_pending_overflow");
   }
 
-  private receiveResp(data: Buffer, from: Endpoint): void {
-    const hs = parseHandshake(data);
-    if (!hs.ok) return this.count(`handshake_${hs.reason}`);
-    const peer = this.initiations.get(hs.receiverIndex!);
-    const pending = peer?.initiation;
-    if (!peer || !pending || pending.localIndex !== hs.receiverIndex) return this.count("handshake_unknown_index");
-    let final: Uint8Array;
-    let identity: Identity;
-    let result;
-    try {
-      pending.initiator.readResp(hs.message);
-      final = pending.initiator.writeFinal();
-      result = pending.initiator.result();
-      identity = result.identity;
-    } catch (err) {
-      this.abandonInitiation(peer);
-      return this.handshakeFailed(err, from, peer.name);
-    }
-    if (identity.name !== peer.name) {
-      this.abandonInitiation(peer);
-      this.count("handshake_wrong_peer");
-      this.opts.log.warn({ expected: peer.name, got: identity.name, from: describeEndpoint(from) }, "handshake refused: responder is not the peer we dialled");
-      return;
-    }
-    this.opts.send(from, encodeHandshake(PACKET.HANDSHAKE_FINAL, pending.localIndex, hs.senderIndex, final));
-    this.initiations.delete(pending.localIndex);
-    peer.initiation = undefined;
-    const keypair = new Keypair(pending.localIndex, hs.senderIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), true, this.now());
-    this.install(peer, keypair, identity, from);
-  }
-
   private receiveFinal(data: Buffer, from: Endpoint): void {
-    const hs = parseHandshake(data);
-    if (!hs.ok) return this.count(`handshake_${hs.reason}`);
-    const pending = this.responses.get(hs.receiverIndex!);
-    if (!pending || pending.remoteIndex !== hs.senderIndex) return this.count("handshake_unknown_index");
+    const f = parseHandshake(data);
+    if (!f.ok) return this.count(`handshake_${f.reason}`);
+    const pending = this.responses.get(f.receiverIndex!);
+    if (!pending || pending.remoteIndex !== f.senderIndex) return this.count("handshake_unknown_index");
+    const message = this.reassemble(f, `f/${f.receiverIndex}/${f.senderIndex}`, from, this.now());
+    if (!message) return;
+    if (message.length < MIN_HANDSHAKE_FINAL_MESSAGE) return this.count("handshake_truncated");
     this.responses.delete(pending.localIndex);
+    const claimed = this.peers.get(pending.claimed);
     let result;
     try {
-      pending.responder.readFinal(hs.message);
+      pending.responder.readFinal(message);
       result = pending.responder.result();
     } catch (err) {
-      return this.handshakeFailed(err, from);
+      return this.handshakeFailed(err, from, claimed);
     }
     const identity = result.identity;
+    if (identity.name !== pending.claimed) {
+      this.count("handshake_claim_mismatch");
+      this.opts.log.warn({ claimed: pending.claimed, identity: identity.spiffeId, from: describeEndpoint(from) }, "handshake refused: the final message is not from the identity the INIT claimed");
+      return;
+    }
     const peer = this.peers.get(identity.name);
     if (!peer) {
       this.count("handshake_unknown_peer");
@@ -324,10 +476,77 @@ export class Device {
     this.sendKeepalive(peer);
   }
 
-  private handshakeFailed(err: unknown, from: Endpoint, peerName?: string): void {
-    const reason = err instanceof HandshakeError ? err.reason : "malformed";
+  // ---------------------------------------------------------------- handshake: initiator
+
+  private receiveResp(data: Buffer, from: Endpoint): void {
+    const f = parseHandshake(data);
+    if (!f.ok) return this.count(`handshake_${f.reason}`);
+    const peer = this.initiations.get(f.receiverIndex!);
+    const pending = peer?.initiation;
+    if (!peer || !pending || pending.localIndex !== f.receiverIndex) return this.count("handshake_unknown_index");
+    const message = this.reassemble(f, `r/${f.receiverIndex}/${f.senderIndex}`, from, this.now());
+    if (!message) return;
+    if (message.length < MIN_HANDSHAKE_RESP_MESSAGE) return this.count("handshake_truncated");
+    let final: Uint8Array;
+    let identity: Identity;
+    let result;
+    try {
+      pending.initiator.readResp(message);
+      final = pending.initiator.writeFinal();
+      result = pending.initiator.result();
+      identity = result.identity;
+    } catch (err) {
+      // Garbled bytes leave the initiation waiting for the genuine answer (the Noise state is untouched);
+      // a refused certificate ends it.
+      if (!(err instanceof HandshakeError && TRANSPORT_FAILURES.has(err.reason))) this.abandonInitiation(peer);
+      return this.handshakeFailed(err, from, peer);
+    }
+    if (identity.name !== peer.name) {
+      this.abandonInitiation(peer);
+      this.refused(peer, "wrong_peer", `the responder is ${identity.name}`, from);
+      return;
+    }
+    for (const frag of encodeHandshake(PACKET.HANDSHAKE_FINAL, pending.localIndex, f.senderIndex, final)) this.opts.send(from, frag);
+    this.initiations.delete(pending.localIndex);
+    peer.initiation = undefined;
+    const keypair = new Keypair(pending.localIndex, f.senderIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), true, this.now());
+    this.install(peer, keypair, identity, from);
+  }
+
+  /** The responder is under load: take its cookie and send the same INIT again, now with mac2 (once per INIT). */
+  private receiveCookieReply(data: Buffer, from: Endpoint): void {
+    const c = parseCookieReply(data);
+    if (!c.ok) return this.count(`cookie_${c.reason}`);
+    const peer = this.initiations.get(c.receiverIndex);
+    const pending = peer?.initiation;
+    if (!peer || !pending || pending.localIndex !== c.receiverIndex) return this.count("cookie_unknown_index");
+    if (pending.cookieTaken) return this.count("cookie_unexpected");
+    const cookie = openCookieReply(c, pending.responderKey, pending.mac1);
+    if (!cookie) return this.count("cookie_decrypt_failed");
+    pending.cookieTaken = true;
+    peer.cookie = { value: cookie, receivedAt: this.now() };
+    this.opts.log.debug({ peer: peer.name, from: describeEndpoint(from) }, "handshake cookie received: the peer is under load; sending the INIT again with mac2");
+    const key = mac1Key(pending.responderKey);
+    for (const frag of pending.fragments) {
+      const again = Buffer.from(frag);
+      writeInitMacs(again, key, cookie);
+      this.opts.send(from, again);
+    }
+  }
+
+  /** This node refused a peer's handshake: counted, logged with the reason, and shown as the peer's state. */
+  private refused(peer: Peer, reason: string, detail: string, from: Endpoint): void {
     this.count(`handshake_${reason}`);
-    this.opts.log.warn({ reason, detail: (err as Error).message, peer: peerName, from: describeEndpoint(from) }, "handshake refused");
+    peer.refusal = { reason, detail, at: this.now() };
+    this.opts.log.warn({ reason, detail, peer: peer.name, from: describeEndpoint(from) }, "handshake refused");
+  }
+
+  private handshakeFailed(err: unknown, from: Endpoint, peer?: Peer): void {
+    const reason = err instanceof HandshakeError ? err.reason : "malformed";
+    const detail = err instanceof HandshakeError ? err.detail : (err as Error).message;
+    if (peer && !TRANSPORT_FAILURES.has(reason)) return this.refused(peer, reason, detail, from);
+    this.count(`handshake_${reason}`);
+    this.opts.log.warn({ reason, detail, peer: peer?.name, from: describeEndpoint(from) }, "handshake refused");
   }
 
   private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint): void {
@@ -339,16 +558,27 @@ export class Device {
     peer.identity = identity;
     peer.endpoint = from;
     peer.revoked = false;
-    if (!keypair.isInitiator) peer.attempts = 0;
+    if (!keypair.isInitiator) this.confirmed(peer);
     const now = this.now();
     peer.lastReceivedAt = now;
     peer.stats.handshakes++;
     peer.stats.lastHandshakeAt = now;
-    this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, wasUp ? "session rekeyed" : "session established");
+    // An initiator's keys are confirmed only when something authenticates under them (the responder may still
+    // refuse our final message): until then the peer is "handshaking", not "connected".
+    const msg = wasUp ? "session rekeyed" : keypair.isInitiator ? "handshake answered: session keys installed, waiting for the peer to confirm" : "session established";
+    this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, msg);
     if (!wasUp) this.opts.onSession?.(peer, true);
     const queued = peer.queue.splice(0);
     for (const p of queued) this.sendSealed(peer, keypair, p);
     this.unblock(peer);
+  }
+
+  /** The peer holds the same keys as we do: the handshake is over, whatever happened before it. */
+  private confirmed(peer: Peer): void {
+    this.chainOwed.delete(peer.name);
+    peer.attempts = 0;
+    peer.unanswered = 0;
+    peer.refusal = undefined;
   }
 
   // ---------------------------------------------------------------- send
@@ -445,25 +675,49 @@ export class Device {
     }
   }
 
+  /**
+   * Sends an INIT: e, and the claim (our name, a timestamp, our certificate key's signature over the
+   * responder's name, e and the timestamp; our certificate when the responder may lack it), sealed and MACed
+   * for the responder (docs/crypto.md). A retry carries the whole chain; a cookie the peer gave us recently
+   * goes in mac2.
+   */
   initiate(peer: Peer, why: string): void {
     if (peer.revoked || !peer.endpoint) return;
-    if (peer.initiation) this.abandonInitiation(peer);
-    const initiator = new Initiator(this.opts.local, this.opts.verifier);
-    let msg: Uint8Array;
+    const now = this.now();
+    if (peer.initiation) {
+      if (now - peer.initiation.startedAt >= this.timers.handshakeTimeoutMs) peer.unanswered++;
+      this.abandonInitiation(peer);
+    }
+    const { local } = this.opts;
+    const initiator = new Initiator(local, this.opts.verifier);
+    const retry = peer.attempts > 0;
+    let fragments: Buffer[];
+    let rk: Uint8Array;
+    const localIndex = this.initiations.allocate(peer);
     try {
-      msg = initiator.writeInit();
+      const e = initiator.writeInit();
+      rk = responderKey(this.ownRoot, peer.name);
+      const ts = nextTimestamp();
+      const known = this.opts.peerCertificate?.(peer.name) !== undefined;
+      const chain = retry || this.chainOwed.has(peer.name) ? local.certChainDer : known ? undefined : [local.certChainDer[0]];
+      const claim: InitClaim = { name: this.ownName, ts, sig: signClaim(local.certPrivateKey, peer.name, e, ts), chain };
+      fragments = encodeHandshake(PACKET.HANDSHAKE_INIT, localIndex, undefined, encodeInitMessage(e, sealClaim(rk, e, claim)));
     } catch (err) {
+      this.initiations.delete(localIndex);
       this.opts.log.warn({ peer: peer.name, err: (err as Error).message }, "cannot start handshake");
       return;
     }
-    const now = this.now();
-    const localIndex = this.initiations.allocate(peer);
-    peer.initiation = { localIndex, initiator, startedAt: now, peerName: peer.name };
+    const cookie = peer.cookie && now - peer.cookie.receivedAt < COOKIE_MAX_AGE_MS ? peer.cookie.value : undefined;
+    const key = mac1Key(rk);
+    for (const frag of fragments) writeInitMacs(frag, key, cookie);
+    peer.initiation = {
+      localIndex, initiator, startedAt: now, peerName: peer.name, fragments, mac1: Buffer.from(initMacs(fragments[0]).mac1), responderKey: rk, cookieTaken: false,
+    };
     peer.attempts++;
     const backoff = Math.min(this.timers.handshakeTimeoutMs * 2 ** Math.min(peer.attempts - 1, 10), this.timers.handshakeBackoffMaxMs);
     peer.nextAttemptAt = now + backoff;
-    this.opts.log.debug({ peer: peer.name, why, attempt: peer.attempts, endpoint: describeEndpoint(peer.endpoint) }, "handshake initiation");
-    this.opts.send(peer.endpoint, encodeHandshake(PACKET.HANDSHAKE_INIT, localIndex, undefined, msg));
+    this.opts.log.debug({ peer: peer.name, why, attempt: peer.attempts, endpoint: describeEndpoint(peer.endpoint), fragments: fragments.length }, "handshake initiation");
+    for (const frag of fragments) this.opts.send(peer.endpoint, frag);
   }
 
   private abandonInitiation(peer: Peer): void {
@@ -497,7 +751,8 @@ export class Device {
       if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, "keys expired");
       else if (kp && now - peer.lastReceivedAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
       else if (kp && !kp.confirmed && now - kp.createdAt > t.handshakeTimeoutMs && !peer.initiation) {
-        // Our final message may have been lost: the responder never got the keys we are using.
+        // Our final message may have been lost, or the responder refused it (silently): it never confirmed.
+        peer.unanswered++;
         this.initiate(peer, "session not confirmed");
       }
       const cur = peer.current;
@@ -512,6 +767,8 @@ export class Device {
       }
       if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
     }
+    this.reassembly.expire(now);
+    this.logHandshakeStats(now);
     // Responses nobody finished within the handshake timeout are forgotten.
     while (this.responseOrder.length) {
       const idx = this.responseOrder[0];
@@ -553,13 +810,13 @@ export class Device {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pings.delete(key);
-        reject(new Error(`no pong from ${name} within ${timeoutMs} ms (state: ${peer.state})`));
+        reject(new Error(`no pong from ${name} within ${timeoutMs} ms (state: ${peer.describeState()})`));
       }, timeoutMs);
       this.pings.set(key, { sentAt: performance.now(), resolve, timer });
       if (this.sendInner(peer, INNER.PING, id) === "full") {
         clearTimeout(timer);
         this.pings.delete(key);
-        reject(new Error(`cannot ping ${name}: its send queue is full (state: ${peer.state})`));
+        reject(new Error(`cannot ping ${name}: its send queue is full (state: ${peer.describeState()})`));
       }
     });
   }
@@ -573,5 +830,23 @@ export class Device {
     const rtt = performance.now() - w.sentAt;
     peer.stats.lastRttMs = rtt;
     w.resolve(rtt);
+  }
+}
+
+/**
+ * What rate limits and reassembly bounds count per: the source address (an IPv4 address, the /64 of an IPv6
+ * one: the connection guard's rule), not the port; on a relay, the relay path (its sender is authenticated).
+ */
+function sourceHost(from: Endpoint): string {
+  return from.kind === "udp" ? sourceKey(from.host) : endpointKey(from);
+}
+
+/** The raw Ed25519 key of a leaf certificate named `name`, without verifying it (undefined if it is not one). */
+function leafKey(der: Uint8Array, name: string): Uint8Array | undefined {
+  try {
+    const c = parseCertificate(der);
+    return c.commonName === name ? rawPublicKey(c.native.publicKey) : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -4,7 +4,24 @@ import type { Endpoint } from "./endpoint.js";
 import type { Keypair } from "./keypair.js";
 import type { PendingInitiation } from "./handshakes.js";
 
-export type PeerState = "idle" | "handshaking" | "connected" | "dead" | "revoked";
+/**
+ * What is true of the peer now (docs/sessions.md):
+ * - idle: no session and no attempt yet;
+ * - handshaking: the first attempt is under way, or our session is not confirmed by the peer yet;
+ * - connected: a session the peer confirmed (something authenticated under its keys arrived);
+ * - no_answer: attempts timed out with no answer (the peer is down or unreachable, or it refuses us: a
+ *   refusing node stays silent, so the two look the same from here); retries continue;
+ * - refused: this node refused the peer's handshake (Peer.refusal says why); retries continue;
+ * - revoked: the peer's certificate is revoked.
+ */
+export type PeerState = "idle" | "handshaking" | "connected" | "no_answer" | "refused" | "revoked";
+
+/** Why this node refused the peer's last handshake: a verifier reason, wrong_peer, bad_binding, ... */
+export interface Refusal {
+  reason: string;
+  detail: string;
+  at: number;
+}
 
 export interface PeerStats {
   txBytes: number;
@@ -27,6 +44,12 @@ export class Peer {
   initiation?: PendingInitiation;
   /** Handshake attempts since the last success, for the retry backoff. */
   attempts = 0;
+  /** Attempts since the last confirmed session that got no answer (or no confirmation) in time. */
+  unanswered = 0;
+  /** This node's last refusal of the peer, until a session is confirmed. */
+  refusal?: Refusal;
+  /** A cookie from the peer (it was under load), for mac2 of our next INITs; see docs/crypto.md. */
+  cookie?: { value: Uint8Array; receivedAt: number };
   nextAttemptAt = 0;
   lastSentAt = 0;
   lastReceivedAt = 0;
@@ -45,10 +68,28 @@ export class Peer {
     public persistent = true,
   ) {}
 
+  /** A keypair the peer confirmed is usable for receiving (after a rekey the new one may not be yet). */
+  get confirmed(): boolean {
+    return !!this.current?.confirmed || this.retired.some((k) => k.confirmed);
+  }
+
   get state(): PeerState {
     if (this.revoked) return "revoked";
-    if (this.current) return "connected";
-    if (this.initiation) return "handshaking";
-    return this.attempts > 0 ? "dead" : "idle";
+    if (this.current && this.confirmed) return "connected";
+    if (this.refusal) return "refused";
+    if (this.unanswered > 0) return "no_answer";
+    if (this.initiation || this.current) return "handshaking";
+    return "idle";
+  }
+
+  /** The state in words, for errors and logs: "refused (unknown_ca: ...)", "no_answer (3 handshake attempts unanswered ...)". */
+  describeState(): string {
+    const s = this.state;
+    if (s === "refused") return `refused (${this.refusal!.reason}: ${this.refusal!.detail})`;
+    if (s === "no_answer") {
+      const n = this.unanswered;
+      return `no_answer (${n} handshake attempt${n === 1 ? "" : "s"} unanswered: the peer is down or unreachable, or it does not accept this node; still trying)`;
+    }
+    return s;
   }
 }

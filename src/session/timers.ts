@@ -1,6 +1,6 @@
 // Session timing. Defaults follow WireGuard's (whitepaper section 6); tests shorten them per device.
 import {
-  KEEPALIVE_TIMEOUT_MS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME_MS, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME_MS, REKEY_TIMEOUT_MS,
+  HANDSHAKE_UNDER_LOAD_PER_S, KEEPALIVE_TIMEOUT_MS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME_MS, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME_MS, REKEY_TIMEOUT_MS,
 } from "./crypto-adapter.js";
 
 export interface SessionTimers {
@@ -18,6 +18,11 @@ export interface SessionTimers {
   /** No authenticated packet for this long: the session is dead; drop its keys and re-handshake. */
   deadAfterMs: number;
   tickMs: number;
+  /**
+   * Not a timer: INITs per second (with a valid mac1) above which the node is "under load" and wants a cookie
+   * (mac2) before any public-key work (docs/crypto.md). Here so tests can move it through EMBER_TEST_TIMERS.
+   */
+  handshakeUnderLoadPerS: number;
 }
 
 export const DEFAULT_TIMERS: SessionTimers = {
@@ -30,4 +35,5 @@ export const DEFAULT_TIMERS: SessionTimers = {
   keepaliveMs: KEEPALIVE_TIMEOUT_MS,
   deadAfterMs: 3 * KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS,
   tickMs: 250,
+  handshakeUnderLoadPerS: HANDSHAKE_UNDER_LOAD_PER_S,
 };

@@ -10,15 +10,21 @@
 // Data packet (16-byte header):
 //   0      1..3          4..7                  8..15           16..
 //   type   reserved = 0  receiver index (u32)  counter (u64)   ciphertext || 16-byte Poly1305 tag
-// Handshake packets:
-//   type | reserved(3) = 0 | sender index (u32) | [receiver index (u32): RESP, FINAL] | Noise message
-//   INIT is padded with zeros to HANDSHAKE_INIT_DATAGRAM bytes (anti-amplification, see below).
+// Handshake packets (one datagram each, at most HANDSHAKE_MAX_DATAGRAM bytes; a longer message is split):
+//   type | reserved = 0 | fragment index (u8) | fragment count (u8) | sender index (u32)
+//        | [receiver index (u32): RESP, FINAL] | chunk of the message | [mac1 (16) | mac2 (16): INIT]
+//   The INIT message is e || claim length (u16) || sealed claim || zero padding (docs/crypto.md): a
+//   one-fragment INIT is at least HANDSHAKE_INIT_DATAGRAM bytes (anti-amplification, see below).
+// Cookie reply (docs/crypto.md, "Silent port and cookies"), exactly COOKIE_REPLY_SIZE bytes:
+//   type | reserved(3) = 0 | receiver index (u32) | nonce (24) | XChaCha20-Poly1305(cookie) (16 + 16)
 
 export const PACKET = {
   HANDSHAKE_INIT: 0x11,
   HANDSHAKE_RESP: 0x12,
   HANDSHAKE_FINAL: 0x13,
   DATA: 0x14,
+  /** The responder is under load: here is a cookie for your address; send the INIT again with mac2. */
+  COOKIE_REPLY: 0x15,
 } as const;
 export type PacketType = (typeof PACKET)[keyof typeof PACKET];
 
@@ -80,14 +86,64 @@ export const IPV6_UDP_OVERHEAD = 48;
 export function innerPayloadFor(mtu: number, v6: boolean): number {
   return Math.min(MAX_PAYLOAD, mtu - (v6 ? IPV6_UDP_OVERHEAD : IPV4_UDP_OVERHEAD) - DATA_OVERHEAD);
 }
-/** Handshake messages carry a certificate chain: one datagram, no fragmentation. */
-export const MAX_HANDSHAKE_MESSAGE = MAX_DATAGRAM - HANDSHAKE_REPLY_HEADER;
 /**
- * A responder answers a 40-byte INIT with a RESP carrying a certificate chain (~1 KB): a 25x
- * amplifier toward a forged source address. INIT datagrams are therefore padded to this size, so the
- * answer is at most ~3x the request (QUIC's anti-amplification limit); shorter INITs are dropped.
+ * Largest handshake datagram: what a 1280-byte IPv6 packet carries (DEFAULT_PATH_MTU), so every handshake
+ * datagram passes every path, direct or relayed, IPv4 or IPv6, without IP fragmentation. A handshake message
+ * that does not fit (a long certificate chain) is split into fragments of this size (the last one shorter).
+ */
+export const HANDSHAKE_MAX_DATAGRAM = DEFAULT_PATH_MTU - IPV6_UDP_OVERHEAD;
+/** Fragments of one handshake message at most: bounds a message (and a reassembly buffer) to ~19 KB. */
+export const HANDSHAKE_MAX_FRAGMENTS = 16;
+/** mac1 and mac2 of an INIT datagram: truncated HMAC-SHA-256 (docs/crypto.md). */
+export const MAC_SIZE = 16;
+export const HANDSHAKE_INIT_TRAILER = 2 * MAC_SIZE;
+/** Message bytes per full fragment. */
+export const INIT_FRAGMENT_CHUNK = HANDSHAKE_MAX_DATAGRAM - HANDSHAKE_INIT_HEADER - HANDSHAKE_INIT_TRAILER;
+export const REPLY_FRAGMENT_CHUNK = HANDSHAKE_MAX_DATAGRAM - HANDSHAKE_REPLY_HEADER;
+/** Largest handshake message (any type): what HANDSHAKE_MAX_FRAGMENTS fragments of the smaller chunk hold. */
+export const MAX_HANDSHAKE_MESSAGE = HANDSHAKE_MAX_FRAGMENTS * INIT_FRAGMENT_CHUNK;
+/**
+ * A responder answers an INIT with a RESP carrying a certificate chain (~1 KB): an amplifier toward a forged
+ * source address. A one-fragment INIT datagram is therefore padded to at least this size, so the answer to
+ * a usual chain is under ~3x the request (QUIC's anti-amplification limit); shorter INITs are dropped. (A RESP
+ * is only ever sent for an INIT whose claim a peer's certificate key signed, and under load only to an
+ * address that proved it receives, through the cookie: see docs/crypto.md.)
  */
 export const HANDSHAKE_INIT_DATAGRAM = 400;
+/** The INIT message (e, claim length, sealed claim) is zero-padded to at least this. */
+export const MIN_INIT_MESSAGE = HANDSHAKE_INIT_DATAGRAM - HANDSHAKE_INIT_HEADER - HANDSHAKE_INIT_TRAILER;
+/** Claim length field after e in the INIT message. */
+export const INIT_CLAIM_LENGTH_SIZE = 2;
+export const COOKIE_SIZE = 16;
+export const COOKIE_NONCE_SIZE = 24;
+/** type, reserved, receiver index, nonce, sealed cookie: 64 bytes, far smaller than any INIT. */
+export const COOKIE_REPLY_SIZE = 8 + COOKIE_NONCE_SIZE + COOKIE_SIZE + TAG_SIZE;
+/** The responder's cookie secret is replaced this often (WireGuard's 2 minutes); older cookies stop working. */
+export const COOKIE_SECRET_ROTATE_MS = 120_000;
+/** An initiator uses a cookie this long after it arrived (a little less than the secret's life). */
+export const COOKIE_MAX_AGE_MS = COOKIE_SECRET_ROTATE_MS - 5_000;
+/**
+ * "Under load": more INIT datagrams with a valid mac1 than this in one second. Then, and for
+ * UNDER_LOAD_HOLD_MS after, an INIT must carry a valid mac2 (a cookie for its source address) before the
+ * responder does any public-key work for it; one without gets a cookie reply. A mesh of 1,000 peers
+ * rekeying every 2 minutes makes ~8 INITs per second.
+ */
+export const HANDSHAKE_UNDER_LOAD_PER_S = 128;
+export const UNDER_LOAD_HOLD_MS = 1_000;
+/** Handshake messages being reassembled from fragments: bounds, all of them, and per source address. */
+export const REASSEMBLY_MAX_MESSAGES = 128;
+export const REASSEMBLY_MAX_PER_SOURCE = 8;
+export const REASSEMBLY_MAX_BYTES = 1 << 20;
+/** A message whose fragments did not all arrive within this is forgotten. */
+export const REASSEMBLY_TIMEOUT_MS = 5_000;
+/** Domain-separation labels of the silent-port keys (docs/crypto.md). */
+export const LABEL_RESPONDER = "embernet-responder:v1:";
+export const LABEL_MAC1 = "embernet-mac1:v1:";
+export const LABEL_COOKIE = "embernet-cookie:v1:";
+export const LABEL_CLAIM_KEY = "embernet-claim-key:v1:";
+export const CLAIM_SIGNATURE_CONTEXT = "embernet-init-claim:v1:";
+/** INIT claim (msgpack) version. */
+export const INIT_CLAIM_VERSION = 1;
 /** Noise message sizes, for length checks before any crypto: RESP = e, enc(s), enc(payload) etc. */
 export const MIN_HANDSHAKE_RESP_MESSAGE = DH_SIZE + DH_SIZE + TAG_SIZE + TAG_SIZE;
 export const MIN_HANDSHAKE_FINAL_MESSAGE = DH_SIZE + TAG_SIZE + TAG_SIZE;
@@ -144,8 +200,8 @@ export const FLOW_CODE = {
 export const HANDSHAKE_PAYLOAD_VERSION = 1;
 export const STATIC_KEY_BINDING_CONTEXT = "embernet-noise-static-key:v1:";
 export const NOISE_PROTOCOL_NAME = "Noise_XX_25519_ChaChaPoly_SHA256";
-/** The prologue binds the wire version into the handshake hash. */
-export const NOISE_PROLOGUE = "embernet/1";
+/** The prologue binds the wire version into the handshake hash (2: INIT with mac1, mac2 and a signed claim). */
+export const NOISE_PROLOGUE = "embernet/2";
 /** Control-message (msgpack) schema version. */
 export const CONTROL_MESSAGE_VERSION = 1;
 

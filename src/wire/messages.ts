@@ -2,7 +2,7 @@
 // Every message is a map with an explicit version `v`; decoding checks the schema field by field and
 // throws MessageError naming the first problem, so a hostile or garbled message never gets further.
 import { Packr } from "msgpackr";
-import { CONTROL_MESSAGE_VERSION, HANDSHAKE_PAYLOAD_VERSION } from "./constants.js";
+import { CONTROL_MESSAGE_VERSION, HANDSHAKE_PAYLOAD_VERSION, INIT_CLAIM_VERSION } from "./constants.js";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: "number" });
 
@@ -89,8 +89,11 @@ export interface HandshakePayload {
   ts: number;
 }
 
+/** Certificates in a presented chain: the leaf and up to three CAs (an extra intermediate, and the root). */
+export const MAX_PRESENTED_CHAIN = 4;
+
 const handshakePayload = defineMessage<HandshakePayload>("handshake payload", HANDSHAKE_PAYLOAD_VERSION, {
-  chain: field.array(field.bytes(1, 4096), 1, 3),
+  chain: field.array(field.bytes(1, 4096), 1, MAX_PRESENTED_CHAIN),
   sig: field.bytes(64, 64),
   ts: field.uint(),
 });
@@ -101,6 +104,38 @@ export function encodeHandshakePayload(p: HandshakePayload): Uint8Array {
 
 export function decodeHandshakePayload(bytes: Uint8Array): HandshakePayload & { v: number } {
   return handshakePayload.decode(bytes);
+}
+
+/**
+ * The initiator's claim in an INIT (sealed to whoever knows the responder's name and CA, docs/crypto.md): who
+ * is asking, signed by its certificate key over the responder's name, the INIT's ephemeral key and `ts`, so
+ * the responder refuses a sender outside its peer map before any Diffie-Hellman and without a word. `chain`
+ * (leaf first) comes along when the responder may not have the initiator's certificate (static peers, a retry).
+ */
+export interface InitClaim {
+  name: string;
+  /** The initiator's handshake clock (ms), strictly increasing: a replayed INIT is refused. */
+  ts: number;
+  /** Ed25519 by the certificate key over CLAIM_SIGNATURE_CONTEXT || responder name || 0 || e || ts (u64 LE). */
+  sig: Uint8Array;
+  chain?: Uint8Array[];
+}
+
+const initClaim = defineMessage<InitClaim>("INIT claim", INIT_CLAIM_VERSION, {
+  name: field.string(63),
+  ts: field.uint(),
+  sig: field.bytes(64, 64),
+  chain: field.optional(field.array(field.bytes(1, 4096), 1, MAX_PRESENTED_CHAIN)),
+});
+
+export function encodeInitClaim(c: InitClaim): Uint8Array {
+  const m: InitClaim = { name: c.name, ts: c.ts, sig: Buffer.from(c.sig) };
+  if (c.chain) m.chain = c.chain.map((d) => Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+  return initClaim.encode(m);
+}
+
+export function decodeInitClaim(bytes: Uint8Array): InitClaim & { v: number } {
+  return initClaim.decode(bytes);
 }
 
 /** A direct-path candidate as disco exchanges it (CALL_ME_MAYBE inside an encrypted DATA packet). */

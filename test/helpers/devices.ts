@@ -28,7 +28,7 @@ export class MemoryNet {
 
   add(name: string, ca: CaMaterial, leaf: TestLeaf, opts: {
     verifier?: Verifier; timers?: Partial<SessionTimers>; chain?: Uint8Array[];
-    canSend?: DeviceOptions["canSend"]; onWritable?: DeviceOptions["onWritable"];
+    canSend?: DeviceOptions["canSend"]; onWritable?: DeviceOptions["onWritable"]; peerCertificate?: DeviceOptions["peerCertificate"];
   } = {}): Device {
     const port = 1000 + this.devices.size;
     const self: Endpoint = { kind: "udp", host: "127.0.0.1", port };
@@ -40,6 +40,7 @@ export class MemoryNet {
       timers: { tickMs: 50, ...opts.timers },
       canSend: opts.canSend,
       onWritable: opts.onWritable,
+      peerCertificate: opts.peerCertificate,
       send: (to, data) => {
         const w: Wire = { from: self, to, data: Buffer.from(data) };
         this.sent.push(w);

@@ -1,8 +1,11 @@
 // The session device at its boundary: certificate refusals, replay, rekey, revocation, hostile input.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { signRevocationList, Verifier, type CaMaterial } from "../../src/pki/index.js";
-import { INNER, PACKET } from "../../src/session/crypto-adapter.js";
+import { parseCertificate, signRevocationList, Verifier, type CaMaterial } from "../../src/pki/index.js";
+import { createHash } from "node:crypto";
+import {
+  INNER, PACKET, Responder, encodeHandshake, generateStaticKeyPair, openClaim, parseHandshake, parseInitMessage, responderKey,
+} from "../../src/session/crypto-adapter.js";
 import { MemoryNet, drops } from "../helpers/devices.js";
 import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
 import { eventually } from "../helpers/nodes.js";
@@ -132,8 +135,15 @@ describe("certificate refusals", () => {
     expect(log, `a logged refusal with reason ${reason}`).toBeDefined();
   }
 
-  it("refuses a peer from a foreign CA", async () => {
-    await refusedWith(await makeLeaf(other, "node-a"), other, "unknown_ca");
+  it("a peer from a foreign CA gets no answer at all: its mac1 is keyed for another root (and so is ours for it)", async () => {
+    net = new MemoryNet();
+    const a = net.add("node-a", other, await makeLeaf(other, "node-a"), { timers: { handshakeTimeoutMs: 200, handshakeBackoffMaxMs: 400 } });
+    const b = net.add("node-b", ca, leafB, { timers: { handshakeTimeoutMs: 200, handshakeBackoffMaxMs: 400 } });
+    net.link("node-a", "node-b");
+    a.start(); b.start();
+    await eventually(() => drops(b, "handshake_bad_mac1") >= 2 && drops(a, "handshake_bad_mac1") >= 2, 5_000, "both sides drop the other's INITs");
+    expect(net.sent.every((w) => w.data[0] === PACKET.HANDSHAKE_INIT)).toBe(true); // nothing but INITs, never answered
+    await eventually(() => a.peers.get("node-b")!.state === "no_answer" && b.peers.get("node-a")!.state === "no_answer", 3_000, "no_answer both ways");
   });
   it("refuses a peer with an expired certificate", async () => {
     await refusedWith(await makeLeaf(ca, "node-a", { ttlMs: 3_600_000, now: new Date(Date.now() - 7_200_000) }), ca, "expired");
@@ -161,13 +171,101 @@ describe("certificate refusals", () => {
     a.start(); b.start();
     await eventually(() => drops(b, "handshake_unknown_peer") > 0, 5_000, "unknown peer refusal");
   });
-  it("refuses a responder that is not the peer it dialled", async () => {
+  it("an impostor at the peer's address that knows the mesh's root gets node-a's claim, not its trust: wrong_peer", async () => {
+    // A node's own device answers only INITs for its own name, so the impostor here is an attacker's program:
+    // it knows the root CA and the name node-b (so it can read the INIT's claim) and answers with its own
+    // certificate. node-a refuses the response (wrong_peer), says so, and never sends its own certificate.
     net = new MemoryNet();
     const a = net.add("node-a", ca, leafA);
-    net.add("impostor", ca, await makeLeaf(ca, "impostor"));
+    const impostorLeaf = await makeLeaf(ca, "impostor");
+    net.add("impostor", ca, impostorLeaf);
     a.addPeer("node-b", net.addr("impostor"));
+    const impostor = { certChainDer: [impostorLeaf.der, ca.intermediateDer], certPrivateKey: impostorLeaf.keys.privateKey, ...generateStaticKeyPair() };
+    const rk = responderKey(new Uint8Array(createHash("sha256").update(ca.rootDer).digest()), "node-b");
+    let claimed = "";
+    net.filter = (w) => {
+      if (w.to.kind !== "udp" || w.to.port !== 1001) return true;
+      const f = parseHandshake(w.data);
+      if (!f.ok || f.type !== PACKET.HANDSHAKE_INIT) return false;
+      const m = parseInitMessage(f.chunk)!;
+      claimed = openClaim(rk, m.e, m.sealedClaim)?.name ?? "?";
+      const r = new Responder(impostor, new Verifier({ bundlePem: ca.bundlePem }));
+      r.readInit(m.e);
+      for (const frag of encodeHandshake(PACKET.HANDSHAKE_RESP, 77, f.senderIndex, r.writeResp())) {
+        setImmediate(() => a.receive(frag, w.to));
+      }
+      return false;
+    };
     a.start();
     await eventually(() => drops(a, "handshake_wrong_peer") > 0, 5_000, "wrong peer refusal");
+    expect(claimed).toBe("node-a");
+    expect(net.sent.filter((w) => w.data[0] === PACKET.HANDSHAKE_FINAL)).toHaveLength(0);
+    expect(a.peers.get("node-b")!.state).toBe("refused");
+    expect(a.peers.get("node-b")!.describeState()).toMatch(/refused \(wrong_peer: the responder is impostor/);
+  });
+});
+
+describe("coordinated peers: certificates from the peer map", () => {
+  it("INITs carry no certificate (400 bytes); after a rotation to a new key, the next INIT carries the new chain", async () => {
+    const map: Record<string, Uint8Array> = { "node-a": leafA.der, "node-b": leafB.der };
+    net = new MemoryNet();
+    const timers = { handshakeTimeoutMs: 5_000 };
+    const a = net.add("node-a", ca, leafA, { timers, peerCertificate: (n) => map[n] });
+    const b = net.add("node-b", ca, leafB, { timers, peerCertificate: (n) => map[n] });
+    net.link("node-a", "node-b");
+    b.peers.get("node-a")!.persistent = false;
+    a.start(); b.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    const inits = () => net.sent.filter((w) => w.data[0] === PACKET.HANDSHAKE_INIT);
+    expect(inits().map((w) => w.data.length)).toEqual([400]);
+    // node-a renews its certificate with a new key; node-b's map still has the old one
+    const renewed = await makeLeaf(ca, "node-a");
+    a.setLocalIdentity({ certChainDer: [renewed.der, ca.intermediateDer], certPrivateKey: renewed.keys.privateKey, ...generateStaticKeyPair() });
+    a.initiate(a.peers.get("node-b")!, "test: rekey after rotation");
+    await eventually(() => a.peers.get("node-b")!.stats.handshakes === 2 && a.peers.get("node-b")!.state === "connected", 2_000, "rekeyed at the first attempt");
+    expect(inits()).toHaveLength(2);
+    expect(inits()[1].data.length).toBeGreaterThan(400 + renewed.der.length); // the claim carried the new chain
+    expect(b.peers.get("node-a")!.identity!.serial).toBe(parseCertificate(renewed.der).serial);
+    // once confirmed, the next rekey is small again (node-b's map still holds the old certificate: node-b also
+    // tries the key of its last session with node-a, so the lagging map costs no retry)
+    a.initiate(a.peers.get("node-b")!, "test: another rekey");
+    await eventually(() => a.peers.get("node-b")!.stats.handshakes === 3, 2_000, "second rekey");
+    expect(inits()[2].data.length).toBe(400);
+  });
+});
+
+describe("peer states are truthful (issue 14 item 7)", () => {
+  it("an initiator whose final message never reaches the responder is not connected: handshaking, then no_answer", async () => {
+    const { a, b } = pair({ timers: { handshakeTimeoutMs: 150, handshakeBackoffMaxMs: 300 } });
+    net.filter = (w) => w.data[0] !== PACKET.HANDSHAKE_FINAL; // the responder never gets the keys we install
+    b.peers.get("node-a")!.persistent = false; // only node-a initiates
+    a.start(); b.start();
+    await eventually(() => a.peers.get("node-b")!.current, 2_000, "node-a installed keys (answered, not confirmed)");
+    expect(a.peers.get("node-b")!.state).toBe("handshaking");
+    await eventually(() => a.peers.get("node-b")!.state === "no_answer", 3_000, "no_answer after the handshake timeout");
+    await expect(a.ping("node-b", 300)).rejects.toThrow(/state: no_answer \(\d+ handshake attempts? unanswered/);
+    net.filter = () => true;
+    // (a ping sent under the unconfirmed keys is lost: node-b never had them, and starts a handshake of its own)
+    await eventually(() => a.ping("node-b", 500).catch(() => undefined), 5_000, "ping once the final messages pass");
+    expect(a.peers.get("node-b")!.state).toBe("connected");
+  });
+
+  it("a revoked initiator: the node that knows refuses it (refused, revoked) in silence; the revoked node says no_answer", async () => {
+    const verifierB = new Verifier({ bundlePem: ca.bundlePem });
+    expect(verifierB.applyRevocationList(signRevocationList(ca, 1, [parseCertificate(leafA.der).serial]))).toEqual({ ok: true });
+    net = new MemoryNet();
+    const timers = { handshakeTimeoutMs: 150, handshakeBackoffMaxMs: 300 };
+    const a = net.add("node-a", ca, leafA, { timers });
+    const b = net.add("node-b", ca, leafB, { timers, verifier: verifierB });
+    net.link("node-a", "node-b");
+    a.start(); b.start();
+    await eventually(() => b.peers.get("node-a")!.state === "refused" && a.peers.get("node-b")!.state === "no_answer", 4_000, "refused / no_answer");
+    expect(b.peers.get("node-a")!.describeState()).toMatch(/^refused \(revoked: serial/);
+    await expect(a.ping("node-b", 300)).rejects.toThrow(/state: no_answer/);
+    await expect(b.ping("node-a", 300)).rejects.toThrow(/state: refused \(revoked/);
+    // node-b answers node-a's INITs with nothing: it never sends node-a a RESP (its own INITs get RESPs it refuses)
+    expect(net.sent.filter((w) => w.from.kind === "udp" && w.from.port === 1001 && w.data[0] === PACKET.HANDSHAKE_RESP)).toHaveLength(0);
+    expect(drops(b, "handshake_revoked")).toBeGreaterThan(0);
   });
 });
 

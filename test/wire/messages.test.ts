@@ -21,8 +21,8 @@ describe("handshake payload", () => {
     const cases: [unknown, RegExp][] = [
       [{ ...good, v: 2 }, /version 2 is not 1/],
       [{ ...good, v: undefined }, /version undefined/],
-      [{ ...good, chain: [] }, /chain must be a list of 1-3/],
-      [{ ...good, chain: [Buffer.alloc(1), Buffer.alloc(1), Buffer.alloc(1), Buffer.alloc(1)] }, /chain must be a list/],
+      [{ ...good, chain: [] }, /chain must be a list of 1-4/],
+      [{ ...good, chain: Array.from({ length: 5 }, () => Buffer.alloc(1)) }, /chain must be a list/],
       [{ ...good, chain: ["text"] }, /chain\[0\] must be bytes/],
       [{ ...good, sig: Buffer.alloc(63) }, /sig must be 64 bytes, got 63/],
       [{ ...good, sig: undefined }, /sig must be bytes/],
