@@ -99,6 +99,7 @@ export function peersReport(d: Daemon) {
   return [...d.device.peers.values()].map((p) => ({
     name: p.name,
     state: p.state,
+    ...(p.refusal ? { refusal: p.refusal } : {}),
     path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),
