@@ -47,8 +47,13 @@ export class ControlServer {
   }
 
   private async answer(s: Socket, line: string): Promise<void> {
-    let req: { id?: unknown; method?: unknown; params?: unknown };
-    try { req = JSON.parse(line); } catch { s.write(JSON.stringify({ error: "request is not JSON" }) + "\n"); return; }
+    let parsed: unknown;
+    try { parsed = JSON.parse(line); } catch { s.write(JSON.stringify({ error: "request is not JSON" }) + "\n"); return; }
+    if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+      s.write(JSON.stringify({ error: "request must be a JSON object {id, method, params}" }) + "\n");
+      return;
+    }
+    const req = parsed as { id?: unknown; method?: unknown; params?: unknown };
     const id = req.id;
     if (typeof req.method !== "string") { s.write(JSON.stringify({ id, error: "missing method" }) + "\n"); return; }
     try {

@@ -7,6 +7,8 @@ import type { ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";
 
+const MAX_PING_TIMEOUT_MS = 60_000;
+
 export type ControlMethod = (params: Record<string, unknown>) => Promise<unknown> | unknown;
 
 export class ControlMethods {
@@ -34,8 +36,10 @@ export function registerNodeMethods(methods: ControlMethods, d: Daemon): void {
   methods.register("peers", () => peersReport(d));
   methods.register("netcheck", () => d.runNetcheck());
   methods.register("ping", async (params) => {
-    const name = String(params.name ?? "");
-    const timeoutMs = Number(params.timeoutMs ?? 5_000);
+    const name = params.name;
+    if (typeof name !== "string" || name === "") throw new Error("ping: give the peer's name");
+    const timeoutMs = params.timeoutMs === undefined ? 5_000 : Number(params.timeoutMs);
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_PING_TIMEOUT_MS) throw new Error(`ping: timeoutMs must be 1-${MAX_PING_TIMEOUT_MS}`);
     return { name, rttMs: await d.device.ping(name, timeoutMs) };
   });
 }
