@@ -105,7 +105,9 @@ describe("exhaustion of a node's UDP port", () => {
     expect(drained.peak.reassembling).toBeGreaterThan(0);
     expect(rssMax - rss0).toBeLessThan(64);
     // every kind was refused for what it is
-    expect((d.handshake_stale_init ?? 0) + (d.handshake_rate_limited ?? 0)).toBeGreaterThanOrEqual(999); // the replays
+    // The replays: refused as stale, or earlier by the rate limit or the load check (which one depends on how
+    // busy the machine is when they arrive).
+    expect((d.handshake_stale_init ?? 0) + (d.handshake_rate_limited ?? 0) + (d.handshake_under_load ?? 0)).toBeGreaterThanOrEqual(999);
     expect(d.handshake_fragment_evicted ?? 0).toBeGreaterThan(0); // half-finished INITs beyond the bounds
     expect(d.handshake_fragment_expired ?? 0).toBeGreaterThan(0);
     expect(d.handshake_unknown_index ?? 0).toBeGreaterThan(300); // stray RESP/FINAL
