@@ -250,8 +250,12 @@ export class CoordServer {
       if (route === `GET ${PATHS.map}`) return await this.mapStream(id, url, req, res);
       if (route === `POST ${PATHS.status}`) return await this.status(id, req, res);
       if (route === `GET ${PATHS.revocation}`) return this.sendRevocation(res);
-      if (route === `POST ${TELEMETRY_PATHS.token}`) return await this.telemetry.token(id, req, res);
-      if (route === `POST ${TELEMETRY_PATHS.telemetry}`) return await this.telemetry.ingest(id, req, res);
+      if (route === `POST ${TELEMETRY_PATHS.token}` || route === `POST ${TELEMETRY_PATHS.telemetry}`) {
+        // Telemetry is from nodes of the mesh: an active enrollment, whatever else the certificate is.
+        if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
+        if (route === `POST ${TELEMETRY_PATHS.token}`) return await this.telemetry.token(id, req, res);
+        return await this.telemetry.ingest(id, req, res);
+      }
       throw new HttpError(404, "not_found", `no endpoint ${route}`);
     } catch (err) {
       if (err instanceof HttpError) {
