@@ -41,8 +41,16 @@ export function registerUp(program: Command): void {
       } else if (!existsSync(config.certPath)) {
         throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
       }
-      const daemon = new Daemon({ config, timers: timersFromEnv() });
-      const addr = await daemon.start();
+      let daemon: Daemon;
+      let addr: { host: string; port: number };
+      try {
+        daemon = new Daemon({ config, timers: timersFromEnv() });
+        addr = await daemon.start();
+      } catch (err) {
+        // Name the cause (a wrong clock, most often) for `ember status` and the console, then exit 1.
+        const { explainStartFailure } = await import("./health.js");
+        return explainStartFailure(err as Error, config);
+      }
       // One line, so supervisors and tests can read the bound address.
       process.stdout.write(JSON.stringify({ event: "up", name: daemon.name, listen: addr, control: config.controlSocket }) + "\n");
       await new Promise<void>((resolve) => {
