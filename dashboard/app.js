@@ -2,10 +2,12 @@
 // Plain JavaScript, no build step and nothing fetched from elsewhere (docs/dashboard.md).
 "use strict";
 
-/** h("tag.class", {attr}, ...children): builds elements; text is always text (never parsed as HTML). */
+/** h("tag#id.class", {attr}, ...children): builds elements; text is always text (never parsed as HTML). */
 function h(spec, attrs, ...kids) {
-  const [tag, ...cls] = spec.split(".");
+  const [head, ...cls] = spec.split(".");
+  const [tag, id] = head.split("#");
   const el = document.createElement(tag);
+  if (id) el.id = id;
   if (cls.length) el.className = cls.join(" ");
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
@@ -83,7 +85,7 @@ const pages = {
       h("h1", {}, "Certificates"),
       table("certs", ["node", "status", "serial", "valid from", "valid until", "next rotation", "expires in"], c.nodes.map((n) => h("tr", { "data-cert": n.name },
         h("td", {}, nodeLink(n.name)), h("td", {}, h(`span.badge.${n.status === "active" ? "ok" : "bad"}`, {}, n.status)), h("td.mono", {}, n.serial),
-        h("td", {}, time(n.notBefore)), h("td", {}, time(n.notAfter)), h("td.rotation", {}, n.nextRotation ? `${time(n.nextRotation)} (${ago(n.nextRotation)})` : "–"),
+        h("td", {}, time(n.notBefore)), h("td", {}, time(n.notAfter)), h("td.rotation", { "data-at": n.nextRotation }, n.nextRotation ? `${time(n.nextRotation)} (${ago(n.nextRotation)})` : "–"),
         h("td", {}, n.expiresInS > 0 ? dur(n.expiresInS) : "expired")))),
       h("h2", {}, "Revocations"),
       c.revoked.length ? table("revoked", ["node", "serial", "revoked at", "certificate valid until"], c.revoked.map((r) => h("tr", {}, h("td", {}, r.name), h("td.mono", {}, r.serial), h("td", {}, time(r.revokedAt)), h("td", {}, time(r.notAfter)))))

@@ -34,6 +34,7 @@ import { JwtKey } from "./jwt.js";
 import { TelemetryApi } from "./telemetry-api.js";
 import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";
 import { Console } from "./console.js";
+import { startConsoleListener } from "./console-listener.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 
 export interface CoordServerOptions {
@@ -53,6 +54,8 @@ export interface CoordServerOptions {
   /** Node telemetry kept this long (default 7 days) and at most this many events (default 500,000). */
   telemetryRetentionMs?: number;
   telemetryMaxRows?: number;
+  /** The console's own HTTPS listener (browsers need a non-Ed25519 web certificate: docs/dashboard.md). */
+  console?: { host: string; port: number; certFile?: string; keyFile?: string };
 }
 
 const SERVER_TENANT = "system";
@@ -91,6 +94,10 @@ export class CoordServer {
   readonly tokenKey: JwtKey;
   readonly telemetry: TelemetryApi;
   readonly console: Console;
+  private consoleServer?: Server;
+  /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
+  consoleUrl?: string;
+  consoleFingerprint?: string;
   url = "";
 
   constructor(private readonly opts: CoordServerOptions) {
@@ -189,6 +196,13 @@ export class CoordServer {
       SERVER_CERT_TTL_MS / 2).unref());
     this.compiler.warm();
     this.console.start();
+    if (this.opts.console) {
+      const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem }, this.console, this.log);
+      this.consoleServer = c.server;
+      this.consoleUrl = c.url;
+      this.consoleFingerprint = c.fingerprint;
+      this.log.info({ event: "console_listening", url: c.url, fingerprint: c.fingerprint }, "console listening");
+    }
     this.timers.push(setInterval(() => {
       try { this.telemetry.store.prune(); } catch (err) { this.log.error({ event: "telemetry_prune_failed", err: (err as Error).message }); }
     }, TELEMETRY_PRUNE_MS).unref());
@@ -204,6 +218,7 @@ export class CoordServer {
     await this.compiler.close();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     this.console.close();
+    await new Promise<void>((resolve) => { if (!this.consoleServer) return resolve(); this.consoleServer.close(() => resolve()); this.consoleServer.closeAllConnections(); });
     await this.flushStatus();
     this.telemetry.store.close();
     await this.store.close();

@@ -96,7 +96,7 @@ export class NodeHealth {
         { t: "handshake", at, peer: o.peer, ok: true, data: { endpoint: o.endpoint, initiator: o.initiator } });
     } else if (msg.startsWith("path: ")) {
       this.add({ kind: "connections", event: msg === "path: relay" ? "relay_fallback" : "path_direct", peer: o.peer, from: o.from, to: o.to, rttMs: o.rttMs }, at,
-        { t: "path", at, peer: o.peer, ok: msg !== "path: relay", data: { from: o.from, to: o.to, ...(o.rttMs !== undefined ? { rttMs: o.rttMs } : {}) } });
+        { t: "path", at, peer: o.peer, ok: msg !== "path: relay", data: { from: o.from, to: o.to, ...(typeof o.rttMs === "number" ? { rttMs: Math.round(o.rttMs * 100) / 100 } : {}) } });
     } else if (msg.startsWith("coordination stream")) {
       const up = msg === "coordination stream connected";
       this.add({ kind: "connections", event: up ? "coord_connected" : "coord_lost" }, at, { t: "coord", at, ok: up, data: { what: "coordination stream" } });
