@@ -59,7 +59,7 @@ export function diagnose(f: DiagnosisFacts): Problem[] {
 
   // Clock skew first: it explains TLS and certificate failures, which would otherwise look like a network fault.
   if (f.clock && Math.abs(f.clock.offsetMs) > DIAG.clockWarnMs) {
-    const certSays = f.certificate?.problem ? `; certificates look ${f.certificate.problem.replace("_", " ")} by this clock` : "";
+    const certSays = f.certificate?.problem ? `; certificates look ${f.certificate.problem.replaceAll("_", " ")} by this clock` : "";
     out.push({
       code: "clock_skew", severity: clockBad ? "error" : "warning",
       summary: `this host's clock is ${fmtOffset(f.clock.offsetMs)} the coordination server's (measured ${new Date(f.clock.measuredAt).toISOString()} via ${f.clock.via})${certSays}`,
@@ -69,7 +69,7 @@ export function diagnose(f: DiagnosisFacts): Problem[] {
   } else if (f.certificate?.problem) {
     out.push({
       code: "certificate_invalid", severity: "error",
-      summary: `this node's certificate is ${f.certificate.problem.replace("_", " ")} (valid ${new Date(f.certificate.notBefore).toISOString()} to ${new Date(f.certificate.notAfter).toISOString()})`,
+      summary: `this node's certificate is ${f.certificate.problem.replaceAll("_", " ")} (valid ${new Date(f.certificate.notBefore).toISOString()} to ${new Date(f.certificate.notAfter).toISOString()})`,
       fix: f.certificate.problem === "expired" ? "the node could not renew in time: check it reaches the coordination server, or enroll it again with a new token" : "check this host's clock (NTP)",
     });
   }
