@@ -86,9 +86,12 @@ export function registerCoord(program: Command): void {
       const { CoordServer } = await import("../coord/server.js");
       let server: InstanceType<typeof CoordServer>;
       try {
-        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits, console: consoleOpt, telemetryRetentionMs });
+        let metrics: { host: string; port: number } | undefined;
+        if (o.metrics) metrics = parseHostPort(o.metrics, "--metrics", "127.0.0.1");
+        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits, console: consoleOpt, telemetryRetentionMs, metrics });
         const url = await server.start();
         process.stdout.write(`coordination server ${url} (root pin ${server.pin})\n`);
+        if (server.metricsPort) process.stdout.write(`metrics http://${metrics!.host}:${server.metricsPort}/metrics\n`);
         if (server.consoleUrl) process.stdout.write(`console ${server.consoleUrl} (certificate sha256 ${server.consoleFingerprint})\n`);
       } catch (err) {
         throw new CliError((err as Error).message);

@@ -26,6 +26,7 @@ export function registerUp(program: Command): void {
     .option("--log-level <level>", "log level", undefined)
     .option("--mtu <bytes>", "path MTU of direct paths, 1280-1500 (default 1280: fits every path)")
     .option("--policy <file>", "local policy file, for a mesh without a coordination server")
+    .option("--metrics <[127.0.0.1:]port>", "Prometheus metrics on this loopback port (GET /metrics)")
     .option("--proxy <[127.0.0.1:]port>", "run the SOCKS5/HTTP proxy on this loopback port (names resolve through the mesh)")
     .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
       const config = loadNodeConfig(o);

@@ -35,6 +35,7 @@ import { TelemetryApi } from "./telemetry-api.js";
 import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";
 import { Console } from "./console.js";
 import { startConsoleListener } from "./console-listener.js";
+import { CoordMetrics } from "./metrics.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 
 export interface CoordServerOptions {
@@ -56,6 +57,8 @@ export interface CoordServerOptions {
   telemetryMaxRows?: number;
   /** The console's own HTTPS listener (browsers need a non-Ed25519 web certificate: docs/dashboard.md). */
   console?: { host: string; port: number; certFile?: string; keyFile?: string };
+  /** Prometheus metrics on plain HTTP (docs/operations.md). */
+  metrics?: { host: string; port: number };
 }
 
 const SERVER_TENANT = "system";
@@ -98,6 +101,10 @@ export class CoordServer {
   /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
   consoleUrl?: string;
   consoleFingerprint?: string;
+  /** Counted events, for metrics. */
+  readonly counters = { enrollments: 0, renewals: 0, revocations: 0, policy_changes: 0 };
+  readonly metrics = new CoordMetrics(this);
+  metricsPort?: number;
   url = "";
 
   constructor(private readonly opts: CoordServerOptions) {
@@ -196,6 +203,7 @@ export class CoordServer {
       SERVER_CERT_TTL_MS / 2).unref());
     this.compiler.warm();
     this.console.start();
+    if (this.opts.metrics) this.metricsPort = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
     if (this.opts.console) {
       const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem }, this.console, this.log);
       this.consoleServer = c.server;
@@ -218,10 +226,18 @@ export class CoordServer {
     await this.compiler.close();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     this.console.close();
+    await this.metrics.close();
     await new Promise<void>((resolve) => { if (!this.consoleServer) return resolve(); this.consoleServer.close(() => resolve()); this.consoleServer.closeAllConnections(); });
     await this.flushStatus();
     this.telemetry.store.close();
     await this.store.close();
+  }
+
+  /** Runs one map change and records how long its fan-out to the connected nodes took. */
+  private timePush(change: string, fn: () => void): void {
+    const t0 = process.hrtime.bigint();
+    fn();
+    this.metrics.mapPush.observe({ change }, Number(process.hrtime.bigint() - t0) / 1e9);
   }
 
   private async serverCredentials() {
@@ -320,7 +336,8 @@ export class CoordServer {
     });
     if (!r.ok) throw new HttpError(r.reason === "name_taken" ? 409 : 403, r.reason, r.detail);
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
-    this.hub.upsertPeer(hubPeer(node, now));
+    this.timePush("enroll", () => this.hub.upsertPeer(hubPeer(node, now)));
+    this.counters.enrollments++;
     this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
     if (t.roles.includes(ADMIN_ROLE)) {
       this.audit.write({ action: "admin_enrolled", name, tenant: t.tenant, roles: t.roles, serial: cert.serial, token: t.id, tokenCreatedBy: t.createdBy, remote: req.socket.remoteAddress },
@@ -349,7 +366,8 @@ export class CoordServer {
       cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
     });
     if (!ok) throw new HttpError(403, "not_enrolled", `"${id.name}" was revoked or re-enrolled meanwhile`);
-    this.hub.upsertPeer({ ...hubPeer({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }, now), ...this.liveStatus(node.name) });
+    this.timePush("renew", () => this.hub.upsertPeer({ ...hubPeer({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }, now), ...this.liveStatus(node.name) }));
+    this.counters.renewals++;
     this.log.info({ event: "renewed", name: node.name, oldSerial: id.serial, serial: cert.serial, notAfter: cert.notAfter.toISOString() }, "certificate renewed");
     sendJson(res, 200, { certPem, bundlePem: this.ca.bundlePem, notAfter: cert.notAfter.toISOString(), certTtlMs: ttl });
   }
@@ -421,7 +439,7 @@ export class CoordServer {
     }
     if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
     const now = Date.now();
-    this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, services, lastSeen: now });
+    this.timePush("status", () => this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, services, lastSeen: now }));
     this.pendingStatus.set(id.name, { name: id.name, endpoints: eps as string[], homeRelay: homeRelay as string | undefined, natType: natType as string | undefined, lastSeen: now });
     sendJson(res, 200, { ok: true });
   }
@@ -585,7 +603,8 @@ export class CoordServer {
     if (!applied.ok) this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
     this.revocationNumber = r.number;
     this.revocationText = r.text;
-    this.hub.revoke(name, r.text);
+    this.timePush("revoke", () => this.hub.revoke(name, r.text));
+    this.counters.revocations++;
     const serials = r.serials.map((s) => s.serial);
     this.log.info({ event: "revoked", name, number: r.number, serials, by: id.name }, "node revoked");
     sendJson(res, 200, { name, number: r.number, serials });
@@ -623,7 +642,8 @@ export class CoordServer {
       await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
       const before = this.hub.stats.bytesSent;
       this.policy = policy;
-      this.hub.setPolicy(policy, named);
+      this.timePush("policy", () => this.hub.setPolicy(policy, named));
+      this.counters.policy_changes++;
       this.log.info({ event: "policy_set", hash, rules: policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
       return hash;
     });

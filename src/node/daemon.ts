@@ -53,6 +53,7 @@ export class Daemon implements NodeRuntime {
   private local?: LocalCandidates;
   private meshPart?: Mesh;
   private controlSocket?: ControlServer;
+  private metricsServer?: import("node:http").Server;
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
@@ -144,6 +145,12 @@ export class Daemon implements NodeRuntime {
       this.meshPart.start();
     }
     this.health.start(this.meshPart);
+    if (cfg.metrics) {
+      const { startNodeMetrics } = await import("./metrics.js");
+      const m = await startNodeMetrics(this, cfg.metrics.host, cfg.metrics.port);
+      this.metricsServer = m.server;
+      this.log.info({ metrics: `http://${cfg.metrics.host}:${m.port}/metrics` }, "metrics listening");
+    }
     const addr = conn.address();
     this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.host}:${addr.port}`, control: cfg.controlSocket }, "node up");
     return addr;
@@ -192,6 +199,7 @@ export class Daemon implements NodeRuntime {
   async stop(): Promise<void> {
     await this.access.close();
     await this.health.stop();
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     this.flows.close();
     await this.meshPart?.stop();
     this.device.stop();

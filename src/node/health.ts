@@ -54,6 +54,8 @@ export class NodeHealth {
   private readonly relayErrors = new Map<string, string>();
   private readonly lossSample = new Map<string, { probes: number; pongs: number; lossPct?: number }>();
   private readonly waiters = new Set<() => void>();
+  /** Policy decisions seen, by "verdict|side" (metrics). */
+  readonly decisionCounts = new Map<string, number>();
 
   constructor(private readonly d: Daemon, tap: LogTap) {
     const cfg = d.config;
@@ -124,6 +126,8 @@ export class NodeHealth {
       if (this.denied.size > DENIED_MAX) this.denied.delete(this.denied.keys().next().value!);
     }
     const verdict = allow ? "allow" : o.event === "flow_denied" ? "deny" : o.event === "flow_cut" ? "cut" : "refused";
+    const ck = `${verdict}|${o.side ?? "receiver"}`;
+    this.decisionCounts.set(ck, (this.decisionCounts.get(ck) ?? 0) + 1);
     this.add({ kind: "policy", event: o.event, verdict, side: o.side, flow: o.flow, rule: o.rule, reason: o.reason, peer }, at,
       o.event === "flow_refused" ? undefined : {
         t: "decision", at, ...(peer && /^[a-z0-9-]+$/.test(peer) ? { peer } : {}), ok: allow,
