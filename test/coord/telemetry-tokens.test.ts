@@ -126,6 +126,36 @@ describe("M2M tokens", () => {
   });
 });
 
+describe("hostile input to the new endpoints", () => {
+  it("token, telemetry, console login and console API: garbage bodies, headers and cookies never get a 5xx", async () => {
+    const good = (await tokenReq("node-b", { grant_type: "client_credentials" })).json.access_token as string;
+    const junk = () => {
+      const pick = Math.floor(Math.random() * 6);
+      if (pick === 0) return randomBytes(Math.floor(Math.random() * 300)).toString("latin1");
+      if (pick === 1) return JSON.stringify({ v: 1, seq: -1, sentAt: "x", events: [{ t: "decision", at: 1, data: "s" }] });
+      if (pick === 2) return JSON.stringify({ v: 1, seq: 1, sentAt: 1, events: Array.from({ length: 300 }, () => ({ t: "path", at: 1, data: {} })) });
+      if (pick === 3) return JSON.stringify({ v: 1, seq: 2, sentAt: 1, events: [], peers: [{ name: "../x", path: 1 }], problems: "no" });
+      if (pick === 4) return "grant_type=refresh_token&refresh_token=" + encodeURIComponent(good.split("").reverse().join(""));
+      return JSON.stringify({ username: "x".repeat(5000), password: { a: 1 } });
+    };
+    const statuses = new Map<number, number>();
+    const admin = { cert: readFileSync(mesh.adminFlags.cert, "utf8"), key: readFileSync(mesh.adminFlags.key, "utf8") };
+    for (let i = 0; i < 150; i++) {
+      const route = ["/v1/oauth/token", "/v1/telemetry", "/ui/api/login", "/ui/api/login/cert", "/ui/api/overview", "/ui/api/nodes/%ZZ", "/ui/api/policy/check", "/v1/admin/users"][i % 8];
+      const who = i % 3 === 0 ? nodes["node-b"] : i % 3 === 1 ? admin : undefined;
+      const r = await rawRequest(server.url, i % 5 === 0 ? "GET" : "POST", route, {
+        ...(who ? { cert: who.cert, key: who.key } : {}), body: junk(),
+        headers: { authorization: i % 2 ? `Bearer ${good}` : `Bearer ${randomBytes(20).toString("base64url")}.x.y`, cookie: `ember_session=${i % 4 ? good : "a.b.c"}`, "x-ember-console": "1" },
+      });
+      statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+      expect(r.status, `${route} -> ${r.status} ${r.body.slice(0, 200)}`).toBeLessThan(500);
+    }
+    // Still serving.
+    expect((await post("node-b", good)).status).toBe(200);
+    console.log(`hostile requests: ${[...statuses].map(([k, v]) => `${v}x ${k}`).join(", ")}`);
+  });
+});
+
 describe("the mesh accepts no bearer token", () => {
   // (The local proxy strips the hop-by-hop Proxy-Authorization header; that is not a credential it reads.)
   it("no data-plane module reads an Authorization header or imports the token code", () => {
