@@ -192,13 +192,22 @@ export class TelemetryClient {
     });
   }
 
+  /** Appends as many events as fit under the bound; the rest are dropped and counted. */
   private spool(events: TelemetryEvent[]): void {
     if (!events.length) return;
-    const text = events.map((e) => JSON.stringify(e)).join("\n") + "\n";
     let size = 0;
     try { size = existsSync(this.spoolPath) ? statSync(this.spoolPath).size : 0; } catch { size = 0; }
-    if (size + text.length > TELEMETRY_CLIENT.maxSpoolBytes) { this.stats.dropped += events.length; return; }
-    try { appendFileSync(this.spoolPath, text, { mode: 0o600 }); this.stats.spooled += events.length; } catch { this.stats.dropped += events.length; }
+    let text = "";
+    let kept = 0;
+    for (const e of events) {
+      const line = JSON.stringify(e) + "\n";
+      if (size + text.length + line.length > TELEMETRY_CLIENT.maxSpoolBytes) break;
+      text += line;
+      kept++;
+    }
+    this.stats.dropped += events.length - kept;
+    if (!kept) return;
+    try { appendFileSync(this.spoolPath, text, { mode: 0o600 }); this.stats.spooled += kept; } catch { this.stats.dropped += kept; }
   }
 
   private readSpool(): TelemetryEvent[] {
