@@ -376,7 +376,7 @@ export class Console {
     return this.ctx.telemetry.store.query({
       kinds: ["decision"], node: q.get("node") || undefined, peer: q.get("peer") || undefined,
       ok: verdict === "allow" ? true : verdict === "deny" ? false : undefined, limit: Number(q.get("limit")) || 200,
-    }).map((e) => ({ node: e.node, at: new Date(e.at).toISOString(), peer: e.peer, allow: e.ok, ...e.data }));
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), peer: e.peer, allow: e.ok })); // authoritative fields last: a node's data cannot overwrite them
   }
 
   private connections(q: URLSearchParams) {
@@ -385,7 +385,7 @@ export class Console {
     return this.ctx.telemetry.store.query({
       kinds, node: q.get("node") || undefined, peer: q.get("peer") || undefined,
       ok: ok === "ok" ? true : ok === "failed" ? false : undefined, limit: Number(q.get("limit")) || 200,
-    }).map((e) => ({ node: e.node, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok, ...e.data }));
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok }));
   }
 
   private async nodeView(name: string) {
@@ -430,7 +430,7 @@ export class Console {
       serial: n.serial, certExpires: new Date(n.notAfter).toISOString(), homeRelay: hub.peer(name)?.homeRelay ?? n.homeRelay, natType: n.natType,
       endpoints: hub.peer(name)?.endpoints ?? n.endpoints, clockOffsetMs: snap?.clockOffsetMs, telemetryAt: snap ? new Date(snap.at).toISOString() : undefined,
       peers: snap?.peers ?? [], problems,
-      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok, ...e.data })),
+      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ ...e.data, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok })),
     };
   }
 
