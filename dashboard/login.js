@@ -6,6 +6,8 @@ const next = /^\/ui(\/[a-z0-9/-]*)?$/.test(params.get("next") || "") ? params.ge
 const REASONS = {
   no_session: "Please log in.", expired: "Your session expired: log in again.", bad_signature: "Your session cookie was not issued by this server (forged or tampered): log in again.",
   malformed: "Your session cookie is unreadable: log in again.", logged_out: "You logged out.", unbound: "Your session belongs to a certificate this browser no longer presents.",
+  unknown_key: "Your session cookie was signed by another key (forged, or from before the server's key changed): log in again.",
+  wrong_type: "That cookie is not a console session: log in again.", wrong_audience: "That cookie is not a console session: log in again.",
 };
 const reason = params.get("reason");
 if (reason) { $("reason").hidden = false; $("reason").textContent = REASONS[reason] || `Session refused (${reason}): log in again.`; }
