@@ -98,8 +98,8 @@ const pages = {
     const verdict = new URLSearchParams(location.search).get("verdict") || "";
     const decisions = verdict ? await api(`/ui/api/decisions?verdict=${verdict}`).then((d) => d.decisions) : p.decisions;
     const opts = (sel) => o.nodes.map((n) => h("option", { value: n.name, selected: n.name === sel }, n.name));
-    const result = h("div#check-result.check-result", { "data-testid": "check-result" });
-    const form = h("form#flow-test.flow-test", {
+    const result = h("div#check-result.check-result", { "data-testid": "check-result", "data-keep": "check-result" });
+    const form = h("form#flow-test.flow-test", { "data-keep": "flow-test",
       onsubmit: async (ev) => {
         ev.preventDefault();
         const f = new FormData(ev.target);
@@ -138,7 +138,7 @@ const pages = {
     const o = await api("/ui/api/overview");
     const names = o.nodes.map((n) => n.name);
     const select = (name, values, label) => h("label", {}, `${label} `, h("select", { name, id: `filter-${name}` }, h("option", { value: "" }, "any"), values.map((v) => h("option", { value: v, selected: q.get(name) === v }, v))));
-    const form = h("form.filters", { method: "get", action: "/ui/connections" },
+    const form = h("form.filters", { method: "get", action: "/ui/connections", "data-keep": "filters" },
       select("node", names, "node"), select("peer", names, "peer"), select("kind", ["handshake", "path", "coord"], "kind"), select("result", ["ok", "failed"], "result"),
       h("button", { type: "submit", id: "filter-apply" }, "Filter"));
     return [
@@ -215,10 +215,11 @@ async function render() {
   try {
     const kids = await pages[page]();
     const main = document.getElementById("main");
-    // Keep a typed-in flow test across live refreshes.
-    const keep = page === "policy" ? document.getElementById("check-result") : null;
+    // What a person is filling in or reading (the flow test form and its result, the filters) survives a
+    // live refresh: the old elements, with their state and handlers, replace the freshly built ones.
+    const keep = [...main.querySelectorAll("[data-keep]")];
     main.replaceChildren(...kids);
-    if (keep && keep.childNodes.length) document.getElementById("check-result").replaceWith(keep);
+    for (const old of keep) { const fresh = main.querySelector(`[data-keep="${old.dataset.keep}"]`); if (fresh) fresh.replaceWith(old); }
     document.body.dataset.rendered = String(Date.now());
   } catch (e) {
     if (e.message !== "session") document.getElementById("main").replaceChildren(h("p.error", {}, e.message));

@@ -175,7 +175,13 @@ describe.skipIf(!haveChromium)("the console in a real browser", () => {
     const f = await mesh.request<{ listen: string }>(nodes.beta, "forward", { listenPort: 0, host: "alpha", port: 5432, protocol: "tcp" });
     const port = Number(f.listen.split(":").pop());
     await new Promise<void>((resolve) => { const s = connect(port, "127.0.0.1"); s.on("close", () => resolve()); s.on("error", () => resolve()); s.setTimeout(5_000, () => s.destroy()); });
-    await page.waitForSelector("table.decisions tr[data-verdict=deny]", { timeout: 20_000 });
+    const live = await page.waitForSelector("table.decisions tr[data-verdict=deny]", { timeout: 20_000 }).then(() => true, async () => {
+      const state = await page.evaluate(() => ({ live: document.getElementById("live")!.className, rendered: document.body.dataset.rendered }));
+      const api = await page.evaluate(() => fetch("/ui/api/decisions?verdict=deny").then((r) => r.json()));
+      console.log(`live update missed: ${JSON.stringify(state)}; the API has ${JSON.stringify(api).slice(0, 300)}`);
+      return false;
+    });
+    expect(live, "the denied flow appears on the open page by the live stream").toBe(true);
     const denied = await page.$$eval("table.decisions tbody tr", (trs) => trs.map((t) => (t as HTMLElement).innerText));
     expect(denied.some((r) => /beta\.acme -> alpha\.acme:5432\/tcp/.test(r))).toBe(true);
     await shot(page, "05-policy-denied-decisions");
