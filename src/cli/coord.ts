@@ -20,6 +20,7 @@ function parseRelay(spec: string): MapRelay {
 interface CoordFlags {
   data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string; policyTimeout?: string;
   maxConns?: string; maxPending?: string; maxPendingPerSource?: string; handshakeTimeout?: string; anonymousTimeout?: string;
+  consoleListen?: string; consoleCert?: string; consoleKey?: string; telemetryRetention?: string; metrics?: string;
 }
 
 function connectionLimitsFrom(o: CoordFlags): Partial<CoordConnectionLimits> {
@@ -53,6 +54,11 @@ export function registerCoord(program: Command): void {
     .option("--max-pending-per-source <n>", `of those, from one address (IPv6: one /64) (default ${COORD_CONNECTION_DEFAULTS.maxPendingPerSource})`)
     .option("--handshake-timeout <duration>", `TLS handshake deadline (default ${COORD_CONNECTION_DEFAULTS.handshakeTimeoutMs / 1000}s)`)
     .option("--anonymous-timeout <duration>", `lifetime of a connection without a client certificate (default ${COORD_CONNECTION_DEFAULTS.anonymousTimeoutMs / 1000}s)`)
+    .option("--console-listen <host:port>", "serve the web console (dashboard) on its own HTTPS port (docs/dashboard.md)")
+    .option("--console-cert <file>", "the console's web certificate (ECDSA or RSA; default: self-signed, kept in --data)")
+    .option("--console-key <file>", "its private key")
+    .option("--telemetry-retention <duration>", "keep node telemetry this long (default 7d)")
+    .option("--metrics <host:port>", "Prometheus metrics on plain HTTP (bind to loopback or a management network)")
     .action(async (o: CoordFlags) => {
       let host: string, port: number;
       try { ({ host, port } = parseHostPort(o.listen, "--listen", "127.0.0.1")); } catch (err) { throw new CliError((err as Error).message); }
@@ -68,13 +74,25 @@ export function registerCoord(program: Command): void {
       }
       const connectionLimits = connectionLimitsFrom(o);
       const relays = o.relay.map(parseRelay);
+      let consoleOpt: { host: string; port: number; certFile?: string; keyFile?: string } | undefined;
+      if (o.consoleListen) {
+        try { consoleOpt = { ...parseHostPort(o.consoleListen, "--console-listen", "127.0.0.1"), certFile: o.consoleCert, keyFile: o.consoleKey }; } catch (err) { throw new CliError((err as Error).message); }
+      }
+      let telemetryRetentionMs: number | undefined;
+      if (o.telemetryRetention) {
+        try { telemetryRetentionMs = parseDuration(o.telemetryRetention); } catch (err) { throw new CliError(`--telemetry-retention: ${(err as Error).message}`); }
+      }
       // Loaded on use: the server pulls in SQLite and the policy engine, which other verbs do not need.
       const { CoordServer } = await import("../coord/server.js");
       let server: InstanceType<typeof CoordServer>;
       try {
-        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits });
+        let metrics: { host: string; port: number } | undefined;
+        if (o.metrics) metrics = parseHostPort(o.metrics, "--metrics", "127.0.0.1");
+        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits, console: consoleOpt, telemetryRetentionMs, metrics });
         const url = await server.start();
         process.stdout.write(`coordination server ${url} (root pin ${server.pin})\n`);
+        if (server.metricsPort) process.stdout.write(`metrics http://${metrics!.host}:${server.metricsPort}/metrics\n`);
+        if (server.consoleUrl) process.stdout.write(`console ${server.consoleUrl} (certificate sha256 ${server.consoleFingerprint})\n`);
       } catch (err) {
         throw new CliError((err as Error).message);
       }

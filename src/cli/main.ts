@@ -11,6 +11,7 @@ import { registerRelay } from "./relay.js";
 import { registerNetcheck } from "./netcheck.js";
 import { registerServe } from "./serve.js";
 import { registerAccess } from "./access.js";
+import { registerHealthVerbs } from "./health.js";
 
 const program = new Command();
 program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
@@ -24,6 +25,7 @@ registerRelay(program);
 registerNetcheck(program);
 registerServe(program);
 registerAccess(program);
+registerHealthVerbs(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,6 +6,8 @@ import { CliError, printJson, printTable } from "./output.js";
 import { join } from "node:path";
 import { STUN_DEFAULT_PORT } from "../wire/relay.js";
 import type { NetcheckReport } from "../nat/netcheck.js";
+import type { Problem } from "../coord/telemetry-protocol.js";
+import { printProblems } from "./health.js";
 
 function parseServer(spec: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(spec.trim());
@@ -24,17 +26,22 @@ export function registerNetcheck(program: Command): void {
     .option("--json", "one JSON document")
     .action(async (o: { stun: string[]; timeout: string; bind: string; json?: boolean; state?: string }) => {
       let report: NetcheckReport;
+      let problems: Problem[] | undefined;
       if (o.state) {
         const { controlRequest } = await import("../node/control-socket.js");
         try {
           report = await controlRequest<NetcheckReport>(join(o.state, "ember.sock"), "netcheck", {}, 20_000);
+          // The daemon's diagnosis after this netcheck: UDP blocked, 443 blocked, slow or lossy paths, clock skew.
+          problems = (await controlRequest<{ problems: Problem[] }>(join(o.state, "ember.sock"), "diagnostics", {}, 10_000)).problems;
         } catch (err) {
           throw new CliError((err as Error).message, 1);
         }
       } else {
         report = await standalone(o);
       }
+      if (o.json && problems) return void print({ ...report, problems } as NetcheckReport, true);
       print(report, o.json);
+      if (problems) { process.stdout.write("\n"); printProblems(problems); }
     });
 }
 

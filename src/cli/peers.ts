@@ -2,6 +2,8 @@
 import type { Command } from "commander";
 import { ask, daemonFlags as common, type SocketOpts } from "./daemon-client.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";
+import { lastStartFailure, printProblems } from "./health.js";
+import type { Problem } from "../coord/telemetry-protocol.js";
 
 interface PeerRow { name: string; state: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
 
@@ -13,9 +15,20 @@ function peerTable(peers: PeerRow[]): void {
 export function registerPeers(program: Command): void {
   common(program.command("status").description("this node's identity, listen address and peers"))
     .action(async (o: SocketOpts) => {
-      const s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");
+      let s;
+      try {
+        s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
+      } catch (err) {
+        // No daemon: say why the last start failed, if `ember up` left the diagnosis behind.
+        const last = lastStartFailure(o.state);
+        if (!last) throw err;
+        if (o.json) printJson({ running: false, error: (err as Error).message, lastStartFailure: last });
+        else { process.stdout.write(`not running: ${(err as Error).message}\nlast start failed ${last.at}: ${last.error}\n`); printProblems(last.problems); }
+        throw new CliError("no daemon is running", 1);
+      }
       if (o.json) return printJson(s);
       printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`]]);
+      printProblems(s.problems ?? []);
       process.stdout.write("\n");
       peerTable(s.peers);
     });
@@ -33,12 +46,22 @@ export function registerPeers(program: Command): void {
     .action(async (name: string, o: SocketOpts & { count: string; timeout: string }) => {
       const count = Number(o.count);
       if (!Number.isInteger(count) || count < 1 || count > 1000) throw new CliError(`--count ${o.count}: give 1..1000`);
-      const results: number[] = [];
+      // One line per try with the path it took, as `tailscale ping` prints: a path change shows mid-run.
+      const tries: { seq: number; path?: string; endpoint?: string; rttMs?: number; error?: string }[] = [];
       for (let i = 0; i < count; i++) {
-        const r = await ask<{ rttMs: number }>(o, "ping", { name, timeoutMs: Number(o.timeout) }, Number(o.timeout) + 2_000);
-        results.push(r.rttMs);
-        if (!o.json) process.stdout.write(`pong from ${name}: time=${r.rttMs.toFixed(3)} ms\n`);
+        try {
+          const r = await ask<{ rttMs: number; path: string; endpoint: string }>(o, "ping-path", { name, timeoutMs: Number(o.timeout) }, Number(o.timeout) + 2_000);
+          tries.push({ seq: i + 1, path: r.path, endpoint: r.endpoint, rttMs: r.rttMs });
+          if (!o.json) process.stdout.write(`pong from ${name} via ${r.path === "direct" ? `direct ${r.endpoint}` : r.path} in ${r.rttMs.toFixed(3)} ms\n`);
+        } catch (err) {
+          // No daemon to ask: nothing to retry.
+          if (/^(no daemon is running|control socket |no answer from the daemon)/.test((err as Error).message)) throw err;
+          tries.push({ seq: i + 1, error: (err as Error).message });
+          if (!o.json) process.stdout.write(`no pong from ${name}: ${(err as Error).message}\n`);
+        }
       }
-      if (o.json) printJson({ name, rttMs: results });
+      const ok = tries.filter((t) => t.rttMs !== undefined);
+      if (o.json) printJson({ name, tries, rttMs: ok.map((t) => t.rttMs), received: ok.length, sent: count });
+      if (ok.length === 0) throw new CliError(`no answer from ${name} in ${count} tries`, 1);
     });
 }

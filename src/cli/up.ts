@@ -26,6 +26,7 @@ export function registerUp(program: Command): void {
     .option("--log-level <level>", "log level", undefined)
     .option("--mtu <bytes>", "path MTU of direct paths, 1280-1500 (default 1280: fits every path)")
     .option("--policy <file>", "local policy file, for a mesh without a coordination server")
+    .option("--metrics <[127.0.0.1:]port>", "Prometheus metrics on this loopback port (GET /metrics)")
     .option("--proxy <[127.0.0.1:]port>", "run the SOCKS5/HTTP proxy on this loopback port (names resolve through the mesh)")
     .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
       const config = loadNodeConfig(o);
@@ -41,8 +42,16 @@ export function registerUp(program: Command): void {
       } else if (!existsSync(config.certPath)) {
         throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
       }
-      const daemon = new Daemon({ config, timers: timersFromEnv() });
-      const addr = await daemon.start();
+      let daemon: Daemon;
+      let addr: { host: string; port: number };
+      try {
+        daemon = new Daemon({ config, timers: timersFromEnv() });
+        addr = await daemon.start();
+      } catch (err) {
+        // Name the cause (a wrong clock, most often) for `ember status` and the console, then exit 1.
+        const { explainStartFailure } = await import("./health.js");
+        return explainStartFailure(err as Error, config);
+      }
       // One line, so supervisors and tests can read the bound address.
       process.stdout.write(JSON.stringify({ event: "up", name: daemon.name, listen: addr, control: config.controlSocket }) + "\n");
       await new Promise<void>((resolve) => {

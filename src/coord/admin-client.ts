@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadTlsCredentials, Verifier } from "../pki/index.js";
-import { PATHS } from "./protocol.js";
+import { PATHS, TELEMETRY_PATHS } from "./protocol.js";
 import { requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 
@@ -46,4 +46,7 @@ export class AdminClient {
   getPolicy() { return this.call("GET", PATHS.adminPolicy); }
   setPolicy(source: string) { return this.call("PUT", PATHS.adminPolicy, { source }); }
   checkPolicy(from: string, to: string) { return this.call("POST", PATHS.adminPolicyCheck, { from, to }); }
+  putUser(username: string, password: string, replace = false) { return this.call("POST", TELEMETRY_PATHS.adminUsers, { username, password, replace }); }
+  listUsers() { return this.call("GET", TELEMETRY_PATHS.adminUsers); }
+  deleteUser(username: string) { return this.call("DELETE", `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(username)}`); }
 }

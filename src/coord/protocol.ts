@@ -10,6 +10,13 @@ export { PATHS, SERVER_NAME, SERVER_ROLE };
 
 export const MAP_PROTOCOL_VERSION = 1;
 
+/** Telemetry and console endpoints (docs/telemetry.md, docs/dashboard.md). */
+export const TELEMETRY_PATHS = {
+  token: "/v1/oauth/token",
+  telemetry: "/v1/telemetry",
+  adminUsers: "/v1/admin/users",
+} as const;
+
 /**
  * Admission of TCP connections (src/coord/conn-guard.ts), each a flag of `ember coord`. A connection is
  * authenticated once its TLS handshake presented a client certificate the verifier accepts; until then

@@ -2,7 +2,7 @@
 // certificate before any handler runs. Open without a certificate: health, the public trust bundle and
 // token enrollment. Everything else needs a valid mesh identity; /v1/admin/* also needs role "admin".
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -22,7 +22,7 @@ import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
   ADMIN_ROLE, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
-  checkServices, type MapService, type MapRelay,
+  checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
 } from "./protocol.js";
 import { SqliteStore } from "./sqlite-store.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
@@ -30,6 +30,13 @@ import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "
 import { createLogger } from "./log.js";
 import { AuditLog } from "./audit.js";
 import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
+import { JwtKey } from "./jwt.js";
+import { TelemetryApi } from "./telemetry-api.js";
+import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";
+import { Console } from "./console.js";
+import { startConsoleListener } from "./console-listener.js";
+import { CoordMetrics } from "./metrics.js";
+import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -45,6 +52,13 @@ export interface CoordServerOptions {
   connectionLimits?: Partial<CoordConnectionLimits>;
   logger?: Logger;
   store?: Store;
+  /** Node telemetry kept this long (default 7 days) and at most this many events (default 500,000). */
+  telemetryRetentionMs?: number;
+  telemetryMaxRows?: number;
+  /** The console's own HTTPS listener (browsers need a non-Ed25519 web certificate: docs/dashboard.md). */
+  console?: { host: string; port: number; certFile?: string; keyFile?: string };
+  /** Prometheus metrics on plain HTTP (docs/operations.md). */
+  metrics?: { host: string; port: number };
 }
 
 const SERVER_TENANT = "system";
@@ -52,6 +66,9 @@ const SERVER_CERT_TTL_MS = 24 * 3_600_000;
 const STATUS_FLUSH_MS = 2_000;
 /** How often the CA directory's ca.json is read for revocations made with `ember ca revoke`. */
 const CA_REVOCATION_POLL_MS = 2_000;
+/** The signing key of the M2M and console tokens (EdDSA), made at first start, 0600. */
+export const TOKEN_KEY_FILE = "token-signing.key";
+const TELEMETRY_PRUNE_MS = 60_000;
 
 export class CoordServer {
   readonly log: Logger;
@@ -76,6 +93,18 @@ export class CoordServer {
   private pendingStatus = new Map<string, StatusUpdate>();
   private timers: NodeJS.Timeout[] = [];
   private minCertTtlMs: number;
+  /** Token signing key, node telemetry (tokens, ingestion, storage) and the operators' console. */
+  readonly tokenKey: JwtKey;
+  readonly telemetry: TelemetryApi;
+  readonly console: Console;
+  private consoleServer?: Server;
+  /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
+  consoleUrl?: string;
+  consoleFingerprint?: string;
+  /** Counted events, for metrics. */
+  readonly counters = { enrollments: 0, renewals: 0, revocations: 0, policy_changes: 0 };
+  readonly metrics = new CoordMetrics(this);
+  metricsPort?: number;
   url = "";
 
   constructor(private readonly opts: CoordServerOptions) {
@@ -93,6 +122,18 @@ export class CoordServer {
       pendingDeadlineMs: this.limits.anonymousTimeoutMs,
     }, (event, source) => this.dropLog.note(event, source));
     this.compiler = new PolicyCompiler({ timeoutMs: opts.policyTimeoutMs, onEvent: (event, fields) => this.log.info({ event, ...fields }) });
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    this.tokenKey = JwtKey.loadOrCreate(join(opts.dataDir, TOKEN_KEY_FILE));
+    const tstore = new TelemetryStore(opts.dataDir, {
+      retentionMs: opts.telemetryRetentionMs ?? TELEMETRY_DEFAULTS.retentionMs, maxRows: opts.telemetryMaxRows ?? TELEMETRY_DEFAULTS.maxRows,
+    });
+    this.telemetry = new TelemetryApi(this.tokenKey, tstore, this.log);
+    this.console = new Console({
+      log: this.log, verifier: this.verifier, store: this.store, hub: () => this.hub, policy: () => this.policy, key: this.tokenKey,
+      telemetry: this.telemetry, trustDomain: this.ca.trustDomain,
+      authenticated: (req) => { if (this.guard.isPending(req.socket)) this.guard.authenticate(req.socket); },
+      version: () => `${this.hub.connectedCount}/${this.hub.stats.framesSent}/${this.policy.hash}/${this.revocationNumber}`,
+    });
   }
 
   async start(): Promise<string> {
@@ -161,6 +202,18 @@ export class CoordServer {
     this.timers.push(setInterval(() => void this.serverCredentials().then((c) => this.server?.setSecureContext(tlsContextOptions(c))),
       SERVER_CERT_TTL_MS / 2).unref());
     this.compiler.warm();
+    this.console.start();
+    if (this.opts.metrics) this.metricsPort = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
+    if (this.opts.console) {
+      const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem }, this.console, this.log);
+      this.consoleServer = c.server;
+      this.consoleUrl = c.url;
+      this.consoleFingerprint = c.fingerprint;
+      this.log.info({ event: "console_listening", url: c.url, fingerprint: c.fingerprint }, "console listening");
+    }
+    this.timers.push(setInterval(() => {
+      try { this.telemetry.store.prune(); } catch (err) { this.log.error({ event: "telemetry_prune_failed", err: (err as Error).message }); }
+    }, TELEMETRY_PRUNE_MS).unref());
     this.log.info({ event: "listening", url: this.url, schema, trustDomain: this.ca.trustDomain, rootPin: this.pin }, "coordination server listening");
     return this.url;
   }
@@ -172,8 +225,19 @@ export class CoordServer {
     this.guard.close();
     await this.compiler.close();
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
+    this.console.close();
+    await this.metrics.close();
+    await new Promise<void>((resolve) => { if (!this.consoleServer) return resolve(); this.consoleServer.close(() => resolve()); this.consoleServer.closeAllConnections(); });
     await this.flushStatus();
+    this.telemetry.store.close();
     await this.store.close();
+  }
+
+  /** Runs one map change and records how long its fan-out to the connected nodes took. */
+  private timePush(change: string, fn: () => void): void {
+    const t0 = process.hrtime.bigint();
+    fn();
+    this.metrics.mapPush.observe({ change }, Number(process.hrtime.bigint() - t0) / 1e9);
   }
 
   private async serverCredentials() {
@@ -192,7 +256,10 @@ export class CoordServer {
     }
     const route = `${req.method} ${url.pathname}`;
     try {
-      if (route === `GET ${PATHS.health}`) return sendJson(res, 200, { ok: true, trustDomain: this.ca.trustDomain, nodes: this.hub.connectedCount });
+      // time: the server's clock in ms, which nodes compare with theirs (clock-skew diagnosis, docs/diagnostics.md).
+      if (route === `GET ${PATHS.health}`) return sendJson(res, 200, { ok: true, trustDomain: this.ca.trustDomain, nodes: this.hub.connectedCount, time: Date.now() });
+      // The operators' console authenticates on its own (session cookie, or an admin certificate to log in).
+      if (url.pathname === "/ui" || url.pathname.startsWith("/ui/")) return await this.console.handle(req, res, url);
       if (route === `GET ${PATHS.bundle}`) return sendJson(res, 200, { bundlePem: this.ca.bundlePem, trustDomain: this.ca.trustDomain });
       if (route === `POST ${PATHS.enroll}`) return await this.enroll(req, res);
 
@@ -214,6 +281,12 @@ export class CoordServer {
       if (route === `GET ${PATHS.map}`) return await this.mapStream(id, url, req, res);
       if (route === `POST ${PATHS.status}`) return await this.status(id, req, res);
       if (route === `GET ${PATHS.revocation}`) return this.sendRevocation(res);
+      if (route === `POST ${TELEMETRY_PATHS.token}` || route === `POST ${TELEMETRY_PATHS.telemetry}`) {
+        // Telemetry is from nodes of the mesh: an active enrollment, whatever else the certificate is.
+        if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
+        if (route === `POST ${TELEMETRY_PATHS.token}`) return await this.telemetry.token(id, req, res);
+        return await this.telemetry.ingest(id, req, res);
+      }
       throw new HttpError(404, "not_found", `no endpoint ${route}`);
     } catch (err) {
       if (err instanceof HttpError) {
@@ -263,7 +336,8 @@ export class CoordServer {
     });
     if (!r.ok) throw new HttpError(r.reason === "name_taken" ? 409 : 403, r.reason, r.detail);
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
-    this.hub.upsertPeer(hubPeer(node, now));
+    this.timePush("enroll", () => this.hub.upsertPeer(hubPeer(node, now)));
+    this.counters.enrollments++;
     this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
     if (t.roles.includes(ADMIN_ROLE)) {
       this.audit.write({ action: "admin_enrolled", name, tenant: t.tenant, roles: t.roles, serial: cert.serial, token: t.id, tokenCreatedBy: t.createdBy, remote: req.socket.remoteAddress },
@@ -292,7 +366,8 @@ export class CoordServer {
       cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
     });
     if (!ok) throw new HttpError(403, "not_enrolled", `"${id.name}" was revoked or re-enrolled meanwhile`);
-    this.hub.upsertPeer({ ...hubPeer({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }, now), ...this.liveStatus(node.name) });
+    this.timePush("renew", () => this.hub.upsertPeer({ ...hubPeer({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }, now), ...this.liveStatus(node.name) }));
+    this.counters.renewals++;
     this.log.info({ event: "renewed", name: node.name, oldSerial: id.serial, serial: cert.serial, notAfter: cert.notAfter.toISOString() }, "certificate renewed");
     sendJson(res, 200, { certPem, bundlePem: this.ca.bundlePem, notAfter: cert.notAfter.toISOString(), certTtlMs: ttl });
   }
@@ -364,7 +439,7 @@ export class CoordServer {
     }
     if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
     const now = Date.now();
-    this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, services, lastSeen: now });
+    this.timePush("status", () => this.hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, services, lastSeen: now }));
     this.pendingStatus.set(id.name, { name: id.name, endpoints: eps as string[], homeRelay: homeRelay as string | undefined, natType: natType as string | undefined, lastSeen: now });
     sendJson(res, 200, { ok: true });
   }
@@ -443,7 +518,32 @@ export class CoordServer {
     }
     if (route === `PUT ${PATHS.adminPolicy}`) return this.setPolicy(id, req, res);
     if (route === `POST ${PATHS.adminPolicyCheck}`) return this.checkPolicy(req, res);
+    if (route === `GET ${TELEMETRY_PATHS.adminUsers}`) {
+      return sendJson(res, 200, { users: (await this.store.listUsers()).map((u) => ({ username: u.username, createdAt: new Date(u.createdAt).toISOString(), createdBy: u.createdBy })) });
+    }
+    if (route === `POST ${TELEMETRY_PATHS.adminUsers}`) return this.putUser(id, req, res);
+    const user = /^\/v1\/admin\/users\/([^/]+)$/.exec(url.pathname);
+    if (req.method === "DELETE" && user) {
+      const name = decodeURIComponent(user[1]);
+      if (!(await this.store.deleteUser(name))) throw new HttpError(404, "unknown_user", `no console user "${printable(name, 64)}"`);
+      this.log.info({ event: "console_user_deleted", user: name, by: id.name }, "console user deleted");
+      return sendJson(res, 200, { username: name, deleted: true });
+    }
     throw new HttpError(404, "not_found", `no endpoint ${route}`);
+  }
+
+  /** `ember admin create`: a console login (username + password, stored as an scrypt hash). */
+  private async putUser(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const b = await readJson(req, MAX_BODY_BYTES);
+    const username = str(b, "username", 64).toLowerCase();
+    const password = str(b, "password", 1024);
+    if (!USERNAME_PATTERN.test(username)) throw new HttpError(400, "bad_username", `"${printable(username, 64)}": use lowercase letters, digits, '.', '_' and '-', 1-64 characters`);
+    const problem = passwordProblem(password);
+    if (problem) throw new HttpError(400, "weak_password", problem);
+    if (b.replace !== true && (await this.store.getUser(username))) throw new HttpError(409, "user_exists", `console user "${username}" exists; replace its password with --replace`);
+    const created = await this.store.putUser({ username, passwordHash: await hashPassword(password), createdAt: Date.now(), createdBy: id.name });
+    this.log.info({ event: created ? "console_user_created" : "console_user_replaced", user: username, by: id.name }, "console user saved");
+    sendJson(res, 200, { username, created });
   }
 
   private async createToken(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -503,7 +603,8 @@ export class CoordServer {
     if (!applied.ok) this.log.error({ event: "revocation_apply_failed", detail: applied.detail });
     this.revocationNumber = r.number;
     this.revocationText = r.text;
-    this.hub.revoke(name, r.text);
+    this.timePush("revoke", () => this.hub.revoke(name, r.text));
+    this.counters.revocations++;
     const serials = r.serials.map((s) => s.serial);
     this.log.info({ event: "revoked", name, number: r.number, serials, by: id.name }, "node revoked");
     sendJson(res, 200, { name, number: r.number, serials });
@@ -541,7 +642,8 @@ export class CoordServer {
       await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
       const before = this.hub.stats.bytesSent;
       this.policy = policy;
-      this.hub.setPolicy(policy, named);
+      this.timePush("policy", () => this.hub.setPolicy(policy, named));
+      this.counters.policy_changes++;
       this.log.info({ event: "policy_set", hash, rules: policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
       return hash;
     });

@@ -4,7 +4,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type {
-  CertRecord, EnrollRefusal, NodeRecord, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
@@ -28,6 +28,13 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE TABLE revocation_lists (number INTEGER PRIMARY KEY, text TEXT NOT NULL, issued_at INTEGER NOT NULL);
       CREATE TABLE policies (id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, hash TEXT NOT NULL,
         set_at INTEGER NOT NULL, set_by TEXT NOT NULL);
+    `,
+  },
+  {
+    // Console (dashboard) logins from `ember admin create`: scrypt password hashes, never the password.
+    version: 2,
+    sql: `
+      CREATE TABLE console_users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
     `,
   },
 ];
@@ -201,6 +208,32 @@ export class SqliteStore implements Store {
     const groups = new Set<string>();
     for (const r of this.db.prepare("SELECT DISTINCT groups FROM tokens").all() as Row[]) for (const g of JSON.parse(r.groups)) groups.add(g);
     return [...groups];
+  }
+
+  async putUser(u: ConsoleUser): Promise<boolean> {
+    const existed = this.db.prepare("SELECT 1 FROM console_users WHERE username = ?").get(u.username) !== undefined;
+    this.db.prepare("INSERT OR REPLACE INTO console_users (username, password_hash, created_at, created_by) VALUES (?, ?, ?, ?)")
+      .run(u.username, u.passwordHash, u.createdAt, u.createdBy);
+    return !existed;
+  }
+
+  async getUser(username: string): Promise<ConsoleUser | undefined> {
+    const r = this.db.prepare("SELECT * FROM console_users WHERE username = ?").get(username) as Row | undefined;
+    return r ? { username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, createdBy: r.created_by } : undefined;
+  }
+
+  async listUsers(): Promise<ConsoleUser[]> {
+    return (this.db.prepare("SELECT * FROM console_users ORDER BY username").all() as Row[])
+      .map((r) => ({ username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, createdBy: r.created_by }));
+  }
+
+  async deleteUser(username: string): Promise<boolean> {
+    return this.db.prepare("DELETE FROM console_users WHERE username = ?").run(username).changes === 1;
+  }
+
+  async listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]> {
+    return (this.db.prepare("SELECT serial, name, not_after, revoked_at FROM revoked ORDER BY revoked_at DESC").all() as Row[])
+      .map((r) => ({ serial: r.serial, name: r.name, notAfter: r.not_after, revokedAt: r.revoked_at }));
   }
 
   async close(): Promise<void> {

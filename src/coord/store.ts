@@ -47,6 +47,9 @@ export interface PolicyRecord { id: number; source: string; hash: string; setAt:
 
 export interface RevocationRecord { number: number; text: string; serials: { serial: string; notAfter: number }[] }
 
+/** A console (dashboard) login: `ember admin create`. The hash is scrypt (src/coord/passwords.ts). */
+export interface ConsoleUser { username: string; passwordHash: string; createdAt: number; createdBy: string }
+
 export interface Store {
   /** Applies pending schema migrations; returns the schema version. */
   migrate(): Promise<number>;
@@ -77,5 +80,12 @@ export interface Store {
   getPolicy(): Promise<PolicyRecord | undefined>;
   /** Groups named by any token (declared groups, even before a node with them enrolls). */
   tokenGroups(): Promise<string[]>;
+  /** Creates or replaces a console login; true when it is new. */
+  putUser(u: ConsoleUser): Promise<boolean>;
+  getUser(username: string): Promise<ConsoleUser | undefined>;
+  listUsers(): Promise<ConsoleUser[]>;
+  deleteUser(username: string): Promise<boolean>;
+  /** Every revoked serial with its node and when it was revoked (newest first). */
+  listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]>;
   close(): Promise<void>;
 }

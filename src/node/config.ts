@@ -29,6 +29,8 @@ export interface NodeConfig {
   proxy?: { host: string; port: number };
   /** A local policy file for meshes without a coordination server (with one, the server's rules apply). */
   policyFile?: string;
+  /** Prometheus metrics on plain HTTP, loopback only (config `metrics:` or --metrics); off when absent. */
+  metrics?: { host: string; port: number };
 }
 
 export class ConfigError extends Error {}
@@ -70,6 +72,14 @@ function parseProxy(text: string | undefined): { host: string; port: number } | 
   return hp;
 }
 
+/** A loopback HOST:PORT (or a bare port on 127.0.0.1): what whoever can connect to may read. */
+function parseLoopback(text: string | undefined, what: string): { host: string; port: number } | undefined {
+  if (text === undefined) return undefined;
+  const hp = parseHostPort(text, what, "127.0.0.1");
+  if (hp.host !== "127.0.0.1" && hp.host !== "::1" && hp.host !== "localhost") throw new ConfigError(`${what}: "${text}" must be a loopback address (127.0.0.1 or ::1)`);
+  return hp;
+}
+
 function parseMtu(text: string | undefined): number {
   if (text === undefined) return DEFAULT_PATH_MTU;
   const mtu = Number(text);
@@ -103,9 +113,10 @@ export interface ConfigInput {
   mtu?: string;
   proxy?: string;
   policy?: string;
+  metrics?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics"]);
 
 export function loadNodeConfig(input: ConfigInput): NodeConfig {
   let file: Record<string, unknown> = {};
@@ -158,5 +169,6 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     services: parseServicesSection(file.services),
     proxy: parseProxy(input.proxy ?? str("proxy")),
     policyFile: input.policy ?? path(str("policy")),
+    metrics: parseLoopback(input.metrics ?? str("metrics"), "metrics"),
   };
 }

@@ -84,6 +84,7 @@ export function statusReport(d: Daemon) {
     access: d.access.report(),
     peers: peersReport(d),
     drops: Object.fromEntries(d.device.drops),
+    problems: d.health.problems(),
   };
 }
 

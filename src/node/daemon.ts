@@ -22,6 +22,7 @@ import { UdpConn } from "./udp-conn.js";
 import { ServiceTable } from "./services.js";
 import { Flows } from "./flows.js";
 import { NodeAccess } from "./access.js";
+import { LogTap, NodeHealth } from "./health.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -45,15 +46,23 @@ export class Daemon implements NodeRuntime {
   readonly flows: Flows;
   /** Names, proxy, forwards: how applications on this machine reach the mesh. */
   readonly access: NodeAccess;
+  /** Diagnostics, recent policy and connection events, telemetry to the coordination server (health.ts). */
+  readonly health: NodeHealth;
   private creds: NodeCredentials;
   private conn?: UdpConn;
   private local?: LocalCandidates;
   private meshPart?: Mesh;
   private controlSocket?: ControlServer;
+  private metricsServer?: import("node:http").Server;
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
-    this.log = pino({ level: cfg.logLevel, base: undefined }, pino.destination(opts.logDestination ?? 2));
+    // The log goes to its destination; a tap reads the events node health needs (info and above).
+    const tap = new LogTap();
+    const level = pino.levels.values[cfg.logLevel] !== undefined && pino.levels.values[cfg.logLevel] < pino.levels.values.info ? cfg.logLevel : "info";
+    this.log = pino({ level, base: undefined }, pino.multistream([
+      { level: cfg.logLevel as pino.Level, stream: pino.destination(opts.logDestination ?? 2) }, { level: "info", stream: tap },
+    ]));
     const bundlePem = readBoundedFile(cfg.bundlePath, "trust bundle");
     this.verifier = new Verifier({ bundlePem });
     this.creds = loadCredentials(cfg.certPath, cfg.keyPath, this.verifier, bundlePem);
@@ -74,6 +83,8 @@ export class Daemon implements NodeRuntime {
     this.access = new NodeAccess(this, this.flows);
     registerNodeMethods(this.control, this);
     this.access.registerMethods(this.control);
+    this.health = new NodeHealth(this, tap);
+    this.health.registerMethods(this.control);
   }
 
   get config(): NodeConfig {
@@ -152,6 +163,13 @@ export class Daemon implements NodeRuntime {
       });
       this.meshPart.start();
     }
+    this.health.start(this.meshPart);
+    if (cfg.metrics) {
+      const { startNodeMetrics } = await import("./metrics.js");
+      const m = await startNodeMetrics(this, cfg.metrics.host, cfg.metrics.port);
+      this.metricsServer = m.server;
+      this.log.info({ metrics: `http://${cfg.metrics.host}:${m.port}/metrics` }, "metrics listening");
+    }
     const addr = conn.address();
     this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.host}:${addr.port}`, control: cfg.controlSocket }, "node up");
     return addr;
@@ -199,6 +217,8 @@ export class Daemon implements NodeRuntime {
 
   async stop(): Promise<void> {
     await this.access.close();
+    await this.health.stop();
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     this.flows.close();
     await this.meshPart?.stop();
     this.device.stop();

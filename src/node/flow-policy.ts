@@ -28,6 +28,11 @@ export class FlowPolicy {
     return decide(this.policy, flow.from, flow.to, flow.port, flow.protocol);
   }
 
+  /** The rules in force (diagnostics look for the nearest one to a denied flow). */
+  get rules(): CompiledRule[] {
+    return this.policy.rules;
+  }
+
   get ruleCount(): number {
     return this.policy.rules.length;
   }

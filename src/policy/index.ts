@@ -11,6 +11,7 @@ export { parseFlowSpec, FlowSpecError } from "./flow-spec.js";
 export { serializeRules, rulesFromWire, policyFromRules, PolicyWireError } from "./wire.js";
 export { parseSelector, selectorText } from "./selectors.js";
 export { MAX_POLICY_BYTES, policySizeProblem } from "./limits.js";
+export { nearestRule, type NearestRule } from "./nearest.js";
 
 /** No rules: every flow is denied. */
 export const EMPTY_POLICY: CompiledPolicy = Object.freeze({

@@ -65,6 +65,11 @@ export class EmberLab {
     await this.setPolicy(ALLOW_ALL);
   }
 
+  /** The admin connection flags, for `ember` verbs a test runs itself. */
+  adminFlags(): string[] {
+    return this.adminArgs();
+  }
+
   private adminArgs(): string[] {
     return ["--coord", this.coordUrl, "--cert", this.admin.cert, "--key", this.admin.key, "--ca", this.admin.ca];
   }

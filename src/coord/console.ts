@@ -1,0 +1,466 @@
+// The operators' console (web dashboard, docs/dashboard.md), served by the coordination server on its own
+// TLS listener under /ui/. Two logins, one session:
+//   - an admin certificate (role "admin" in its signed grants) presented by the browser: POST /ui/api/login/cert;
+//   - a username and password made with `ember admin create`: POST /ui/api/login.
+// Either yields a session token: an EdDSA JWT (typ session+jwt, aud ember:console, 15 minutes, renewed while
+// used, at most 8 hours from the login) in an HttpOnly, Secure, SameSite=Strict cookie. A certificate
+// session is bound to that certificate (cnf.x5t#S256) and is refused on a connection without it. This is
+// the only place end-user tokens exist; nodes never accept them. Pages without a valid session redirect to
+// the login page with the reason; the JSON API answers 401 with it. Live updates: server-sent events.
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
+import type { Logger } from "pino";
+import { parseCertificate, pemBlocks, verifyTlsPeer, LEAF_BACKDATE_MS, type Identity, type Verifier } from "../pki/index.js";
+import { decide, nearestRule, parseFlowSpec, type CompiledPolicy } from "../policy/index.js";
+import { HttpError, readJson, sendError, sendJson } from "./http.js";
+import { certThumbprint, type JwtClaims, type JwtKey } from "./jwt.js";
+import type { MapHub } from "./map-hub.js";
+import { checkPassword, dummyHash, USERNAME_PATTERN } from "./passwords.js";
+import { ADMIN_ROLE } from "./protocol.js";
+import type { Store } from "./store.js";
+import type { TelemetryApi } from "./telemetry-api.js";
+
+export const SESSION_COOKIE = "ember_session";
+export const SESSION_TYP = "session+jwt";
+export const SESSION_AUDIENCE = "ember:console";
+export const SESSION_ISSUER = "ember-coord";
+export const SESSION_TTL_S = 15 * 60;
+export const SESSION_MAX_S = 8 * 3600;
+/** Logins per username and per source address: burst, then one per this many ms. */
+const LOGIN_BURST = 5;
+const LOGIN_REFILL_MS = 12_000;
+/** CSRF: every state-changing API call carries this header, which a cross-site form cannot set. */
+export const CSRF_HEADER = "x-ember-console";
+/** A node is "stale" in the overview when its last telemetry is older than this. */
+const STALE_MS = 60_000;
+const RENEW_FRACTION = 0.5;
+/** Nodes report this fraction of a certificate's life as the renewal point (src/coord/client.ts). */
+const RENEW_AT = 2 / 3;
+
+export interface ConsoleContext {
+  log: Logger;
+  verifier: Verifier;
+  store: Store;
+  hub: () => MapHub;
+  policy: () => CompiledPolicy;
+  key: JwtKey;
+  telemetry: TelemetryApi;
+  trustDomain: string;
+  /** Marks the request's socket authenticated (it leaves the anonymous budget and its 30 s deadline). */
+  authenticated: (req: IncomingMessage) => void;
+  /** A change counter of the mesh: the live stream tells browsers to refetch when it moves. */
+  version: () => string;
+}
+
+type Session = JwtClaims & { amr: string[]; auth_time: number; cnf?: { "x5t#S256": string } };
+
+const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml" };
+const SECURITY_HEADERS = {
+  "content-security-policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "x-frame-options": "DENY",
+  "cache-control": "no-store",
+};
+
+/** The dashboard's static files: <package root>/dashboard, found from src/coord or dist/src/coord. */
+function dashboardDir(): string {
+  for (let d = dirname(fileURLToPath(import.meta.url)); ; d = dirname(d)) {
+    if (existsSync(join(d, "package.json")) && existsSync(join(d, "dashboard", "app.html"))) return join(d, "dashboard");
+    if (dirname(d) === d) throw new Error("dashboard/ not found above the coordination server's code");
+  }
+}
+
+export class Console {
+  private readonly files = new Map<string, { type: string; body: Buffer }>();
+  private readonly loginBuckets = new Map<string, { tokens: number; at: number }>();
+  private readonly loggedOut = new Map<string, number>();
+  private readonly streams = new Set<ServerResponse>();
+  private ticker?: NodeJS.Timeout;
+  private lastVersion = "";
+  readonly counters = { logins: { password: 0, certificate: 0 }, loginFailures: 0, sessionsRefused: {} as Record<string, number> };
+
+  constructor(private readonly ctx: ConsoleContext) {
+    const dir = dashboardDir();
+    for (const f of readdirSync(dir)) {
+      const type = TYPES[extname(f)];
+      if (type) this.files.set(f, { type, body: readFileSync(join(dir, f)) });
+    }
+    ctx.telemetry.onBatch((node) => this.push({ what: "telemetry", node }));
+  }
+
+  start(): void {
+    // Mesh changes (enrollments, streams, statuses, policy) move the version; the browsers refetch.
+    this.ticker = setInterval(() => {
+      const v = this.ctx.version();
+      if (v !== this.lastVersion) { this.lastVersion = v; this.push({ what: "mesh" }); }
+      const now = Date.now() / 1000;
+      for (const [jti, exp] of this.loggedOut) if (exp < now) this.loggedOut.delete(jti);
+    }, 1_000);
+    this.ticker.unref();
+  }
+
+  close(): void {
+    clearInterval(this.ticker);
+    for (const s of this.streams) s.destroy();
+  }
+
+  /** Handles every /ui and /ui/* request. */
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    const method = req.method ?? "GET";
+    try {
+      if (path === "/ui" || path === "/ui/") return this.page(req, res, url, "overview");
+      if (method === "GET" && path.startsWith("/ui/static/")) return this.staticFile(res, path.slice("/ui/static/".length));
+      if (method === "GET" && path === "/ui/login") return this.sendFile(res, "login.html");
+      if (method === "GET" && path === "/ui/api/login-options") return this.loginOptions(req, res);
+      if (method === "POST" && path === "/ui/api/login") return await this.passwordLogin(req, res);
+      if (method === "POST" && path === "/ui/api/login/cert") return await this.certLogin(req, res);
+      if (method === "POST" && path === "/ui/api/logout") return this.logout(req, res);
+      const page = /^\/ui\/(certificates|policy|connections)$/.exec(path)?.[1] ?? (/^\/ui\/nodes\/[a-z0-9-]{1,63}$/.test(path) ? "node" : undefined);
+      if (method === "GET" && page) return this.page(req, res, url, page);
+      if (path.startsWith("/ui/api/")) return await this.api(req, res, url);
+      throw new HttpError(404, "not_found", `no console page ${path}`);
+    } catch (err) {
+      if (err instanceof HttpError) return sendError(res, err);
+      throw err;
+    }
+  }
+
+  // ---- sessions --------------------------------------------------------------------------------------
+
+  /** The request's valid session, or why there is none. */
+  session(req: IncomingMessage): { ok: true; s: Session; renew: boolean } | { ok: false; reason: string; detail: string } {
+    const cookie = parseCookies(req.headers.cookie)[SESSION_COOKIE];
+    if (!cookie) return { ok: false, reason: "no_session", detail: "not logged in" };
+    const r = this.ctx.key.verify(cookie, { typ: SESSION_TYP, iss: SESSION_ISSUER, aud: SESSION_AUDIENCE });
+    if (!r.ok) return this.refused(r.reason, r.detail);
+    const s = r.claims as Session;
+    if (!Array.isArray(s.amr) || !Number.isSafeInteger(s.auth_time)) return this.refused("malformed", "session token lacks amr/auth_time");
+    if (this.loggedOut.has(s.jti)) return this.refused("logged_out", "this session was ended by logging out");
+    const now = Math.floor(Date.now() / 1000);
+    if (now - s.auth_time > SESSION_MAX_S) return this.refused("expired", "the session is older than 8 hours: log in again");
+    if (s.cnf) {
+      const c = (req.socket as TLSSocket).getPeerCertificate?.();
+      if (!c?.raw || certThumbprint(c.raw) !== s.cnf["x5t#S256"]) return this.refused("unbound", "this session belongs to a certificate this connection does not present");
+      const v = verifyTlsPeer(req.socket as TLSSocket, this.ctx.verifier, { usage: "client" });
+      if (!v.ok) return this.refused(v.reason, v.detail);
+    }
+    return { ok: true, s, renew: s.exp - now < SESSION_TTL_S * RENEW_FRACTION };
+  }
+
+  private refused(reason: string, detail: string): { ok: false; reason: string; detail: string } {
+    this.counters.sessionsRefused[reason] = (this.counters.sessionsRefused[reason] ?? 0) + 1;
+    return { ok: false, reason, detail };
+  }
+
+  private issue(res: ServerResponse, sub: string, amr: string[], authTime: number, thumb?: string): void {
+    const iat = Math.floor(Date.now() / 1000);
+    const token = this.ctx.key.sign(SESSION_TYP, {
+      iss: SESSION_ISSUER, aud: SESSION_AUDIENCE, sub, iat, exp: iat + SESSION_TTL_S, jti: randomBytes(12).toString("base64url"),
+      amr, auth_time: authTime, ...(thumb ? { cnf: { "x5t#S256": thumb } } : {}),
+    });
+    res.setHeader("set-cookie", `${SESSION_COOKIE}=${token}; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=${SESSION_TTL_S}`);
+  }
+
+  private loginAllowed(key: string): boolean {
+    const now = Date.now();
+    let b = this.loginBuckets.get(key);
+    if (!b) {
+      if (this.loginBuckets.size > 10_000) this.loginBuckets.clear();
+      this.loginBuckets.set(key, (b = { tokens: LOGIN_BURST, at: now }));
+    }
+    b.tokens = Math.min(LOGIN_BURST, b.tokens + (now - b.at) / LOGIN_REFILL_MS);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+
+  private checkCsrf(req: IncomingMessage): void {
+    if (req.headers[CSRF_HEADER] !== "1") throw new HttpError(403, "csrf", `state-changing console requests need the header ${CSRF_HEADER}: 1`);
+  }
+
+  private async passwordLogin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.checkCsrf(req);
+    const b = await readJson(req, 4096);
+    const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
+    const password = typeof b.password === "string" ? b.password : "";
+    const source = req.socket.remoteAddress ?? "?";
+    if (!this.loginAllowed(`u:${username}`) || !this.loginAllowed(`a:${source}`)) {
+      res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
+      throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
+    }
+    const user = USERNAME_PATTERN.test(username) ? await this.ctx.store.getUser(username) : undefined;
+    // The same scrypt cost whether or not the user exists: no user enumeration by timing.
+    const ok = await checkPassword(password, user?.passwordHash ?? await dummyHash());
+    if (!user || !ok) {
+      this.counters.loginFailures++;
+      this.ctx.log.warn({ event: "console_login_failed", username: username.slice(0, 64), remote: source }, "console login refused");
+      throw new HttpError(401, "bad_credentials", "unknown username or wrong password");
+    }
+    this.counters.logins.password++;
+    const now = Math.floor(Date.now() / 1000);
+    this.issue(res, user.username, ["pwd"], now);
+    this.ctx.log.info({ event: "console_login", user: user.username, method: "password", remote: source }, "console login");
+    sendJson(res, 200, { user: user.username, method: "password" });
+  }
+
+  /** The admin certificate this connection presents, verified, or why not. */
+  private adminCert(req: IncomingMessage): { ok: true; id: Identity; thumb: string } | { ok: false; reason: string; detail: string } {
+    const v = verifyTlsPeer(req.socket as TLSSocket, this.ctx.verifier, { usage: "client" });
+    if (!v.ok) return { ok: false, reason: v.reason, detail: v.detail };
+    if (!v.identity.roles.includes(ADMIN_ROLE)) return { ok: false, reason: "not_admin", detail: `identity "${v.identity.name}" has no role "${ADMIN_ROLE}" in its certificate` };
+    const raw = (req.socket as TLSSocket).getPeerCertificate().raw;
+    return { ok: true, id: v.identity, thumb: certThumbprint(raw) };
+  }
+
+  private loginOptions(req: IncomingMessage, res: ServerResponse): void {
+    const c = this.adminCert(req);
+    sendJson(res, 200, { trustDomain: this.ctx.trustDomain, certificate: c.ok ? { name: c.id.name, admin: true } : { admin: false, reason: c.reason, detail: c.detail } });
+  }
+
+  private async certLogin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.checkCsrf(req);
+    const c = this.adminCert(req);
+    if (!c.ok) {
+      this.counters.loginFailures++;
+      throw new HttpError(401, c.reason, c.detail);
+    }
+    this.counters.logins.certificate++;
+    this.issue(res, c.id.name, ["mtls"], Math.floor(Date.now() / 1000), c.thumb);
+    this.ctx.log.info({ event: "console_login", user: c.id.name, method: "certificate", serial: c.id.serial }, "console login");
+    sendJson(res, 200, { user: c.id.name, method: "certificate" });
+  }
+
+  private logout(req: IncomingMessage, res: ServerResponse): void {
+    this.checkCsrf(req);
+    const s = this.session(req);
+    if (s.ok) this.loggedOut.set(s.s.jti, s.s.exp);
+    res.setHeader("set-cookie", `${SESSION_COOKIE}=; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
+    sendJson(res, 200, { ok: true });
+  }
+
+  // ---- pages and files -------------------------------------------------------------------------------
+
+  private page(req: IncomingMessage, res: ServerResponse, url: URL, _page: string): void {
+    const s = this.session(req);
+    if (!s.ok) {
+      const next = encodeURIComponent(url.pathname);
+      res.writeHead(302, { location: `/ui/login?reason=${s.reason}&next=${next}`, "cache-control": "no-store" });
+      return void res.end();
+    }
+    this.ctx.authenticated(req);
+    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"]);
+    this.sendFile(res, "app.html");
+  }
+
+  private sendFile(res: ServerResponse, name: string): void {
+    const f = this.files.get(name);
+    if (!f) throw new HttpError(404, "not_found", `no file ${name}`);
+    res.writeHead(200, { "content-type": f.type, "content-length": f.body.length, ...SECURITY_HEADERS });
+    res.end(f.body);
+  }
+
+  private staticFile(res: ServerResponse, name: string): void {
+    if (!/^[a-z0-9-]+\.(js|css|svg)$/.test(name)) throw new HttpError(404, "not_found", "no such file");
+    this.sendFile(res, name);
+  }
+
+  // ---- the JSON API ----------------------------------------------------------------------------------
+
+  private async api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const s = this.session(req);
+    if (!s.ok) return sendJson(res, 401, { error: s.reason, detail: s.detail });
+    this.ctx.authenticated(req);
+    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"]);
+    const route = `${req.method} ${url.pathname}`;
+    const q = url.searchParams;
+    switch (route) {
+      case "GET /ui/api/session": return sendJson(res, 200, { user: s.s.sub, method: s.s.amr.includes("mtls") ? "certificate" : "password", expires: new Date(s.s.exp * 1000).toISOString() });
+      case "GET /ui/api/overview": return sendJson(res, 200, await this.overview());
+      case "GET /ui/api/certificates": return sendJson(res, 200, await this.certificates());
+      case "GET /ui/api/policy": return sendJson(res, 200, await this.policyView());
+      case "POST /ui/api/policy/check": this.checkCsrf(req); return sendJson(res, 200, await this.policyCheck(req));
+      case "GET /ui/api/decisions": return sendJson(res, 200, { decisions: this.decisions(q) });
+      case "GET /ui/api/connections": return sendJson(res, 200, { events: this.connections(q) });
+      case "GET /ui/api/events": return this.stream(req, res);
+    }
+    const node = /^GET \/ui\/api\/nodes\/([a-z0-9-]{1,63})$/.exec(route);
+    if (node) return sendJson(res, 200, await this.nodeView(node[1]));
+    throw new HttpError(404, "not_found", `no console API ${route}`);
+  }
+
+  private async overview() {
+    const hub = this.ctx.hub();
+    const snaps = new Map(this.ctx.telemetry.store.snapshots().map((x) => [x.node, x]));
+    const now = Date.now();
+    const nodes = (await this.ctx.store.listNodes()).filter((n) => n.status === "active").map((n) => {
+      const live = hub.peer(n.name);
+      const snap = snaps.get(n.name);
+      const last = live?.lastSeen ?? n.lastSeen;
+      return {
+        name: n.name, tenant: n.tenant, groups: n.groups, online: hub.isOnline(n.name), lastSeen: last ? new Date(last).toISOString() : undefined,
+        homeRelay: live?.homeRelay ?? n.homeRelay, natType: n.natType, endpoints: live?.endpoints ?? n.endpoints,
+        telemetryAt: snap ? new Date(snap.at).toISOString() : undefined, stale: snap ? now - snap.at > STALE_MS : true,
+        problems: (snap?.problems ?? []).map((p) => ({ code: p.code, severity: p.severity, summary: p.summary })),
+      };
+    });
+    // One link per pair, as each side reports it.
+    const links: { from: string; to: string; path: string; kind: "direct" | "relay" | "none"; rttMs?: number; lossPct?: number; state: string }[] = [];
+    for (const s of snaps.values()) {
+      for (const p of s.peers) {
+        links.push({ from: s.node, to: p.name, path: p.path, kind: p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none", rttMs: p.rttMs, lossPct: p.lossPct, state: p.state });
+      }
+    }
+    return { nodes, links, policyHash: this.ctx.policy().hash.slice(0, 12), at: new Date(now).toISOString() };
+  }
+
+  private async certificates() {
+    const nodes = await this.ctx.store.listNodes();
+    const revoked = await this.ctx.store.listRevoked();
+    const now = Date.now();
+    return {
+      nodes: nodes.map((n) => {
+        let notBefore: number | undefined;
+        try { notBefore = parseCertificate(pemBlocks(n.certPem, "CERTIFICATE", "node certificate")[0]).notBefore.getTime(); } catch { notBefore = undefined; }
+        const issued = notBefore !== undefined ? notBefore + LEAF_BACKDATE_MS : undefined;
+        const rotation = issued !== undefined && n.status === "active" ? issued + (n.notAfter - issued) * RENEW_AT : undefined;
+        return {
+          name: n.name, tenant: n.tenant, status: n.status, serial: n.serial, roles: n.roles,
+          notBefore: notBefore !== undefined ? new Date(notBefore).toISOString() : undefined, notAfter: new Date(n.notAfter).toISOString(),
+          nextRotation: rotation !== undefined ? new Date(rotation).toISOString() : undefined,
+          expiresInS: Math.round((n.notAfter - now) / 1000), ttlS: Math.round(n.certTtlMs / 1000),
+        };
+      }),
+      revoked: revoked.map((r) => ({ serial: r.serial, name: r.name, revokedAt: new Date(r.revokedAt).toISOString(), notAfter: new Date(r.notAfter).toISOString() })),
+    };
+  }
+
+  private async policyView() {
+    const p = this.ctx.policy();
+    const rec = await this.ctx.store.getPolicy();
+    return {
+      hash: p.hash.slice(0, 12), setAt: rec ? new Date(rec.setAt).toISOString() : undefined, setBy: rec?.setBy,
+      rules: p.rules.map((r) => ({ index: r.index, line: r.line, text: r.text })), source: rec?.source ?? "",
+      decisions: this.decisions(new URLSearchParams({ limit: "100" })),
+    };
+  }
+
+  private async policyCheck(req: IncomingMessage) {
+    const b = await readJson(req, 4096);
+    const fromName = typeof b.from === "string" ? b.from.trim() : "";
+    const proto = typeof b.protocol === "string" && b.protocol ? b.protocol : "tcp";
+    const spec = `${typeof b.to === "string" ? b.to.trim() : ""}:${Number(b.port)}/${proto}`;
+    let flow;
+    try { flow = parseFlowSpec(spec); } catch (err) { throw new HttpError(400, "bad_flow", (err as Error).message); }
+    const hub = this.ctx.hub();
+    const from = hub.principal(fromName);
+    const to = hub.principal(flow.name);
+    if (!from) throw new HttpError(404, "unknown_node", `no active node named "${fromName}"`);
+    if (!to) throw new HttpError(404, "unknown_node", `no active node named "${flow.name}"`);
+    const policy = this.ctx.policy();
+    const d = decide(policy, from, to, flow.port, flow.protocol);
+    return {
+      from: fromName, to: flow.name, port: flow.port, protocol: flow.protocol, allow: d.allow, rule: d.rule, reason: d.reason,
+      ...(d.allow ? {} : { nearest: nearestRule(policy, from, to, flow.port, flow.protocol) }),
+    };
+  }
+
+  private decisions(q: URLSearchParams) {
+    const verdict = q.get("verdict");
+    return this.ctx.telemetry.store.query({
+      kinds: ["decision"], node: q.get("node") || undefined, peer: q.get("peer") || undefined,
+      ok: verdict === "allow" ? true : verdict === "deny" ? false : undefined, limit: Number(q.get("limit")) || 200,
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), peer: e.peer, allow: e.ok })); // authoritative fields last: a node's data cannot overwrite them
+  }
+
+  private connections(q: URLSearchParams) {
+    const kinds = (q.get("kind") || "handshake,path,coord").split(",").filter((k) => ["handshake", "path", "coord"].includes(k));
+    const ok = q.get("result");
+    return this.ctx.telemetry.store.query({
+      kinds, node: q.get("node") || undefined, peer: q.get("peer") || undefined,
+      ok: ok === "ok" ? true : ok === "failed" ? false : undefined, limit: Number(q.get("limit")) || 200,
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok }));
+  }
+
+  private async nodeView(name: string) {
+    const n = await this.ctx.store.getNode(name);
+    if (!n) throw new HttpError(404, "unknown_node", `no node named "${name}"`);
+    const hub = this.ctx.hub();
+    const snap = this.ctx.telemetry.store.snapshot(name);
+    const problems = [...(snap?.problems ?? [])];
+    const now = Date.now();
+    if (n.status === "active" && !hub.isOnline(name)) {
+      const last = hub.peer(name)?.lastSeen ?? n.lastSeen;
+      if (!problems.some((p) => p.code === "coord_unreachable" || p.code === "clock_skew")) {
+        problems.push({
+          code: "offline", severity: "error",
+          summary: `${name} holds no map stream to the coordination server${last ? ` (last seen ${new Date(last).toISOString()})` : " (never connected)"}`,
+          fix: `check that the daemon runs on ${name} (systemctl status ember) and that it reaches this server on TCP 443: run "ember status" there`,
+        });
+      }
+    }
+    // Denied flows of the last 15 minutes, each with the policy's nearest rule (the full policy: the node knows only its own rules).
+    const policy = this.ctx.policy();
+    const denied = this.ctx.telemetry.store.query({ node: name, kinds: ["decision"], ok: false, since: now - 15 * 60_000, limit: 50 });
+    const seen = new Set<string>();
+    for (const e of denied) {
+      const d = e.data as { from?: string; to?: string; port?: number; protocol?: string; flow?: string };
+      const key = `${d.from}>${d.to}:${d.port}/${d.protocol}`;
+      if (seen.has(key) || !d.from || !d.to) continue;
+      seen.add(key);
+      const from = hub.principal(d.from), to = hub.principal(d.to);
+      const near = from && to ? nearestRule(policy, from, to, d.port, (d.protocol ?? "tcp") as "tcp") : undefined;
+      if (problems.some((p) => p.code === "policy_missing" && (p.detail as any)?.flow === d.flow)) continue;
+      problems.push({
+        code: "policy_missing", severity: "warning",
+        summary: `flow ${d.flow ?? key} was denied by policy${near ? `; nearest rule ${near.rule.index} (line ${near.rule.line}): ${near.rule.text} — ${near.differences.join("; ")}` : " (the policy has no rules)"}`,
+        fix: `add or widen a rule to allow it, then check with: ember policy check --from ${d.from} --to ${d.to}:${d.port}/${d.protocol}`,
+        detail: { flow: d.flow, nearest: near },
+      });
+    }
+    return {
+      name: n.name, tenant: n.tenant, groups: n.groups, roles: n.roles, status: n.status, online: hub.isOnline(name),
+      lastSeen: (hub.peer(name)?.lastSeen ?? n.lastSeen) ? new Date((hub.peer(name)?.lastSeen ?? n.lastSeen)!).toISOString() : undefined,
+      serial: n.serial, certExpires: new Date(n.notAfter).toISOString(), homeRelay: hub.peer(name)?.homeRelay ?? n.homeRelay, natType: n.natType,
+      endpoints: hub.peer(name)?.endpoints ?? n.endpoints, clockOffsetMs: snap?.clockOffsetMs, telemetryAt: snap ? new Date(snap.at).toISOString() : undefined,
+      peers: snap?.peers ?? [], problems,
+      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ ...e.data, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok })),
+    };
+  }
+
+  // ---- live updates (server-sent events) -------------------------------------------------------------
+
+  private stream(req: IncomingMessage, res: ServerResponse): void {
+    if (this.streams.size >= 256) throw new HttpError(503, "too_many_streams", "too many console live streams");
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
+    res.write("retry: 2000\n\n");
+    this.streams.add(res);
+    req.socket.setKeepAlive(true, 30_000);
+    // A comment every 15 s keeps proxies from closing an idle stream.
+    const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
+    ping.unref();
+    res.on("close", () => { clearInterval(ping); this.streams.delete(res); });
+  }
+
+  private push(msg: Record<string, unknown>): void {
+    const line = `event: change\ndata: ${JSON.stringify(msg)}\n\n`;
+    for (const s of this.streams) s.write(line);
+  }
+}
+
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq <= 0) continue;
+    const k = part.slice(0, eq).trim();
+    if (!(k in out)) out[k] = part.slice(eq + 1).trim();
+  }
+  return out;
+}

@@ -1,0 +1,263 @@
+// What the node knows of its own health, in one place: it reads the daemon's structured log (policy decisions
+// flow_allowed/flow_denied/flow_cut, handshakes, path changes, coordination and relay connections) through a
+// tap on the logger rather than hooks in every layer, keeps the recent events for `ember logs`, samples the
+// peers' paths and latencies, diagnoses problems (diagnostics.ts), answers `ember whois`, and feeds the
+// telemetry client. The tap parses only the few message kinds it needs, at level info and above.
+import { X509Certificate } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { TelemetryEvent, PeerSnapshot } from "../coord/telemetry-protocol.js";
+import { nearestRule, type FlowProtocol } from "../policy/index.js";
+import { describeEndpoint } from "../session/endpoint.js";
+import type { ControlMethods } from "./control.js";
+import type { Daemon } from "./daemon.js";
+import { diagnose, type DeniedFlow, type DiagnosisFacts, type Problem } from "./diagnostics.js";
+import type { Mesh } from "./mesh.js";
+import { TelemetryClient } from "./telemetry.js";
+
+/** Events kept for `ember logs` (newest last). */
+const RECENT_MAX = 1_000;
+const DENIED_MAX = 64;
+export const DIAGNOSTICS_FILE = "diagnostics.json";
+
+export type LogKind = "policy" | "connections";
+export interface LogEvent { seq: number; at: string; kind: LogKind; event: string; peer?: string; [field: string]: unknown }
+
+/** A pino destination that hands the lines it needs to the node's health (the real log goes elsewhere). */
+export class LogTap {
+  private sink?: (o: Record<string, any>) => void;
+  private readonly backlog: Record<string, any>[] = [];
+
+  write(line: string): void {
+    // Cheap filter before parsing: only lines some rule below can use.
+    if (!/"event":"flow_|"msg":"(handshake refused|session established|path: |coordination stream|relay (dis)?connected|certificate rotated)/.test(line)) return;
+    let o: Record<string, any>;
+    try { o = JSON.parse(line); } catch { return; }
+    if (this.sink) this.sink(o); else if (this.backlog.length < 100) this.backlog.push(o);
+  }
+
+  attach(sink: (o: Record<string, any>) => void): void {
+    this.sink = sink;
+    for (const o of this.backlog.splice(0)) sink(o);
+  }
+}
+
+const FLOW_RE = /^([a-z0-9-]+)\.(\S*) -> ([a-z0-9-]+)\.(\S*):(\d+)\/(\w+)$/;
+
+export class NodeHealth {
+  readonly telemetry?: TelemetryClient;
+  private readonly recent: LogEvent[] = [];
+  private seq = 0;
+  private readonly denied = new Map<string, DeniedFlow>();
+  private mesh?: Mesh;
+  private coord?: { connected: boolean; lastError?: string; since?: number };
+  private readonly relayErrors = new Map<string, string>();
+  private readonly lossSample = new Map<string, { probes: number; pongs: number; lossPct?: number }>();
+  private readonly waiters = new Set<() => void>();
+  /** Policy decisions seen, by "verdict|side" (metrics). */
+  readonly decisionCounts = new Map<string, number>();
+
+  constructor(private readonly d: Daemon, tap: LogTap) {
+    const cfg = d.config;
+    if (cfg.coordUrl) {
+      this.telemetry = new TelemetryClient({
+        coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: d.log, verifier: d.verifier,
+        credentials: () => d.credentials(), snapshot: () => ({ peers: this.peers(), problems: this.problems() }),
+      });
+    }
+    tap.attach((o) => this.onLog(o));
+  }
+
+  start(mesh: Mesh | undefined): void {
+    this.mesh = mesh;
+    if (mesh) {
+      this.coord = { connected: false, since: Date.now() };
+      mesh.coord.on("connected", () => { this.coord = { connected: true, since: Date.now() }; });
+      mesh.coord.on("disconnected", () => { if (this.coord?.connected) this.coord = { connected: false, since: Date.now(), lastError: this.coord.lastError }; });
+      mesh.coord.on("error", (err: Error) => { if (this.coord && !this.coord.connected) this.coord.lastError = err.message; });
+    }
+    this.telemetry?.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.telemetry?.stop();
+    for (const w of this.waiters) w();
+  }
+
+  // ---- the log tap ----------------------------------------------------------------------------------
+
+  private onLog(o: Record<string, any>): void {
+    const at = typeof o.time === "number" ? o.time : Date.now();
+    if (typeof o.event === "string" && o.event.startsWith("flow_")) return this.onFlow(o, at);
+    const msg = String(o.msg ?? "");
+    if (msg === "handshake refused") {
+      this.add({ kind: "connections", event: "handshake_failed", peer: o.peer, reason: o.reason, detail: o.detail, from: o.from }, at,
+        { t: "handshake", at, ...(o.peer ? { peer: o.peer } : {}), ok: false, data: { reason: o.reason, from: o.from } });
+    } else if (msg === "session established") {
+      this.add({ kind: "connections", event: "handshake_ok", peer: o.peer, endpoint: o.endpoint }, at,
+        { t: "handshake", at, peer: o.peer, ok: true, data: { endpoint: o.endpoint, initiator: o.initiator } });
+    } else if (msg.startsWith("path: ")) {
+      this.add({ kind: "connections", event: msg === "path: relay" ? "relay_fallback" : "path_direct", peer: o.peer, from: o.from, to: o.to, rttMs: o.rttMs }, at,
+        { t: "path", at, peer: o.peer, ok: msg !== "path: relay", data: { from: o.from, to: o.to, ...(typeof o.rttMs === "number" ? { rttMs: Math.round(o.rttMs * 100) / 100 } : {}) } });
+    } else if (msg.startsWith("coordination stream")) {
+      const up = msg === "coordination stream connected";
+      this.add({ kind: "connections", event: up ? "coord_connected" : "coord_lost" }, at, { t: "coord", at, ok: up, data: { what: "coordination stream" } });
+    } else if (msg === "relay connected" || msg === "relay disconnected") {
+      const up = msg === "relay connected";
+      if (!up) this.relayErrors.set(String(o.relay), String(o.why ?? "disconnected")); else this.relayErrors.delete(String(o.relay));
+      this.add({ kind: "connections", event: up ? "relay_connected" : "relay_lost", relay: o.relay, why: o.why }, at, { t: "coord", at, ok: up, data: { relay: o.relay, ...(o.why ? { why: o.why } : {}) } });
+    } else if (msg === "certificate rotated") {
+      this.add({ kind: "connections", event: "certificate_rotated", serial: o.serial, notAfter: o.notAfter }, at, { t: "coord", at, ok: true, data: { what: "certificate rotated", serial: o.serial, notAfter: o.notAfter } });
+    }
+  }
+
+  private onFlow(o: Record<string, any>, at: number): void {
+    const m = FLOW_RE.exec(String(o.flow ?? ""));
+    const allow = o.event === "flow_allowed";
+    const f = m ? { from: m[1], fromTenant: m[2], to: m[3], toTenant: m[4], port: Number(m[5]), protocol: m[6] } : undefined;
+    const self = this.d.name;
+    const peer = f ? (f.from === self ? f.to : f.from) : undefined;
+    if (o.event === "flow_denied" && f) {
+      const key = `${o.side}|${o.flow}`;
+      const prev = this.denied.get(key);
+      const rules = { rules: this.d.policy.rules };
+      const nearest = nearestRule(rules, this.principal(f.from, f.fromTenant), this.principal(f.to, f.toTenant), f.port, f.protocol as FlowProtocol);
+      this.denied.set(key, { flow: o.flow, from: f.from, to: f.to, port: f.port, protocol: f.protocol, reason: o.reason, side: o.side, at, count: (prev?.count ?? 0) + 1, ...(nearest ? { nearest } : {}) });
+      if (this.denied.size > DENIED_MAX) this.denied.delete(this.denied.keys().next().value!);
+    }
+    const verdict = allow ? "allow" : o.event === "flow_denied" ? "deny" : o.event === "flow_cut" ? "cut" : "refused";
+    const ck = `${verdict}|${o.side ?? "receiver"}`;
+    this.decisionCounts.set(ck, (this.decisionCounts.get(ck) ?? 0) + 1);
+    this.add({ kind: "policy", event: o.event, verdict, side: o.side, flow: o.flow, rule: o.rule, reason: o.reason, peer }, at,
+      o.event === "flow_refused" ? undefined : {
+        t: "decision", at, ...(peer && /^[a-z0-9-]+$/.test(peer) ? { peer } : {}), ok: allow,
+        data: { side: o.side ?? "receiver", verdict, flow: o.flow, ...(f ? { from: f.from, to: f.to, port: f.port, protocol: f.protocol } : {}), ...(o.rule ? { rule: o.rule } : {}), reason: o.reason },
+      });
+  }
+
+  /** A principal for the nearest-rule search: ourselves from our certificate, a peer from the map. */
+  private principal(name: string, tenant: string) {
+    if (name === this.d.name) { const id = this.d.identity(); return { name, tenant: id.tenant, groups: id.groups }; }
+    const k = this.d.knownPeer(name);
+    return { name, tenant: k?.tenant || tenant, groups: k?.groups ?? [] };
+  }
+
+  private add(e: Omit<LogEvent, "seq" | "at">, at: number, t?: TelemetryEvent): void {
+    const ev = { ...e, seq: ++this.seq, at: new Date(at).toISOString() } as LogEvent;
+    for (const k of Object.keys(ev)) if (ev[k] === undefined) delete ev[k];
+    this.recent.push(ev);
+    if (this.recent.length > RECENT_MAX) this.recent.shift();
+    if (t) this.telemetry?.record(t);
+    for (const w of [...this.waiters]) w();
+  }
+
+  // ---- views -----------------------------------------------------------------------------------------
+
+  /** Events of a kind after `after` (a seq); with waitMs, waits that long for the first new one (for --follow). */
+  async logs(kind: LogKind | undefined, after: number, limit: number, waitMs = 0): Promise<{ events: LogEvent[]; last: number }> {
+    const pick = () => this.recent.filter((e) => e.seq > after && (!kind || e.kind === kind)).slice(-limit);
+    let events = pick();
+    if (events.length === 0 && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const done = () => { clearTimeout(t); this.waiters.delete(done); resolve(); };
+        const t = setTimeout(done, Math.min(waitMs, 30_000));
+        this.waiters.add(done);
+      });
+      events = pick();
+    }
+    return { events, last: Math.max(after, this.seq) };
+  }
+
+  peers(): PeerSnapshot[] {
+    const out: PeerSnapshot[] = [];
+    for (const p of this.d.device.peers.values()) {
+      const ep = p.endpoint;
+      const path = ep?.kind === "relay" ? `relay:${ep.relay}` : ep ? "direct" : "-";
+      const desc = this.mesh?.paths.describe(p.name);
+      const cur = desc?.candidates.find((c) => c.endpoint === describeEndpoint(ep));
+      const rtt = path === "direct" && cur?.rttMs !== undefined ? cur.rttMs : p.stats.lastRttMs;
+      // Loss on the direct path: path probes answered since the last sample.
+      let lossPct: number | undefined;
+      if (cur && path === "direct") {
+        const prev = this.lossSample.get(p.name);
+        const probes = cur.probes - (prev?.probes ?? 0), pongs = cur.pongs - (prev?.pongs ?? 0);
+        lossPct = probes >= 5 ? Math.max(0, Math.round((1 - pongs / probes) * 1000) / 10) : prev?.lossPct;
+        if (probes >= 5 || !prev) this.lossSample.set(p.name, { probes: cur.probes, pongs: cur.pongs, lossPct });
+      }
+      out.push({ name: p.name, path, state: String(p.state), ...(rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}), ...(lossPct !== undefined ? { lossPct } : {}) });
+    }
+    return out;
+  }
+
+  facts(): DiagnosisFacts {
+    const mesh = this.mesh;
+    const id = this.d.identity();
+    const now = Date.now();
+    const relays = [...(mesh?.relays ?? new Map())].map(([name, r]) => {
+      const mr = mesh?.peerMap?.relays.find((x) => x.name === name);
+      return { name, host: mr?.host ?? "?", port: mr?.port ?? 443, connected: r.connected, ...(this.relayErrors.has(name) ? { lastError: this.relayErrors.get(name) } : {}) };
+    });
+    return {
+      now, coordUrl: this.d.config.coordUrl, coord: this.coord, relays,
+      natType: this.d.candidates?.natType, stunServers: (mesh?.stunServers() ?? []).map((s) => `${s.host}:${s.port}`),
+      peers: this.peers(), clock: this.telemetry?.clock,
+      certificate: { notBefore: id.notBefore.getTime(), notAfter: id.notAfter.getTime(), ...(now > id.notAfter.getTime() ? { problem: "expired" } : now < id.notBefore.getTime() ? { problem: "not_yet_valid" } : {}) },
+      denied: [...this.denied.values()],
+    };
+  }
+
+  problems(): Problem[] {
+    return diagnose(this.facts());
+  }
+
+  /** `ember whois NAME|ADDRESS`: a peer (or this node) by name, or by an address it was seen or announced at. */
+  whois(query: string) {
+    const q = query.trim().toLowerCase();
+    const self = this.d.identity();
+    if (q === self.name) return { name: self.name, self: true, tenant: self.tenant, groups: self.groups, roles: self.roles, identity: self.spiffeId, serial: self.serial, notBefore: self.notBefore.toISOString(), notAfter: self.notAfter.toISOString(), source: "own certificate" };
+    const byAddr = (name: string) => {
+      const host = q.replace(/^\[|\](:\d+)?$/g, "").replace(/:\d+$/, "");
+      const eps = [...(this.d.knownPeer(name) ? this.mesh?.mapPeer(name)?.endpoints ?? [] : []), describeEndpoint(this.d.device.peers.get(name)?.endpoint)];
+      return eps.some((e) => e === q || e.replace(/^\[|\](:\d+)?$/g, "").replace(/:\d+$/, "") === host || e.startsWith(`${host}:`));
+    };
+    const names = [...new Set([...this.d.device.peers.keys(), ...(this.mesh?.peerMap?.peers.map((p) => p.name) ?? [])])];
+    const name = names.find((n) => n === q) ?? names.find((n) => byAddr(n));
+    if (!name) throw new Error(`no peer named or seen at "${query}" (known: ${names.join(", ") || "none"})`);
+    const session = this.d.peerIdentity(name);
+    const mp = this.mesh?.mapPeer(name);
+    let cert: { serial: string; notBefore: string; notAfter: string } | undefined;
+    if (!session && mp?.certPem) {
+      try { const x = new X509Certificate(mp.certPem); cert = { serial: x.serialNumber.toLowerCase(), notBefore: new Date(x.validFrom).toISOString(), notAfter: new Date(x.validTo).toISOString() }; } catch { cert = undefined; }
+    }
+    const peer = this.d.device.peers.get(name);
+    return {
+      name, self: false, tenant: session?.tenant ?? mp?.tenant ?? "", groups: session?.groups ?? mp?.groups ?? [], roles: session?.roles ?? [],
+      identity: session?.spiffeId, serial: session?.serial ?? cert?.serial, notBefore: session?.notBefore.toISOString() ?? cert?.notBefore, notAfter: session?.notAfter.toISOString() ?? cert?.notAfter,
+      source: session ? "verified session certificate" : "peer map certificate",
+      path: peer?.endpoint ? (peer.endpoint.kind === "relay" ? `relay:${peer.endpoint.relay}` : "direct") : "-", endpoint: describeEndpoint(peer?.endpoint),
+      endpoints: mp?.endpoints ?? [], homeRelay: mp?.homeRelay, online: mp?.online, services: mp?.services ?? [],
+    };
+  }
+
+  registerMethods(methods: ControlMethods): void {
+    methods.register("diagnostics", () => ({ problems: this.problems(), facts: this.facts(), telemetry: this.telemetry?.stats }));
+    methods.register("whois", (p) => this.whois(String(p.query ?? "")));
+    methods.register("logs", (p) => {
+      const kind = p.kind === "policy" || p.kind === "connections" ? p.kind : undefined;
+      return this.logs(kind, Number(p.after ?? 0) || 0, Math.min(Number(p.limit ?? 100) || 100, RECENT_MAX), Number(p.waitMs ?? 0) || 0);
+    });
+    // `ember ping`: the path and round trip of one try.
+    methods.register("ping-path", async (p) => {
+      const name = String(p.name ?? "");
+      const t = Number(p.timeoutMs ?? 5_000);
+      const rttMs = await this.d.device.ping(name, t);
+      const ep = this.d.device.peers.get(name)?.endpoint;
+      return { name, rttMs, path: ep?.kind === "relay" ? `relay:${ep.relay}` : ep ? "direct" : "-", endpoint: describeEndpoint(ep) };
+    });
+  }
+}
+
+/** `ember up` failed before the daemon ran: the problem, kept for `ember status` (STATE/diagnostics.json). */
+export function saveStartFailure(stateDir: string, failure: { error: string; problems: Problem[] }): void {
+  try { writeFileSync(join(stateDir, DIAGNOSTICS_FILE), JSON.stringify({ at: new Date().toISOString(), ...failure }, null, 2) + "\n", { mode: 0o600 }); } catch { /* best effort */ }
+}

@@ -1,0 +1,43 @@
+// The node's telemetry client while the coordination server is unreachable: events wait in a bounded spool
+// file (then new ones are dropped and counted), the memory queue is bounded too, and nothing throws.
+import { afterAll, describe, expect, it } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
+import { pino } from "pino";
+import { Verifier } from "../../src/pki/index.js";
+import { TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
+import { makeCa, makeLeaf, tempDir } from "../helpers/pki.js";
+
+const tmp = tempDir("ember-telemetry-client-");
+afterAll(() => tmp.cleanup());
+
+describe("telemetry client, server unreachable", () => {
+  it("spools to a bounded file and counts what it drops", async () => {
+    const ca = await makeCa(tmp.dir);
+    const leaf = await makeLeaf(ca, "n1");
+    const saved = { ...TELEMETRY_CLIENT };
+    Object.assign(TELEMETRY_CLIENT, { maxSpoolBytes: 4_000, maxQueue: 50, requestTimeoutMs: 2_000 });
+    try {
+      const c = new TelemetryClient({
+        coordUrl: "https://127.0.0.1:1", stateDir: tmp.dir, log: pino({ level: "silent" }), verifier: new Verifier({ bundlePem: ca.bundlePem }),
+        credentials: () => ({ certPem: leaf.pem, keyPem: leaf.keyPem, bundlePem: ca.bundlePem }), snapshot: () => ({ peers: [], problems: [] }),
+      });
+      for (let i = 0; i < 60; i++) c.record({ t: "decision", at: Date.now(), ok: false, data: { flow: `a -> b:${i}/tcp`, pad: "x".repeat(40) } });
+      expect(c.stats.dropped).toBe(10); // the queue holds 50
+      await c.flush();
+      expect(c.stats.lastError).toMatch(/ECONNREFUSED/);
+      const spooled = () => readFileSync(c.spoolPath, "utf8");
+      expect(spooled().length).toBeLessThanOrEqual(4_000);
+      expect(spooled().trim().split("\n").length).toBe(c.stats.spooled);
+      expect(c.stats.spooled + c.stats.dropped).toBe(60);
+      for (let i = 0; i < 60; i++) c.record({ t: "decision", at: Date.now(), ok: false, data: { flow: `c -> d:${i}/tcp`, pad: "x".repeat(40) } });
+      await c.flush(); // still unreachable: the spool stays, the new events wait in the (bounded) queue
+      expect(c.stats.spooled + c.stats.dropped).toBe(70);
+      await c.stop(); // the queue goes to the spool, which is full: dropped, counted
+      expect(spooled().length).toBeLessThanOrEqual(4_000);
+      expect(c.stats.spooled + c.stats.dropped).toBe(120);
+      expect(existsSync(c.spoolPath)).toBe(true);
+    } finally {
+      Object.assign(TELEMETRY_CLIENT, saved);
+    }
+  });
+});
