@@ -62,6 +62,9 @@ export function registerPeers(program: Command): void {
       }
       const ok = tries.filter((t) => t.rttMs !== undefined);
       if (o.json) printJson({ name, tries, rttMs: ok.map((t) => t.rttMs), received: ok.length, sent: count });
-      if (ok.length === 0) throw new CliError(`no answer from ${name} in ${count} tries`, 1);
+      // The last reason names the peer's state (no_answer, refused and why): the error must carry it.
+      const last = tries[tries.length - 1]?.error;
+      const tried = count === 1 ? "1 try" : `${count} tries`;
+      if (ok.length === 0) throw new CliError(`no answer from ${name} in ${tried}: ${last}`, 1);
     });
 }
