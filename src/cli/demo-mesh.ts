@@ -6,12 +6,12 @@ import { createWriteStream, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
+import { EMBER_BIN } from "./paths.js";
 import { AdminClient } from "../coord/admin-client.js";
 import { controlRequest } from "../node/control-socket.js";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../pki/index.js";
 
-const EMBER = fileURLToPath(new URL("../../bin/ember.mjs", import.meta.url));
+const EMBER = EMBER_BIN;
 
 export interface DemoNode { name: string; groups: string[]; dir: string; socket: string; proc?: ChildProcess }
 

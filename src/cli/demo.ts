@@ -6,14 +6,14 @@ import type { Command } from "commander";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "./paths.js";
 import { spawn } from "node:child_process";
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer as createTcpServer } from "node:net";
 import { freeTcpPort, LocalMesh, type DemoNode } from "./demo-mesh.js";
 
 
-const POLICY_FILE = fileURLToPath(new URL("../../examples/policy/demo.yaml", import.meta.url));
+const POLICY_FILE = join(PACKAGE_ROOT, "examples", "policy", "demo.yaml");
 const TENANT = "demo";
 
 export function registerDemo(program: Command): void {
