@@ -13,9 +13,9 @@ import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
 import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
-import { DEFAULT_TIMERS, type SessionTimers } from "./timers.js";
+import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
-import { InnerRegistry, innerName } from "./inner.js";
+import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -54,6 +54,15 @@ const MAX_RETIRED = 3;
 const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
 const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
 
+/** What the path layer learns from the device (src/nat/paths.ts owns the peers' paths once attached). */
+export interface PathOwner {
+  /**
+   * The peer had been idle and application data now moves (sent or received). Called before the datagram
+   * that woke it is sealed, so a shadow path set here already carries it.
+   */
+  onWake(peer: Peer): void;
+}
+
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
 
@@ -67,6 +76,7 @@ export class Device {
    * follows an authenticated packet to a new source only from direct to direct (a NAT rebinding).
    */
   private pathsManaged = false;
+  private pathOwner?: PathOwner;
   /** Drop counters by reason: every discarded datagram increments one. */
   readonly drops = new Map<string, number>();
   private readonly keypairs = new IndexTable<{ peer: Peer; keypair: Keypair }>();
@@ -111,9 +121,36 @@ export class Device {
     return this.opts.local;
   }
 
-  /** A path manager now decides moves between relay and direct paths (see pathsManaged). */
-  setPathsManaged(managed: boolean): void {
+  /** A path manager now decides moves between relay and direct paths (see pathsManaged) and hears of wake-ups. */
+  setPathsManaged(managed: boolean, owner?: PathOwner): void {
     this.pathsManaged = managed;
+    this.pathOwner = managed ? owner : undefined;
+  }
+
+  /** Whether the peer is at rest (no application data for idleAfterMs; see timers.ts). */
+  isIdle(peer: Peer, now = this.now()): boolean {
+    return isIdle(peer.lastDataAt, now, this.timers);
+  }
+
+  /**
+   * Whether a sealed message to the peer can go out now without starting a handshake: keys usable and not yet
+   * due for rekeying. The path layer's holds at rest use it (a rest must not cost a handshake).
+   */
+  sessionFresh(name: string): boolean {
+    const peer = this.peers.get(name);
+    const kp = peer && this.usableKeypair(peer);
+    if (!kp) return false;
+    return !kp.isInitiator || (kp.ageMs(this.now()) < this.timers.rekeyAfterTimeMs && kp.sendCounter < this.timers.rekeyAfterMessages);
+  }
+
+  /** Application data moved: a peer at rest wakes (its path owner revalidates the path), then is active. */
+  private touch(peer: Peer, now: number): void {
+    if (isIdle(peer.lastDataAt, now, this.timers)) {
+      peer.activeSince = now;
+      peer.lastDataAt = now;
+      this.pathOwner?.onWake(peer);
+    }
+    peer.lastDataAt = now;
   }
 
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
@@ -124,7 +161,7 @@ export class Device {
   addPeer(name: string, endpoint?: Endpoint, persistent = true): Peer {
     let peer = this.peers.get(name);
     if (!peer) {
-      peer = new Peer(name, endpoint, persistent);
+      peer = new Peer(name, endpoint, persistent, this.now());
       this.peers.set(name, peer);
     } else if (endpoint && !peer.current) {
       this.setPath(name, endpoint);
@@ -195,6 +232,7 @@ export class Device {
       peer.attempts = 0;
     }
     peer.lastReceivedAt = now;
+    if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
     peer.stats.rxPackets++;
     peer.stats.rxBytes += data.length;
     // Roaming: the session follows an authenticated packet to a new direct source (a NAT rebinding, a new
@@ -205,6 +243,7 @@ export class Device {
     }
     if (plainLen === 0) return this.count("empty_payload");
     const kind = this.scratch[0];
+    if (isActivityKind(kind)) this.touch(peer, now);
     if (!this.inner.dispatch(kind, peer, from, this.scratch.subarray(1, plainLen))) this.count(`unhandled_inner_${innerName(kind)}`);
   }
 
@@ -220,10 +259,15 @@ export class Device {
     return true;
   }
 
-  /** Moves a peer's traffic to another path; the session (keys, counters) is unchanged. */
-  setPath(name: string, endpoint: Endpoint): void {
+  /**
+   * Moves a peer's traffic to another path; the session (keys, counters) is unchanged. With a shadow, data
+   * packets go to both paths until a later setPath without one (see Peer.shadow).
+   */
+  setPath(name: string, endpoint: Endpoint, shadow?: Endpoint): void {
     const peer = this.peers.get(name);
-    if (!peer || sameEndpoint(peer.endpoint, endpoint)) return;
+    if (!peer) return;
+    peer.shadow = shadow && !sameEndpoint(shadow, endpoint) ? shadow : undefined;
+    if (sameEndpoint(peer.endpoint, endpoint)) return;
     peer.endpoint = endpoint;
     // No session yet: the handshake waiting out its backoff on the old path retries on the new one now.
     if (!peer.current) peer.nextAttemptAt = 0;
@@ -345,6 +389,7 @@ export class Device {
     if (!keypair.isInitiator) peer.attempts = 0;
     const now = this.now();
     peer.lastReceivedAt = now;
+    if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
     peer.stats.handshakes++;
     peer.stats.lastHandshakeAt = now;
     this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, wasUp ? "session rekeyed" : "session established");
@@ -368,6 +413,7 @@ export class Device {
   }
 
   private sendInner(peer: Peer, innerType: number, payload: Uint8Array): SendResult {
+    if (isActivityKind(innerType)) this.touch(peer, this.now());
     const kp = this.usableKeypair(peer);
     if (kp ? !this.roomOn(peer.endpoint!) : peer.queue.length >= MAX_QUEUE) {
       peer.blocked = true;
@@ -416,10 +462,18 @@ export class Device {
   }
 
   private sendSealed(peer: Peer, kp: Keypair, plain: Uint8Array): void {
-    if (peer.endpoint) this.sealTo(peer, kp, plain, peer.endpoint);
+    if (!peer.endpoint) return;
+    const out = this.sealTo(peer, kp, plain, peer.endpoint);
+    peer.lastPathSentAt = peer.lastSentAt;
+    // The same ciphertext on the shadow path too: the receiver's replay window takes the first copy.
+    if (peer.shadow) {
+      this.opts.send(peer.shadow, out);
+      peer.stats.txPackets++;
+      peer.stats.txBytes += out.length;
+    }
   }
 
-  private sealTo(peer: Peer, kp: Keypair, plain: Uint8Array, endpoint: Endpoint): void {
+  private sealTo(peer: Peer, kp: Keypair, plain: Uint8Array, endpoint: Endpoint): Buffer {
     const out = Buffer.allocUnsafe(DATA_HEADER_SIZE + plain.length + TAG_SIZE);
     const counter = kp.sendCounter++;
     writeDataHeader(out, kp.remoteIndex, counter);
@@ -432,6 +486,7 @@ export class Device {
     if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs)) {
       this.initiate(peer, "rekey");
     }
+    return out;
   }
 
   initiate(peer: Peer, why: string): void {
@@ -482,24 +537,29 @@ export class Device {
       while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
         this.keypairs.delete(peer.retired.pop()!.localIndex);
       }
+      // At rest (no application data for idleAfterMs) no timer sends anything: no keepalive, no dead-peer
+      // check, no time-based rekey, no reconnect. Keys may expire; the next datagram starts a handshake.
+      const idle = isIdle(peer.lastDataAt, now, t);
       const kp = peer.current;
-      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, "keys expired");
-      else if (kp && now - peer.lastReceivedAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
+      // Silence is counted from the wake-up at the earliest: a rest is not a dead peer.
+      const heardAt = Math.max(peer.lastReceivedAt, peer.activeSince);
+      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, idle ? "keys expired at rest" : "keys expired");
+      else if (kp && !idle && now - heardAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
       else if (kp && !kp.confirmed && now - kp.createdAt > t.handshakeTimeoutMs && !peer.initiation) {
         // Our final message may have been lost: the responder never got the keys we are using.
         this.initiate(peer, "session not confirmed");
       }
       const cur = peer.current;
-      if (cur && !peer.initiation) {
+      if (cur && !peer.initiation && !idle) {
         const age = cur.ageMs(now);
         // The initiator rekeys first; the responder waits longer, with jitter, so both rarely start at once.
         const due = cur.isInitiator ? t.rekeyAfterTimeMs : t.rekeyAfterTimeMs + t.handshakeTimeoutMs * (1 + (cur.localIndex % 1000) / 2000);
         if (age >= due) this.initiate(peer, "rekey (time)");
       }
-      if (!peer.current && (peer.persistent || peer.queue.length) && now >= peer.nextAttemptAt) {
+      if (!peer.current && ((peer.persistent && !idle) || peer.queue.length) && now >= peer.nextAttemptAt) {
         this.initiate(peer, peer.initiation ? "retry" : "connect");
       }
-      if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
+      if (peer.current && !idle && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
     }
     // Responses nobody finished within the handshake timeout are forgotten.
     while (this.responseOrder.length) {
