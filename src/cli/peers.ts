@@ -3,19 +3,25 @@ import type { Command } from "commander";
 import { ask, daemonFlags as common, type SocketOpts } from "./daemon-client.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";
 
-interface PeerRow { name: string; state: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface PeerRow { name: string; state: string; activity?: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface Traffic { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; windowS?: number }
 
 function peerTable(peers: PeerRow[]): void {
-  printTable(["PEER", "STATE", "PATH", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
-    peers.map((p) => [p.name, p.state, p.path, p.endpoint, p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
+  printTable(["PEER", "STATE", "ACTIVITY", "PATH", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
+    peers.map((p) => [p.name, p.state, p.activity ?? "-", p.path, p.endpoint, p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
+}
+
+function perMinute(t: Traffic): string {
+  return `sent ${t.txPackets} packets, ${t.txBytes} bytes; received ${t.rxPackets} packets, ${t.rxBytes} bytes${t.windowS !== undefined && t.windowS < 60 ? ` (over ${t.windowS} s)` : ""}`;
 }
 
 export function registerPeers(program: Command): void {
   common(program.command("status").description("this node's identity, listen address and peers"))
     .action(async (o: SocketOpts) => {
-      const s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");
+      const s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number> }>(o, "status");
       if (o.json) return printJson(s);
-      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`]]);
+      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`],
+        ...(s.traffic ? [["traffic per minute", perMinute(s.traffic.perMinute)] as [string, string]] : [])]);
       process.stdout.write("\n");
       peerTable(s.peers);
     });

@@ -78,6 +78,7 @@ export function statusReport(d: Daemon) {
     services: servicesReport(d),
     flows: flowsReport(d),
     access: d.access.report(),
+    traffic: { perMinute: d.traffic.perMinute(), total: d.traffic.totals() },
     peers: peersReport(d),
     drops: Object.fromEntries(d.device.drops),
   };
@@ -99,6 +100,9 @@ export function peersReport(d: Daemon) {
   return [...d.device.peers.values()].map((p) => ({
     name: p.name,
     state: p.state,
+    // At rest (no application data for the idle bound) nothing is probed and only a direct path is held.
+    activity: d.device.isIdle(p) ? "idle" : "active",
+    lastData: new Date(p.lastDataAt).toISOString(),
     path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),

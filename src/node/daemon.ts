@@ -22,6 +22,7 @@ import { UdpConn } from "./udp-conn.js";
 import { ServiceTable } from "./services.js";
 import { Flows } from "./flows.js";
 import { NodeAccess } from "./access.js";
+import { addTotals, TrafficMeter, ZERO_TRAFFIC } from "./traffic.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -50,6 +51,8 @@ export class Daemon implements NodeRuntime {
   private local?: LocalCandidates;
   private meshPart?: Mesh;
   private controlSocket?: ControlServer;
+  /** Everything this node sends and receives (UDP socket, relays, coordination stream), for `ember status`. */
+  readonly traffic = new TrafficMeter(() => addTotals(this.conn?.totals() ?? ZERO_TRAFFIC, this.meshPart?.controlTraffic() ?? ZERO_TRAFFIC));
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
@@ -119,6 +122,7 @@ export class Daemon implements NodeRuntime {
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
     await this.controlSocket.listen();
     this.device.start();
+    this.traffic.start();
     if (cfg.policyFile) this.loadLocalPolicy(cfg.policyFile);
     if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
@@ -179,6 +183,7 @@ export class Daemon implements NodeRuntime {
   }
 
   async stop(): Promise<void> {
+    this.traffic.stop();
     await this.access.close();
     this.flows.close();
     await this.meshPart?.stop();

@@ -17,6 +17,7 @@ import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { LocalCandidates } from "./candidates.js";
 import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
+import { addTotals, type TrafficTotals } from "./traffic.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
@@ -69,20 +70,28 @@ export class Mesh {
   private pathTicker?: NodeJS.Timeout;
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
+  private lastNetcheckAt = 0;
 
   constructor(private readonly deps: MeshDeps) {
     const { device, log } = deps;
     this.paths = new PathManager({
       sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
-      usePath: (peer, ep) => device.setPath(peer, ep),
+      usePath: (peer, ep, shadow) => device.setPath(peer, ep, shadow),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
+      activity: (name) => {
+        const p = device.peers.get(name);
+        return p && { idle: device.isIdle(p), lastSentAt: p.lastPathSentAt, lastDirectRxAt: p.lastDirectRxAt, lastDirectRxFrom: p.lastDirectRxFrom };
+      },
+      sessionFresh: (peer) => device.sessionFresh(peer),
+      hold: (ep) => { if (ep.kind === "udp") deps.conn.hold(ep.port, ep.host); },
+      selfName: deps.credentials().identity.name,
       localCandidates: () => deps.candidates.list(),
       punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL); },
       mapping: () => deps.candidates.natType,
       log,
       now: Date.now,
     });
-    device.setPathsManaged(true);
+    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name) });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)));
@@ -124,6 +133,15 @@ export class Mesh {
     return (this.map?.relays ?? []).filter((r) => r.stunPort).map((r) => ({ host: r.host, port: r.stunPort! }));
   }
 
+  /** Frames on the relay connections and the coordination stream (keepalives included), for the node's traffic. */
+  controlTraffic(): TrafficTotals {
+    let t: TrafficTotals = { txPackets: this.coord.stats.statusReports, txBytes: this.coord.stats.statusBytes, rxPackets: this.coord.stats.frames, rxBytes: this.coord.stats.bytes };
+    for (const r of this.relays.values()) {
+      t = addTotals(t, { txPackets: r.stats.wireFramesOut, txBytes: r.stats.wireBytesOut, rxPackets: r.stats.wireFramesIn, rxBytes: r.stats.wireBytesIn });
+    }
+    return t;
+  }
+
   relayWritable(relay: string): boolean {
     return this.relays.get(relay)?.writable() ?? false;
   }
@@ -144,12 +162,29 @@ export class Mesh {
     }
   }
 
-  /** Netcheck on the map's relays now, then every NETCHECK_INTERVAL_MS; candidates follow it. */
+  /** A peer woke from rest: its path is revalidated; our own mapping is checked again if it is old. */
+  private onWake(name: string): void {
+    this.paths.onWake(name);
+    if (Date.now() - this.lastNetcheckAt >= NETCHECK_INTERVAL_MS && this.map?.relays.length) this.scheduleNetcheck(0);
+  }
+
+  /** Whether any peer is active (not at rest): netcheck runs only then (docs/nat.md "At rest"). */
+  private anyActive(): boolean {
+    for (const p of this.deps.device.peers.values()) if (!this.deps.device.isIdle(p)) return true;
+    return false;
+  }
+
+  /**
+   * Netcheck on the map's relays now, then every NETCHECK_INTERVAL_MS while any peer is active; at rest the
+   * check is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
+   */
   private scheduleNetcheck(delayMs: number): void {
     clearTimeout(this.netcheckTimer);
     this.netcheckTimer = setTimeout(async () => {
       if (this.netcheckRunning) return;
+      if (this.lastNetcheckAt && !this.anyActive()) return this.scheduleNetcheck(NETCHECK_INTERVAL_MS);
       this.netcheckRunning = true;
+      this.lastNetcheckAt = Date.now();
       try {
         const r = await this.deps.candidates.refresh(this.stunServers());
         this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint) }, "netcheck");
