@@ -133,14 +133,14 @@ export class Device {
   }
 
   /**
-   * Whether a sealed message to the peer can go out now without starting a handshake: keys usable and not yet
-   * due for rekeying. The path layer's holds at rest use it (a rest must not cost a handshake).
+   * Whether the peer's keys are fresh: usable, and younger than rekeyAfterTime, so both sides still hold them
+   * for a good while. The path layer's holds at rest are sealed (and answered) only then; a rest never costs a
+   * handshake, and a sealed packet never reaches a peer whose copy of the keys just expired.
    */
   sessionFresh(name: string): boolean {
     const peer = this.peers.get(name);
     const kp = peer && this.usableKeypair(peer);
-    if (!kp) return false;
-    return !kp.isInitiator || (kp.ageMs(this.now()) < this.timers.rekeyAfterTimeMs && kp.sendCounter < this.timers.rekeyAfterMessages);
+    return !!kp && kp.ageMs(this.now()) < this.timers.rekeyAfterTimeMs && kp.sendCounter < this.timers.rekeyAfterMessages;
   }
 
   /** Application data moved: a peer at rest wakes (its path owner revalidates the path), then is active. */
@@ -483,7 +483,8 @@ export class Device {
     peer.lastSentAt = now;
     peer.stats.txPackets++;
     peer.stats.txBytes += out.length;
-    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs)) {
+    // At rest (a hold, or the answer to one) no send starts a handshake: keys may expire instead.
+    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs) && !isIdle(peer.lastDataAt, now, this.timers)) {
       this.initiate(peer, "rekey");
     }
     return out;
