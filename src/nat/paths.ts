@@ -112,6 +112,12 @@ export interface PeerPaths {
   suspectSince?: number;
   /** Discovery runs until then even at rest (a lapsed hold is recovered at once). */
   recoverUntil?: number;
+  /**
+   * At rest, the peer's call-me-maybe asked us to punch: until then our candidates' probes follow the punch, but
+   * we send no call-me-maybe of our own and no spray (the peer leads the round; two resting peers must not keep
+   * each other awake by answering each other's call-me-maybe).
+   */
+  joinUntil?: number;
   hold: HoldState;
   wakes: number;
 }
@@ -238,7 +244,7 @@ export class PathManager {
     return Math.max(c.lastPongAt, c.lastHeardAt, viaData);
   }
 
-  private probe(s: PeerPaths, key: string): void {
+  private probe(s: PeerPaths, key: string, coordinate = true): void {
     const c = s.candidates.get(key);
     if (!c) return;
     const now = this.host.now();
@@ -248,7 +254,7 @@ export class PathManager {
       if (now - c.punchedAt >= this.timers.probeWhileRelayedMs) {
         c.punchedAt = now;
         this.host.punch(c.endpoint);
-        this.callMeMaybe(s, now);
+        if (coordinate) this.callMeMaybe(s, now);
       }
       if (now - c.punchedAt < this.timers.punchLeadMs) return;
     }
@@ -331,8 +337,8 @@ export class PathManager {
     const s = this.state(peer);
     this.mergeCandidates(s, candidates);
     const now = this.host.now();
-    // The peer is looking for a direct path: join it even if we are at rest.
-    s.recoverUntil = Math.max(s.recoverUntil ?? 0, now + this.timers.pathTimeoutMs * 2);
+    // The peer is looking for a direct path: join its round even if we are at rest (probes, no call-me-maybe).
+    s.joinUntil = now + this.timers.pathTimeoutMs * 2;
     for (const c of s.candidates.values()) {
       if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
       c.punchedAt = now;
@@ -409,10 +415,14 @@ export class PathManager {
     const now = this.host.now();
     for (const s of this.peers.values()) {
       const a = this.activity(s);
-      if (a.idle && !(s.recoverUntil !== undefined && now < s.recoverUntil)) {
+      const recovering = s.recoverUntil !== undefined && now < s.recoverUntil;
+      const joining = !recovering && s.joinUntil !== undefined && now < s.joinUntil;
+      if (a.idle && !recovering && !joining) {
         this.restTick(s, a, now);
         continue;
       }
+      // Leading a round (active, or recovering a lapsed hold) coordinates through call-me-maybe and may spray.
+      const lead = !a.idle || recovering;
       if (!this.host.hasSession(s.name)) {
         // Keys expired during the rest: the handshake revalidates the path; without an answer, the relay.
         if (s.revalidateSince !== undefined) this.choose(s);
@@ -428,11 +438,11 @@ export class PathManager {
         const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs * 2;
         // While direct, only candidates that answered before are worth a probe (a clearly better one may win).
         const interval = !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
-        if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key);
+        if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
-      if (!direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
+      if (lead && !direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
-      this.sprayTick(s, now);
+      if (lead) this.sprayTick(s, now);
     }
   }
 

@@ -59,6 +59,25 @@ export function parseEndpointString(s: string): Endpoint | undefined {
   return port > 0 && port < 65536 ? { kind: "udp", host: m[1], port } : undefined;
 }
 
+/**
+ * Home relay hysteresis: another relay must answer in under 70% of the current one's round trip and at least
+ * 5 ms faster. Relays of one region differ by a few milliseconds of jitter, and every change of home relay is a
+ * status report and a map delta to every peer that can see this node.
+ */
+const HOME_FASTER_RATIO = 0.7;
+const HOME_FASTER_MS = 5;
+
+/** The home relay: the current one while it is connected and not clearly slower than another (pure). */
+export function chooseHomeRelay(current: string | undefined, relays: { name: string; connected: boolean; rttMs?: number }[]): string | undefined {
+  const up = relays.filter((r) => r.connected);
+  if (!up.length) return current;
+  const rtt = (r: { rttMs?: number }) => r.rttMs ?? Number.MAX_SAFE_INTEGER;
+  const best = up.reduce((a, b) => (rtt(b) < rtt(a) ? b : a));
+  const cur = up.find((r) => r.name === current);
+  if (!cur) return best.name;
+  return rtt(best) < rtt(cur) * HOME_FASTER_RATIO && rtt(cur) - rtt(best) >= HOME_FASTER_MS ? best.name : cur.name;
+}
+
 export class Mesh {
   readonly coord: CoordClient;
   readonly relays = new Map<string, RelayClient>();
@@ -253,15 +272,10 @@ export class Mesh {
 
   /** Home relay: the connected relay with the lowest round trip. */
   private pickHome(): void {
-    let best: [string, number] | undefined;
-    for (const [name, c] of this.relays) {
-      if (!c.connected) continue;
-      const rtt = c.rttMs ?? Number.MAX_SAFE_INTEGER;
-      if (!best || rtt < best[1]) best = [name, rtt];
-    }
-    if (best && best[0] !== this.homeRelay) {
-      this.homeRelay = best[0];
-      this.deps.log.info({ relay: best[0], rttMs: best[1] }, "home relay");
+    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })));
+    if (next && next !== this.homeRelay) {
+      this.homeRelay = next;
+      this.deps.log.info({ relay: next, rttMs: this.relays.get(next)?.rttMs }, "home relay");
       this.report();
     }
   }
