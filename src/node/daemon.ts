@@ -2,7 +2,8 @@
 // (mesh.ts: relays, paths, peer map), per-flow policy and the control socket, and offers the layers above
 // the session one small interface (runtime.ts). Each part stays in its own module; this file only wires them.
 import { EventEmitter } from "node:events";
-import pino from "pino";
+import type { Logger } from "pino";
+import { createJsonLogger } from "../log/json-logger.js";
 import { readBoundedFile, Verifier, type Identity } from "../pki/index.js";
 import { Device, type SendResult } from "../session/device.js";
 import type { Endpoint } from "../session/endpoint.js";
@@ -32,7 +33,7 @@ export interface DaemonOptions {
 }
 
 export class Daemon implements NodeRuntime {
-  readonly log: pino.Logger;
+  readonly log: Logger;
   readonly verifier: Verifier;
   readonly device: Device;
   readonly events = new EventEmitter();
@@ -56,7 +57,7 @@ export class Daemon implements NodeRuntime {
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
-    this.log = pino({ level: cfg.logLevel, base: undefined }, pino.destination(opts.logDestination ?? 2));
+    this.log = createJsonLogger({ level: cfg.logLevel, destination: opts.logDestination ?? 2 });
     const bundlePem = readBoundedFile(cfg.bundlePath, "trust bundle");
     this.verifier = new Verifier({ bundlePem });
     this.creds = loadCredentials(cfg.certPath, cfg.keyPath, this.verifier, bundlePem);
