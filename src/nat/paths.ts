@@ -411,16 +411,20 @@ export class PathManager {
     return since !== undefined && this.heardAt(s, c) < since && now - since >= this.timers.pathTimeoutMs;
   }
 
-  tick(): void {
+  /** Runs one round of probes, holds and choices; true while any peer needs the fast tick (not at rest). */
+  tick(): boolean {
     const now = this.host.now();
+    let busy = false;
     for (const s of this.peers.values()) {
       const a = this.activity(s);
       const recovering = s.recoverUntil !== undefined && now < s.recoverUntil;
       const joining = !recovering && s.joinUntil !== undefined && now < s.joinUntil;
       if (a.idle && !recovering && !joining) {
         this.restTick(s, a, now);
+        busy ||= s.hold.pending !== undefined || s.revalidateSince !== undefined;
         continue;
       }
+      busy = true;
       // Leading a round (active, or recovering a lapsed hold) coordinates through call-me-maybe and may spray.
       const lead = !a.idle || recovering;
       if (!this.host.hasSession(s.name)) {
@@ -444,6 +448,7 @@ export class PathManager {
       this.choose(s);
       if (lead) this.sprayTick(s, now);
     }
+    return busy;
   }
 
   /**

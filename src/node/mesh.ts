@@ -18,11 +18,18 @@ import type { LocalCandidates } from "./candidates.js";
 import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
+import { AdaptiveTicker } from "../session/ticker.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
 const PATH_TICK_MS = 250;
-const REPORT_INTERVAL_MS = 5_000;
+/** Path timer period at rest: holds are due every 25 s at the most often, nothing else runs. */
+const PATH_REST_TICK_MS = 5_000;
+/**
+ * Status is reported at once on every change we cause (netcheck, services, home relay); this periodic report
+ * only notices interface address changes. A report equal to the last one is not sent (CoordClient).
+ */
+const REPORT_INTERVAL_MS = 30_000;
 /** IP TTL of low-TTL punch packets (docs/nat.md); EMBER_PUNCH_TTL overrides it for lab experiments. */
 const PUNCH_TTL = Number(process.env.EMBER_PUNCH_TTL ?? 2);
 const PATH_INNER: Record<PathMessageKind, InnerType> = {
@@ -86,7 +93,7 @@ export class Mesh {
   private map?: PeerMap;
   private readonly mapPeers = new Map<string, MapPeer>();
   private reportTimer?: NodeJS.Timeout;
-  private pathTicker?: NodeJS.Timeout;
+  private readonly pathTicker: AdaptiveTicker;
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
   private lastNetcheckAt = 0;
@@ -110,10 +117,11 @@ export class Mesh {
       log,
       now: Date.now,
     });
+    this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS);
     device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name) });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
-    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)));
+    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)); this.pathTicker.poke(); });
     this.coord = new CoordClient({ coordUrl: deps.coordUrl, stateDir: deps.stateDir, log: (msg, fields) => log.info(fields ?? {}, `coord: ${msg}`) });
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
@@ -124,15 +132,14 @@ export class Mesh {
 
   start(): void {
     this.coord.start();
-    this.pathTicker = setInterval(() => this.paths.tick(), PATH_TICK_MS);
-    this.pathTicker.unref();
+    this.pathTicker.start();
     this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reportTimer.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.reportTimer);
-    clearInterval(this.pathTicker);
+    this.pathTicker.stop();
     clearTimeout(this.netcheckTimer);
     await this.coord.stop();
     await Promise.all([...this.relays.values()].map((r) => r.stop()));
@@ -184,6 +191,7 @@ export class Mesh {
   /** A peer woke from rest: its path is revalidated; our own mapping is checked again if it is old. */
   private onWake(name: string): void {
     this.paths.onWake(name);
+    this.pathTicker.poke();
     if (Date.now() - this.lastNetcheckAt >= NETCHECK_INTERVAL_MS && this.map?.relays.length) this.scheduleNetcheck(0);
   }
 
@@ -244,6 +252,7 @@ export class Mesh {
         this.deps.onPeerGone(name, "left the peer map (policy or removal)");
       }
     }
+    this.pathTicker.poke();
     if (rulesChanged) this.deps.onRules(m.rules);
     this.deps.onPeers();
   }

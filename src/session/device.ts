@@ -16,6 +16,7 @@ import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
 import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
 import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
+import { AdaptiveTicker } from "./ticker.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -86,7 +87,7 @@ export class Device {
   private readonly timestamps = new TimestampGuard();
   private readonly pings = new Map<string, PingWaiter>();
   private pingSeq = 0;
-  private ticker?: NodeJS.Timeout;
+  private readonly ticker: AdaptiveTicker;
   private lastDropLog = 0;
   private readonly now: () => number;
   private readonly scratch = Buffer.allocUnsafe(MAX_DATAGRAM);
@@ -95,6 +96,7 @@ export class Device {
   constructor(private readonly opts: DeviceOptions) {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.now = opts.now ?? Date.now;
+    this.ticker = new AdaptiveTicker(() => this.tick(), this.timers.tickMs, Math.max(this.timers.tickMs, this.timers.restTickMs));
     this.initLimiter = new HandshakeRateLimiter({
       ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
       perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
@@ -106,13 +108,11 @@ export class Device {
   }
 
   start(): void {
-    this.ticker = setInterval(() => this.tick(), this.timers.tickMs);
-    this.ticker.unref();
-    this.tick();
+    this.ticker.start();
   }
 
   stop(): void {
-    if (this.ticker) clearInterval(this.ticker);
+    this.ticker.stop();
     for (const w of this.pings.values()) clearTimeout(w.timer);
     this.pings.clear();
   }
@@ -148,6 +148,7 @@ export class Device {
     if (isIdle(peer.lastDataAt, now, this.timers)) {
       peer.activeSince = now;
       peer.lastDataAt = now;
+      this.ticker.poke();
       this.pathOwner?.onWake(peer);
     }
     peer.lastDataAt = now;
@@ -163,6 +164,7 @@ export class Device {
     if (!peer) {
       peer = new Peer(name, endpoint, persistent, this.now());
       this.peers.set(name, peer);
+      this.ticker.poke();
     } else if (endpoint && !peer.current) {
       this.setPath(name, endpoint);
     }
@@ -530,9 +532,11 @@ export class Device {
 
   // ---------------------------------------------------------------- timers
 
-  tick(): void {
+  /** Runs every timer once; true while anything is in progress (an active peer, a handshake, queued data). */
+  tick(): boolean {
     const now = this.now();
     const t = this.timers;
+    let busy = false;
     for (const peer of this.peers.values()) {
       if (peer.revoked) continue;
       while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
@@ -561,6 +565,7 @@ export class Device {
         this.initiate(peer, peer.initiation ? "retry" : "connect");
       }
       if (peer.current && !idle && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
+      busy ||= !idle || !!peer.initiation || peer.queue.length > 0 || (!!peer.current && !peer.current.confirmed);
     }
     // Responses nobody finished within the handshake timeout are forgotten.
     while (this.responseOrder.length) {
@@ -570,6 +575,7 @@ export class Device {
       this.responseOrder.shift();
       this.responses.delete(idx);
     }
+    return busy || this.responseOrder.length > 0;
   }
 
   // ---------------------------------------------------------------- revocation

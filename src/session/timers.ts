@@ -24,6 +24,8 @@ export interface SessionTimers {
    */
   idleAfterMs: number;
   tickMs: number;
+  /** Timer period while every peer is at rest (nothing to retry, nothing waiting): a few wake-ups a minute. */
+  restTickMs: number;
 }
 
 export const DEFAULT_TIMERS: SessionTimers = {
@@ -37,6 +39,7 @@ export const DEFAULT_TIMERS: SessionTimers = {
   deadAfterMs: 3 * KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS,
   idleAfterMs: 45_000,
   tickMs: 250,
+  restTickMs: 5_000,
 };
 
 /**

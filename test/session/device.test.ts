@@ -255,7 +255,7 @@ describe("at rest (docs/sessions.md)", () => {
   const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   it("an idle peer gets no keepalive, no rekey and no reconnect; its keys expire quietly and the next datagram starts a handshake, losing nothing", async () => {
-    const timers = { idleAfterMs: 400, keepaliveMs: 100, deadAfterMs: 300, rekeyAfterTimeMs: 600, rejectAfterTimeMs: 900, handshakeTimeoutMs: 200 };
+    const timers = { idleAfterMs: 400, keepaliveMs: 100, deadAfterMs: 300, rekeyAfterTimeMs: 600, rejectAfterTimeMs: 900, handshakeTimeoutMs: 200, restTickMs: 50 };
     const { a, b } = pair({ timers });
     const got: number[] = [];
     b.inner.register(INNER.APP_DATA, (_peer, _from, p) => got.push(p.readUInt16BE(0)));
@@ -308,7 +308,8 @@ describe("at rest (docs/sessions.md)", () => {
     a.setPath("node-b", direct, other);
     const before = drops(b, "replay");
     for (let i = 0; i < 5; i++) a.sendTo("node-b", INNER.APP_DATA, Buffer.from([i]));
-    await eventually(() => got.length === 5 && drops(b, "replay") - before === 5, 2_000, "copies");
+    // Every data packet twice, the second copy a replay (keepalives, also copied, may add a few).
+    await eventually(() => got.length === 5 && drops(b, "replay") - before >= 5, 2_000, "copies");
     expect(got).toEqual([0, 1, 2, 3, 4]);
     a.setPath("node-b", direct);
     expect(a.peers.get("node-b")!.shadow).toBeUndefined();
