@@ -79,9 +79,17 @@ export function statusReport(d: Daemon) {
     flows: flowsReport(d),
     access: d.access.report(),
     traffic: { perMinute: d.traffic.perMinute(), total: d.traffic.totals() },
+    memory: memoryReport(),
     peers: peersReport(d),
     drops: Object.fromEntries(d.device.drops),
   };
+}
+
+/** The daemon's memory in MiB: resident, and V8's heap (total reserved, used) and off-heap buffers. */
+export function memoryReport() {
+  const m = process.memoryUsage();
+  const mb = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  return { rssMb: mb(m.rss), heapTotalMb: mb(m.heapTotal), heapUsedMb: mb(m.heapUsed), externalMb: mb(m.external), arrayBuffersMb: mb(m.arrayBuffers) };
 }
 
 /** Flow counters, and per peer the stream layer's own (streams, bytes, losses, drops by reason). */
