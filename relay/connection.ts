@@ -10,6 +10,8 @@ export class NodeConnection {
   readonly recentSenders = new Set<string>();
   readonly connectedAt = Date.now();
   closed = false;
+  /** The relay pinged this silent connection and waits for any frame (RELAY_DEFAULTS.idleTimeoutMs). */
+  idlePinged = false;
   corked = false;
   closeReason?: string;
 

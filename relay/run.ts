@@ -1,6 +1,6 @@
 // Start-up shared by `ember relay` and relay/main.ts: flags -> server, print the bound addresses as ONE JSON
 // line on stdout (logs are JSON lines on stderr), serve until SIGTERM/SIGINT; SIGHUP re-reads the revocation file.
-import { pino } from "pino";
+import { createJsonLogger } from "../src/log/json-logger.js";
 import { loadTlsCredentials, parseDuration, Verifier } from "../src/pki/index.js";
 import { RELAY_DEFAULT_PORT, STUN_DEFAULT_PORT } from "../src/wire/relay.js";
 import { parseBytes, parseListen, RelayUsageError, type RelayFlags } from "./options.js";
@@ -39,7 +39,7 @@ export function relayFromFlags(o: RelayFlags): RelayServer {
   } catch (err) {
     throw new RelayUsageError((err as Error).message);
   }
-  const log = pino({ level: o.logLevel ?? "info", base: { svc: "relay" }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 2, sync: true }));
+  const log = createJsonLogger({ level: o.logLevel ?? "info", base: { svc: "relay" }, isoTime: true, destination: 2 });
   try {
     return new RelayServer({ listen, stun, metrics, name: o.name, creds, verifier, log, limits, revocationFile: o.revocation, coordUrl: o.coord });
   } catch (err) {

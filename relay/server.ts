@@ -19,6 +19,9 @@ import { RevocationSource } from "./revocation-source.js";
 import { StunResponder } from "./stun-server.js";
 import { TokenBucket } from "./token-bucket.js";
 
+/** The payload of the relay's own keepalive PING to a silent node (nodes echo it; the relay ignores PONGs). */
+const IDLE_PING = Buffer.alloc(8);
+
 export type { HostPort } from "./options.js";
 import type { HostPort } from "./options.js";
 
@@ -208,15 +211,26 @@ export class RelayServer {
     }
     this.counters.connectedNodes = this.byName.size;
     socket.setNoDelay(true);
-    socket.setTimeout(this.limits.idleTimeoutMs, () => this.closeConn(conn, RELAY_ERROR.IDLE, `no frame for ${this.limits.idleTimeoutMs} ms`));
+    // on(), not setTimeout's callback (registered once): a connection at rest gets a ping per idle period.
+    socket.setTimeout(this.limits.idleTimeoutMs);
+    socket.on("timeout", () => this.onIdle(conn));
     socket.on("data", (chunk: Buffer) => this.onData(conn, chunk));
     socket.on("close", () => this.onClose(conn));
     socket.write(encodeRelayFrame(RELAY_FRAME.WELCOME, conn.name, Buffer.from(this.name, "utf8")));
     this.log.info({ event: "connected", identity: conn.name, tenant: v.identity.tenant, serial: v.identity.serial, remote }, "node connected");
   }
 
+  /** Silent for idleTimeoutMs: ping once (writing re-arms the timer); silent as long again: close. */
+  private onIdle(conn: NodeConnection): void {
+    if (conn.closed) return;
+    if (conn.idlePinged) return this.closeConn(conn, RELAY_ERROR.IDLE, `no frame for ${2 * this.limits.idleTimeoutMs} ms (pinged after ${this.limits.idleTimeoutMs} ms)`);
+    conn.idlePinged = true;
+    conn.socket.write(encodeRelayFrame(RELAY_FRAME.PING, "", IDLE_PING));
+  }
+
   private onData(conn: NodeConnection, chunk: Buffer): void {
     if (conn.closed) return;
+    conn.idlePinged = false;
     conn.reader.push(chunk);
     try {
       for (let f = conn.reader.next(); f && !conn.closed; f = conn.reader.next()) this.onFrame(conn, f);

@@ -1,6 +1,6 @@
 // The relay's STUN responder (RFC 8489 Binding): answers with the source address it saw, as
 // XOR-MAPPED-ADDRESS and MAPPED-ADDRESS. RFC 3489 clients (no magic cookie) get MAPPED-ADDRESS only,
-// built by hand since the `stun` package encodes RFC 5389 headers. Everything else is dropped silently.
+// built by hand (the codec in src/nat/stun-codec.ts speaks RFC 8489). Everything else is dropped silently.
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { isIP, type AddressInfo } from "node:net";
 import { decodeStun, encodeBindingResponse, STUN_BINDING_REQUEST } from "../src/nat/stun.js";

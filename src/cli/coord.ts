@@ -4,9 +4,6 @@ import { parseHostPort } from "../node/config.js";
 import { parseDuration } from "../pki/index.js";
 import { COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, type MapRelay } from "../coord/protocol.js";
 import { CliError } from "./output.js";
-import { registerToken } from "./token.js";
-import { registerNodes } from "./nodes.js";
-import { registerPolicy } from "./policy.js";
 
 function parseRelay(spec: string): MapRelay {
   const m = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)=([^:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})(?::(\d{1,5}))?$/.exec(spec);
@@ -109,10 +106,3 @@ export function registerCoord(program: Command): void {
     });
 }
 
-/** The coordination verbs: `coord` (server), `token`, `nodes`, `policy` (admin). */
-export function registerCoordVerbs(program: Command): void {
-  registerCoord(program);
-  registerToken(program);
-  registerNodes(program);
-  registerPolicy(program);
-}

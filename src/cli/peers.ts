@@ -5,11 +5,16 @@ import { CliError, printFields, printJson, printTable } from "./output.js";
 import { lastStartFailure, printProblems } from "./health.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 
-interface PeerRow { name: string; state: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface PeerRow { name: string; state: string; activity?: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface Traffic { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; windowS?: number }
 
 function peerTable(peers: PeerRow[]): void {
-  printTable(["PEER", "STATE", "PATH", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
-    peers.map((p) => [p.name, p.state, p.path, p.endpoint, p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
+  printTable(["PEER", "STATE", "ACTIVITY", "PATH", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
+    peers.map((p) => [p.name, p.state, p.activity ?? "-", p.path, p.endpoint, p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
+}
+
+function perMinute(t: Traffic): string {
+  return `sent ${t.txPackets} packets, ${t.txBytes} bytes; received ${t.rxPackets} packets, ${t.rxBytes} bytes${t.windowS !== undefined && t.windowS < 60 ? ` (over ${t.windowS} s)` : ""}`;
 }
 
 export function registerPeers(program: Command): void {
@@ -17,7 +22,7 @@ export function registerPeers(program: Command): void {
     .action(async (o: SocketOpts) => {
       let s;
       try {
-        s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
+        s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
       } catch (err) {
         // No daemon: say why the last start failed, if `ember up` left the diagnosis behind.
         const last = lastStartFailure(o.state);
@@ -27,7 +32,8 @@ export function registerPeers(program: Command): void {
         throw new CliError("no daemon is running", 1);
       }
       if (o.json) return printJson(s);
-      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`]]);
+      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`],
+        ...(s.traffic ? [["traffic per minute", perMinute(s.traffic.perMinute)] as [string, string]] : [])]);
       printProblems(s.problems ?? []);
       process.stdout.write("\n");
       peerTable(s.peers);

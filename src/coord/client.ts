@@ -98,7 +98,7 @@ const RENEW_JITTER = 0.05;
 
 export class CoordClient extends EventEmitter {
   /** Counters for operators and tests: full maps received, deltas applied, stream connections opened. */
-  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0 };
+  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0, frames: 0, statusReports: 0, statusBytes: 0 };
   private readonly origin: string;
   private readonly log: (msg: string, fields?: object) => void;
   private verifier!: Verifier;
@@ -114,6 +114,7 @@ export class CoordClient extends EventEmitter {
   private wake?: () => void;
   private pendingStatus?: StatusReport;
   private lastStatus?: StatusReport;
+  private inFlightStatus?: StatusReport;
   private statusInFlight = false;
   private statusTimer?: NodeJS.Timeout;
   private lastStatusAt = 0;
@@ -150,7 +151,13 @@ export class CoordClient extends EventEmitter {
     this.agent?.destroy();
   }
 
+  /**
+   * Reports this node's status (candidates, home relay, NAT type, services); a report equal to the last one
+   * sent or queued is not sent again, so a node whose status does not change sends nothing (at rest).
+   */
   reportStatus(s: StatusReport): void {
+    const latest = this.pendingStatus ?? this.inFlightStatus ?? this.lastStatus;
+    if (latest && JSON.stringify(latest) === JSON.stringify(s)) return;
     this.pendingStatus = s;
     this.flushStatusSoon();
   }
@@ -229,8 +236,11 @@ export class CoordClient extends EventEmitter {
     const s = this.pendingStatus;
     if (!s || this.stopped) return;
     this.pendingStatus = undefined;
+    this.inFlightStatus = s;
     this.statusInFlight = true;
     this.lastStatusAt = Date.now();
+    this.stats.statusReports++;
+    this.stats.statusBytes += JSON.stringify(s).length;
     try {
       await requestJson(this.agent, this.origin + PATHS.status, "POST", s);
       this.lastStatus = s;
@@ -239,6 +249,7 @@ export class CoordClient extends EventEmitter {
       this.emit("error", new Error(`status report failed: ${(err as Error).message}`));
     } finally {
       this.statusInFlight = false;
+      this.inFlightStatus = undefined;
     }
     if (this.pendingStatus && !(this.pendingStatus === s)) this.flushStatusSoon();
   }
@@ -306,7 +317,7 @@ export class CoordClient extends EventEmitter {
           this.stats.bytes += chunk.length;
           armIdle();
           try {
-            for (const f of reader.push(chunk)) { this.apply(f); got = true; }
+            for (const f of reader.push(chunk)) { this.stats.frames++; this.apply(f); got = true; }
           } catch (err) {
             // Junk or a sequence gap: drop this connection; the reconnect resumes or fetches a full map.
             // (Reported here, not via destroy(err): a socket error after the response has no listener.)

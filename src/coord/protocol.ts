@@ -47,9 +47,13 @@ export const MAX_POLICY_BODY_BYTES = JSON_ESCAPE_WORST_CASE * MAX_POLICY_BYTES +
 /** A single frame: a full map of 10,000 peers is ~8 MB; anything over this is junk or an attack. */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 export const FRAME_HEADER_BYTES = 4;
-/** Server sends a ping frame this often; the client drops a stream silent for STREAM_IDLE_MS. */
-export const PING_INTERVAL_MS = 20_000;
-export const STREAM_IDLE_MS = 60_000;
+/**
+ * Server sends a ping frame this often; the client drops a stream silent for STREAM_IDLE_MS. Once a minute: the
+ * map stream's keepalive is most of what a node at rest sends (one TCP acknowledgement per ping), and a stream
+ * through a NAT or firewall with a TCP timeout of a few minutes stays open. 2.5 intervals tolerate one lost ping.
+ */
+export const PING_INTERVAL_MS = 60_000;
+export const STREAM_IDLE_MS = 150_000;
 /** Deltas kept per node for resuming after a reconnect, and how long a disconnected node's log is kept. */
 export const RESUME_LOG_FRAMES = 256;
 export const RESUME_LOG_BYTES = 256 * 1024;

@@ -2,14 +2,26 @@
 // zero or more direct candidates. Probes are PATH_PROBE/PATH_PROBE_REPLY messages sealed in the peer's session, so a path
 // is proven by authenticated traffic, never by an address claim. The best answering direct path wins by
 // latency; the relay stays warm as fallback; a direct path that stops answering is dropped within seconds.
+//
+// Work is proportional to use (docs/nat.md "At rest"): while a peer is active (application data within the
+// session layer's idle bound) its candidates are probed and its current direct path is checked whenever we sent
+// without hearing back; at rest nothing is probed, and only one side of the pair sends one small hold packet
+// per measured NAT timeout to keep a direct path's mappings (hold.ts). The first datagram after a rest goes out
+// at once on the last path that worked, with a copy over the relay until that path answers again.
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
+import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 
 export interface PathTimers {
-  /** Probe interval while the peer runs over the relay (looking for a direct path). */
+  /** Probe interval of candidates while the peer runs over the relay (looking for a direct path). */
   probeWhileRelayedMs: number;
-  /** Probe interval of the chosen direct path and the other candidates while direct. */
-  probeWhileDirectMs: number;
-  /** A direct path without a pong for this long is dead; traffic returns to the relay. */
+  /**
+   * Active and direct: the current path is probed when we sent something and heard nothing back on it for this
+   * long, and again every heartbeatMs until it answers (no probes while the peer's own packets keep coming).
+   */
+  heartbeatMs: number;
+  /** Active and direct: other candidates that answered before are probed this often (a clearly better one wins). */
+  otherCandidatesMs: number;
+  /** A direct path that stays unanswered this long after a send (or after a wake-up) is dead: the relay takes over. */
   pathTimeoutMs: number;
   /** Resend call-me-maybe through the relay at most this often. */
   callMeMaybeMs: number;
@@ -28,7 +40,8 @@ export interface PathTimers {
 
 export const DEFAULT_PATH_TIMERS: PathTimers = {
   probeWhileRelayedMs: 1_000,
-  probeWhileDirectMs: 1_000,
+  heartbeatMs: 1_000,
+  otherCandidatesMs: 5_000,
   pathTimeoutMs: 3_000,
   callMeMaybeMs: 5_000,
   punchLeadMs: 250,
@@ -58,10 +71,24 @@ export interface Candidate {
   /** Last low-TTL punch towards it (0: never). */
   punchedAt: number;
   lastProbeAt: number;
+  /** Last reply to one of our probes on it: a proven round trip. */
   lastPongAt: number;
+  /** Last authenticated packet of any kind from it (replies, the peer's probes, data). */
+  lastHeardAt: number;
   rttMs?: number;
   probes: number;
   pongs: number;
+}
+
+/** A hold at rest (hold.ts): the pair's NAT evidence, and the measured hold waiting for its answer. */
+export interface HoldState {
+  evidence: HoldEvidence;
+  /** Last hold sent (0: none yet in this rest). */
+  lastAt: number;
+  holds: number;
+  /** Unauthenticated holds (STUN indications) among them. */
+  indications: number;
+  pending?: { firstAt: number; lastAt: number; silenceMs: number; tries: number };
 }
 
 export interface PeerPaths {
@@ -79,13 +106,38 @@ export interface PeerPaths {
   spray?: SprayState;
   /** Spray probes still to send in this attempt, paced over several ticks. */
   sprayQueue?: Endpoint[];
+  /** After a wake-up on a direct path: since when it is being revalidated (data also goes over the relay). */
+  revalidateSince?: number;
+  /** Active and direct: since when we have sent without hearing back on the current path. */
+  suspectSince?: number;
+  /** Discovery runs until then even at rest (a lapsed hold is recovered at once). */
+  recoverUntil?: number;
+  /**
+   * At rest, the peer's call-me-maybe asked us to punch: until then our candidates' probes follow the punch, but
+   * we send no call-me-maybe of our own and no spray (the peer leads the round; two resting peers must not keep
+   * each other awake by answering each other's call-me-maybe).
+   */
+  joinUntil?: number;
+  hold: HoldState;
+  wakes: number;
+}
+
+/** What the session layer knows about a peer's traffic (src/session/device.ts owns it). */
+export interface PeerActivity {
+  /** No application data either way for the session layer's idle bound. */
+  idle: boolean;
+  /** Last sealed packet of any kind sent to the peer. */
+  lastSentAt: number;
+  /** Last authenticated packet from a direct address, and that address. */
+  lastDirectRxAt: number;
+  lastDirectRxFrom?: Endpoint;
 }
 
 export interface PathHost {
   /** Sends a sealed inner message to the peer over exactly this endpoint (not moving the session). */
   sendVia(peer: string, endpoint: Endpoint, kind: PathMessageKind, payload: Uint8Array): void;
-  /** Moves the peer's session traffic to this endpoint. */
-  usePath(peer: string, endpoint: Endpoint): void;
+  /** Moves the peer's session traffic to this endpoint; with a shadow, data also goes there (revalidation). */
+  usePath(peer: string, endpoint: Endpoint, shadow?: Endpoint): void;
   /** Whether a session exists (probes need keys). */
   hasSession(peer: string): boolean;
   /** Our own candidate endpoints, sent in call-me-maybe. */
@@ -94,6 +146,14 @@ export interface PathHost {
   punch?(endpoint: Endpoint): void;
   /** Our own mapping behaviour (netcheck): only an endpoint-independent side sprays. */
   mapping?(): string | undefined;
+  /** The session layer's view of the peer's traffic; without it every peer counts as active. */
+  activity?(peer: string): PeerActivity | undefined;
+  /** Whether a sealed message can go now without starting a handshake (holds at rest must not cost one). */
+  sessionFresh?(peer: string): boolean;
+  /** One unauthenticated NAT keepalive towards a direct path (a STUN Binding Indication). */
+  hold?(endpoint: Endpoint): void;
+  /** Our own identity name: it decides which side of a pair holds (hold.ts isHolder). */
+  selfName?: string;
   log: { info(o: object, m?: string): void; debug(o: object, m?: string): void };
   now(): number;
 }
@@ -103,18 +163,31 @@ export type PathMessageKind = "probe" | "probe-reply" | "call-me-maybe";
 
 /** A probe's payload: 8 bytes naming it (pid, sequence), echoed by the reply. */
 const PROBE_ID_BYTES = 8;
+/** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
+const MAX_OUTSTANDING = 8192;
+
+/**
+ * Hysteresis of the choice between answering direct paths: another path must be at least 20% faster to win
+ * (RTTs on one LAN or one region jitter by a few ms), and the current one is kept while within 25% of the best.
+ */
+const SWITCH_FASTER = 0.8;
+const KEEP_WITHIN = 1.25;
+
+const ACTIVE: PeerActivity = { idle: false, lastSentAt: 0, lastDirectRxAt: 0 };
+
+interface Outstanding { peer: string; key: string; sentAt: number; spray?: Endpoint; hold?: boolean }
 
 export class PathManager {
   readonly peers = new Map<string, PeerPaths>();
   private probeSeq = 0;
-  private readonly outstanding = new Map<string, { peer: string; key: string; sentAt: number; spray?: Endpoint }>();
+  private readonly outstanding = new Map<string, Outstanding>();
 
   constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {}
 
   private state(name: string): PeerPaths {
     let s = this.peers.get(name);
     if (!s) {
-      s = { name, candidates: new Map(), lastCallMeMaybeAt: 0, switches: 0 };
+      s = { name, candidates: new Map(), lastCallMeMaybeAt: 0, switches: 0, wakes: 0, hold: { evidence: newHoldEvidence(), lastAt: 0, holds: 0, indications: 0 } };
       this.peers.set(name, s);
     }
     return s;
@@ -124,35 +197,32 @@ export class PathManager {
   setPeer(name: string, candidates: Endpoint[], relay?: Endpoint): void {
     const s = this.state(name);
     s.relay = relay;
-    this.mergeCandidates(s, candidates, false);
+    this.mergeCandidates(s, candidates);
     // Until a direct path has answered, the relay (which always works) is the path; a guessed direct
     // candidate is only a stopgap while no relay is known, and gives way as soon as one is.
     if (!this.provenDirect(s)) {
       const next = relay ?? s.current ?? candidates[0];
-      if (next && !sameEndpoint(next, s.current)) {
-        s.current = next;
-        this.host.usePath(name, next);
-      }
+      if (next && !sameEndpoint(next, s.current)) this.switchTo(s, next);
     }
   }
 
   private provenDirect(s: PeerPaths): boolean {
     if (s.current?.kind !== "udp") return false;
     const c = s.candidates.get(endpointKey(s.current));
-    return !!c && this.host.now() - c.lastPongAt <= this.timers.pathTimeoutMs;
+    // At rest a direct path stays the current one: it is held, and revalidated on the next datagram.
+    return !!c && c.pongs > 0 && (this.activity(s).idle || this.host.now() - this.heardAt(s, c) <= this.timers.pathTimeoutMs);
   }
 
   removePeer(name: string): void {
     this.peers.delete(name);
   }
 
-  private mergeCandidates(s: PeerPaths, candidates: Endpoint[], punchNow: boolean): void {
+  private mergeCandidates(s: PeerPaths, candidates: Endpoint[]): void {
     for (const ep of candidates) {
       if (ep.kind !== "udp") continue;
       const key = endpointKey(ep);
       if (!s.candidates.has(key)) {
-        s.candidates.set(key, { endpoint: ep, punchedAt: 0, lastProbeAt: 0, lastPongAt: 0, probes: 0, pongs: 0 });
-        if (punchNow) this.probe(s, key);
+        s.candidates.set(key, { endpoint: ep, punchedAt: 0, lastProbeAt: 0, lastPongAt: 0, lastHeardAt: 0, probes: 0, pongs: 0 });
       }
     }
   }
@@ -163,7 +233,18 @@ export class PathManager {
     return s?.current ?? s?.relay ?? s?.candidates.values().next().value?.endpoint;
   }
 
-  private probe(s: PeerPaths, key: string): void {
+  private activity(s: PeerPaths): PeerActivity {
+    return this.host.activity?.(s.name) ?? ACTIVE;
+  }
+
+  /** Last authenticated packet from a candidate: our probes' replies, the peer's probes, or its data. */
+  private heardAt(s: PeerPaths, c: Candidate): number {
+    const a = this.activity(s);
+    const viaData = a.lastDirectRxFrom && sameEndpoint(a.lastDirectRxFrom, c.endpoint) ? a.lastDirectRxAt : 0;
+    return Math.max(c.lastPongAt, c.lastHeardAt, viaData);
+  }
+
+  private probe(s: PeerPaths, key: string, coordinate = true): void {
     const c = s.candidates.get(key);
     if (!c) return;
     const now = this.host.now();
@@ -173,16 +254,24 @@ export class PathManager {
       if (now - c.punchedAt >= this.timers.probeWhileRelayedMs) {
         c.punchedAt = now;
         this.host.punch(c.endpoint);
-        this.callMeMaybe(s, now);
+        if (coordinate) this.callMeMaybe(s, now);
       }
       if (now - c.punchedAt < this.timers.punchLeadMs) return;
     }
+    this.sendProbe(s, c, key, now);
+  }
+
+  private sendProbe(s: PeerPaths, c: Candidate, key: string, now: number, hold = false): void {
     const id = this.probeId();
     c.lastProbeAt = now;
     c.probes++;
-    this.outstanding.set(id.toString("hex"), { peer: s.name, key, sentAt: performance.now() });
-    if (this.outstanding.size > 4096) this.outstanding.delete(this.outstanding.keys().next().value!);
+    this.remember(id, { peer: s.name, key, sentAt: performance.now(), hold });
     this.host.sendVia(s.name, c.endpoint, "probe", id);
+  }
+
+  private remember(id: Buffer, o: Outstanding): void {
+    this.outstanding.set(id.toString("hex"), o);
+    if (this.outstanding.size > MAX_OUTSTANDING) this.outstanding.delete(this.outstanding.keys().next().value!);
   }
 
   private probeId(): Buffer {
@@ -203,7 +292,10 @@ export class PathManager {
   /** A probe from the peer arrived (authenticated) on `from`: answer on the same path, learn the path. */
   onProbe(peer: string, from: Endpoint, payload: Uint8Array): void {
     const s = this.state(peer);
-    if (from.kind === "udp") this.mergeCandidates(s, [from], false);
+    if (from.kind === "udp") {
+      this.mergeCandidates(s, [from]);
+      s.candidates.get(endpointKey(from))!.lastHeardAt = this.host.now();
+    }
     if (payload.length !== PROBE_ID_BYTES) return;
     this.host.sendVia(peer, from, "probe-reply", payload);
   }
@@ -214,30 +306,39 @@ export class PathManager {
     if (!o || o.peer !== peer) return;
     this.outstanding.delete(key);
     const s = this.state(peer);
+    const now = this.host.now();
     if (o.spray) {
       // A sprayed port answered: it becomes a proven candidate.
       if (!sameEndpoint(o.spray, from)) return;
       if (s.spray) s.spray.hit = describeEndpoint(from);
       this.host.log.info({ peer, endpoint: describeEndpoint(from), probes: s.spray?.probes }, "spray hit: direct path through an endpoint-dependent NAT");
       const k = endpointKey(from);
-      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: this.host.now(), lastPongAt: this.host.now(), probes: 1, pongs: 1, rttMs: performance.now() - o.sentAt });
+      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: performance.now() - o.sentAt });
       s.sprayQueue = undefined;
       this.choose(s);
       return;
     }
     const c = s.candidates.get(o.key);
     if (!c || !sameEndpoint(c.endpoint, from)) return;
-    c.lastPongAt = this.host.now();
+    c.lastPongAt = now;
+    c.lastHeardAt = now;
     c.pongs++;
     c.rttMs = performance.now() - o.sentAt;
+    if (o.hold && s.hold.pending) {
+      // A measured hold came back: the pair's NATs kept the mapping through that silence.
+      s.hold.evidence = survived(s.hold.evidence, s.hold.pending.silenceMs);
+      s.hold.pending = undefined;
+    }
     this.choose(s);
   }
 
   /** The peer told us (through the relay) where it can be reached: punch there now, probe after the lead. */
   onCallMeMaybe(peer: string, candidates: Endpoint[]): void {
     const s = this.state(peer);
-    this.mergeCandidates(s, candidates, false);
+    this.mergeCandidates(s, candidates);
     const now = this.host.now();
+    // The peer is looking for a direct path: join its round even if we are at rest (probes, no call-me-maybe).
+    s.joinUntil = now + this.timers.pathTimeoutMs * 2;
     for (const c of s.candidates.values()) {
       if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
       c.punchedAt = now;
@@ -245,37 +346,171 @@ export class PathManager {
     }
   }
 
-  private choose(s: PeerPaths): void {
+  /**
+   * Application data moved again after a rest (the session layer calls this before the datagram is sealed).
+   * A direct path is kept and revalidated: a probe goes now, and data also goes over the relay until the direct
+   * path answers, so a mapping that lapsed during the rest loses nothing. On the relay, discovery resumes.
+   */
+  onWake(peer: string): void {
+    const s = this.peers.get(peer);
+    if (!s) return;
     const now = this.host.now();
-    let best: Candidate | undefined;
-    for (const c of s.candidates.values()) {
-      if (now - c.lastPongAt > this.timers.pathTimeoutMs || c.rttMs === undefined) continue;
-      if (!best || c.rttMs < best.rttMs! * 0.8 || (sameEndpoint(c.endpoint, s.current) && c.rttMs < best.rttMs! * 1.25)) best = c;
-    }
-    const next = best?.endpoint ?? s.relay;
-    if (!next || sameEndpoint(next, s.current)) return;
-    this.host.log.info({ peer: s.name, from: describeEndpoint(s.current), to: describeEndpoint(next), rttMs: best?.rttMs }, best ? "path: direct" : "path: relay");
-    if (best && s.directSince === undefined) s.directSince = now;
-    if (!best) s.directSince = undefined;
+    s.wakes++;
+    s.hold.pending = undefined;
+    s.suspectSince = undefined;
+    if (s.current?.kind !== "udp") return;
+    s.revalidateSince = now;
+    if (s.relay) this.host.usePath(s.name, s.current, s.relay);
+    const key = endpointKey(s.current);
+    const c = s.candidates.get(key);
+    if (c && this.host.hasSession(s.name)) this.sendProbe(s, c, key, now);
+  }
+
+  private switchTo(s: PeerPaths, next: Endpoint): void {
     s.current = next;
-    s.switches++;
+    s.revalidateSince = undefined;
+    s.suspectSince = undefined;
     this.host.usePath(s.name, next);
   }
 
-  tick(): void {
+  private choose(s: PeerPaths): void {
     const now = this.host.now();
+    // The current direct path stays eligible while it is not known dead (the peer's own packets prove it, or
+    // nothing was sent that it failed to answer); any other candidate needs a recent reply to our probe.
+    const currentAlive = s.current?.kind === "udp" && !this.directDead(s, now);
+    let best: Candidate | undefined;
+    for (const c of s.candidates.values()) {
+      if (c.rttMs === undefined) continue;
+      const isCurrent = sameEndpoint(c.endpoint, s.current);
+      if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
+      if (!best || c.rttMs < best.rttMs! * SWITCH_FASTER || (isCurrent && c.rttMs < best.rttMs! * KEEP_WITHIN)) best = c;
+    }
+    const next = best?.endpoint ?? s.relay;
+    if (!next) return;
+    if (sameEndpoint(next, s.current)) {
+      // Revalidated after a wake-up: the copy over the relay stops.
+      if (s.revalidateSince !== undefined && best && this.heardAt(s, best) >= s.revalidateSince) {
+        s.revalidateSince = undefined;
+        this.host.usePath(s.name, next);
+      }
+      return;
+    }
+    this.host.log.info({ peer: s.name, from: describeEndpoint(s.current), to: describeEndpoint(next), rttMs: best?.rttMs }, best ? "path: direct" : "path: relay");
+    if (best && s.directSince === undefined) s.directSince = now;
+    if (!best) s.directSince = undefined;
+    s.switches++;
+    this.switchTo(s, next);
+  }
+
+  /** The current direct path is dead: unanswered for pathTimeoutMs after a wake-up or after a send. */
+  private directDead(s: PeerPaths, now: number): boolean {
+    if (s.current?.kind !== "udp") return false;
+    const c = s.candidates.get(endpointKey(s.current));
+    if (!c) return true;
+    const since = s.revalidateSince ?? s.suspectSince;
+    return since !== undefined && this.heardAt(s, c) < since && now - since >= this.timers.pathTimeoutMs;
+  }
+
+  /** Runs one round of probes, holds and choices; true while any peer needs the fast tick (not at rest). */
+  tick(): boolean {
+    const now = this.host.now();
+    let busy = false;
     for (const s of this.peers.values()) {
-      if (!this.host.hasSession(s.name)) continue;
-      const direct = s.current?.kind === "udp" && s.current !== s.relay;
-      const interval = direct ? this.timers.probeWhileDirectMs : this.timers.probeWhileRelayedMs;
+      const a = this.activity(s);
+      const recovering = s.recoverUntil !== undefined && now < s.recoverUntil;
+      const joining = !recovering && s.joinUntil !== undefined && now < s.joinUntil;
+      if (a.idle && !recovering && !joining) {
+        this.restTick(s, a, now);
+        busy ||= s.hold.pending !== undefined || s.revalidateSince !== undefined;
+        continue;
+      }
+      busy = true;
+      // Leading a round (active, or recovering a lapsed hold) coordinates through call-me-maybe and may spray.
+      const lead = !a.idle || recovering;
+      if (!this.host.hasSession(s.name)) {
+        // Keys expired during the rest: the handshake revalidates the path; without an answer, the relay.
+        if (s.revalidateSince !== undefined) this.choose(s);
+        continue;
+      }
+      const direct = s.current?.kind === "udp";
+      if (direct) this.checkCurrent(s, a, now);
       for (const [key, c] of s.candidates) {
+        const isCurrent = direct && sameEndpoint(c.endpoint, s.current);
+        if (isCurrent) continue;
         // A candidate punched but not yet probed gets its first probe as soon as the lead has passed.
         const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
-        if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key);
+        const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs * 2;
+        // While direct, only candidates that answered before are worth a probe (a clearly better one may win).
+        const interval = !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
+        if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
-      if (!direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
+      if (lead && !direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
-      this.sprayTick(s, now);
+      if (lead) this.sprayTick(s, now);
+    }
+    return busy;
+  }
+
+  /**
+   * Active on a direct path: the peer's own packets prove it; when we sent and heard nothing back for
+   * heartbeatMs, probe it (every heartbeatMs) until it answers or pathTimeoutMs passes (then choose() drops it).
+   */
+  private checkCurrent(s: PeerPaths, a: PeerActivity, now: number): void {
+    const key = endpointKey(s.current!);
+    const c = s.candidates.get(key);
+    if (!c) return;
+    const heard = this.heardAt(s, c);
+    // Suspect from the first tick that finds a send not yet followed by anything heard; restarted whenever
+    // something was heard since (steady two-way traffic never accumulates suspicion).
+    if (a.lastSentAt <= heard) s.suspectSince = undefined;
+    else if (s.suspectSince === undefined || heard >= s.suspectSince) s.suspectSince = now;
+    const since = s.revalidateSince ?? s.suspectSince;
+    if (since === undefined || heard >= since) return;
+    if (now - since >= this.timers.heartbeatMs && now - c.lastProbeAt >= this.timers.heartbeatMs) this.sendProbe(s, c, key, now);
+  }
+
+  /**
+   * At rest: nothing is probed. On a direct path the holder (one side of the pair) sends one hold per hold
+   * interval (hold.ts); a measured hold left unanswered is retried, then counts as a lapse, and the path is
+   * recovered at once (a discovery round) rather than found dead at the next wake-up.
+   */
+  private restTick(s: PeerPaths, a: PeerActivity, now: number): void {
+    s.suspectSince = undefined;
+    s.sprayQueue = undefined;
+    if (s.current?.kind !== "udp" || !this.host.selfName || !isHolder(this.host.selfName, s.name)) return;
+    const key = endpointKey(s.current);
+    const c = s.candidates.get(key);
+    if (!c) return;
+    const h = s.hold;
+    if (h.pending) {
+      if (now - h.pending.firstAt >= HOLD.lapseAfterMs) {
+        h.evidence = lapsed(h.evidence, h.pending.silenceMs);
+        this.host.log.info({ peer: s.name, endpoint: describeEndpoint(s.current), silenceS: Math.round(h.pending.silenceMs / 1000), nextHoldS: Math.round(holdInterval(h.evidence, true) / 1000) },
+          "hold: the NAT mapping lapsed at rest; recovering the direct path");
+        h.pending = undefined;
+        s.revalidateSince = undefined;
+        s.switches++;
+        if (s.relay) this.switchTo(s, s.relay);
+        s.recoverUntil = now + this.timers.pathTimeoutMs * 3;
+      } else if (now - h.pending.lastAt >= HOLD.retryMs && this.host.sessionFresh?.(s.name)) {
+        h.pending.lastAt = now;
+        h.pending.tries++;
+        this.sendProbe(s, c, key, now, true);
+      }
+      return;
+    }
+    const lastOnPath = Math.max(a.lastSentAt, this.heardAt(s, c), h.lastAt);
+    const silence = now - lastOnPath;
+    const measured = !!this.host.sessionFresh?.(s.name);
+    if (silence < holdInterval(h.evidence, measured)) return;
+    h.lastAt = now;
+    h.holds++;
+    if (measured) {
+      h.pending = { firstAt: now, lastAt: now, silenceMs: silence, tries: 1 };
+      this.sendProbe(s, c, key, now, true);
+    } else {
+      h.indications++;
+      this.host.hold?.(c.endpoint);
     }
   }
 
@@ -316,8 +551,7 @@ export class PathManager {
     const batch = s.sprayQueue!.splice(0, SPRAY_PER_TICK);
     for (const ep of batch) {
       const id = this.probeId();
-      this.outstanding.set(id.toString("hex"), { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
-      if (this.outstanding.size > 8192) this.outstanding.delete(this.outstanding.keys().next().value!);
+      this.remember(id, { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
       this.host.sendVia(s.name, ep, "probe", id);
       s.spray!.probes++;
     }
@@ -326,11 +560,25 @@ export class PathManager {
   describe(name: string) {
     const s = this.peers.get(name);
     if (!s) return undefined;
+    const now = this.host.now();
+    const a = this.activity(s);
+    const measured = !!this.host.sessionFresh?.(s.name);
+    const holder = !!this.host.selfName && isHolder(this.host.selfName, s.name);
     return {
       path: s.current ? (s.current.kind === "relay" ? `relay:${s.current.relay}` : "direct") : "-",
       endpoint: describeEndpoint(s.current),
-      candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: this.host.now() - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs })),
+      activity: a.idle ? "idle" as const : "active" as const,
+      revalidating: s.revalidateSince !== undefined,
+      candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs })),
       switches: s.switches,
+      wakes: s.wakes,
+      hold: {
+        holder,
+        intervalS: Math.round(holdInterval(s.hold.evidence, measured) / 1000),
+        survivedS: Math.round(s.hold.evidence.survivedMs / 1000),
+        lapsedS: Number.isFinite(s.hold.evidence.lapsedMs) ? Math.round(s.hold.evidence.lapsedMs / 1000) : null,
+        holds: s.hold.holds, indications: s.hold.indications,
+      },
       spray: s.spray ? { attempts: s.spray.attempts, probes: s.spray.probes, hit: s.spray.hit ?? null } : undefined,
     };
   }

@@ -25,6 +25,8 @@ export interface RelayClientOptions {
   /** Overrides of RELAY_CLIENT timing and the local send-buffer bound (tests). */
   pingIntervalMs?: number;
   deadAfterMs?: number;
+  activeForMs?: number;
+  restDeadAfterMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
   maxQueueBytes?: number;
@@ -38,6 +40,11 @@ export interface RelayClientStats {
   /** send() refusals: not connected, back-pressured, or invalid name/size. */
   sendRefused: number;
   connects: number;
+  /** Every frame on the connection, keepalives included, and the frame bytes (before TLS): the node's traffic. */
+  wireFramesOut: number;
+  wireBytesOut: number;
+  wireFramesIn: number;
+  wireBytesIn: number;
 }
 
 /**
@@ -47,7 +54,9 @@ export interface RelayClientStats {
  * e.g. "revoked: ..." when the relay refused our certificate; the client keeps retrying with backoff).
  */
 export class RelayClient extends EventEmitter {
-  readonly stats: RelayClientStats = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, sendRefused: 0, connects: 0 };
+  readonly stats: RelayClientStats = {
+    framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, sendRefused: 0, connects: 0, wireFramesOut: 0, wireBytesOut: 0, wireFramesIn: 0, wireBytesIn: 0,
+  };
   /** The relay's identity name, known once connected. */
   relayName?: string;
   /** The reason the last connection ended, e.g. "revoked: serial ... is on revocation list #2". */
@@ -61,6 +70,10 @@ export class RelayClient extends EventEmitter {
   private retryTimer?: NodeJS.Timeout;
   private pingTimer?: NodeJS.Timeout;
   private lastRx = 0;
+  /** Last datagram sent or received through the relay: the connection is active within activeForMs of it. */
+  private lastDataAt = 0;
+  /** When the connection last became active after a rest (silence before it is not a dead relay). */
+  private activeSince = 0;
   private pingSentAt?: bigint;
   private rtt?: number;
   private readonly log: (msg: string, f?: object) => void;
@@ -118,7 +131,8 @@ export class RelayClient extends EventEmitter {
       this.stats.sendRefused++;
       return false;
     }
-    s!.write(encodeRelayFrame(RELAY_FRAME.SEND, peerName, payload));
+    this.noteData(true);
+    this.write(s!, encodeRelayFrame(RELAY_FRAME.SEND, peerName, payload));
     this.stats.framesSent++;
     this.stats.bytesSent += payload.length;
     return true;
@@ -157,6 +171,7 @@ export class RelayClient extends EventEmitter {
     });
     socket.on("data", (chunk: Buffer) => {
       this.lastRx = Date.now();
+      this.stats.wireBytesIn += chunk.length;
       reader.push(chunk);
       try {
         for (let f = reader.next(); f; f = reader.next()) this.onFrame(f, fail);
@@ -178,6 +193,7 @@ export class RelayClient extends EventEmitter {
   }
 
   private onFrame(f: RelayFrame, fail: (r: string) => void): void {
+    this.stats.wireFramesIn++;
     switch (f.type) {
       case RELAY_FRAME.WELCOME:
         this.welcomed = true;
@@ -192,13 +208,14 @@ export class RelayClient extends EventEmitter {
         if (!this.welcomed) return fail("relay sent data before WELCOME");
         this.stats.framesReceived++;
         this.stats.bytesReceived += f.payload.length;
+        this.noteData(false);
         // Copy: the frame is a view into the reader's buffer, and listeners may keep it.
         this.emit("packet", f.name, Buffer.from(f.payload));
         return;
       case RELAY_FRAME.UNKNOWN_PEER: this.emit("unknown-peer", f.name); return;
       case RELAY_FRAME.PEER_GONE: this.emit("peer-gone", f.name); return;
       case RELAY_FRAME.PING:
-        this.socket?.write(encodeRelayFrame(RELAY_FRAME.PONG, "", f.payload));
+        if (this.socket) this.write(this.socket, encodeRelayFrame(RELAY_FRAME.PONG, "", f.payload));
         return;
       case RELAY_FRAME.PONG:
         if (this.pingSentAt !== undefined && f.payload.length === 8 && f.payload.readBigUInt64BE(0) === this.pingSentAt) {
@@ -214,21 +231,55 @@ export class RelayClient extends EventEmitter {
     }
   }
 
+  /** Whether datagrams went through this connection recently (RELAY_CLIENT.activeForMs). */
+  get active(): boolean {
+    return Date.now() - this.lastDataAt < (this.opts.activeForMs ?? RELAY_CLIENT.activeForMs);
+  }
+
+  /** A datagram went through: after a rest, ping at once (the connection is checked when it is needed again). */
+  private noteData(sending: boolean): void {
+    const now = Date.now();
+    const wasActive = this.active;
+    this.lastDataAt = now;
+    if (wasActive) return;
+    this.activeSince = now;
+    if (sending) this.ping();
+  }
+
+  private ping(): void {
+    const s = this.socket;
+    if (!s || s.destroyed || !this.welcomed) return;
+    this.pingSentAt = process.hrtime.bigint();
+    const p = Buffer.allocUnsafe(8);
+    p.writeBigUInt64BE(this.pingSentAt, 0);
+    this.write(s, encodeRelayFrame(RELAY_FRAME.PING, "", p));
+  }
+
+  private write(s: TLSSocket, frame: Buffer): void {
+    this.stats.wireFramesOut++;
+    this.stats.wireBytesOut += frame.length;
+    s.write(frame);
+  }
+
+  /**
+   * Keepalive: while active, a ping every pingIntervalMs and a dead relay found within deadAfterMs; at rest no
+   * ping from us (the relay pings a connection silent for its idle timeout, and we answer), and a relay silent
+   * for restDeadAfterMs is dead. One ping at connect measures the round trip for the home-relay choice.
+   */
   private startPings(): void {
     clearInterval(this.pingTimer);
     const interval = this.opts.pingIntervalMs ?? RELAY_CLIENT.pingIntervalMs;
-    const deadAfter = this.opts.deadAfterMs ?? RELAY_CLIENT.deadAfterMs;
-    const ping = () => {
+    const check = () => {
       const s = this.socket;
       if (!s || s.destroyed) return;
-      if (Date.now() - this.lastRx > deadAfter) { s.destroy(new Error(`relay silent for ${deadAfter} ms`)); return; }
-      this.pingSentAt = process.hrtime.bigint();
-      const p = Buffer.allocUnsafe(8);
-      p.writeBigUInt64BE(this.pingSentAt, 0);
-      s.write(encodeRelayFrame(RELAY_FRAME.PING, "", p));
+      const active = this.active;
+      const deadAfter = active ? this.opts.deadAfterMs ?? RELAY_CLIENT.deadAfterMs : this.opts.restDeadAfterMs ?? RELAY_CLIENT.restDeadAfterMs;
+      const silentMs = Date.now() - Math.max(this.lastRx, active ? this.activeSince : 0);
+      if (silentMs > deadAfter) { s.destroy(new Error(`relay silent for ${deadAfter} ms`)); return; }
+      if (active) this.ping();
     };
-    ping();
-    this.pingTimer = setInterval(ping, interval);
+    this.ping();
+    this.pingTimer = setInterval(check, interval);
     this.pingTimer.unref();
   }
 

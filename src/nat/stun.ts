@@ -1,40 +1,22 @@
 // STUN (RFC 8489 Binding) on an existing UDP socket. The daemon has ONE socket for STUN, disco and data,
 // so the mapping STUN learns here is the mapping peers see. Its message handler calls handle() first:
 // STUN starts with 0x00/0x01 and carries the magic cookie at offset 4, EmberNet packets start 0x10..0x1f.
-// Encoding/decoding is the `stun` package's; this file types the part of it EmberNet uses (the relay's
-// STUN server shares the codec below).
-import { createRequire } from "node:module";
+// Encoding and decoding are stun-codec.ts (the relay's STUN server shares it).
 import { randomBytes } from "node:crypto";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { RemoteInfo, Socket } from "node:dgram";
 import { isStunPacket, STUN_HEADER_SIZE } from "../wire/constants.js";
+import {
+  decodeStun, encodeBindingIndication as encodeIndication, encodeBindingRequest, encodeBindingResponse, STUN_BINDING_INDICATION,
+  STUN_BINDING_REQUEST, STUN_BINDING_RESPONSE, STUN_SOFTWARE, STUN_TRANSACTION_ID_BYTES,
+} from "./stun-codec.js";
 
-interface StunAddress { address: string; port: number; family: string }
-interface StunAttr { type: number; value: unknown }
-interface StunMsg {
-  readonly type: number;
-  readonly transactionId: Buffer;
-  getAttribute(type: number): StunAttr | undefined;
-  getXorAddress(): StunAddress | undefined;
-  getAddress(): StunAddress | undefined;
-  addXorAddress(ip: string, port: number): unknown;
-  addAddress(ip: string, port: number): unknown;
-  addSoftware(s: string): unknown;
-  addFingerprint(): unknown;
-}
-interface StunModule {
-  createMessage(type: number, transaction?: Buffer): StunMsg;
-  encode(m: StunMsg): Buffer;
-  decode(b: Buffer): StunMsg;
-  constants: Record<string, number>;
-}
+export {
+  decodeStun, encodeBindingRequest, encodeBindingResponse, STUN_BINDING_INDICATION, STUN_BINDING_REQUEST, STUN_BINDING_RESPONSE,
+  STUN_SOFTWARE, STUN_TRANSACTION_ID_BYTES,
+};
 
-const stunPkg = createRequire(import.meta.url)("stun") as StunModule;
-export const STUN_BINDING_REQUEST = stunPkg.constants.STUN_BINDING_REQUEST!; // 0x0001
-export const STUN_BINDING_RESPONSE = stunPkg.constants.STUN_BINDING_RESPONSE!; // 0x0101
-export const STUN_TRANSACTION_ID_BYTES = 12;
-export const STUN_SOFTWARE = "embernet";
 /** First retransmission after this, doubling (RFC 8489 RTO, shortened: STUN servers here are relays we run). */
 export const STUN_INITIAL_RTO_MS = 250;
 export const STUN_DEFAULT_TIMEOUT_MS = 3_000;
@@ -47,30 +29,12 @@ export class StunError extends Error {
   constructor(readonly code: "timeout" | "closed" | "send_failed" | "dns" | "bad_response", message: string) { super(message); }
 }
 
-/** Decodes a STUN message; undefined for anything that is not a well-formed STUN message. */
-export function decodeStun(msg: Buffer): StunMsg | undefined {
-  if (!isStunPacket(msg)) return undefined;
-  const bodyLen = msg.readUInt16BE(2);
-  if (bodyLen % 4 !== 0 || STUN_HEADER_SIZE + bodyLen !== msg.length) return undefined;
-  try {
-    return stunPkg.decode(msg);
-  } catch {
-    return undefined;
-  }
-}
-
-/** A Binding success response carrying XOR-MAPPED-ADDRESS and, for RFC 3489-era clients, MAPPED-ADDRESS. */
-export function encodeBindingResponse(transactionId: Buffer, mapped: MappedAddress): Buffer {
-  const m = stunPkg.createMessage(STUN_BINDING_RESPONSE, transactionId);
-  m.addXorAddress(mapped.address, mapped.port);
-  m.addAddress(mapped.address, mapped.port);
-  m.addSoftware(STUN_SOFTWARE);
-  m.addFingerprint();
-  return stunPkg.encode(m);
-}
-
-export function encodeBindingRequest(transactionId: Buffer): Buffer {
-  return stunPkg.encode(stunPkg.createMessage(STUN_BINDING_REQUEST, transactionId));
+/**
+ * A Binding Indication: 20 bytes, no attributes, never answered (RFC 8489 section 6.3, RFC 8445 section 11:
+ * ICE's keepalive). EmberNet's holds at rest use it to refresh a NAT mapping without session keys.
+ */
+export function encodeBindingIndication(): Buffer {
+  return encodeIndication(randomBytes(STUN_TRANSACTION_ID_BYTES));
 }
 
 interface Pending {
@@ -88,6 +52,8 @@ function plainAddress(a: string): string {
 }
 
 export class StunClient {
+  /** Requests sent (retransmissions included), for the node's traffic counters. */
+  readonly sent = { packets: 0, bytes: 0 };
   private readonly pending = new Map<string, Pending>();
   private closed = false;
 
@@ -140,6 +106,8 @@ export class StunClient {
             reject(new StunError("send_failed", `STUN request to ${target.address}:${target.port}: ${err.message}`));
           }
         };
+        this.sent.packets++;
+        this.sent.bytes += packet.length;
         try { this.socket.send(packet, target.port, target.address, failed); } catch (err) { failed(err as Error); }
       };
       send();

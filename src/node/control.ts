@@ -82,10 +82,19 @@ export function statusReport(d: Daemon) {
     services: servicesReport(d),
     flows: flowsReport(d),
     access: d.access.report(),
+    traffic: { perMinute: d.traffic.perMinute(), total: d.traffic.totals() },
+    memory: memoryReport(),
     peers: peersReport(d),
     drops: Object.fromEntries(d.device.drops),
     problems: d.health.problems(),
   };
+}
+
+/** The daemon's memory in MiB: resident, and V8's heap (total reserved, used) and off-heap buffers. */
+export function memoryReport() {
+  const m = process.memoryUsage();
+  const mb = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  return { rssMb: mb(m.rss), heapTotalMb: mb(m.heapTotal), heapUsedMb: mb(m.heapUsed), externalMb: mb(m.external), arrayBuffersMb: mb(m.arrayBuffers) };
 }
 
 /** Flow counters, and per peer the stream layer's own (streams, bytes, losses, drops by reason). */
@@ -105,6 +114,9 @@ export function peersReport(d: Daemon) {
     name: p.name,
     state: p.state,
     ...(p.refusal ? { refusal: p.refusal } : {}),
+    // At rest (no application data for the idle bound) nothing is probed and only a direct path is held.
+    activity: d.device.isIdle(p) ? "idle" : "active",
+    lastData: new Date(p.lastDataAt).toISOString(),
     path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),

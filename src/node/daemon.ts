@@ -2,7 +2,8 @@
 // (mesh.ts: relays, paths, peer map), per-flow policy and the control socket, and offers the layers above
 // the session one small interface (runtime.ts). Each part stays in its own module; this file only wires them.
 import { EventEmitter } from "node:events";
-import pino from "pino";
+import type { Logger } from "pino";
+import { createJsonLogger } from "../log/json-logger.js";
 import { pemBlocks, readBoundedFile, Verifier, type Identity } from "../pki/index.js";
 import { Device, type SendResult } from "../session/device.js";
 import type { Endpoint } from "../session/endpoint.js";
@@ -23,6 +24,7 @@ import { ServiceTable } from "./services.js";
 import { Flows } from "./flows.js";
 import { NodeAccess } from "./access.js";
 import { LogTap, NodeHealth } from "./health.js";
+import { addTotals, TrafficMeter, ZERO_TRAFFIC } from "./traffic.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -32,7 +34,7 @@ export interface DaemonOptions {
 }
 
 export class Daemon implements NodeRuntime {
-  readonly log: pino.Logger;
+  readonly log: Logger;
   readonly verifier: Verifier;
   readonly device: Device;
   readonly events = new EventEmitter();
@@ -54,15 +56,14 @@ export class Daemon implements NodeRuntime {
   private meshPart?: Mesh;
   private controlSocket?: ControlServer;
   private metricsServer?: import("node:http").Server;
+  /** Everything this node sends and receives (UDP socket, relays, coordination stream), for `ember status`. */
+  readonly traffic = new TrafficMeter(() => addTotals(this.conn?.totals() ?? ZERO_TRAFFIC, this.meshPart?.controlTraffic() ?? ZERO_TRAFFIC));
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
     // The log goes to its destination; a tap reads the events node health needs (info and above).
     const tap = new LogTap();
-    const level = pino.levels.values[cfg.logLevel] !== undefined && pino.levels.values[cfg.logLevel] < pino.levels.values.info ? cfg.logLevel : "info";
-    this.log = pino({ level, base: undefined }, pino.multistream([
-      { level: cfg.logLevel as pino.Level, stream: pino.destination(opts.logDestination ?? 2) }, { level: "info", stream: tap },
-    ]));
+    this.log = createJsonLogger({ level: cfg.logLevel, destination: opts.logDestination ?? 2, tap });
     const bundlePem = readBoundedFile(cfg.bundlePath, "trust bundle");
     this.verifier = new Verifier({ bundlePem });
     this.creds = loadCredentials(cfg.certPath, cfg.keyPath, this.verifier, bundlePem);
@@ -149,6 +150,7 @@ export class Daemon implements NodeRuntime {
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
     await this.controlSocket.listen();
     this.device.start();
+    this.traffic.start();
     if (cfg.policyFile) this.loadLocalPolicy(cfg.policyFile);
     if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
@@ -216,6 +218,7 @@ export class Daemon implements NodeRuntime {
   }
 
   async stop(): Promise<void> {
+    this.traffic.stop();
     await this.access.close();
     await this.health.stop();
     await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));

@@ -17,11 +17,19 @@ import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { LocalCandidates } from "./candidates.js";
 import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
+import { addTotals, type TrafficTotals } from "./traffic.js";
+import { AdaptiveTicker } from "../session/ticker.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
 const PATH_TICK_MS = 250;
-const REPORT_INTERVAL_MS = 5_000;
+/** Path timer period at rest: holds are due every 25 s at the most often, nothing else runs. */
+const PATH_REST_TICK_MS = 5_000;
+/**
+ * Status is reported at once on every change we cause (netcheck, services, home relay); this periodic report
+ * only notices interface address changes. A report equal to the last one is not sent (CoordClient).
+ */
+const REPORT_INTERVAL_MS = 30_000;
 /** IP TTL of low-TTL punch packets (docs/nat.md); EMBER_PUNCH_TTL overrides it for lab experiments. */
 const PUNCH_TTL = Number(process.env.EMBER_PUNCH_TTL ?? 2);
 const PATH_INNER: Record<PathMessageKind, InnerType> = {
@@ -58,6 +66,25 @@ export function parseEndpointString(s: string): Endpoint | undefined {
   return port > 0 && port < 65536 ? { kind: "udp", host: m[1], port } : undefined;
 }
 
+/**
+ * Home relay hysteresis: another relay must answer in under 70% of the current one's round trip and at least
+ * 5 ms faster. Relays of one region differ by a few milliseconds of jitter, and every change of home relay is a
+ * status report and a map delta to every peer that can see this node.
+ */
+const HOME_FASTER_RATIO = 0.7;
+const HOME_FASTER_MS = 5;
+
+/** The home relay: the current one while it is connected and not clearly slower than another (pure). */
+export function chooseHomeRelay(current: string | undefined, relays: { name: string; connected: boolean; rttMs?: number }[]): string | undefined {
+  const up = relays.filter((r) => r.connected);
+  if (!up.length) return current;
+  const rtt = (r: { rttMs?: number }) => r.rttMs ?? Number.MAX_SAFE_INTEGER;
+  const best = up.reduce((a, b) => (rtt(b) < rtt(a) ? b : a));
+  const cur = up.find((r) => r.name === current);
+  if (!cur) return best.name;
+  return rtt(best) < rtt(cur) * HOME_FASTER_RATIO && rtt(cur) - rtt(best) >= HOME_FASTER_MS ? best.name : cur.name;
+}
+
 export class Mesh {
   readonly coord: CoordClient;
   readonly relays = new Map<string, RelayClient>();
@@ -66,26 +93,35 @@ export class Mesh {
   private map?: PeerMap;
   private readonly mapPeers = new Map<string, MapPeer>();
   private reportTimer?: NodeJS.Timeout;
-  private pathTicker?: NodeJS.Timeout;
+  private readonly pathTicker: AdaptiveTicker;
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
+  private lastNetcheckAt = 0;
 
   constructor(private readonly deps: MeshDeps) {
     const { device, log } = deps;
     this.paths = new PathManager({
       sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
-      usePath: (peer, ep) => device.setPath(peer, ep),
+      usePath: (peer, ep, shadow) => device.setPath(peer, ep, shadow),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
+      activity: (name) => {
+        const p = device.peers.get(name);
+        return p && { idle: device.isIdle(p), lastSentAt: p.lastPathSentAt, lastDirectRxAt: p.lastDirectRxAt, lastDirectRxFrom: p.lastDirectRxFrom };
+      },
+      sessionFresh: (peer) => device.sessionFresh(peer),
+      hold: (ep) => { if (ep.kind === "udp") deps.conn.hold(ep.port, ep.host); },
+      selfName: deps.credentials().identity.name,
       localCandidates: () => deps.candidates.list(),
       punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL); },
       mapping: () => deps.candidates.natType,
       log,
       now: Date.now,
     });
-    device.setPathsManaged(true);
+    this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS);
+    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name) });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
-    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)));
+    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)); this.pathTicker.poke(); });
     this.coord = new CoordClient({ coordUrl: deps.coordUrl, stateDir: deps.stateDir, log: (msg, fields) => log.info(fields ?? {}, `coord: ${msg}`) });
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
@@ -96,15 +132,14 @@ export class Mesh {
 
   start(): void {
     this.coord.start();
-    this.pathTicker = setInterval(() => this.paths.tick(), PATH_TICK_MS);
-    this.pathTicker.unref();
+    this.pathTicker.start();
     this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reportTimer.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.reportTimer);
-    clearInterval(this.pathTicker);
+    this.pathTicker.stop();
     clearTimeout(this.netcheckTimer);
     await this.coord.stop();
     await Promise.all([...this.relays.values()].map((r) => r.stop()));
@@ -122,6 +157,15 @@ export class Mesh {
   /** STUN servers of the map's relays, for netcheck. */
   stunServers(): StunServerAddress[] {
     return (this.map?.relays ?? []).filter((r) => r.stunPort).map((r) => ({ host: r.host, port: r.stunPort! }));
+  }
+
+  /** Frames on the relay connections and the coordination stream (keepalives included), for the node's traffic. */
+  controlTraffic(): TrafficTotals {
+    let t: TrafficTotals = { txPackets: this.coord.stats.statusReports, txBytes: this.coord.stats.statusBytes, rxPackets: this.coord.stats.frames, rxBytes: this.coord.stats.bytes };
+    for (const r of this.relays.values()) {
+      t = addTotals(t, { txPackets: r.stats.wireFramesOut, txBytes: r.stats.wireBytesOut, rxPackets: r.stats.wireFramesIn, rxBytes: r.stats.wireBytesIn });
+    }
+    return t;
   }
 
   relayWritable(relay: string): boolean {
@@ -144,12 +188,30 @@ export class Mesh {
     }
   }
 
-  /** Netcheck on the map's relays now, then every NETCHECK_INTERVAL_MS; candidates follow it. */
+  /** A peer woke from rest: its path is revalidated; our own mapping is checked again if it is old. */
+  private onWake(name: string): void {
+    this.paths.onWake(name);
+    this.pathTicker.poke();
+    if (Date.now() - this.lastNetcheckAt >= NETCHECK_INTERVAL_MS && this.map?.relays.length) this.scheduleNetcheck(0);
+  }
+
+  /** Whether any peer is active (not at rest): netcheck runs only then (docs/nat.md "At rest"). */
+  private anyActive(): boolean {
+    for (const p of this.deps.device.peers.values()) if (!this.deps.device.isIdle(p)) return true;
+    return false;
+  }
+
+  /**
+   * Netcheck on the map's relays now, then every NETCHECK_INTERVAL_MS while any peer is active; at rest the
+   * check is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
+   */
   private scheduleNetcheck(delayMs: number): void {
     clearTimeout(this.netcheckTimer);
     this.netcheckTimer = setTimeout(async () => {
       if (this.netcheckRunning) return;
+      if (this.lastNetcheckAt && !this.anyActive()) return this.scheduleNetcheck(NETCHECK_INTERVAL_MS);
       this.netcheckRunning = true;
+      this.lastNetcheckAt = Date.now();
       try {
         const r = await this.deps.candidates.refresh(this.stunServers());
         this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint) }, "netcheck");
@@ -190,6 +252,7 @@ export class Mesh {
         this.deps.onPeerGone(name, "left the peer map (policy or removal)");
       }
     }
+    this.pathTicker.poke();
     if (rulesChanged) this.deps.onRules(m.rules);
     this.deps.onPeers();
   }
@@ -218,15 +281,10 @@ export class Mesh {
 
   /** Home relay: the connected relay with the lowest round trip. */
   private pickHome(): void {
-    let best: [string, number] | undefined;
-    for (const [name, c] of this.relays) {
-      if (!c.connected) continue;
-      const rtt = c.rttMs ?? Number.MAX_SAFE_INTEGER;
-      if (!best || rtt < best[1]) best = [name, rtt];
-    }
-    if (best && best[0] !== this.homeRelay) {
-      this.homeRelay = best[0];
-      this.deps.log.info({ relay: best[0], rttMs: best[1] }, "home relay");
+    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })));
+    if (next && next !== this.homeRelay) {
+      this.homeRelay = next;
+      this.deps.log.info({ relay: next, rttMs: this.relays.get(next)?.rttMs }, "home relay");
       this.report();
     }
   }

@@ -3,7 +3,7 @@
 // bound (dgram has no "drain" event, so a waiter is told by polling), sends low-TTL punch packets, and splits
 // incoming STUN from EmberNet datagrams before any session code runs.
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { StunClient } from "../nat/stun.js";
+import { encodeBindingIndication, StunClient } from "../nat/stun.js";
 import { isStunPacket } from "../wire/constants.js";
 
 /** Bytes queued in libuv for the socket (the kernel buffer was full) before senders are told to wait. */
@@ -22,8 +22,12 @@ export interface UdpConnOptions {
   log: { debug(o: object, m?: string): void; warn(o: object, m?: string): void };
 }
 
+/** Datagrams and bytes (UDP payload) through the socket, every kind: sessions, STUN, probes, punches, holds. */
+export interface UdpCounters { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }
+
 export class UdpConn {
   readonly stun: StunClient;
+  readonly counters: UdpCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
   private readonly socket: Socket;
   private drainTimer?: NodeJS.Timeout;
 
@@ -31,6 +35,8 @@ export class UdpConn {
     this.socket = createSocket({ type: opts.host.includes(":") ? "udp6" : "udp4" });
     this.stun = new StunClient(this.socket);
     this.socket.on("message", (msg, rinfo) => {
+      this.counters.rxPackets++;
+      this.counters.rxBytes += msg.length;
       if (isStunPacket(msg)) { this.stun.handle(msg, rinfo); return; }
       opts.onDatagram(msg, rinfo);
     });
@@ -50,6 +56,12 @@ export class UdpConn {
     return conn;
   }
 
+  /** Every datagram through the socket, STUN requests included. */
+  totals(): UdpCounters {
+    const c = this.counters;
+    return { txPackets: c.txPackets + this.stun.sent.packets, txBytes: c.txBytes + this.stun.sent.bytes, rxPackets: c.rxPackets, rxBytes: c.rxBytes };
+  }
+
   address(): { host: string; port: number } {
     const a = this.socket.address();
     return { host: a.address, port: a.port };
@@ -62,6 +74,8 @@ export class UdpConn {
 
   /** No per-datagram callback (it costs an allocation per packet): a failed send surfaces as the socket's "error". */
   send(data: Uint8Array, port: number, host: string): void {
+    this.counters.txPackets++;
+    this.counters.txBytes += data.length;
     this.socket.send(data, port, host);
   }
 
@@ -77,6 +91,11 @@ export class UdpConn {
     return false;
   }
 
+  /** A NAT keepalive with no session keys: a STUN Binding Indication (the peer's socket drops it silently). */
+  hold(port: number, host: string): void {
+    this.send(encodeBindingIndication(), port, host);
+  }
+
   /**
    * Low-TTL punch (docs/nat.md): a packet that leaves our own NAT, creating the mapping towards the peer,
    * but expires before the peer's NAT, so it cannot leave a conntrack entry there that would clash with
@@ -86,6 +105,8 @@ export class UdpConn {
     const s = this.socket;
     try {
       s.setTTL(ttl);
+      this.counters.txPackets++;
+      this.counters.txBytes += PUNCH_PAYLOAD.length;
       s.send(PUNCH_PAYLOAD, port, host, () => { try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ } });
     } catch (err) {
       this.opts.log.debug({ err: (err as Error).message }, "punch failed");

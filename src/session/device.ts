@@ -15,12 +15,13 @@ import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
 import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
-import { DEFAULT_TIMERS, type SessionTimers } from "./timers.js";
+import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
-import { InnerRegistry, innerName } from "./inner.js";
+import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
 import { Reassembler } from "./reassembly.js";
 import { sourceKey } from "../net/conn-guard.js";
 import type { HandshakeFragment } from "../wire/handshake-frame.js";
+import { AdaptiveTicker } from "./ticker.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -79,6 +80,15 @@ export interface HandshakeStats {
   peak: { pendingResponses: number; reassembling: number; reassemblyBytes: number };
 }
 
+/** What the path layer learns from the device (src/nat/paths.ts owns the peers' paths once attached). */
+export interface PathOwner {
+  /**
+   * The peer had been idle and application data now moves (sent or received). Called before the datagram
+   * that woke it is sealed, so a shadow path set here already carries it.
+   */
+  onWake(peer: Peer): void;
+}
+
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
 
@@ -92,6 +102,7 @@ export class Device {
    * follows an authenticated packet to a new source only from direct to direct (a NAT rebinding).
    */
   private pathsManaged = false;
+  private pathOwner?: PathOwner;
   /** Drop counters by reason: every discarded datagram increments one. */
   readonly drops = new Map<string, number>();
   private readonly keypairs = new IndexTable<{ peer: Peer; keypair: Keypair }>();
@@ -101,7 +112,7 @@ export class Device {
   private readonly timestamps = new TimestampGuard();
   private readonly pings = new Map<string, PingWaiter>();
   private pingSeq = 0;
-  private ticker?: NodeJS.Timeout;
+  private readonly ticker: AdaptiveTicker;
   private lastDropLog = 0;
   private readonly now: () => number;
   private readonly scratch = Buffer.allocUnsafe(MAX_DATAGRAM);
@@ -122,6 +133,7 @@ export class Device {
     this.now = opts.now ?? Date.now;
     this.cookies = new CookieChecker([], this.now(), this.timers.handshakeUnderLoadPerS);
     this.refreshLocal();
+    this.ticker = new AdaptiveTicker(() => this.tick(), this.timers.tickMs, Math.max(this.timers.tickMs, this.timers.restTickMs));
     this.initLimiter = new HandshakeRateLimiter({
       ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
       perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
@@ -133,13 +145,11 @@ export class Device {
   }
 
   start(): void {
-    this.ticker = setInterval(() => this.tick(), this.timers.tickMs);
-    this.ticker.unref();
-    this.tick();
+    this.ticker.start();
   }
 
   stop(): void {
-    if (this.ticker) clearInterval(this.ticker);
+    this.ticker.stop();
     for (const w of this.pings.values()) clearTimeout(w.timer);
     this.pings.clear();
   }
@@ -148,9 +158,37 @@ export class Device {
     return this.opts.local;
   }
 
-  /** A path manager now decides moves between relay and direct paths (see pathsManaged). */
-  setPathsManaged(managed: boolean): void {
+  /** A path manager now decides moves between relay and direct paths (see pathsManaged) and hears of wake-ups. */
+  setPathsManaged(managed: boolean, owner?: PathOwner): void {
     this.pathsManaged = managed;
+    this.pathOwner = managed ? owner : undefined;
+  }
+
+  /** Whether the peer is at rest (no application data for idleAfterMs; see timers.ts). */
+  isIdle(peer: Peer, now = this.now()): boolean {
+    return isIdle(peer.lastDataAt, now, this.timers);
+  }
+
+  /**
+   * Whether the peer's keys are fresh: usable, and younger than rekeyAfterTime, so both sides still hold them
+   * for a good while. The path layer's holds at rest are sealed (and answered) only then; a rest never costs a
+   * handshake, and a sealed packet never reaches a peer whose copy of the keys just expired.
+   */
+  sessionFresh(name: string): boolean {
+    const peer = this.peers.get(name);
+    const kp = peer && this.usableKeypair(peer);
+    return !!kp && kp.ageMs(this.now()) < this.timers.rekeyAfterTimeMs && kp.sendCounter < this.timers.rekeyAfterMessages;
+  }
+
+  /** Application data moved: a peer at rest wakes (its path owner revalidates the path), then is active. */
+  private touch(peer: Peer, now: number): void {
+    if (isIdle(peer.lastDataAt, now, this.timers)) {
+      peer.activeSince = now;
+      peer.lastDataAt = now;
+      this.ticker.poke();
+      this.pathOwner?.onWake(peer);
+    }
+    peer.lastDataAt = now;
   }
 
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
@@ -206,8 +244,9 @@ export class Device {
   addPeer(name: string, endpoint?: Endpoint, persistent = true): Peer {
     let peer = this.peers.get(name);
     if (!peer) {
-      peer = new Peer(name, endpoint, persistent);
+      peer = new Peer(name, endpoint, persistent, this.now());
       this.peers.set(name, peer);
+      this.ticker.poke();
     } else if (endpoint && !peer.current) {
       this.setPath(name, endpoint);
     }
@@ -280,6 +319,7 @@ export class Device {
       this.confirmed(peer);
     }
     peer.lastReceivedAt = now;
+    if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
     peer.stats.rxPackets++;
     peer.stats.rxBytes += data.length;
     // Roaming: the session follows an authenticated packet to a new direct source (a NAT rebinding, a new
@@ -290,6 +330,7 @@ export class Device {
     }
     if (plainLen === 0) return this.count("empty_payload");
     const kind = this.scratch[0];
+    if (isActivityKind(kind)) this.touch(peer, now);
     if (!this.inner.dispatch(kind, peer, from, this.scratch.subarray(1, plainLen))) this.count(`unhandled_inner_${innerName(kind)}`);
   }
 
@@ -302,10 +343,15 @@ export class Device {
     return true;
   }
 
-  /** Moves a peer's traffic to another path; the session (keys, counters) is unchanged. */
-  setPath(name: string, endpoint: Endpoint): void {
+  /**
+   * Moves a peer's traffic to another path; the session (keys, counters) is unchanged. With a shadow, data
+   * packets go to both paths until a later setPath without one (see Peer.shadow).
+   */
+  setPath(name: string, endpoint: Endpoint, shadow?: Endpoint): void {
     const peer = this.peers.get(name);
-    if (!peer || sameEndpoint(peer.endpoint, endpoint)) return;
+    if (!peer) return;
+    peer.shadow = shadow && !sameEndpoint(shadow, endpoint) ? shadow : undefined;
+    if (sameEndpoint(peer.endpoint, endpoint)) return;
     peer.endpoint = endpoint;
     // No session yet: the handshake waiting out its backoff on the old path retries on the new one now.
     if (!peer.current) peer.nextAttemptAt = 0;
@@ -561,6 +607,7 @@ export class Device {
     if (!keypair.isInitiator) this.confirmed(peer);
     const now = this.now();
     peer.lastReceivedAt = now;
+    if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
     peer.stats.handshakes++;
     peer.stats.lastHandshakeAt = now;
     // An initiator's keys are confirmed only when something authenticates under them (the responder may still
@@ -595,6 +642,7 @@ export class Device {
   }
 
   private sendInner(peer: Peer, innerType: number, payload: Uint8Array): SendResult {
+    if (isActivityKind(innerType)) this.touch(peer, this.now());
     const kp = this.usableKeypair(peer);
     if (kp ? !this.roomOn(peer.endpoint!) : peer.queue.length >= MAX_QUEUE) {
       peer.blocked = true;
@@ -602,7 +650,7 @@ export class Device {
       return "full";
     }
     if (kp) {
-      this.sealInner(peer, kp, innerType, payload, peer.endpoint!);
+      this.sendInnerSealed(peer, kp, innerType, payload);
       return "sent";
     }
     const plain = Buffer.allocUnsafe(1 + payload.length);
@@ -643,25 +691,39 @@ export class Device {
   }
 
   private sendSealed(peer: Peer, kp: Keypair, plain: Uint8Array): void {
-    if (peer.endpoint) this.sealTo(peer, kp, plain, peer.endpoint);
-  }
-
-  private sealTo(peer: Peer, kp: Keypair, plain: Uint8Array, endpoint: Endpoint): void {
+    if (!peer.endpoint) return;
     const out = Buffer.allocUnsafe(DATA_HEADER_SIZE + plain.length + TAG_SIZE);
     out.set(plain, DATA_HEADER_SIZE);
-    this.sealInPlace(peer, kp, out, plain.length, endpoint);
+    this.sealedOnPath(peer, this.sealInPlace(peer, kp, out, plain.length, peer.endpoint));
+  }
+
+  /** Data on the peer's current path: kind and payload written once into the datagram buffer, sealed there. */
+  private sendInnerSealed(peer: Peer, kp: Keypair, kind: number, payload: Uint8Array): void {
+    if (!peer.endpoint) return;
+    this.sealedOnPath(peer, this.sealInner(peer, kp, kind, payload, peer.endpoint));
+  }
+
+  /** After a datagram went out on the current path: the same ciphertext on the shadow path too. */
+  private sealedOnPath(peer: Peer, out: Buffer): void {
+    peer.lastPathSentAt = peer.lastSentAt;
+    // The receiver's replay window takes the first copy.
+    if (peer.shadow) {
+      this.opts.send(peer.shadow, out);
+      peer.stats.txPackets++;
+      peer.stats.txBytes += out.length;
+    }
   }
 
   /** Kind byte and payload written once into the datagram buffer and sealed there: one buffer per packet. */
-  private sealInner(peer: Peer, kp: Keypair, kind: number, payload: Uint8Array, endpoint: Endpoint): void {
+  private sealInner(peer: Peer, kp: Keypair, kind: number, payload: Uint8Array, endpoint: Endpoint): Buffer {
     const out = Buffer.allocUnsafe(DATA_HEADER_SIZE + 1 + payload.length + TAG_SIZE);
     out[DATA_HEADER_SIZE] = kind;
     out.set(payload, DATA_HEADER_SIZE + 1);
-    this.sealInPlace(peer, kp, out, 1 + payload.length, endpoint);
+    return this.sealInPlace(peer, kp, out, 1 + payload.length, endpoint);
   }
 
   /** out holds the plaintext (plainLen bytes) after the header; every AEAD backend seals exactly in place. */
-  private sealInPlace(peer: Peer, kp: Keypair, out: Buffer, plainLen: number, endpoint: Endpoint): void {
+  private sealInPlace(peer: Peer, kp: Keypair, out: Buffer, plainLen: number, endpoint: Endpoint): Buffer {
     const counter = kp.sendCounter++;
     writeDataHeader(out, kp.remoteIndex, counter);
     kp.sender.seal(counter, out.subarray(DATA_HEADER_SIZE, DATA_HEADER_SIZE + plainLen), out, DATA_HEADER_SIZE);
@@ -670,9 +732,11 @@ export class Device {
     peer.lastSentAt = now;
     peer.stats.txPackets++;
     peer.stats.txBytes += out.length;
-    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs)) {
+    // At rest (a hold, or the answer to one) no send starts a handshake: keys may expire instead.
+    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs) && !isIdle(peer.lastDataAt, now, this.timers)) {
       this.initiate(peer, "rekey");
     }
+    return out;
   }
 
   /**
@@ -739,33 +803,41 @@ export class Device {
 
   // ---------------------------------------------------------------- timers
 
-  tick(): void {
+  /** Runs every timer once; true while anything is in progress (an active peer, a handshake, queued data). */
+  tick(): boolean {
     const now = this.now();
     const t = this.timers;
+    let busy = false;
     for (const peer of this.peers.values()) {
       if (peer.revoked) continue;
       while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
         this.keypairs.delete(peer.retired.pop()!.localIndex);
       }
+      // At rest (no application data for idleAfterMs) no timer sends anything: no keepalive, no dead-peer
+      // check, no time-based rekey, no reconnect. Keys may expire; the next datagram starts a handshake.
+      const idle = isIdle(peer.lastDataAt, now, t);
       const kp = peer.current;
-      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, "keys expired");
-      else if (kp && now - peer.lastReceivedAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
+      // Silence is counted from the wake-up at the earliest: a rest is not a dead peer.
+      const heardAt = Math.max(peer.lastReceivedAt, peer.activeSince);
+      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, idle ? "keys expired at rest" : "keys expired");
+      else if (kp && !idle && now - heardAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
       else if (kp && !kp.confirmed && now - kp.createdAt > t.handshakeTimeoutMs && !peer.initiation) {
         // Our final message may have been lost, or the responder refused it (silently): it never confirmed.
         peer.unanswered++;
         this.initiate(peer, "session not confirmed");
       }
       const cur = peer.current;
-      if (cur && !peer.initiation) {
+      if (cur && !peer.initiation && !idle) {
         const age = cur.ageMs(now);
         // The initiator rekeys first; the responder waits longer, with jitter, so both rarely start at once.
         const due = cur.isInitiator ? t.rekeyAfterTimeMs : t.rekeyAfterTimeMs + t.handshakeTimeoutMs * (1 + (cur.localIndex % 1000) / 2000);
         if (age >= due) this.initiate(peer, "rekey (time)");
       }
-      if (!peer.current && (peer.persistent || peer.queue.length) && now >= peer.nextAttemptAt) {
+      if (!peer.current && ((peer.persistent && !idle) || peer.queue.length) && now >= peer.nextAttemptAt) {
         this.initiate(peer, peer.initiation ? "retry" : "connect");
       }
-      if (peer.current && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
+      if (peer.current && !idle && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
+      busy ||= !idle || !!peer.initiation || peer.queue.length > 0 || (!!peer.current && !peer.current.confirmed);
     }
     this.reassembly.expire(now);
     this.logHandshakeStats(now);
@@ -777,6 +849,7 @@ export class Device {
       this.responseOrder.shift();
       this.responses.delete(idx);
     }
+    return busy || this.responseOrder.length > 0;
   }
 
   // ---------------------------------------------------------------- revocation

@@ -13,6 +13,14 @@ import { INNER, type InnerType } from "./crypto-adapter.js";
  */
 export type InnerHandler = (peer: Peer, from: Endpoint, payload: Buffer) => void;
 
+/**
+ * Whether an inner kind is application traffic (it keeps a peer active): everything except the session's
+ * keepalive and the path layer's probes and call-me-maybe, which run on their own schedules.
+ */
+export function isActivityKind(type: number): boolean {
+  return type !== INNER.KEEPALIVE && type !== INNER.PATH_PROBE && type !== INNER.PATH_PROBE_REPLY && type !== INNER.CALL_ME_MAYBE;
+}
+
 const NAMES = new Map<number, string>(Object.entries(INNER).map(([k, v]) => [v, k.toLowerCase()]));
 
 /** The name of an inner kind, for logs and drop counters. */

@@ -52,7 +52,26 @@ export class Peer {
   cookie?: { value: Uint8Array; receivedAt: number };
   nextAttemptAt = 0;
   lastSentAt = 0;
+  /** Last packet sent on the peer's current path (data and keepalives; not the path layer's probes elsewhere). */
+  lastPathSentAt = 0;
   lastReceivedAt = 0;
+  /**
+   * Last application datagram sent or received (any inner kind but the session's and the path layer's own:
+   * keepalive, path probes, call-me-maybe). Starts at creation, so a new peer is active until idleAfterMs.
+   */
+  lastDataAt: number;
+  /** When the peer last became active after a rest (0: never rested). */
+  activeSince = 0;
+  /** The last authenticated packet from a direct address: when and from where (the path layer reads it). */
+  lastDirectRxAt = 0;
+  lastDirectRxFrom?: Endpoint;
+  lastRelayRxAt = 0;
+  /**
+   * A second path that data packets also go to while the path layer revalidates the first (after a rest):
+   * a lapsed direct mapping then costs nothing, the copy over the relay arrives, and the receiver's replay
+   * window drops whichever copy comes second. Set only through Device.setPath.
+   */
+  shadow?: Endpoint;
   /** Packets waiting for a session; bounded (MAX_QUEUE in device.ts): a full queue refuses, never drops. */
   readonly queue: Uint8Array[] = [];
   /** sendTo() answered "full": tell the sender (onWritable) once there is room again. */
@@ -66,7 +85,10 @@ export class Peer {
     public endpoint: Endpoint | undefined,
     /** Keep a session up even without traffic (mesh peers do; it also holds NAT mappings). */
     public persistent = true,
-  ) {}
+    now = Date.now(),
+  ) {
+    this.lastDataAt = now;
+  }
 
   /** A keypair the peer confirmed is usable for receiving (after a rekey the new one may not be yet). */
   get confirmed(): boolean {

@@ -73,7 +73,11 @@ export const RELAY_DEFAULTS = {
   maxPending: 1_024,
   /** Unauthenticated connections from one source address (IPv6: one /64). */
   maxPendingPerSource: 16,
-  /** A connection silent this long is closed (nodes ping every RELAY_CLIENT_PING_MS). */
+  /**
+   * A connection silent this long gets a PING from the relay; silent as long again after it, it is closed. Nodes
+   * ping every RELAY_CLIENT.pingIntervalMs only while they pass traffic, so at rest the relay's ping is the one
+   * keepalive of the connection: one frame each way per minute (docs/relay.md).
+   */
   idleTimeoutMs: 60_000,
   /** TLS handshake + certificate check must finish within this, counted from accept; then the socket is destroyed. */
   handshakeTimeoutMs: 10_000,
@@ -96,8 +100,14 @@ export const RELAY_DEFAULTS = {
 
 /** Client side: keepalive interval, dead-relay timeout, reconnect backoff, local send buffer. */
 export const RELAY_CLIENT = {
+  /** Ping interval while the connection carries datagrams (and once at every wake-up from rest). */
   pingIntervalMs: 10_000,
+  /** Active: nothing received for this long means the relay is gone. */
   deadAfterMs: 30_000,
+  /** The connection is active while a datagram went either way within this (the session layer's idle bound). */
+  activeForMs: 45_000,
+  /** At rest the relay pings after RELAY_DEFAULTS.idleTimeoutMs of silence: nothing for 2.5 times that is dead. */
+  restDeadAfterMs: 150_000,
   backoffMinMs: 250,
   backoffMaxMs: 30_000,
   maxQueueBytes: 256 * 1024,

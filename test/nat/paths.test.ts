@@ -1,24 +1,48 @@
 // Path selection state (src/nat/paths.ts) driven with a fake clock and a recording host.
 import { describe, expect, it } from "vitest";
-import { PathManager, decodeCandidates, encodeCandidates, type PathHost } from "../../src/nat/paths.js";
+import { PathManager, decodeCandidates, encodeCandidates, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
+import { HOLD, holdInterval, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
 import { describeEndpoint, type Endpoint } from "../../src/session/endpoint.js";
 
-function harness() {
+function harness(self = "a") {
   let now = 1_000_000;
   const sent: { peer: string; to: string; inner: string; payload: Uint8Array; at: number }[] = [];
   const punches: { to: string; at: number }[] = [];
+  const holds: { to: string; at: number }[] = [];
   const used: string[] = [];
+  const shadows: (string | undefined)[] = [];
+  // The session layer's view, driven by the test: idle or active, our last send on the path, direct packets heard.
+  const act: PeerActivity = { idle: false, lastSentAt: 0, lastDirectRxAt: 0 };
+  const session = { up: true, fresh: true };
   const host: PathHost = {
     sendVia: (peer, ep, inner, payload) => { sent.push({ peer, to: describeEndpoint(ep), inner, payload, at: now }); },
-    usePath: (_peer, ep) => { used.push(describeEndpoint(ep)); },
-    hasSession: () => true,
+    usePath: (_peer, ep, shadow) => { used.push(describeEndpoint(ep)); shadows.push(shadow && describeEndpoint(shadow)); },
+    hasSession: () => session.up,
     localCandidates: () => [{ kind: "udp", host: "198.18.1.2", port: 4000 }],
     punch: (ep) => { punches.push({ to: describeEndpoint(ep), at: now }); },
+    activity: () => act,
+    sessionFresh: () => session.up && session.fresh,
+    hold: (ep) => { holds.push({ to: describeEndpoint(ep), at: now }); },
+    selfName: self,
     log: { info() {}, debug() {} },
     now: () => now,
   };
   const pm = new PathManager(host);
-  return { pm, sent, punches, used, advance: (ms: number) => { now += ms; }, get now() { return now; } };
+  return {
+    pm, sent, punches, holds, used, shadows, act, session,
+    advance: (ms: number) => { now += ms; },
+    /** Advances in path-tick steps (250 ms), ticking each time. */
+    run: (ms: number) => { for (let t = 0; t < ms; t += 250) { now += 250; pm.tick(); } },
+    get now() { return now; },
+  };
+}
+
+/** Brings b's direct path up: punch, probe, reply. */
+function goDirect(h: ReturnType<typeof harness>): void {
+  h.pm.setPeer("b", [pub], relay);
+  h.pm.tick(); h.advance(300); h.pm.tick();
+  h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
+  expect(h.pm.describe("b")!.path).toBe("direct");
 }
 
 const relay: Endpoint = { kind: "relay", relay: "relay-1", peer: "b" };
@@ -63,11 +87,10 @@ describe("path manager", () => {
 
   it("falls back to the relay when the direct path stops answering, and returns when it answers again", () => {
     const h = harness();
-    h.pm.setPeer("b", [pub], relay);
-    h.pm.tick(); h.advance(300); h.pm.tick();
-    h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
-    expect(h.pm.describe("b")!.path).toBe("direct");
-    for (let t = 0; t < 3_500; t += 250) { h.advance(250); h.pm.tick(); } // probes go unanswered
+    goDirect(h);
+    h.advance(10);
+    h.act.lastSentAt = h.now; // we send; nothing comes back (the path was cut)
+    h.run(3_500);
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
     for (let t = 0; t < 1_500; t += 250) { h.advance(250); h.pm.tick(); }
     h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
@@ -123,5 +146,159 @@ describe("bounded spray towards an endpoint-dependent peer", () => {
     h.pm.setPeer("b", [pub], relay);
     for (let t = 0; t < 10_000; t += 250) { h.advance(250); h.pm.tick(); }
     expect(h.pm.describe("b")!.spray).toBeUndefined();
+  });
+});
+
+describe("an active direct path", () => {
+  it("is not probed while the peer's own packets keep arriving; a send left unanswered is probed after 1 s and dropped after 3 s", () => {
+    const h = harness();
+    goDirect(h);
+    const probesTo = () => h.sent.filter((s) => s.inner === "probe" && s.to === "198.18.5.2:6000").length;
+    const before = probesTo();
+    // Two-way traffic for 10 s: we send, the peer's packets come back on the direct path.
+    for (let t = 0; t < 10_000; t += 250) {
+      h.advance(250);
+      h.act.lastSentAt = h.now;
+      h.act.lastDirectRxAt = h.now + 1; h.act.lastDirectRxFrom = pub;
+      h.pm.tick();
+    }
+    expect(probesTo()).toBe(before);
+    // The path is cut: sends go unanswered.
+    const cutAt = h.now;
+    let probedAt = 0, relayAt = 0;
+    for (let t = 0; t < 4_000; t += 250) {
+      h.advance(250);
+      h.act.lastSentAt = h.now;
+      h.pm.tick();
+      if (!probedAt && probesTo() > before) probedAt = h.now - cutAt;
+      if (!relayAt && h.pm.describe("b")!.path !== "direct") relayAt = h.now - cutAt;
+    }
+    expect(probedAt).toBeGreaterThanOrEqual(1_000);
+    expect(probedAt).toBeLessThanOrEqual(1_500);
+    expect(relayAt).toBeGreaterThanOrEqual(3_000);
+    expect(relayAt).toBeLessThanOrEqual(3_500);
+  });
+});
+
+describe("at rest (docs/nat.md)", () => {
+  it("an idle peer on the relay costs nothing: no probe, punch, call-me-maybe or spray", () => {
+    const h = harness();
+    h.pm.setPeer("b", [pub], relay);
+    h.act.idle = true;
+    h.run(120_000);
+    expect(h.sent).toHaveLength(0);
+    expect(h.punches).toHaveLength(0);
+    expect(h.holds).toHaveLength(0);
+  });
+
+  it("a direct path at rest: only the holder sends, one hold per interval, growing while the peer answers", () => {
+    const h = harness("a"); // "a" < "b": a holds
+    goDirect(h);
+    h.act.lastSentAt = h.now;
+    h.act.idle = true;
+    const start = h.sent.length;
+    const holdsAt: number[] = [];
+    for (let t = 0; t < 300_000; t += 250) {
+      h.advance(250); h.pm.tick();
+      const last = h.sent.at(-1);
+      if (h.sent.length > start + holdsAt.length && last?.inner === "probe") {
+        holdsAt.push(h.now);
+        h.pm.onProbeReply("b", pub, last.payload); // the peer answers every hold
+      }
+    }
+    expect(h.sent.slice(start).every((s) => s.inner === "probe" && s.to === "198.18.5.2:6000")).toBe(true);
+    const gaps = holdsAt.map((at, i) => at - (i ? holdsAt[i - 1] : holdsAt[0] - HOLD.minMs));
+    // 25 s first (nothing measured yet: 25 s * 1.5 would be the first try, proven minimum is 25 s), then growing by 1.5.
+    expect(gaps[0]).toBeGreaterThanOrEqual(HOLD.minMs);
+    for (let i = 1; i < gaps.length; i++) expect(gaps[i]).toBeGreaterThan(gaps[i - 1] * 1.4);
+    expect(h.pm.describe("b")!.path).toBe("direct");
+    expect(h.pm.describe("b")!.activity).toBe("idle");
+
+    const other = harness("c"); // "c" > "b": the peer holds, we send nothing
+    goDirect(other);
+    other.act.idle = true;
+    const n = other.sent.length;
+    other.run(300_000);
+    expect(other.sent.length).toBe(n);
+    expect(other.holds).toHaveLength(0);
+  });
+
+  it("a hold left unanswered is retried, then counts as a lapse: relay, a recovery round, and shorter holds after", () => {
+    const h = harness("a");
+    goDirect(h);
+    h.act.lastSentAt = h.now;
+    h.act.idle = true;
+    h.run(HOLD.minMs * 1.5 + 250);
+    const holds = () => h.sent.filter((s) => s.inner === "probe");
+    const n = holds().length;
+    h.run(2_750); // retries, nobody answers
+    expect(holds().length).toBeGreaterThanOrEqual(n + 2);
+    expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
+    expect(h.pm.describe("b")!.hold.lapsedS).toBeGreaterThan(0);
+    // Recovery: punch and call-me-maybe at once, even at rest.
+    h.run(500);
+    expect(h.punches.length).toBeGreaterThan(1);
+    expect(h.sent.some((s) => s.inner === "call-me-maybe")).toBe(true);
+  });
+
+  it("with stale keys a hold is a STUN indication at the longest proven interval", () => {
+    const h = harness("a");
+    goDirect(h);
+    h.act.lastSentAt = h.now;
+    h.act.idle = true;
+    h.session.fresh = false;
+    const n = h.sent.length;
+    h.run(100_000);
+    expect(h.sent.length).toBe(n);
+    expect(h.holds.length).toBe(4); // every 25 s: nothing longer was proven
+    expect(h.holds.every((x) => x.to === "198.18.5.2:6000")).toBe(true);
+  });
+
+  it("wake-up on a direct path: data keeps going direct with a copy over the relay until the path answers", () => {
+    const h = harness("c"); // the peer holds the path during the rest
+    goDirect(h);
+    h.act.idle = true;
+    h.run(60_000);
+    h.act.idle = false;
+    h.pm.onWake("b");
+    expect(h.used.at(-1)).toBe("198.18.5.2:6000");
+    expect(h.shadows.at(-1)).toBe("relay relay-1");
+    const probe = h.sent.at(-1)!;
+    expect(probe.inner).toBe("probe");
+    h.advance(5);
+    h.pm.onProbeReply("b", pub, probe.payload);
+    expect(h.shadows.at(-1)).toBeUndefined();
+    expect(h.pm.describe("b")!.path).toBe("direct");
+  });
+
+  it("wake-up on a lapsed direct path: the relay takes over within 3 s", () => {
+    const h = harness("c");
+    goDirect(h);
+    h.act.idle = true;
+    h.run(60_000);
+    h.act.idle = false;
+    h.session.up = false; // keys expired at rest: the handshake goes out on the direct path, nothing answers
+    h.pm.onWake("b");
+    h.run(2_750);
+    expect(h.pm.describe("b")!.path).toBe("direct");
+    h.run(500);
+    expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
+    expect(h.shadows.at(-1)).toBeUndefined();
+  });
+});
+
+describe("hold intervals (src/nat/hold.ts)", () => {
+  it("start at 25 s, grow by 1.5 with each answered hold, stay below 80% of a lapse, and never go under 25 s", () => {
+    let e = newHoldEvidence();
+    expect(holdInterval(e, false)).toBe(25_000);
+    expect(holdInterval(e, true)).toBe(37_500);
+    e = survived(e, 37_500);
+    expect(holdInterval(e, true)).toBe(56_250);
+    expect(holdInterval(e, false)).toBe(37_500);
+    e = lapsed(survived(e, 84_000), 126_000); // Linux conntrack: 120 s for a two-way UDP flow
+    expect(holdInterval(e, true)).toBeCloseTo(100_800);
+    expect(holdInterval(e, false)).toBeCloseTo(84_000);
+    expect(holdInterval(lapsed(e, 20_000), true)).toBe(25_000);
+    expect(holdInterval(survived(newHoldEvidence(), 3_600_000), true)).toBe(HOLD.maxMs);
   });
 });

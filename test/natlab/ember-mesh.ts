@@ -45,12 +45,14 @@ export class EmberLab {
     });
   }
 
-  async startServices(): Promise<void> {
+  /** Coordination server and relays (two by default, each answering STUN), then an allow-all policy. */
+  async startServices(opts: { relays?: number } = {}): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     this.ca = await initCa(join(this.dir, "ca"), "lab.embernet");
     this.admin = await this.writeLeaf("admin", "ops-admin", "ops", ["admin"]);
     this.coordHost = await this.lab.addServerHost("co");
-    this.relayHosts = [await this.lab.addServerHost("r1"), await this.lab.addServerHost("r2")];
+    this.relayHosts = [];
+    for (let i = 1; i <= (opts.relays ?? 2); i++) this.relayHosts.push(await this.lab.addServerHost(`r${i}`));
     const coordArgs = [process.execPath, EMBER, "coord", "--data", join(this.dir, "coord"), "--ca-dir", this.ca.dir, "--listen", `${this.coordHost.address}:443`];
     this.relayHosts.forEach((h, i) => coordArgs.push("--relay", `relay-${i + 1}=${h.address}:443:3478`));
     const coord = this.lab.spawn(this.coordHost, coordArgs);

@@ -106,19 +106,37 @@ export const TRAVERSAL_SCENARIOS: { name: string; run(t: Traversal): Promise<Res
     name: "a direct path cut mid-session falls back to the relay within 5 s without a new session, and returns",
     run: async (t) => {
       const [a, b] = [t.nodes.n1, t.nodes.n2];
-      await t.m.waitPath(a, b, direct, 10_000);
-      const before = (await t.m.request<any[]>(a, "peers")).find((p) => p.name === "n2");
-      const cut = await t.lab.cutUdp(a.host, b.host);
-      const down = await t.m.waitPath(a, b, relayed, 8_000);
-      const during = await pingRetry(t, a, "n2", 2).catch(() => undefined);
-      const after = (await t.m.request<any[]>(a, "peers")).find((p) => p.name === "n2");
-      await cut.restore();
-      const up = await t.m.waitPath(a, b, direct, 15_000);
-      const sameSession = before?.path === "direct" && after?.handshakes === before?.handshakes;
-      return [
-        { scenario: "direct path cut (n1 -> n2)", expected: "relay within 5 s, same session", observed: `${down.path}${sameSession ? ", same session" : ", NEW session"}${during ? "" : ", ping failed"}`, ms: down.ms, ok: relayed(down.path) && down.ms <= 5_000 && sameSession && !!during },
-        { scenario: "path restored (n1 -> n2)", expected: "direct", observed: up.path, ms: up.ms, ok: direct(up.path) },
-      ];
+      // Mid-session: traffic flows (a ping every 250 ms) before, during and after the cut. A path is watched
+      // while it is in use; at rest nothing is probed (docs/nat.md "At rest").
+      let pinging = true;
+      const pinger = (async () => {
+        while (pinging) {
+          await t.m.request(a, "ping", { name: "n2", timeoutMs: 1_000 }, 3_000).catch(() => undefined);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
+      try {
+        await t.m.waitPath(a, b, direct, 10_000);
+        const before = (await t.m.request<any[]>(a, "peers")).find((p) => p.name === "n2");
+        const cut = await t.lab.cutUdp(a.host, b.host);
+        const down = await t.m.waitPath(a, b, relayed, 8_000);
+        const during = await pingRetry(t, a, "n2", 2).catch(() => undefined);
+        const after = (await t.m.request<any[]>(a, "peers")).find((p) => p.name === "n2");
+        await cut.restore();
+        const up = await t.m.waitPath(a, b, direct, 15_000);
+        return cutRows(before, after, down, during, up);
+      } finally {
+        pinging = false;
+        await pinger;
+      }
     },
   },
 ];
+
+function cutRows(before: any, after: any, down: { path: string; ms: number }, during: unknown, up: { path: string; ms: number }): ResultRow[] {
+  const sameSession = before?.path === "direct" && after?.handshakes === before?.handshakes;
+  return [
+    { scenario: "direct path cut (n1 -> n2)", expected: "relay within 5 s, same session", observed: `${down.path}${sameSession ? ", same session" : ", NEW session"}${during ? "" : ", ping failed"}`, ms: down.ms, ok: relayed(down.path) && down.ms <= 5_000 && sameSession && !!during },
+    { scenario: "path restored (n1 -> n2)", expected: "direct", observed: up.path, ms: up.ms, ok: direct(up.path) },
+  ];
+}

@@ -17,7 +17,7 @@ describe.skipIf(!avail.ok)("NAT traversal in the lab", () => {
 
   beforeAll(async () => {
     tmp = tempDir("ember-natlab-");
-    lab = await Lab.create({ prefix: "trv" });
+    lab = await Lab.create();
     t = await buildTraversal(lab, tmp.dir);
   }, 180_000);
 

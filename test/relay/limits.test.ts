@@ -90,6 +90,35 @@ describe("relay limits", () => {
     s.destroy();
   });
 
+  it("at rest the relay keeps a connection with one ping per idle timeout; a node that never answers is closed after twice that", async () => {
+    const relay = await relayWith(["--idle-timeout", "1s"]);
+    // A node client at rest: it sends no ping of its own after the first one (its idle-mode keepalive is the
+    // relay's ping), answers the relay's pings, and stays connected.
+    const a = started(relay, nodeClient(pki, relay, await pki.identity("rest-a"), { pingIntervalMs: 200 }));
+    await connected(a);
+    const out0 = a.stats.wireFramesOut;
+    await new Promise((r) => setTimeout(r, 3_500));
+    expect(a.connected).toBe(true);
+    expect(a.stats.connects).toBe(1);
+    // About one relay ping per second of silence, each answered by one PONG: no pings from the node at rest.
+    const pongs = a.stats.wireFramesOut - out0;
+    expect(pongs).toBeGreaterThanOrEqual(2);
+    expect(pongs).toBeLessThanOrEqual(4);
+    // A raw connection that never answers: pinged after 1 s, closed after 2 s with reason "idle".
+    const id = await pki.identity("mute-b");
+    const s = connect({ host: "127.0.0.1", port: relay.info.listen.port, cert: id.certChainPem, key: id.keyPem, rejectUnauthorized: false, minVersion: "TLSv1.3" });
+    s.on("error", () => {});
+    const reader = new RelayFrameReader();
+    const frames: { type: number; at: number; name: string }[] = [];
+    s.on("data", (c: Buffer) => { reader.push(c); for (let f = reader.next(); f; f = reader.next()) frames.push({ type: f.type, at: Date.now(), name: f.name }); });
+    const t0 = Date.now();
+    const closed = await new Promise<number>((r) => s.on("close", () => r(Date.now() - t0)));
+    expect(frames.map((f) => f.type)).toEqual([RELAY_FRAME.WELCOME, RELAY_FRAME.PING, RELAY_FRAME.ERROR]);
+    expect(frames[2].name).toBe("idle");
+    expect(closed).toBeGreaterThanOrEqual(1_900);
+    expect(closed).toBeLessThan(4_000);
+  });
+
   it("bad flags exit 2 with one message naming the problem", () => {
     const base = ["relay", "--cert", relayId.certPath, "--key", relayId.keyPath, "--ca", pki.bundlePath, "--listen", "127.0.0.1:0", "--stun", "off"];
     const r1 = ember([...base, "--rate", "fast"]);

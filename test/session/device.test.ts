@@ -348,3 +348,68 @@ describe("hostile input", () => {
     expect(await b.ping("node-a")).toBeGreaterThan(0);
   }, 180_000);
 });
+
+describe("at rest (docs/sessions.md)", () => {
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  it("an idle peer gets no keepalive, no rekey and no reconnect; its keys expire quietly and the next datagram starts a handshake, losing nothing", async () => {
+    const timers = { idleAfterMs: 400, keepaliveMs: 100, deadAfterMs: 300, rekeyAfterTimeMs: 600, rejectAfterTimeMs: 900, handshakeTimeoutMs: 200, restTickMs: 50 };
+    const { a, b } = pair({ timers });
+    const got: number[] = [];
+    b.inner.register(INNER.APP_DATA, (_peer, _from, p) => got.push(p.readUInt16BE(0)));
+    a.start(); b.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    // Active: keepalives flow (every 100 ms when nothing else is sent).
+    await wait(300);
+    expect(net.sent.length).toBeGreaterThan(4);
+    // Idle after 400 ms without application data: from then on nothing at all is sent.
+    await wait(500);
+    expect(a.isIdle(a.peers.get("node-b")!)).toBe(true);
+    const quietFrom = net.sent.length;
+    await wait(1_200); // past rekeyAfterTime, rejectAfterTime and deadAfter
+    expect(net.sent.length).toBe(quietFrom);
+    expect(a.peers.get("node-b")!.current).toBeUndefined(); // keys expired at rest
+    expect(net.logs.some((l) => l.msg === "session closed" && l.obj.why === "keys expired at rest")).toBe(true);
+    // The next datagrams: a handshake at once, then every datagram in order.
+    const msg = (i: number) => { const m = Buffer.alloc(2); m.writeUInt16BE(i); return m; };
+    for (let i = 0; i < 10; i++) expect(a.sendTo("node-b", INNER.APP_DATA, msg(i))).toBe("queued");
+    await eventually(() => got.length === 10, 3_000, "all ten datagrams");
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it("an active peer still detects a dead peer; a rest is not a dead peer once it wakes", async () => {
+    const timers = { idleAfterMs: 1_000, keepaliveMs: 100, deadAfterMs: 400, handshakeTimeoutMs: 5_000 };
+    const { a } = pair({ timers });
+    a.start(); net.devices.get("node-b")!.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    await wait(1_300); // at rest now; keys still valid (default lifetime)
+    expect(a.peers.get("node-b")!.current).toBeDefined();
+    // Waking with the peer unreachable: the rest itself does not count as silence...
+    net.filter = () => false;
+    a.sendTo("node-b", INNER.APP_DATA, Buffer.from([1]));
+    await wait(150);
+    expect(a.peers.get("node-b")!.current).toBeDefined();
+    // ...but deadAfter of silence after the wake-up does.
+    await eventually(() => !a.peers.get("node-b")!.current, 2_000, "dead-peer detection");
+  });
+
+  it("a shadow path gets a copy of every data packet; the receiver takes the first and drops the second as a replay", async () => {
+    const { a, b } = pair();
+    const got: number[] = [];
+    b.inner.register(INNER.APP_DATA, (_peer, _from, p) => got.push(p[0]));
+    a.start(); b.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    const direct = net.addr("node-b");
+    a.setPath("node-b", direct, direct);
+    expect(a.peers.get("node-b")!.shadow).toBeUndefined(); // a shadow equal to the path is no shadow
+    const other = { kind: "udp" as const, host: "127.0.0.2", port: 1001 }; // node-b again, by another address
+    a.setPath("node-b", direct, other);
+    const before = drops(b, "replay");
+    for (let i = 0; i < 5; i++) a.sendTo("node-b", INNER.APP_DATA, Buffer.from([i]));
+    // Every data packet twice, the second copy a replay (keepalives, also copied, may add a few).
+    await eventually(() => got.length === 5 && drops(b, "replay") - before >= 5, 2_000, "copies");
+    expect(got).toEqual([0, 1, 2, 3, 4]);
+    a.setPath("node-b", direct);
+    expect(a.peers.get("node-b")!.shadow).toBeUndefined();
+  });
+});

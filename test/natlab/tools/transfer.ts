@@ -8,12 +8,16 @@
 //                                       prints {"progress":bytes} every MB and then the result line. With
 //                                       --streams K, K connections at once (N bytes each), one result line
 //                                       with the total and whether every stream was byte-exact.
+//   transfer.ts steps --port P [--seed S]   One connection to 127.0.0.1:P driven by stdin lines: "send N" sends the
+//                                       next N bytes of the stream and prints {"sent":total} once written;
+//                                       "end" half-closes and prints the result line (as send).
 //   transfer.ts https --port P --cert C --key K --text T
 //                                       HTTPS server answering T to every request. Prints {"ready":true}.
 import { createCipheriv, createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import { connect, createServer } from "node:net";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
 const { positionals, values } = parseArgs({
@@ -82,6 +86,35 @@ switch (positionals[0]) {
       say({ ...r, streams: k, ms: Math.round(ms), mbps: Math.round((bytes * 8) / ms / 1000) });
       process.exit(0);
     }, (err: Error & { bytes?: number }) => { say({ error: err.message, bytes: err.bytes ?? 0 }); process.exit(1); });
+    break;
+  }
+  case "steps": {
+    const key = createHash("sha256").update(values.seed!).digest();
+    const stream = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
+    const h = createHash("sha256");
+    let sent = 0;
+    let answer = "";
+    const c = connect(port, "127.0.0.1");
+    c.setEncoding("utf8");
+    c.on("data", (d: string) => (answer += d));
+    c.on("error", (err) => { say({ error: err.message, bytes: sent }); process.exit(1); });
+    c.on("end", () => {
+      const [sha, n] = answer.trim().split(" ");
+      say({ bytes: sent, sha256: h.digest("hex"), remoteSha256: sha, remoteBytes: Number(n) });
+      process.exit(0);
+    });
+    c.on("connect", () => {
+      say({ connected: true });
+      createInterface({ input: process.stdin }).on("line", (line) => {
+        const [cmd, arg] = line.trim().split(" ");
+        if (cmd === "end") return void c.end();
+        if (cmd !== "send") return;
+        const chunk = stream.update(Buffer.alloc(Number(arg)));
+        h.update(chunk);
+        sent += chunk.length;
+        c.write(chunk, () => say({ sent }));
+      });
+    });
     break;
   }
   case "https": {
