@@ -93,7 +93,9 @@ export class NodeHealth {
     if (msg === "handshake refused") {
       this.add({ kind: "connections", event: "handshake_failed", peer: o.peer, reason: o.reason, detail: o.detail, from: o.from }, at,
         { t: "handshake", at, ...(o.peer ? { peer: o.peer } : {}), ok: false, data: { reason: o.reason, from: o.from } });
-    } else if (msg === "session established") {
+    } else if (msg.startsWith("session established")) {
+      // The responder's line, or the initiator's once the peer confirmed (a resting mesh handshakes on first
+      // data, so the node that sends first is the initiator and logs only the confirmation).
       this.add({ kind: "connections", event: "handshake_ok", peer: o.peer, endpoint: o.endpoint }, at,
         { t: "handshake", at, peer: o.peer, ok: true, data: { endpoint: o.endpoint, initiator: o.initiator } });
     } else if (msg.startsWith("path: ")) {
