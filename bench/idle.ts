@@ -80,22 +80,24 @@ async function main(): Promise<void> {
       for (let i = 0; i <= peers; i++) hosts.push(await publicHost());
       const keys = hosts.map(() => { const priv = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim(); return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim() }; });
       const g = wgGroups.length;
-      for (const h of hosts) children.push(lab.spawn(h, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", "wg0"], { stdio: "ignore" }));
-      for (const h of hosts) {
+      // One name per interface: wireguard-go's control socket (/var/run/wireguard/NAME.sock) is not per namespace.
+      const ifName = (i: number) => `wg${g}x${i}`;
+      hosts.forEach((h, i) => children.push(lab.spawn(h, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", ifName(i)], { stdio: "ignore" })));
+      for (const [i, h] of hosts.entries()) {
         const until = Date.now() + 20_000;
-        while ((await lab.run(h, ["ip", "link", "show", "wg0"])).code !== 0) {
-          if (Date.now() > until) throw new Error(`wireguard-go made no wg0 in ${h.ns} within 20 s`);
+        while ((await lab.run(h, ["ip", "link", "show", ifName(i)])).code !== 0) {
+          if (Date.now() > until) throw new Error(`wireguard-go made no ${ifName(i)} in ${h.ns} within 20 s`);
           await new Promise((r) => setTimeout(r, 200));
         }
       }
       hosts.forEach((h, i) => {
         const kf = join(dir, `wg-${g}-${i}.key`);
         writeFileSync(kf, keys[i].priv + "\n", { mode: 0o600 });
-        const args = ["wg", "set", "wg0", "listen-port", "51820", "private-key", kf];
+        const args = ["wg", "set", ifName(i), "listen-port", "51820", "private-key", kf];
         hosts.forEach((o, j) => { if (j !== i) args.push("peer", keys[j].pub, "endpoint", `${o.publicAddress}:51820`, "allowed-ips", `100.64.${g}.${j + 1}/32`, "persistent-keepalive", "25"); });
         lab.exec(h, args);
-        lab.exec(h, ["ip", "addr", "add", `100.64.${g}.${i + 1}/24`, "dev", "wg0"]);
-        lab.exec(h, ["ip", "link", "set", "wg0", "up"]);
+        lab.exec(h, ["ip", "addr", "add", `100.64.${g}.${i + 1}/24`, "dev", ifName(i)]);
+        lab.exec(h, ["ip", "link", "set", ifName(i), "up"]);
       });
       wgGroups.push(hosts);
       measured.push({ system: "wireguard-go (keepalive 25 s)", peers, host: hosts[0], pid: () => pidIn(lab, hosts[0], "wireguard-go") });

@@ -36,6 +36,11 @@ export interface TelemetryClientDeps {
   snapshot(): { peers: PeerSnapshot[]; problems: Problem[] };
 }
 
+/** A batch is worth sending when events wait or the node's view (paths, latencies, problems) changed. */
+export function hasNews(queued: number, snapshot: string, lastSent: string): boolean {
+  return queued > 0 || snapshot !== lastSent;
+}
+
 interface Tokens { access: string; refresh: string; accessExpires: number; refreshExpires: number }
 
 export class HttpStatusError extends Error {
@@ -53,6 +58,8 @@ export class TelemetryClient {
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private seq = Date.now();
+  /** The snapshot the server last received: an unchanged one with no events is not sent (a resting node is quiet). */
+  private lastSnapshot = "";
   private stopped = true;
 
   constructor(private readonly deps: TelemetryClientDeps) {}
@@ -95,6 +102,7 @@ export class TelemetryClient {
         for (let i = 0; i < spooled.length; i += MAX_BATCH_EVENTS) await this.send(spooled.slice(i, i + MAX_BATCH_EVENTS), false);
         try { unlinkSync(this.spoolPath); } catch { /* gone */ }
       }
+      if (!hasNews(this.queue.length, JSON.stringify(this.deps.snapshot()), this.lastSnapshot)) return;
       do {
         const events = this.queue.splice(0, MAX_BATCH_EVENTS);
         try { await this.send(events, true); } catch (err) { this.spool(events); throw err; }
@@ -110,6 +118,7 @@ export class TelemetryClient {
 
   private async send(events: TelemetryEvent[], withSnapshot: boolean): Promise<void> {
     const snap = withSnapshot ? this.deps.snapshot() : undefined;
+    const snapKey = snap ? JSON.stringify(snap) : undefined;
     const body = {
       v: TELEMETRY_VERSION, seq: this.seq++, sentAt: Date.now(), events,
       ...(snap ? { peers: snap.peers, problems: snap.problems } : {}), ...(this.clock ? { clockOffsetMs: Math.round(this.clock.offsetMs) } : {}),
@@ -120,6 +129,7 @@ export class TelemetryClient {
         const r = await this.post(TELEMETRY_PATHS.telemetry, JSON.stringify(body), "application/json", access);
         this.stats.batches++;
         this.stats.events += r.accepted ?? 0;
+        if (snapKey !== undefined) this.lastSnapshot = snapKey;
         return;
       } catch (err) {
         // A refused token (expired meanwhile, family revoked, certificate rotated): one new grant, then give up.

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { pino } from "pino";
 import { Verifier } from "../../src/pki/index.js";
-import { TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
+import { hasNews, TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
 import { makeCa, makeLeaf, tempDir } from "../helpers/pki.js";
 
 const tmp = tempDir("ember-telemetry-client-");
@@ -39,5 +39,15 @@ describe("telemetry client, server unreachable", () => {
     } finally {
       Object.assign(TELEMETRY_CLIENT, saved);
     }
+  });
+});
+
+describe("telemetry at rest", () => {
+  it("a batch goes only when events wait or the node's view changed", () => {
+    const view = JSON.stringify({ peers: [{ name: "b", path: "direct", rttMs: 0.4 }], problems: [] });
+    expect(hasNews(0, view, view)).toBe(false);
+    expect(hasNews(1, view, view)).toBe(true);
+    expect(hasNews(0, view.replace("direct", "relay:relay-1"), view)).toBe(true);
+    expect(hasNews(0, view, "")).toBe(true); // the first batch after a start
   });
 });
