@@ -23,6 +23,8 @@ export const TELEMETRY_CLIENT = {
   /** An access token is refreshed when it has less than this left. */
   refreshBeforeMs: 60_000,
   requestTimeoutMs: 10_000,
+  /** A view that changed only in latency or loss figures goes at most this often (holds at rest measure RTT). */
+  latencyRefreshMs: 300_000,
 };
 export const SPOOL_FILE = "telemetry-spool.jsonl";
 
@@ -36,9 +38,21 @@ export interface TelemetryClientDeps {
   snapshot(): { peers: PeerSnapshot[]; problems: Problem[] };
 }
 
-/** A batch is worth sending when events wait or the node's view (paths, latencies, problems) changed. */
-export function hasNews(queued: number, snapshot: string, lastSent: string): boolean {
-  return queued > 0 || snapshot !== lastSent;
+/** A node's view for change detection: its shape (peers' paths and states, problems) and everything. */
+export interface SentView { shape: string; full: string; at: number }
+
+export function viewOf(snap: { peers: PeerSnapshot[]; problems: Problem[] }, at: number): SentView {
+  const shape = JSON.stringify([snap.peers.map((p) => [p.name, p.path, p.state]), snap.problems]);
+  return { shape, full: JSON.stringify(snap), at };
+}
+
+/**
+ * A batch is worth sending when events wait or the view's shape changed; latency and loss figures alone
+ * are refreshed every latencyRefreshMs.
+ */
+export function hasNews(queued: number, now: SentView, last: SentView): boolean {
+  if (queued > 0 || now.shape !== last.shape) return true;
+  return now.full !== last.full && now.at - last.at >= TELEMETRY_CLIENT.latencyRefreshMs;
 }
 
 interface Tokens { access: string; refresh: string; accessExpires: number; refreshExpires: number }
@@ -58,8 +72,8 @@ export class TelemetryClient {
   private timer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private seq = Date.now();
-  /** The snapshot the server last received: an unchanged one with no events is not sent (a resting node is quiet). */
-  private lastSnapshot = "";
+  /** What the server last received, and when: an unchanged view with no events is not sent (a resting node is quiet). */
+  private lastSent: SentView = { shape: "", full: "", at: 0 };
   private stopped = true;
 
   constructor(private readonly deps: TelemetryClientDeps) {}
@@ -102,7 +116,7 @@ export class TelemetryClient {
         for (let i = 0; i < spooled.length; i += MAX_BATCH_EVENTS) await this.send(spooled.slice(i, i + MAX_BATCH_EVENTS), false);
         try { unlinkSync(this.spoolPath); } catch { /* gone */ }
       }
-      if (!hasNews(this.queue.length, JSON.stringify(this.deps.snapshot()), this.lastSnapshot)) return;
+      if (!hasNews(this.queue.length, viewOf(this.deps.snapshot(), Date.now()), this.lastSent)) return;
       do {
         const events = this.queue.splice(0, MAX_BATCH_EVENTS);
         try { await this.send(events, true); } catch (err) { this.spool(events); throw err; }
@@ -118,7 +132,7 @@ export class TelemetryClient {
 
   private async send(events: TelemetryEvent[], withSnapshot: boolean): Promise<void> {
     const snap = withSnapshot ? this.deps.snapshot() : undefined;
-    const snapKey = snap ? JSON.stringify(snap) : undefined;
+    const view = snap ? viewOf(snap, Date.now()) : undefined;
     const body = {
       v: TELEMETRY_VERSION, seq: this.seq++, sentAt: Date.now(), events,
       ...(snap ? { peers: snap.peers, problems: snap.problems } : {}), ...(this.clock ? { clockOffsetMs: Math.round(this.clock.offsetMs) } : {}),
@@ -129,7 +143,7 @@ export class TelemetryClient {
         const r = await this.post(TELEMETRY_PATHS.telemetry, JSON.stringify(body), "application/json", access);
         this.stats.batches++;
         this.stats.events += r.accepted ?? 0;
-        if (snapKey !== undefined) this.lastSnapshot = snapKey;
+        if (view) this.lastSent = view;
         return;
       } catch (err) {
         // A refused token (expired meanwhile, family revoked, certificate rotated): one new grant, then give up.

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { pino } from "pino";
 import { Verifier } from "../../src/pki/index.js";
-import { hasNews, TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
+import { hasNews, viewOf, TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
 import { makeCa, makeLeaf, tempDir } from "../helpers/pki.js";
 
 const tmp = tempDir("ember-telemetry-client-");
@@ -43,11 +43,15 @@ describe("telemetry client, server unreachable", () => {
 });
 
 describe("telemetry at rest", () => {
-  it("a batch goes only when events wait or the node's view changed", () => {
-    const view = JSON.stringify({ peers: [{ name: "b", path: "direct", rttMs: 0.4 }], problems: [] });
-    expect(hasNews(0, view, view)).toBe(false);
-    expect(hasNews(1, view, view)).toBe(true);
-    expect(hasNews(0, view.replace("direct", "relay:relay-1"), view)).toBe(true);
-    expect(hasNews(0, view, "")).toBe(true); // the first batch after a start
+  it("a batch goes when events wait or paths change; latency alone every few minutes", () => {
+    const snap = (path: string, rttMs: number) => ({ peers: [{ name: "b", path, state: "connected", rttMs }], problems: [] });
+    const sent = viewOf(snap("direct", 0.4), 0);
+    expect(hasNews(0, viewOf(snap("direct", 0.4), 5_000), sent)).toBe(false);
+    expect(hasNews(1, viewOf(snap("direct", 0.4), 5_000), sent)).toBe(true);
+    expect(hasNews(0, viewOf(snap("relay:relay-1", 0.4), 5_000), sent)).toBe(true);
+    expect(hasNews(0, viewOf(snap("direct", 0.7), 5_000), sent)).toBe(false);
+    expect(hasNews(0, viewOf(snap("direct", 0.7), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(true);
+    expect(hasNews(0, viewOf(snap("direct", 0.4), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(false);
+    expect(hasNews(0, sent, { shape: "", full: "", at: 0 })).toBe(true); // the first batch after a start
   });
 });
