@@ -242,8 +242,25 @@ async function mapUpnp(gateway: string, internalPort: number, lifetimeS: number)
   };
 }
 
+export interface PortmapProbe {
+  gateway?: string;
+  pcp: boolean;
+  natPmp: boolean;
+  upnp: boolean;
+  /** The first available protocol in DEFAULT_PROTOCOLS order, or null when the gateway offers none. */
+  protocol: PortmapProtocol | null;
+}
+
+/** netcheck's `portmap` section: the probe, plus the daemon's own mapping when one is held. */
+export interface PortmapReport extends PortmapProbe {
+  enabled: boolean;
+  mapped: string | null;
+  mappedBy: PortmapProtocol | null;
+  errors?: Partial<Record<PortmapProtocol, string>>;
+}
+
 /** Which protocols the gateway answers, without creating a mapping (for netcheck). */
-export async function probePortmap(gateway = defaultGateway()): Promise<{ gateway?: string; pcp: boolean; natPmp: boolean; upnp: boolean; protocol: PortmapProtocol | null }> {
+export async function probePortmap(gateway = defaultGateway()): Promise<PortmapProbe> {
   if (!gateway) return { pcp: false, natPmp: false, upnp: false, protocol: null };
   const ok = (p: Promise<unknown>) => p.then(() => true, () => false);
   const [pcp, natPmp, upnp] = await Promise.all([
