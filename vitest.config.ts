@@ -7,6 +7,9 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Multi-process and namespace tests bind real ports; forks keep each file's sockets apart.
     pool: "forks",
+    // Daemons started by tests (and their children) ask no real gateway for a port mapping; the NAT lab's
+    // port-mapping test sets EMBER_PORTMAP itself for nodes behind its own miniupnpd router.
+    env: { EMBER_PORTMAP: "off" },
     reporters: ["default"],
   },
 });

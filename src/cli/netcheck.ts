@@ -64,10 +64,13 @@ async function standalone(o: { stun: string[]; timeout: string; bind: string }):
   } catch (err) {
     throw new CliError(`cannot bind UDP ${o.bind}: ${(err as Error).message}`);
   }
-  const report = await netcheck(socket, stun, { servers, timeoutMs });
+  const { probePortmap } = await import("../nat/portmap/portmapper.js");
+  // EMBER_PORTMAP=off (the test suite's setting) also keeps this probe away from the machine's gateway.
+  const off = process.env.EMBER_PORTMAP === "off";
+  const [report, portmap] = await Promise.all([netcheck(socket, stun, { servers, timeoutMs }), off ? undefined : probePortmap()]);
   stun.close();
   socket.close();
-  return report;
+  return portmap ? { ...report, portmap } : report;
 }
 
 function print(report: NetcheckReport, json?: boolean): void {
@@ -78,6 +81,11 @@ function print(report: NetcheckReport, json?: boolean): void {
     ]));
     process.stdout.write(`\nmapping     ${report.mapping} (${report.mappingDetail})\n`);
     if (report.fastest) process.stdout.write(`fastest     ${report.fastest}\n`);
+    if (report.portmap) {
+      const p = report.portmap;
+      const held = "mapped" in p && p.mapped ? `, mapped ${p.mapped} by ${p.mappedBy}` : "";
+      process.stdout.write(`portmap     ${p.protocol ?? "none"}${p.gateway ? ` (gateway ${p.gateway}: pcp ${p.pcp ? "yes" : "no"}, nat-pmp ${p.natPmp ? "yes" : "no"}, upnp ${p.upnp ? "yes" : "no"}${held})` : " (no default gateway)"}\n`);
+    }
     process.stdout.write(`local port  ${report.localPort}\ncandidates  ${report.candidates.map((c) => `${c.type} ${c.address}:${c.port}`).join(", ")}\n`);
   }
   if (report.mapping === "udp-blocked") process.exitCode = 1;

@@ -32,6 +32,8 @@ export interface NetcheckReport {
   fastest?: string;
   candidates: NetcheckCandidate[];
   durationMs: number;
+  /** Port mapping at the default gateway: which protocol it offers, if any (and the daemon's mapping). */
+  portmap?: import("./portmap/portmapper.js").PortmapReport | import("./portmap/portmapper.js").PortmapProbe;
 }
 
 export interface NetcheckOptions {

@@ -144,6 +144,11 @@ export interface PathHost {
   localCandidates(): Endpoint[];
   /** Low-TTL punch towards a candidate before full-TTL probes (see docs/nat.md). */
   punch?(endpoint: Endpoint): void;
+  /**
+   * True while our own packets must not go first towards a peer (a port mapping behind an endpoint-dependent
+   * NAT): we only ask the peer to punch (call-me-maybe) until its first probe reaches us, then probe back.
+   */
+  letPeerComeFirst?(): boolean;
   /** Our own mapping behaviour (netcheck): only an endpoint-independent side sprays. */
   mapping?(): string | undefined;
   /** The session layer's view of the peer's traffic; without it every peer counts as active. */
@@ -244,10 +249,24 @@ export class PathManager {
     return Math.max(c.lastPongAt, c.lastHeardAt, viaData);
   }
 
+  /** Whether the peer reached us directly yet (an authenticated packet from one of its addresses). */
+  private peerReachedUs(s: PeerPaths): boolean {
+    for (const c of s.candidates.values()) if (c.lastHeardAt > 0) return true;
+    return false;
+  }
+
+  private mustWaitForPeer(s: PeerPaths): boolean {
+    return !!this.host.letPeerComeFirst?.() && !this.peerReachedUs(s);
+  }
+
   private probe(s: PeerPaths, key: string, coordinate = true): void {
     const c = s.candidates.get(key);
     if (!c) return;
     const now = this.host.now();
+    if (this.mustWaitForPeer(s)) {
+      if (coordinate) this.callMeMaybe(s, now);
+      return;
+    }
     const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs;
     if (!answering && this.host.punch) {
       // Not (or no longer) answering: punch with a low TTL first, ask the peer to punch too, probe later.
@@ -339,6 +358,7 @@ export class PathManager {
     const now = this.host.now();
     // The peer is looking for a direct path: join its round even if we are at rest (probes, no call-me-maybe).
     s.joinUntil = now + this.timers.pathTimeoutMs * 2;
+    if (this.mustWaitForPeer(s)) return; // the peer's punch comes through our mapping; ours would spoil it
     for (const c of s.candidates.values()) {
       if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
       c.punchedAt = now;

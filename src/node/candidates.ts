@@ -1,6 +1,7 @@
-// This node's direct candidates: its interface addresses on the overlay port, then the reflexive addresses
-// and the mapping behaviour that the last netcheck (STUN on the node's own socket) found. One owner, one
-// setter (refresh), read by the mesh for its status reports and by the path manager's call-me-maybe.
+// This node's direct candidates: the address the gateway mapped for us (port mapping, when held), its
+// interface addresses on the overlay port, then the reflexive addresses and the mapping behaviour that the
+// last netcheck (STUN on the node's own socket) found. Setters: refresh (netcheck) and setMapped (the port
+// mapper's onChange); read by the mesh for its status reports and by the path manager's call-me-maybe.
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
 import type { StunServerAddress } from "../nat/stun.js";
 import { sameEndpoint, type Endpoint } from "../session/endpoint.js";
@@ -14,15 +15,27 @@ export class LocalCandidates {
   natType?: string;
   lastReport?: NetcheckReport;
   private reflexive: Endpoint[] = [];
+  private mapped?: Endpoint;
 
   constructor(private readonly conn: UdpConn, private readonly listenHost: string) {}
 
   /** Where peers may reach us directly: interface addresses on our port, then STUN-reflexive ones. */
   list(): Endpoint[] {
     const port = this.conn.address().port;
-    const out: Endpoint[] = localAddresses(this.listenHost).map((host) => ({ kind: "udp" as const, host, port }));
+    // The mapped address first: the gateway promised to forward it, whatever its NAT does otherwise.
+    const out: Endpoint[] = this.mapped ? [this.mapped] : [];
+    for (const host of localAddresses(this.listenHost)) out.push({ kind: "udp" as const, host, port });
     for (const r of this.reflexive) if (!out.some((e) => sameEndpoint(e, r))) out.push(r);
     return out;
+  }
+
+  /** The port mapper's external ip:port, or undefined when the mapping is gone. */
+  setMapped(ep: { host: string; port: number } | undefined): void {
+    this.mapped = ep ? { kind: "udp", host: ep.host, port: ep.port } : undefined;
+  }
+
+  mappedEndpoint(): Endpoint | undefined {
+    return this.mapped;
   }
 
   reflexiveEndpoints(): readonly Endpoint[] {

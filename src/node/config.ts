@@ -5,6 +5,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 import { parseService, type LocalService } from "./services.js";
+import { DEFAULT_PROTOCOLS, type PortmapProtocol } from "../nat/portmap/portmapper.js";
 
 export interface StaticPeer { name: string; host: string; port: number }
 
@@ -31,6 +32,11 @@ export interface NodeConfig {
   policyFile?: string;
   /** Prometheus metrics on plain HTTP, loopback only (config `metrics:` or --metrics); off when absent. */
   metrics?: { host: string; port: number };
+  /**
+   * Port mapping (NAT-PMP, PCP, UPnP IGD) at the default gateway, in this order of protocols; empty = off.
+   * On by default (config `portmap: false` or --no-portmap turns it off; `portmap: [upnp]` picks protocols).
+   */
+  portmap: PortmapProtocol[];
 }
 
 export class ConfigError extends Error {}
@@ -114,9 +120,29 @@ export interface ConfigInput {
   proxy?: string;
   policy?: string;
   metrics?: string;
+  /** commander's --no-portmap gives false; --portmap LIST a comma-separated protocol order. */
+  portmap?: boolean | string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics", "portmap"]);
+
+const PORTMAP_NAMES: readonly PortmapProtocol[] = ["pcp", "nat-pmp", "upnp"];
+
+/** `portmap:` true/false, a list of protocols, or "pcp,upnp"; the CLI flag wins over the file. */
+function parsePortmap(flag: boolean | string | undefined, file: unknown): PortmapProtocol[] {
+  const v = flag ?? file;
+  if (v === undefined || v === null || v === true) return [...DEFAULT_PROTOCOLS];
+  if (v === false || v === "off" || v === "false") return [];
+  const list = Array.isArray(v) ? v.map(String) : typeof v === "string" ? v.split(",") : undefined;
+  if (!list) throw new ConfigError('portmap: expected true, false or a list of protocols (pcp, nat-pmp, upnp)');
+  const out: PortmapProtocol[] = [];
+  for (const raw of list) {
+    const name = raw.trim() as PortmapProtocol;
+    if (!PORTMAP_NAMES.includes(name)) throw new ConfigError(`portmap: unknown protocol "${raw}" (expected ${PORTMAP_NAMES.join(", ")})`);
+    if (!out.includes(name)) out.push(name);
+  }
+  return out;
+}
 
 export function loadNodeConfig(input: ConfigInput): NodeConfig {
   let file: Record<string, unknown> = {};
@@ -170,5 +196,8 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     proxy: parseProxy(input.proxy ?? str("proxy")),
     policyFile: input.policy ?? path(str("policy")),
     metrics: parseLoopback(input.metrics ?? str("metrics"), "metrics"),
+    // EMBER_PORTMAP (off, or a protocol list) sits between flag and file: the test suite turns mapping off
+    // with it, so no test daemon asks the real gateway of the machine it runs on.
+    portmap: parsePortmap(input.portmap ?? process.env.EMBER_PORTMAP, file.portmap),
   };
 }

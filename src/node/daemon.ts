@@ -17,6 +17,7 @@ import { ControlMethods, registerNodeMethods } from "./control.js";
 import { FlowPolicy } from "./flow-policy.js";
 import { loadCredentials, type NodeCredentials } from "./identity.js";
 import { LocalCandidates } from "./candidates.js";
+import { PortMapper, probePortmap, type PortmapReport } from "../nat/portmap/portmapper.js";
 import { Mesh } from "./mesh.js";
 import type { KnownPeer, NodeRuntime } from "./runtime.js";
 import { UdpConn } from "./udp-conn.js";
@@ -53,6 +54,8 @@ export class Daemon implements NodeRuntime {
   private creds: NodeCredentials;
   private conn?: UdpConn;
   private local?: LocalCandidates;
+  /** Asks the gateway to forward our UDP port (NAT-PMP, PCP, UPnP); absent when config.portmap is empty. */
+  private portmapper?: PortMapper;
   private meshPart?: Mesh;
   private controlSocket?: ControlServer;
   private metricsServer?: import("node:http").Server;
@@ -147,6 +150,7 @@ export class Daemon implements NodeRuntime {
     });
     this.conn = conn;
     this.local = new LocalCandidates(conn, cfg.listenHost);
+    if (cfg.portmap.length) this.startPortMapper(conn.address().port, cfg.portmap);
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
     await this.controlSocket.listen();
     this.device.start();
@@ -175,6 +179,26 @@ export class Daemon implements NodeRuntime {
     const addr = conn.address();
     this.log.info({ name: this.name, identity: this.creds.identity.spiffeId, listen: `${addr.host}:${addr.port}`, control: cfg.controlSocket }, "node up");
     return addr;
+  }
+
+  private startPortMapper(port: number, protocols: NodeConfig["portmap"]): void {
+    const local = this.local!;
+    this.portmapper = new PortMapper({
+      internalPort: port, protocols, log: this.log,
+      // A new mapped address is a new candidate: report it at once rather than at the next periodic report.
+      onChange: (m) => {
+        local.setMapped(m && { host: m.externalAddress, port: m.externalPort });
+        this.meshPart?.report();
+      },
+    });
+    this.portmapper.start();
+  }
+
+  /** Which port mapping protocol the gateway offers, and the mapping we hold (for netcheck). */
+  async portmapReport(): Promise<PortmapReport> {
+    const status = this.portmapper?.status();
+    const probe = await probePortmap(status?.gateway);
+    return { ...probe, enabled: !!this.portmapper, mapped: status?.mapped ?? null, mappedBy: status?.protocol ?? null, ...(status?.errors ? { errors: status.errors } : {}) };
   }
 
   /** Without a coordination server, flows are decided by a local policy file (same format as the server's). */
@@ -209,7 +233,8 @@ export class Daemon implements NodeRuntime {
   /** STUN from the daemon's own socket against the map's relays (the mapping its peers see). */
   async runNetcheck() {
     if (!this.local) throw new Error("the daemon's socket is not open");
-    return this.local.refresh(this.meshPart?.stunServers() ?? []);
+    const [report, portmap] = await Promise.all([this.local.refresh(this.meshPart?.stunServers() ?? []), this.portmapReport()]);
+    return { ...report, portmap };
   }
 
   listenAddress(): string | undefined {
@@ -218,6 +243,8 @@ export class Daemon implements NodeRuntime {
   }
 
   async stop(): Promise<void> {
+    // First, while the socket and routes still exist: the gateway forgets our mapping (ember up exits on SIGTERM).
+    await this.portmapper?.stop();
     this.traffic.stop();
     await this.access.close();
     await this.health.stop();

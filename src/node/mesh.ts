@@ -114,6 +114,10 @@ export class Mesh {
       localCandidates: () => deps.candidates.list(),
       punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL); },
       mapping: () => deps.candidates.natType,
+      // Behind an endpoint-dependent NAT our own first packet to a peer leaves a NAT entry whose reply tuple
+      // is the one the peer's packets through our port mapping need: the kernel drops those as a clash. With
+      // a mapping held, the peer comes first through it (docs/nat.md "Port mapping").
+      letPeerComeFirst: () => deps.candidates.natType === "endpoint-dependent" && !!deps.candidates.mappedEndpoint(),
       log,
       now: Date.now,
     });

@@ -9,7 +9,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** Repository root: tools run with cwd here so `--import tsx` resolves from node_modules. */
 export const REPO_ROOT = resolve(HERE, "..", "..");
 
-export type ToolName = "reflector" | "probe" | "punch" | "transfer";
+export type ToolName = "reflector" | "probe" | "punch" | "transfer" | "ext-ip-stun" | "portmap-client";
 
 export function toolArgv(tool: ToolName, args: string[]): string[] {
   return [process.execPath, "--import", "tsx", join(HERE, "tools", `${tool}.ts`), ...args];
