@@ -37,10 +37,10 @@ function harness(self = "a") {
   };
 }
 
-/** Brings b's direct path up: punch, probe, reply. */
+/** Brings b's direct path up: punch, the peer's acknowledgement (it punched too), probe, reply. */
 function goDirect(h: ReturnType<typeof harness>): void {
   h.pm.setPeer("b", [pub], relay);
-  h.pm.tick(); h.advance(300); h.pm.tick();
+  h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
   h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
   expect(h.pm.describe("b")!.path).toBe("direct");
 }
@@ -69,6 +69,11 @@ describe("path manager", () => {
     expect(h.sent.filter((s) => s.inner === "probe")).toHaveLength(0); // still inside the punch lead
     h.advance(h.pm.timers.punchLeadMs);
     h.pm.tick();
+    // No full-TTL packet before the peer confirms (through the relay) that it punched too.
+    expect(h.sent.filter((s) => s.inner === "probe")).toHaveLength(0);
+    h.pm.onCallMeMaybe("b", [], true);
+    expect(h.sent.filter((s) => s.inner === "call-me-maybe")).toHaveLength(1); // an acknowledgement is not answered
+    h.pm.tick();
     const probe = h.sent.find((s) => s.inner === "probe")!;
     expect(probe.to).toBe("198.18.5.2:6000");
     h.pm.onProbeReply("b", pub, probe.payload);
@@ -79,7 +84,7 @@ describe("path manager", () => {
   it("a pong from another endpoint than the probed one does not prove the path", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
-    h.pm.tick(); h.advance(300); h.pm.tick();
+    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
     const probe = h.sent.find((s) => s.inner === "probe")!;
     h.pm.onProbeReply("b", { kind: "udp", host: "198.18.9.9", port: 6000 }, probe.payload);
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
@@ -92,6 +97,7 @@ describe("path manager", () => {
     h.act.lastSentAt = h.now; // we send; nothing comes back (the path was cut)
     h.run(3_500);
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
+    h.pm.onCallMeMaybe("b", [], true);
     for (let t = 0; t < 1_500; t += 250) { h.advance(250); h.pm.tick(); }
     h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
     expect(h.pm.describe("b")!.path).toBe("direct");
