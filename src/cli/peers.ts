@@ -5,12 +5,14 @@ import { CliError, printFields, printJson, printTable } from "./output.js";
 import { lastStartFailure, printProblems } from "./health.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 
-interface PeerRow { name: string; state: string; activity?: string; path: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface PeerRow { name: string; state: string; activity?: string; path: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
 interface Traffic { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; windowS?: number }
 
 function peerTable(peers: PeerRow[]): void {
-  printTable(["PEER", "STATE", "ACTIVITY", "PATH", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
-    peers.map((p) => [p.name, p.state, p.activity ?? "-", p.path, p.endpoint, p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
+  // OUT/IN: the path we send on and the one the peer's packets arrive by; WHY: why we do not send direct.
+  printTable(["PEER", "STATE", "ACTIVITY", "PATH", "OUT/IN", "WHY NOT DIRECT", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
+    peers.map((p) => [p.name, p.state, p.activity ?? "-", p.path, p.direction ? `${p.direction.out}/${p.direction.in}` : "-", p.notDirect ?? "-", p.endpoint,
+      p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
 }
 
 function perMinute(t: Traffic): string {

@@ -11,6 +11,12 @@
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 
+/**
+ * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
+ * NAT lab: an entry refreshed by the peer's probes kept the remap; 30 s of silence cleared it, docs/nat.md).
+ */
+export const CONNTRACK_UDP_UNREPLIED_MS = 30_000;
+
 export interface PathTimers {
   /** Probe interval of candidates while the peer runs over the relay (looking for a direct path). */
   probeWhileRelayedMs: number;
@@ -36,6 +42,16 @@ export interface PathTimers {
   /** Probes per spray attempt towards one peer address, and the pause before another attempt. */
   sprayBudget: number;
   sprayEveryMs: number;
+  /**
+   * Punch rounds (clash recovery): a round whose candidates all stay unanswered this long ends; the side then
+   * goes quiet towards the peer's candidates so that any UNREPLIED conntrack entry expires, and punches again.
+   */
+  roundMs: number;
+  /** First quiet after a failed round; doubled per further failed round up to quietMaxMs. */
+  quietMs: number;
+  quietMaxMs: number;
+  /** Rounds this side leads before it stays on the relay (until a wake-up or new candidates). */
+  maxRounds: number;
 }
 
 export const DEFAULT_PATH_TIMERS: PathTimers = {
@@ -48,6 +64,10 @@ export const DEFAULT_PATH_TIMERS: PathTimers = {
   sprayAfterMs: 3_000,
   sprayBudget: 256,
   sprayEveryMs: 60_000,
+  roundMs: 4_000,
+  quietMs: CONNTRACK_UDP_UNREPLIED_MS + 5_000,
+  quietMaxMs: 4 * (CONNTRACK_UDP_UNREPLIED_MS + 5_000),
+  maxRounds: 5,
 };
 
 /**
@@ -78,7 +98,26 @@ export interface Candidate {
   rttMs?: number;
   probes: number;
   pongs: number;
+  /** Learned from an authenticated packet from an address the peer never advertised (ICE peer-reflexive). */
+  prflx?: boolean;
 }
+
+/**
+ * One punch round towards a peer (clash recovery, docs/nat.md): started by our punch or by joining the peer's,
+ * ended by an answer or by roundMs of silence; a failed round is followed by a quiet long enough for an
+ * UNREPLIED conntrack entry at either NAT to expire.
+ */
+export interface PunchRound {
+  /** Failed rounds so far (reset by an answer, a wake-up or new candidates). */
+  failed: number;
+  startedAt: number;
+  /** No probes, punches or call-me-maybe towards the peer's candidates until then. */
+  quietUntil: number;
+  quietSince: number;
+}
+
+/** Why a peer's traffic is not on a direct path (ember peers), or undefined when it is. */
+export type NotDirectReason = "no candidate answered" | "mapping clash suspected" | "endpoint-dependent NAT" | "udp blocked" | "no candidates" | "no session";
 
 /** A hold at rest (hold.ts): the pair's NAT evidence, and the measured hold waiting for its answer. */
 export interface HoldState {
@@ -110,6 +149,8 @@ export interface PeerPaths {
   revalidateSince?: number;
   /** Active and direct: since when we have sent without hearing back on the current path. */
   suspectSince?: number;
+  /** Probes of the current path when suspicion (or revalidation) began: death needs DEAD_AFTER_PROBES more. */
+  probesAtSuspect?: number;
   /** Discovery runs until then even at rest (a lapsed hold is recovered at once). */
   recoverUntil?: number;
   /**
@@ -120,6 +161,9 @@ export interface PeerPaths {
   joinUntil?: number;
   hold: HoldState;
   wakes: number;
+  /** Last call-me-maybe (or its acknowledgement) from the peer: it has just punched towards our candidates. */
+  peerPunchedAt: number;
+  round: PunchRound;
 }
 
 /** What the session layer knows about a peer's traffic (src/session/device.ts owns it). */
@@ -149,6 +193,8 @@ export interface PathHost {
    * NAT): we only ask the peer to punch (call-me-maybe) until its first probe reaches us, then probe back.
    */
   letPeerComeFirst?(): boolean;
+  /** False until the punch TTL is known (our NAT depth, measured by netcheck): no round starts before. */
+  punchReady?(): boolean;
   /** Our own mapping behaviour (netcheck): only an endpoint-independent side sprays. */
   mapping?(): string | undefined;
   /** The session layer's view of the peer's traffic; without it every peer counts as active. */
@@ -166,6 +212,12 @@ export interface PathHost {
 /** The sealed messages path discovery sends; each is its own inner kind (src/wire/constants.ts INNER). */
 export type PathMessageKind = "probe" | "probe-reply" | "call-me-maybe";
 
+/**
+ * A call-me-maybe that answers one (the receiver has punched too): marked by this token among the candidates, which
+ * older decoders skip. It is never answered itself, so two peers cannot keep each other busy.
+ */
+const CMM_ACK = "ack";
+
 /** A probe's payload: 8 bytes naming it (pid, sequence), echoed by the reply. */
 const PROBE_ID_BYTES = 8;
 /** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
@@ -177,6 +229,11 @@ const MAX_OUTSTANDING = 8192;
  */
 const SWITCH_FASTER = 0.8;
 const KEEP_WITHIN = 1.25;
+/**
+ * Probes of the current direct path that must go unanswered before it is dropped (with pathTimeoutMs passed):
+ * the wake-up probe plus two heartbeats. With a 2-core host under load a timer alone fired on stalls, not deaths.
+ */
+const DEAD_AFTER_PROBES = 2;
 
 const ACTIVE: PeerActivity = { idle: false, lastSentAt: 0, lastDirectRxAt: 0 };
 
@@ -192,21 +249,22 @@ export class PathManager {
   private state(name: string): PeerPaths {
     let s = this.peers.get(name);
     if (!s) {
-      s = { name, candidates: new Map(), lastCallMeMaybeAt: 0, switches: 0, wakes: 0, hold: { evidence: newHoldEvidence(), lastAt: 0, holds: 0, indications: 0 } };
+      s = { name, candidates: new Map(), lastCallMeMaybeAt: 0, switches: 0, wakes: 0, hold: { evidence: newHoldEvidence(), lastAt: 0, holds: 0, indications: 0 },
+        peerPunchedAt: 0, round: { failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 } };
       this.peers.set(name, s);
     }
     return s;
   }
 
   /** From the peer map: the peer's direct candidates and its home relay. */
-  setPeer(name: string, candidates: Endpoint[], relay?: Endpoint): void {
+  setPeer(name: string, candidates: Endpoint[], relay?: Endpoint, relayPending = false): void {
     const s = this.state(name);
     s.relay = relay;
-    this.mergeCandidates(s, candidates);
+    if (this.mergeCandidates(s, candidates)) s.round.failed = 0;
     // Until a direct path has answered, the relay (which always works) is the path; a guessed direct
     // candidate is only a stopgap while no relay is known, and gives way as soon as one is.
     if (!this.provenDirect(s)) {
-      const next = relay ?? s.current ?? candidates[0];
+      const next = relay ?? s.current ?? (relayPending ? undefined : candidates[0]);
       if (next && !sameEndpoint(next, s.current)) this.switchTo(s, next);
     }
   }
@@ -214,28 +272,60 @@ export class PathManager {
   private provenDirect(s: PeerPaths): boolean {
     if (s.current?.kind !== "udp") return false;
     const c = s.candidates.get(endpointKey(s.current));
-    // At rest a direct path stays the current one: it is held, and revalidated on the next datagram.
-    return !!c && c.pongs > 0 && (this.activity(s).idle || this.host.now() - this.heardAt(s, c) <= this.timers.pathTimeoutMs);
+    // Hysteresis: a direct path that answered stays until it is known dead (probed and unanswered); a quiet
+    // moment between two packets, or a map delta arriving then, never demotes it. At rest it is held.
+    return !!c && c.pongs > 0 && !this.directDead(s, this.host.now());
   }
 
   removePeer(name: string): void {
     this.peers.delete(name);
   }
 
-  private mergeCandidates(s: PeerPaths, candidates: Endpoint[]): void {
+  /** Adds candidates not known yet; true when any was new. */
+  private mergeCandidates(s: PeerPaths, candidates: Endpoint[], prflx = false): boolean {
+    let added = false;
     for (const ep of candidates) {
       if (ep.kind !== "udp") continue;
       const key = endpointKey(ep);
       if (!s.candidates.has(key)) {
-        s.candidates.set(key, { endpoint: ep, punchedAt: 0, lastProbeAt: 0, lastPongAt: 0, lastHeardAt: 0, probes: 0, pongs: 0 });
+        s.candidates.set(key, { endpoint: ep, punchedAt: 0, lastProbeAt: 0, lastPongAt: 0, lastHeardAt: 0, probes: 0, pongs: 0, ...(prflx ? { prflx } : {}) });
+        added = true;
       }
     }
+    return added;
+  }
+
+  /** The path the peer's traffic uses now: this manager owns it, the session follows (switchTo). */
+  currentPath(name: string): Endpoint | undefined {
+    return this.peers.get(name)?.current;
+  }
+
+  /**
+   * An authenticated packet from a direct address (the session layer calls this; it never moves the path itself).
+   * An address the peer never advertised is learned as a peer-reflexive candidate (RFC 8445 7.3.1.3): the peer's
+   * NAT mapped its port differently for us (a conntrack clash, or its own NAT's choice). While we are not direct,
+   * it is probed back at once: its packet came in, so our NAT holds the entry our probe goes out by, and the
+   * answer makes this direction direct too.
+   */
+  onDirectRx(peer: string, from: Endpoint): void {
+    if (from.kind !== "udp") return;
+    const s = this.peers.get(peer);
+    if (!s) return;
+    const now = this.host.now();
+    const key = endpointKey(from);
+    if (this.mergeCandidates(s, [from], true)) {
+      this.host.log.info({ peer, endpoint: describeEndpoint(from) }, "peer-reflexive candidate learned");
+    }
+    const c = s.candidates.get(key)!;
+    c.lastHeardAt = now;
+    if (s.current?.kind === "udp" || !this.host.hasSession(peer)) return;
+    if (now - c.lastProbeAt >= this.timers.heartbeatMs) this.sendProbe(s, c, key, now);
   }
 
   /** The first path to try for a new session: the relay when known (always works), else a direct candidate. */
   initialPath(name: string): Endpoint | undefined {
     const s = this.peers.get(name);
-    return s?.current ?? s?.relay ?? s?.candidates.values().next().value?.endpoint;
+    return s?.current;
   }
 
   private activity(s: PeerPaths): PeerActivity {
@@ -268,16 +358,24 @@ export class PathManager {
       return;
     }
     const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs;
-    if (!answering && this.host.punch) {
+    // A peer-reflexive candidate was opened by the peer's own packet: probing it needs no punch.
+    const heardRecently = now - c.lastHeardAt <= this.timers.pathTimeoutMs;
+    if (!answering && !heardRecently && this.host.punch) {
+      if (now < s.round.quietUntil || this.host.punchReady?.() === false) return;
       // Not (or no longer) answering: punch with a low TTL first, ask the peer to punch too, probe later.
       if (now - c.punchedAt >= this.timers.probeWhileRelayedMs) {
+        if (!this.inRound(s, now)) s.round.startedAt = now;
         c.punchedAt = now;
         this.host.punch(c.endpoint);
         if (coordinate) this.callMeMaybe(s, now);
       }
-      if (now - c.punchedAt < this.timers.punchLeadMs) return;
+      if (!punchDone(c.punchedAt, s.peerPunchedAt, !!s.relay, now, this.timers)) return;
     }
     this.sendProbe(s, c, key, now);
+  }
+
+  private inRound(s: PeerPaths, now: number): boolean {
+    return s.round.startedAt > 0 && now - s.round.startedAt < this.timers.roundMs;
   }
 
   private sendProbe(s: PeerPaths, c: Candidate, key: string, now: number, hold = false): void {
@@ -300,23 +398,21 @@ export class PathManager {
     return id;
   }
 
-  private callMeMaybe(s: PeerPaths, now: number): void {
+  private callMeMaybe(s: PeerPaths, now: number, ack = false): void {
     if (!s.relay || now - s.lastCallMeMaybeAt < this.timers.punchLeadMs) return;
     const mine = this.host.localCandidates();
     if (!mine.length) return;
     s.lastCallMeMaybeAt = now;
-    this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine));
+    this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine, ack));
   }
 
   /** A probe from the peer arrived (authenticated) on `from`: answer on the same path, learn the path. */
   onProbe(peer: string, from: Endpoint, payload: Uint8Array): void {
-    const s = this.state(peer);
-    if (from.kind === "udp") {
-      this.mergeCandidates(s, [from]);
-      s.candidates.get(endpointKey(from))!.lastHeardAt = this.host.now();
-    }
+    this.state(peer);
     if (payload.length !== PROBE_ID_BYTES) return;
     this.host.sendVia(peer, from, "probe-reply", payload);
+    // Learned (peer-reflexive) and probed back after the reply went out: both directions go direct together.
+    this.onDirectRx(peer, from);
   }
 
   onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
@@ -342,6 +438,7 @@ export class PathManager {
     c.lastPongAt = now;
     c.lastHeardAt = now;
     c.pongs++;
+    s.round = { failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 };
     c.rttMs = performance.now() - o.sentAt;
     if (o.hold && s.hold.pending) {
       // A measured hold came back: the pair's NATs kept the mapping through that silence.
@@ -352,18 +449,33 @@ export class PathManager {
   }
 
   /** The peer told us (through the relay) where it can be reached: punch there now, probe after the lead. */
-  onCallMeMaybe(peer: string, candidates: Endpoint[]): void {
+  onCallMeMaybe(peer: string, candidates: Endpoint[], ack = false): void {
     const s = this.state(peer);
-    this.mergeCandidates(s, candidates);
     const now = this.host.now();
+    if (this.mergeCandidates(s, candidates)) s.round.failed = 0;
+    // The peer punched before it sent this: its NAT holds mappings towards our candidates.
+    s.peerPunchedAt = now;
+    // Quiet after a failed round: join only once our own side has been silent long enough for an UNREPLIED entry
+    // at our NAT to expire (the peer, leading, has been quiet as long); before that our punch would be wasted.
+    if (now < s.round.quietUntil) {
+      if (now - s.round.quietSince < CONNTRACK_UDP_UNREPLIED_MS) return;
+      s.round.quietUntil = now;
+    }
+    // Our punch TTL is not measured yet: no punch and no acknowledgement, so the peer sends no full-TTL packet.
+    if (this.host.punch && this.host.punchReady?.() === false) return;
     // The peer is looking for a direct path: join its round even if we are at rest (probes, no call-me-maybe).
     s.joinUntil = now + this.timers.pathTimeoutMs * 2;
     if (this.mustWaitForPeer(s)) return; // the peer's punch comes through our mapping; ours would spoil it
+    if (!this.inRound(s, now)) s.round.startedAt = now;
     for (const c of s.candidates.values()) {
       if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
+      // An acknowledgement answers our own punch: only candidates not punched in this round are punched now.
+      if (ack && now - c.punchedAt < this.timers.roundMs) continue;
       c.punchedAt = now;
       this.host.punch?.(c.endpoint);
     }
+    // Tell the leader we punched too: its full-TTL probes wait for this (punchDone), never for a guess.
+    if (!ack) { s.lastCallMeMaybeAt = 0; this.callMeMaybe(s, now, true); }
   }
 
   /**
@@ -378,8 +490,10 @@ export class PathManager {
     s.wakes++;
     s.hold.pending = undefined;
     s.suspectSince = undefined;
+    s.round.failed = 0;
     if (s.current?.kind !== "udp") return;
     s.revalidateSince = now;
+    s.probesAtSuspect = s.candidates.get(endpointKey(s.current))?.probes;
     if (s.relay) this.host.usePath(s.name, s.current, s.relay);
     const key = endpointKey(s.current);
     const c = s.candidates.get(key);
@@ -428,7 +542,11 @@ export class PathManager {
     const c = s.candidates.get(endpointKey(s.current));
     if (!c) return true;
     const since = s.revalidateSince ?? s.suspectSince;
-    return since !== undefined && this.heardAt(s, c) < since && now - since >= this.timers.pathTimeoutMs;
+    // Hysteresis: dead only when unanswered for pathTimeoutMs AND after DEAD_AFTER_PROBES probes (a loaded host
+    // may stall longer than the timeout; a lost probe or two is not a dead path).
+    // (Without keys no probe can go: the timeout alone decides.)
+    return since !== undefined && this.heardAt(s, c) < since && now - since >= this.timers.pathTimeoutMs &&
+      (!this.host.hasSession(s.name) || c.probes - (s.probesAtSuspect ?? 0) >= DEAD_AFTER_PROBES);
   }
 
   /** Runs one round of probes, holds and choices; true while any peer needs the fast tick (not at rest). */
@@ -464,11 +582,36 @@ export class PathManager {
         const interval = !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
         if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
-      if (lead && !direct && s.relay && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
+      if (!direct) this.endRound(s, now);
+      if (lead && !direct && s.relay && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
       if (lead) this.sprayTick(s, now);
     }
     return busy;
+  }
+
+  /**
+   * A round with no answer from any candidate for roundMs ends in a quiet (backoff, capped): our probes and punches
+   * stop, so an UNREPLIED entry our packets left at the peer's NAT expires; the peer, in the same round, does the
+   * same. After maxRounds failed rounds this side leads no more rounds (it still joins the peer's).
+   */
+  private endRound(s: PeerPaths, now: number): void {
+    const r = s.round;
+    if (r.startedAt === 0 || now - r.startedAt < this.timers.roundMs || now < r.quietUntil) return;
+    const answered = [...s.candidates.values()].some((c) => c.lastPongAt >= r.startedAt);
+    if (answered) return;
+    // The peer never acknowledged: no full-TTL packet went either way, nothing can have clashed; punch again.
+    if (s.peerPunchedAt < r.startedAt) { r.startedAt = 0; return; }
+    const quiet = quietFor(r.failed, this.timers);
+    r.failed++;
+    r.startedAt = 0;
+    r.quietSince = now;
+    r.quietUntil = now + quiet;
+    // Stop the peer's probes too: without our acknowledgement its full-TTL probes do not start (punchDone).
+    s.peerPunchedAt = 0;
+    s.sprayQueue = undefined;
+    this.host.log.info({ peer: s.name, failed: r.failed, quietS: Math.round(quiet / 1000), candidates: [...s.candidates.values()].map((c) => describeEndpoint(c.endpoint)) },
+      "punch round unanswered: quiet towards the peer until any conntrack clash expires, then punching again");
   }
 
   /**
@@ -483,7 +626,7 @@ export class PathManager {
     // Suspect from the first tick that finds a send not yet followed by anything heard; restarted whenever
     // something was heard since (steady two-way traffic never accumulates suspicion).
     if (a.lastSentAt <= heard) s.suspectSince = undefined;
-    else if (s.suspectSince === undefined || heard >= s.suspectSince) s.suspectSince = now;
+    else if (s.suspectSince === undefined || heard >= s.suspectSince) { s.suspectSince = now; s.probesAtSuspect = c.probes; }
     const since = s.revalidateSince ?? s.suspectSince;
     if (since === undefined || heard >= since) return;
     if (now - since >= this.timers.heartbeatMs && now - c.lastProbeAt >= this.timers.heartbeatMs) this.sendProbe(s, c, key, now);
@@ -542,6 +685,7 @@ export class PathManager {
     const onRelay = s.current?.kind === "relay";
     const anyAnswer = [...s.candidates.values()].some((c) => now - c.lastPongAt <= this.timers.pathTimeoutMs);
     if (!onRelay || anyAnswer) { s.silentSince = undefined; s.sprayQueue = undefined; return; }
+    if (now < s.round.quietUntil) return;
     s.silentSince ??= now;
     if (s.sprayQueue?.length) return this.sendSprayBatch(s);
     if (this.host.mapping?.() !== "endpoint-independent" || now - s.silentSince < this.timers.sprayAfterMs) return;
@@ -586,10 +730,15 @@ export class PathManager {
     const holder = !!this.host.selfName && isHolder(this.host.selfName, s.name);
     return {
       path: s.current ? (s.current.kind === "relay" ? `relay:${s.current.relay}` : "direct") : "-",
+      notDirect: notDirectReason({
+        direct: s.current?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size,
+        failedRounds: s.round.failed, quiet: now < s.round.quietUntil, ownMapping: this.host.mapping?.(), sprayed: !!s.spray,
+      }),
+      round: { failed: s.round.failed, quietS: Math.max(0, Math.round((s.round.quietUntil - now) / 1000)) },
       endpoint: describeEndpoint(s.current),
       activity: a.idle ? "idle" as const : "active" as const,
       revalidating: s.revalidateSince !== undefined,
-      candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs })),
+      candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs, ...(c.prflx ? { prflx: true } : {}) })),
       switches: s.switches,
       wakes: s.wakes,
       hold: {
@@ -604,14 +753,50 @@ export class PathManager {
   }
 }
 
+/**
+ * Why a peer is not on a direct path (pure; ember peers shows it). Our own netcheck knows UDP blocked and an
+ * endpoint-dependent mapping; a failed punch round (quiet, then again) means a conntrack clash is suspected;
+ * a spray without a hit means the peer's mapping is endpoint-dependent. Policy is the caller's (no session).
+ */
+export function notDirectReason(f: { direct: boolean; session: boolean; candidates: number; failedRounds: number; quiet: boolean; ownMapping?: string; sprayed: boolean }): NotDirectReason | undefined {
+  if (f.direct) return undefined;
+  if (f.ownMapping === "udp-blocked") return "udp blocked";
+  if (!f.session) return "no session";
+  if (f.candidates === 0) return "no candidates";
+  if (f.ownMapping === "endpoint-dependent" || f.sprayed) return "endpoint-dependent NAT";
+  if (f.failedRounds > 0 || f.quiet) return "mapping clash suspected";
+  return "no candidate answered";
+}
+
 /** Candidates in call-me-maybe: "host:port" strings, comma-separated UTF-8 (small, sealed in the session). */
-export function encodeCandidates(eps: Endpoint[]): Uint8Array {
-  return Buffer.from(eps.filter((e) => e.kind === "udp").map((e) => describeEndpoint(e)).join(","), "utf8");
+export function encodeCandidates(eps: Endpoint[], ack = false): Uint8Array {
+  const parts = eps.filter((e) => e.kind === "udp").map((e) => describeEndpoint(e));
+  return Buffer.from((ack ? [CMM_ACK, ...parts] : parts).join(","), "utf8");
+}
+
+/** Whether a call-me-maybe answers ours (the peer punched in reply). */
+export function isCallMeMaybeAck(payload: Uint8Array): boolean {
+  return Buffer.from(payload.subarray(0, CMM_ACK.length + 1)).toString("utf8").split(",")[0] === CMM_ACK;
+}
+
+/**
+ * Whether full-TTL probes may go to a candidate we punched at punchedAt (pure): the lead has passed, and when a
+ * relay carries call-me-maybe, the peer has punched since our round began (its call-me-maybe or acknowledgement
+ * arrived), so no full-TTL packet of ours can reach its NAT before its own opening packet left (docs/nat.md).
+ */
+export function punchDone(punchedAt: number, peerPunchedAt: number, viaRelay: boolean, now: number, t: Pick<PathTimers, "punchLeadMs" | "roundMs">): boolean {
+  if (now - punchedAt < t.punchLeadMs) return false;
+  return !viaRelay || (peerPunchedAt > 0 && now - peerPunchedAt <= t.roundMs);
+}
+
+/** The quiet after `failed` earlier failed rounds (pure): quietMs, doubled per round, capped. */
+export function quietFor(failed: number, t: Pick<PathTimers, "quietMs" | "quietMaxMs">): number {
+  return Math.min(t.quietMaxMs, t.quietMs * 2 ** Math.min(failed, 8));
 }
 
 export function decodeCandidates(payload: Uint8Array): Endpoint[] {
   const out: Endpoint[] = [];
-  for (const part of Buffer.from(payload).toString("utf8").split(",").slice(0, 32)) {
+  for (const part of Buffer.from(payload).toString("utf8").split(",").slice(0, 33)) {
     const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(part.trim());
     if (!m) continue;
     const port = Number(m[2]);

@@ -19,6 +19,8 @@ export {
 
 /** First retransmission after this, doubling (RFC 8489 RTO, shortened: STUN servers here are relays we run). */
 export const STUN_INITIAL_RTO_MS = 250;
+/** The socket's normal IP TTL, restored after a TTL-limited send. */
+export const DEFAULT_IP_TTL = 64;
 export const STUN_DEFAULT_TIMEOUT_MS = 3_000;
 
 export interface MappedAddress { address: string; port: number }
@@ -79,7 +81,11 @@ export class StunClient {
   }
 
   /** One Binding request with retransmissions until timeoutMs; rejects with StunError. */
-  async request(server: StunServerAddress, timeoutMs = STUN_DEFAULT_TIMEOUT_MS): Promise<StunResult> {
+  /**
+   * With `ttl`, one transmission only, sent with that IP TTL (the socket's TTL is restored right after the send:
+   * libuv sends at once when its queue is empty, as for punches); used to count hops to the server (hops.ts).
+   */
+  async request(server: StunServerAddress, timeoutMs = STUN_DEFAULT_TIMEOUT_MS, opts: { ttl?: number } = {}): Promise<StunResult> {
     if (this.closed) throw new StunError("closed", "STUN client is closed");
     if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65535) throw new StunError("send_failed", `STUN server port ${server.port} is out of range`);
     let address = server.host;
@@ -108,10 +114,15 @@ export class StunClient {
         };
         this.sent.packets++;
         this.sent.bytes += packet.length;
-        try { this.socket.send(packet, target.port, target.address, failed); } catch (err) { failed(err as Error); }
+        try {
+          if (opts.ttl !== undefined) this.socket.setTTL(opts.ttl);
+          this.socket.send(packet, target.port, target.address, failed);
+        } catch (err) { failed(err as Error); } finally {
+          if (opts.ttl !== undefined) try { this.socket.setTTL(DEFAULT_IP_TTL); } catch { /* closed */ }
+        }
       };
       send();
-      for (let rto = STUN_INITIAL_RTO_MS, at = rto; at < timeoutMs; rto *= 2, at += rto) p.timers.push(setTimeout(send, at));
+      if (opts.ttl === undefined) for (let rto = STUN_INITIAL_RTO_MS, at = rto; at < timeoutMs; rto *= 2, at += rto) p.timers.push(setTimeout(send, at));
       p.timers.push(setTimeout(() => {
         this.finish(p);
         reject(new StunError("timeout", `no STUN answer from ${server.host}:${server.port} within ${timeoutMs} ms`));

@@ -1,7 +1,9 @@
 // This node's direct candidates: the address the gateway mapped for us (port mapping, when held), its
 // interface addresses on the overlay port, then the reflexive addresses and the mapping behaviour that the
-// last netcheck (STUN on the node's own socket) found. Setters: refresh (netcheck) and setMapped (the port
-// mapper's onChange); read by the mesh for its status reports and by the path manager's call-me-maybe.
+// last netcheck (STUN on the node's own socket) found, and the punch TTL measured from our NAT depth. Setters:
+// refresh (netcheck) and setMapped (the port mapper's onChange); read by the mesh for its status reports and by
+// the path manager's call-me-maybe.
+import { measureHops, punchTtlFor, PUNCH_TTL_DEFAULT } from "../nat/hops.js";
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
 import type { StunServerAddress } from "../nat/stun.js";
 import { sameEndpoint, type Endpoint } from "../session/endpoint.js";
@@ -14,6 +16,10 @@ export class LocalCandidates {
   /** Mapping behaviour found by netcheck, reported to the coordination server. */
   natType?: string;
   lastReport?: NetcheckReport;
+  /** Hops to the first STUN server (hops.ts), measured once per reflexive address; the punch TTL follows it. */
+  hops?: number;
+  punchTtl = PUNCH_TTL_DEFAULT;
+  private hopsFor = "";
   private reflexive: Endpoint[] = [];
   private mapped?: Endpoint;
 
@@ -48,6 +54,13 @@ export class LocalCandidates {
     this.lastReport = report;
     this.natType = report.mapping;
     this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
+    // The NAT depth changes only with the network: measured again when our public address does.
+    const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
+    if (servers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
+      this.hopsFor = key;
+      this.hops = await measureHops(this.conn.stun, servers[0]);
+      this.punchTtl = punchTtlFor(this.hops);
+    }
     return report;
   }
 }

@@ -2,7 +2,7 @@
 // `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
 import { aead } from "../crypto/aead.js";
-import { describeEndpoint } from "../session/endpoint.js";
+import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import type { ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";
@@ -109,6 +109,10 @@ export function flowsReport(d: Daemon) {
   };
 }
 
+function pathLabel(ep: Endpoint | undefined): string {
+  return ep?.kind === "relay" ? `relay:${ep.relay}` : ep ? "direct" : "-";
+}
+
 export function peersReport(d: Daemon) {
   return [...d.device.peers.values()].map((p) => ({
     name: p.name,
@@ -117,7 +121,14 @@ export function peersReport(d: Daemon) {
     // At rest (no application data for the idle bound) nothing is probed and only a direct path is held.
     activity: d.device.isIdle(p) ? "idle" : "active",
     lastData: new Date(p.lastDataAt).toISOString(),
-    path: p.endpoint?.kind === "relay" ? `relay:${p.endpoint.relay}` : p.endpoint ? "direct" : "-",
+    // The path manager owns the path (docs/nat.md "Who owns the path"); the session's endpoint follows it.
+    path: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+    // Both directions: where we send, and where the peer's last packets came from (direct within the path timeout).
+    direction: {
+      out: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+      in: p.lastDirectRxAt && p.lastDirectRxAt >= p.lastRelayRxAt ? "direct" : p.lastRelayRxAt ? "relay" : "-",
+    },
+    notDirect: d.mesh?.paths.describe(p.name)?.notDirect,
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),
     identity: p.identity?.spiffeId,

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { CoordClient, type MapPeer, type PeerMap } from "../coord/client.js";
 import type { MapService } from "../coord/protocol.js";
 import { RelayClient } from "../nat/relay-client.js";
-import { PathManager, decodeCandidates, type PathMessageKind } from "../nat/paths.js";
+import { PathManager, decodeCandidates, isCallMeMaybeAck, type PathMessageKind } from "../nat/paths.js";
 import type { StunServerAddress } from "../nat/stun.js";
 import type { Verifier } from "../pki/index.js";
 import type { CompiledRule } from "../policy/index.js";
@@ -30,8 +30,8 @@ const PATH_REST_TICK_MS = 5_000;
  * only notices interface address changes. A report equal to the last one is not sent (CoordClient).
  */
 const REPORT_INTERVAL_MS = 30_000;
-/** IP TTL of low-TTL punch packets (docs/nat.md); EMBER_PUNCH_TTL overrides it for lab experiments. */
-const PUNCH_TTL = Number(process.env.EMBER_PUNCH_TTL ?? 2);
+/** IP TTL of low-TTL punch packets: measured (src/nat/hops.ts); EMBER_PUNCH_TTL overrides it for lab experiments. */
+const PUNCH_TTL_OVERRIDE = process.env.EMBER_PUNCH_TTL ? Number(process.env.EMBER_PUNCH_TTL) : undefined;
 const PATH_INNER: Record<PathMessageKind, InnerType> = {
   "probe": INNER.PATH_PROBE, "probe-reply": INNER.PATH_PROBE_REPLY, "call-me-maybe": INNER.CALL_ME_MAYBE,
 };
@@ -112,20 +112,21 @@ export class Mesh {
       hold: (ep) => { if (ep.kind === "udp") deps.conn.hold(ep.port, ep.host); },
       selfName: deps.credentials().identity.name,
       localCandidates: () => deps.candidates.list(),
-      punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL); },
+      punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL_OVERRIDE ?? deps.candidates.punchTtl); },
       mapping: () => deps.candidates.natType,
       // Behind an endpoint-dependent NAT our own first packet to a peer leaves a NAT entry whose reply tuple
       // is the one the peer's packets through our port mapping need: the kernel drops those as a clash. With
       // a mapping held, the peer comes first through it (docs/nat.md "Port mapping").
       letPeerComeFirst: () => deps.candidates.natType === "endpoint-dependent" && !!deps.candidates.mappedEndpoint(),
+      punchReady: () => deps.candidates.lastReport !== undefined || PUNCH_TTL_OVERRIDE !== undefined,
       log,
       now: Date.now,
     });
     this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS);
-    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name) });
+    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name), onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); } });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
-    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p)); this.pathTicker.poke(); });
+    device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p), isCallMeMaybeAck(p)); this.pathTicker.poke(); });
     this.coord = new CoordClient({ coordUrl: deps.coordUrl, stateDir: deps.stateDir, log: (msg, fields) => log.info(fields ?? {}, `coord: ${msg}`) });
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
@@ -218,7 +219,7 @@ export class Mesh {
       this.lastNetcheckAt = Date.now();
       try {
         const r = await this.deps.candidates.refresh(this.stunServers());
-        this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint) }, "netcheck");
+        this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint), hops: this.deps.candidates.hops, punchTtl: this.deps.candidates.punchTtl }, "netcheck");
         this.report();
       } catch (err) {
         this.deps.log.warn({ err: (err as Error).message }, "netcheck failed");
@@ -243,9 +244,12 @@ export class Mesh {
       this.mapPeers.set(p.name, p);
       const relay: Endpoint | undefined = p.homeRelay && this.relays.get(p.homeRelay)?.connected ? { kind: "relay", relay: p.homeRelay, peer: p.name } : undefined;
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
-      this.paths.setPeer(p.name, direct, relay);
-      const peer = device.addPeer(p.name, this.paths.initialPath(p.name));
-      if (!peer.current && !peer.endpoint) peer.endpoint = this.paths.initialPath(p.name);
+      // A home relay not connected yet: no path at all until it is (its "connected" re-applies the map). A guessed
+      // direct candidate would send full-TTL handshakes to the peer's NAT before anyone punched (a conntrack clash).
+      this.paths.setPeer(p.name, direct, relay, !!p.homeRelay && !relay);
+      const path = this.paths.initialPath(p.name);
+      device.addPeer(p.name, path);
+      if (path) device.setPath(p.name, path);
     }
     // Policy hides a peer: it leaves the map, and its session goes with it.
     for (const name of [...device.peers.keys()]) {

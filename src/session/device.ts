@@ -87,6 +87,11 @@ export interface PathOwner {
    * that woke it is sealed, so a shadow path set here already carries it.
    */
   onWake(peer: Peer): void;
+  /**
+   * An authenticated packet arrived from a direct address other than the current path. The path owner decides
+   * (it learns the address as a candidate and probes it); the session never moves itself (one owner, one setter).
+   */
+  onDirectRx?(peer: Peer, from: Endpoint): void;
 }
 
 /** Ping payload: 8-byte id; the pong echoes it. */
@@ -322,11 +327,15 @@ export class Device {
     if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
     peer.stats.rxPackets++;
     peer.stats.rxBytes += data.length;
-    // Roaming: the session follows an authenticated packet to a new direct source (a NAT rebinding, a new
-    // port). Moves between relay and direct paths are the path manager's decision, made on probe replies.
-    if (!sameEndpoint(peer.endpoint, from) && (!this.pathsManaged || (from.kind === "udp" && peer.endpoint?.kind === "udp"))) {
-      this.opts.log.info({ peer: peer.name, from: describeEndpoint(peer.endpoint), to: describeEndpoint(from) }, "peer endpoint changed");
-      peer.endpoint = from;
+    // Roaming: without a path manager the session follows an authenticated packet to a new source (a NAT
+    // rebinding, a new port). With one, the path manager alone moves the path; it hears of the new source.
+    if (!sameEndpoint(peer.endpoint, from)) {
+      if (!this.pathsManaged) {
+        this.opts.log.info({ peer: peer.name, from: describeEndpoint(peer.endpoint), to: describeEndpoint(from) }, "peer endpoint changed");
+        peer.endpoint = from;
+      } else if (from.kind === "udp") {
+        this.pathOwner?.onDirectRx?.(peer, from);
+      }
     }
     if (plainLen === 0) return this.count("empty_payload");
     const kind = this.scratch[0];
@@ -602,7 +611,9 @@ export class Device {
     peer.current = keypair;
     this.keypairs.set(keypair.localIndex, { peer, keypair });
     peer.identity = identity;
-    peer.endpoint = from;
+    // The handshake's source becomes the path only when nothing chose one (a path manager owns it otherwise).
+    if (!this.pathsManaged || !peer.endpoint) peer.endpoint = from;
+    else if (from.kind === "udp" && !sameEndpoint(peer.endpoint, from)) this.pathOwner?.onDirectRx?.(peer, from);
     peer.revoked = false;
     if (!keypair.isInitiator) this.confirmed(peer);
     const now = this.now();

@@ -1,6 +1,7 @@
 // Path selection state (src/nat/paths.ts) driven with a fake clock and a recording host.
 import { describe, expect, it } from "vitest";
-import { PathManager, decodeCandidates, encodeCandidates, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
+import { PathManager, decodeCandidates, encodeCandidates, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
+import { punchTtlFor } from "../../src/nat/hops.js";
 import { HOLD, holdInterval, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
 import { describeEndpoint, type Endpoint } from "../../src/session/endpoint.js";
 
@@ -37,10 +38,10 @@ function harness(self = "a") {
   };
 }
 
-/** Brings b's direct path up: punch, probe, reply. */
+/** Brings b's direct path up: punch, the peer's acknowledgement (it punched too), probe, reply. */
 function goDirect(h: ReturnType<typeof harness>): void {
   h.pm.setPeer("b", [pub], relay);
-  h.pm.tick(); h.advance(300); h.pm.tick();
+  h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
   h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
   expect(h.pm.describe("b")!.path).toBe("direct");
 }
@@ -69,6 +70,11 @@ describe("path manager", () => {
     expect(h.sent.filter((s) => s.inner === "probe")).toHaveLength(0); // still inside the punch lead
     h.advance(h.pm.timers.punchLeadMs);
     h.pm.tick();
+    // No full-TTL packet before the peer confirms (through the relay) that it punched too.
+    expect(h.sent.filter((s) => s.inner === "probe")).toHaveLength(0);
+    h.pm.onCallMeMaybe("b", [], true);
+    expect(h.sent.filter((s) => s.inner === "call-me-maybe")).toHaveLength(1); // an acknowledgement is not answered
+    h.pm.tick();
     const probe = h.sent.find((s) => s.inner === "probe")!;
     expect(probe.to).toBe("198.18.5.2:6000");
     h.pm.onProbeReply("b", pub, probe.payload);
@@ -79,7 +85,7 @@ describe("path manager", () => {
   it("a pong from another endpoint than the probed one does not prove the path", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
-    h.pm.tick(); h.advance(300); h.pm.tick();
+    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
     const probe = h.sent.find((s) => s.inner === "probe")!;
     h.pm.onProbeReply("b", { kind: "udp", host: "198.18.9.9", port: 6000 }, probe.payload);
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
@@ -92,6 +98,7 @@ describe("path manager", () => {
     h.act.lastSentAt = h.now; // we send; nothing comes back (the path was cut)
     h.run(3_500);
     expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
+    h.pm.onCallMeMaybe("b", [], true);
     for (let t = 0; t < 1_500; t += 250) { h.advance(250); h.pm.tick(); }
     h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
     expect(h.pm.describe("b")!.path).toBe("direct");
@@ -300,5 +307,55 @@ describe("hold intervals (src/nat/hold.ts)", () => {
     expect(holdInterval(e, false)).toBeCloseTo(84_000);
     expect(holdInterval(lapsed(e, 20_000), true)).toBe(25_000);
     expect(holdInterval(survived(newHoldEvidence(), 3_600_000), true)).toBe(HOLD.maxMs);
+  });
+});
+
+describe("issue 10: peer-reflexive candidates, punch rounds, punch TTL", () => {
+  it("an authenticated probe from an unadvertised address is answered, learned and probed back (both directions go direct)", () => {
+    const h = harness();
+    h.pm.setPeer("b", [pub], relay);
+    const remapped: Endpoint = { kind: "udp", host: "198.18.5.2", port: 6123 };
+    h.pm.onProbe("b", remapped, Buffer.alloc(8, 1));
+    expect(h.sent.filter((s) => s.inner === "probe-reply").map((s) => s.to)).toEqual(["198.18.5.2:6123"]);
+    const back = h.sent.filter((s) => s.inner === "probe" && s.to === "198.18.5.2:6123");
+    expect(back).toHaveLength(1); // no punch needed: the peer's packet came in by it
+    expect(h.pm.describe("b")!.candidates.find((c) => c.endpoint === "198.18.5.2:6123")?.prflx).toBe(true);
+    h.pm.onProbeReply("b", remapped, back[0].payload);
+    expect(h.pm.describe("b")!.path).toBe("direct");
+  });
+
+  it("a round unanswered after both punched ends in a quiet past conntrack's UNREPLIED timeout, then punches again", () => {
+    const h = harness();
+    h.pm.setPeer("b", [pub], relay);
+    h.pm.tick();
+    h.pm.onCallMeMaybe("b", [], true);
+    h.run(4_500);
+    const d = h.pm.describe("b")!;
+    expect(d.round.failed).toBe(1);
+    expect(d.notDirect).toBe("mapping clash suspected");
+    const before = h.punches.length + h.sent.filter((s) => s.inner === "probe").length;
+    h.run(30_000);
+    expect(h.punches.length + h.sent.filter((s) => s.inner === "probe").length).toBe(before); // silent
+    h.run(6_000);
+    expect(h.punches.length).toBeGreaterThan(0);
+    expect(h.punches.at(-1)!.at).toBeGreaterThan(h.now - 6_000);
+  });
+
+  it("without the peer's acknowledgement no full-TTL probe goes, and the round ends without a quiet", () => {
+    const h = harness();
+    h.pm.setPeer("b", [pub], relay);
+    h.run(4_500);
+    expect(h.sent.filter((s) => s.inner === "probe")).toHaveLength(0);
+    expect(h.pm.describe("b")!.round.failed).toBe(0);
+  });
+
+  it("pure helpers: punchDone, quietFor, punchTtlFor", () => {
+    const t = { punchLeadMs: 250, roundMs: 4_000, quietMs: 35_000, quietMaxMs: 140_000 };
+    expect(punchDone(1_000, 0, true, 2_000, t)).toBe(false);
+    expect(punchDone(1_000, 1_100, true, 1_200, t)).toBe(false); // inside the lead
+    expect(punchDone(1_000, 1_100, true, 1_300, t)).toBe(true);
+    expect(punchDone(1_000, 0, false, 1_300, t)).toBe(true); // no relay to coordinate through
+    expect([0, 1, 2, 3].map((n) => quietFor(n, t))).toEqual([35_000, 70_000, 140_000, 140_000]);
+    expect([undefined, 2, 3, 4, 12].map(punchTtlFor)).toEqual([2, 2, 2, 3, 4]);
   });
 });

@@ -13,7 +13,8 @@ import type { Host, Lab, Node, ServerHost } from "./lab.js";
 export const TENANT = "lab";
 const ALLOW_ALL = "version: 1\nrules:\n  - allow: {source: \"*\", target: \"*\"}\n";
 
-export interface LabNode { name: string; host: Host; dir: string; socket: string; proc: ChildProcess; startedAt: number }
+/** startedAt: when its process was spawned; upAt: when it reported up (enrolled, listening). */
+export interface LabNode { name: string; host: Host; dir: string; socket: string; proc: ChildProcess; startedAt: number; upAt: number }
 
 export class EmberLab {
   ca!: CaMaterial;
@@ -95,14 +96,15 @@ export class EmberLab {
     throw new Error(`token create failed three times: ${last}`);
   }
 
-  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<LabNode> {
+  /** Starts `ember up` in the host's namespace; a token made beforehand lets several nodes start at one instant. */
+  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = [], token?: string): Promise<LabNode> {
     const dir = join(this.dir, name);
-    const token = await this.token();
+    token ??= await this.token();
     const child = this.lab.spawn(host as Node, [process.execPath, EMBER, "up", "--coord", this.coordUrl, "--token", token, "--name", name,
       "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug", ...extraArgs], { env: { ...process.env, ...env } });
     const startedAt = Date.now();
     await this.started(name, child, /"event":"up"/);
-    const n: LabNode = { name, host, dir, socket: join(dir, "ember.sock"), proc: child, startedAt };
+    const n: LabNode = { name, host, dir, socket: join(dir, "ember.sock"), proc: child, startedAt, upAt: Date.now() };
     this.nodes.set(name, n);
     return n;
   }

@@ -25,7 +25,13 @@ export interface Router extends Place {
   readonly lanAddress: string;
   readonly lanNet: string;
   readonly hosts: Host[];
+  /** The address the internet sees for this router's NAT: its WAN address, or its carrier router's (NAT444). */
+  readonly publicAddress: string;
+  /** The router this one's WAN hangs off (a carrier-grade NAT), if not the core. */
+  readonly behind?: Router;
 }
+/** A further LAN on a router (a second subnet behind the same NAT), routed by the router without NAT. */
+export interface Subnet { readonly router: Router; readonly bridge: string; readonly lanAddress: string; readonly lanNet: string }
 export interface Host extends Place {
   readonly role: "host";
   readonly router: Router;
@@ -55,6 +61,9 @@ export class Lab {
   private readonly children = new Set<ChildProcess>();
   private readonly names = new Set<string>();
   private nextNet = 1; // N in 198.18.N.0/24 (links to the core) and 198.19.N.0/24 (LANs)
+  /** Veth ports used on each router's bridges (hosts, subnets' hosts, routers behind it): names h0, h1, ... */
+  private readonly ports = new Map<string, number>();
+  private readonly behindCount = new Map<string, number>();
   private destroyed = false;
 
   private constructor(prefix: string) {
@@ -120,46 +129,91 @@ export class Lab {
     return { role: "server", name, ns, address, publicAddress: address };
   }
 
-  /** A router with a WAN link to the core and an empty LAN bridge, applying one NAT kind. */
-  async addRouter(name: string, nat: NatKind): Promise<Router> {
+  /**
+   * A router with a WAN link to the core and an empty LAN bridge, applying one NAT kind. With `behind`, its WAN
+   * is a port on that router's LAN instead (a home NAT behind a carrier NAT: NAT444).
+   */
+  async addRouter(name: string, nat: NatKind, opts: { behind?: Router } = {}): Promise<Router> {
     this.checkName(name);
     if (!NAT_KINDS.includes(nat)) throw new Error(`unknown NAT kind "${nat}" (expected one of ${NAT_KINDS.join(", ")})`);
     const n = this.allocNet();
     const ns = `${this.prefix}-r${name}`;
     this.addNamespace(ns);
-    const wanAddress = `198.18.${n}.2`;
+    const parent = opts.behind;
+    const wanAddress = parent ? this.lanPortAddress(parent) : `198.18.${n}.2`;
     const lanAddress = `198.19.${n}.1`;
-    this.link(this.core.ns, `c${n}`, `198.18.${n}.1/24`, ns, "wan0", `${wanAddress}/24`);
-    this.ip(ns, ["route", "add", "default", "via", `198.18.${n}.1`]);
+    if (parent) {
+      const port = this.nextPort(parent);
+      this.link(parent.ns, port, null, ns, "wan0", `${wanAddress}/24`);
+      this.ip(parent.ns, ["link", "set", port, "master", "lan0"]);
+      this.ip(ns, ["route", "add", "default", "via", parent.lanAddress]);
+    } else {
+      this.link(this.core.ns, `c${n}`, `198.18.${n}.1/24`, ns, "wan0", `${wanAddress}/24`);
+      this.ip(ns, ["route", "add", "default", "via", `198.18.${n}.1`]);
+    }
     this.ip(ns, ["link", "add", "lan0", "type", "bridge"]);
     this.ip(ns, ["addr", "add", `${lanAddress}/24`, "dev", "lan0"]);
     this.ip(ns, ["link", "set", "lan0", "up"]);
     this.sysctlForward(ns);
     // Only a no-NAT LAN is routable from the internet; NATed LANs stay unreachable, as behind a real NAT.
-    if (nat === "none") this.ip(this.core.ns, ["route", "add", `198.19.${n}.0/24`, "via", wanAddress]);
-    const router: Router = { role: "router", name, ns, nat, wanAddress, lanAddress, lanNet: `198.19.${n}.0/24`, hosts: [] };
+    if (nat === "none" && !parent) this.ip(this.core.ns, ["route", "add", `198.19.${n}.0/24`, "via", wanAddress]);
+    const publicAddress = parent && parent.nat !== "none" ? parent.publicAddress : wanAddress;
+    const router: Router = { role: "router", name, ns, nat, wanAddress, lanAddress, lanNet: `198.19.${n}.0/24`, hosts: [], publicAddress, behind: parent };
     this.nft(router, natRuleset(nat));
     return router;
   }
 
-  /** A host on a router's LAN; its default route is the router. */
-  async addHost(name: string, router: Router): Promise<Host> {
+  /**
+   * A second (third, ...) LAN bridge on a router, 198.19.M.0/24 with its own M: the router routes between its
+   * LANs without NAT (masquerade applies only towards wan0), and offers no hairpin to its own public address.
+   */
+  async addSubnet(router: Router): Promise<Subnet> {
+    if (this.destroyed) throw new Error("lab is destroyed");
+    const m = this.allocNet();
+    const bridge = `lan${m}`;
+    const lanAddress = `198.19.${m}.1`;
+    this.ip(router.ns, ["link", "add", bridge, "type", "bridge"]);
+    this.ip(router.ns, ["addr", "add", `${lanAddress}/24`, "dev", bridge]);
+    this.ip(router.ns, ["link", "set", bridge, "up"]);
+    return { router, bridge, lanAddress, lanNet: `198.19.${m}.0/24` };
+  }
+
+  /** A host on a router's LAN (or on one of its further subnets); its default route is the router. */
+  async addHost(name: string, router: Router, subnet?: Subnet): Promise<Host> {
     this.checkName(name);
-    const i = router.hosts.length;
-    if (i >= 200) throw new Error(`router ${router.name} LAN is full`);
+    if (subnet && subnet.router !== router) throw new Error(`subnet ${subnet.lanNet} is not on router ${router.name}`);
+    const gateway = subnet?.lanAddress ?? router.lanAddress;
     const ns = `${this.prefix}-h${name}`;
     this.addNamespace(ns);
-    const base = router.lanAddress.slice(0, router.lanAddress.lastIndexOf("."));
-    const address = `${base}.${10 + i}`;
-    this.link(router.ns, `h${i}`, null, ns, "eth0", `${address}/24`);
-    this.ip(router.ns, ["link", "set", `h${i}`, "master", "lan0"]);
-    this.ip(ns, ["route", "add", "default", "via", router.lanAddress]);
+    const base = gateway.slice(0, gateway.lastIndexOf("."));
+    const address = `${base}.${10 + router.hosts.filter((h) => h.address.startsWith(`${base}.`)).length}`;
+    const port = this.nextPort(router);
+    this.link(router.ns, port, null, ns, "eth0", `${address}/24`);
+    this.ip(router.ns, ["link", "set", port, "master", subnet?.bridge ?? "lan0"]);
+    this.ip(ns, ["route", "add", "default", "via", gateway]);
     const host: Host = {
       role: "host", name, ns, router, address,
-      publicAddress: router.nat === "none" ? address : router.wanAddress,
+      publicAddress: router.nat === "none" ? address : router.publicAddress,
     };
     router.hosts.push(host);
     return host;
+  }
+
+  /** The next veth port name on a router's bridges. */
+  private nextPort(router: Router): string {
+    const i = this.ports.get(router.ns) ?? 0;
+    if (i >= 200) throw new Error(`router ${router.name} has no free LAN ports`);
+    this.ports.set(router.ns, i + 1);
+    return `h${i}`;
+  }
+
+  /** The address of a router behind this one, on this one's lan0: 198.19.N.2, .3, ... (hosts use .10 and up). */
+  private lanPortAddress(router: Router): string {
+    const base = router.lanAddress.slice(0, router.lanAddress.lastIndexOf("."));
+    const used = this.behindCount.get(router.ns) ?? 0;
+    if (used >= 7) throw new Error(`router ${router.name} has no room for another router behind it`);
+    this.behindCount.set(router.ns, used + 1);
+    return `${base}.${2 + used}`;
   }
 
   /** Runs argv inside the node's namespace and returns stdout; throws with stderr on a non-zero exit. */
@@ -324,7 +378,7 @@ export class Lab {
 }
 
 function publicOf(n: Host | ServerHost | Router): string {
-  return n.role === "router" ? n.wanAddress : n.publicAddress;
+  return n.publicAddress;
 }
 
 let availability: { ok: true } | { ok: false; why: string } | undefined;
