@@ -41,8 +41,16 @@ export interface TelemetryClientDeps {
 /** A node's view for change detection: its shape (peers' paths and states, problems) and everything. */
 export interface SentView { shape: string; full: string; at: number }
 
+/**
+ * A peer's state as news: keys expire quietly at rest (connected -> idle) and come back on the next datagram
+ * (handshaking -> connected), which is no news; a refusal, an unanswered handshake or a revocation is.
+ */
+function troubleOf(state: string): string {
+  return state === "connected" || state === "idle" || state === "handshaking" ? "ok" : state;
+}
+
 export function viewOf(snap: { peers: PeerSnapshot[]; problems: Problem[] }, at: number): SentView {
-  const shape = JSON.stringify([snap.peers.map((p) => [p.name, p.path, p.state]), snap.problems]);
+  const shape = JSON.stringify([snap.peers.map((p) => [p.name, p.path, troubleOf(p.state)]), snap.problems]);
   return { shape, full: JSON.stringify(snap), at };
 }
 

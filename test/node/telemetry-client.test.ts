@@ -53,5 +53,9 @@ describe("telemetry at rest", () => {
     expect(hasNews(0, viewOf(snap("direct", 0.7), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(true);
     expect(hasNews(0, viewOf(snap("direct", 0.4), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(false);
     expect(hasNews(0, sent, { shape: "", full: "", at: 0 })).toBe(true); // the first batch after a start
+    // Keys expiring at rest are no news; a refusal is.
+    const withState = (state: string) => viewOf({ peers: [{ name: "b", path: "direct", state, rttMs: 0.4 }], problems: [] }, 5_000);
+    expect(hasNews(0, withState("idle"), sent)).toBe(false);
+    expect(hasNews(0, withState("refused"), sent)).toBe(true);
   });
 });
