@@ -1,9 +1,8 @@
 // Health verbs (docs/operations.md has the exit codes): `ember admin create|list|delete` (console logins),
-// `ember whois NAME|ADDRESS`, `ember logs --policy|--connections [--follow]`, the problems part of
-// `ember status`, and the diagnosis `ember up` prints when the daemon cannot start.
+// `ember whois NAME|ADDRESS`, `ember logs --policy|--connections [--follow]`, and the diagnosis
+// `ember up` prints when the daemon cannot start (the problems part of `ember status` is problems.ts).
 import type { Command } from "commander";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 import { adminCall, withAdminFlags } from "./admin.js";
@@ -39,19 +38,6 @@ async function promptPassword(): Promise<string> {
   const b = await ask1("again: ");
   if (a !== b) throw new CliError("the two passwords differ");
   return a;
-}
-
-export function printProblems(problems: Problem[]): void {
-  if (!problems.length) { process.stdout.write("problems    none\n"); return; }
-  process.stdout.write(`problems    ${problems.length}\n`);
-  for (const p of problems) process.stdout.write(`  ${p.severity === "error" ? "ERROR" : "WARN "} ${p.code}: ${p.summary}\n        fix: ${p.fix}\n`);
-}
-
-/** What `ember status` says when no daemon answers: the failure `ember up` left behind, if any. */
-export function lastStartFailure(stateDir: string | undefined): { at: string; error: string; problems: Problem[] } | undefined {
-  const f = stateDir ? join(stateDir, "diagnostics.json") : undefined;
-  if (!f || !existsSync(f)) return undefined;
-  try { return JSON.parse(readFileSync(f, "utf8")); } catch { return undefined; }
 }
 
 export function registerHealthVerbs(program: Command): void {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { STUN_DEFAULT_PORT } from "../wire/relay.js";
 import type { NetcheckReport } from "../nat/netcheck.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
-import { printProblems } from "./health.js";
+import { printProblems } from "./problems.js";
 
 function parseServer(spec: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(spec.trim());

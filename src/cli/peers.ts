@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { ask, daemonFlags as common, type SocketOpts } from "./daemon-client.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";
-import { lastStartFailure, printProblems } from "./health.js";
+import { lastStartFailure, printProblems } from "./problems.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 
 interface PeerRow { name: string; state: string; activity?: string; path: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
