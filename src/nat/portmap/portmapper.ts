@@ -12,8 +12,18 @@ import { discoverIgd, upnpAddMapping, upnpDeleteMapping, upnpExternalAddress, ty
 export type { PortmapProtocol } from "./errors.js";
 /** PCP first: it supersedes NAT-PMP (RFC 6887) and its nonce ties renewals and deletion to our mapping. */
 export const DEFAULT_PROTOCOLS: readonly PortmapProtocol[] = ["pcp", "nat-pmp", "upnp"];
-/** After no protocol worked: ask again this much later (a gateway may be rebooting, UPnP may be switched on). */
+/**
+ * After no protocol worked: ask again this much later (a gateway may be rebooting, UPnP may be switched on),
+ * doubling per failure up to the cap: a network without port mapping must not cost a resting node a burst of
+ * PCP, NAT-PMP and SSDP packets every minute (docs/nat.md "At rest").
+ */
 const RETRY_AFTER_FAILURE_MS = 60_000;
+const RETRY_AFTER_FAILURE_MAX_MS = 30 * 60_000;
+
+/** The wait before the next attempt after `failures` attempts in a row found no protocol (failures >= 1). */
+export function retryDelay(failures: number): number {
+  return Math.min(RETRY_AFTER_FAILURE_MAX_MS, RETRY_AFTER_FAILURE_MS * 2 ** Math.max(0, failures - 1));
+}
 /** A permanent UPnP lease (some IGDs grant no other) is re-added this often, to notice a gateway reboot. */
 const PERMANENT_LEASE_RECHECK_S = 1_200;
 /** UPnP external ports tried when the one we suggest is taken (error 718). */
@@ -69,6 +79,8 @@ export class PortMapper {
   private stopped = false;
   private lastErrors: Partial<Record<PortmapProtocol, string>> = {};
   private lastGateway?: string;
+  /** Attempts in a row that found no protocol (the retry backs off with it). */
+  private failures = 0;
   /** Every gateway conversation runs in this chain, so stop() waits for one in flight and none overlap. */
   private chain: Promise<void> = Promise.resolve();
 
@@ -131,7 +143,7 @@ export class PortMapper {
     this.lastGateway = gateway;
     if (!gateway) {
       this.lastErrors = {};
-      this.schedule(RETRY_AFTER_FAILURE_MS, () => this.acquire());
+      this.schedule(retryDelay(++this.failures), () => this.acquire());
       return;
     }
     const errors: Partial<Record<PortmapProtocol, string>> = {};
@@ -141,6 +153,7 @@ export class PortMapper {
         const h = await mapBy(protocol, gateway, this.opts.internalPort, this.opts.lifetimeS ?? REQUESTED_LIFETIME_S);
         if (this.stopped) { await h.remove().catch(() => undefined); return; }
         this.lastErrors = errors;
+        this.failures = 0;
         this.set(h);
         this.opts.log?.info({ protocol, gateway, mapped: `${h.mapping.externalAddress}:${h.mapping.externalPort}`, lifetimeS: h.mapping.lifetimeS }, "port mapping obtained");
         this.scheduleRenew(h.mapping);
@@ -151,7 +164,7 @@ export class PortMapper {
     }
     this.lastErrors = errors;
     this.opts.log?.info({ gateway, errors }, "no port mapping protocol answered");
-    this.schedule(RETRY_AFTER_FAILURE_MS, () => this.acquire());
+    this.schedule(retryDelay(++this.failures), () => this.acquire());
   }
 
   /** Renew at half the granted lifetime (a lost renewal still leaves the other half to retry in). */

@@ -132,3 +132,12 @@ describe("default gateway", () => {
     expect(parseProcNetRoute("garbage")).toBeUndefined();
   });
 });
+
+describe("port mapper retries", () => {
+  it("back off when no protocol answers: 1, 2, 4 ... minutes, at most 30", async () => {
+    const { retryDelay } = await import("../../../src/nat/portmap/portmapper.js");
+    expect([1, 2, 3, 4].map(retryDelay)).toEqual([60_000, 120_000, 240_000, 480_000]);
+    expect(retryDelay(6)).toBe(1_800_000);
+    expect(retryDelay(50)).toBe(1_800_000);
+  });
+});
