@@ -400,6 +400,10 @@ export class PathManager {
 
   private callMeMaybe(s: PeerPaths, now: number, ack = false): void {
     if (!s.relay || now - s.lastCallMeMaybeAt < this.timers.punchLeadMs) return;
+    // A call-me-maybe tells the peer we punched (its full-TTL probes start on it): none before our punch TTL is
+    // measured, since no punch went out. Behind NAT444 the peers' probes otherwise reached the carrier NAT
+    // before our first packet and it remapped our port (the clash the round was meant to avoid).
+    if (this.host.punch && this.host.punchReady?.() === false) return;
     const mine = this.host.localCandidates();
     if (!mine.length) return;
     s.lastCallMeMaybeAt = now;

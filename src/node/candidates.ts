@@ -19,6 +19,11 @@ export class LocalCandidates {
   /** Hops to the first STUN server (hops.ts), measured once per reflexive address; the punch TTL follows it. */
   hops?: number;
   punchTtl = PUNCH_TTL_DEFAULT;
+  /**
+   * Set once a netcheck, hop measurement included, has finished: before, punchTtl is only the default, and a
+   * punch with it dies inside a carrier NAT (NAT444), which then clashes with the peers' probes.
+   */
+  punchTtlKnown = false;
   private hopsFor = "";
   private reflexive: Endpoint[] = [];
   private mapped?: Endpoint;
@@ -61,6 +66,7 @@ export class LocalCandidates {
       this.hops = await measureHops(this.conn.stun, servers[0]);
       this.punchTtl = punchTtlFor(this.hops);
     }
+    this.punchTtlKnown = true;
     return report;
   }
 }

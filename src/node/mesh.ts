@@ -118,7 +118,7 @@ export class Mesh {
       // is the one the peer's packets through our port mapping need: the kernel drops those as a clash. With
       // a mapping held, the peer comes first through it (docs/nat.md "Port mapping").
       letPeerComeFirst: () => deps.candidates.natType === "endpoint-dependent" && !!deps.candidates.mappedEndpoint(),
-      punchReady: () => deps.candidates.lastReport !== undefined || PUNCH_TTL_OVERRIDE !== undefined,
+      punchReady: () => deps.candidates.punchTtlKnown || PUNCH_TTL_OVERRIDE !== undefined,
       log,
       now: Date.now,
     });
