@@ -145,6 +145,22 @@ export class EmberLab {
     return { path: p, ms: Date.now() - t0 };
   }
 
+  /**
+   * Like waitPath, with a ping from a to b before each look: a cut path is noticed only when something is sent
+   * over it (a pair at rest keeps its last path until data moves, docs/nat.md "At rest").
+   */
+  async waitPathPinging(a: LabNode, b: LabNode, want: (p: string) => boolean, timeoutMs: number): Promise<{ path: string; ms: number }> {
+    const t0 = Date.now();
+    let p = "-";
+    while (Date.now() - t0 < timeoutMs) {
+      await this.request(a, "ping", { name: b.name, timeoutMs: 500 }, 2_000).catch(() => undefined);
+      p = await this.path(a, b).catch(() => "-");
+      if (want(p)) return { path: p, ms: Date.now() - t0 };
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return { path: p, ms: Date.now() - t0 };
+  }
+
   async stopNode(n: LabNode): Promise<void> {
     await new Promise<void>((res) => {
       if (n.proc.exitCode !== null || n.proc.signalCode !== null) return res();

@@ -131,7 +131,7 @@ describe.skipIf(!avail.ok)("services by name across NATs", () => {
   it("100 MB over the relay", async () => {
     const cut = await lab.cutUdp(cliHost, srvHost);
     try {
-      expect((await m.waitPath(cli, srv, (p) => p.startsWith("relay:"), 10_000)).path).toMatch(/^relay:/);
+      expect((await m.waitPathPinging(cli, srv, (p) => p.startsWith("relay:"), 10_000)).path).toMatch(/^relay:/);
       check("100 MB, relay (UDP cut between the NATs)", "byte-exact", await transfer(cli, cliHost));
     } finally {
       await cut.restore();
@@ -140,7 +140,7 @@ describe.skipIf(!avail.ok)("services by name across NATs", () => {
 
   it("100 MB across forced relay -> direct -> relay switches in mid-transfer", async () => {
     let cut = await lab.cutUdp(cliHost, srvHost);
-    await m.waitPath(cli, srv, (p) => p.startsWith("relay:"), 10_000);
+    await m.waitPathPinging(cli, srv, (p) => p.startsWith("relay:"), 10_000);
     const seen: string[] = [];
     const x = await transfer(cli, cliHost, async (progress) => {
       await progress(20 * MB);
