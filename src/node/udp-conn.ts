@@ -3,6 +3,8 @@
 // bound (dgram has no "drain" event, so a waiter is told by polling), sends low-TTL punch packets, and splits
 // incoming STUN from EmberNet datagrams before any session code runs.
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { lookup as dnsLookup } from "node:dns";
+import { isIP } from "node:net";
 import { encodeBindingIndication, StunClient } from "../nat/stun.js";
 import { isStunPacket } from "../wire/constants.js";
 
@@ -25,6 +27,19 @@ export interface UdpConnOptions {
 /** Datagrams and bytes (UDP payload) through the socket, every kind: sessions, STUN, probes, punches, holds. */
 export interface UdpCounters { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }
 
+/**
+ * dgram's address lookup, synchronous for IP literals. Node's default resolves even a literal through
+ * dns.lookup on the next tick, so a datagram left the socket after whatever came next in the same turn: a
+ * TTL-limited send (punch, hop measurement) restored the TTL before its datagram went out, and went out at
+ * full TTL (every node measured 1 hop in the lab, and punches reached the peer's NAT). With this, send()
+ * hands the datagram to the kernel at once when the socket's queue is empty.
+ */
+export function literalLookup(host: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  const v = isIP(host);
+  if (v) return cb(null, host, v);
+  dnsLookup(host, { family: family === 6 || family === "IPv6" ? 6 : 4 }, (err, address, fam) => cb(err, address, fam));
+}
+
 export class UdpConn {
   readonly stun: StunClient;
   readonly counters: UdpCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
@@ -32,7 +47,7 @@ export class UdpConn {
   private drainTimer?: NodeJS.Timeout;
 
   private constructor(private readonly opts: UdpConnOptions) {
-    this.socket = createSocket({ type: opts.host.includes(":") ? "udp6" : "udp4" });
+    this.socket = createSocket({ type: opts.host.includes(":") ? "udp6" : "udp4", lookup: literalLookup });
     this.stun = new StunClient(this.socket);
     this.socket.on("message", (msg, rinfo) => {
       this.counters.rxPackets++;
@@ -107,9 +122,12 @@ export class UdpConn {
       s.setTTL(ttl);
       this.counters.txPackets++;
       this.counters.txBytes += PUNCH_PAYLOAD.length;
-      s.send(PUNCH_PAYLOAD, port, host, () => { try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ } });
+      // Sent synchronously (literalLookup): the TTL is back before any other datagram of ours is sent.
+      s.send(PUNCH_PAYLOAD, port, host);
     } catch (err) {
       this.opts.log.debug({ err: (err as Error).message }, "punch failed");
+    } finally {
+      try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ }
     }
   }
 

@@ -2,7 +2,7 @@
 // server hosts, nodes on hosts behind the lab's routers. Every process is a real `ember` child in its
 // namespace; control sockets are files, so the test talks to each node from the root namespace.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { controlRequest } from "../../src/node/control-socket.js";
@@ -38,7 +38,13 @@ export class EmberLab {
   /** Waits for a line on the child's stdout; fails with its stderr tail when it exits first. */
   private started(label: string, child: ChildProcess, ready: RegExp, timeoutMs = 30_000): Promise<string> {
     const tail: string[] = [];
-    createInterface({ input: child.stderr! }).on("line", (l) => { tail.push(l); if (tail.length > 30) tail.shift(); });
+    // NATLAB_LOGS=DIR keeps every daemon's whole log there (DIR/NAME.log), for diagnosing a lab run.
+    const keep = process.env.NATLAB_LOGS ? join(process.env.NATLAB_LOGS, `${label}.log`) : undefined;
+    createInterface({ input: child.stderr! }).on("line", (l) => {
+      tail.push(l);
+      if (tail.length > 30) tail.shift();
+      if (keep) appendFileSync(keep, l + "\n");
+    });
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`${label} did not start:\n${tail.join("\n")}`)), timeoutMs);
       createInterface({ input: child.stdout! }).on("line", (l) => { if (ready.test(l)) { clearTimeout(t); resolve(l); } });
