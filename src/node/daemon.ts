@@ -197,7 +197,8 @@ export class Daemon implements NodeRuntime {
   /** Which port mapping protocol the gateway offers, and the mapping we hold (for netcheck). */
   async portmapReport(): Promise<PortmapReport> {
     const status = this.portmapper?.status();
-    const probe = await probePortmap(status?.gateway);
+    // Port mapping switched off: the gateway is not asked at all (no packet to it, no wait for its answers).
+    const probe = this.portmapper ? await probePortmap(status?.gateway) : { pcp: false, natPmp: false, upnp: false, protocol: null };
     return { ...probe, enabled: !!this.portmapper, mapped: status?.mapped ?? null, mappedBy: status?.protocol ?? null, ...(status?.errors ? { errors: status.errors } : {}) };
   }
 
