@@ -848,6 +848,12 @@ export class Device {
         this.initiate(peer, peer.initiation ? "retry" : "connect");
       }
       if (peer.current && !idle && now - peer.lastSentAt >= t.keepaliveMs) this.sendKeepalive(peer);
+      // An INIT of ours that went unanswered while a session came up the other way (both sides started at once)
+      // or while the peer went to rest is over: left pending, it kept the timers fast at rest for good.
+      if (peer.initiation && now - peer.initiation.startedAt >= t.handshakeTimeoutMs && (idle || peer.current?.confirmed)) {
+        if (!peer.current) peer.unanswered++;
+        this.abandonInitiation(peer);
+      }
       busy ||= !idle || !!peer.initiation || peer.queue.length > 0 || (!!peer.current && !peer.current.confirmed);
     }
     this.reassembly.expire(now);
