@@ -377,6 +377,21 @@ describe("at rest (docs/sessions.md)", () => {
     expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
 
+  it("an INIT left unanswered while the session stands is given up, so the timers slow down at rest", async () => {
+    const timers = { idleAfterMs: 300, keepaliveMs: 100, handshakeTimeoutMs: 200, restTickMs: 50 };
+    const { a, b } = pair({ timers });
+    a.start(); b.start();
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+    // A second INIT whose answer never comes (both sides starting at once leave one like it).
+    net.filter = (w) => !(w.from.kind === "udp" && w.from.port === net.addr("node-b").port);
+    a.initiate(a.peers.get("node-b")!, "test: unanswered");
+    expect(a.peers.get("node-b")!.initiation).toBeDefined();
+    await eventually(() => a.peers.get("node-b")!.initiation === undefined, 2_000, "the stale INIT given up");
+    expect(a.peers.get("node-b")!.state).toBe("connected");
+    net.filter = () => true;
+    expect(await a.ping("node-b")).toBeGreaterThan(0);
+  });
+
   it("an active peer still detects a dead peer; a rest is not a dead peer once it wakes", async () => {
     const timers = { idleAfterMs: 1_000, keepaliveMs: 100, deadAfterMs: 400, handshakeTimeoutMs: 5_000 };
     const { a } = pair({ timers });
