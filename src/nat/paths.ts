@@ -16,6 +16,12 @@ import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type H
  * NAT lab: an entry refreshed by the peer's probes kept the remap; 30 s of silence cleared it, docs/nat.md).
  */
 export const CONNTRACK_UDP_UNREPLIED_MS = 30_000;
+/**
+ * A candidate that answered this recently runs through NAT entries still alive on both sides (Linux keeps a
+ * replied UDP entry 120 s): probing it again after a cut needs no punch, cannot clash, and is not held back by
+ * a quiet. Below the shortest hold interval (25 s, hold.ts), so a mapping found lapsed at rest is punched again.
+ */
+export const PROVEN_PATH_MS = 20_000;
 
 export interface PathTimers {
   /** Probe interval of candidates while the peer runs over the relay (looking for a direct path). */
@@ -360,7 +366,8 @@ export class PathManager {
     const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs;
     // A peer-reflexive candidate was opened by the peer's own packet: probing it needs no punch.
     const heardRecently = now - c.lastHeardAt <= this.timers.pathTimeoutMs;
-    if (!answering && !heardRecently && this.host.punch) {
+    const proven = c.pongs > 0 && now - c.lastPongAt <= PROVEN_PATH_MS;
+    if (!answering && !heardRecently && !proven && this.host.punch) {
       if (now < s.round.quietUntil || this.host.punchReady?.() === false) return;
       // Not (or no longer) answering: punch with a low TTL first, ask the peer to punch too, probe later.
       if (now - c.punchedAt >= this.timers.probeWhileRelayedMs) {

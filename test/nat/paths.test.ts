@@ -341,6 +341,26 @@ describe("issue 10: peer-reflexive candidates, punch rounds, punch TTL", () => {
     expect(h.punches.at(-1)!.at).toBeGreaterThan(h.now - 6_000);
   });
 
+  it("a direct path cut and restored: probed without punch or quiet while its NAT entries are alive", () => {
+    const h = harness();
+    goDirect(h);
+    h.advance(10);
+    h.act.lastSentAt = h.now; // sends go unanswered: the path was cut
+    h.run(3_500);
+    expect(h.pm.describe("b")!.path).toBe("relay:relay-1");
+    // A round may fail meanwhile (the peer acknowledged, nothing answered)...
+    h.pm.onCallMeMaybe("b", [], true);
+    h.run(5_000);
+    // ...but the path answered 9 s ago: it is still probed, with full TTL, and no punch.
+    const punches = h.punches.length;
+    const probes = h.sent.filter((s) => s.inner === "probe" && s.to === describeEndpoint(pub)).length;
+    h.run(3_000);
+    expect(h.sent.filter((s) => s.inner === "probe" && s.to === describeEndpoint(pub)).length).toBeGreaterThan(probes);
+    expect(h.punches.length).toBe(punches);
+    h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
+    expect(h.pm.describe("b")!.path).toBe("direct");
+  });
+
   it("without the peer's acknowledgement no full-TTL probe goes, and the round ends without a quiet", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);

@@ -383,7 +383,8 @@ describe("at rest (docs/sessions.md)", () => {
     a.start(); b.start();
     expect(await a.ping("node-b")).toBeGreaterThan(0);
     // A second INIT whose answer never comes (both sides starting at once leave one like it).
-    net.filter = (w) => !(w.from.kind === "udp" && w.from.port === net.addr("node-b").port);
+    const bAddr = net.addr("node-b");
+    net.filter = (w) => !(w.from.kind === "udp" && bAddr.kind === "udp" && w.from.port === bAddr.port);
     a.initiate(a.peers.get("node-b")!, "test: unanswered");
     expect(a.peers.get("node-b")!.initiation).toBeDefined();
     await eventually(() => a.peers.get("node-b")!.initiation === undefined, 2_000, "the stale INIT given up");
