@@ -409,8 +409,9 @@ export class PathManager {
     if (!s.relay || now - s.lastCallMeMaybeAt < this.timers.punchLeadMs) return;
     // A call-me-maybe tells the peer we punched (its full-TTL probes start on it): none before our punch TTL is
     // measured, since no punch went out. Behind NAT444 the peers' probes otherwise reached the carrier NAT
-    // before our first packet and it remapped our port (the clash the round was meant to avoid).
-    if (this.host.punch && this.host.punchReady?.() === false) return;
+    // before our first packet and it remapped our port (the clash the round was meant to avoid). A node that
+    // lets the peer come first (a port mapping behind an endpoint-dependent NAT) never punches: it asks anyway.
+    if (!ack && this.host.punch && this.host.punchReady?.() === false && !this.host.letPeerComeFirst?.()) return;
     const mine = this.host.localCandidates();
     if (!mine.length) return;
     s.lastCallMeMaybeAt = now;
