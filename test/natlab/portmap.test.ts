@@ -87,7 +87,8 @@ describe.skipIf(!!missing)("port mapping through miniupnpd on an endpoint-depend
       let nc: any;
       while (Date.now() - t0 < 20_000) {
         nc = await m.request(pd, "netcheck", {}, 20_000);
-        if (nc.portmap?.mapped) break;
+        // Both facts at once: a netcheck on a loaded machine may miss a STUN answer and say "unknown".
+        if (nc.portmap?.mapped && nc.mapping !== "unknown") break;
         await new Promise((r) => setTimeout(r, 500));
       }
       expect(nc.portmap, JSON.stringify(nc.portmap)).toMatchObject({ gateway: edm.lanAddress, protocol: "pcp", pcp: true, natPmp: true, upnp: true, enabled: true, mappedBy: "pcp" });
