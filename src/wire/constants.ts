@@ -25,6 +25,8 @@ export const PACKET = {
   DATA: 0x14,
   /** The responder is under load: here is a cookie for your address; send the INIT again with mac2. */
   COOKIE_REPLY: 0x15,
+  /** An IPv4 packet between TUN devices, sealed by the native addon under the session's TUN keys (src/native/types.ts). */
+  TUN_DATA: 0x16,
 } as const;
 export type PacketType = (typeof PACKET)[keyof typeof PACKET];
 
