@@ -30,6 +30,7 @@ export function registerUp(program: Command): void {
     .option("--proxy <[127.0.0.1:]port>", "run the SOCKS5/HTTP proxy on this loopback port (names resolve through the mesh)")
     .option("--portmap <protocols>", "port mapping protocols to try at the gateway, in order (default pcp,nat-pmp,upnp)")
     .option("--no-portmap", "ask the gateway for no port mapping (NAT-PMP, PCP, UPnP)")
+    .option("--tun <name>", "TUN mode: a TUN device with this node's overlay address (needs root and the native addon)")
     .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
       const config = loadNodeConfig(o);
       if (o.enrollOnly && !o.token) throw new CliError("--enroll-only needs --token TOKEN and --coord URL");

@@ -37,6 +37,19 @@ export interface NodeConfig {
    * On by default (config `portmap: false` or --no-portmap turns it off; `portmap: [upnp]` picks protocols).
    */
   portmap: PortmapProtocol[];
+  /**
+   * TUN mode (config `tun:` or --tun NAME): a TUN device of this name with the node's overlay address, fed by
+   * the native addon. Off when absent; with the addon missing or without root, the daemon says why and stays
+   * userspace.
+   */
+  tun?: string;
+}
+
+/** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slash or space. */
+function parseTunName(text: string | undefined): string | undefined {
+  if (text === undefined || text === "") return undefined;
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(text)) throw new ConfigError(`tun: "${text}" is not an interface name (1-15 letters, digits, "_", ".", "-")`);
+  return text;
 }
 
 export class ConfigError extends Error {}
@@ -122,9 +135,10 @@ export interface ConfigInput {
   metrics?: string;
   /** commander's --no-portmap gives false; --portmap LIST a comma-separated protocol order. */
   portmap?: boolean | string;
+  tun?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics", "portmap"]);
+const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics", "portmap", "tun"]);
 
 const PORTMAP_NAMES: readonly PortmapProtocol[] = ["pcp", "nat-pmp", "upnp"];
 
@@ -199,5 +213,6 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
     // EMBER_PORTMAP (off, or a protocol list) sits between flag and file: the test suite turns mapping off
     // with it, so no test daemon asks the real gateway of the machine it runs on.
     portmap: parsePortmap(input.portmap ?? process.env.EMBER_PORTMAP, file.portmap),
+    tun: parseTunName(input.tun ?? str("tun")),
   };
 }

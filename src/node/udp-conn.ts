@@ -40,6 +40,13 @@ export function literalLookup(host: string, family: unknown, cb: (err: Error | n
   dnsLookup(host, { family: family === 6 || family === "IPv6" ? 6 : 4 }, (err, address, fam) => cb(err, address, fam));
 }
 
+/** libuv's UDP handle behind a dgram socket (its fd, recvStop), read through dgram's own state, not the deprecated _handle. */
+function socketHandle(socket: Socket): { fd?: number; recvStop?: () => number } | undefined {
+  const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === "state symbol");
+  const state = key && (socket as unknown as Record<symbol, { handle?: { fd?: number; recvStop?: () => number } }>)[key];
+  return state?.handle;
+}
+
 export class UdpConn {
   readonly stun: StunClient;
   readonly counters: UdpCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
@@ -85,6 +92,32 @@ export class UdpConn {
   /** For netcheck, which runs STUN on this very socket. */
   get raw(): Socket {
     return this.socket;
+  }
+
+  /** The socket's file descriptor, for the native data plane (src/native/types.ts); undefined when not open. */
+  get fd(): number | undefined {
+    const fd = socketHandle(this.socket)?.fd;
+    return typeof fd === "number" && fd >= 0 ? fd : undefined;
+  }
+
+  /**
+   * Hands receiving to the native data plane: libuv stops reading the socket (two readers would split the
+   * datagrams between them), and the data plane gives every datagram that is not its own back through
+   * deliver(), in batches. Sending stays here. False when this Node has no such handle method.
+   */
+  yieldReceiving(): boolean {
+    const handle = socketHandle(this.socket);
+    if (typeof handle?.recvStop !== "function") return false;
+    return handle.recvStop() === 0;
+  }
+
+  /** Datagrams the native data plane read from the socket, as if libuv had (STUN, handshakes, sessions). */
+  deliver(packets: Buffer[], hosts: string[], ports: number[]): void {
+    for (let i = 0; i < packets.length; i++) {
+      const host = hosts[i];
+      const rinfo: RemoteInfo = { address: host, port: ports[i], family: host.includes(":") ? "IPv6" : "IPv4", size: packets[i].length };
+      this.socket.emit("message", packets[i], rinfo);
+    }
   }
 
   /** No per-datagram callback (it costs an allocation per packet): a failed send surfaces as the socket's "error". */

@@ -22,6 +22,7 @@ import { Reassembler } from "./reassembly.js";
 import { sourceKey } from "../net/conn-guard.js";
 import type { HandshakeFragment } from "../wire/handshake-frame.js";
 import { AdaptiveTicker } from "./ticker.js";
+import { tunKey } from "../native/tun-keys.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -50,7 +51,22 @@ export interface DeviceOptions {
    * (the map gives the peer ours). Static peers have none: their INITs carry the certificate.
    */
   peerCertificate?: (name: string) => Uint8Array | undefined;
+  /** Mirrors of the session state for the TUN data plane (src/node/tun-mode.ts); absent without TUN. */
+  mirror?: SessionMirror;
   now?: () => number;
+}
+
+/**
+ * What the TUN data plane mirrors from the device: keypairs (with their raw transport keys, from which it
+ * derives its own) as they are installed and forgotten, each peer's path as it moves, and TUN_DATA packets
+ * that reached the device (over the relay). The device stays the one owner of all of it.
+ */
+export interface SessionMirror {
+  /** A new keypair of the peer, with its TUN keys (Keypair.tunKeys) set. */
+  keysInstalled(peer: Peer, keypair: Keypair): void;
+  keysForgotten(peer: Peer, localIndex: number): void;
+  pathChanged(peer: Peer): void;
+  tunData(data: Buffer, from: Endpoint): void;
 }
 
 /** Datagrams held per peer while its handshake runs; sendTo() answers "full" beyond this. */
@@ -196,6 +212,31 @@ export class Device {
     peer.lastDataAt = now;
   }
 
+  /**
+   * The TUN data plane moved IP packets for the peer on its own threads (tun-mode.ts reads its counters): the
+   * peer is active, and a received packet is as good as any for the dead-peer check.
+   */
+  noteTunTraffic(name: string, d: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number }): void {
+    const peer = this.peers.get(name);
+    if (!peer) return;
+    const now = this.now();
+    this.touch(peer, now);
+    if (d.rxPackets > 0) peer.lastReceivedAt = now;
+    if (d.txPackets > 0) peer.lastSentAt = now;
+    peer.stats.rxPackets += d.rxPackets;
+    peer.stats.txPackets += d.txPackets;
+    peer.stats.rxBytes += d.rxBytes;
+    peer.stats.txBytes += d.txBytes;
+  }
+
+  /** A packet from TUN waits for a session with the peer: start one now (the packet itself is dropped; TCP resends). */
+  want(name: string): void {
+    const peer = this.peers.get(name);
+    if (!peer || peer.revoked) return;
+    this.touch(peer, this.now());
+    if (!peer.current && !peer.initiation && this.now() >= peer.nextAttemptAt) this.initiate(peer, "traffic waiting (tun)");
+  }
+
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
   setLocalIdentity(local: LocalIdentity): void {
     this.opts.local = local;
@@ -297,6 +338,7 @@ export class Device {
       case PACKET.HANDSHAKE_RESP: return this.receiveResp(data, from);
       case PACKET.HANDSHAKE_FINAL: return this.receiveFinal(data, from);
       case PACKET.COOKIE_REPLY: return this.receiveCookieReply(data, from);
+      case PACKET.TUN_DATA: return this.opts.mirror ? this.opts.mirror.tunData(data, from) : this.count("tun_data_without_tun");
       default: return this.count("unknown_type");
     }
   }
@@ -332,7 +374,7 @@ export class Device {
     if (!sameEndpoint(peer.endpoint, from)) {
       if (!this.pathsManaged) {
         this.opts.log.info({ peer: peer.name, from: describeEndpoint(peer.endpoint), to: describeEndpoint(from) }, "peer endpoint changed");
-        peer.endpoint = from;
+        this.moveTo(peer, from);
       } else if (from.kind === "udp") {
         this.pathOwner?.onDirectRx?.(peer, from);
       }
@@ -361,10 +403,16 @@ export class Device {
     if (!peer) return;
     peer.shadow = shadow && !sameEndpoint(shadow, endpoint) ? shadow : undefined;
     if (sameEndpoint(peer.endpoint, endpoint)) return;
-    peer.endpoint = endpoint;
+    this.moveTo(peer, endpoint);
     // No session yet: the handshake waiting out its backoff on the old path retries on the new one now.
     if (!peer.current) peer.nextAttemptAt = 0;
     this.unblock(peer);
+  }
+
+  /** The one place a peer's path changes (the TUN data plane follows it). */
+  private moveTo(peer: Peer, endpoint: Endpoint): void {
+    peer.endpoint = endpoint;
+    this.opts.mirror?.pathChanged(peer);
   }
 
   /** A packet for keys we do not have, from a known peer's address: it lost our session (e.g. we restarted). */
@@ -526,7 +574,7 @@ export class Device {
       return;
     }
     const keypair = new Keypair(pending.localIndex, pending.remoteIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), false, this.now());
-    this.install(peer, keypair, identity, from);
+    this.install(peer, keypair, identity, from, result);
     // Confirm at once so the initiator knows its final message arrived.
     this.sendKeepalive(peer);
   }
@@ -565,7 +613,7 @@ export class Device {
     this.initiations.delete(pending.localIndex);
     peer.initiation = undefined;
     const keypair = new Keypair(pending.localIndex, f.senderIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), true, this.now());
-    this.install(peer, keypair, identity, from);
+    this.install(peer, keypair, identity, from, result);
   }
 
   /** The responder is under load: take its cookie and send the same INIT again, now with mac2 (once per INIT). */
@@ -604,15 +652,16 @@ export class Device {
     this.opts.log.warn({ reason, detail, peer: peer?.name, from: describeEndpoint(from) }, "handshake refused");
   }
 
-  private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint): void {
+  private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint, keys: { sendKey: Uint8Array; recvKey: Uint8Array }): void {
+    if (this.opts.mirror) keypair.tunKeys = { send: tunKey(keys.sendKey), recv: tunKey(keys.recvKey) };
     const wasUp = !!peer.current;
     if (peer.current) peer.retired.unshift(peer.current);
-    for (const old of peer.retired.splice(MAX_RETIRED)) this.keypairs.delete(old.localIndex);
+    for (const old of peer.retired.splice(MAX_RETIRED)) this.forgetKeypair(peer, old.localIndex);
     peer.current = keypair;
     this.keypairs.set(keypair.localIndex, { peer, keypair });
     peer.identity = identity;
     // The handshake's source becomes the path only when nothing chose one (a path manager owns it otherwise).
-    if (!this.pathsManaged || !peer.endpoint) peer.endpoint = from;
+    if (!this.pathsManaged || !peer.endpoint) this.moveTo(peer, from);
     else if (from.kind === "udp" && !sameEndpoint(peer.endpoint, from)) this.pathOwner?.onDirectRx?.(peer, from);
     peer.revoked = false;
     if (!keypair.isInitiator) this.confirmed(peer);
@@ -625,6 +674,7 @@ export class Device {
     // refuse our final message): until then the peer is "handshaking", not "connected".
     const msg = wasUp ? "session rekeyed" : keypair.isInitiator ? "handshake answered: session keys installed, waiting for the peer to confirm" : "session established";
     this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, msg);
+    this.opts.mirror?.keysInstalled(peer, keypair);
     if (!wasUp) this.opts.onSession?.(peer, true);
     const queued = peer.queue.splice(0);
     for (const p of queued) this.sendSealed(peer, keypair, p);
@@ -795,6 +845,11 @@ export class Device {
     for (const frag of fragments) this.opts.send(peer.endpoint, frag);
   }
 
+  private forgetKeypair(peer: Peer, localIndex: number): void {
+    this.keypairs.delete(localIndex);
+    this.opts.mirror?.keysForgotten(peer, localIndex);
+  }
+
   private abandonInitiation(peer: Peer): void {
     if (peer.initiation) this.initiations.delete(peer.initiation.localIndex);
     peer.initiation = undefined;
@@ -802,7 +857,7 @@ export class Device {
 
   private dropKeys(peer: Peer, why: string): void {
     const wasUp = !!peer.current;
-    for (const kp of [peer.current, ...peer.retired]) if (kp) this.keypairs.delete(kp.localIndex);
+    for (const kp of [peer.current, ...peer.retired]) if (kp) this.forgetKeypair(peer, kp.localIndex);
     peer.current = undefined;
     peer.retired = [];
     this.abandonInitiation(peer);
@@ -822,7 +877,7 @@ export class Device {
     for (const peer of this.peers.values()) {
       if (peer.revoked) continue;
       while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
-        this.keypairs.delete(peer.retired.pop()!.localIndex);
+        this.forgetKeypair(peer, peer.retired.pop()!.localIndex);
       }
       // At rest (no application data for idleAfterMs) no timer sends anything: no keepalive, no dead-peer
       // check, no time-based rekey, no reconnect. Keys may expire; the next datagram starts a handshake.

@@ -8,6 +8,8 @@ export class Keypair {
   /** An initiator's keypair is confirmed once anything authenticates under it (the responder has it too). */
   confirmed: boolean;
   receivedPackets = 0;
+  /** The TUN channel's keys (src/native/tun-keys.ts), derived at install when the node runs a TUN data plane. */
+  tunKeys?: { send: Uint8Array; recv: Uint8Array };
 
   constructor(
     readonly localIndex: number,
