@@ -57,6 +57,8 @@ bool DataPlane::Start(std::string* err) {
     return false;
   }
   gro_ = EnableGro(udpFd_);
+  // Default buffers (~208 KiB) overflow under a TCP burst through the tunnel: every loss is a retransmit.
+  GrowBuffers(udpFd_);
   sender_ = std::make_unique<UdpSender>(udpFd_, true);
   started_ = true;
   rx_ = std::thread([this] { RxLoop(); });

@@ -74,6 +74,9 @@ TunResult OpenTun(const std::string& name, const std::string& address, int prefi
   if (ioctl(s, SIOCSIFNETMASK, &q) < 0) return fail("setting netmask /" + std::to_string(prefixLength) + " on " + r.name);
   q.ifr_mtu = mtu;
   if (ioctl(s, SIOCSIFMTU, &q) < 0) return fail("setting MTU " + std::to_string(mtu) + " on " + r.name);
+  // TUN defaults to a 500-packet queue: a TCP burst overflows it before the tx thread's next batch.
+  q.ifr_qlen = 1000;
+  if (ioctl(s, SIOCSIFTXQLEN, &q) < 0) return fail("setting the transmit queue length of " + r.name);
   if (ioctl(s, SIOCGIFFLAGS, &q) < 0) return fail("reading flags of " + r.name);
   q.ifr_flags |= IFF_UP | IFF_RUNNING;
   if (ioctl(s, SIOCSIFFLAGS, &q) < 0) return fail("bringing " + r.name + " up");

@@ -37,6 +37,17 @@ bool EnableGro(int fd) {
   return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
 }
 
+void GrowBuffers(int fd) {
+  int want = 4 << 20;
+  for (int opt : {SO_RCVBUF, SO_SNDBUF}) {
+    int cur = 0;
+    socklen_t l = sizeof cur;
+    if (getsockopt(fd, SOL_SOCKET, opt, &cur, &l) == 0 && cur >= want) continue;  // the daemon chose more
+    int force = opt == SO_RCVBUF ? SO_RCVBUFFORCE : SO_SNDBUFFORCE;
+    if (setsockopt(fd, SOL_SOCKET, force, &want, sizeof want) != 0) setsockopt(fd, SOL_SOCKET, opt, &want, sizeof want);
+  }
+}
+
 void DisableGro(int fd) {
   int zero = 0;
   setsockopt(fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);

@@ -24,6 +24,8 @@ struct Endpoint {
 
 int SocketFamily(int fd);
 bool EnableGro(int fd);
+// Socket buffers big enough for a batch burst at line rate (root may exceed net.core.[rw]mem_max).
+void GrowBuffers(int fd);
 void DisableGro(int fd);
 // host/port to an endpoint for a socket of this family; false when the address does not fit it.
 bool MakeEndpoint(int family, const char* host, int port, Endpoint* out);
