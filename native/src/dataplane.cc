@@ -345,7 +345,7 @@ void DataPlane::RxLoop() {
   }
 }
 
-// ICMP destination unreachable / fragmentation needed (RFC 1191) from our overlay address back into TUN.
+// ICMP destination unreachable / fragmentation needed (RFC 1191) back into TUN.
 static uint16_t Checksum(const uint8_t* p, size_t n) {
   uint32_t s = 0;
   for (size_t i = 0; i + 1 < n; i += 2) s += uint32_t{p[i]} << 8 | p[i + 1];
@@ -364,10 +364,9 @@ size_t DataPlane::FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* o
   out[3] = static_cast<uint8_t>(total);
   out[8] = 64;
   out[9] = kIcmp;
-  out[12] = static_cast<uint8_t>(overlayIp_ >> 24);
-  out[13] = static_cast<uint8_t>(overlayIp_ >> 16);
-  out[14] = static_cast<uint8_t>(overlayIp_ >> 8);
-  out[15] = static_cast<uint8_t>(overlayIp_);
+  // From the original destination, as a router on the path would send it: Linux drops a packet that
+  // arrives with one of its own addresses as source (martian), so one "from" our overlay IP never counts.
+  memcpy(out + 12, pkt + 16, 4);
   memcpy(out + 16, pkt + 12, 4);  // back to the original source
   uint16_t c = Checksum(out, 20);
   out[10] = static_cast<uint8_t>(c >> 8);
@@ -441,7 +440,7 @@ void DataPlane::TxLoop() {
             Count(kTooBig);
             bool df = (pkt[6] & 0x40) != 0;
             int mtu = peer.cfg.maxDatagram - static_cast<int>(kHeader + kTagSize);
-            if (df && overlayIp_ && mtu >= 68) {
+            if (df && mtu >= 68) {
               std::vector<uint8_t> m(20 + 8 + 60 + 8);
               m.resize(FragNeeded(pkt, len, mtu, m.data()));
               icmps.push_back(std::move(m));

@@ -140,6 +140,22 @@ describe.skipIf(skipReason !== undefined)("native data plane between two namespa
     run(A, ["ping", "-c", "1", "-W", "2", IP_B]);
   });
 
+  it("a packet too big for the path is dropped with an ICMP fragmentation-needed back into TUN", async () => {
+    a.events = a.events.filter((e) => e.ev !== "ok");
+    a.send({ cmd: "setPeer", maxDatagram: 1000 });
+    await a.next((e) => e.ev === "ok" && e.cmd === "setPeer");
+    const before = (await a.stats()).stats.drops.too_big;
+    let out = "";
+    try { run(A, ["ping", "-c", "1", "-W", "1", "-M", "do", "-s", "1200", IP_B]); } catch (e) { out = String((e as { stdout?: string }).stdout); }
+    expect(out).toMatch(/mtu = 968/); // maxDatagram - 32 (header and tag)
+    expect((await a.stats()).stats.drops.too_big - before).toBe(1);
+    run(A, ["ping", "-c", "1", "-W", "2", "-s", "900", IP_B]); // what fits still passes
+    a.send({ cmd: "setPeer", maxDatagram: 1472 });
+    a.events = a.events.filter((e) => e.ev !== "ok");
+    await a.next((e) => e.ev === "ok" && e.cmd === "setPeer");
+  });
+
+  // Moves B's replay window far ahead of A's counters: the tests after this one expect no traffic A -> B.
   it("injectRx: a relayed packet is accepted once (then replay), a spoofed inner source is dropped", async () => {
     const before = (await b.stats()).stats;
     const good = tunData(101, 2 ** 40, lab.KEYS[0], echoRequest(IP_A, IP_B));
