@@ -1,6 +1,6 @@
 // The loader never throws: a disabled, missing or broken addon comes back as undefined with a reason.
 import { describe, expect, it } from "vitest";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NATIVE_ADDON_PATH, loadNativeAddon, nativeStatus } from "../../src/native/addon.js";
@@ -23,6 +23,7 @@ describe("native addon loader", () => {
     const bogus = join(dir, "ember_native.node");
     writeFileSync(bogus, "not an ELF file");
     const r = loadNativeAddon(bogus, {});
+    rmSync(dir, { recursive: true, force: true });
     expect(r.addon).toBeUndefined();
     expect(r.reason).toMatch(/loading .* failed/);
   });
