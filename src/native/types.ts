@@ -41,7 +41,8 @@ export interface DataPlaneOptions {
   udpFd: number;
   /** A TUN device from openTun(); absent, the data plane only batches UDP receives. */
   tunFd?: number;
-  /** This node's overlay address (the source of ICMP errors; inbound packets must be addressed to it). */
+  /** This node's overlay address: inbound packets must be addressed to it. (ICMP fragmentation-needed goes back into TUN
+   *  from the packet's destination, as from a router on the path: Linux drops packets arriving from its own address.) */
   overlayIp?: string;
   /** Every datagram that is not TUN_DATA, in arrival order, one call per receive batch. */
   onDatagrams(packets: Buffer[], hosts: string[], ports: number[]): void;

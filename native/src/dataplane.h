@@ -1,0 +1,152 @@
+// The TUN data plane: an rx thread (UDP socket -> decrypt -> firewall -> TUN) and a tx thread
+// (TUN -> encrypt -> UDP socket), sharing the daemon-owned peer and key tables. No JavaScript runs per
+// packet: what the daemon must see (other datagrams, relay sends, denied flows, wanted sessions) leaves
+// through a Sink one call per batch.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "aead.h"
+#include "firewall.h"
+#include "replay.h"
+#include "udp_batch.h"
+
+namespace ember {
+
+// Drop reasons, in the order of kDropNames.
+enum Drop {
+  kBadTunPacket, kNoPeer, kNoSession, kReplay, kAuthFailed, kUnknownIndex, kSpoofedSource, kFirewall, kTooBig,
+  kBadPacket, kNotForUs, kFragment, kKeyExhausted, kUdpSendFailed, kTunWriteFailed, kNoTun, kJsQueueFull,
+  kDropCount
+};
+extern const char* const kDropNames[kDropCount];
+
+struct DatagramBatch {
+  std::vector<uint8_t> bytes;
+  std::vector<std::pair<size_t, size_t>> spans;  // offset, length in bytes
+  std::vector<std::string> hosts;
+  std::vector<int> ports;
+};
+struct RelayBatch {
+  std::vector<uint8_t> bytes;
+  std::vector<std::pair<size_t, size_t>> spans;
+  std::vector<uint32_t> peerIds;
+};
+struct DeniedFlow {
+  uint32_t peerId;
+  uint8_t proto;
+  uint32_t src, dst;
+  uint16_t sport, dport;
+};
+
+// Implemented by the bindings: each call hands one batch to the JS thread. Returns false when it could not
+// be queued (the JS side is behind); the data plane counts that as a drop.
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual bool Datagrams(std::unique_ptr<DatagramBatch> b) = 0;
+  virtual bool RelaySend(std::unique_ptr<RelayBatch> b) = 0;
+  virtual bool Denied(std::unique_ptr<std::vector<DeniedFlow>> b) = 0;
+  virtual bool Want(std::unique_ptr<std::vector<uint32_t>> b) = 0;
+};
+
+struct PeerConfig {
+  uint32_t overlayIp = 0;  // host order
+  bool relay = true;
+  Endpoint endpoint;
+  int maxDatagram = 1472;
+  FirewallTable inbound;
+};
+
+struct Keypair {
+  Keypair(uint32_t peer, uint32_t li, uint32_t ri, const uint8_t* sk, const uint8_t* rk)
+      : peerId(peer), localIndex(li), remoteIndex(ri), send(sk, true), recv(rk, false) {}
+  uint32_t peerId, localIndex, remoteIndex;
+  Aead send;
+  std::atomic<uint64_t> sendCounter{0};
+  std::mutex rxMu;  // recv context + window: the rx thread and injectRx (JS thread) both open
+  Aead recv;
+  ReplayWindow window;
+};
+
+struct Peer {
+  uint32_t id = 0;
+  PeerConfig cfg;
+  std::vector<std::shared_ptr<Keypair>> keys;  // newest last; the newest sends
+  std::atomic<int64_t> lastRxMs{-1}, lastWantMs{-1000000};
+  std::atomic<uint64_t> rxPackets{0}, txPackets{0}, rxBytes{0}, txBytes{0};
+};
+
+struct Stats {
+  uint64_t udpRxPackets, udpRxBatches, udpTxPackets, udpTxCalls, tunRxPackets, tunTxPackets;
+  uint64_t drops[kDropCount];
+  bool gso, gro;
+};
+struct PeerStat {
+  uint32_t peerId;
+  int64_t sinceRxMs;
+  uint64_t rxPackets, txPackets, rxBytes, txBytes;
+};
+
+int64_t NowMs();
+
+class DataPlane {
+ public:
+  DataPlane(int udpFd, int tunFd, uint32_t overlayIp, Sink* sink);
+  ~DataPlane();
+  bool Start(std::string* err);
+  void Close();
+  void SetPeer(uint32_t id, const PeerConfig& cfg);
+  void RemovePeer(uint32_t id);
+  bool AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t* sk, const uint8_t* rk, std::string* err);
+  void DropKeys(uint32_t li);
+  void InjectRx(const uint8_t* p, size_t len);
+  Stats GetStats();
+  std::vector<PeerStat> GetPeerStats();
+  int udpFamily() const { return family_; }
+
+ private:
+  struct RxOut {
+    std::vector<std::pair<const uint8_t*, size_t>> tun;
+    std::unique_ptr<std::vector<DeniedFlow>> denied;
+  };
+  // Writers (the JS thread) announce themselves so the two reader threads let them in between batches.
+  std::shared_lock<std::shared_mutex> ReadLock();
+  std::unique_lock<std::shared_mutex> WriteLock();
+  void RxLoop();
+  void TxLoop();
+  void ProcessTunData(uint8_t* p, size_t len, int64_t now, RxOut& out);  // table lock held (shared)
+  void FlushRx(RxOut& out);
+  void WriteTun(const uint8_t* p, size_t len);
+  void Count(Drop d) { drops_[d].fetch_add(1, std::memory_order_relaxed); }
+  size_t FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* out);
+
+  int udpFd_, tunFd_, family_;
+  uint32_t overlayIp_;
+  Sink* sink_;
+  int eventFd_ = -1;
+  bool started_ = false, closed_ = false;
+  bool gro_ = false;
+  std::thread rx_, tx_;
+  std::unique_ptr<UdpSender> sender_;
+
+  std::shared_mutex tableMu_;
+  std::atomic<int> writersWaiting_{0};
+  std::unordered_map<uint32_t, std::shared_ptr<Peer>> peers_;
+  std::unordered_map<uint32_t, std::shared_ptr<Peer>> byIp_;
+  std::unordered_map<uint32_t, std::shared_ptr<Keypair>> keys_;
+  Conntrack conntrack_;
+
+  std::atomic<uint64_t> udpRxPackets_{0}, udpRxBatches_{0}, tunRxPackets_{0}, tunTxPackets_{0};
+  SendCounters send_;
+  std::atomic<uint64_t> drops_[kDropCount] = {};
+};
+
+}  // namespace ember
