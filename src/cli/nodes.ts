@@ -6,21 +6,21 @@ import { humanDuration, printFields, printJson, printTable } from "./output.js";
 
 interface NodeRow {
   name: string; tenant: string; groups: string[]; status: string; online: boolean; lastSeen?: string;
-  endpoints: string[]; homeRelay?: string; certExpires: string; serial: string;
+  endpoints: string[]; homeRelay?: string; overlayIp?: string; certExpires: string; serial: string;
 }
 
 export function registerNodes(program: Command): void {
   const nodes = program.command("nodes").description("enrolled nodes (coordination server)");
 
   withAdminFlags(nodes.command("list")
-    .description("every node: name, tenant, groups, online, last seen, endpoints, certificate expiry")
+    .description("every node: name, tenant, overlay address, groups, online, last seen, endpoints, certificate expiry")
     .option("--json", "machine-readable output"))
     .action(async (o: AdminConnectionFlags & { json?: boolean }) => {
       const r = await adminCall(() => new AdminClient(o).listNodes()) as { nodes: NodeRow[] };
       if (o.json) return printJson(r.nodes);
       const now = Date.now();
-      printTable(["NAME", "TENANT", "GROUPS", "STATUS", "ONLINE", "LAST SEEN", "ENDPOINTS", "CERT EXPIRES"], r.nodes.map((n) => [
-        n.name, n.tenant, n.groups.join(",") || "-", n.status, n.online ? "yes" : "no",
+      printTable(["NAME", "TENANT", "OVERLAY IP", "GROUPS", "STATUS", "ONLINE", "LAST SEEN", "ENDPOINTS", "CERT EXPIRES"], r.nodes.map((n) => [
+        n.name, n.tenant, n.overlayIp ?? "-", n.groups.join(",") || "-", n.status, n.online ? "yes" : "no",
         n.lastSeen ? `${humanDuration(now - Date.parse(n.lastSeen))} ago` : "never", n.endpoints.join(",") || "-",
         `${n.certExpires} (${humanDuration(Date.parse(n.certExpires) - now)})`,
       ]));

@@ -5,13 +5,13 @@ import { CliError, printFields, printJson, printTable } from "./output.js";
 import { lastStartFailure, printProblems } from "./problems.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 
-interface PeerRow { name: string; state: string; activity?: string; path: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface PeerRow { name: string; overlayIp?: string; state: string; activity?: string; path: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
 interface Traffic { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; windowS?: number }
 
 function peerTable(peers: PeerRow[]): void {
   // OUT/IN: the path we send on and the one the peer's packets arrive by; WHY: why we do not send direct.
-  printTable(["PEER", "STATE", "ACTIVITY", "PATH", "OUT/IN", "WHY NOT DIRECT", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
-    peers.map((p) => [p.name, p.state, p.activity ?? "-", p.path, p.direction ? `${p.direction.out}/${p.direction.in}` : "-", p.notDirect ?? "-", p.endpoint,
+  printTable(["PEER", "OVERLAY IP", "STATE", "ACTIVITY", "PATH", "OUT/IN", "WHY NOT DIRECT", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
+    peers.map((p) => [p.name, p.overlayIp ?? "-", p.state, p.activity ?? "-", p.path, p.direction ? `${p.direction.out}/${p.direction.in}` : "-", p.notDirect ?? "-", p.endpoint,
       p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
 }
 
@@ -24,7 +24,7 @@ export function registerPeers(program: Command): void {
     .action(async (o: SocketOpts) => {
       let s;
       try {
-        s = await ask<{ name: string; identity: string; listen: string; cipher: string; certificate: { notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
+        s = await ask<{ name: string; identity: string; overlayIp?: string; listen: string; cipher: string; certificate: { notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
       } catch (err) {
         // No daemon: say why the last start failed, if `ember up` left the diagnosis behind.
         const last = lastStartFailure(o.state);
@@ -34,7 +34,7 @@ export function registerPeers(program: Command): void {
         throw new CliError("no daemon is running", 1);
       }
       if (o.json) return printJson(s);
-      printFields([["node", s.name], ["identity", s.identity], ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`],
+      printFields([["node", s.name], ["identity", s.identity], ...(s.overlayIp ? [["overlay ip", s.overlayIp] as [string, string]] : []), ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`],
         ...(s.traffic ? [["traffic per minute", perMinute(s.traffic.perMinute)] as [string, string]] : [])]);
       printProblems(s.problems ?? []);
       process.stdout.write("\n");

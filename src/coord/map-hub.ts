@@ -20,6 +20,8 @@ export interface HubPeer {
   homeRelay?: string;
   online: boolean;
   lastSeen?: number;
+  /** TUN mode's overlay IPv4 address, from the store (stable for the identity). */
+  overlayIp?: string;
   /** Announced in the node's status reports (not stored: a node announces again when it reconnects). */
   services?: MapService[];
 }
@@ -120,7 +122,12 @@ export class MapHub {
       const after = this.visible(sc, cls);
       if (after && !before) this.push(s, { upsert: [this.wire(p)] });
       else if (!after && before) this.push(s, { remove: [p.name] });
-      else if (after && prev && prev.certPem !== p.certPem) this.push(s, { patch: [{ name: p.name, certPem: p.certPem }] });
+      else if (after && prev && (prev.certPem !== p.certPem || prev.overlayIp !== p.overlayIp)) {
+        // A re-enrollment under another tenant is another identity, with its own overlay address.
+        const patch: PeerPatch = { name: p.name, certPem: p.certPem };
+        if (prev.overlayIp !== p.overlayIp && p.overlayIp !== undefined) patch.overlayIp = p.overlayIp;
+        this.push(s, { patch: [patch] });
+      }
     }
   }
 
@@ -299,7 +306,7 @@ export class MapHub {
     s.logBytes = 0;
     const frame: FullFrame = {
       v: MAP_PROTOCOL_VERSION, t: "full", seq: s.seq, epoch: this.epoch,
-      self: { name: self.name, tenant: self.tenant, groups: self.groups }, peers, rules: rules.wire, relays: this.relays,
+      self: { name: self.name, tenant: self.tenant, groups: self.groups, ...(self.overlayIp ? { overlayIp: self.overlayIp } : {}) }, peers, rules: rules.wire, relays: this.relays,
       ...(this.revocation ? { revocation: this.revocation } : {}),
     };
     this.send(s, encodeFrame(frame));
@@ -353,6 +360,7 @@ export class MapHub {
       w = {
         name: p.name, tenant: p.tenant, groups: p.groups, certPem: p.certPem, endpoints: p.endpoints, online: p.online,
         ...(p.homeRelay ? { homeRelay: p.homeRelay } : {}),
+        ...(p.overlayIp ? { overlayIp: p.overlayIp } : {}),
         ...(p.services?.length ? { services: p.services } : {}),
         ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
       };

@@ -90,6 +90,8 @@ export interface MapPeer {
   homeRelay?: string;
   online: boolean;
   lastSeen?: string;
+  /** Overlay IPv4 address (TUN mode), 100.64.0.0/10; stable for the identity. */
+  overlayIp?: string;
   /** Services the node announces (`ember serve`): name, port on the mesh, protocol. */
   services?: MapService[];
 }
@@ -123,9 +125,9 @@ export function sameServices(a: MapService[] | undefined, b: MapService[] | unde
 }
 
 /** A change to a peer already in the map: only the fields that changed. */
-export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem" | "services">>;
+export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem" | "services" | "overlayIp">>;
 
-export interface MapSelf { name: string; tenant: string; groups: string[] }
+export interface MapSelf { name: string; tenant: string; groups: string[]; overlayIp?: string }
 
 export interface FullFrame {
   v: number; t: "full"; seq: number; epoch: string;
@@ -198,12 +200,14 @@ export function decodeFrameBody(body: Buffer): MapFrame {
       throw new FrameError("full map frame lacks epoch/self/peers/relays");
     }
     for (const p of o.peers) checkPeer(p);
+    checkOverlayIp((o.self as MapSelf).overlayIp);
   } else {
     for (const k of ["upsert", "patch", "remove"] as const) if (o[k] !== undefined && !Array.isArray(o[k])) throw new FrameError(`delta ${k} is not a list`);
     for (const p of (o.upsert as unknown[] | undefined) ?? []) checkPeer(p);
     for (const p of (o.patch as unknown[] | undefined) ?? []) {
       if (!p || typeof (p as MapPeer).name !== "string") throw new FrameError("patch without a name");
       if ((p as MapPeer).services !== undefined) checkFrameServices((p as MapPeer).services);
+      checkOverlayIp((p as MapPeer).overlayIp);
     }
     for (const n of (o.remove as unknown[] | undefined) ?? []) if (typeof n !== "string") throw new FrameError("remove entry is not a name");
   }
@@ -217,6 +221,14 @@ function checkPeer(p: unknown): void {
     throw new FrameError("peer entry lacks name/tenant/groups/certPem/endpoints");
   }
   if (x.services !== undefined) checkFrameServices(x.services);
+  checkOverlayIp(x.overlayIp);
+}
+
+/** A dotted-quad IPv4 address (the node's TUN routes and firewall key on it, so junk is refused here). */
+export const OVERLAY_IP_PATTERN = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
+function checkOverlayIp(x: unknown): void {
+  if (x !== undefined && (typeof x !== "string" || !OVERLAY_IP_PATTERN.test(x))) throw new FrameError("overlayIp is not an IPv4 address");
 }
 
 function checkFrameServices(x: unknown): void {

@@ -335,6 +335,7 @@ export class CoordServer {
       nameFree: (existing) => existing.status === "revoked" || existing.notAfter + this.verifier.skewMs < now,
     });
     if (!r.ok) throw new HttpError(r.reason === "name_taken" ? 409 : 403, r.reason, r.detail);
+    node.overlayIp = r.overlayIp;
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
     this.timePush("enroll", () => this.hub.upsertPeer(hubPeer(node, now)));
     this.counters.enrollments++;
@@ -345,7 +346,7 @@ export class CoordServer {
     }
     sendJson(res, 200, {
       name, tenant: t.tenant, groups: t.groups, certPem, bundlePem: this.ca.bundlePem, revocation: this.revocationText ?? this.emptyList(),
-      certTtlMs: t.certTtlMs, notAfter: cert.notAfter.toISOString(),
+      certTtlMs: t.certTtlMs, notAfter: cert.notAfter.toISOString(), overlayIp: r.overlayIp,
     });
   }
 
@@ -588,7 +589,7 @@ export class CoordServer {
       return {
         name: n.name, tenant: n.tenant, groups: n.groups, roles: n.roles, status: n.status,
         online: this.hub.isOnline(n.name), lastSeen: (live?.lastSeen ?? n.lastSeen) ? new Date((live?.lastSeen ?? n.lastSeen)!).toISOString() : undefined,
-        endpoints: live?.endpoints ?? n.endpoints, homeRelay: live?.homeRelay ?? n.homeRelay, serial: n.serial,
+        endpoints: live?.endpoints ?? n.endpoints, homeRelay: live?.homeRelay ?? n.homeRelay, overlayIp: n.overlayIp, serial: n.serial,
         certExpires: new Date(n.notAfter).toISOString(), enrolledAt: new Date(n.enrolledAt).toISOString(),
       };
     });
@@ -669,7 +670,7 @@ export class CoordServer {
 function hubPeer(n: NodeRecord, _now: number) {
   return {
     name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
-    endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen,
+    endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen, overlayIp: n.overlayIp,
   };
 }
 

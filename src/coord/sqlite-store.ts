@@ -3,6 +3,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
 import type {
   CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
@@ -37,7 +38,21 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE TABLE console_users (username TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at INTEGER NOT NULL, created_by TEXT NOT NULL);
     `,
   },
+  {
+    // Overlay IPv4 addresses (TUN mode), one per identity. Kept apart from nodes, whose row a re-enrollment
+    // replaces, and never deleted: an address stays with its identity for good and is never handed to another.
+    // Nodes enrolled before this version get theirs in migrate() (the choice needs the hash, not SQL).
+    version: 3,
+    sql: `
+      CREATE TABLE overlay_addresses (tenant TEXT NOT NULL, name TEXT NOT NULL, address INTEGER NOT NULL UNIQUE,
+        assigned_at INTEGER NOT NULL, PRIMARY KEY (tenant, name));
+    `,
+  },
 ];
+
+/** Nodes with their overlay address (absent only before migrate() ran). */
+const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
+  LEFT JOIN overlay_addresses a ON a.tenant = n.tenant AND a.name = n.name`;
 
 type Row = Record<string, any>;
 
@@ -47,6 +62,7 @@ function nodeFromRow(r: Row): NodeRecord {
     status: r.status, enrolledAt: r.enrolled_at, tokenId: r.token_id, certTtlMs: r.cert_ttl_ms, serial: r.serial,
     certPem: r.cert_pem, notAfter: r.not_after, endpoints: JSON.parse(r.endpoints),
     homeRelay: r.home_relay ?? undefined, natType: r.nat_type ?? undefined, lastSeen: r.last_seen ?? undefined,
+    ...(r.overlay_address != null ? { overlayIp: intToIpv4(r.overlay_address) } : {}),
   };
 }
 
@@ -83,7 +99,20 @@ export class SqliteStore implements Store {
         this.db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(m.version, Date.now());
       }).immediate();
     }
+    this.db.transaction(() => {
+      for (const n of this.db.prepare(`${NODES_SELECT} WHERE a.address IS NULL`).all() as Row[]) this.overlayAddressFor(n.tenant, n.name, Date.now());
+    }).immediate();
     return latest;
+  }
+
+  /** Inside a transaction: the identity's overlay address, chosen and recorded on first use. */
+  private overlayAddressFor(tenant: string, name: string, now: number): string {
+    const have = this.db.prepare("SELECT address FROM overlay_addresses WHERE tenant = ? AND name = ?").get(tenant, name) as Row | undefined;
+    if (have) return intToIpv4(have.address);
+    const used = this.db.prepare("SELECT 1 FROM overlay_addresses WHERE address = ?");
+    const ip = chooseOverlayAddress(tenant, name, (a) => used.get(a) !== undefined);
+    this.db.prepare("INSERT INTO overlay_addresses (tenant, name, address, assigned_at) VALUES (?, ?, ?, ?)").run(tenant, name, ip, now);
+    return intToIpv4(ip);
   }
 
   async createToken(t: TokenRecord): Promise<void> {
@@ -97,14 +126,14 @@ export class SqliteStore implements Store {
     return r ? tokenFromRow(r) : undefined;
   }
 
-  async enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true } | EnrollRefusal> {
+  async enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true; overlayIp: string } | EnrollRefusal> {
     const { node, cert } = args;
-    return this.db.transaction((): { ok: true } | EnrollRefusal => {
+    return this.db.transaction((): { ok: true; overlayIp: string } | EnrollRefusal => {
       const t = this.db.prepare("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
       if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
       if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
       if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
-      const existing = this.db.prepare("SELECT * FROM nodes WHERE name = ?").get(node.name) as Row | undefined;
+      const existing = this.db.prepare(`${NODES_SELECT} WHERE n.name = ?`).get(node.name) as Row | undefined;
       if (existing && !args.nameFree(nodeFromRow(existing))) {
         return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
       }
@@ -114,7 +143,7 @@ export class SqliteStore implements Store {
         .run(node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
           node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter);
       this.insertCert(cert);
-      return { ok: true };
+      return { ok: true, overlayIp: this.overlayAddressFor(node.tenant, node.name, args.now) };
     }).immediate();
   }
 
@@ -134,12 +163,12 @@ export class SqliteStore implements Store {
   }
 
   async getNode(name: string): Promise<NodeRecord | undefined> {
-    const r = this.db.prepare("SELECT * FROM nodes WHERE name = ?").get(name) as Row | undefined;
+    const r = this.db.prepare(`${NODES_SELECT} WHERE n.name = ?`).get(name) as Row | undefined;
     return r ? nodeFromRow(r) : undefined;
   }
 
   async listNodes(): Promise<NodeRecord[]> {
-    return (this.db.prepare("SELECT * FROM nodes ORDER BY name").all() as Row[]).map(nodeFromRow);
+    return (this.db.prepare(`${NODES_SELECT} ORDER BY n.name`).all() as Row[]).map(nodeFromRow);
   }
 
   async liveSerials(name: string, enrollmentId: string, now: number): Promise<{ serial: string; notAfter: number }[]> {

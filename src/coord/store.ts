@@ -34,6 +34,8 @@ export interface NodeRecord {
   homeRelay?: string;
   natType?: string;
   lastSeen?: number;
+  /** Overlay IPv4 address of the identity (tenant + name), for TUN mode: assigned at enrollment, never moved. */
+  overlayIp?: string;
 }
 
 export interface CertRecord { serial: string; name: string; enrollmentId: string; notAfter: number; issuedAt: number; kind: "enroll" | "renew" }
@@ -57,9 +59,10 @@ export interface Store {
   getToken(id: string): Promise<TokenRecord | undefined>;
   /**
    * Atomically: the token still exists, is unexpired and has a use left (decrement it); the name is free
-   * or may be re-enrolled (decide(existing) says so); write the node and its certificate.
+   * or may be re-enrolled (decide(existing) says so); write the node and its certificate; give the identity
+   * its overlay address unless it already has one (chooseOverlayAddress), and return it.
    */
-  enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true } | EnrollRefusal>;
+  enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true; overlayIp: string } | EnrollRefusal>;
   /** Records a renewed certificate for an active node of the given enrollment. */
   renew(args: { name: string; enrollmentId: string; cert: CertRecord; certPem: string }): Promise<boolean>;
   getNode(name: string): Promise<NodeRecord | undefined>;

@@ -70,6 +70,8 @@ export function statusReport(d: Daemon) {
   const mesh = d.mesh;
   return {
     name: id.name, identity: id.spiffeId, tenant: id.tenant, groups: id.groups,
+    // Assigned by the coordination server (TUN mode); absent for a node without one.
+    overlayIp: mesh?.peerMap?.self.overlayIp,
     certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
     listen: d.listenAddress(),
     uptimeS: Math.round((Date.now() - d.startedAt) / 1000),
@@ -132,6 +134,7 @@ export function peersReport(d: Daemon) {
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),
     identity: p.identity?.spiffeId,
+    overlayIp: d.knownPeer(p.name)?.overlayIp,
     services: d.knownPeer(p.name)?.services ?? [],
     lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,
     rttMs: p.stats.lastRttMs !== undefined ? Math.round(p.stats.lastRttMs * 1000) / 1000 : undefined,

@@ -297,7 +297,7 @@ export class Daemon implements NodeRuntime {
 
   knownPeer(name: string): KnownPeer | undefined {
     const fromMap = this.meshPart?.mapPeer(name);
-    if (fromMap) return { name, tenant: fromMap.tenant, groups: fromMap.groups, services: fromMap.services ?? [] };
+    if (fromMap) return { name, tenant: fromMap.tenant, groups: fromMap.groups, services: fromMap.services ?? [], ...(fromMap.overlayIp ? { overlayIp: fromMap.overlayIp } : {}) };
     const p = this.device.peers.get(name);
     if (!p) return undefined;
     // A static peer: what its verified certificate says, once a session has shown it.

@@ -3,8 +3,9 @@
 // receiving node's decision is authoritative and takes the peer's principal from its verified session
 // certificate; the sender pre-checks with the peer map's view to fail fast.
 import {
-  decide, EMPTY_POLICY, policyFromRules, type CompiledPolicy, type CompiledRule, type Decision, type FlowProtocol, type Principal,
+  decide, EMPTY_POLICY, inboundFirewallTable, policyFromRules, type CompiledPolicy, type CompiledRule, type Decision, type FlowProtocol, type Principal,
 } from "../policy/index.js";
+import type { FirewallTable } from "../native/types.js";
 import type { Identity } from "../pki/index.js";
 
 export interface Flow { from: Principal; to: Principal; port: number; protocol: FlowProtocol }
@@ -26,6 +27,11 @@ export class FlowPolicy {
 
   decide(flow: Flow): Decision {
     return decide(this.policy, flow.from, flow.to, flow.port, flow.protocol);
+  }
+
+  /** What `from` may open on `to`, for the TUN data plane's per-packet check; recompute after setRules. */
+  inboundTable(from: Principal, to: Principal): FirewallTable {
+    return inboundFirewallTable(this.policy, from, to);
   }
 
   /** The rules in force (diagnostics look for the nearest one to a denied flow). */

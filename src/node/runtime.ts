@@ -19,6 +19,8 @@ export interface KnownPeer {
   tenant: string;
   groups: string[];
   services: AnnouncedService[];
+  /** TUN mode's overlay IPv4 address, from the peer map (static peers have none). */
+  overlayIp?: string;
 }
 
 /**

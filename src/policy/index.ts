@@ -12,6 +12,7 @@ export { serializeRules, rulesFromWire, policyFromRules, PolicyWireError } from 
 export { parseSelector, selectorText } from "./selectors.js";
 export { MAX_POLICY_BYTES, policySizeProblem } from "./limits.js";
 export { nearestRule, type NearestRule } from "./nearest.js";
+export { inboundFirewallTable } from "./firewall-table.js";
 
 /** No rules: every flow is denied. */
 export const EMPTY_POLICY: CompiledPolicy = Object.freeze({

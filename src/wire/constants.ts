@@ -216,3 +216,10 @@ export const HANDSHAKE_INIT_RATE_PER_S = 2_000;
 export const HANDSHAKE_INIT_BURST = 400;
 export const HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S = 50;
 export const HANDSHAKE_INIT_BURST_PER_SOURCE = 20;
+
+/**
+ * TUN mode: every node's overlay IPv4 address is in 100.64.0.0/10 (RFC 6598 shared address space, which no
+ * LAN or public service uses), assigned by the coordination server (src/coord/overlay-address.ts).
+ */
+export const OVERLAY_NETWORK = "100.64.0.0";
+export const OVERLAY_PREFIX_LENGTH = 10;

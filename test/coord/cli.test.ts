@@ -84,13 +84,14 @@ describe("ember token/nodes/policy against a live coordination server", () => {
     // The token's default --cert-ttl is 8h.
     expect(Math.abs(Date.parse(laptop.certExpires) - (Date.now() + 8 * 3_600_000))).toBeLessThan(5 * 60_000);
     expect(list.find((n) => n.name === "db-1").groups).toEqual(["databases"]);
+    expect(laptop.overlayIp).toMatch(/^100\.\d+\.\d+\.\d+$/);
 
     const table = ember(["nodes", "list", "--coord", coord.url, ...flags(mesh)]);
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+TENANT\s+GROUPS\s+STATUS\s+ONLINE\s+LAST SEEN\s+ENDPOINTS\s+CERT EXPIRES$/);
+    expect(lines[0]).toMatch(/^NAME\s+TENANT\s+OVERLAY IP\s+GROUPS\s+STATUS\s+ONLINE\s+LAST SEEN\s+ENDPOINTS\s+CERT EXPIRES$/);
     expect(lines).toHaveLength(4);
-    expect(lines.find((l) => l.startsWith("laptop-1 "))).toMatch(/^laptop-1\s+demo\s+engineering-team,staff\s+active\s+(yes|no)\s.*\(7h5\dm\)$/);
+    expect(lines.find((l) => l.startsWith("laptop-1 "))).toMatch(/^laptop-1\s+demo\s+100\.\d+\.\d+\.\d+\s+engineering-team,staff\s+active\s+(yes|no)\s.*\(7h5\dm\)$/);
   }, 60_000);
 
   it("policy set applies a valid file and refuses a syntax error, an unknown group, a bad port and a duplicate rule by line", () => {

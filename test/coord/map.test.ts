@@ -58,7 +58,8 @@ describe("peer map", () => {
     expect(names(app.map)).toEqual(["db-1"]);
     expect(names(db.map)).toEqual(["app-1"]);
     expect(names(hr.map)).toEqual([]);
-    expect(app.map!.self).toEqual({ name: "app-1", tenant: "acme", groups: ["eng"] });
+    expect(app.map!.self).toEqual({ name: "app-1", tenant: "acme", groups: ["eng"], overlayIp: expect.stringMatching(/^100\./) });
+    expect(app.map!.peers[0].overlayIp).toBe(db.map!.self.overlayIp);
     expect(app.map!.relays).toEqual([{ name: "relay-1", host: "127.0.0.1", port: 4443, stunPort: 3478 }]);
     expect((app.map!.rules as unknown[]).length).toBe(1);
     expect((hr.map!.rules as unknown[]).length).toBe(0);
@@ -152,6 +153,8 @@ describe("peer map", () => {
   it("rotates a certificate with a 3 s TTL before it expires, and peers get the new certificate", async () => {
     const dir = await node("short-1", ["db"], 3_000);
     const c = client(dir);
+    await waitFor(() => c.map, 5_000, "map");
+    const overlayIp = c.map!.self.overlayIp;
     const renewed: string[] = [];
     c.on("renewed", (r: { certPem: string }) => renewed.push(r.certPem));
     await waitFor(() => renewed.length >= 2, 12_000, "two renewals");
@@ -159,6 +162,7 @@ describe("peer map", () => {
     expect(new Set(serials).size).toBe(2);
     const app = clients[0];
     await waitFor(() => app.map!.peers.find((p) => p.name === "short-1")?.certPem === renewed[renewed.length - 1], 5_000, "peer sees new cert");
+    expect(app.map!.peers.find((p) => p.name === "short-1")!.overlayIp).toBe(overlayIp); // rotation keeps the address
     // The stream came back under the new certificate.
     await waitFor(() => c.stats.connects >= 2 && server.hub.isOnline("short-1"), 5_000, "reconnected");
   });

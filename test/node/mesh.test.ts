@@ -89,6 +89,14 @@ describe("coordinated mesh", () => {
     expect(beta.path === "direct" || beta.path === "relay:relay-1").toBe(true);
     expect(beta.rxBytes).toBeGreaterThan(0);
     expect(beta.lastHandshake).toBeDefined();
+    // Overlay addresses from the coordination server: the node's own, and each peer's as its map says.
+    expect(st.overlayIp).toMatch(/^100\.\d+\.\d+\.\d+$/);
+    const betaSt = JSON.parse(ember(["status", "--state", nodes.beta.dir, "--json"]).stdout);
+    expect(beta.overlayIp).toBe(betaSt.overlayIp);
+    expect(beta.overlayIp).not.toBe(st.overlayIp);
+    const table = ember(["peers", "--state", nodes.alpha.dir]);
+    expect(table.stdout).toContain("OVERLAY IP");
+    expect(table.stdout).toContain(beta.overlayIp);
     const nc = ember(["netcheck", "--state", nodes.alpha.dir, "--json"]);
     expect(nc.code, nc.stderr).toBe(0);
     const report = JSON.parse(nc.stdout);
