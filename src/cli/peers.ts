@@ -5,6 +5,18 @@ import { CliError, printFields, printJson, printTable } from "./output.js";
 import { lastStartFailure, printProblems } from "./problems.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 
+interface DataPlaneRow { backend: string; note?: string; native?: { tun?: { name: string; address: string; mtu: number }; stats: { gso: boolean; gro: boolean } } }
+
+/** "native (TUN ember0 100.64.1.2, MTU 1220; GSO, GRO)" or "typescript (why)". */
+function describeDataPlane(d: DataPlaneRow): string {
+  const parts: string[] = [];
+  const t = d.native?.tun;
+  if (t) parts.push(`TUN ${t.name} ${t.address}, MTU ${t.mtu}`);
+  if (d.native) parts.push([d.native.stats.gso && "GSO", d.native.stats.gro && "GRO"].filter(Boolean).join(", ") || "no GSO/GRO");
+  if (d.note) parts.push(d.note);
+  return `${d.backend}${parts.length ? ` (${parts.join("; ")})` : ""}`;
+}
+
 interface PeerRow { name: string; overlayIp?: string; state: string; activity?: string; path: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
 interface Traffic { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; windowS?: number }
 
@@ -24,7 +36,7 @@ export function registerPeers(program: Command): void {
     .action(async (o: SocketOpts) => {
       let s;
       try {
-        s = await ask<{ name: string; identity: string; overlayIp?: string; listen: string; cipher: string; certificate: { notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
+        s = await ask<{ name: string; identity: string; overlayIp?: string; listen: string; cipher: string; dataPlane?: DataPlaneRow; certificate: { notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
       } catch (err) {
         // No daemon: say why the last start failed, if `ember up` left the diagnosis behind.
         const last = lastStartFailure(o.state);
@@ -35,6 +47,7 @@ export function registerPeers(program: Command): void {
       }
       if (o.json) return printJson(s);
       printFields([["node", s.name], ["identity", s.identity], ...(s.overlayIp ? [["overlay ip", s.overlayIp] as [string, string]] : []), ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`],
+        ...(s.dataPlane ? [["data plane", describeDataPlane(s.dataPlane)] as [string, string]] : []),
         ...(s.traffic ? [["traffic per minute", perMinute(s.traffic.perMinute)] as [string, string]] : [])]);
       printProblems(s.problems ?? []);
       process.stdout.write("\n");

@@ -76,6 +76,7 @@ export function statusReport(d: Daemon) {
     listen: d.listenAddress(),
     uptimeS: Math.round((Date.now() - d.startedAt) / 1000),
     cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
+    dataPlane: d.dataPlaneReport(),
     coordination: mesh ? {
       url: d.config.coordUrl, homeRelay: mesh.homeRelay,
       relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,

@@ -26,6 +26,14 @@ import { Flows } from "./flows.js";
 import { NodeAccess } from "./access.js";
 import { LogTap, NodeHealth } from "./health.js";
 import { addTotals, TrafficMeter, ZERO_TRAFFIC } from "./traffic.js";
+import type { SessionMirror } from "../session/device.js";
+import type { Peer } from "../session/peer.js";
+import { nativeAddon, nativeStatus } from "../native/addon.js";
+import { NativePlane, type NativePlaneStatus } from "./native-plane.js";
+import { DnsResponder } from "./dns-responder.js";
+import { lookupName } from "../access/names.js";
+import { principalOf } from "./flow-policy.js";
+import { OVERLAY_PREFIX_LENGTH } from "../wire/constants.js";
 
 export interface DaemonOptions {
   config: NodeConfig;
@@ -59,6 +67,20 @@ export class Daemon implements NodeRuntime {
   private meshPart?: Mesh;
   private controlSocket?: ControlServer;
   private metricsServer?: import("node:http").Server;
+  /** The native data plane (batched UDP; TUN in TUN mode); absent on the TypeScript path. */
+  private native?: NativePlane;
+  /** Why the daemon runs without the native data plane or without TUN, for status and the log. */
+  private nativeNote?: string;
+  private tunRefused = false;
+  /** Answers the mesh's names with overlay addresses, on the node's overlay address (TUN mode). */
+  private dns?: DnsResponder;
+  /** Forwards the device's session changes to the native data plane, whenever there is one. */
+  private readonly mirror: SessionMirror = {
+    keysInstalled: (peer, kp) => this.native?.keysInstalled(peer, kp),
+    keysForgotten: (peer, index) => this.native?.keysForgotten(peer, index),
+    pathChanged: (peer) => this.native?.pathChanged(peer),
+    tunData: (data) => this.native?.tunData(data),
+  };
   /** Everything this node sends and receives (UDP socket, relays, coordination stream), for `ember status`. */
   readonly traffic = new TrafficMeter(() => addTotals(this.conn?.totals() ?? ZERO_TRAFFIC, this.meshPart?.controlTraffic() ?? ZERO_TRAFFIC));
 
@@ -79,6 +101,7 @@ export class Daemon implements NodeRuntime {
       canSend: (to) => this.canSend(to),
       onWritable: (peer) => this.events.emit("writable", peer.name),
       peerCertificate: (name) => this.mapCertificate(name),
+      mirror: nativeWanted(opts.config) ? this.mirror : undefined,
     });
     this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
@@ -150,6 +173,7 @@ export class Daemon implements NodeRuntime {
     });
     this.conn = conn;
     this.local = new LocalCandidates(conn, cfg.listenHost);
+    this.startNative();
     if (cfg.portmap.length) this.startPortMapper(conn.address().port, cfg.portmap);
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
     await this.controlSocket.listen();
@@ -164,7 +188,7 @@ export class Daemon implements NodeRuntime {
         services: () => this.services.announced(),
         onRenewed: () => this.reloadCredentials(),
         onRules: (rules) => this.setRules(rules),
-        onPeers: () => this.events.emit("peers"),
+        onPeers: () => { this.onMapPeers(); this.events.emit("peers"); },
         onPeerGone: (name, why) => this.events.emit("peer-gone", name, why),
       });
       this.meshPart.start();
@@ -216,6 +240,7 @@ export class Daemon implements NodeRuntime {
 
   private setRules(rules: CompiledRule[]): void {
     if (!this.policy.setRules(rules)) return;
+    this.native?.syncAll();
     this.log.info({ rules: this.policy.ruleCount, hash: this.policy.hash.slice(0, 12) }, "policy rules updated");
     this.events.emit("rules");
   }
@@ -251,12 +276,105 @@ export class Daemon implements NodeRuntime {
     await this.health.stop();
     await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     this.flows.close();
+    await this.dns?.close();
     await this.meshPart?.stop();
+    this.native?.close();
     this.device.stop();
     await this.controlSocket?.close();
     await this.conn?.close();
     this.log.info({ name: this.name }, "node down");
     this.log.flush?.();
+  }
+
+  // ---- native data plane and TUN ----------------------------------------------------------------------------
+
+  /**
+   * The native data plane on the daemon's socket when the addon loads: batched receives at once; TUN later,
+   * once the peer map gives this node its overlay address (onMapPeers). Without the addon (or with
+   * EMBER_NATIVE=off) the TypeScript path carries everything and the note says why.
+   */
+  private startNative(): void {
+    if (!nativeWanted(this.config)) return;
+    const why = nativeStatus();
+    if (!why.loaded) {
+      this.nativeNote = `native data plane off: ${why.reason}`;
+      if (this.config.tun) this.nativeNote = `TUN off: the native addon is not loaded (${why.reason})`;
+      this.log.info({ reason: why.reason, tun: this.config.tun }, this.config.tun ? "TUN off: the native addon is not loaded" : "native data plane off");
+      return;
+    }
+    if (this.config.tun && !this.config.coordUrl) {
+      this.nativeNote = "TUN off: overlay addresses come from a coordination server (--coord)";
+      this.log.warn({}, this.nativeNote);
+    }
+    this.openNative();
+  }
+
+  /** (Re)creates the data plane, with TUN when given; false (and the note says why) when the addon refuses. */
+  private openNative(tun?: { name: string; address: string }): boolean {
+    const addon = nativeAddon();
+    if (!addon || !this.conn) return false;
+    const meshPart = () => this.meshPart;
+    const deps = {
+      addon, conn: this.conn, device: this.device, log: this.log, pathMtu: this.config.mtu,
+      overlayIpOf: (name: string) => meshPart()?.mapPeer(name)?.overlayIp,
+      inboundTable: (peer: Peer) => this.policy.inboundTable(principalOf(peer.identity!), principalOf(this.identity())),
+      explainDenied: (peer: Peer, protocol: string, port: number) => {
+        const d = this.policy.decide({ from: principalOf(peer.identity!), to: principalOf(this.identity()), port, protocol: protocol as "tcp" });
+        return d.rule ? `${d.reason} (line ${d.rule.line}: ${d.rule.text})` : d.reason;
+      },
+      sendViaRelay: (to: Endpoint & { kind: "relay" }, data: Uint8Array) => meshPart()?.sendViaRelay(to, data),
+    };
+    const previous = this.native;
+    this.native = undefined;
+    previous?.close();
+    try {
+      this.native = new NativePlane(deps, tun && { ...tun, prefixLength: OVERLAY_PREFIX_LENGTH });
+      if (tun) {
+        this.nativeNote = undefined;
+        this.log.info({ tun: this.native.tun }, "TUN up");
+      }
+      return true;
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.nativeNote = tun ? `TUN off: ${reason}` : `native data plane off: ${reason}`;
+      this.log.warn({ err: reason }, tun ? "TUN off: staying userspace" : "native data plane off");
+      // TUN refused (no root, no /dev/net/tun): the batched socket still serves the userspace path.
+      if (tun) this.openNative();
+      return false;
+    }
+  }
+
+  /** A new peer map: TUN comes up once the map gives this node an address; the data plane learns the peers. */
+  private onMapPeers(): void {
+    const tun = this.config.tun;
+    const address = this.meshPart?.peerMap?.self.overlayIp;
+    if (tun && address && !this.tunRefused && this.native?.tun?.address !== address) {
+      if (this.openNative({ name: tun, address })) void this.startDns(address);
+      else this.tunRefused = true; // said once in the log and in status; not retried with every map
+    }
+    this.native?.syncAll();
+  }
+
+  /** The mesh's names (NAME, NAME.TENANT, SERVICE.NAME, with or without .ember) answered with overlay addresses. */
+  private async startDns(address: string): Promise<void> {
+    await this.dns?.close();
+    this.dns = new DnsResponder((name) => {
+      const found = lookupName(name, this.access.directory);
+      return found.ok ? this.meshPart?.mapPeer(found.peer.name)?.overlayIp : undefined;
+    }, this.log);
+    try {
+      await this.dns.start({ host: address, port: 53 });
+      this.log.info({ dns: `${address}:53` }, "DNS for mesh names listening");
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, "DNS for mesh names not started");
+      this.dns = undefined;
+    }
+  }
+
+  /** For `ember status`: which data plane carries packets, and TUN. */
+  dataPlaneReport(): { backend: "native" | "typescript"; note?: string; native?: NativePlaneStatus } {
+    const st = this.native?.status();
+    return { backend: st ? "native" : "typescript", ...(this.nativeNote ? { note: this.nativeNote } : {}), ...(st ? { native: st } : {}) };
   }
 
   // ---- NodeRuntime ---------------------------------------------------------------------------------------
@@ -303,4 +421,9 @@ export class Daemon implements NodeRuntime {
     // A static peer: what its verified certificate says, once a session has shown it.
     return { name, tenant: p.identity?.tenant ?? "", groups: p.identity?.groups ?? [], services: [] };
   }
+}
+
+/** The native data plane is tried in TUN mode, and for batched UDP unless EMBER_NATIVE=off. */
+function nativeWanted(cfg: NodeConfig): boolean {
+  return !!cfg.tun || process.env.EMBER_NATIVE !== "off";
 }
