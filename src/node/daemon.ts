@@ -79,7 +79,7 @@ export class Daemon implements NodeRuntime {
     keysInstalled: (peer, kp) => this.native?.keysInstalled(peer, kp),
     keysForgotten: (peer, index) => this.native?.keysForgotten(peer, index),
     pathChanged: (peer) => this.native?.pathChanged(peer),
-    tunData: (data) => this.native?.tunData(data),
+    tunData: (data, from) => this.native?.tunData(data, from),
   };
   /** Everything this node sends and receives (UDP socket, relays, coordination stream), for `ember status`. */
   readonly traffic = new TrafficMeter(() => addTotals(this.conn?.totals() ?? ZERO_TRAFFIC, this.meshPart?.controlTraffic() ?? ZERO_TRAFFIC));

@@ -55,6 +55,8 @@ export class NativePlane implements SessionMirror {
   private readonly names = new Map<number, string>();
   private readonly last = new Map<number, { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number }>();
   private nextId = 1;
+  /** TUN_DATA that came over the relay since the last counter sync, by peer (the rest came by the direct path). */
+  private readonly relayRx = new Map<string, number>();
   private syncTimer?: NodeJS.Timeout;
   private tunInfo?: { name: string; address: string; mtu: number };
 
@@ -126,7 +128,8 @@ export class NativePlane implements SessionMirror {
     this.syncPeer(peer);
   }
 
-  tunData(data: Buffer): void {
+  tunData(data: Buffer, from: Endpoint): void {
+    if (from.kind === "relay") this.relayRx.set(from.peer, (this.relayRx.get(from.peer) ?? 0) + 1);
     this.plane.injectRx(data);
   }
 
@@ -213,7 +216,9 @@ export class NativePlane implements SessionMirror {
         rxBytes: c.rxBytes - before.rxBytes, txBytes: c.txBytes - before.txBytes,
       };
       this.last.set(c.peerId, { rxPackets: c.rxPackets, txPackets: c.txPackets, rxBytes: c.rxBytes, txBytes: c.txBytes });
-      if (d.rxPackets > 0 || d.txPackets > 0) this.deps.device.noteTunTraffic(name, d);
+      const relayRxPackets = this.relayRx.get(name) ?? 0;
+      if (d.rxPackets > 0 || d.txPackets > 0) this.deps.device.noteTunTraffic(name, { ...d, relayRxPackets });
     }
+    this.relayRx.clear();
   }
 }

@@ -216,13 +216,17 @@ export class Device {
    * The TUN data plane moved IP packets for the peer on its own threads (tun-mode.ts reads its counters): the
    * peer is active, and a received packet is as good as any for the dead-peer check.
    */
-  noteTunTraffic(name: string, d: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number }): void {
+  noteTunTraffic(name: string, d: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number; relayRxPackets: number }): void {
     const peer = this.peers.get(name);
     if (!peer) return;
     const now = this.now();
     this.touch(peer, now);
     if (d.rxPackets > 0) peer.lastReceivedAt = now;
-    if (d.txPackets > 0) peer.lastSentAt = now;
+    // The addon read them from the socket: they came by the direct path (the path layer's evidence it works).
+    if (d.rxPackets > d.relayRxPackets && peer.endpoint?.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = peer.endpoint; }
+    if (d.relayRxPackets > 0) peer.lastRelayRxAt = now;
+    // The addon sends on the current path: as the path layer counts sends (a send not answered makes it suspect).
+    if (d.txPackets > 0) { peer.lastSentAt = now; peer.lastPathSentAt = now; }
     peer.stats.rxPackets += d.rxPackets;
     peer.stats.txPackets += d.txPackets;
     peer.stats.rxBytes += d.rxBytes;

@@ -11,6 +11,7 @@
 //   transfer.ts steps --port P [--seed S]   One connection to 127.0.0.1:P driven by stdin lines: "send N" sends the
 //                                       next N bytes of the stream and prints {"sent":total} once written;
 //                                       "end" half-closes and prints the result line (as send).
+//   --host H (sink, send): listen on / connect to H instead of 127.0.0.1 (TUN tests use overlay names).
 //   transfer.ts https --port P --cert C --key K --text T
 //                                       HTTPS server answering T to every request. Prints {"ready":true}.
 import { createCipheriv, createHash } from "node:crypto";
@@ -24,7 +25,7 @@ const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
     port: { type: "string" }, bytes: { type: "string" }, seed: { type: "string", default: "lab" }, progress: { type: "string", default: "0" },
-    streams: { type: "string", default: "1" },
+    streams: { type: "string", default: "1" }, host: { type: "string", default: "127.0.0.1" },
     cert: { type: "string" }, key: { type: "string" }, text: { type: "string", default: "ok" },
   },
 });
@@ -40,7 +41,7 @@ switch (positionals[0]) {
       c.on("end", () => c.end(`${h.digest("hex")} ${n}\n`));
       c.on("error", () => undefined);
     });
-    srv.listen(port, "127.0.0.1", () => say({ ready: true, port: (srv.address() as { port: number }).port }));
+    srv.listen(port, values.host, () => say({ ready: true, port: (srv.address() as { port: number }).port }));
     break;
   }
   case "send": {
@@ -55,7 +56,7 @@ switch (positionals[0]) {
       const zeros = Buffer.alloc(64 * 1024);
       const h = createHash("sha256");
       let sent = 0;
-      const c = connect(port, "127.0.0.1");
+      const c = connect(port, values.host!);
       let answer = "";
       c.setEncoding("utf8");
       c.on("data", (d: string) => (answer += d));
