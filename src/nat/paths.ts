@@ -10,6 +10,7 @@
 // at once on the last path that worked, with a copy over the relay until that path answers again.
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
+import { isOverlayAddress } from "../wire/constants.js";
 
 /**
  * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
@@ -291,7 +292,8 @@ export class PathManager {
   private mergeCandidates(s: PeerPaths, candidates: Endpoint[], prflx = false): boolean {
     let added = false;
     for (const ep of candidates) {
-      if (ep.kind !== "udp") continue;
+      // An overlay address reaches the peer through our own tunnel: never a path (see isOverlayAddress).
+      if (ep.kind !== "udp" || isOverlayAddress(ep.host)) continue;
       const key = endpointKey(ep);
       if (!s.candidates.has(key)) {
         s.candidates.set(key, { endpoint: ep, punchedAt: 0, lastProbeAt: 0, lastPongAt: 0, lastHeardAt: 0, probes: 0, pongs: 0, ...(prflx ? { prflx } : {}) });
@@ -314,7 +316,7 @@ export class PathManager {
    * answer makes this direction direct too.
    */
   onDirectRx(peer: string, from: Endpoint): void {
-    if (from.kind !== "udp") return;
+    if (from.kind !== "udp" || isOverlayAddress(from.host)) return;
     const s = this.peers.get(peer);
     if (!s) return;
     const now = this.host.now();

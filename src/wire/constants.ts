@@ -223,3 +223,12 @@ export const HANDSHAKE_INIT_BURST_PER_SOURCE = 20;
  */
 export const OVERLAY_NETWORK = "100.64.0.0";
 export const OVERLAY_PREFIX_LENGTH = 10;
+
+/**
+ * Whether an IPv4 address is in the overlay range. Such an address is never a path: a node's own TUN address
+ * offered as a candidate would carry the tunnel inside itself (probes loop through TUN and die there).
+ */
+export function isOverlayAddress(host: string): boolean {
+  const m = /^100\.(\d{1,3})\./.exec(host);
+  return !!m && (Number(m[1]) & 0xc0) === 64;
+}

@@ -13,6 +13,7 @@ import { ResultTable } from "./table.js";
 import { tempDir } from "../helpers/pki.js";
 import { loadNativeAddon } from "../../src/native/addon.js";
 import { EMBER } from "../helpers/cli.js";
+import { isOverlayAddress } from "../../src/wire/constants.js";
 
 const avail = Lab.available();
 const addon = loadNativeAddon();
@@ -103,6 +104,10 @@ describe.skipIf(!!skip)("TUN mode across NATs", () => {
       const r = await lab.run(hosts.a, ["ping", "-c", "2", "-W", "2", name], { timeoutMs: 15_000 });
       expect(r.code, `ping ${name}: ${r.stdout}${r.stderr}`).toBe(0);
       expect(r.stdout).toContain(`(${ip.b})`);
+    }
+    // No path ever goes through the tunnel itself (a node's overlay address offered as a candidate).
+    for (const x of ["a", "b"]) {
+      for (const p of await m.request<any[]>(nodes[x], "peers")) expect(isOverlayAddress(String(p.endpoint).split(":")[0]), `${x} -> ${p.name} via ${p.endpoint}`).toBe(false);
     }
     const back = await lab.run(hosts.b, ["ping", "-c", "2", "-W", "2", "a"], { timeoutMs: 15_000 });
     expect(back.code, back.stdout + back.stderr).toBe(0);
