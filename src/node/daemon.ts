@@ -294,7 +294,10 @@ export class Daemon implements NodeRuntime {
    * EMBER_NATIVE=off) the TypeScript path carries everything and the note says why.
    */
   private startNative(): void {
-    if (!nativeWanted(this.config)) return;
+    if (!nativeWanted(this.config)) {
+      this.nativeNote = "native data plane off: EMBER_NATIVE=off";
+      return;
+    }
     const why = nativeStatus();
     if (!why.loaded) {
       this.nativeNote = `native data plane off: ${why.reason}`;
