@@ -6,10 +6,13 @@
 // (utime + stime from /proc/PID/stat before and after each iperf3 run, all threads).
 //   sudo npm run bench:peers          (T=5 seconds per iperf3 run by default; whole run ~2 minutes)
 // Needs root, iproute2, iperf3, wireguard-go + wireguard-tools, nebula (Debian packages) and the built addon
-// (npm run build:native). Namespaces are ${PREFIX}-a/-b (PREFIX = "bp" + PID); every process this bench
-// starts is killed by PID at the end and the namespaces are deleted, on errors and Ctrl-C too.
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// (npm run build:native). Namespaces are ${PREFIX}-a/-b (PREFIX = "bp" + PID, recorded in /run/bench-peers);
+// every process this bench starts is killed by PID at the end and the namespaces are deleted, on errors and
+// Ctrl-C too; a run that was killed outright leaves its record, and the next run removes what it names.
+// Long waits (iperf3, pings, CLI calls) are asynchronous: tsx SIGKILLs a child that does not answer Ctrl-C
+// within 30 ms, which would skip the cleanup.
+import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -21,7 +24,7 @@ const ROOT = join(import.meta.dirname, "..");
 const EMBER = join(ROOT, "bin", "ember.mjs");
 const T = Number(process.env.T ?? 5);
 const LIMIT_MS = Number(process.env.BENCH_LIMIT_MS ?? 600_000);
-const PREFIX = `bp${process.pid % 100_000}`;
+const PREFIX = `bp${process.pid}`;
 const NS = { a: `${PREFIX}-a`, b: `${PREFIX}-b` } as const;
 const VETH = { a: `${PREFIX}va`, b: `${PREFIX}vb` } as const;
 const UNDERLAY = { a: "198.18.10.1", b: "198.18.10.2" } as const;
@@ -54,6 +57,16 @@ function tryIn(side: Side, argv: string[], timeoutMs = 30_000): boolean {
   try { execIn(side, argv, timeoutMs); return true; } catch { return false; }
 }
 
+/** execIn without blocking the event loop (a signal is handled at once); rejects with stdout and stderr. */
+function runIn(side: Side | undefined, argv: string[], timeoutMs: number): Promise<string> {
+  const cmd = side ? ["ip", "netns", "exec", NS[side], ...argv] : argv;
+  return new Promise((resolve, reject) => {
+    execFile(cmd[0], cmd.slice(1), { cwd: ROOT, encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stdout, stderr })); else resolve(stdout);
+    });
+  });
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for a stdout line matching `ready`; fails with the stderr tail when the child exits first. */
@@ -81,6 +94,26 @@ function sleepSync(ms: number): void { Atomics.wait(new Int32Array(new SharedArr
 
 function alive(pid: number): boolean { try { process.kill(pid, 0); return true; } catch { return false; } }
 
+const OWNER_DIR = "/run/bench-peers";
+
+/** Namespaces of earlier runs that were killed before their cleanup (their recorded PID is gone): their processes, then them. */
+function sweepDeadRuns(): void {
+  let files: string[] = [];
+  try { files = readdirSync(OWNER_DIR); } catch { return; }
+  for (const f of files) {
+    const m = /^(bp(\d+))\.owner$/.exec(f);
+    if (!m || alive(Number(m[2]))) continue;
+    for (const ns of [`${m[1]}-a`, `${m[1]}-b`]) {
+      try { for (const p of execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n").filter(Boolean)) process.kill(Number(p), "SIGKILL"); } catch { /* none */ }
+      try { execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" }); } catch { /* gone */ }
+    }
+    for (const s of ["a", "b"]) rmSync(`/var/run/wireguard/${m[1]}w${s}.sock`, { force: true });
+    const tmp = readFileSync(join(OWNER_DIR, f), "utf8").split("\n")[1] ?? "";
+    if (tmp.startsWith(join(tmpdir(), "ember-bench-peers-"))) rmSync(tmp, { recursive: true, force: true });
+    rmSync(join(OWNER_DIR, f), { force: true });
+  }
+}
+
 /** Stops what this run started: its children by PID (TERM, then KILL), anything left in its own namespaces, the namespaces. */
 function cleanup(): void {
   if (cleaned) return;
@@ -98,6 +131,7 @@ function cleanup(): void {
   for (const ns of Object.values(NS)) { try { execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" }); } catch { /* not there */ } }
   for (const s of ["a", "b"]) rmSync(`/var/run/wireguard/${PREFIX}w${s}.sock`, { force: true });
   rmSync(dir, { recursive: true, force: true });
+  rmSync(join(OWNER_DIR, `${PREFIX}.owner`), { force: true });
 }
 process.on("exit", cleanup);
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => { console.error(`bench:peers: ${sig}, cleaning up`); cleanup(); process.exit(130); });
@@ -121,7 +155,7 @@ async function iperf(connectTo: string, port: number, streams: number, daemons: 
   const t0 = ticksOf(daemons);
   let out: string;
   try {
-    out = execIn("a", ["iperf3", "-c", connectTo, "-p", String(port), "-t", String(T), "-P", String(streams), "-J"], (T + 40) * 1000);
+    out = await runIn("a", ["iperf3", "-c", connectTo, "-p", String(port), "-t", String(T), "-P", String(streams), "-J"], (T + 40) * 1000);
   } catch (err) {
     const e = err as { stdout?: string; message: string };
     throw new Error(`iperf3 -c ${connectTo} -p ${port} -P ${streams} failed: ${(e.stdout ?? "").slice(0, 400) || e.message}`);
@@ -155,7 +189,7 @@ async function measure(system: string, connectTo: string, port: number, daemons:
 const mtuOf = (side: Side, dev: string) => /mtu (\d+)/.exec(execIn(side, ["ip", "-o", "link", "show", "dev", dev]))?.[1] ?? "?";
 
 async function pingUntil(side: Side, ip: string, timeoutMs: number): Promise<void> {
-  await until(`ping ${ip} from ${NS[side]}`, timeoutMs, () => (tryIn(side, ["ping", "-c", "1", "-W", "1", ip], 5_000) ? true : undefined));
+  await until(`ping ${ip} from ${NS[side]}`, timeoutMs, () => runIn(side, ["ping", "-c", "1", "-W", "1", ip], 5_000).then(() => true, () => undefined));
 }
 
 function pidIn(side: Side, comm: string): number {
@@ -263,8 +297,8 @@ async function embernet(): Promise<void> {
   const adminArgs = ["--coord", coordUrl, ...admin];
   const policy = join(em, "policy.yaml");
   writeFileSync(policy, 'version: 1\nrules:\n  - allow: {source: "*", target: "*"}\n');
-  execIn("a", [process.execPath, EMBER, "policy", "set", policy, ...adminArgs], 60_000);
-  const token = () => JSON.parse(execIn("a", [process.execPath, EMBER, "token", "create", "--tenant", "lab", "--json", ...adminArgs], 60_000)).token as string;
+  await runIn("a", [process.execPath, EMBER, "policy", "set", policy, ...adminArgs], 60_000);
+  const token = async () => JSON.parse(await runIn("a", [process.execPath, EMBER, "token", "create", "--tenant", "lab", "--json", ...adminArgs], 60_000)).token as string;
 
   const nodes: Record<Side, EmberNode> = {} as Record<Side, EmberNode>;
   for (const [s, name] of [["a", "pa"], ["b", "pb"]] as const) {
@@ -272,7 +306,7 @@ async function embernet(): Promise<void> {
     const config = join(em, `${name}.yaml`);
     // B serves the iperf3 port to the mesh (what `ember forward` on A reaches; TUN traffic needs no service).
     writeFileSync(config, s === "b" ? `services:\n  iperf: {to: "127.0.0.1:${IPERF_PORT}", port: ${IPERF_PORT}}\n` : "{}\n");
-    const proc = spawnIn(s, [process.execPath, EMBER, "up", "--config", config, "--coord", coordUrl, "--token", token(), "--name", name, "--state", state,
+    const proc = spawnIn(s, [process.execPath, EMBER, "up", "--config", config, "--coord", coordUrl, "--token", await token(), "--name", name, "--state", state,
       "--listen", `${UNDERLAY[s]}:0`, "--tun", "ember0", "--mtu", "1500", "--no-portmap", "--log-level", "warn"]);
     await started(`ember up ${name}`, proc, /"event":"up"/);
     nodes[s] = { name, state, socket: join(state, "ember.sock"), proc, overlay: "" };
@@ -300,7 +334,7 @@ async function embernet(): Promise<void> {
     `B: ${(d("udpRxPackets", "b") / Math.max(1, d("udpRxBatches", "b"))).toFixed(1)} datagrams per receive batch (gro=${s1.b.gro}), ${d("tunTxPackets", "b")} TUN writes; drops A: ${dropList("a")}, B: ${dropList("b")}`;
 
   // The same two daemons, userspace streams: a forward on A (loopback) to pb's iperf3 service.
-  const fwd = JSON.parse(execFileSync(process.execPath, [EMBER, "forward", "0", `pb:${IPERF_PORT}`, "--detach", "--json", "--state", nodes.a.state], { cwd: ROOT, encoding: "utf8", timeout: 30_000 }));
+  const fwd = JSON.parse(await runIn(undefined, [process.execPath, EMBER, "forward", "0", `pb:${IPERF_PORT}`, "--detach", "--json", "--state", nodes.a.state], 30_000));
   const fwdPort = Number(String(fwd.listen).split(":").pop());
   await measure("EmberNet `ember forward` (userspace)", "127.0.0.1", fwdPort, daemons, "-", `forward 127.0.0.1:${fwdPort} -> pb:${IPERF_PORT}, same daemons`);
   await stop([nodes.a.proc, nodes.b.proc, coord]);
@@ -338,6 +372,9 @@ async function main(): Promise<void> {
   const addon = loadNativeAddon();
   if (!addon.addon) throw new Error(`the native addon is not loaded: ${addon.reason}`);
   if (!existsSync(join(ROOT, "dist", "src", "cli", "main.js"))) console.error("bench:peers: no dist/ (npm run build): the daemons run from sources through tsx, which only slows their start");
+  sweepDeadRuns();
+  mkdirSync(OWNER_DIR, { recursive: true });
+  writeFileSync(join(OWNER_DIR, `${PREFIX}.owner`), `${process.pid}\n${dir}\n`);
   setupLink();
   await measure("raw veth", UNDERLAY.b, IPERF_PORT, [], execIn("a", ["cat", `/sys/class/net/${VETH.a}/mtu`]).trim());
   await wireguard();
