@@ -13,7 +13,7 @@ export interface Change {
   name?: string;
   /** The replica that made the change (ChangeFeed.replicaId of its store). */
   origin: string;
-  /** The writer's clock at commit, ms: for the propagation figure in logs. */
+  /** The writer's clock when it logged the change (just before its commit), ms: for the lag figure in logs. */
   at: number;
 }
 

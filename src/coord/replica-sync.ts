@@ -152,6 +152,7 @@ export class ReplicaSync {
 
   private async apply(plan: SyncPlan): Promise<void> {
     const { store, hub } = this.target;
+    const t0 = performance.now();
     if (plan.policy) await this.target.reloadPolicy();
     const listText = plan.revocation ? await this.target.reloadRevocation() : undefined;
     let revokedHere = false;
@@ -176,6 +177,6 @@ export class ReplicaSync {
     this.stats.batches++;
     this.stats.applied += plan.foreign;
     if (plan.oldestAt !== undefined) this.stats.lastLagMs = Date.now() - plan.oldestAt;
-    this.target.log.debug({ event: "replica_changes", changes: plan.foreign, nodes: plan.names.length, policy: plan.policy, revocation: plan.revocation, lagMs: this.stats.lastLagMs });
+    this.target.log.debug({ event: "replica_changes", changes: plan.foreign, nodes: plan.names.length, policy: plan.policy, revocation: plan.revocation, lagMs: this.stats.lastLagMs, tookMs: Math.round(performance.now() - t0) });
   }
 }

@@ -197,4 +197,26 @@ describe.skipIf(!!pgSkip)("PostgreSQL shared by several replicas", () => {
     expect(changes.find((c) => c.kind === "revoke")).toMatchObject({ name: "x", origin: b.replicaId });
     console.log(`change notification reached the other store ${notifyMs} ms after the enrollment started`);
   });
+
+  it("measures what decided NOTIFY over polling: notification delay after commit, and the cost of one poll", async () => {
+    const [a, b] = await replicas(2);
+    await a.migrate();
+    let seen = 0;
+    await b.subscribe(() => { seen++; }, () => {});
+    const delays: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const before = seen;
+      await a.setPolicy({ source: `p${i}`, hash: `h${i}`, setAt: i, setBy: "a" });
+      const t0 = performance.now();
+      for (let k = 0; k < 1000 && seen === before; k++) await new Promise((r) => setImmediate(r));
+      delays.push(performance.now() - t0);
+    }
+    const head = await b.latestSeq();
+    const t0 = performance.now();
+    for (let i = 0; i < 100; i++) await b.changesSince(head, 1000);
+    const pollMs = (performance.now() - t0) / 100;
+    delays.sort((x, y) => x - y);
+    expect(seen).toBe(20);
+    console.log(`NOTIFY after commit: median ${delays[10].toFixed(2)} ms, max ${delays[19].toFixed(2)} ms; one empty poll: ${pollMs.toFixed(2)} ms`);
+  });
 });
