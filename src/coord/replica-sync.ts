@@ -12,6 +12,8 @@ export const REPLICA_POLL_MS = 5_000;
 /** Changes read per query, and queries per catch-up: bounded work per wake-up (the next wake-up goes on). */
 const PAGE = 1_000;
 const MAX_PAGES = 50;
+/** Above this many nodes in one batch, all nodes are read in one query instead of one query each. */
+const BULK_READ = 32;
 /** Changes are kept this long; a replica cut off for longer re-reads everything (full resync). */
 export const CHANGE_RETENTION_MS = 24 * 3_600_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
@@ -156,8 +158,10 @@ export class ReplicaSync {
     if (plan.policy) await this.target.reloadPolicy();
     const listText = plan.revocation ? await this.target.reloadRevocation() : undefined;
     let revokedHere = false;
+    // Many nodes at once (a status flush, a full re-read): one query for all rather than one each.
+    const rows = plan.names.length > BULK_READ ? new Map((await store.listNodes()).map((n) => [n.name, n])) : undefined;
     for (const name of plan.names) {
-      const row = await store.getNode(name);
+      const row = rows ? rows.get(name) : await store.getNode(name);
       const held = hub.peer(name);
       const action = decideNode(row, held, hub.isOnline(name));
       if (action === "revoke") {

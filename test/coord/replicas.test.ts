@@ -116,6 +116,15 @@ describe.skipIf(!!pgSkip)("coordination replicas on one PostgreSQL", () => {
     await waitFor(() => peerNames(app.map).length === 3, 1_000, "db-5..7 back after the policy returns");
     expect(peerNames(app.map)).toEqual(["db-5", "db-6", "db-7"]);
 
+    // Endpoints db-5 reports to replica a reach app-1's stream on b with a's next status flush (every 2 s).
+    const db5 = new CoordClient({ coordUrl: a.url, stateDir: join(mesh!.dir, "db-5"), minBackoffMs: 200, maxBackoffMs: 1_000 });
+    clients.push(db5);
+    db5.start();
+    await waitFor(() => db5.map, 10_000, "db-5's map from replica a");
+    db5.reportStatus({ endpoints: ["198.18.0.5:41641"], homeRelay: "relay-1" });
+    const statusMs = await timeUntil(() => app.map!.peers.find((p) => p.name === "db-5")?.endpoints[0] === "198.18.0.5:41641", 5_000, "db-5's endpoints in b's stream");
+    console.log(`status reported to replica a -> endpoints in the stream on replica b: ${statusMs.toFixed(0)} ms (a flushes statuses every 2 s)`);
+
     // Every replica lists the same nodes (one database).
     const lists = await Promise.all(reps.map(async (r) => (await admin(r).listNodes()).nodes.map((n: { name: string; status: string }) => `${n.name}:${n.status}`).sort()));
     expect(lists[1]).toEqual(lists[0]);

@@ -198,6 +198,24 @@ describe.skipIf(!!pgSkip)("PostgreSQL shared by several replicas", () => {
     console.log(`change notification reached the other store ${notifyMs} ms after the enrollment started`);
   });
 
+  it("gets its notifications back after the LISTEN connection is cut", async () => {
+    const [a, b] = await replicas(2);
+    await a.migrate();
+    const states: boolean[] = [];
+    let seen = 0;
+    await b.subscribe(() => { seen++; }, (up) => states.push(up));
+    const admin = await import("pg").then((m) => new m.default.Client({ connectionString: (a as any).url }));
+    await admin.connect();
+    const cut = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN ember_changes' AND datname = current_database()");
+    await admin.end();
+    expect(cut.rowCount).toBe(1);
+    for (let i = 0; i < 300 && states.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(states).toEqual([true, false, true]); // up at subscribe, lost, back (first retry after 250 ms)
+    await a.setPolicy({ source: "p", hash: "h", setAt: 1, setBy: "a" });
+    for (let i = 0; i < 200 && seen === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(seen).toBe(1);
+  });
+
   it("measures what decided NOTIFY over polling: notification delay after commit, and the cost of one poll", async () => {
     const [a, b] = await replicas(2);
     await a.migrate();
