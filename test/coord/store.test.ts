@@ -3,6 +3,7 @@
 // that carries one replica's changes to the others (in commit order, with a notification).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
+import pg from "pg";
 import { PgStore } from "../../src/coord/pg-store.js";
 import { SqliteStore } from "../../src/coord/sqlite-store.js";
 import type { NodeRecord, Store, TokenRecord } from "../../src/coord/store.js";
@@ -142,19 +143,22 @@ describe.each(backends)("store contract on $name", ({ skip, open }) => {
 });
 
 describe.skipIf(!!pgSkip)("PostgreSQL shared by several replicas", () => {
+  let sharedUrl = "";
   async function replicas(n: number): Promise<PgStore[]> {
-    const url = await cluster!.createDatabase(`shared_${++dbCount}`);
-    return Array.from({ length: n }, () => track(new PgStore(url)));
+    sharedUrl = await cluster!.createDatabase(`shared_${++dbCount}`);
+    return Array.from({ length: n }, () => track(new PgStore(sharedUrl)));
+  }
+  async function sql(text: string): Promise<pg.QueryResult> {
+    const c = new pg.Client({ connectionString: sharedUrl });
+    await c.connect();
+    try { return await c.query(text); } finally { await c.end(); }
   }
 
   it("applies each migration once when replicas start at the same moment", async () => {
     const rs = await replicas(3);
     const versions = await Promise.all(rs.map((s) => s.migrate()));
     expect(new Set(versions).size).toBe(1);
-    const c = await import("pg").then((m) => new m.default.Client({ connectionString: (rs[0] as any).url }));
-    await c.connect();
-    const rows = (await c.query("SELECT version FROM schema_migrations ORDER BY version")).rows.map((r) => r.version);
-    await c.end();
+    const rows = (await sql("SELECT version FROM schema_migrations ORDER BY version")).rows.map((r) => r.version);
     expect(rows).toEqual(Array.from({ length: versions[0] }, (_, i) => i + 1));
   });
 
@@ -204,10 +208,7 @@ describe.skipIf(!!pgSkip)("PostgreSQL shared by several replicas", () => {
     const states: boolean[] = [];
     let seen = 0;
     await b.subscribe(() => { seen++; }, (up) => states.push(up));
-    const admin = await import("pg").then((m) => new m.default.Client({ connectionString: (a as any).url }));
-    await admin.connect();
-    const cut = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN ember_changes' AND datname = current_database()");
-    await admin.end();
+    const cut = await sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN ember_changes' AND datname = current_database()");
     expect(cut.rowCount).toBe(1);
     for (let i = 0; i < 300 && states.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
     expect(states).toEqual([true, false, true]); // up at subscribe, lost, back (first retry after 250 ms)
