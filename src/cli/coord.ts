@@ -15,7 +15,7 @@ function parseRelay(spec: string): MapRelay {
 }
 
 interface CoordFlags {
-  data: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string; policyTimeout?: string;
+  data: string; store?: string; caDir: string; listen: string; relay: string[]; minCertTtl?: string; policyTimeout?: string;
   maxConns?: string; maxPending?: string; maxPendingPerSource?: string; handshakeTimeout?: string; anonymousTimeout?: string;
   consoleListen?: string; consoleCert?: string; consoleKey?: string; telemetryRetention?: string; metrics?: string;
 }
@@ -40,7 +40,8 @@ function connectionLimitsFrom(o: CoordFlags): Partial<CoordConnectionLimits> {
 export function registerCoord(program: Command): void {
   program.command("coord")
     .description("run the coordination server (enrollment, rotation, revocation, policy, peer maps)")
-    .requiredOption("--data <dir>", "data directory (SQLite database)")
+    .requiredOption("--data <dir>", "data directory (SQLite database unless --store; token signing key, audit log, telemetry)")
+    .option("--store <url>", "postgres://USER@HOST:PORT/DATABASE: state in PostgreSQL, shared by active-active replicas (docs/coord.md)")
     .requiredOption("--ca-dir <dir>", "CA directory holding the cluster intermediate (from ember ca init)")
     .option("--listen <host:port>", "HTTPS listen address", "127.0.0.1:8443")
     .option("--relay <name=host:port[:stun]>", "relay handed to nodes in the peer map (repeatable)", (v: string, acc: string[]) => [...acc, v], [] as string[])
@@ -70,6 +71,12 @@ export function registerCoord(program: Command): void {
         try { policyTimeoutMs = parseDuration(o.policyTimeout); } catch (err) { throw new CliError(`--policy-timeout: ${(err as Error).message}`); }
       }
       const connectionLimits = connectionLimitsFrom(o);
+      const { openStore, StoreSpecError } = await import("../coord/open-store.js");
+      let store;
+      try { store = openStore(o.store, o.data); } catch (err) {
+        if (err instanceof StoreSpecError) throw new CliError(err.message);
+        throw err;
+      }
       const relays = o.relay.map(parseRelay);
       let consoleOpt: { host: string; port: number; certFile?: string; keyFile?: string } | undefined;
       if (o.consoleListen) {
@@ -85,7 +92,7 @@ export function registerCoord(program: Command): void {
       try {
         let metrics: { host: string; port: number } | undefined;
         if (o.metrics) metrics = parseHostPort(o.metrics, "--metrics", "127.0.0.1");
-        server = new CoordServer({ dataDir: o.data, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits, console: consoleOpt, telemetryRetentionMs, metrics });
+        server = new CoordServer({ dataDir: o.data, store, caDir: o.caDir, host, port, relays, minCertTtlMs, policyTimeoutMs, connectionLimits, console: consoleOpt, telemetryRetentionMs, metrics });
         const url = await server.start();
         process.stdout.write(`coordination server ${url} (root pin ${server.pin})\n`);
         if (server.metricsPort) process.stdout.write(`metrics http://${metrics!.host}:${server.metricsPort}/metrics\n`);

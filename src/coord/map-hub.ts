@@ -8,6 +8,7 @@ import {
   sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
 import { canReach, namedPrincipals, rulesForWire, type CompiledPolicy, type Principal } from "./policy-adapter.js";
+import type { NodeRecord } from "./store.js";
 
 export interface HubPeer {
   name: string;
@@ -24,6 +25,14 @@ export interface HubPeer {
   overlayIp?: string;
   /** Announced in the node's status reports (not stored: a node announces again when it reconnects). */
   services?: MapService[];
+}
+
+/** A stored node as the hub holds it (offline until its stream attaches here). */
+export function hubPeerFromNode(n: NodeRecord): HubPeer {
+  return {
+    name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
+    endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen, overlayIp: n.overlayIp,
+  };
 }
 
 /** Where a session's frames go: an HTTP response in the server, anything with write() in tests/bench. */

@@ -15,7 +15,7 @@ import {
 } from "../pki/index.js";
 import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
-import { MapHub, type FrameSink } from "./map-hub.js";
+import { hubPeerFromNode, MapHub, type FrameSink } from "./map-hub.js";
 import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult } from "./policy-adapter.js";
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
@@ -24,7 +24,8 @@ import {
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
   checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
 } from "./protocol.js";
-import { SqliteStore } from "./sqlite-store.js";
+import { openStore } from "./open-store.js";
+import { ReplicaSync } from "./replica-sync.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
 import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
 import { createLogger } from "./log.js";
@@ -52,6 +53,8 @@ export interface CoordServerOptions {
   connectionLimits?: Partial<CoordConnectionLimits>;
   logger?: Logger;
   store?: Store;
+  /** When no `store` is given: a postgres:// URL (replicas share it), else SQLite in dataDir (open-store.ts). */
+  storeUrl?: string;
   /** Node telemetry kept this long (default 7 days) and at most this many events (default 500,000). */
   telemetryRetentionMs?: number;
   telemetryMaxRows?: number;
@@ -88,6 +91,10 @@ export class CoordServer {
   /** Policy applications in upload order (each waits for the one before). */
   private applying: Promise<unknown> = Promise.resolve();
   private policy: CompiledPolicy = EMPTY_POLICY;
+  /** Hash of the stored policy in force: a replica re-reads the policy only when another stored a new one. */
+  private policyHash?: string;
+  /** Follows the other replicas' changes when the store is shared (PostgreSQL). */
+  replicas?: ReplicaSync;
   private revocationNumber = 0;
   private revocationText?: string;
   private pendingStatus = new Map<string, StatusUpdate>();
@@ -112,7 +119,7 @@ export class CoordServer {
     this.ca = loadCa(opts.caDir);
     this.verifier = new Verifier({ bundlePem: this.ca.bundlePem });
     this.pin = rootPin(this.ca.rootDer);
-    this.store = opts.store ?? new SqliteStore(opts.dataDir);
+    this.store = opts.store ?? openStore(opts.storeUrl, opts.dataDir);
     this.minCertTtlMs = opts.minCertTtlMs ?? CERT_MIN_TTL_MS;
     this.audit = new AuditLog(opts.dataDir, this.log);
     this.limits = { ...COORD_CONNECTION_DEFAULTS, ...opts.connectionLimits };
@@ -138,6 +145,8 @@ export class CoordServer {
 
   async start(): Promise<string> {
     const schema = await this.store.migrate();
+    // The change log's head before any state is read: catching up from here re-applies at worst what we read.
+    const feedFrom = this.store.feed ? await this.store.feed.latestSeq() : 0;
     const rev = await this.store.getRevocation();
     if (rev) {
       this.revocationNumber = rev.number;
@@ -148,16 +157,22 @@ export class CoordServer {
     const stored = await this.store.getPolicy();
     if (stored) {
       const r = parsePolicy(stored.source);
-      if (r.ok) this.policy = r.policy;
+      if (r.ok) { this.policy = r.policy; this.policyHash = stored.hash; }
       else this.log.error({ event: "policy_load_failed", errors: r.errors }, "stored policy no longer parses; serving with default deny");
     }
     this.hub = new MapHub(this.policy, this.opts.relays ?? []);
     this.hub.setRevocation(this.revocationText);
     await this.syncCaRevocations();
-    const now = Date.now();
     for (const n of await this.store.listNodes()) {
       if (n.status !== "active") continue;
-      this.hub.upsertPeer(hubPeer(n, now));
+      this.hub.upsertPeer(hubPeerFromNode(n));
+    }
+    if (this.store.feed) {
+      this.replicas = new ReplicaSync(this.store.feed, {
+        store: this.store, hub: this.hub, log: this.log,
+        reloadPolicy: () => this.reloadPolicy(), reloadRevocation: () => this.reloadRevocation(),
+      }, feedFrom);
+      await this.replicas.start();
     }
 
     const creds = await this.serverCredentials();
@@ -229,6 +244,7 @@ export class CoordServer {
     await this.metrics.close();
     await new Promise<void>((resolve) => { if (!this.consoleServer) return resolve(); this.consoleServer.close(() => resolve()); this.consoleServer.closeAllConnections(); });
     await this.flushStatus();
+    await this.replicas?.close();
     this.telemetry.store.close();
     await this.store.close();
   }
@@ -337,7 +353,7 @@ export class CoordServer {
     if (!r.ok) throw new HttpError(r.reason === "name_taken" ? 409 : 403, r.reason, r.detail);
     node.overlayIp = r.overlayIp;
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
-    this.timePush("enroll", () => this.hub.upsertPeer(hubPeer(node, now)));
+    this.timePush("enroll", () => this.hub.upsertPeer(hubPeerFromNode(node)));
     this.counters.enrollments++;
     this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
     if (t.roles.includes(ADMIN_ROLE)) {
@@ -367,7 +383,7 @@ export class CoordServer {
       cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
     });
     if (!ok) throw new HttpError(403, "not_enrolled", `"${id.name}" was revoked or re-enrolled meanwhile`);
-    this.timePush("renew", () => this.hub.upsertPeer({ ...hubPeer({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }, now), ...this.liveStatus(node.name) }));
+    this.timePush("renew", () => this.hub.upsertPeer({ ...hubPeerFromNode({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }), ...this.liveStatus(node.name) }));
     this.counters.renewals++;
     this.log.info({ event: "renewed", name: node.name, oldSerial: id.serial, serial: cert.serial, notAfter: cert.notAfter.toISOString() }, "certificate renewed");
     sendJson(res, 200, { certPem, bundlePem: this.ca.bundlePem, notAfter: cert.notAfter.toISOString(), certTtlMs: ttl });
@@ -462,6 +478,42 @@ export class CoordServer {
   /** `ember ca revoke` numbers lists in ca.json; the server's lists continue above that number. */
   private caListNumber(): number {
     return this.caRevocations().number;
+  }
+
+  // ---- changes made by other replicas (replica-sync.ts) ---------------------------------------------------
+
+  /** The stored policy, when another replica stored a new one: applied in upload order like a local one. */
+  private reloadPolicy(): Promise<void> {
+    const apply = this.applying.then(async () => {
+      const stored = await this.store.getPolicy();
+      if (!stored || stored.hash === this.policyHash) return;
+      // Checked by the replica that stored it; parsed here on the event loop (the worker checks uploads only).
+      const r = parsePolicy(stored.source);
+      if (!r.ok) return void this.log.error({ event: "policy_load_failed", errors: r.errors, hash: stored.hash }, "policy stored by another replica does not parse here; keeping the one in force");
+      this.policy = r.policy;
+      this.policyHash = stored.hash;
+      this.timePush("policy", () => this.hub.setPolicy(r.policy));
+      this.counters.policy_changes++;
+      this.log.info({ event: "policy_set", hash: stored.hash, rules: r.policy.rules.length, by: stored.setBy, via: "replica" }, "policy applied (set on another replica)");
+    });
+    this.applying = apply.catch(() => {});
+    return apply;
+  }
+
+  /** The stored revocation list, applied when newer than ours; returns the list in force. */
+  private async reloadRevocation(): Promise<string | undefined> {
+    const rev = await this.store.getRevocation();
+    if (rev && rev.number > this.revocationNumber) {
+      const applied = this.verifier.applyRevocationList(rev.text);
+      if (!applied.ok) {
+        this.log.error({ event: "revocation_apply_failed", number: rev.number, detail: applied.detail });
+        return this.revocationText;
+      }
+      this.revocationNumber = rev.number;
+      this.revocationText = rev.text;
+      this.log.info({ event: "revocation_applied", number: rev.number, via: "replica" }, "revocation list from another replica applied");
+    }
+    return this.revocationText;
   }
 
   /** The CA's own revocations (`ember ca revoke`, kept in ca.json): its list number and serials. */
@@ -641,6 +693,7 @@ export class CoordServer {
     const apply = this.applying.then(async () => {
       const hash = policy.hash || createHash("sha256").update(source).digest("hex");
       await this.store.setPolicy({ source, hash, setAt: Date.now(), setBy: id.name });
+      this.policyHash = hash;
       const before = this.hub.stats.bytesSent;
       this.policy = policy;
       this.timePush("policy", () => this.hub.setPolicy(policy, named));
@@ -667,12 +720,6 @@ export class CoordServer {
   }
 }
 
-function hubPeer(n: NodeRecord, _now: number) {
-  return {
-    name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
-    endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen, overlayIp: n.overlayIp,
-  };
-}
 
 /**
  * A node name taken from the path: percent-decoded (a malformed escape or invalid UTF-8 is the client's

@@ -1,6 +1,8 @@
-// The coordination server's persistent state behind a small interface: SQLite today (sqlite-store.ts),
-// PostgreSQL later for several replicas. Every method that changes state is one transaction; methods that
+// The coordination server's persistent state behind a small interface: SQLite embedded (sqlite-store.ts),
+// PostgreSQL for several active-active replicas (pg-store.ts). Every method that changes state is one transaction; methods that
 // must be atomic together (consume a token + record the node + its certificate) are one method.
+
+import type { ChangeFeed } from "./change-feed.js";
 
 export interface TokenRecord {
   id: string;
@@ -53,6 +55,8 @@ export interface RevocationRecord { number: number; text: string; serials: { ser
 export interface ConsoleUser { username: string; passwordHash: string; createdAt: number; createdBy: string }
 
 export interface Store {
+  /** Set by a store that several replicas share: the log of changes each replica follows (change-feed.ts). */
+  readonly feed?: ChangeFeed;
   /** Applies pending schema migrations; returns the schema version. */
   migrate(): Promise<number>;
   createToken(t: TokenRecord): Promise<void>;

@@ -49,10 +49,10 @@ export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number; 
 
 export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void> }
 
-/** Runs `ember coord` as a real child process; resolves once it prints its URL. */
-export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = []): Promise<CoordProcess> {
+/** Runs `ember coord` as a real child process; resolves once it prints its URL. `dataDir`: for replicas, one each. */
+export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = [], opts: { dataDir?: string } = {}): Promise<CoordProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [EMBER, "coord", "--data", join(mesh.dir, "data"), "--ca-dir", mesh.ca.dir, "--listen", `127.0.0.1:${port}`, "--min-cert-ttl", "1s", ...extra],
+    const child = spawn(process.execPath, [EMBER, "coord", "--data", opts.dataDir ?? join(mesh.dir, "data"), "--ca-dir", mesh.ca.dir, "--listen", `127.0.0.1:${port}`, "--min-cert-ttl", "1s", ...extra],
       { stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     let out = "";
