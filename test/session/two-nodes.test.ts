@@ -43,7 +43,7 @@ describe("two daemons on loopback", () => {
     expect(status.cipher).toMatch(/libsodium|node:crypto/);
     expect(status.peers[0]).toMatchObject({ name: "node-a", state: "connected", path: "direct" });
     const text = ember(["peers", "--state", a.dir]).stdout;
-    expect(text).toMatch(/node-b\s+connected\s+active\s+direct/);
+    expect(text).toMatch(/node-b\s+-\s+connected\s+active\s+direct/);
   });
 
   it("rekeys under traffic with no ping lost", async () => {
