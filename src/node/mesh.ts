@@ -32,6 +32,16 @@ const PATH_REST_TICK_MS = 5_000;
 const REPORT_INTERVAL_MS = 30_000;
 /** IP TTL of low-TTL punch packets: measured (src/nat/hops.ts); EMBER_PUNCH_TTL overrides it for lab experiments. */
 const PUNCH_TTL_OVERRIDE = process.env.EMBER_PUNCH_TTL ? Number(process.env.EMBER_PUNCH_TTL) : undefined;
+/**
+ * A relay the node prefers as its home whenever it is connected (EMBER_HOME_RELAY=NAME): pins a node to one relay of
+ * the fleet (a region, an experiment; the NAT lab homes two nodes on different relays with it). Without it, the nearest.
+ */
+const HOME_RELAY_PREFERENCE = process.env.EMBER_HOME_RELAY || undefined;
+/**
+ * A relay that answered UNKNOWN_PEER (or PEER_GONE) for a peer is not used as that peer's relay path for this long;
+ * then it is tried again (the peer may have reconnected there). Hearing from the peer through it clears it at once.
+ */
+const RELAY_ABSENT_MS = 10_000;
 const PATH_INNER: Record<PathMessageKind, InnerType> = {
   "probe": INNER.PATH_PROBE, "probe-reply": INNER.PATH_PROBE_REPLY, "call-me-maybe": INNER.CALL_ME_MAYBE,
 };
@@ -74,15 +84,35 @@ export function parseEndpointString(s: string): Endpoint | undefined {
 const HOME_FASTER_RATIO = 0.7;
 const HOME_FASTER_MS = 5;
 
-/** The home relay: the current one while it is connected and not clearly slower than another (pure). */
-export function chooseHomeRelay(current: string | undefined, relays: { name: string; connected: boolean; rttMs?: number }[]): string | undefined {
+/**
+ * The home relay (pure): the preferred one (EMBER_HOME_RELAY) while it is connected; else the current one while it is
+ * connected and not clearly slower than another; else the connected one with the lowest round trip. A home relay that
+ * disconnected (it died) is left at once for the best one still connected.
+ */
+export function chooseHomeRelay(current: string | undefined, relays: { name: string; connected: boolean; rttMs?: number }[], prefer?: string): string | undefined {
   const up = relays.filter((r) => r.connected);
   if (!up.length) return current;
+  if (prefer && up.some((r) => r.name === prefer)) return prefer;
   const rtt = (r: { rttMs?: number }) => r.rttMs ?? Number.MAX_SAFE_INTEGER;
   const best = up.reduce((a, b) => (rtt(b) < rtt(a) ? b : a));
   const cur = up.find((r) => r.name === current);
   if (!cur) return best.name;
   return rtt(best) < rtt(cur) * HOME_FASTER_RATIO && rtt(cur) - rtt(best) >= HOME_FASTER_MS ? best.name : cur.name;
+}
+
+/**
+ * The relay to reach a peer through (pure): one where the peer is connected and we hold a connection. Tried in order:
+ * the peer's home relay from the map; the relay the peer's last packet came in on (it sent on that relay, so it is
+ * connected there: this covers the time before a map delta tells us a moved home relay); our own home relay and then
+ * any other relay we hold (a node connects to every relay of the map it can reach). A relay that said the peer is not
+ * there (UNKNOWN_PEER, PEER_GONE) is skipped until RELAY_ABSENT_MS passed. Undefined: no relay connected.
+ */
+export function chooseRelayFor(peer: { homeRelay?: string; heardVia?: string; absent?: ReadonlySet<string> }, relays: { name: string; connected: boolean }[], ownHome?: string): string | undefined {
+  const up = new Set(relays.filter((r) => r.connected).map((r) => r.name));
+  const usable = (r: string | undefined): r is string => !!r && up.has(r) && !peer.absent?.has(r);
+  for (const r of [peer.homeRelay, peer.heardVia, ownHome, ...up]) if (usable(r)) return r;
+  // Every relay we hold said the peer is not there: its home relay is still the best guess.
+  return up.has(peer.homeRelay ?? "") ? peer.homeRelay : undefined;
 }
 
 export class Mesh {
@@ -97,6 +127,10 @@ export class Mesh {
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
   private lastNetcheckAt = 0;
+  /** Per peer: the relay its last relayed packet came in on. */
+  private readonly relayHeard = new Map<string, string>();
+  /** Per peer: relays that said it is not connected there, and until when that holds. */
+  private readonly relayAbsent = new Map<string, Map<string, number>>();
 
   constructor(private readonly deps: MeshDeps) {
     const { device, log } = deps;
@@ -242,7 +276,7 @@ export class Mesh {
     this.mapPeers.clear();
     for (const p of m.peers) {
       this.mapPeers.set(p.name, p);
-      const relay: Endpoint | undefined = p.homeRelay && this.relays.get(p.homeRelay)?.connected ? { kind: "relay", relay: p.homeRelay, peer: p.name } : undefined;
+      const relay = this.relayPathFor(p.name);
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
       // A home relay not connected yet: no path at all until it is (its "connected" re-applies the map). A guessed
       // direct candidate would send full-TTL handshakes to the peer's NAT before anyone punched (a conntrack clash).
@@ -256,6 +290,8 @@ export class Mesh {
       if (!this.mapPeers.has(name) && !this.deps.staticPeers.has(name)) {
         device.removePeer(name);
         this.paths.removePeer(name);
+        this.relayHeard.delete(name);
+        this.relayAbsent.delete(name);
         log.info({ peer: name }, "peer left the map");
         this.deps.onPeerGone(name, "left the peer map (policy or removal)");
       }
@@ -276,23 +312,78 @@ export class Mesh {
         keyPem: creds.keyPem, bundlePem: creds.bundlePem, verifier,
         log: (msg: string, f?: object) => log.debug(f ?? {}, `relay ${r.name}: ${msg}`),
       });
-      client.on("packet", (from: string, payload: Buffer) => device.receive(payload, { kind: "relay", relay: r.name, peer: from }));
+      client.on("packet", (from: string, payload: Buffer) => {
+        device.receive(payload, { kind: "relay", relay: r.name, peer: from });
+        if (this.relayHeard.get(from) !== r.name) this.heardVia(from, r.name);
+      });
+      client.on("unknown-peer", (name: string) => this.peerAbsent(name, r.name, "unknown peer"));
+      client.on("peer-gone", (name: string) => this.peerAbsent(name, r.name, "peer gone"));
       // A relay that came up after the peers were known: give them their relay path now.
       client.on("connected", () => { if (this.map) this.applyMap(this.map); });
       client.on("connected", () => { log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
       for (const ev of ["connected", "drain"]) client.on(ev, () => device.writableChanged());
-      client.on("disconnected", (why: string) => log.warn({ relay: r.name, why }, "relay disconnected"));
+      // A relay that died: our home moves to another one now (and the coordination server hears it), and every peer
+      // reached through it moves to a relay where it is connected; sessions keep their keys (Device.setPath).
+      client.on("disconnected", (why: string) => {
+        log.warn({ relay: r.name, why }, "relay disconnected");
+        this.pickHome();
+        this.refreshRelayPaths();
+      });
       this.relays.set(r.name, client);
       client.start();
     }
   }
 
-  /** Home relay: the connected relay with the lowest round trip. */
+  /** The relay path to a peer now (chooseRelayFor), or undefined when no relay is connected. */
+  private relayPathFor(name: string): (Endpoint & { kind: "relay" }) | undefined {
+    const absentUntil = this.relayAbsent.get(name);
+    const now = Date.now();
+    const absent = new Set<string>();
+    for (const [relay, until] of absentUntil ?? []) {
+      if (until > now) absent.add(relay);
+      else absentUntil!.delete(relay);
+    }
+    const relays = [...this.relays].map(([n, c]) => ({ name: n, connected: c.connected }));
+    const relay = chooseRelayFor({ homeRelay: this.mapPeers.get(name)?.homeRelay, heardVia: this.relayHeard.get(name), absent }, relays, this.homeRelay);
+    return relay ? { kind: "relay", relay, peer: name } : undefined;
+  }
+
+  /** Every map peer's relay path again (a relay connected or died, or our home moved). */
+  private refreshRelayPaths(): void {
+    for (const name of this.mapPeers.keys()) this.paths.setRelay(name, this.relayPathFor(name));
+    this.pathTicker.poke();
+  }
+
+  /** A peer's packet came in on another relay than before: it is connected there, and may have moved there. */
+  private heardVia(peer: string, relay: string): void {
+    if (!this.mapPeers.has(peer)) return;
+    this.relayHeard.set(peer, relay);
+    this.relayAbsent.get(peer)?.delete(relay);
+    const current = this.paths.peers.get(peer)?.relay;
+    if (current?.kind !== "relay" || !this.relays.get(current.relay)?.connected) this.paths.setRelay(peer, this.relayPathFor(peer));
+  }
+
+  /** A relay says the peer is not connected there: reach it through another relay for a while. */
+  private peerAbsent(peer: string, relay: string, why: string): void {
+    if (!this.mapPeers.has(peer)) return;
+    let m = this.relayAbsent.get(peer);
+    if (!m) this.relayAbsent.set(peer, (m = new Map()));
+    const known = (m.get(relay) ?? 0) > Date.now();
+    m.set(relay, Date.now() + RELAY_ABSENT_MS);
+    if (this.relayHeard.get(peer) === relay) this.relayHeard.delete(peer);
+    if (known) return;
+    const next = this.relayPathFor(peer);
+    this.deps.log.info({ peer, relay, why, next: next?.relay }, "relay: peer not there");
+    this.paths.setRelay(peer, next);
+  }
+
+  /** Home relay: the preferred one (EMBER_HOME_RELAY), else the connected relay with the lowest round trip. */
   private pickHome(): void {
-    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })));
+    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })), HOME_RELAY_PREFERENCE);
     if (next && next !== this.homeRelay) {
+      const from = this.homeRelay;
       this.homeRelay = next;
-      this.deps.log.info({ relay: next, rttMs: this.relays.get(next)?.rttMs }, "home relay");
+      this.deps.log.info({ relay: next, from, rttMs: this.relays.get(next)?.rttMs }, "home relay");
       this.report();
     }
   }
