@@ -37,6 +37,8 @@ describe("relay path to a peer", () => {
   it("skips a relay that said the peer is not there, unless every relay said so", () => {
     expect(chooseRelayFor({ homeRelay: "r2", absent: new Set(["r2"]) }, relays({ r1: true, r2: true }), "r1")).toBe("r1");
     expect(chooseRelayFor({ homeRelay: "r2", absent: new Set(["r1", "r2"]) }, relays({ r1: true, r2: true }), "r1")).toBe("r2");
+    // A peer that is starting (no home relay reported yet, not connected anywhere): our home, not nothing.
+    expect(chooseRelayFor({ absent: new Set(["r1", "r2"]) }, relays({ r1: true, r2: true }), "r1")).toBe("r1");
   });
 
   it("a peer with no home relay in the map (not reported yet) goes through ours", () => {
