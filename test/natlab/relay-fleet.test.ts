@@ -55,7 +55,8 @@ describe.skipIf(!avail.ok)("a relay fleet", () => {
     lab = await Lab.create();
     m = new EmberLab(lab, join(tmp.dir, "mesh"));
     // The per-node rate limit lifted (default 4 MB/s, which a transfer would just measure): throughput of the path.
-    await m.startServices({ relays: 2, relayArgs: ["--rate", RELAY_RATE, "--burst", "4M"] });
+    // relay-3 is homed on by nobody: it is the spare the last test's nodes must open when their home dies at rest.
+    await m.startServices({ relays: 3, relayArgs: ["--rate", RELAY_RATE, "--burst", "4M"] });
     aHost = await lab.addHost("fa", await lab.addRouter("rfa", "eim"));
     bHost = await lab.addHost("fb", await lab.addRouter("rfb", "eim"));
     // No direct path at all: every packet between the two goes through the relays.
@@ -184,5 +185,35 @@ describe.skipIf(!avail.ok)("a relay fleet", () => {
     expect(await m.path(a, b)).toBe("relay:relay-2");
     expect(hsA2).toBe(hsA);
     expect(hsB2).toBe(hsB);
+    // Both homed on relay-2 now: the same pair through ONE relay both ways, for comparison with the two-relay figure.
+    expect((await m.waitPath(b, a, (p) => p === "relay:relay-2", 5_000)).path).toBe("relay:relay-2");
+    const one = await transfer(20 * MB);
+    table.add({ scenario: "20 MB fa -> sink.fb, both on relay-2", expected: "byte-exact", observed: `sha256 equal, ${one.mbps} Mbit/s (one relay both ways)`, ms: one.ms, ok: true });
+  }, 180_000);
+
+  it("the shared home relay dies while both nodes rest on it alone: both open the spare relay and ping within 5 s", async () => {
+    const conn = async (n: LabNode) => (await status(n)).coordination.relays.filter((r: any) => r.connected).map((r: any) => r.name).sort().join(",");
+    // Both homed on relay-2 now; at rest each holds relay-2 only (relay-3 closed while idle long ago).
+    await until("both at rest on relay-2 alone", async () => (await conn(a)) === "relay-2" && (await conn(b)) === "relay-2" || undefined, 90_000);
+    const hsA = (await peer(a, "fb")).handshakes as number;
+    const killedAt = Date.now();
+    await m.killRelay("relay-2");
+    const seen: Record<string, number> = {};
+    const end = killedAt + 15_000;
+    while (Date.now() < end && Object.keys(seen).length < 4) {
+      const t = () => Date.now() - killedAt;
+      if (!seen.homeA && (await status(a)).coordination.homeRelay === "relay-3") seen.homeA = t();
+      if (!seen.homeB && (await status(b)).coordination.homeRelay === "relay-3") seen.homeB = t();
+      if (!seen.pingAB) await m.request(a, "ping", { name: "fb", timeoutMs: 500 }, 2_000).then(() => { seen.pingAB = t(); }, () => undefined);
+      if (!seen.pingBA) await m.request(b, "ping", { name: "fa", timeoutMs: 500 }, 2_000).then(() => { seen.pingBA = t(); }, () => undefined);
+      await sleep(50);
+    }
+    const note = Object.entries(seen).map(([k, v]) => `${k} ${v} ms`).join(", ");
+    const worst = Math.max(...["homeA", "homeB", "pingAB", "pingBA"].map((k) => seen[k] ?? Infinity));
+    const hsA2 = (await peer(a, "fb")).handshakes as number;
+    table.add({ scenario: "relay-2 (both homes) SIGKILLed at rest", expected: `spare relay-3 within ${MOVE_BOUND_MS} ms`,
+      observed: `${note}; handshakes ${hsA}->${hsA2}`, ms: worst, ok: worst <= MOVE_BOUND_MS });
+    expect(worst, note).toBeLessThanOrEqual(MOVE_BOUND_MS);
+    expect(await m.path(a, b)).toBe("relay:relay-3");
   }, 180_000);
 });
