@@ -276,6 +276,21 @@ export class PathManager {
     }
   }
 
+  /**
+   * The peer's relay path changed (another relay of the fleet: its home relay moved, or ours died): traffic on the
+   * relay moves at once; a proven direct path stays, with the new relay as its fallback. The session is untouched.
+   */
+  setRelay(name: string, relay: Endpoint | undefined): void {
+    const s = this.peers.get(name);
+    if (!s || sameEndpoint(relay, s.relay)) return;
+    s.relay = relay;
+    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.current)) {
+      this.host.log.info({ peer: name, from: describeEndpoint(s.current), to: describeEndpoint(relay) }, "path: relay moved");
+      s.switches++;
+      this.switchTo(s, relay);
+    }
+  }
+
   private provenDirect(s: PeerPaths): boolean {
     if (s.current?.kind !== "udp") return false;
     const c = s.candidates.get(endpointKey(s.current));

@@ -70,6 +70,7 @@ export class RelayClient extends EventEmitter {
   private retryTimer?: NodeJS.Timeout;
   private pingTimer?: NodeJS.Timeout;
   private lastRx = 0;
+  private connectedAt = 0;
   /** Last datagram sent or received through the relay: the connection is active within activeForMs of it. */
   private lastDataAt = 0;
   /** When the connection last became active after a rest (silence before it is not a dead relay). */
@@ -91,6 +92,16 @@ export class RelayClient extends EventEmitter {
     return this.rtt;
   }
 
+  /** Started and not stopped: connected, connecting, or waiting to reconnect. */
+  get running(): boolean {
+    return !this.stopped;
+  }
+
+  /** Milliseconds since the last datagram either way, or since the connection came up if later (undefined: not connected). */
+  get idleMs(): number | undefined {
+    return this.connected ? Date.now() - Math.max(this.lastDataAt, this.connectedAt) : undefined;
+  }
+
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
@@ -100,6 +111,7 @@ export class RelayClient extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearInterval(this.pingTimer);
     const s = this.socket;
     if (!s || s.destroyed) return;
     await new Promise<void>((resolve) => {
@@ -181,10 +193,12 @@ export class RelayClient extends EventEmitter {
       }
     });
     socket.on("close", () => {
+      // Superseded: stop() and start() again before this socket finished closing (a relay reopened on demand).
+      if (this.socket !== socket) return;
       clearInterval(this.pingTimer);
       const wasUp = this.welcomed;
       this.welcomed = false;
-      if (this.socket === socket) this.socket = undefined;
+      this.socket = undefined;
       this.lastError = reason;
       this.log("relay disconnected", { relay: `${host}:${port}`, reason });
       this.emit(wasUp ? "disconnected" : "connect-failed", reason);
@@ -197,6 +211,7 @@ export class RelayClient extends EventEmitter {
     switch (f.type) {
       case RELAY_FRAME.WELCOME:
         this.welcomed = true;
+        this.connectedAt = Date.now();
         this.attempt = 0;
         this.stats.connects++;
         this.lastError = undefined;

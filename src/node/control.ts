@@ -79,7 +79,7 @@ export function statusReport(d: Daemon) {
     dataPlane: d.dataPlaneReport(),
     coordination: mesh ? {
       url: d.config.coordUrl, homeRelay: mesh.homeRelay,
-      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
+      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, ...(mesh.relayIdle(n) ? { idle: true } : {}), rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
     } : undefined,
     policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },
     services: servicesReport(d),

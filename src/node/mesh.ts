@@ -32,6 +32,26 @@ const PATH_REST_TICK_MS = 5_000;
 const REPORT_INTERVAL_MS = 30_000;
 /** IP TTL of low-TTL punch packets: measured (src/nat/hops.ts); EMBER_PUNCH_TTL overrides it for lab experiments. */
 const PUNCH_TTL_OVERRIDE = process.env.EMBER_PUNCH_TTL ? Number(process.env.EMBER_PUNCH_TTL) : undefined;
+/**
+ * A relay the node prefers as its home whenever it is connected (EMBER_HOME_RELAY=NAME): pins a node to one relay of
+ * the fleet (a region, an experiment; the NAT lab homes two nodes on different relays with it). Without it, the nearest.
+ */
+const HOME_RELAY_PREFERENCE = process.env.EMBER_HOME_RELAY || undefined;
+/**
+ * A relay that answered UNKNOWN_PEER (or PEER_GONE) for a peer is not used as that peer's relay path for this long;
+ * then it is tried again (the peer may have reconnected there). Hearing from the peer through it, or a map that
+ * gives the peer another home relay (it reported a new one: it is connected there now), clears it at once.
+ */
+const RELAY_ABSENT_MS = 5_000;
+/**
+ * A connection to a relay other than our home one closes after this long without a datagram (and opens again on the
+ * first datagram that needs it): a node holds its home relay and, while in use, the home relays of the peers it talks
+ * to, not every relay of the fleet. Above the session layer's idle bound (45 s), so a pair at rest is what closes it.
+ * EMBER_RELAY_IDLE_MS overrides it for lab tests.
+ */
+const RELAY_IDLE_CLOSE_MS = Number(process.env.EMBER_RELAY_IDLE_MS) || 60_000;
+/** Datagrams held per relay while its connection opens on demand (then sent; dropped if the connection fails). */
+const RELAY_OPEN_QUEUE = 32;
 const PATH_INNER: Record<PathMessageKind, InnerType> = {
   "probe": INNER.PATH_PROBE, "probe-reply": INNER.PATH_PROBE_REPLY, "call-me-maybe": INNER.CALL_ME_MAYBE,
 };
@@ -74,15 +94,36 @@ export function parseEndpointString(s: string): Endpoint | undefined {
 const HOME_FASTER_RATIO = 0.7;
 const HOME_FASTER_MS = 5;
 
-/** The home relay: the current one while it is connected and not clearly slower than another (pure). */
-export function chooseHomeRelay(current: string | undefined, relays: { name: string; connected: boolean; rttMs?: number }[]): string | undefined {
+/**
+ * The home relay (pure): the preferred one (EMBER_HOME_RELAY) while it is connected; else the current one while it is
+ * connected and not clearly slower than another; else the connected one with the lowest round trip. A home relay that
+ * disconnected (it died) is left at once for the best one still connected.
+ */
+export function chooseHomeRelay(current: string | undefined, relays: { name: string; connected: boolean; rttMs?: number }[], prefer?: string): string | undefined {
   const up = relays.filter((r) => r.connected);
   if (!up.length) return current;
+  if (prefer && up.some((r) => r.name === prefer)) return prefer;
   const rtt = (r: { rttMs?: number }) => r.rttMs ?? Number.MAX_SAFE_INTEGER;
   const best = up.reduce((a, b) => (rtt(b) < rtt(a) ? b : a));
   const cur = up.find((r) => r.name === current);
   if (!cur) return best.name;
   return rtt(best) < rtt(cur) * HOME_FASTER_RATIO && rtt(cur) - rtt(best) >= HOME_FASTER_MS ? best.name : cur.name;
+}
+
+/**
+ * The relay to reach a peer through (pure): one where the peer is connected and we hold a connection. Tried in order:
+ * the peer's home relay from the map; the relay the peer's last packet came in on (it sent on that relay, so it is
+ * connected there: this covers the time before a map delta tells us a moved home relay); our own home relay and then
+ * any other relay we hold (a node connects to every relay of the map it can reach). A relay that said the peer is not
+ * there (UNKNOWN_PEER, PEER_GONE) is skipped until RELAY_ABSENT_MS passed. Undefined: no relay connected.
+ */
+export function chooseRelayFor(peer: { homeRelay?: string; heardVia?: string; absent?: ReadonlySet<string> }, relays: { name: string; connected: boolean }[], ownHome?: string): string | undefined {
+  const up = new Set(relays.filter((r) => r.connected).map((r) => r.name));
+  const usable = (r: string | undefined): r is string => !!r && up.has(r) && !peer.absent?.has(r);
+  for (const r of [peer.homeRelay, peer.heardVia, ownHome, ...up]) if (usable(r)) return r;
+  // Every relay we hold said the peer is not there (it is starting, or moving): the best guess in the same order.
+  for (const r of [peer.homeRelay, peer.heardVia, ownHome]) if (r && up.has(r)) return r;
+  return undefined;
 }
 
 export class Mesh {
@@ -97,6 +138,18 @@ export class Mesh {
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
   private lastNetcheckAt = 0;
+  /** Per peer: the relay its last relayed packet came in on. */
+  private readonly relayHeard = new Map<string, string>();
+  /** Per peer: relays that said it is not connected there, and until when that holds. */
+  private readonly relayAbsent = new Map<string, Map<string, number>>();
+  /**
+   * Relays whose connection we closed while idle (or are opening again): still a path to the peers there, opened by
+   * the first datagram that needs one. A relay whose connection fails leaves this set (it is down).
+   */
+  private readonly relaysOnDemand = new Set<string>();
+  /** Datagrams waiting for a relay connection opened on demand. */
+  private readonly relayOpening = new Map<string, { peer: string; data: Uint8Array }[]>();
+  private idleTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: MeshDeps) {
     const { device, log } = deps;
@@ -140,10 +193,13 @@ export class Mesh {
     this.pathTicker.start();
     this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
     this.reportTimer.unref();
+    this.idleTimer = setInterval(() => this.closeIdleRelays(), Math.min(15_000, RELAY_IDLE_CLOSE_MS / 2));
+    this.idleTimer.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.reportTimer);
+    clearInterval(this.idleTimer);
     this.pathTicker.stop();
     clearTimeout(this.netcheckTimer);
     await this.coord.stop();
@@ -173,12 +229,51 @@ export class Mesh {
     return t;
   }
 
+  /**
+   * Room for a datagram on that relay. A relay closed while idle opens again, and takes up to RELAY_OPEN_QUEUE
+   * datagrams meanwhile; past that the sender waits for "connected" (device.writableChanged).
+   */
   relayWritable(relay: string): boolean {
-    return this.relays.get(relay)?.writable() ?? false;
+    const c = this.relays.get(relay);
+    if (!c) return false;
+    if (c.connected && c.running) return c.writable();
+    return this.openOnDemand(relay) && (this.relayOpening.get(relay)?.length ?? 0) < RELAY_OPEN_QUEUE;
   }
 
   sendViaRelay(to: Endpoint & { kind: "relay" }, data: Uint8Array): void {
-    this.relays.get(to.relay)?.send(to.peer, data);
+    const c = this.relays.get(to.relay);
+    if (!c) return;
+    if ((c.connected && c.running) || !this.openOnDemand(to.relay)) { c.send(to.peer, data); return; }
+    // Opening: hold a few datagrams (a handshake, a ping) rather than lose them to a TLS handshake's worth of time.
+    const q = this.relayOpening.get(to.relay) ?? [];
+    if (q.length < RELAY_OPEN_QUEUE) q.push({ peer: to.peer, data: Uint8Array.from(data) });
+    this.relayOpening.set(to.relay, q);
+  }
+
+  /** Whether our connection to that relay is closed while idle (opened again by the first datagram that needs it). */
+  relayIdle(relay: string): boolean {
+    return this.relaysOnDemand.has(relay) && !this.relays.get(relay)?.running;
+  }
+
+  /** Starts a relay connection closed while idle; true while it is opening on demand (not failed). */
+  private openOnDemand(relay: string): boolean {
+    if (!this.relaysOnDemand.has(relay)) return false;
+    const c = this.relays.get(relay)!;
+    if (!c.running) {
+      this.deps.log.info({ relay }, "relay: opening on demand");
+      c.start();
+    }
+    return true;
+  }
+
+  /** Closes connections to relays other than our home that carried no datagram for RELAY_IDLE_CLOSE_MS. */
+  private closeIdleRelays(): void {
+    for (const [name, c] of this.relays) {
+      if (name === this.homeRelay || !this.homeRelay || (c.idleMs ?? 0) < RELAY_IDLE_CLOSE_MS) continue;
+      this.relaysOnDemand.add(name);
+      this.deps.log.info({ relay: name, idleS: Math.round(c.idleMs! / 1000) }, "relay: closed while idle (opens on demand)");
+      void c.stop();
+    }
   }
 
   applyRevocation(text: string): void {
@@ -239,10 +334,13 @@ export class Mesh {
     if (firstRelays) this.scheduleNetcheck(0);
     if (m.revocation) this.applyRevocation(m.revocation);
     this.syncRelays(m);
+    const before = new Map(this.mapPeers);
     this.mapPeers.clear();
     for (const p of m.peers) {
+      // A home relay the peer reported since: what relays said about it before is stale.
+      if (before.get(p.name)?.homeRelay !== p.homeRelay) this.relayAbsent.delete(p.name);
       this.mapPeers.set(p.name, p);
-      const relay: Endpoint | undefined = p.homeRelay && this.relays.get(p.homeRelay)?.connected ? { kind: "relay", relay: p.homeRelay, peer: p.name } : undefined;
+      const relay = this.relayPathFor(p.name);
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
       // A home relay not connected yet: no path at all until it is (its "connected" re-applies the map). A guessed
       // direct candidate would send full-TTL handshakes to the peer's NAT before anyone punched (a conntrack clash).
@@ -256,6 +354,8 @@ export class Mesh {
       if (!this.mapPeers.has(name) && !this.deps.staticPeers.has(name)) {
         device.removePeer(name);
         this.paths.removePeer(name);
+        this.relayHeard.delete(name);
+        this.relayAbsent.delete(name);
         log.info({ peer: name }, "peer left the map");
         this.deps.onPeerGone(name, "left the peer map (policy or removal)");
       }
@@ -276,23 +376,94 @@ export class Mesh {
         keyPem: creds.keyPem, bundlePem: creds.bundlePem, verifier,
         log: (msg: string, f?: object) => log.debug(f ?? {}, `relay ${r.name}: ${msg}`),
       });
-      client.on("packet", (from: string, payload: Buffer) => device.receive(payload, { kind: "relay", relay: r.name, peer: from }));
+      client.on("packet", (from: string, payload: Buffer) => {
+        device.receive(payload, { kind: "relay", relay: r.name, peer: from });
+        if (this.relayHeard.get(from) !== r.name) this.heardVia(from, r.name);
+      });
+      // Opened on demand: what waited goes first, then everyone else wakes (writableChanged below).
+      client.on("connected", () => {
+        this.relaysOnDemand.delete(r.name);
+        for (const q of this.relayOpening.get(r.name) ?? []) client.send(q.peer, q.data);
+        this.relayOpening.delete(r.name);
+      });
+      client.on("connect-failed", (why: string) => {
+        if (!this.relaysOnDemand.delete(r.name)) return;
+        this.relayOpening.delete(r.name);
+        log.warn({ relay: r.name, why }, "relay: opening on demand failed");
+        this.refreshRelayPaths();
+      });
+      client.on("unknown-peer", (name: string) => this.peerAbsent(name, r.name, "unknown peer"));
+      client.on("peer-gone", (name: string) => this.peerAbsent(name, r.name, "peer gone"));
       // A relay that came up after the peers were known: give them their relay path now.
       client.on("connected", () => { if (this.map) this.applyMap(this.map); });
       client.on("connected", () => { log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
       for (const ev of ["connected", "drain"]) client.on(ev, () => device.writableChanged());
-      client.on("disconnected", (why: string) => log.warn({ relay: r.name, why }, "relay disconnected"));
+      // A relay that died: our home moves to another one now (and the coordination server hears it), and every peer
+      // reached through it moves to a relay where it is connected; sessions keep their keys (Device.setPath).
+      client.on("disconnected", (why: string) => {
+        if (this.relaysOnDemand.has(r.name) && !client.running) return; // closed while idle, on purpose
+        log.warn({ relay: r.name, why }, "relay disconnected");
+        // Our home died: every relay closed while idle opens again, and the first one up becomes home.
+        if (r.name === this.homeRelay) for (const name of this.relaysOnDemand) this.openOnDemand(name);
+        this.pickHome();
+        this.refreshRelayPaths();
+      });
       this.relays.set(r.name, client);
       client.start();
     }
   }
 
-  /** Home relay: the connected relay with the lowest round trip. */
+  /** The relay path to a peer now (chooseRelayFor), or undefined when no relay is connected. */
+  private relayPathFor(name: string): (Endpoint & { kind: "relay" }) | undefined {
+    const absentUntil = this.relayAbsent.get(name);
+    const now = Date.now();
+    const absent = new Set<string>();
+    for (const [relay, until] of absentUntil ?? []) {
+      if (until > now) absent.add(relay);
+      else absentUntil!.delete(relay);
+    }
+    // A relay closed while idle still counts: the first datagram opens it again.
+    const relays = [...this.relays].map(([n, c]) => ({ name: n, connected: c.connected || this.relaysOnDemand.has(n) }));
+    const relay = chooseRelayFor({ homeRelay: this.mapPeers.get(name)?.homeRelay, heardVia: this.relayHeard.get(name), absent }, relays, this.homeRelay);
+    return relay ? { kind: "relay", relay, peer: name } : undefined;
+  }
+
+  /** Every map peer's relay path again (a relay connected or died, or our home moved). */
+  private refreshRelayPaths(): void {
+    for (const name of this.mapPeers.keys()) this.paths.setRelay(name, this.relayPathFor(name));
+    this.pathTicker.poke();
+  }
+
+  /** A peer's packet came in on another relay than before: it is connected there, and may have moved there. */
+  private heardVia(peer: string, relay: string): void {
+    if (!this.mapPeers.has(peer)) return;
+    this.relayHeard.set(peer, relay);
+    this.relayAbsent.get(peer)?.delete(relay);
+    const current = this.paths.peers.get(peer)?.relay;
+    if (current?.kind !== "relay" || !this.relays.get(current.relay)?.connected) this.paths.setRelay(peer, this.relayPathFor(peer));
+  }
+
+  /** A relay says the peer is not connected there: reach it through another relay for a while. */
+  private peerAbsent(peer: string, relay: string, why: string): void {
+    if (!this.mapPeers.has(peer)) return;
+    let m = this.relayAbsent.get(peer);
+    if (!m) this.relayAbsent.set(peer, (m = new Map()));
+    const known = (m.get(relay) ?? 0) > Date.now();
+    m.set(relay, Date.now() + RELAY_ABSENT_MS);
+    if (this.relayHeard.get(peer) === relay) this.relayHeard.delete(peer);
+    if (known) return;
+    const next = this.relayPathFor(peer);
+    this.deps.log.info({ peer, relay, why, next: next?.relay }, "relay: peer not there");
+    this.paths.setRelay(peer, next);
+  }
+
+  /** Home relay: the preferred one (EMBER_HOME_RELAY), else the connected relay with the lowest round trip. */
   private pickHome(): void {
-    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })));
+    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })), HOME_RELAY_PREFERENCE);
     if (next && next !== this.homeRelay) {
+      const from = this.homeRelay;
       this.homeRelay = next;
-      this.deps.log.info({ relay: next, rttMs: this.relays.get(next)?.rttMs }, "home relay");
+      this.deps.log.info({ relay: next, from, rttMs: this.relays.get(next)?.rttMs }, "home relay");
       this.report();
     }
   }

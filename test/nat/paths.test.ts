@@ -112,6 +112,25 @@ describe("path manager", () => {
     expect(h.punches.map((p) => p.to).sort()).toEqual(["198.18.5.2:6000", "198.19.5.10:5000"]);
     expect(decodeCandidates(Buffer.from("junk,1.2.3.4:99999,:5,[::1]:7"))).toEqual([{ kind: "udp", host: "::1", port: 7 }]);
   });
+
+  it("a new relay path (another relay of the fleet) moves relayed traffic at once, and only becomes the fallback of a proven direct path", () => {
+    const h = harness();
+    const relay2: Endpoint = { kind: "relay", relay: "relay-2", peer: "b" };
+    h.pm.setPeer("b", [pub], relay);
+    expect(h.pm.currentPath("b")).toEqual(relay);
+    h.pm.setRelay("b", relay2);
+    expect(h.pm.currentPath("b")).toEqual(relay2);
+    expect(h.used.at(-1)).toBe("relay relay-2");
+    const switches = h.pm.describe("b")!.switches;
+    h.pm.setRelay("b", relay2); // the same relay again: nothing moves
+    expect(h.pm.describe("b")!.switches).toBe(switches);
+    goDirect(h);
+    const usedBefore = h.used.length;
+    h.pm.setRelay("b", relay);
+    expect(h.pm.describe("b")!.path).toBe("direct");
+    expect(h.used.length).toBe(usedBefore);
+    expect(h.pm.peers.get("b")!.relay).toEqual(relay);
+  });
 });
 
 describe("bounded spray towards an endpoint-dependent peer", () => {

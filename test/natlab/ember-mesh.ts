@@ -23,6 +23,8 @@ export class EmberLab {
   coordUrl = "";
   private admin!: { cert: string; key: string; ca: string };
   readonly nodes = new Map<string, LabNode>();
+  /** Relay processes by name (relay-1, relay-2, ...): a test may kill one (killRelay). */
+  readonly relays = new Map<string, ChildProcess>();
 
   constructor(readonly lab: Lab, readonly dir: string) {}
 
@@ -53,7 +55,7 @@ export class EmberLab {
   }
 
   /** Coordination server and relays (two by default, each answering STUN), then an allow-all policy. */
-  async startServices(opts: { relays?: number } = {}): Promise<void> {
+  async startServices(opts: { relays?: number; relayArgs?: string[] } = {}): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     this.ca = await initCa(join(this.dir, "ca"), "lab.embernet");
     this.admin = await this.writeLeaf("admin", "ops-admin", "ops", ["admin"]);
@@ -68,8 +70,9 @@ export class EmberLab {
       const name = `relay-${i + 1}`;
       const f = await this.writeLeaf(name, name, "infra", ["relay"]);
       const relay = this.lab.spawn(h, [process.execPath, EMBER, "relay", "--name", name, "--listen", `${h.address}:443`, "--stun", `${h.address}:3478`,
-        "--cert", f.cert, "--key", f.key, "--ca", f.ca, "--coord", this.coordUrl]);
+        "--cert", f.cert, "--key", f.key, "--ca", f.ca, "--coord", this.coordUrl, ...(opts.relayArgs ?? [])]);
       await this.started(name, relay, /relay_listening/);
+      this.relays.set(name, relay);
     }
     await this.setPolicy(ALLOW_ALL);
   }
@@ -165,6 +168,18 @@ export class EmberLab {
       await new Promise((r) => setTimeout(r, 200));
     }
     return { path: p, ms: Date.now() - t0 };
+  }
+
+  /** Kills a relay process with SIGKILL (a crash: no shutdown frame); resolves once it has exited. */
+  async killRelay(name: string): Promise<void> {
+    const p = this.relays.get(name);
+    if (!p) throw new Error(`no relay ${name}`);
+    await new Promise<void>((res) => {
+      if (p.exitCode !== null || p.signalCode !== null) return res();
+      p.once("exit", () => res());
+      p.kill("SIGKILL");
+    });
+    this.relays.delete(name);
   }
 
   async stopNode(n: LabNode): Promise<void> {

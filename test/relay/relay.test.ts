@@ -130,6 +130,30 @@ describe("relay forwarding", () => {
     g.send("node-f", Buffer.from("to the newest"));
     expect((await got)[1].toString()).toBe("to the newest");
   });
+
+  it("stop then start at once (a relay connection reopened on demand) reconnects cleanly; idle time counts datagrams", async () => {
+    const h = client(await pki.identity("node-reopen"));
+    const i = client(await pki.identity("node-reopen-peer"));
+    await Promise.all([connected(h), connected(i)]);
+    expect(h.idleMs).toBeLessThan(5_000);
+    const got = nextPacket(i);
+    h.send("node-reopen-peer", Buffer.from("before"));
+    await got;
+    expect(h.idleMs).toBeLessThan(1_000);
+    const events: string[] = [];
+    for (const ev of ["disconnected", "connect-failed", "connected"]) h.on(ev, () => events.push(ev));
+    const stopped = h.stop();
+    expect(h.running).toBe(false);
+    h.start(); // before the old socket finished closing: its close must not touch the new connection
+    await stopped;
+    await connected(h);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(events).toEqual(["connected"]);
+    expect(h.stats.connects).toBe(2);
+    const again = nextPacket(i);
+    expect(h.send("node-reopen-peer", Buffer.from("after"))).toBe(true);
+    expect((await again)[1].toString()).toBe("after");
+  });
 });
 
 describe("relay authentication", () => {
