@@ -54,9 +54,14 @@ class VerifiedAgent extends Agent {
   }
 }
 
+/** TCP keepalive idle time of pooled mTLS connections: one probe a minute at most on an idle connection. */
+const TCP_KEEPALIVE_IDLE_MS = 60_000;
+
 export function verifiedAgent(o: VerifiedAgentOptions): Agent {
   return new VerifiedAgent(o.verifier, o.expect, {
-    cert: o.certChainPem, key: o.keyPem, keepAlive: o.keepAlive ?? true, maxSockets: o.maxSockets ?? 4,
+    // keepAliveMsecs is also the TCP keepalive's idle time: Node's default of 1 s (libuv probing every second
+    // after it) made every pooled connection send a probe and draw an ACK each second, at rest.
+    cert: o.certChainPem, key: o.keyPem, keepAlive: o.keepAlive ?? true, keepAliveMsecs: TCP_KEEPALIVE_IDLE_MS, maxSockets: o.maxSockets ?? 4,
     maxCachedSessions: 0, minVersion: "TLSv1.3", rejectUnauthorized: false,
   });
 }
