@@ -174,6 +174,30 @@ async function iperf(connectTo: string, port: number, streams: number, daemons: 
   };
 }
 
+/** Encrypted UDP between two processes next to plain UDP: iperf3 -u at full rate, 1200-byte datagrams, A -> B. */
+const UDP_LEN = 1200;
+interface UdpRun { system: string; sentMbps: number; receivedMbps: number; lostPct: number; cpuTicks: number; bytes: number }
+const udpRows: UdpRun[] = [];
+
+async function iperfUdp(system: string, connectTo: string, daemons: number[]): Promise<void> {
+  const server = spawnIn("b", ["iperf3", "-s", "-1", "-p", String(IPERF_PORT)], { stdio: "ignore" });
+  await until("iperf3 server listening in B", 10_000, () => (execIn("b", ["ss", "-Hltn", `sport = :${IPERF_PORT}`]).trim() ? true : undefined));
+  const t0 = ticksOf(daemons);
+  let out: string;
+  try {
+    out = await runIn("a", ["iperf3", "-c", connectTo, "-p", String(IPERF_PORT), "-u", "-b", "0", "-l", String(UDP_LEN), "-t", String(T), "-J"], (T + 40) * 1000);
+  } finally {
+    if (server.exitCode === null) server.kill("SIGTERM");
+  }
+  const j = JSON.parse(out);
+  if (j.error) throw new Error(`iperf3 -u -c ${connectTo}: ${j.error}`);
+  const sum = j.end.sum;
+  const lostPct = sum.lost_percent ?? 0;
+  const run = { system, sentMbps: sum.bits_per_second / 1e6, receivedMbps: (sum.bits_per_second / 1e6) * (1 - lostPct / 100), lostPct, cpuTicks: ticksOf(daemons) - t0, bytes: sum.bytes * (1 - lostPct / 100) };
+  udpRows.push(run);
+  console.error(`bench:peers: ${system} UDP: ${run.receivedMbps.toFixed(0)} Mbit/s received, ${lostPct.toFixed(1)}% lost`);
+}
+
 interface Row { system: string; mtu: string; one: Run; four: Run; daemons: boolean; note?: string }
 const rows: Row[] = [];
 
@@ -327,6 +351,7 @@ async function embernet(): Promise<void> {
   const native = async () => ({ a: (await status(nodes.a)).dataPlane.native.stats, b: (await status(nodes.b)).dataPlane.native.stats });
   const s0 = await native();
   const tunRow = await measure("EmberNet TUN (native addon)", nodes.b.overlay, IPERF_PORT, daemons, mtuOf("a", "ember0"), `path ${path}`);
+  await iperfUdp("EmberNet TUN (native addon)", nodes.b.overlay, daemons);
   const s1 = await native();
   const d = (k: string, side: "a" | "b") => (s1[side][k] ?? 0) - (s0[side][k] ?? 0);
   const dropList = (side: "a" | "b") => Object.entries(s1[side].drops ?? {}).map(([k, v]) => [k, (v as number) - ((s0[side].drops ?? {})[k] ?? 0)] as const).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(" ") || "none";
@@ -362,6 +387,13 @@ function report(): void {
     console.log(`EmberNet TUN / nebula:       1 stream ${ratio(ember.one.mbps, neb.one.mbps)}, 4 streams ${ratio(ember.four.mbps, neb.four.mbps)} (target >= 1.5x)`);
   }
   for (const r of rows) if (r.note) console.log(`${r.system}: ${r.note}`);
+  if (udpRows.length) {
+    console.log(`\nUDP between two processes (iperf3 -u -b 0 -l ${UDP_LEN}, A -> B, ${T} s): received Mbit/s, loss, CPU s/GB of the daemons\n`);
+    console.log(["| system | sent Mbit/s | received Mbit/s | lost | CPU s/GB |", "|---|---|---|---|---|",
+      ...udpRows.map((u) => `| ${u.system} | ${u.sentMbps.toFixed(0)} | ${u.receivedMbps.toFixed(0)} | ${u.lostPct.toFixed(1)}% | ${u.cpuTicks ? (u.cpuTicks / TICKS / (u.bytes / 1e9)).toFixed(1) : "-"} |`)].join("\n"));
+    const plain = udpRows.find((u) => u.system === "raw veth"), enc = udpRows.find((u) => u.system.startsWith("EmberNet TUN"));
+    if (plain && enc) console.log(`\nEncrypted UDP (EmberNet TUN) / plain UDP: ${((100 * enc.receivedMbps) / plain.receivedMbps).toFixed(0)}% (target >= 90%)`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -377,6 +409,7 @@ async function main(): Promise<void> {
   writeFileSync(join(OWNER_DIR, `${PREFIX}.owner`), `${process.pid}\n${dir}\n`);
   setupLink();
   await measure("raw veth", UNDERLAY.b, IPERF_PORT, [], execIn("a", ["cat", `/sys/class/net/${VETH.a}/mtu`]).trim());
+  await iperfUdp("raw veth", UNDERLAY.b, []);
   await wireguard();
   await nebula();
   await embernet();
