@@ -47,7 +47,7 @@ export function addRelayOptions(cmd: Command): Command {
     .option("--stun <host:port>", "STUN (UDP) listen address, or \"off\"", `:${STUN_DEFAULT_PORT}`)
     .option("--name <name>", "relay name; must equal the certificate's identity name")
     .option("--revocation <file>", "signed revocation list file, re-read when it changes (and on SIGHUP)")
-    .option("--coord <url>", "coordination server URL; GET /v1/revocation is polled with the relay's certificate")
+    .option("--coord <url>", "coordination server URL (replicas: URL1,URL2,...); GET /v1/revocation is polled with the relay's certificate")
     .option("--revocation-poll <duration>", `coordination server poll interval (default ${RELAY_DEFAULTS.revocationPollMs / 1000}s)`)
     .option("--metrics <host:port>", "plain-HTTP /status and /metrics listener (bind to loopback)")
     .option("--rate <bytes/s>", `per-node forwarding rate (default ${RELAY_DEFAULTS.rateBytesPerSec})`)

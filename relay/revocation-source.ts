@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Verifier } from "../src/pki/index.js";
 import { RequestError, requestJson, verifiedAgent } from "../src/pki/mtls-client.js";
 import { COORD_SERVER, PATHS } from "../src/wire/coord-api.js";
+import { coordOrigins } from "../src/coord/coord-origins.js";
 import { RELAY_DEFAULTS } from "../src/wire/relay.js";
 
 const FILE_POLL_MS = 500;
@@ -80,11 +81,23 @@ export class RevocationSource {
     }
   }
 
+  /** Which coordination replica the next poll asks (--coord URL1,URL2). */
+  private replica = 0;
+
   private async poll(): Promise<void> {
     if (this.polling || !this.agent || !this.o.coordUrl) return;
     this.polling = true;
     try {
-      const body = await requestJson(this.agent, new URL(PATHS.revocation, this.o.coordUrl).href, "GET", undefined, { timeoutMs: 5_000 });
+      const origins = coordOrigins(this.o.coordUrl);
+      const origin = origins[this.replica % origins.length];
+      let body: unknown;
+      try {
+        body = await requestJson(this.agent, origin + PATHS.revocation, "GET", undefined, { timeoutMs: 5_000 });
+      } catch (err) {
+        // Replicas: the next poll asks the next one (a dead replica costs one poll interval at most).
+        this.replica++;
+        throw err;
+      }
       this.problem("");
       this.apply(typeof body === "string" ? body : JSON.stringify(body), "coord");
     } catch (err) {

@@ -19,7 +19,7 @@ export function registerUp(program: Command): void {
     .option("--listen <host:port>", "UDP listen address", undefined)
     .option("--peer <name=host:port>", "static peer (repeatable)", collect, [])
     .option("--socket <path>", "control socket path (default STATE/ember.sock)")
-    .option("--coord <url>", "coordination server, e.g. https://coord.example:8443")
+    .option("--coord <url>", "coordination server, e.g. https://coord.example:8443 (replicas: URL1,URL2,...)")
     .option("--token <token>", "one-time enrollment token (used when STATE holds no certificate yet)")
     .option("--name <name>", "identity name to enroll under (default: host name)")
     .option("--enroll-only", "enroll with --token and exit without starting the daemon (provisioning)")
@@ -39,7 +39,7 @@ export function registerUp(program: Command): void {
         if (!config.coordUrl) throw new CliError("--token needs --coord URL (the server that issued it)");
         const { enroll } = await import("../coord/client.js");
         const name = o.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
-        const r = await enroll({ coordUrl: config.coordUrl, token: o.token, name, stateDir: config.stateDir });
+        const r = await enroll({ coordUrl: config.coordReplicas.join(","), token: o.token, name, stateDir: config.stateDir });
         process.stderr.write(`enrolled as ${name} (tenant ${r.tenant}, certificate until ${r.notAfter}) in ${config.stateDir}\n`);
         if (o.enrollOnly) return;
       } else if (!existsSync(config.certPath)) {

@@ -1,6 +1,7 @@
 // The node's side of the coordination protocol: enrollment with a token, the long-lived peer-map stream
 // (full map, then deltas; resumes by sequence number), status reports, automatic certificate renewal and
 // revocation lists. Everything here survives a coordination outage: errors are events, never throws.
+import { coordOrigins } from "./coord-origins.js";
 import { EventEmitter } from "node:events";
 import { createHash, randomInt } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -39,11 +40,6 @@ export interface PeerMap {
 
 export interface EnrollResult { certPem: string; bundlePem: string; notAfter: string; certTtlMs: number; tenant: string; groups: string[] }
 
-function baseUrl(u: string): string {
-  const url = new URL(u);
-  if (url.protocol !== "https:") throw new Error(`coordination URL must be https://, got "${u}"`);
-  return url.origin;
-}
 
 /**
  * Enrolls this node: fetches the trust bundle, checks its root against the token's pin, then (over a
@@ -51,8 +47,19 @@ function baseUrl(u: string): string {
  * and never leaves. Writes stateDir/key.pem (0600), cert.pem, bundle.pem, revocation.json.
  */
 export async function enroll(opts: { coordUrl: string; token: string; name: string; stateDir: string }): Promise<EnrollResult> {
+  // Replicas in order: the first that answers enrolls us (a one-time token is single-use across all of them).
+  const origins = coordOrigins(opts.coordUrl);
+  for (let i = 0; ; i++) {
+    try {
+      return await enrollAt(origins[i], opts);
+    } catch (err) {
+      if (i === origins.length - 1 || err instanceof RequestError || /pin|usable trust bundle|cannot use/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function enrollAt(origin: string, opts: { token: string; name: string; stateDir: string }): Promise<EnrollResult> {
   const token = parseToken(opts.token);
-  const origin = baseUrl(opts.coordUrl);
   // Unverified on purpose: what comes back is checked against the pin before it is trusted.
   const b = await requestJson(undefined, origin + PATHS.bundle, "GET", undefined, { insecure: true });
   const bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
@@ -85,6 +92,7 @@ export async function enroll(opts: { coordUrl: string; token: string; name: stri
 export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; services?: MapService[] }
 
 export interface CoordClientOptions {
+  /** One URL, or several replicas separated by commas (coordOrigins). */
   coordUrl: string;
   stateDir: string;
   log?: (msg: string, fields?: object) => void;
@@ -99,7 +107,9 @@ const RENEW_JITTER = 0.05;
 export class CoordClient extends EventEmitter {
   /** Counters for operators and tests: full maps received, deltas applied, stream connections opened. */
   readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0, frames: 0, statusReports: 0, statusBytes: 0 };
-  private readonly origin: string;
+  /** The replicas, and which one this client uses now (it moves on when the map stream fails). */
+  private readonly origins: string[];
+  private originIndex = 0;
   private readonly log: (msg: string, fields?: object) => void;
   private verifier!: Verifier;
   private agent?: Agent;
@@ -121,11 +131,16 @@ export class CoordClient extends EventEmitter {
 
   constructor(private readonly opts: CoordClientOptions) {
     super();
-    this.origin = baseUrl(opts.coordUrl);
+    this.origins = coordOrigins(opts.coordUrl);
     this.log = opts.log ?? (() => {});
     this.backoff = opts.minBackoffMs ?? 500;
     // "error" events are informational here; do not crash a daemon that has no listener for them.
     this.on("error", () => {});
+  }
+
+  /** The replica in use. */
+  get origin(): string {
+    return this.origins[this.originIndex];
   }
 
   get map(): PeerMap | undefined {
@@ -269,8 +284,17 @@ export class CoordClient extends EventEmitter {
       if (this.stopped) break;
       this.emit("disconnected");
       if (gotFrames) this.backoff = min;
-      const wait = this.backoff / 2 + randomInt(Math.max(1, Math.floor(this.backoff / 2)));
-      this.backoff = Math.min(max, this.backoff * 2);
+      // With replicas, a failed stream moves to the next one at once (its map stream resumes or sends a full
+      // map); the backoff grows only once every replica has failed in a row.
+      let quick = false;
+      if (this.origins.length > 1) {
+        const from = this.origin;
+        this.originIndex = (this.originIndex + 1) % this.origins.length;
+        this.log("coordination replica failed; trying the next", { from, to: this.origin });
+        quick = this.originIndex !== 0 || gotFrames;
+      }
+      const wait = quick ? randomInt(50, 250) : this.backoff / 2 + randomInt(Math.max(1, Math.floor(this.backoff / 2)));
+      if (!quick) this.backoff = Math.min(max, this.backoff * 2);
       await new Promise<void>((resolve) => {
         this.wake = resolve;
         this.reconnectTimer = setTimeout(resolve, wait);

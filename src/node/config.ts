@@ -5,6 +5,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 import { parseService, type LocalService } from "./services.js";
+import { coordOrigins } from "../coord/coord-origins.js";
 import { DEFAULT_PROTOCOLS, type PortmapProtocol } from "../nat/portmap/portmapper.js";
 
 export interface StaticPeer { name: string; host: string; port: number }
@@ -19,8 +20,10 @@ export interface NodeConfig {
   listenPort: number;
   peers: StaticPeer[];
   controlSocket: string;
-  /** Coordination server URL (optional: static peers work without one). */
+  /** Coordination server URL (optional: static peers work without one): the first replica when several are given. */
   coordUrl?: string;
+  /** Every coordination replica (--coord URL1,URL2): the map stream moves to the next when one fails. */
+  coordReplicas: string[];
   logLevel: string;
   /** Path MTU assumed for direct paths (DEFAULT_PATH_MTU..MAX_PATH_MTU); stream segments follow it. */
   mtu: number;
@@ -43,6 +46,14 @@ export interface NodeConfig {
    * userspace.
    */
   tun?: string;
+}
+
+/** --coord URL or URL1,URL2,...: each one checked, the first one the default for single-server uses. */
+function coordSettings(text: string | undefined): { coordUrl?: string; coordReplicas: string[] } {
+  if (!text) return { coordReplicas: [] };
+  let list: string[];
+  try { list = coordOrigins(text); } catch (err) { throw new ConfigError(`coord: ${(err as Error).message}`); }
+  return { coordUrl: list[0], coordReplicas: list };
 }
 
 /** Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slash or space. */
@@ -203,7 +214,7 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
   return {
     stateDir, certPath, keyPath, bundlePath, listenHost: listen.host, listenPort: listen.port, peers,
     controlSocket: input.socket ?? path(str("socket")) ?? join(stateDir, "ember.sock"),
-    coordUrl: input.coord ?? str("coord"),
+    ...coordSettings(input.coord ?? str("coord")),
     logLevel: input.logLevel ?? str("log_level") ?? "info",
     mtu: parseMtu(input.mtu ?? str("mtu")),
     services: parseServicesSection(file.services),

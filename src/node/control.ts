@@ -78,7 +78,7 @@ export function statusReport(d: Daemon) {
     cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
     dataPlane: d.dataPlaneReport(),
     coordination: mesh ? {
-      url: d.config.coordUrl, homeRelay: mesh.homeRelay,
+      url: mesh.coord.origin, ...(d.config.coordReplicas.length > 1 ? { replicas: d.config.coordReplicas } : {}), homeRelay: mesh.homeRelay,
       relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, ...(mesh.relayIdle(n) ? { idle: true } : {}), rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
     } : undefined,
     policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },

@@ -183,7 +183,7 @@ export class Daemon implements NodeRuntime {
     if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
       this.meshPart = new Mesh({
-        coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
+        coordUrl: cfg.coordReplicas.join(","), stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
         candidates: this.local, credentials: () => this.creds, staticPeers: new Set(cfg.peers.map((p) => p.name)),
         services: () => this.services.announced(),
         onRenewed: () => this.reloadCredentials(),
