@@ -2,7 +2,7 @@
 // when we are root: PostgreSQL refuses to run as root), started on a free port on 127.0.0.1 with its unix socket
 // in the temp dir, stopped with `pg_ctl -m immediate` and deleted afterwards. Binaries are looked up on PATH,
 // then in Debian's /usr/lib/postgresql/<version>/bin (where `apt-get install postgresql` puts them).
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -53,6 +53,8 @@ export interface PgCluster {
   url(db: string): string;
   /** Creates an empty database and returns its URL. */
   createDatabase(name: string): Promise<string>;
+  /** Restarts the server (pg_ctl restart -m fast: clients are disconnected, committed data stays), asynchronously. */
+  restart(): Promise<void>;
   stop(): void;
 }
 
@@ -93,6 +95,11 @@ export async function startPostgres(): Promise<PgCluster> {
     const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
     return {
       port, url, stop,
+      restart: () => new Promise<void>((resolve, reject) => {
+        execFile(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-o", opts, "-m", "fast", "-w", "-t", "30", "restart"], {
+          cwd: dir, timeout: 40_000, env: { PATH: process.env.PATH, LC_ALL: "C", TZ: "UTC" }, ...(who ? { uid: who.uid, gid: who.gid } : {}),
+        }, (err, _out, stderr) => (err ? reject(new Error(`pg_ctl restart failed: ${stderr || err.message}`)) : resolve()));
+      }),
       createDatabase: async (name: string) => {
         const c = new pg.Client({ connectionString: url("postgres") });
         await c.connect();
