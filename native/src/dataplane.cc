@@ -384,7 +384,8 @@ size_t DataPlane::FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* o
 }
 
 void DataPlane::TxLoop() {
-  std::vector<uint8_t> buf(kSlot * kBatch);
+  // Not value-initialised (4 MiB of slots): pages become resident only as packets reach them.
+  std::unique_ptr<uint8_t[]> buf(new uint8_t[kSlot * kBatch]);
   std::vector<OutPacket> outs;
   outs.reserve(kBatch);
   Endpoint eps[kBatch];
@@ -399,7 +400,7 @@ void DataPlane::TxLoop() {
     for (;;) {
       int n = 0;
       while (n < kBatch) {
-        ssize_t r = read(tunFd_, buf.data() + n * kSlot + kHeader, kSlot - kHeader - kTagSize);
+        ssize_t r = read(tunFd_, buf.get() + n * kSlot + kHeader, kSlot - kHeader - kTagSize);
         if (r < 0) break;  // EAGAIN: the batch is what the TUN queue held
         lens[n++] = static_cast<size_t>(r);
       }
@@ -412,7 +413,7 @@ void DataPlane::TxLoop() {
       {
         auto l = ReadLock();
         for (int i = 0; i < n; i++) {
-          uint8_t* slot = buf.data() + i * kSlot;
+          uint8_t* slot = buf.get() + i * kSlot;
           uint8_t* pkt = slot + kHeader;
           size_t len = lens[i];
           PacketInfo info;

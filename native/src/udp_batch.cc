@@ -100,7 +100,7 @@ void EndpointText(const sockaddr_storage& a, char* host, size_t hostLen, int* po
 static constexpr size_t kCtrl = CMSG_SPACE(sizeof(int)) + 64;
 
 UdpReceiver::UdpReceiver(size_t bufSize)
-    : bufSize_(bufSize), bufs_(bufSize * kBatch), ctrl_(kCtrl * kBatch) {}
+    : bufSize_(bufSize), bufs_(new uint8_t[bufSize * kBatch]), ctrl_(kCtrl * kBatch) {}
 
 int UdpReceiver::Recv(int fd) {
   for (int i = 0; i < kBatch; i++) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace ember {
@@ -37,7 +38,7 @@ class UdpReceiver {
   explicit UdpReceiver(size_t bufSize);
   // One recvmmsg (MSG_DONTWAIT): returns the message count, 0 when nothing is queued, -1 on error.
   int Recv(int fd);
-  uint8_t* Data(int i) { return bufs_.data() + static_cast<size_t>(i) * bufSize_; }
+  uint8_t* Data(int i) { return bufs_.get() + static_cast<size_t>(i) * bufSize_; }
   size_t Len(int i) const { return msgs_[i].msg_len; }
   // Segment size when the kernel coalesced several datagrams (UDP GRO), else 0.
   int GroSize(int i) const;
@@ -45,7 +46,8 @@ class UdpReceiver {
 
  private:
   size_t bufSize_;
-  std::vector<uint8_t> bufs_;
+  // Not value-initialised: with GRO each slot is 64 KiB, and only the pages datagrams reach become resident.
+  std::unique_ptr<uint8_t[]> bufs_;
   std::vector<uint8_t> ctrl_;
   mmsghdr msgs_[kBatch];
   iovec iovs_[kBatch];
