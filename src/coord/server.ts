@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import {
-  generateEd25519, issueLeaf, loadCa, parseCertificate, pemBlocks, privateKeyToPem, signRevocationList, tlsContextOptions, toPem,
+  generateEd25519, issueLeaf, issueLeafRecord, loadCa, pemBlocks, privateKeyToPem, signRevocationList, tlsContextOptions, toPem,
   Verifier, verifyCsr, verifyTlsPeer, withIntermediates, LEAF_MAX_TTL_MS, NAME_PATTERN, CA_FILES,
   type CaMaterial, type Identity,
 } from "../pki/index.js";
@@ -320,9 +320,8 @@ export class CoordServer {
     if (t.expiresAt <= now) throw new HttpError(403, "token_expired", `token expired at ${new Date(t.expiresAt).toISOString()}`);
     if (t.usesLeft <= 0) throw new HttpError(403, "token_used", `token already used (${t.usesTotal} of ${t.usesTotal} uses); ask for a new one`);
     const csr = await this.checkCsr(csrPem, name);
-    const der = await issueLeaf(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
-    const cert = parseCertificate(der);
-    const certPem = toPem(der, "CERTIFICATE");
+    const cert = issueLeafRecord(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
+    const certPem = toPem(cert.der, "CERTIFICATE");
     const enrollmentId = randomBytes(8).toString("hex");
     const node: NodeRecord = {
       name, tenant: t.tenant, groups: t.groups, roles: t.roles, enrollmentId, status: "active", enrolledAt: now, tokenId: t.id,
@@ -359,9 +358,8 @@ export class CoordServer {
     }
     const now = Date.now();
     const ttl = Math.max(node.certTtlMs, 1_000);
-    const der = await issueLeaf(this.ca, { name: node.name, tenant: node.tenant, groups: node.groups, roles: node.roles, ttlMs: ttl, publicKey: csr.publicKey });
-    const cert = parseCertificate(der);
-    const certPem = toPem(der, "CERTIFICATE");
+    const cert = issueLeafRecord(this.ca, { name: node.name, tenant: node.tenant, groups: node.groups, roles: node.roles, ttlMs: ttl, publicKey: csr.publicKey });
+    const certPem = toPem(cert.der, "CERTIFICATE");
     const ok = await this.store.renew({
       name: node.name, enrollmentId: node.enrollmentId, certPem,
       cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
