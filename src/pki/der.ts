@@ -154,3 +154,77 @@ export function readCommonName(der: Uint8Array, name: Tlv): string | undefined {
   }
   return undefined;
 }
+
+/** Dotted form of an OBJECT IDENTIFIER's contents; throws on a non-minimal or truncated arc. */
+export function readOid(content: Uint8Array): string {
+  if (content.length === 0) throw new DerError("empty OID");
+  const arcs: number[] = [];
+  let v = 0;
+  for (let i = 0; i < content.length; i++) {
+    const b = content[i];
+    if (v === 0 && b === 0x80) throw new DerError("non-minimal OID arc");
+    v = v * 128 + (b & 0x7f);
+    if (v > Number.MAX_SAFE_INTEGER / 128) throw new DerError("OID arc too large");
+    if (!(b & 0x80)) {
+      if (arcs.length === 0) arcs.push(v < 80 ? Math.floor(v / 40) : 2, v < 80 ? v % 40 : v - 80);
+      else arcs.push(v);
+      v = 0;
+    } else if (i === content.length - 1) throw new DerError("truncated OID");
+  }
+  return arcs.join(".");
+}
+
+/** UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ), the only forms RFC 5280 allows. */
+export function readTime(der: Uint8Array, t: Tlv): Date {
+  const s = Buffer.from(contentOf(der, t)).toString("latin1");
+  let m: RegExpExecArray | null;
+  let year: number;
+  if (t.tag === TAG.UTC_TIME && (m = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s))) {
+    year = Number(m[1]) + (Number(m[1]) < 50 ? 2000 : 1900);
+  } else if (t.tag === TAG.GENERALIZED_TIME && (m = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s))) {
+    year = Number(m[1]);
+  } else throw new DerError(`time "${s.slice(0, 20)}" is not UTCTime or GeneralizedTime in DER form`);
+  const [mo, d, h, mi, se] = [2, 3, 4, 5, 6].map((i) => Number(m![i]));
+  const ms = Date.UTC(year, mo - 1, d, h, mi, se);
+  const back = new Date(ms);
+  if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || h > 23 || mi > 59 || se > 59) throw new DerError(`time "${s}" is not a valid date`);
+  return back;
+}
+
+const NAME_TYPES: Record<string, string> = {
+  "2.5.4.3": "CN", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.6": "C",
+  "0.9.2342.19200300.100.1.25": "DC", "1.2.840.113549.1.9.1": "E", "2.5.4.42": "G", "2.5.4.43": "I", "2.5.4.4": "SN", "2.5.4.12": "T",
+};
+
+function escapeDn(v: string): string {
+  // As @peculiar/x509's Name.toString() (the format certificates' subjects were always shown in).
+  return v.replace(/([,+"\\<>;])/g, "\\$1").replace(/^([ #])/, "\\$1").replace(/([ ]$)/, "\\$1")
+    .replace(/([\r\n\t])/, (c) => `\\${Buffer.from(c, "utf8").toString("hex").toUpperCase()}`);
+}
+
+/**
+ * A Name as text ("CN=web-1, O=acme"), in @peculiar/x509's format, for the string types certificates use;
+ * undefined for anything else (the caller then asks @peculiar/x509).
+ */
+export function nameText(der: Uint8Array, name: Tlv): string | undefined {
+  const rdns: string[] = [];
+  for (const rdn of children(der, expectTag(name, TAG.SEQUENCE, "name"))) {
+    const parts: string[] = [];
+    for (const atv of children(der, expectTag(rdn, TAG.SET, "relative distinguished name"))) {
+      const [type, value, extra] = children(der, expectTag(atv, TAG.SEQUENCE, "attribute"));
+      if (!value || extra) throw new DerError("attribute is not a type and a value");
+      const label = NAME_TYPES[readOid(contentOf(der, expectTag(type, TAG.OID, "attribute type")))];
+      if (!label) return undefined;
+      const bytes = contentOf(der, value);
+      let text: string;
+      if (value.tag === TAG.UTF8) text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      else if (value.tag === TAG.PRINTABLE || value.tag === TAG.IA5) {
+        text = Buffer.from(bytes).toString("latin1");
+        if (!/^[\x20-\x7e]*$/.test(text)) return undefined;
+      } else return undefined;
+      parts.push(`${label}=${escapeDn(text)}`);
+    }
+    rdns.push(parts.join("+"));
+  }
+  return rdns.join(", ");
+}

@@ -9,6 +9,13 @@ import { buildCertificate, buildCertificateDer, escapeDnValue, type CertificateS
 import { KeyUsage } from "../../src/pki/certificate.js";
 import { toWebCryptoPair } from "../../src/pki/keys.js";
 import { readTlv, time, uintFromHex } from "../../src/pki/der.js";
+import { createHash, X509Certificate as NodeX509 } from "node:crypto";
+import {
+  OID_BASIC_CONSTRAINTS, OID_EXT_KEY_USAGE, OID_KEY_USAGE, OID_SUBJECT_ALT_NAME, OID_SUBJECT_KEY_ID, OID_AUTHORITY_KEY_ID, OID_EMBER_GRANTS, UNDERSTOOD_CRITICAL,
+} from "../../src/pki/constants.js";
+import { decodeGrants, type Grants } from "../../src/pki/grants.js";
+import { ab } from "../../src/pki/pem.js";
+import type { ParsedCertificate } from "../../src/pki/certificate.js";
 import {
   createCsr, generateEd25519, initCa, issueLeaf, issueLeafRecord, parseCertificate, pemBlocks, toPem, verifyCsr, Verifier, withIntermediates,
   OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH, PkiInputError,
@@ -98,3 +105,93 @@ describe("CSR", () => {
     expect(parseCertificate(der).native.publicKey.export({ type: "spki", format: "der" }).equals(keys.publicKey.export({ type: "spki", format: "der" }))).toBe(true);
   });
 });
+
+describe("parseCertificate", () => {
+  it("reads what @peculiar/x509's parser read, for every profile", async () => {
+    const k = generateEd25519();
+    const base = { publicKey: k.publicKey, notBefore: new Date(Date.UTC(1999, 0, 2, 3, 4, 5)), notAfter: new Date(Date.UTC(2070, 5, 6, 7, 8, 9)) };
+    const ders: Uint8Array[] = [ca.rootDer, ca.intermediateDer,
+      await issueLeaf(ca, { name: "web-1", tenant: "acme", groups: ["web", "db"], roles: ["admin"], publicKey: k.publicKey }),
+      await buildCertificate({ ...base, commonName: "a,b+c \\ #x ", signer: k, isCa: true, keyUsage: KeyUsage.keyCertSign | KeyUsage.cRLSign | KeyUsage.decipherOnly }),
+      await buildCertificate({ ...base, commonName: "Grüße", issuerDer: ca.intermediateDer, signer: ca.intermediateKeys, isCa: false, keyUsage: KeyUsage.dataEncipherment,
+        grantsDer: Uint8Array.from([0x30, 0x02, 0x0c, 0x00]), uris: ["spiffe://a/b/c", "https://x.example/"] }),
+      await buildCertificate({ ...base, commonName: "bad-grants", issuerDer: ca.intermediateDer, signer: ca.intermediateKeys, isCa: false, keyUsage: KeyUsage.digitalSignature,
+        grantsDer: Uint8Array.from([0x04, 0x00]) }),
+    ];
+    const other = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: "00ab", name: "CN=x, O=Acme Inc.+OU=ops, C=DE, E=a@b.c", notBefore: base.notBefore, notAfter: base.notAfter,
+      keys: await toWebCryptoPair(k), signingAlgorithm: ED25519,
+      extensions: [new x509.Extension("1.2.3.4.5", true, new Uint8Array([1, 2, 3])), new x509.BasicConstraintsExtension(false, undefined, false)],
+    });
+    ders.push(new Uint8Array(other.rawData));
+    for (const der of ders) {
+      const { native: _a, ...fast } = parseCertificate(der);
+      const { native: _b, ...ref } = referenceParse(der);
+      expect(fast).toEqual(ref);
+    }
+  });
+
+  it("refuses malformed certificates as PkiInputError", () => {
+    const der = Uint8Array.from(ca.intermediateDer);
+    expect(() => parseCertificate(der.subarray(0, der.length - 3))).toThrow(PkiInputError);
+    expect(() => parseCertificate(Uint8Array.from([...der, 0]))).toThrow(PkiInputError);
+  });
+});
+
+// The parser before the DER fast path, kept as the reference.
+function referenceParse(der: Uint8Array): ParsedCertificate {
+  let cert: InstanceType<typeof x509.X509Certificate>;
+  let native: NodeX509;
+  try {
+    native = new NodeX509(der);
+    cert = new x509.X509Certificate(ab(der));
+  } catch (err) {
+    throw new PkiInputError(`not a DER X.509 certificate (${(err as Error).message})`);
+  }
+  let isCa = false, pathLength: number | undefined, keyUsage: number | undefined, extKeyUsage: string[] | undefined;
+  let grants: Grants | Error | undefined;
+  let subjectKeyId: string | undefined, authorityKeyId: string | undefined;
+  const uris: string[] = [];
+  const unknownCritical: string[] = [];
+  for (const ext of cert.extensions) {
+    try {
+      switch (ext.type) {
+        case OID_BASIC_CONSTRAINTS: {
+          const bc = new x509.BasicConstraintsExtension(ext.rawData);
+          isCa = bc.ca; pathLength = bc.pathLength; break;
+        }
+        case OID_KEY_USAGE: keyUsage = new x509.KeyUsagesExtension(ext.rawData).usages; break;
+        case OID_EXT_KEY_USAGE: extKeyUsage = new x509.ExtendedKeyUsageExtension(ext.rawData).usages.map(String); break;
+        case OID_SUBJECT_ALT_NAME:
+          for (const n of new x509.SubjectAlternativeNameExtension(ext.rawData).names.items) {
+            if (n.type === "url") uris.push(n.value);
+          }
+          break;
+        case OID_SUBJECT_KEY_ID: subjectKeyId = new x509.SubjectKeyIdentifierExtension(ext.rawData).keyId.toLowerCase(); break;
+        case OID_AUTHORITY_KEY_ID: authorityKeyId = new x509.AuthorityKeyIdentifierExtension(ext.rawData).keyId?.toLowerCase(); break;
+        case OID_EMBER_GRANTS:
+          try { grants = decodeGrants(new Uint8Array(ext.value)); } catch (err) { grants = err as Error; }
+          break;
+        default:
+          if (ext.critical && !UNDERSTOOD_CRITICAL.has(ext.type)) unknownCritical.push(ext.type);
+      }
+    } catch (err) {
+      throw new PkiInputError(`extension ${ext.type} is malformed (${(err as Error).message})`);
+    }
+  }
+  const cn = cert.subjectName.getField("CN");
+  return {
+    der,
+    fingerprint: createHash("sha256").update(der).digest("hex"),
+    native,
+    subject: cert.subject,
+    issuer: cert.issuer,
+    commonName: cn[0],
+    serial: cert.serialNumber.toLowerCase(),
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    isCa, pathLength, keyUsage, extKeyUsage, uris, grants, unknownCritical,
+    selfIssued: cert.subject === cert.issuer,
+    subjectKeyId, authorityKeyId,
+  };
+}
