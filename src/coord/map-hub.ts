@@ -114,10 +114,7 @@ export class MapHub {
     this.wireCache.delete(p.name);
     const cls = this.classKey(p);
     this.setClass(p.name, cls);
-    for (const s of this.sessions.values()) {
-      if (s.name === p.name) continue;
-      const sc = this.classOf.get(s.name);
-      if (!sc) continue;
+    for (const [sc, s] of this.sessionsOfClasses((sc) => (prevClass !== undefined && this.visible(sc, prevClass)) || this.visible(sc, cls), p.name)) {
       const before = prevClass !== undefined && this.visible(sc, prevClass);
       const after = this.visible(sc, cls);
       if (after && !before) this.push(s, { upsert: [this.wire(p)] });
@@ -171,52 +168,73 @@ export class MapHub {
     this.pushToWatchers(name, { patch: [patch] });
   }
 
-  /** `named`: namedPrincipals(policy) when the caller already has it (the policy worker computes it off the event loop). */
+  /**
+   * `named`: namedPrincipals(policy) when the caller already has it (the policy worker computes it off the event loop).
+   * When the classes stay the same (the usual case), the work is one visibility test per pair of classes plus one
+   * visit per session whose class sees a different set of classes or gets different rules: sessions whose view is
+   * unchanged are not visited at all.
+   */
   setPolicy(policy: CompiledPolicy, named?: Set<string>): void {
-    const oldVisible = new Map<string, Set<string>>();
-    // Remember what every session sees now, by class when classes stay the same, else by name.
     const newNamed = named ?? namedPrincipals(policy);
-    const sameClasses = sameSet(newNamed, this.named);
-    const snapshot = (s: Session): Set<string> => {
-      const c = this.classOf.get(s.name)!;
+    if (!sameSet(newNamed, this.named)) return this.setPolicyReclassing(policy, newNamed);
+    const classes = [...this.members.keys()];
+    const oldVisible = new Map<string, Set<string>>();
+    for (const c of classes) {
       const out = new Set<string>();
-      for (const other of this.members.keys()) if (this.visible(c, other)) out.add(other);
-      return out;
-    };
-    const oldNames = new Map<string, Set<string>>();
-    for (const s of this.sessions.values()) {
-      if (!this.classOf.has(s.name)) continue;
-      if (sameClasses) oldVisible.set(s.name, snapshot(s));
-      else oldNames.set(s.name, new Set(this.visibleTo(s.name)));
+      for (const other of classes) if (this.visible(c, other)) out.add(other);
+      oldVisible.set(c, out);
     }
+    const oldRules = new Map([...this.rulesCache].map(([c, r]) => [c, r.json]));
+    this.policy = policy;
+    this.visCache.clear();
+    this.rulesCache.clear();
+
+    for (const c of classes) {
+      const before = oldVisible.get(c)!;
+      let changed: string[] | undefined;
+      let rules: { wire: unknown; json: string } | undefined;
+      for (const m of this.members.get(c)!) {
+        const s = this.sessions.get(m);
+        if (!s) continue;
+        changed ??= classes.filter((other) => this.visible(c, other) !== before.has(other));
+        rules ??= this.rules(m);
+        if (changed.length === 0 && oldRules.get(c) === rules.json && s.rulesJson === rules.json) break; // nobody in this class sees a difference
+        const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+        const upsert: MapPeer[] = [];
+        const remove: string[] = [];
+        for (const other of changed) {
+          const now = !before.has(other);
+          for (const o of this.members.get(other)!) {
+            if (o === m) continue;
+            if (now) upsert.push(this.wire(this.peers.get(o)!)); else remove.push(o);
+          }
+        }
+        if (upsert.length) delta.upsert = upsert;
+        if (remove.length) delta.remove = remove;
+        if (rules.json !== s.rulesJson) { delta.rules = rules.wire; s.rulesJson = rules.json; }
+        if (Object.keys(delta).length) this.push(s, delta);
+      }
+    }
+  }
+
+  /** A policy that names other principals than the last one regroups the classes: every session is compared by name. */
+  private setPolicyReclassing(policy: CompiledPolicy, newNamed: Set<string>): void {
+    const oldNames = new Map<string, Set<string>>();
+    for (const s of this.sessions.values()) if (this.classOf.has(s.name)) oldNames.set(s.name, new Set(this.visibleTo(s.name)));
     this.policy = policy;
     this.named = newNamed;
     this.visCache.clear();
     this.rulesCache.clear();
-    if (!sameClasses) for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
-
+    for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
     for (const s of this.sessions.values()) {
-      const c = this.classOf.get(s.name);
-      if (!c) continue;
+      if (!this.classOf.has(s.name)) continue;
       const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+      const before = oldNames.get(s.name)!;
+      const after = new Set(this.visibleTo(s.name));
       const upsert: MapPeer[] = [];
       const remove: string[] = [];
-      if (sameClasses) {
-        const before = oldVisible.get(s.name)!;
-        for (const other of this.members.keys()) {
-          const now = this.visible(c, other);
-          if (now === before.has(other)) continue;
-          for (const m of this.members.get(other)!) {
-            if (m === s.name) continue;
-            if (now) upsert.push(this.wire(this.peers.get(m)!)); else remove.push(m);
-          }
-        }
-      } else {
-        const before = oldNames.get(s.name)!;
-        const after = new Set(this.visibleTo(s.name));
-        for (const m of after) if (!before.has(m)) upsert.push(this.wire(this.peers.get(m)!));
-        for (const m of before) if (!after.has(m)) remove.push(m);
-      }
+      for (const m of after) if (!before.has(m)) upsert.push(this.wire(this.peers.get(m)!));
+      for (const m of before) if (!after.has(m)) remove.push(m);
       if (upsert.length) delta.upsert = upsert;
       if (remove.length) delta.remove = remove;
       const rules = this.rules(s.name);
@@ -315,10 +333,21 @@ export class MapHub {
   private pushToWatchers(name: string, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
     const cls = this.classOf.get(name);
     if (!cls) return;
-    for (const s of this.sessions.values()) {
-      if (s.name === name) continue;
-      const sc = this.classOf.get(s.name);
-      if (sc !== undefined && this.visible(sc, cls)) this.push(s, delta);
+    for (const [, s] of this.sessionsOfClasses((sc) => this.visible(sc, cls), name)) this.push(s, delta);
+  }
+
+  /**
+   * The sessions (with their class) of every class `want` picks, skipping `except`'s own: a change's fan-out
+   * costs one test per class plus one visit per watcher, not one per session of the mesh.
+   */
+  private *sessionsOfClasses(want: (cls: string) => boolean, except?: string): Generator<[string, Session]> {
+    for (const [cls, members] of this.members) {
+      if (!want(cls)) continue;
+      for (const m of members) {
+        if (m === except) continue;
+        const s = this.sessions.get(m);
+        if (s) yield [cls, s];
+      }
     }
   }
 
