@@ -1,6 +1,6 @@
 // Parsing of one certificate into the facts the verifier and the CLI need. Parsing is not trust:
 // nothing here says a certificate is valid, only what it claims.
-import { createHash, X509Certificate as NodeX509 } from "node:crypto";
+import { createHash, createPublicKey, X509Certificate as NodeX509, type KeyObject } from "node:crypto";
 import { x509 } from "./x509-provider.js";
 import {
   OID_BASIC_CONSTRAINTS, OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH, OID_EMBER_GRANTS, OID_EXT_KEY_USAGE,
@@ -8,13 +8,18 @@ import {
 } from "./constants.js";
 import { decodeGrants, type Grants } from "./grants.js";
 import { ab, PkiInputError } from "./pem.js";
-import { children, contentOf, DerError, expectTag, nameText, readCommonName, readOid, readTime, readTlv, TAG, type Tlv } from "./der.js";
+import { children, contentOf, DerError, expectTag, nameText, readCommonName, readOid, readTime, readTlv, sameBytes, TAG, type Tlv } from "./der.js";
 
 export interface ParsedCertificate {
   der: Uint8Array;
   /** Hex SHA-256 of the DER: the certificate's fingerprint and cache key. */
   fingerprint: string;
-  native: NodeX509;
+  /** node's own parse of the DER, made on first use (signatures of other algorithms than Ed25519, tools). */
+  readonly native: NodeX509;
+  /** The subject's public key (from the SPKI), made on first use. */
+  readonly publicKey: KeyObject;
+  /** Signed bytes and signature, when the certificate is signed with Ed25519 (both algorithm fields say so). */
+  ed25519?: { tbs: Uint8Array; signature: Uint8Array };
   subject: string;
   issuer: string;
   commonName: string | undefined;
@@ -41,12 +46,6 @@ export const EKU_SERVER_AUTH = OID_EKU_SERVER_AUTH;
 export const EKU_CLIENT_AUTH = OID_EKU_CLIENT_AUTH;
 
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
-  let native: NodeX509;
-  try {
-    native = new NodeX509(der);
-  } catch (err) {
-    throw new PkiInputError(`not a DER X.509 certificate (${(err as Error).message})`);
-  }
   let tbs: TbsFields;
   try {
     tbs = readTbs(der);
@@ -112,10 +111,14 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
       throw new PkiInputError(`extension ${ext.type} is malformed (${(err as Error).message})`);
     }
   }
+  let native: NodeX509 | undefined;
+  let publicKey: KeyObject | undefined;
   return {
     der,
     fingerprint: createHash("sha256").update(der).digest("hex"),
-    native,
+    get native() { return (native ??= new NodeX509(der)); },
+    get publicKey() { return (publicKey ??= createPublicKey({ key: Buffer.from(tbs.spki), format: "der", type: "spki" })); },
+    ed25519: tbs.ed25519,
     subject: tbs.subject,
     issuer: tbs.issuer,
     commonName: tbs.commonName,
@@ -136,7 +139,11 @@ interface TbsFields {
   notBefore: Date;
   notAfter: Date;
   extensions: { type: string; critical: boolean; value: Uint8Array }[];
+  spki: Uint8Array;
+  ed25519?: { tbs: Uint8Array; signature: Uint8Array };
 }
+
+const ED25519_ALGORITHM = Buffer.from("300506032b6570", "hex");
 
 /**
  * The TBSCertificate fields parseCertificate reports, read with the strict DER reader (src/pki/der.ts): about
@@ -152,12 +159,12 @@ function readTbs(der: Uint8Array): TbsFields {
   let i = 0;
   if (f[0]?.tag === 0xa0) i++;
   const serialT = expectTag(f[i++], TAG.INTEGER, "serialNumber");
-  expectTag(f[i++], TAG.SEQUENCE, "signature");
+  const innerAlgT = expectTag(f[i++], TAG.SEQUENCE, "signature");
   const issuerT = expectTag(f[i++], TAG.SEQUENCE, "issuer");
   const [nb, na, vx] = children(der, expectTag(f[i++], TAG.SEQUENCE, "validity"));
   if (!nb || !na || vx) throw new DerError("validity has two times");
   const subjectT = expectTag(f[i++], TAG.SEQUENCE, "subject");
-  expectTag(f[i++], TAG.SEQUENCE, "subjectPublicKeyInfo");
+  const spkiT = expectTag(f[i++], TAG.SEQUENCE, "subjectPublicKeyInfo");
   const extensions: TbsFields["extensions"] = [];
   for (; i < f.length; i++) {
     if (f[i].tag === 0x81 || f[i].tag === 0x82) continue; // unique identifiers
@@ -187,7 +194,18 @@ function readTbs(der: Uint8Array): TbsFields {
     notBefore: readTime(der, nb),
     notAfter: readTime(der, na),
     extensions,
+    spki: der.subarray(spkiT.start, spkiT.end),
+    ed25519: ed25519Signature(der, tbsT, innerAlgT, algT, sigT),
   };
+}
+
+/** Ed25519 signed: both algorithm fields name it without parameters, the signature is 64 whole bytes. */
+function ed25519Signature(der: Uint8Array, tbsT: Tlv, innerAlg: Tlv, outerAlg: Tlv, sigT: Tlv): { tbs: Uint8Array; signature: Uint8Array } | undefined {
+  const alg = (t: Tlv) => der.subarray(t.start, t.end);
+  if (!sameBytes(alg(innerAlg), ED25519_ALGORITHM) || !sameBytes(alg(outerAlg), ED25519_ALGORITHM) || sigT.tag !== TAG.BIT_STRING) return undefined;
+  const sig = contentOf(der, sigT);
+  if (sig.length !== 65 || sig[0] !== 0) return undefined;
+  return { tbs: der.subarray(tbsT.start, tbsT.end), signature: sig.subarray(1) };
 }
 
 /** The serial as lowercase hex, without the 00 that keeps a high first byte positive (as @peculiar/x509 reported it). */
