@@ -2,7 +2,7 @@
 // certificate before any handler runs. Open without a certificate: health, the public trust bundle and
 // token enrollment. Everything else needs a valid mesh identity; /v1/admin/* also needs role "admin".
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -452,10 +452,18 @@ export class CoordServer {
     }
   }
 
+  /** The list handed out before the server revoked anything: the CA's own, re-signed only when ca.json changes. */
   private emptyList(): string {
+    let key = "";
+    try { const st = statSync(join(this.ca.dir, CA_FILES.meta)); key = `${st.mtimeMs}:${st.size}:${st.ino}`; } catch { /* unreadable: sign anew */ }
+    if (key && this.emptyListCache?.key === key) return this.emptyListCache.text;
     const ca = this.caRevocations();
-    return signRevocationList(this.ca, ca.number, ca.serials);
+    const text = signRevocationList(this.ca, ca.number, ca.serials);
+    this.emptyListCache = key ? { key, text } : undefined;
+    return text;
   }
+
+  private emptyListCache?: { key: string; text: string };
 
   /** `ember ca revoke` numbers lists in ca.json; the server's lists continue above that number. */
   private caListNumber(): number {
