@@ -16,6 +16,8 @@ export interface ParsedCertificate {
   fingerprint: string;
   /** node's own parse of the DER, made on first use (signatures of other algorithms than Ed25519, tools). */
   readonly native: NodeX509;
+  /** The SubjectPublicKeyInfo, DER. */
+  spki: Uint8Array;
   /** The subject's public key (from the SPKI), made on first use. */
   readonly publicKey: KeyObject;
   /** Signed bytes and signature, when the certificate is signed with Ed25519 (both algorithm fields say so). */
@@ -119,6 +121,7 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
     get native() { return (native ??= new NodeX509(der)); },
     get publicKey() { return (publicKey ??= createPublicKey({ key: Buffer.from(tbs.spki), format: "der", type: "spki" })); },
     ed25519: tbs.ed25519,
+    spki: tbs.spki,
     subject: tbs.subject,
     issuer: tbs.issuer,
     commonName: tbs.commonName,

@@ -7,6 +7,7 @@ import { parseSpiffeId, parseTrustDomainId, type Identity } from "./identity.js"
 import { pemBlocks, PkiInputError, readBoundedFile } from "./pem.js";
 import { parseRevocationList, RevocationState, type ListIssuers } from "./revocation.js";
 import { rawPublicKey } from "./keys.js";
+import { sameBytes } from "./der.js";
 
 export type RejectReason =
   | "malformed" | "unknown_ca" | "bad_signature" | "not_a_ca" | "path_length" | "expired" | "not_yet_valid"
@@ -32,6 +33,7 @@ export interface VerifierConfig {
 }
 
 const PARSE_CACHE_MAX = 4096;
+const ED25519_SPKI_HEADER = Buffer.from("302a300506032b6570032100", "hex");
 
 function fail(reason: RejectReason, detail: string): VerifyResult {
   return { ok: false, reason, detail };
@@ -195,7 +197,8 @@ export class Verifier {
   private leafRawKey(leaf: ParsedCertificate): Uint8Array {
     let k = this.rawKeys.get(leaf.fingerprint);
     if (!k) {
-      k = rawPublicKey(leaf.publicKey);
+      // An Ed25519 SPKI is a fixed 12-byte header and the raw key: no KeyObject round trip needed.
+      k = leaf.spki.length === 44 && sameBytes(leaf.spki.subarray(0, 12), ED25519_SPKI_HEADER) ? leaf.spki.slice(12) : rawPublicKey(leaf.publicKey);
       this.rawKeys.set(leaf.fingerprint, k);
       if (this.rawKeys.size > PARSE_CACHE_MAX) this.rawKeys.delete(this.rawKeys.keys().next().value!);
     }
