@@ -92,6 +92,14 @@ export class SqliteStore implements Store {
     this.db.pragma("busy_timeout = 5000");
   }
 
+  /** Prepared statements of the hot paths (enrollment, map stream admission), prepared once. */
+  private readonly statements = new Map<string, Database.Statement>();
+  private stmt(sql: string): Database.Statement {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
   async migrate(): Promise<number> {
     this.db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
     const current = (this.db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as Row).v ?? 0;
@@ -112,11 +120,11 @@ export class SqliteStore implements Store {
 
   /** Inside a transaction: the identity's overlay address, chosen and recorded on first use. */
   private overlayAddressFor(tenant: string, name: string, now: number): string {
-    const have = this.db.prepare("SELECT address FROM overlay_addresses WHERE tenant = ? AND name = ?").get(tenant, name) as Row | undefined;
+    const have = this.stmt("SELECT address FROM overlay_addresses WHERE tenant = ? AND name = ?").get(tenant, name) as Row | undefined;
     if (have) return intToIpv4(have.address);
-    const used = this.db.prepare("SELECT 1 FROM overlay_addresses WHERE address = ?");
+    const used = this.stmt("SELECT 1 FROM overlay_addresses WHERE address = ?");
     const ip = chooseOverlayAddress(tenant, name, (a) => used.get(a) !== undefined);
-    this.db.prepare("INSERT INTO overlay_addresses (tenant, name, address, assigned_at) VALUES (?, ?, ?, ?)").run(tenant, name, ip, now);
+    this.stmt("INSERT INTO overlay_addresses (tenant, name, address, assigned_at) VALUES (?, ?, ?, ?)").run(tenant, name, ip, now);
     return intToIpv4(ip);
   }
 
@@ -127,7 +135,7 @@ export class SqliteStore implements Store {
   }
 
   async getToken(id: string): Promise<TokenRecord | undefined> {
-    const r = this.db.prepare("SELECT * FROM tokens WHERE id = ?").get(id) as Row | undefined;
+    const r = this.stmt("SELECT * FROM tokens WHERE id = ?").get(id) as Row | undefined;
     return r ? tokenFromRow(r) : undefined;
   }
 
@@ -194,16 +202,16 @@ export class SqliteStore implements Store {
 
   private enrollOne(args: EnrollArgs): EnrollOutcome {
     const { node, cert } = args;
-    const t = this.db.prepare("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
+    const t = this.stmt("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
     if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
     if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
     if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
-    const existing = this.db.prepare(`${NODES_SELECT} WHERE n.name = ?`).get(node.name) as Row | undefined;
+    const existing = this.stmt(`${NODES_SELECT} WHERE n.name = ?`).get(node.name) as Row | undefined;
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
     }
-    this.db.prepare("UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ?").run(args.tokenId);
-    this.db.prepare(`INSERT OR REPLACE INTO nodes (name, tenant, groups, roles, enrollment_id, status, enrolled_at, token_id, cert_ttl_ms,
+    this.stmt("UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ?").run(args.tokenId);
+    this.stmt(`INSERT OR REPLACE INTO nodes (name, tenant, groups, roles, enrollment_id, status, enrolled_at, token_id, cert_ttl_ms,
       serial, cert_pem, not_after, endpoints, home_relay, nat_type, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '[]', NULL, NULL, NULL)`)
       .run(node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
         node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter);
@@ -212,7 +220,7 @@ export class SqliteStore implements Store {
   }
 
   private insertCert(c: CertRecord): void {
-    this.db.prepare("INSERT INTO certs (serial, name, enrollment_id, not_after, issued_at, kind) VALUES (?, ?, ?, ?, ?, ?)")
+    this.stmt("INSERT INTO certs (serial, name, enrollment_id, not_after, issued_at, kind) VALUES (?, ?, ?, ?, ?, ?)")
       .run(c.serial, c.name, c.enrollmentId, c.notAfter, c.issuedAt, c.kind);
   }
 
@@ -227,7 +235,7 @@ export class SqliteStore implements Store {
   }
 
   async getNode(name: string): Promise<NodeRecord | undefined> {
-    const r = this.db.prepare(`${NODES_SELECT} WHERE n.name = ?`).get(name) as Row | undefined;
+    const r = this.stmt(`${NODES_SELECT} WHERE n.name = ?`).get(name) as Row | undefined;
     return r ? nodeFromRow(r) : undefined;
   }
 
@@ -241,7 +249,7 @@ export class SqliteStore implements Store {
   }
 
   async isSerialOf(serial: string, name: string, enrollmentId: string): Promise<boolean> {
-    return this.db.prepare("SELECT 1 FROM certs WHERE serial = ? AND name = ? AND enrollment_id = ?").get(serial, name, enrollmentId) !== undefined;
+    return this.stmt("SELECT 1 FROM certs WHERE serial = ? AND name = ? AND enrollment_id = ?").get(serial, name, enrollmentId) !== undefined;
   }
 
   async saveStatuses(updates: StatusUpdate[]): Promise<void> {
