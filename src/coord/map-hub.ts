@@ -7,7 +7,7 @@ import {
   encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES,
   sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
-import { canReach, namedPrincipals, rulesForWire, type CompiledPolicy, type Principal } from "./policy-adapter.js";
+import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
 
 export interface HubPeer {
   name: string;
@@ -170,40 +170,51 @@ export class MapHub {
 
   /**
    * `named`: namedPrincipals(policy) when the caller already has it (the policy worker computes it off the event loop).
-   * When the classes stay the same (the usual case), the work is one visibility test per pair of classes plus one
-   * visit per session whose class sees a different set of classes or gets different rules: sessions whose view is
-   * unchanged are not visited at all.
+   * When the classes stay the same (the usual case) the work follows the change, not the mesh: the rules in one
+   * policy and not the other (policyDiff) pick the class pairs whose visibility may change and the classes whose
+   * rules may change; only those pairs are evaluated again and only sessions of those classes are visited.
    */
   setPolicy(policy: CompiledPolicy, named?: Set<string>): void {
     const newNamed = named ?? namedPrincipals(policy);
-    if (!sameSet(newNamed, this.named)) return this.setPolicyReclassing(policy, newNamed);
+    // Only names of nodes give classes of their own: new words in the policy ("tcp", "443") regroup nothing.
+    if (changedNames(newNamed, this.named).some((w) => this.peers.has(w))) return this.setPolicyReclassing(policy, newNamed);
+    this.named = newNamed;
+    const diff = policyDiff(this.policy, policy);
     const classes = [...this.members.keys()];
-    const oldVisible = new Map<string, Set<string>>();
-    for (const c of classes) {
-      const out = new Set<string>();
-      for (const other of classes) if (this.visible(c, other)) out.add(other);
-      oldVisible.set(c, out);
+    const reps = new Map(classes.map((c) => [c, this.representative(c)!]));
+    const matching = (sel: Selector) => classes.filter((c) => selectorMatches(sel, reps.get(c)!));
+    // The class pairs whose visibility may change: those a changed (source, target) matches, either way round.
+    const pairs = new Map<string, [string, string]>();
+    for (const t of diff.visibility) {
+      const targets = matching(t.target);
+      for (const a of matching(t.source)) for (const b of targets) pairs.set(pairKey(a, b), [a, b]);
     }
-    const oldRules = new Map([...this.rulesCache].map(([c, r]) => [c, r.json]));
-    this.policy = policy;
-    this.visCache.clear();
-    this.rulesCache.clear();
+    // The classes whose rules may change: those a changed rule concerns.
+    const rulesTouched = new Set<string>();
+    for (const r of diff.rules) for (const c of classes) if (selectorMatches(r.source, reps.get(c)!) || selectorMatches(r.target, reps.get(c)!)) rulesTouched.add(c);
+    const before = new Map([...pairs].map(([k, [a, b]]) => [k, this.visible(a, b)]));
 
-    for (const c of classes) {
-      const before = oldVisible.get(c)!;
-      let changed: string[] | undefined;
-      let rules: { wire: unknown; json: string } | undefined;
-      for (const m of this.members.get(c)!) {
+    this.policy = policy;
+    for (const k of pairs.keys()) this.visCache.delete(k);
+    for (const c of rulesTouched) this.rulesCache.delete(c);
+    const flipped = new Map<string, string[]>();
+    const flip = (a: string, b: string) => { let l = flipped.get(a); if (!l) flipped.set(a, (l = [])); l.push(b); };
+    for (const [k, [a, b]] of pairs) {
+      if (this.visible(a, b) === before.get(k)) continue;
+      flip(a, b);
+      if (a !== b) flip(b, a);
+    }
+
+    for (const c of new Set([...flipped.keys(), ...rulesTouched])) {
+      const others = flipped.get(c) ?? [];
+      for (const m of this.members.get(c) ?? []) {
         const s = this.sessions.get(m);
         if (!s) continue;
-        changed ??= classes.filter((other) => this.visible(c, other) !== before.has(other));
-        rules ??= this.rules(m);
-        if (changed.length === 0 && oldRules.get(c) === rules.json && s.rulesJson === rules.json) break; // nobody in this class sees a difference
         const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
         const upsert: MapPeer[] = [];
         const remove: string[] = [];
-        for (const other of changed) {
-          const now = !before.has(other);
+        for (const other of others) {
+          const now = this.visible(c, other);
           for (const o of this.members.get(other)!) {
             if (o === m) continue;
             if (now) upsert.push(this.wire(this.peers.get(o)!)); else remove.push(o);
@@ -211,6 +222,7 @@ export class MapHub {
         }
         if (upsert.length) delta.upsert = upsert;
         if (remove.length) delta.remove = remove;
+        const rules = this.rules(m);
         if (rules.json !== s.rulesJson) { delta.rules = rules.wire; s.rulesJson = rules.json; }
         if (Object.keys(delta).length) this.push(s, delta);
       }
@@ -419,7 +431,7 @@ export class MapHub {
 
   /** Either direction allowed by policy means the two nodes must know each other. */
   private visible(a: string, b: string): boolean {
-    const key = a < b ? `${a}\n${b}` : `${b}\n${a}`;
+    const key = pairKey(a, b);
     let v = this.visCache.get(key);
     if (v === undefined) {
       const pa = this.representative(a);
@@ -438,12 +450,19 @@ export class MapHub {
   }
 }
 
+/** visCache's key of a class pair (visibility is symmetric). */
+function pairKey(a: string, b: string): string {
+  return a < b ? `${a}\n${b}` : `${b}\n${a}`;
+}
+
 function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function sameSet(a: Set<string>, b: Set<string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
+/** The words in one set and not the other. */
+function changedNames(a: Set<string>, b: Set<string>): string[] {
+  const out: string[] = [];
+  for (const x of a) if (!b.has(x)) out.push(x);
+  for (const x of b) if (!a.has(x)) out.push(x);
+  return out;
 }
