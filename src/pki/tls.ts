@@ -45,7 +45,7 @@ function presentedChain(socket: TLSSocket): Uint8Array[] {
     const seen = new Set<string>();
     for (let c = socket.getPeerX509Certificate(); c && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
       seen.add(c.fingerprint256);
-      ders.push(new Uint8Array(c.raw));
+      ders.push(c.raw);
       if (ders.length > 3) break;
     }
     if (ders.length) presented.set(socket, ders);
