@@ -4,7 +4,6 @@
 import { coordOrigins } from "./coord-origins.js";
 import { EventEmitter } from "node:events";
 import { createHash, randomInt } from "node:crypto";
-import { mkdirSync } from "node:fs";
 import type { Agent } from "node:https";
 import { request } from "node:https";
 import type { ClientRequest } from "node:http";
@@ -15,7 +14,7 @@ import {
   FrameError, FrameReader, PATHS, STATUS_MIN_INTERVAL_MS, STREAM_IDLE_MS,
   type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf, type MapService,
 } from "./protocol.js";
-import { installCredentials, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
+import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { parseToken } from "./tokens.js";
@@ -82,10 +81,9 @@ async function enrollAt(origin: string, opts: { token: string; name: string; sta
   const certPem: string = r.certPem;
   const v = verifier.verifyPem(withIntermediates(certPem, bundlePem));
   if (!v.ok || v.identity.name !== opts.name) throw new Error(`the server returned a certificate this node cannot use: ${v.ok ? `for "${v.identity.name}"` : v.detail}`);
-  mkdirSync(opts.stateDir, { recursive: true, mode: 0o700 });
-  writeAtomic(opts.stateDir, STATE_FILES.bundle, bundlePem);
-  if (typeof r.revocation === "string") writeAtomic(opts.stateDir, STATE_FILES.revocation, r.revocation);
-  installCredentials(opts.stateDir, privateKeyToPem(keys.privateKey), certPem);
+  await installEnrollment(opts.stateDir, {
+    bundlePem, revocation: typeof r.revocation === "string" ? r.revocation : undefined, keyPem: privateKeyToPem(keys.privateKey), certPem,
+  });
   return { certPem, bundlePem, notAfter: r.notAfter, certTtlMs: r.certTtlMs, tenant: r.tenant, groups: r.groups };
 }
 

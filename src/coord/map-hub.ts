@@ -7,7 +7,7 @@ import {
   encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES,
   sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
-import { canReach, namedPrincipals, rulesForWire, type CompiledPolicy, type Principal } from "./policy-adapter.js";
+import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
 import type { NodeRecord } from "./store.js";
 
 export interface HubPeer {
@@ -123,10 +123,7 @@ export class MapHub {
     this.wireCache.delete(p.name);
     const cls = this.classKey(p);
     this.setClass(p.name, cls);
-    for (const s of this.sessions.values()) {
-      if (s.name === p.name) continue;
-      const sc = this.classOf.get(s.name);
-      if (!sc) continue;
+    for (const [sc, s] of this.sessionsOfClasses((sc) => (prevClass !== undefined && this.visible(sc, prevClass)) || this.visible(sc, cls), p.name)) {
       const before = prevClass !== undefined && this.visible(sc, prevClass);
       const after = this.visible(sc, cls);
       if (after && !before) this.push(s, { upsert: [this.wire(p)] });
@@ -180,52 +177,85 @@ export class MapHub {
     this.pushToWatchers(name, { patch: [patch] });
   }
 
-  /** `named`: namedPrincipals(policy) when the caller already has it (the policy worker computes it off the event loop). */
+  /**
+   * `named`: namedPrincipals(policy) when the caller already has it (the policy worker computes it off the event loop).
+   * When the classes stay the same (the usual case) the work follows the change, not the mesh: the rules in one
+   * policy and not the other (policyDiff) pick the class pairs whose visibility may change and the classes whose
+   * rules may change; only those pairs are evaluated again and only sessions of those classes are visited.
+   */
   setPolicy(policy: CompiledPolicy, named?: Set<string>): void {
-    const oldVisible = new Map<string, Set<string>>();
-    // Remember what every session sees now, by class when classes stay the same, else by name.
     const newNamed = named ?? namedPrincipals(policy);
-    const sameClasses = sameSet(newNamed, this.named);
-    const snapshot = (s: Session): Set<string> => {
-      const c = this.classOf.get(s.name)!;
-      const out = new Set<string>();
-      for (const other of this.members.keys()) if (this.visible(c, other)) out.add(other);
-      return out;
-    };
-    const oldNames = new Map<string, Set<string>>();
-    for (const s of this.sessions.values()) {
-      if (!this.classOf.has(s.name)) continue;
-      if (sameClasses) oldVisible.set(s.name, snapshot(s));
-      else oldNames.set(s.name, new Set(this.visibleTo(s.name)));
+    // Only names of nodes give classes of their own: new words in the policy ("tcp", "443") regroup nothing.
+    if (changedNames(newNamed, this.named).some((w) => this.peers.has(w))) return this.setPolicyReclassing(policy, newNamed);
+    this.named = newNamed;
+    const diff = policyDiff(this.policy, policy);
+    const classes = [...this.members.keys()];
+    const reps = new Map(classes.map((c) => [c, this.representative(c)!]));
+    const matching = (sel: Selector) => classes.filter((c) => selectorMatches(sel, reps.get(c)!));
+    // The class pairs whose visibility may change: those a changed (source, target) matches, either way round.
+    const pairs = new Map<string, [string, string]>();
+    for (const t of diff.visibility) {
+      const targets = matching(t.target);
+      for (const a of matching(t.source)) for (const b of targets) pairs.set(pairKey(a, b), [a, b]);
     }
+    // The classes whose rules may change: those a changed rule concerns.
+    const rulesTouched = new Set<string>();
+    for (const r of diff.rules) for (const c of classes) if (selectorMatches(r.source, reps.get(c)!) || selectorMatches(r.target, reps.get(c)!)) rulesTouched.add(c);
+    const before = new Map([...pairs].map(([k, [a, b]]) => [k, this.visible(a, b)]));
+
+    this.policy = policy;
+    for (const k of pairs.keys()) this.visCache.delete(k);
+    for (const c of rulesTouched) this.rulesCache.delete(c);
+    const flipped = new Map<string, string[]>();
+    const flip = (a: string, b: string) => { let l = flipped.get(a); if (!l) flipped.set(a, (l = [])); l.push(b); };
+    for (const [k, [a, b]] of pairs) {
+      if (this.visible(a, b) === before.get(k)) continue;
+      flip(a, b);
+      if (a !== b) flip(b, a);
+    }
+
+    for (const c of new Set([...flipped.keys(), ...rulesTouched])) {
+      const others = flipped.get(c) ?? [];
+      for (const m of this.members.get(c) ?? []) {
+        const s = this.sessions.get(m);
+        if (!s) continue;
+        const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+        const upsert: MapPeer[] = [];
+        const remove: string[] = [];
+        for (const other of others) {
+          const now = this.visible(c, other);
+          for (const o of this.members.get(other)!) {
+            if (o === m) continue;
+            if (now) upsert.push(this.wire(this.peers.get(o)!)); else remove.push(o);
+          }
+        }
+        if (upsert.length) delta.upsert = upsert;
+        if (remove.length) delta.remove = remove;
+        const rules = this.rules(m);
+        if (rules.json !== s.rulesJson) { delta.rules = rules.wire; s.rulesJson = rules.json; }
+        if (Object.keys(delta).length) this.push(s, delta);
+      }
+    }
+  }
+
+  /** A policy that names other principals than the last one regroups the classes: every session is compared by name. */
+  private setPolicyReclassing(policy: CompiledPolicy, newNamed: Set<string>): void {
+    const oldNames = new Map<string, Set<string>>();
+    for (const s of this.sessions.values()) if (this.classOf.has(s.name)) oldNames.set(s.name, new Set(this.visibleTo(s.name)));
     this.policy = policy;
     this.named = newNamed;
     this.visCache.clear();
     this.rulesCache.clear();
-    if (!sameClasses) for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
-
+    for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
     for (const s of this.sessions.values()) {
-      const c = this.classOf.get(s.name);
-      if (!c) continue;
+      if (!this.classOf.has(s.name)) continue;
       const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+      const before = oldNames.get(s.name)!;
+      const after = new Set(this.visibleTo(s.name));
       const upsert: MapPeer[] = [];
       const remove: string[] = [];
-      if (sameClasses) {
-        const before = oldVisible.get(s.name)!;
-        for (const other of this.members.keys()) {
-          const now = this.visible(c, other);
-          if (now === before.has(other)) continue;
-          for (const m of this.members.get(other)!) {
-            if (m === s.name) continue;
-            if (now) upsert.push(this.wire(this.peers.get(m)!)); else remove.push(m);
-          }
-        }
-      } else {
-        const before = oldNames.get(s.name)!;
-        const after = new Set(this.visibleTo(s.name));
-        for (const m of after) if (!before.has(m)) upsert.push(this.wire(this.peers.get(m)!));
-        for (const m of before) if (!after.has(m)) remove.push(m);
-      }
+      for (const m of after) if (!before.has(m)) upsert.push(this.wire(this.peers.get(m)!));
+      for (const m of before) if (!after.has(m)) remove.push(m);
       if (upsert.length) delta.upsert = upsert;
       if (remove.length) delta.remove = remove;
       const rules = this.rules(s.name);
@@ -324,10 +354,21 @@ export class MapHub {
   private pushToWatchers(name: string, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
     const cls = this.classOf.get(name);
     if (!cls) return;
-    for (const s of this.sessions.values()) {
-      if (s.name === name) continue;
-      const sc = this.classOf.get(s.name);
-      if (sc !== undefined && this.visible(sc, cls)) this.push(s, delta);
+    for (const [, s] of this.sessionsOfClasses((sc) => this.visible(sc, cls), name)) this.push(s, delta);
+  }
+
+  /**
+   * The sessions (with their class) of every class `want` picks, skipping `except`'s own: a change's fan-out
+   * costs one test per class plus one visit per watcher, not one per session of the mesh.
+   */
+  private *sessionsOfClasses(want: (cls: string) => boolean, except?: string): Generator<[string, Session]> {
+    for (const [cls, members] of this.members) {
+      if (!want(cls)) continue;
+      for (const m of members) {
+        if (m === except) continue;
+        const s = this.sessions.get(m);
+        if (s) yield [cls, s];
+      }
     }
   }
 
@@ -399,7 +440,7 @@ export class MapHub {
 
   /** Either direction allowed by policy means the two nodes must know each other. */
   private visible(a: string, b: string): boolean {
-    const key = a < b ? `${a}\n${b}` : `${b}\n${a}`;
+    const key = pairKey(a, b);
     let v = this.visCache.get(key);
     if (v === undefined) {
       const pa = this.representative(a);
@@ -418,12 +459,19 @@ export class MapHub {
   }
 }
 
+/** visCache's key of a class pair (visibility is symmetric). */
+function pairKey(a: string, b: string): string {
+  return a < b ? `${a}\n${b}` : `${b}\n${a}`;
+}
+
 function sameList(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-function sameSet(a: Set<string>, b: Set<string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
+/** The words in one set and not the other. */
+function changedNames(a: Set<string>, b: Set<string>): string[] {
+  const out: string[] = [];
+  for (const x of a) if (!b.has(x)) out.push(x);
+  for (const x of b) if (!a.has(x)) out.push(x);
+  return out;
 }

@@ -2,14 +2,14 @@
 // certificate before any handler runs. Open without a certificate: health, the public trust bundle and
 // token enrollment. Everything else needs a valid mesh identity; /v1/admin/* also needs role "admin".
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import {
-  generateEd25519, issueLeaf, loadCa, parseCertificate, pemBlocks, privateKeyToPem, signRevocationList, tlsContextOptions, toPem,
+  generateEd25519, issueLeaf, issueLeafRecord, loadCa, pemBlocks, privateKeyToPem, signRevocationList, tlsContextOptions, toPem,
   Verifier, verifyCsr, verifyTlsPeer, withIntermediates, LEAF_MAX_TTL_MS, NAME_PATTERN, CA_FILES,
   type CaMaterial, type Identity,
 } from "../pki/index.js";
@@ -336,9 +336,8 @@ export class CoordServer {
     if (t.expiresAt <= now) throw new HttpError(403, "token_expired", `token expired at ${new Date(t.expiresAt).toISOString()}`);
     if (t.usesLeft <= 0) throw new HttpError(403, "token_used", `token already used (${t.usesTotal} of ${t.usesTotal} uses); ask for a new one`);
     const csr = await this.checkCsr(csrPem, name);
-    const der = await issueLeaf(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
-    const cert = parseCertificate(der);
-    const certPem = toPem(der, "CERTIFICATE");
+    const cert = issueLeafRecord(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
+    const certPem = toPem(cert.der, "CERTIFICATE");
     const enrollmentId = randomBytes(8).toString("hex");
     const node: NodeRecord = {
       name, tenant: t.tenant, groups: t.groups, roles: t.roles, enrollmentId, status: "active", enrolledAt: now, tokenId: t.id,
@@ -375,9 +374,8 @@ export class CoordServer {
     }
     const now = Date.now();
     const ttl = Math.max(node.certTtlMs, 1_000);
-    const der = await issueLeaf(this.ca, { name: node.name, tenant: node.tenant, groups: node.groups, roles: node.roles, ttlMs: ttl, publicKey: csr.publicKey });
-    const cert = parseCertificate(der);
-    const certPem = toPem(der, "CERTIFICATE");
+    const cert = issueLeafRecord(this.ca, { name: node.name, tenant: node.tenant, groups: node.groups, roles: node.roles, ttlMs: ttl, publicKey: csr.publicKey });
+    const certPem = toPem(cert.der, "CERTIFICATE");
     const ok = await this.store.renew({
       name: node.name, enrollmentId: node.enrollmentId, certPem,
       cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
@@ -470,10 +468,18 @@ export class CoordServer {
     }
   }
 
+  /** The list handed out before the server revoked anything: the CA's own, re-signed only when ca.json changes. */
   private emptyList(): string {
+    let key = "";
+    try { const st = statSync(join(this.ca.dir, CA_FILES.meta)); key = `${st.mtimeMs}:${st.size}:${st.ino}`; } catch { /* unreadable: sign anew */ }
+    if (key && this.emptyListCache?.key === key) return this.emptyListCache.text;
     const ca = this.caRevocations();
-    return signRevocationList(this.ca, ca.number, ca.serials);
+    const text = signRevocationList(this.ca, ca.number, ca.serials);
+    this.emptyListCache = key ? { key, text } : undefined;
+    return text;
   }
+
+  private emptyListCache?: { key: string; text: string };
 
   /** `ember ca revoke` numbers lists in ca.json; the server's lists continue above that number. */
   private caListNumber(): number {

@@ -1,7 +1,7 @@
 // Public surface of the PKI: what other parts of EmberNet import.
 export * from "./constants.js";
 export { initCa, loadCa, createCaChain, CA_FILES, type CaMaterial } from "./ca.js";
-export { issueLeaf, parseDuration, checkTtl, type LeafRequest } from "./issue.js";
+export { issueLeaf, issueLeafRecord, parseDuration, checkTtl, type LeafRequest, type IssuedLeaf } from "./issue.js";
 export { createCsr, verifyCsr, type VerifiedCsr } from "./csr.js";
 export { Verifier, type VerifyResult, type VerifyOptions, type RejectReason } from "./verify.js";
 export { RevocationState, signRevocationList, type RevocationList } from "./revocation.js";

@@ -5,7 +5,7 @@ import {
   LEAF_BACKDATE_MS, LEAF_DEFAULT_TTL_MS, LEAF_MAX_TTL_MS, LEAF_MIN_TTL_MS, NAME_PATTERN,
   OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH,
 } from "./constants.js";
-import { buildCertificate } from "./build.js";
+import { buildCertificateDer, randomSerial } from "./build.js";
 import { KeyUsage } from "./certificate.js";
 import type { CaMaterial } from "./ca.js";
 import { spiffeId } from "./identity.js";
@@ -28,24 +28,36 @@ export function checkTtl(ttlMs: number): number {
 }
 
 export async function issueLeaf(ca: CaMaterial, req: LeafRequest): Promise<Uint8Array> {
+  return issueLeafRecord(ca, req).der;
+}
+
+/** What the issuer knows of the leaf it just made, without parsing it back: serial (lowercase hex), notAfter (whole seconds, as encoded). */
+export interface IssuedLeaf { der: Uint8Array; serial: string; notAfter: Date }
+
+/** issueLeaf, synchronous, with the leaf's serial and expiry (the coordination server records both). */
+export function issueLeafRecord(ca: CaMaterial, req: LeafRequest): IssuedLeaf {
   if (!NAME_PATTERN.test(req.name)) throw new Error(`invalid name "${req.name}": use lowercase letters, digits and '-', 1-63 characters`);
   validateGrantValue("tenant", req.tenant);
   if (req.publicKey.asymmetricKeyType !== "ed25519") throw new Error(`leaf key must be Ed25519, got ${req.publicKey.asymmetricKeyType}`);
   const ttl = checkTtl(req.ttlMs ?? LEAF_DEFAULT_TTL_MS);
   const now = (req.now ?? new Date()).getTime();
-  return buildCertificate({
+  const serial = randomSerial();
+  const notAfter = new Date(Math.floor((now + ttl) / 1000) * 1000);
+  const der = buildCertificateDer({
+    serial,
     commonName: req.name,
     publicKey: req.publicKey,
     issuerDer: ca.intermediateDer,
     signer: ca.intermediateKeys,
     notBefore: new Date(now - LEAF_BACKDATE_MS),
-    notAfter: new Date(now + ttl),
+    notAfter,
     isCa: false,
     keyUsage: KeyUsage.digitalSignature,
     extKeyUsage: [OID_EKU_SERVER_AUTH, OID_EKU_CLIENT_AUTH],
     uris: [spiffeId(ca.trustDomain, req.tenant, req.name)],
     grants: { tenant: req.tenant, groups: [...new Set(req.groups ?? [])], roles: [...new Set(req.roles ?? [])] },
   });
+  return { der, serial, notAfter };
 }
 
 /** Parses durations like 90s, 30m, 8h, 2d (or plain milliseconds). */

@@ -32,16 +32,30 @@ export function tlsContextOptions(creds: TlsCredentials): SecureContextOptions &
   };
 }
 
+/**
+ * The chain the peer presented, leaf first, as DER (at most 4). Read once per socket: TLS 1.3 has no
+ * renegotiation, so it cannot change, while verification runs again on every request. getPeerX509Certificate
+ * instead of getPeerCertificate(true), which builds a JS object of every field of every certificate.
+ */
+const presented = new WeakMap<TLSSocket, Uint8Array[]>();
+function presentedChain(socket: TLSSocket): Uint8Array[] {
+  let ders = presented.get(socket);
+  if (!ders) {
+    ders = [];
+    const seen = new Set<string>();
+    for (let c = socket.getPeerX509Certificate(); c && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
+      seen.add(c.fingerprint256);
+      ders.push(c.raw);
+      if (ders.length > 3) break;
+    }
+    if (ders.length) presented.set(socket, ders);
+  }
+  return ders;
+}
+
 /** Runs the verifier on the certificate chain the peer presented on this TLS socket. */
 export function verifyTlsPeer(socket: TLSSocket, verifier: Verifier, opts?: VerifyOptions): VerifyResult {
-  const peer = socket.getPeerCertificate(true);
-  if (!peer || !peer.raw) return { ok: false, reason: "malformed", detail: "no client certificate presented" };
-  const ders: Uint8Array[] = [];
-  const seen = new Set<string>();
-  for (let c = peer; c && c.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
-    seen.add(c.fingerprint256);
-    ders.push(new Uint8Array(c.raw));
-    if (ders.length > 3) break;
-  }
+  const ders = presentedChain(socket);
+  if (ders.length === 0) return { ok: false, reason: "malformed", detail: "no client certificate presented" };
   return verifier.verifyChain(ders, opts);
 }

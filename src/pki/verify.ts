@@ -1,12 +1,13 @@
 // The one certificate verifier of EmberNet: coordination server, relay, node handshakes and the CLI all
 // decide trust here. It answers {ok:true, identity} or {ok:false, reason, detail}; it never throws on input.
-import { createHash, type KeyObject } from "node:crypto";
+import { createHash, verify } from "node:crypto";
 import { DEFAULT_SKEW_MS, MAX_CHAIN_LENGTH, NAME_PATTERN, OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH } from "./constants.js";
 import { KeyUsage, parseCertificate, type ParsedCertificate } from "./certificate.js";
 import { parseSpiffeId, parseTrustDomainId, type Identity } from "./identity.js";
 import { pemBlocks, PkiInputError, readBoundedFile } from "./pem.js";
 import { parseRevocationList, RevocationState, type ListIssuers } from "./revocation.js";
 import { rawPublicKey } from "./keys.js";
+import { sameBytes } from "./der.js";
 
 export type RejectReason =
   | "malformed" | "unknown_ca" | "bad_signature" | "not_a_ca" | "path_length" | "expired" | "not_yet_valid"
@@ -32,6 +33,7 @@ export interface VerifierConfig {
 }
 
 const PARSE_CACHE_MAX = 4096;
+const ED25519_SPKI_HEADER = Buffer.from("302a300506032b6570032100", "hex");
 
 function fail(reason: RejectReason, detail: string): VerifyResult {
   return { ok: false, reason, detail };
@@ -61,9 +63,9 @@ export class Verifier {
       const cert = parseCertificate(der);
       if (!cert.isCa) throw new PkiInputError(`trust bundle: "${cert.subject}" is not a CA certificate`);
       this.bundleCas.push(cert);
-      this.listIssuers.set(cert.fingerprint, cert.native.publicKey);
+      this.listIssuers.set(cert.fingerprint, cert.publicKey);
       if (cert.selfIssued) {
-        if (!cert.native.verify(cert.native.publicKey)) throw new PkiInputError(`trust bundle: root "${cert.subject}" has a bad self-signature`);
+        if (!this.signedBy(cert, cert)) throw new PkiInputError(`trust bundle: root "${cert.subject}" has a bad self-signature`);
         this.roots.set(cert.fingerprint, cert);
         const td = cert.uris.map(parseTrustDomainId).find((x) => x !== undefined);
         if (td) trustDomain ??= td;
@@ -195,7 +197,8 @@ export class Verifier {
   private leafRawKey(leaf: ParsedCertificate): Uint8Array {
     let k = this.rawKeys.get(leaf.fingerprint);
     if (!k) {
-      k = rawPublicKey(leaf.native.publicKey as KeyObject);
+      // An Ed25519 SPKI is a fixed 12-byte header and the raw key: no KeyObject round trip needed.
+      k = leaf.spki.length === 44 && sameBytes(leaf.spki.subarray(0, 12), ED25519_SPKI_HEADER) ? leaf.spki.slice(12) : rawPublicKey(leaf.publicKey);
       this.rawKeys.set(leaf.fingerprint, k);
       if (this.rawKeys.size > PARSE_CACHE_MAX) this.rawKeys.delete(this.rawKeys.keys().next().value!);
     }
@@ -218,7 +221,12 @@ export class Verifier {
     const key = `${child.fingerprint}:${parent.fingerprint}`;
     let ok = this.signatureOk.get(key);
     if (ok === undefined) {
-      try { ok = child.native.verify(parent.native.publicKey); } catch { ok = false; }
+      // Ed25519 (every EmberNet certificate): one node:crypto call on the signed bytes; anything else through OpenSSL's X509_verify.
+      try {
+        ok = child.ed25519 && parent.publicKey.asymmetricKeyType === "ed25519"
+          ? verify(null, child.ed25519.tbs, parent.publicKey, child.ed25519.signature)
+          : child.native.verify(parent.native.publicKey);
+      } catch { ok = false; }
       this.signatureOk.set(key, ok);
       if (this.signatureOk.size > PARSE_CACHE_MAX) this.signatureOk.delete(this.signatureOk.keys().next().value!);
     }
