@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import type { Verifier } from "../src/pki/index.js";
 import { RequestError, requestJson, verifiedAgent } from "../src/pki/mtls-client.js";
 import { COORD_SERVER, PATHS } from "../src/wire/coord-api.js";
-import { coordOrigins } from "../src/coord/coord-origins.js";
+import { coordOrigins } from "../src/wire/coord-origins.js";
 import { RELAY_DEFAULTS } from "../src/wire/relay.js";
 
 const FILE_POLL_MS = 500;

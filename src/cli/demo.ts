@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PACKAGE_ROOT } from "./package-root.js";
+import { PACKAGE_ROOT } from "../package-root.js";
 import { spawn } from "node:child_process";
 import { createServer as createHttpServer, request as httpRequest } from "node:http";
 import { createServer as createTcpServer } from "node:net";

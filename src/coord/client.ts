@@ -1,7 +1,7 @@
 // The node's side of the coordination protocol: enrollment with a token, the long-lived peer-map stream
 // (full map, then deltas; resumes by sequence number), status reports, automatic certificate renewal and
 // revocation lists. Everything here survives a coordination outage: errors are events, never throws.
-import { coordOrigins } from "./coord-origins.js";
+import { coordOrigins } from "../wire/coord-origins.js";
 import { EventEmitter } from "node:events";
 import { createHash, randomInt } from "node:crypto";
 import type { Agent } from "node:https";

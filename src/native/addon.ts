@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { PACKAGE_ROOT } from "../cli/package-root.js";
+import { PACKAGE_ROOT } from "../package-root.js";
 import type { NativeAddon } from "./types.js";
 
 export type { NativeAddon } from "./types.js";

@@ -5,7 +5,7 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 import { parseService, type LocalService } from "./services.js";
-import { coordOrigins } from "../coord/coord-origins.js";
+import { coordOrigins } from "../wire/coord-origins.js";
 import { DEFAULT_PROTOCOLS, type PortmapProtocol } from "../nat/portmap/portmapper.js";
 
 export interface StaticPeer { name: string; host: string; port: number }

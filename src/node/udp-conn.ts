@@ -52,6 +52,8 @@ export class UdpConn {
   readonly counters: UdpCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
   private readonly socket: Socket;
   private drainTimer?: NodeJS.Timeout;
+  /** After close(): sends are dropped and there is never room (layers above may still try while shutting down). */
+  private closed = false;
 
   private constructor(private readonly opts: UdpConnOptions) {
     this.socket = createSocket({ type: opts.host.includes(":") ? "udp6" : "udp4", lookup: literalLookup });
@@ -122,6 +124,7 @@ export class UdpConn {
 
   /** No per-datagram callback (it costs an allocation per packet): a failed send surfaces as the socket's "error". */
   send(data: Uint8Array, port: number, host: string): void {
+    if (this.closed) return;
     this.counters.txPackets++;
     this.counters.txBytes += data.length;
     this.socket.send(data, port, host);
@@ -129,9 +132,10 @@ export class UdpConn {
 
   /** Room for another datagram; when not, onDrain fires once the queue is back under its bound. */
   hasRoom(): boolean {
+    if (this.closed) return false;
     if (this.socket.getSendQueueSize() < SEND_QUEUE_LIMIT) return true;
     this.drainTimer ??= setInterval(() => {
-      if (this.socket.getSendQueueSize() >= SEND_QUEUE_LIMIT) return;
+      if (this.closed || this.socket.getSendQueueSize() >= SEND_QUEUE_LIMIT) return;
       clearInterval(this.drainTimer);
       this.drainTimer = undefined;
       this.opts.onDrain();
@@ -165,6 +169,8 @@ export class UdpConn {
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     clearInterval(this.drainTimer);
     this.stun.close();
     await new Promise<void>((res) => this.socket.close(() => res()));

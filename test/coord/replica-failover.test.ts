@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { AdminClient } from "../../src/coord/admin-client.js";
 import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
-import { coordOrigins } from "../../src/coord/coord-origins.js";
+import { coordOrigins } from "../../src/wire/coord-origins.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 

@@ -188,7 +188,8 @@ describe.skipIf(skipReason !== undefined)("native data plane between two namespa
       await new Promise((r) => setTimeout(r, 100));
       after = (await a.stats()).stats;
     }
-    expect(after.drops.bad_tun_packet - before.drops.bad_tun_packet).toBe(4);
+    // At least our four (the kernel may add an IPv6 router solicitation of its own on the new device).
+    expect(after.drops.bad_tun_packet - before.drops.bad_tun_packet).toBeGreaterThanOrEqual(4);
     expect(after.tunRxPackets - before.tunRxPackets).toBeGreaterThanOrEqual(4);
   });
 
