@@ -6,8 +6,9 @@ import { createSocket } from "node:dgram";
 import { TransportCipher, ReplayWindow } from "../src/crypto/transport.js";
 import { isDataPacket, readCounter, readReceiverIndex, dataCiphertext } from "../src/wire/data.js";
 import { MAX_DATAGRAM } from "../src/wire/constants.js";
+import { loadNativeAddon } from "../src/native/addon.js";
 
-interface Start { mode: "plain" | "ember"; keyHex: string; receiverIndex: number }
+interface Start { mode: "plain" | "ember" | "native"; keyHex: string; receiverIndex: number }
 
 const send = (m: unknown) => process.send!(m);
 
@@ -16,6 +17,7 @@ process.on("message", (msg: { start?: Start; done?: true }) => {
 });
 
 function start({ mode, keyHex, receiverIndex }: Start): void {
+  if (mode === "native") return startNative(Buffer.from(keyHex, "hex"), receiverIndex);
   const sock = createSocket({ type: "udp4", recvBufferSize: 8 << 20 });
   const keys = new Map([[receiverIndex, { cipher: new TransportCipher(Buffer.from(keyHex, "hex")), replay: new ReplayWindow() }]]);
   const scratch = new Uint8Array(MAX_DATAGRAM);
@@ -46,4 +48,46 @@ function start({ mode, keyHex, receiverIndex }: Start): void {
     setImmediate(() => process.exit(0));
   });
   sock.bind(0, "127.0.0.1", () => send({ port: sock.address().port }));
+}
+
+/**
+ * Native mode: the addon's data plane reads the socket (recvmmsg, GRO), authenticates, replay-checks and decrypts
+ * each TUN_DATA packet on its own thread and admits the IPv4 packet inside through the firewall; with no TUN device
+ * it counts it as no_tun, which is the count of packets fully received. Polled every 10 ms for first and last.
+ */
+function startNative(key: Buffer, receiverIndex: number): void {
+  const addon = loadNativeAddon().addon!;
+  const sock = createSocket({ type: "udp4", recvBufferSize: 8 << 20 });
+  sock.bind(0, "127.0.0.1", () => {
+    const state = Object.getOwnPropertySymbols(sock).find((k) => k.description === "state symbol")!;
+    const handle = (sock as unknown as Record<symbol, { handle: { fd: number; recvStop(): number } }>)[state].handle;
+    handle.recvStop();
+    let rejected = 0;
+    const plane = new addon.DataPlane({
+      udpFd: handle.fd, overlayIp: "100.64.0.2",
+      onDatagrams: (ps) => { rejected += ps.length; }, onRelaySend: () => {}, onDenied: () => {}, onWant: () => {},
+    });
+    plane.setPeer(1, { overlayIp: "100.64.0.1", endpoint: null, maxDatagram: MAX_DATAGRAM, inbound: { tcp: [], udp: [[1, 65535]], icmp: false } });
+    plane.addKeys(1, receiverIndex, 1, key, key);
+    plane.start();
+    const cpu0 = process.cpuUsage();
+    let received = 0, first = 0, last = 0;
+    const poll = setInterval(() => {
+      const n = plane.stats().drops.no_tun ?? 0;
+      if (n > received) { if (received === 0) first = performance.now(); last = performance.now(); received = n; }
+    }, 10);
+    process.on("message", (m: { done?: true }) => {
+      if (!m.done) return;
+      clearInterval(poll);
+      const st = plane.stats();
+      received = st.drops.no_tun ?? 0;
+      const cpu = process.cpuUsage(cpu0);
+      const bad = Object.entries(st.drops).filter(([k]) => k !== "no_tun").reduce((a, [, v]) => a + v, 0);
+      send({ received, payloadBytes: 0, rejected: rejected + bad, seconds: Math.max(0.001, (last - first) / 1000), cpuSeconds: (cpu.user + cpu.system) / 1e6 });
+      plane.close();
+      sock.close();
+      setImmediate(() => process.exit(0));
+    });
+    send({ port: sock.address().port });
+  });
 }

@@ -6,7 +6,11 @@
 //   4. two processes over loopback UDP: EmberNet-encrypted packets next to plain UDP
 //   npm run bench:dataplane            # everything, a few seconds per figure
 //   npx tsx bench/dataplane.ts 1 2     # chosen sections only
-import { udpRun, type UdpResult } from "./udp-flow.js";
+import { udpRun, type UdpMode, type UdpResult } from "./udp-flow.js";
+import { loadNativeAddon } from "../src/native/addon.js";
+
+/** Section 4's third row: TUN_DATA sealed by the addon in batches and received by its data plane (when built). */
+const NATIVE = !!loadNativeAddon().addon;
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -191,13 +195,13 @@ async function section3(): Promise<void> {
 
 // ---------------------------------------------------------------- 4. loopback UDP, two processes
 async function section4(): Promise<void> {
-  console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run, best of ${UDP_ROUNDS} (receiver: shape check + replay + decrypt in ember mode)`);
+  console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run, best of ${UDP_ROUNDS} (receiver: shape check + replay + decrypt in ember mode; native: the addon seals TUN_DATA in batches, its data plane receives and decrypts on its own thread)`);
   console.log("   wall = packets/s the receiver got; per CPU-s = packets per CPU second of the sender / receiver process,");
   console.log("   capacity = the lower of the two: the rate with one free core each (robust to other load on the machine)");
   const w = [7, 7, 12, 8, 8, 16, 16, 12, 9, 12];
   console.log(row(["size", "mode", "wall pkt/s", "Gbit/s", "lost", "send/CPU-s", "recv/CPU-s", "capacity", "Gbit/s", "ember/plain"], w));
   for (const size of SIZES) {
-    const bestOf = async (mode: "plain" | "ember") => {
+    const bestOf = async (mode: UdpMode) => {
       let best: UdpResult | undefined;
       for (let i = 0; i < UDP_ROUNDS; i++) {
         const r = await udpRun(mode, size, UDP_MS);
@@ -207,11 +211,12 @@ async function section4(): Promise<void> {
     };
     const plain = await bestOf("plain");
     const ember = await bestOf("ember");
+    const native = NATIVE ? await bestOf("native") : undefined;
     const capacity = (r: UdpResult) => Math.min(r.sentCpuPps, r.report.received / r.report.cpuSeconds);
-    for (const [name, r] of [["plain", plain], ["ember", ember]] as const) {
+    for (const [name, r] of [["plain", plain], ["ember", ember], ...(native ? [["native", native] as const] : [])] as const) {
       const pps = r.report.received / r.report.seconds;
       const lost = 1 - r.report.received / (r.sentPps * (UDP_MS / 1000));
-      const ratio = name === "ember"
+      const ratio = name !== "plain"
         ? `${((100 * pps) / (plain.report.received / plain.report.seconds)).toFixed(0)}% / ${((100 * capacity(r)) / capacity(plain)).toFixed(0)}%`
         : "wall / cap.";
       console.log(row([name === "plain" ? `${size} B` : "", name, fmt(pps), gbps(pps, size), `${(100 * Math.max(0, lost)).toFixed(1)}%`,

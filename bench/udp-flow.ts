@@ -7,7 +7,8 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { TransportCipher } from "../src/crypto/transport.js";
 import { writeDataHeader } from "../src/wire/data.js";
-import { DATA_HEADER_SIZE, TAG_SIZE } from "../src/wire/constants.js";
+import { DATA_HEADER_SIZE, PACKET, TAG_SIZE } from "../src/wire/constants.js";
+import { loadNativeAddon } from "../src/native/addon.js";
 
 export interface RecvReport { received: number; payloadBytes: number; rejected: number; seconds: number; cpuSeconds: number }
 
@@ -15,7 +16,21 @@ export interface UdpResult { sentPps: number; sentCpuPps: number; report: RecvRe
 
 const key = randomBytes(32);
 
-export async function udpRun(mode: "plain" | "ember", size: number, durationMs: number): Promise<UdpResult> {
+/**
+ * An IPv4/UDP packet of `size` bytes from 100.64.0.1 to 100.64.0.2 (port 9): what the native mode seals, as a TUN
+ * device would hand it over, so the receiving data plane parses and admits it like real TUN traffic.
+ */
+function ipv4Packet(size: number): Buffer {
+  const p = Buffer.alloc(size);
+  p[0] = 0x45; p.writeUInt16BE(size, 2); p[8] = 64; p[9] = 17;
+  Buffer.from([100, 64, 0, 1, 100, 64, 0, 2]).copy(p, 12);
+  p.writeUInt16BE(40000, 20); p.writeUInt16BE(9, 22); p.writeUInt16BE(size - 20, 24);
+  return p;
+}
+
+export type UdpMode = "plain" | "ember" | "native";
+
+export async function udpRun(mode: UdpMode, size: number, durationMs: number): Promise<UdpResult> {
   const child = fork(join(import.meta.dirname, "dataplane-udp.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
     const receiverIndex = 0x0badcafe;
@@ -31,6 +46,12 @@ export async function udpRun(mode: "plain" | "ember", size: number, durationMs: 
     await new Promise<void>((r) => sock.once("connect", () => r()));
     const tx = new TransportCipher(key);
     const payload = randomBytes(size);
+    // Native mode: TUN_DATA sealed by the addon, a batch per call (no JS AEAD call per packet), sent one by one.
+    const addon = mode === "native" ? loadNativeAddon().addon : undefined;
+    if (mode === "native" && !addon) throw new Error("native mode needs the addon (npm run build:native)");
+    const ipPkt = ipv4Packet(size);
+    const counters: number[] = [];
+    const plains: Uint8Array[] = [];
     const plainPkt = Buffer.from(payload);
     let counter = 0;
     let sent = 0;
@@ -41,6 +62,22 @@ export async function udpRun(mode: "plain" | "ember", size: number, durationMs: 
     // packet gets its own buffer (dgram holds the buffer until the kernel took it).
     await new Promise<void>((resolve) => {
       const pump = () => {
+        if (addon) {
+          counters.length = 0; plains.length = 0;
+          for (let i = 0; i < BATCH; i++) { counters.push(counter++); plains.push(ipPkt); }
+          const sealed = addon.aeadSealBatch(key, counters, plains);
+          for (let i = 0; i < BATCH; i++) {
+            const pkt = Buffer.allocUnsafe(DATA_HEADER_SIZE + sealed[i].length);
+            writeDataHeader(pkt, receiverIndex, counters[i]);
+            pkt[0] = PACKET.TUN_DATA;
+            sealed[i].copy(pkt, DATA_HEADER_SIZE);
+            sock.send(pkt);
+            sent++;
+          }
+          if (performance.now() < end && sent < 50_000_000) setImmediate(pump);
+          else resolve();
+          return;
+        }
         for (let i = 0; i < BATCH; i++) {
           if (mode === "ember") {
             const pkt = Buffer.allocUnsafe(DATA_HEADER_SIZE + size + TAG_SIZE);
