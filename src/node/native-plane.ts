@@ -140,6 +140,9 @@ export class NativePlane implements SessionMirror {
    * revoked one) is removed, so nothing is sent to it or accepted from it. Returns its id while it is present.
    */
   syncPeer(peer: Peer): number | undefined {
+    // Without TUN the addon only batches receives: it needs no peers, keys or tables (and a node with a thousand
+    // peers in its map would describe every one of them on every map delta for nothing).
+    if (!this.tunInfo) return undefined;
     const overlayIp = this.deps.overlayIpOf(peer.name);
     let id = this.ids.get(peer.name);
     if (!overlayIp || peer.revoked) {
@@ -157,6 +160,7 @@ export class NativePlane implements SessionMirror {
 
   /** Every peer again: after a new map (addresses), new rules (tables) or a revocation. */
   syncAll(): void {
+    if (!this.tunInfo) return;
     const present = new Set(this.deps.device.peers.keys());
     for (const [name, id] of this.ids) if (!present.has(name)) this.forget(name, id);
     for (const peer of this.deps.device.peers.values()) this.syncPeer(peer);
