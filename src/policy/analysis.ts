@@ -25,6 +25,8 @@ function containerKeys(s: Selector): string[] {
   if (t !== undefined) keys.push(`t:${t}`);
   if (s.kind === "group") keys.push(`g:${s.group}`);
   if (s.kind === "name") keys.push(`n:${s.name}`);
+  if (s.kind === "user") keys.push(`u:${s.name}`);
+  if (s.kind === "external") return ["x"];
   return keys;
 }
 
@@ -34,6 +36,8 @@ function ownKey(s: Selector): string {
     case "tenant": return `t:${s.tenant}`;
     case "group": return `g:${s.group}`;
     case "name": return `n:${s.name}`;
+    case "user": return `u:${s.name}`;
+    case "external": return "x";
   }
 }
 

@@ -57,7 +57,7 @@ function indexOf(rules: CompiledRule[]): RuleIndex {
     if (t.kind === "any") idx.any.push(r);
     else if (t.kind === "tenant") add(idx.byTenant, t.tenant, r);
     else if (t.kind === "name") add(idx.byName, t.name, r);
-    else add(idx.byGroup, t.group, r);
+    else if (t.kind === "group") add(idx.byGroup, t.group, r);
   }
   indexCache.set(rules, idx);
   return idx;

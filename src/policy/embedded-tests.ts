@@ -16,11 +16,13 @@ export interface EmbeddedTest {
   spec: string;
 }
 
+/** `resolve` takes an identity name, or `user:NAME` for a person (see Principal.kind). */
 export function runEmbeddedTests(policy: CompiledPolicy, tests: EmbeddedTest[], resolve: (name: string) => Principal | undefined, issues: Issues): void {
   for (const t of tests) {
     const where = { line: t.line };
-    const from = resolve(t.from);
     const to = resolve(t.to);
+    // An external connection has no identity; the edge admits it into the published service's tenant.
+    const from = t.from === "external" ? (to && { name: "external", tenant: to.tenant, groups: [], kind: "external" as const }) : resolve(t.from);
     if (!from || !to) {
       issues.error(where, `test ${t.index}: unknown identity "${!from ? t.from : t.to}": a test can only name identities that exist`);
       continue;

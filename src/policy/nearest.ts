@@ -3,7 +3,7 @@
 // operator sees "rule 3 allows @eng -> @db on 5433, the flow is to 5432" instead of a bare default deny.
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "./limits.js";
 import { portInRanges, rangesText } from "./ports.js";
-import { matches } from "./selectors.js";
+import { matches, selectorText } from "./selectors.js";
 import type { CompiledPolicy, CompiledRule, FlowProtocol, Principal, Selector } from "./types.js";
 
 export interface NearestRule {
@@ -13,16 +13,13 @@ export interface NearestRule {
 }
 
 function describeSel(sel: Selector): string {
-  switch (sel.kind) {
-    case "any": return "*";
-    case "tenant": return `tenant:${sel.tenant}`;
-    case "name": return sel.name;
-    default: return `@${sel.group}`;
-  }
+  return sel.kind === "name" ? sel.name : selectorText(sel);
 }
 
 function who(p: Principal): string {
-  return `${p.name} (tenant ${p.tenant}${p.groups.length ? `, groups ${p.groups.join(",")}` : ", no groups"})`;
+  if (p.kind === "external") return "an external connection (no mesh identity)";
+  const name = p.kind === "user" ? `user ${p.name}${p.device ? ` on ${p.device}` : ""}` : p.name;
+  return `${name} (tenant ${p.tenant}${p.groups.length ? `, groups ${p.groups.join(",")}` : ", no groups"})`;
 }
 
 const BIT: Record<string, number> = { tcp: PROTO_TCP, https: PROTO_TCP, udp: PROTO_UDP, icmp: PROTO_ICMP };

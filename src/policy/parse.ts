@@ -195,6 +195,15 @@ class PolicyParser {
       this.issues.error(f("source")!.value, `service:${source.service} as a source: a service is a destination; name its node instead`);
       return undefined;
     }
+    if (target.kind === "user" || target.kind === "external") {
+      const what = target.kind === "user" ? `user:${target.name} as a target: a person is only ever a source` : "external as a target: external is only ever a source";
+      this.issues.error(f("target")!.value, `${what}; a target is a node, a service, a group, a tenant or *`);
+      return undefined;
+    }
+    if (source.kind === "external" && target.kind !== "service") {
+      this.issues.error(f("target")!.value, "an external source may only reach a service (target: service:NAME): the edge publishes services, not nodes");
+      return undefined;
+    }
 
     // What the rule itself allows. An https rule is TCP to its ports, 443 when it lists none.
     let mask = PROTOCOL_MASK[protocol ?? "any"];
@@ -251,7 +260,7 @@ class PolicyParser {
       const to = this.string(f("to")!.value, "a flow like db-1:5432/tcp", f("to")!.keyNode);
       const expect = this.string(f("expect")!.value, "allow or deny", f("expect")!.keyNode);
       if (from === undefined || to === undefined || expect === undefined) return;
-      if (!NAME_PATTERN.test(from)) { this.issues.error(f("from")!.value, `test ${index}: "${show(from)}" is not an identity name`); return; }
+      if (!testSource(from)) { this.issues.error(f("from")!.value, `test ${index}: "${show(from)}" is not an identity name, user:NAME or external`); return; }
       if (expect !== "allow" && expect !== "deny") { this.issues.error(f("expect")!.value, `test ${index}: expect must be allow or deny, not "${show(expect)}"`); return; }
       const flow = this.testFlow(to, f("to")!.value, index);
       if (!flow) return;
@@ -404,6 +413,11 @@ class PolicyParser {
     this.issues.finish();
     return { ok: false, errors: this.issues.errors, warnings: this.issues.warnings };
   }
+}
+
+/** A test's `from`: an identity name, `user:NAME` or `external`. */
+function testSource(from: string): boolean {
+  return from === "external" || NAME_PATTERN.test(from.startsWith("user:") ? from.slice(5) : from);
 }
 
 function scalarValue(node: YamlNode | null | undefined): unknown {

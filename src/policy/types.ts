@@ -4,8 +4,13 @@
 export type Protocol = "https" | "tcp" | "udp" | "icmp" | "any";
 export type FlowProtocol = Exclude<Protocol, "any">;
 
-/** Who is on either end of a flow. Tenant and groups come only from signed certificate grants. */
-export interface Principal { name: string; tenant: string; groups: string[] }
+/**
+ * Who is on either end of a flow. Tenant and groups come only from signed certificate grants. `kind` absent is a
+ * machine (a node or a service's node); "user" is a person, from a user certificate bound to the device they
+ * use (`device` names it, for logs); "external" is a connection with no mesh identity, admitted only by a public
+ * edge for a published service (docs/policy.md "Users" and "External access").
+ */
+export interface Principal { name: string; tenant: string; groups: string[]; kind?: "user" | "external"; device?: string }
 
 export interface PolicyIssue { line: number; column?: number; message: string; severity: "error" | "warning" }
 
@@ -18,7 +23,11 @@ export type Selector =
   | { kind: "any" }
   | { kind: "name"; name: string; tenant?: string; service?: string }
   | { kind: "group"; group: string; tenant?: string }
-  | { kind: "tenant"; tenant: string };
+  | { kind: "tenant"; tenant: string }
+  /** `user:alice` or `user:alice.TENANT`: a person, never a machine. Only a source. */
+  | { kind: "user"; name: string; tenant?: string }
+  /** `external`: a connection through a public edge, with no mesh identity. Only a source. */
+  | { kind: "external" };
 
 export interface CompiledRule {
   /** 1-based position in the file's rules list. */

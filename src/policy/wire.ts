@@ -79,6 +79,8 @@ function selector(v: unknown, side: string, bad: (why: string) => never): Select
   const tenantOpt = (): { tenant?: string } => { const t = label("tenant", true); return t === undefined ? {} : { tenant: t }; };
   switch (s.kind) {
     case "any": keysOnly("kind"); return { kind: "any" };
+    case "external": keysOnly("kind"); return { kind: "external" };
+    case "user": keysOnly("kind", "name", "tenant"); return { kind: "user", name: label("name", false)!, ...tenantOpt() };
     case "tenant": keysOnly("kind", "tenant"); return { kind: "tenant", tenant: label("tenant", false)! };
     case "group": keysOnly("kind", "group", "tenant"); return { kind: "group", group: label("group", false)!, ...tenantOpt() };
     case "name": {
