@@ -1,5 +1,6 @@
 // DER codec for the grants extension: EmberGrants ::= SEQUENCE OF UTF8String.
-// Each entry is "kind:value" with kind tenant (exactly one), group or role. The decoder is strict
+// Each entry is "kind:value" with kind tenant (exactly one), group, role, or device (at most one: only a user
+// certificate carries it, naming the node the person's certificate is bound to; src/pki/user-cert.ts). The decoder is strict
 // (definite minimal lengths, only UTF8String members, nothing trailing) because grants decide access.
 import { MAX_GRANTS, MAX_GRANT_BYTES, NAME_PATTERN } from "./constants.js";
 
@@ -7,6 +8,8 @@ export interface Grants {
   tenant: string;
   groups: string[];
   roles: string[];
+  /** Only in a user certificate: the identity name of the device (node) it is bound to. */
+  device?: string;
 }
 
 const TAG_SEQUENCE = 0x30;
@@ -30,6 +33,7 @@ export function encodeGrants(g: Grants): Uint8Array {
   const entries = [`tenant:${g.tenant}`];
   for (const group of g.groups) { validateGrantValue("group", group); entries.push(`group:${group}`); }
   for (const role of g.roles) { validateGrantValue("role", role); entries.push(`role:${role}`); }
+  if (g.device !== undefined) { validateGrantValue("device", g.device); entries.push(`device:${g.device}`); }
   if (entries.length > MAX_GRANTS) throw new Error(`too many grants (${entries.length} > ${MAX_GRANTS})`);
   const body: number[] = [];
   for (const e of entries) {
@@ -63,6 +67,7 @@ export function decodeGrants(der: Uint8Array): Grants {
   if (tag !== TAG_SEQUENCE) throw new Error("grants: expected SEQUENCE");
   if (end !== der.length) throw new Error("grants: trailing bytes");
   let tenant: string | undefined;
+  let device: string | undefined;
   const groups: string[] = [];
   const roles: string[] = [];
   let count = 0;
@@ -83,9 +88,13 @@ export function decodeGrants(der: Uint8Array): Grants {
       tenant = value;
     } else if (kind === "group") groups.push(value);
     else if (kind === "role") roles.push(value);
+    else if (kind === "device") {
+      if (device !== undefined) throw new Error("grants: more than one device");
+      device = value;
+    }
     else throw new Error(`grants: unknown kind "${kind}"`);
     p = e;
   }
   if (tenant === undefined) throw new Error("grants: no tenant");
-  return { tenant, groups, roles };
+  return device === undefined ? { tenant, groups, roles } : { tenant, groups, roles, device };
 }

@@ -11,3 +11,7 @@ export { pemBlocks, toPem, readBoundedFile, PkiInputError } from "./pem.js";
 export { isAdmin, spiffeId, parseSpiffeId, type Identity } from "./identity.js";
 export type { Grants } from "./grants.js";
 export { loadTlsCredentials, tlsContextOptions, verifyTlsPeer, withIntermediates, type TlsCredentials } from "./tls.js";
+export {
+  issueUserCert, parseUserSpiffeId, userSpiffeId, USER_CERT_DEFAULT_TTL_MS, USER_CERT_MAX_TTL_MS, type UserCertRequest, type UserIdentity,
+} from "./user-cert.js";
+export type { UserVerifyResult } from "./verify.js";

@@ -4,6 +4,7 @@ import { createHash, verify } from "node:crypto";
 import { DEFAULT_SKEW_MS, MAX_CHAIN_LENGTH, NAME_PATTERN, OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH } from "./constants.js";
 import { KeyUsage, parseCertificate, type ParsedCertificate } from "./certificate.js";
 import { parseSpiffeId, parseTrustDomainId, type Identity } from "./identity.js";
+import { parseUserSpiffeId, type UserIdentity } from "./user-cert.js";
 import { pemBlocks, PkiInputError, readBoundedFile } from "./pem.js";
 import { parseRevocationList, RevocationState, type ListIssuers } from "./revocation.js";
 import { rawPublicKey } from "./keys.js";
@@ -16,6 +17,8 @@ export type RejectReason =
 export type VerifyResult =
   | { ok: true; identity: Identity; chain: ParsedCertificate[] }
   | { ok: false; reason: RejectReason; detail: string };
+
+export type UserVerifyResult = { ok: true; user: UserIdentity } | { ok: false; reason: RejectReason; detail: string };
 
 export interface VerifyOptions {
   /** Verification time in ms since the epoch (default: now). */
@@ -35,7 +38,9 @@ export interface VerifierConfig {
 const PARSE_CACHE_MAX = 4096;
 const ED25519_SPKI_HEADER = Buffer.from("302a300506032b6570032100", "hex");
 
-function fail(reason: RejectReason, detail: string): VerifyResult {
+type Rejection = { ok: false; reason: RejectReason; detail: string };
+
+function fail(reason: RejectReason, detail: string): Rejection {
   return { ok: false, reason, detail };
 }
 
@@ -109,6 +114,71 @@ export class Verifier {
 
   /** Verifies DER certificates: [leaf, ...intermediates the peer presented]. */
   verifyChain(ders: readonly Uint8Array[], opts: VerifyOptions = {}): VerifyResult {
+    const path = this.checkPath(ders, opts.now ?? Date.now());
+    if (!path.ok) return path;
+    const { leaf, chain } = path;
+    if (leaf.keyUsage === undefined || !(leaf.keyUsage & KeyUsage.digitalSignature)) return fail("wrong_usage", "leaf lacks keyUsage digitalSignature");
+    const usage = opts.usage ?? "both";
+    const eku = leaf.extKeyUsage ?? [];
+    if ((usage !== "client" && !eku.includes(OID_EKU_SERVER_AUTH)) || (usage !== "server" && !eku.includes(OID_EKU_CLIENT_AUTH))) {
+      return fail("wrong_usage", `leaf extended key usage lacks ${usage === "both" ? "serverAuth+clientAuth" : usage + "Auth"}`);
+    }
+
+    if (leaf.grants === undefined) return fail("malformed", "leaf has no grants extension");
+    if (leaf.grants instanceof Error) return fail("malformed", `grants extension: ${leaf.grants.message}`);
+    if (leaf.grants.device !== undefined) return fail("wrong_usage", "a user certificate cannot be used as a machine identity");
+    if (leaf.uris.length !== 1) return fail("malformed", `leaf must carry exactly one URI SAN, has ${leaf.uris.length}`);
+    const sid = parseSpiffeId(leaf.uris[0]);
+    if (!sid) return fail("malformed", `URI SAN "${leaf.uris[0]}" is not spiffe://<domain>/<tenant>/<name>`);
+    if (sid.trustDomain !== this.trustDomain) return fail("wrong_trust_domain", `identity is in "${sid.trustDomain}", this mesh is "${this.trustDomain}"`);
+    if (!NAME_PATTERN.test(sid.name) || sid.name !== leaf.commonName) return fail("malformed", `CN "${leaf.commonName}" does not match the URI SAN name "${sid.name}"`);
+    if (sid.tenant !== leaf.grants.tenant) return fail("malformed", `URI SAN tenant "${sid.tenant}" differs from the granted tenant "${leaf.grants.tenant}"`);
+    if (opts.expectTenant !== undefined && leaf.grants.tenant !== opts.expectTenant) {
+      return fail("wrong_tenant", `identity belongs to tenant "${leaf.grants.tenant}", expected "${opts.expectTenant}"`);
+    }
+
+    return {
+      ok: true,
+      chain,
+      identity: {
+        name: sid.name, tenant: leaf.grants.tenant, groups: leaf.grants.groups, roles: leaf.grants.roles,
+        trustDomain: sid.trustDomain, spiffeId: leaf.uris[0], serial: leaf.serial, fingerprint: leaf.fingerprint,
+        notBefore: leaf.notBefore, notAfter: leaf.notAfter, publicKey: this.leafRawKey(leaf),
+      },
+    };
+  }
+
+  /**
+   * A user certificate (src/pki/user-cert.ts) bound to `device`, the verified machine identity presenting it:
+   * the same chain, validity and revocation checks as a machine's, then the user profile (clientAuth only, a
+   * spiffe://TD/TENANT/user/NAME URI, a device grant naming the device) and the binding itself: the device's
+   * tenant and its very public key, so a copied user certificate is worthless on any other node.
+   */
+  verifyUser(ders: readonly Uint8Array[], device: Pick<Identity, "name" | "tenant" | "publicKey">, now = Date.now()): UserVerifyResult {
+    const path = this.checkPath(ders, now);
+    if (!path.ok) return path;
+    const { leaf } = path;
+    const eku = leaf.extKeyUsage ?? [];
+    if (leaf.keyUsage === undefined || !(leaf.keyUsage & KeyUsage.digitalSignature) || !eku.includes(OID_EKU_CLIENT_AUTH) || eku.includes(OID_EKU_SERVER_AUTH)) {
+      return fail("wrong_usage", "a user certificate has keyUsage digitalSignature and clientAuth only");
+    }
+    if (leaf.grants === undefined || leaf.grants instanceof Error) return fail("malformed", `user certificate grants: ${leaf.grants instanceof Error ? leaf.grants.message : "missing"}`);
+    const uid = leaf.uris.length === 1 ? parseUserSpiffeId(leaf.uris[0]) : undefined;
+    if (!uid) return fail("malformed", "a user certificate carries one URI SAN spiffe://<domain>/<tenant>/user/<name>");
+    if (uid.trustDomain !== this.trustDomain) return fail("wrong_trust_domain", `user is in "${uid.trustDomain}", this mesh is "${this.trustDomain}"`);
+    if (leaf.commonName !== `user:${uid.name}`) return fail("malformed", `CN "${leaf.commonName}" does not name user ${uid.name}`);
+    if (uid.tenant !== leaf.grants.tenant) return fail("malformed", `URI SAN tenant "${uid.tenant}" differs from the granted tenant "${leaf.grants.tenant}"`);
+    if (leaf.grants.device !== device.name) return fail("wrong_usage", `bound to device "${leaf.grants.device ?? "(none)"}", presented by "${device.name}"`);
+    if (uid.tenant !== device.tenant) return fail("wrong_tenant", `user of tenant "${uid.tenant}" on a device of tenant "${device.tenant}"`);
+    if (!sameBytes(this.leafRawKey(leaf), device.publicKey)) return fail("wrong_usage", `not bound to ${device.name}'s key`);
+    return {
+      ok: true,
+      user: { name: uid.name, tenant: uid.tenant, groups: leaf.grants.groups, device: device.name, serial: leaf.serial, notAfter: leaf.notAfter },
+    };
+  }
+
+  /** Parsing, the path to a trusted root (signatures, CA flags, path lengths), validity and revocation. */
+  private checkPath(ders: readonly Uint8Array[], now: number): { ok: true; leaf: ParsedCertificate; chain: ParsedCertificate[] } | Rejection {
     if (ders.length === 0) return fail("malformed", "no certificate presented");
     if (ders.length > MAX_CHAIN_LENGTH) return fail("malformed", `chain of ${ders.length} certificates is longer than ${MAX_CHAIN_LENGTH}`);
     let presented: ParsedCertificate[];
@@ -147,7 +217,6 @@ export class Verifier {
       current = parent;
     }
 
-    const now = opts.now ?? Date.now();
     for (const cert of chain) {
       if (now > cert.notAfter.getTime() + this.skewMs) {
         return fail("expired", `"${cert.subject}" expired at ${cert.notAfter.toISOString()} (${fmtSkew(now - cert.notAfter.getTime())} ago)`);
@@ -157,40 +226,12 @@ export class Verifier {
       }
     }
 
-    if (leaf.keyUsage === undefined || !(leaf.keyUsage & KeyUsage.digitalSignature)) return fail("wrong_usage", "leaf lacks keyUsage digitalSignature");
-    const usage = opts.usage ?? "both";
-    const eku = leaf.extKeyUsage ?? [];
-    if ((usage !== "client" && !eku.includes(OID_EKU_SERVER_AUTH)) || (usage !== "server" && !eku.includes(OID_EKU_CLIENT_AUTH))) {
-      return fail("wrong_usage", `leaf extended key usage lacks ${usage === "both" ? "serverAuth+clientAuth" : usage + "Auth"}`);
-    }
-
-    if (leaf.grants === undefined) return fail("malformed", "leaf has no grants extension");
-    if (leaf.grants instanceof Error) return fail("malformed", `grants extension: ${leaf.grants.message}`);
-    if (leaf.uris.length !== 1) return fail("malformed", `leaf must carry exactly one URI SAN, has ${leaf.uris.length}`);
-    const sid = parseSpiffeId(leaf.uris[0]);
-    if (!sid) return fail("malformed", `URI SAN "${leaf.uris[0]}" is not spiffe://<domain>/<tenant>/<name>`);
-    if (sid.trustDomain !== this.trustDomain) return fail("wrong_trust_domain", `identity is in "${sid.trustDomain}", this mesh is "${this.trustDomain}"`);
-    if (!NAME_PATTERN.test(sid.name) || sid.name !== leaf.commonName) return fail("malformed", `CN "${leaf.commonName}" does not match the URI SAN name "${sid.name}"`);
-    if (sid.tenant !== leaf.grants.tenant) return fail("malformed", `URI SAN tenant "${sid.tenant}" differs from the granted tenant "${leaf.grants.tenant}"`);
-
     for (const cert of chain) {
       if (!cert.selfIssued && this.revocation.isRevoked(cert.serial)) {
         return fail("revoked", `serial ${cert.serial} ("${cert.subject}") is on revocation list #${this.revocation.number}`);
       }
     }
-    if (opts.expectTenant !== undefined && leaf.grants.tenant !== opts.expectTenant) {
-      return fail("wrong_tenant", `identity belongs to tenant "${leaf.grants.tenant}", expected "${opts.expectTenant}"`);
-    }
-
-    return {
-      ok: true,
-      chain,
-      identity: {
-        name: sid.name, tenant: leaf.grants.tenant, groups: leaf.grants.groups, roles: leaf.grants.roles,
-        trustDomain: sid.trustDomain, spiffeId: leaf.uris[0], serial: leaf.serial, fingerprint: leaf.fingerprint,
-        notBefore: leaf.notBefore, notAfter: leaf.notAfter, publicKey: this.leafRawKey(leaf),
-      },
-    };
+    return { ok: true, leaf, chain };
   }
 
   private rawKeys = new Map<string, Uint8Array>();
