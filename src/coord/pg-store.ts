@@ -6,8 +6,9 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Change, ChangeFeed, ChangeKind } from "./change-feed.js";
 import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./overlay-address.js";
+import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 /** Advisory lock keys (class, id): "embr" in ASCII, then one id per purpose. */
@@ -60,12 +61,25 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX changes_by_at ON changes (at);
     `,
   },
+  {
+    // Users of the mesh, as sqlite-store.ts's version 4: a login is a "node" change of its device.
+    version: 5,
+    sql: `
+      ALTER TABLE console_users ADD COLUMN tenant TEXT;
+      ALTER TABLE console_users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE console_users ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE;
+      ALTER TABLE nodes ADD COLUMN user_name TEXT;
+      ALTER TABLE nodes ADD COLUMN user_groups TEXT;
+      ALTER TABLE nodes ADD COLUMN user_cert_pem TEXT;
+      ALTER TABLE nodes ADD COLUMN user_not_after BIGINT;
+      CREATE INDEX nodes_by_user ON nodes (user_name);
+    `,
+  },
 ];
 
 const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
   LEFT JOIN overlay_addresses a ON a.tenant = n.tenant AND a.name = n.name`;
 
-type Row = Record<string, any>;
 type Db = pg.PoolClient | pg.Pool;
 
 /** BIGINT columns hold ms timestamps and small counters: safe as JS numbers (node-postgres gives strings). */
@@ -73,28 +87,6 @@ const types = {
   getTypeParser: ((oid: number, format?: string) =>
     oid === pg.types.builtins.INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as any)) as typeof pg.types.getTypeParser,
 };
-
-function nodeFromRow(r: Row): NodeRecord {
-  return {
-    name: r.name, tenant: r.tenant, groups: JSON.parse(r.groups), roles: JSON.parse(r.roles), enrollmentId: r.enrollment_id,
-    status: r.status, enrolledAt: r.enrolled_at, tokenId: r.token_id, certTtlMs: r.cert_ttl_ms, serial: r.serial,
-    certPem: r.cert_pem, notAfter: r.not_after, endpoints: JSON.parse(r.endpoints),
-    homeRelay: r.home_relay ?? undefined, natType: r.nat_type ?? undefined, lastSeen: r.last_seen ?? undefined,
-    ...(r.overlay_address != null ? { overlayIp: intToIpv4(r.overlay_address) } : {}),
-  };
-}
-
-function tokenFromRow(r: Row): TokenRecord {
-  return {
-    id: r.id, secretHash: r.secret_hash, tenant: r.tenant, groups: JSON.parse(r.groups), roles: JSON.parse(r.roles),
-    usesLeft: r.uses_left, usesTotal: r.uses_total, expiresAt: r.expires_at, certTtlMs: r.cert_ttl_ms,
-    createdAt: r.created_at, createdBy: r.created_by,
-  };
-}
-
-function userFromRow(r: Row): ConsoleUser {
-  return { username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, createdBy: r.created_by };
-}
 
 /** The URL without its password, for logs and errors. */
 export function redactUrl(url: string): string {
@@ -213,7 +205,8 @@ export class PgStore implements Store, ChangeFeed {
         ON CONFLICT (name) DO UPDATE SET tenant = EXCLUDED.tenant, groups = EXCLUDED.groups, roles = EXCLUDED.roles,
           enrollment_id = EXCLUDED.enrollment_id, status = EXCLUDED.status, enrolled_at = EXCLUDED.enrolled_at, token_id = EXCLUDED.token_id,
           cert_ttl_ms = EXCLUDED.cert_ttl_ms, serial = EXCLUDED.serial, cert_pem = EXCLUDED.cert_pem, not_after = EXCLUDED.not_after,
-          endpoints = '[]', home_relay = NULL, nat_type = NULL, last_seen = NULL`,
+          endpoints = '[]', home_relay = NULL, nat_type = NULL, last_seen = NULL,
+          user_name = NULL, user_groups = NULL, user_cert_pem = NULL, user_not_after = NULL`,
       [node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
         node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter]);
       await this.insertCert(c, cert);
@@ -334,9 +327,11 @@ export class PgStore implements Store, ChangeFeed {
 
   async putUser(u: ConsoleUser): Promise<boolean> {
     // xmax = 0 only on a freshly inserted row: tells "created" from "replaced" in one statement.
-    const r = await this.pool.query(`INSERT INTO console_users (username, password_hash, created_at, created_by) VALUES ($1, $2, $3, $4)
-      ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, created_at = EXCLUDED.created_at, created_by = EXCLUDED.created_by
-      RETURNING (xmax = 0) AS inserted`, [u.username, u.passwordHash, u.createdAt, u.createdBy]);
+    const r = await this.pool.query(`INSERT INTO console_users (username, password_hash, created_at, created_by, tenant, groups, disabled)
+      VALUES ($1, $2, $3, $4, $5, $6, $7)
+      ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, created_at = EXCLUDED.created_at, created_by = EXCLUDED.created_by,
+        tenant = EXCLUDED.tenant, groups = EXCLUDED.groups, disabled = EXCLUDED.disabled
+      RETURNING (xmax = 0) AS inserted`, [u.username, u.passwordHash, u.createdAt, u.createdBy, u.tenant ?? null, JSON.stringify(u.groups ?? []), !!u.disabled]);
     return r.rows[0].inserted === true;
   }
 
@@ -351,6 +346,39 @@ export class PgStore implements Store, ChangeFeed {
 
   async deleteUser(username: string): Promise<boolean> {
     return (await this.pool.query("DELETE FROM console_users WHERE username = $1", [username])).rowCount === 1;
+  }
+
+  async setNodeUser(args: { name: string; enrollmentId: string; user?: NodeUser }): Promise<boolean> {
+    const u = args.user;
+    return this.tx(async (c) => {
+      const r = await c.query(`UPDATE nodes SET user_name = $1, user_groups = $2, user_cert_pem = $3, user_not_after = $4
+        WHERE name = $5 AND enrollment_id = $6 AND status = 'active'`,
+      [u?.name ?? null, u ? JSON.stringify(u.groups) : null, u?.certPem ?? null, u?.notAfter ?? null, args.name, args.enrollmentId]);
+      if (r.rowCount !== 1) return false;
+      await this.logChange(c, "node", [args.name]);
+      return true;
+    }, true);
+  }
+
+  async setUserDisabled(username: string, disabled: boolean): Promise<string[] | undefined> {
+    return this.tx(async (c) => {
+      const r = await c.query("UPDATE console_users SET disabled = $1 WHERE username = $2 AND tenant IS NOT NULL", [disabled, username]);
+      if (r.rowCount !== 1) return undefined;
+      return disabled ? this.clearLogins(c, "user_name = $1", username) : [];
+    }, true);
+  }
+
+  async clearExpiredLogins(now: number): Promise<string[]> {
+    return this.tx((c) => this.clearLogins(c, "user_not_after <= $1", now), true);
+  }
+
+  /** Inside a transaction holding the change lock: logs out the devices `where` picks, as node changes. */
+  private async clearLogins(c: pg.PoolClient, where: string, arg: unknown): Promise<string[]> {
+    const r = await c.query(`UPDATE nodes SET user_name = NULL, user_groups = NULL, user_cert_pem = NULL, user_not_after = NULL
+      WHERE user_name IS NOT NULL AND ${where} RETURNING name`, [arg]);
+    const names = r.rows.map((x) => x.name as string);
+    if (names.length) await this.logChange(c, "node", names);
+    return names;
   }
 
   async listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]> {

@@ -4,8 +4,9 @@ import Database from "better-sqlite3";
 import { closeSync, fstatSync, fsync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
+import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
@@ -53,31 +54,26 @@ const MIGRATIONS: { version: number; sql: string }[] = [
         assigned_at INTEGER NOT NULL, PRIMARY KEY (tenant, name));
     `,
   },
+  {
+    // Users of the mesh (issue 15): a console user with a tenant is a person policies name as user:NAME; the
+    // person logged in on a device lives on the device's row, so a re-enrollment (a new row) logs them out.
+    version: 4,
+    sql: `
+      ALTER TABLE console_users ADD COLUMN tenant TEXT;
+      ALTER TABLE console_users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE console_users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE nodes ADD COLUMN user_name TEXT;
+      ALTER TABLE nodes ADD COLUMN user_groups TEXT;
+      ALTER TABLE nodes ADD COLUMN user_cert_pem TEXT;
+      ALTER TABLE nodes ADD COLUMN user_not_after INTEGER;
+      CREATE INDEX nodes_by_user ON nodes (user_name);
+    `,
+  },
 ];
 
 /** Nodes with their overlay address (absent only before migrate() ran). */
 const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
   LEFT JOIN overlay_addresses a ON a.tenant = n.tenant AND a.name = n.name`;
-
-type Row = Record<string, any>;
-
-function nodeFromRow(r: Row): NodeRecord {
-  return {
-    name: r.name, tenant: r.tenant, groups: JSON.parse(r.groups), roles: JSON.parse(r.roles), enrollmentId: r.enrollment_id,
-    status: r.status, enrolledAt: r.enrolled_at, tokenId: r.token_id, certTtlMs: r.cert_ttl_ms, serial: r.serial,
-    certPem: r.cert_pem, notAfter: r.not_after, endpoints: JSON.parse(r.endpoints),
-    homeRelay: r.home_relay ?? undefined, natType: r.nat_type ?? undefined, lastSeen: r.last_seen ?? undefined,
-    ...(r.overlay_address != null ? { overlayIp: intToIpv4(r.overlay_address) } : {}),
-  };
-}
-
-function tokenFromRow(r: Row): TokenRecord {
-  return {
-    id: r.id, secretHash: r.secret_hash, tenant: r.tenant, groups: JSON.parse(r.groups), roles: JSON.parse(r.roles),
-    usesLeft: r.uses_left, usesTotal: r.uses_total, expiresAt: r.expires_at, certTtlMs: r.cert_ttl_ms,
-    createdAt: r.created_at, createdBy: r.created_by,
-  };
-}
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -313,19 +309,44 @@ export class SqliteStore implements Store {
 
   async putUser(u: ConsoleUser): Promise<boolean> {
     const existed = this.db.prepare("SELECT 1 FROM console_users WHERE username = ?").get(u.username) !== undefined;
-    this.db.prepare("INSERT OR REPLACE INTO console_users (username, password_hash, created_at, created_by) VALUES (?, ?, ?, ?)")
-      .run(u.username, u.passwordHash, u.createdAt, u.createdBy);
+    this.db.prepare("INSERT OR REPLACE INTO console_users (username, password_hash, created_at, created_by, tenant, groups, disabled) VALUES (?, ?, ?, ?, ?, ?, ?)")
+      .run(u.username, u.passwordHash, u.createdAt, u.createdBy, u.tenant ?? null, JSON.stringify(u.groups ?? []), u.disabled ? 1 : 0);
     return !existed;
   }
 
   async getUser(username: string): Promise<ConsoleUser | undefined> {
     const r = this.db.prepare("SELECT * FROM console_users WHERE username = ?").get(username) as Row | undefined;
-    return r ? { username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, createdBy: r.created_by } : undefined;
+    return r ? userFromRow(r) : undefined;
   }
 
   async listUsers(): Promise<ConsoleUser[]> {
-    return (this.db.prepare("SELECT * FROM console_users ORDER BY username").all() as Row[])
-      .map((r) => ({ username: r.username, passwordHash: r.password_hash, createdAt: r.created_at, createdBy: r.created_by }));
+    return (this.db.prepare("SELECT * FROM console_users ORDER BY username").all() as Row[]).map(userFromRow);
+  }
+
+  async setNodeUser(args: { name: string; enrollmentId: string; user?: NodeUser }): Promise<boolean> {
+    const u = args.user;
+    return this.db.prepare(`UPDATE nodes SET user_name = ?, user_groups = ?, user_cert_pem = ?, user_not_after = ?
+      WHERE name = ? AND enrollment_id = ? AND status = 'active'`)
+      .run(u?.name ?? null, u ? JSON.stringify(u.groups) : null, u?.certPem ?? null, u?.notAfter ?? null, args.name, args.enrollmentId).changes === 1;
+  }
+
+  async setUserDisabled(username: string, disabled: boolean): Promise<string[] | undefined> {
+    return this.db.transaction((): string[] | undefined => {
+      if (this.db.prepare("UPDATE console_users SET disabled = ? WHERE username = ? AND tenant IS NOT NULL").run(disabled ? 1 : 0, username).changes !== 1) return undefined;
+      if (!disabled) return [];
+      return this.clearLogins("user_name = ?", username);
+    }).immediate();
+  }
+
+  async clearExpiredLogins(now: number): Promise<string[]> {
+    return this.db.transaction(() => this.clearLogins("user_not_after <= ?", now)).immediate();
+  }
+
+  /** Inside a transaction: logs out the devices `where` picks; their names. */
+  private clearLogins(where: string, arg: unknown): string[] {
+    const names = (this.db.prepare(`SELECT name FROM nodes WHERE user_name IS NOT NULL AND ${where}`).all(arg) as Row[]).map((r) => r.name as string);
+    if (names.length) this.db.prepare(`UPDATE nodes SET user_name = NULL, user_groups = NULL, user_cert_pem = NULL, user_not_after = NULL WHERE user_name IS NOT NULL AND ${where}`).run(arg);
+    return names;
   }
 
   async deleteUser(username: string): Promise<boolean> {

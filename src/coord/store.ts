@@ -38,7 +38,12 @@ export interface NodeRecord {
   lastSeen?: number;
   /** Overlay IPv4 address of the identity (tenant + name), for TUN mode: assigned at enrollment, never moved. */
   overlayIp?: string;
+  /** The person logged in on this device (issue 15): cleared by logout, disable, expiry and re-enrollment. */
+  user?: NodeUser;
 }
+
+/** A login on a device: the user certificate issued for it (bound to the device's key) and what it grants. */
+export interface NodeUser { name: string; groups: string[]; certPem: string; notAfter: number }
 
 export interface CertRecord { serial: string; name: string; enrollmentId: string; notAfter: number; issuedAt: number; kind: "enroll" | "renew" }
 
@@ -51,8 +56,15 @@ export interface PolicyRecord { id: number; source: string; hash: string; setAt:
 
 export interface RevocationRecord { number: number; text: string; serials: { serial: string; notAfter: number }[] }
 
-/** A console (dashboard) login: `ember admin create`. The hash is scrypt (src/coord/passwords.ts). */
-export interface ConsoleUser { username: string; passwordHash: string; createdAt: number; createdBy: string }
+/**
+ * A person with a password (scrypt, src/coord/passwords.ts). Without `tenant`, a console administrator (`ember admin
+ * create`); with it, a user of the mesh (`ember users add`): logs in on devices, is named by `user:` rules, holds
+ * `groups`, and may use the console only to approve a device login (docs/users.md).
+ */
+export interface ConsoleUser {
+  username: string; passwordHash: string; createdAt: number; createdBy: string;
+  tenant?: string; groups?: string[]; disabled?: boolean;
+}
 
 export interface Store {
   /** Set by a store that several replicas share: the log of changes each replica follows (change-feed.ts). */
@@ -92,6 +104,12 @@ export interface Store {
   getUser(username: string): Promise<ConsoleUser | undefined>;
   listUsers(): Promise<ConsoleUser[]>;
   deleteUser(username: string): Promise<boolean>;
+  /** Records (or with `user` undefined, clears) who is logged in on an active node of this enrollment. */
+  setNodeUser(args: { name: string; enrollmentId: string; user?: NodeUser }): Promise<boolean>;
+  /** Disables or enables a mesh user; disabling also logs them out everywhere. The devices logged out, or undefined: no such user. */
+  setUserDisabled(username: string, disabled: boolean): Promise<string[] | undefined>;
+  /** Clears logins whose user certificate expired by `now`; the devices logged out. */
+  clearExpiredLogins(now: number): Promise<string[]>;
   /** Every revoked serial with its node and when it was revoked (newest first). */
   listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]>;
   close(): Promise<void>;

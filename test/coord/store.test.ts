@@ -140,6 +140,31 @@ describe.each(backends)("store contract on $name", ({ skip, open }) => {
     expect(await s.deleteUser("ann")).toBe(true);
     expect(await s.deleteUser("ann")).toBe(false);
   });
+
+  it.skipIf(skip)("keeps who is logged in on a device until logout, disable, expiry or re-enrollment", async () => {
+    const s = await open();
+    await s.migrate();
+    await s.createToken(token("t1", { usesLeft: 5, usesTotal: 5 }));
+    for (const n of ["laptop-1", "laptop-2", "laptop-3"]) expect(await s.enroll(enrollArgs("t1", n, `e-${n}`))).toMatchObject({ ok: true });
+    expect(await s.putUser({ username: "alice", passwordHash: "h", createdAt: 1, createdBy: "x", tenant: "acme", groups: ["eng"] })).toBe(true);
+    expect(await s.getUser("alice")).toEqual({ username: "alice", passwordHash: "h", createdAt: 1, createdBy: "x", tenant: "acme", groups: ["eng"], disabled: false });
+    const alice = (notAfter: number) => ({ name: "alice", groups: ["eng"], certPem: `U-${notAfter}`, notAfter });
+    expect(await s.setNodeUser({ name: "laptop-1", enrollmentId: "e-laptop-1", user: alice(Date.now() + HOUR) })).toBe(true);
+    expect(await s.setNodeUser({ name: "laptop-2", enrollmentId: "e-laptop-2", user: alice(Date.now() + HOUR) })).toBe(true);
+    expect(await s.setNodeUser({ name: "laptop-3", enrollmentId: "e-laptop-3", user: alice(Date.now() - 1) })).toBe(true);
+    expect(await s.setNodeUser({ name: "laptop-1", enrollmentId: "stale", user: alice(1) })).toBe(false);
+    expect((await s.getNode("laptop-1"))!.user).toMatchObject({ name: "alice", groups: ["eng"] });
+    expect(await s.clearExpiredLogins(Date.now())).toEqual(["laptop-3"]);
+    expect((await s.getNode("laptop-3"))!.user).toBeUndefined();
+    expect(await s.setUserDisabled("nobody", true)).toBeUndefined();
+    expect((await s.setUserDisabled("alice", true))!.sort()).toEqual(["laptop-1", "laptop-2"]);
+    expect((await s.getUser("alice"))!.disabled).toBe(true);
+    expect((await s.getNode("laptop-2"))!.user).toBeUndefined();
+    expect(await s.setUserDisabled("alice", false)).toEqual([]);
+    expect(await s.setNodeUser({ name: "laptop-1", enrollmentId: "e-laptop-1", user: alice(Date.now() + HOUR) })).toBe(true);
+    expect(await s.enroll(enrollArgs("t1", "laptop-1", "e-again", () => true))).toMatchObject({ ok: true });
+    expect((await s.getNode("laptop-1"))!.user).toBeUndefined();
+  });
 });
 
 describe.skipIf(!!pgSkip)("PostgreSQL shared by several replicas", () => {
