@@ -385,10 +385,16 @@ export class CoordClient extends EventEmitter {
       if (!cur) continue;
       const next: MapPeer = { ...cur, ...p };
       if (p.homeRelay === "") delete next.homeRelay;
+      if (p.userCertPem === "") delete next.userCertPem;
       st.peers.set(p.name, next);
     }
+    let self = st.map.self;
+    if (f.self?.userCertPem !== undefined) {
+      self = { ...self, userCertPem: f.self.userCertPem };
+      if (f.self.userCertPem === "") delete self.userCertPem;
+    }
     const map: PeerMap = {
-      ...st.map, seq: f.seq, peers: [...st.peers.values()],
+      ...st.map, seq: f.seq, self, peers: [...st.peers.values()],
       ...(f.rules !== undefined ? { rules: this.checkRules(f.rules) } : {}), ...(f.relays ? { relays: f.relays } : {}),
     };
     st.map = map;

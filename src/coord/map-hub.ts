@@ -8,7 +8,7 @@ import {
   sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
 import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
-import type { NodeRecord } from "./store.js";
+import type { NodeRecord, NodeUser } from "./store.js";
 
 export interface HubPeer {
   name: string;
@@ -25,6 +25,18 @@ export interface HubPeer {
   overlayIp?: string;
   /** Announced in the node's status reports (not stored: a node announces again when it reconnects). */
   services?: MapService[];
+  /** The person logged in on the node: its flows are theirs (docs/users.md). */
+  user?: NodeUser;
+}
+
+/** Who a node is as a target: always the machine. */
+export function inboundPrincipal(p: HubPeer): Principal {
+  return { name: p.name, tenant: p.tenant, groups: p.groups };
+}
+
+/** Who a node's flows come from: the person logged in on it, else the machine. */
+export function outboundPrincipal(p: HubPeer): Principal {
+  return p.user ? { name: p.user.name, tenant: p.tenant, groups: p.user.groups, kind: "user", device: p.name } : inboundPrincipal(p);
 }
 
 /** A stored node as the hub holds it (offline until its stream attaches here). */
@@ -32,6 +44,7 @@ export function hubPeerFromNode(n: NodeRecord): HubPeer {
   return {
     name: n.name, tenant: n.tenant, groups: n.groups, certPem: n.certPem, serial: n.serial, enrollmentId: n.enrollmentId,
     endpoints: n.endpoints, homeRelay: n.homeRelay, online: false, lastSeen: n.lastSeen, overlayIp: n.overlayIp,
+    ...(n.user ? { user: n.user } : {}),
   };
 }
 
@@ -110,7 +123,7 @@ export class MapHub {
 
   // ---- changes ---------------------------------------------------------------------------------------
 
-  /** A node enrolled (or re-enrolled, or renewed its certificate). */
+  /** A node enrolled (or re-enrolled, or renewed its certificate, or a person logged in or out on it). */
   upsertPeer(p: HubPeer): void {
     const prev = this.peers.get(p.name);
     const prevClass = this.classOf.get(p.name);
@@ -118,6 +131,12 @@ export class MapHub {
       // A new enrollment of the name: its old stream belongs to an identity that no longer exists.
       this.dropSession(p.name, "re-enrolled");
     }
+    const sameIdentity = prev !== undefined && prev.enrollmentId === p.enrollmentId;
+    // Services are announced, not stored: a record read back from the store keeps what the node announced.
+    if (sameIdentity && p.services === undefined) p.services = prev.services;
+    // A login or logout changes what the node itself may reach: its own map follows (selfView below).
+    const userChanged = sameIdentity && prev.user?.certPem !== p.user?.certPem;
+    const selfBefore = userChanged && this.sessions.has(p.name) ? new Set(this.visibleTo(p.name)) : undefined;
     p.online = prev?.online ?? false;
     this.peers.set(p.name, p);
     this.wireCache.delete(p.name);
@@ -128,13 +147,30 @@ export class MapHub {
       const after = this.visible(sc, cls);
       if (after && !before) this.push(s, { upsert: [this.wire(p)] });
       else if (!after && before) this.push(s, { remove: [p.name] });
-      else if (after && prev && (prev.certPem !== p.certPem || prev.overlayIp !== p.overlayIp)) {
+      else if (after && prev && (prev.certPem !== p.certPem || prev.overlayIp !== p.overlayIp || userChanged)) {
         // A re-enrollment under another tenant is another identity, with its own overlay address.
         const patch: PeerPatch = { name: p.name, certPem: p.certPem };
         if (prev.overlayIp !== p.overlayIp && p.overlayIp !== undefined) patch.overlayIp = p.overlayIp;
+        if (userChanged) patch.userCertPem = p.user?.certPem ?? "";
         this.push(s, { patch: [patch] });
       }
     }
+    if (selfBefore) this.selfView(p.name, selfBefore, { self: { userCertPem: p.user?.certPem ?? "" } });
+  }
+
+  /** The node's own view after its principal changed: the peers it gained and lost, its rules, and `extra`. */
+  private selfView(name: string, before: Set<string>, extra: Omit<DeltaFrame, "v" | "t" | "seq">): void {
+    const s = this.sessions.get(name);
+    if (!s) return;
+    const after = new Set(this.visibleTo(name));
+    const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = { ...extra };
+    const upsert = [...after].filter((m) => !before.has(m)).map((m) => this.wire(this.peers.get(m)!));
+    const remove = [...before].filter((m) => !after.has(m));
+    if (upsert.length) delta.upsert = upsert;
+    if (remove.length) delta.remove = remove;
+    const rules = this.rules(name);
+    if (rules.json !== s.rulesJson) { delta.rules = rules.wire; s.rulesJson = rules.json; }
+    this.push(s, delta);
   }
 
   /** A node was revoked: every watcher forgets it, every node gets the new list in the same delta. */
@@ -191,16 +227,17 @@ export class MapHub {
     const diff = policyDiff(this.policy, policy);
     const classes = [...this.members.keys()];
     const reps = new Map(classes.map((c) => [c, this.representative(c)!]));
-    const matching = (sel: Selector) => classes.filter((c) => selectorMatches(sel, reps.get(c)!));
+    const asSource = (sel: Selector, c: string) => selectorMatches(sel, outboundPrincipal(reps.get(c)!));
+    const asTarget = (sel: Selector, c: string) => selectorMatches(sel, inboundPrincipal(reps.get(c)!));
     // The class pairs whose visibility may change: those a changed (source, target) matches, either way round.
     const pairs = new Map<string, [string, string]>();
     for (const t of diff.visibility) {
-      const targets = matching(t.target);
-      for (const a of matching(t.source)) for (const b of targets) pairs.set(pairKey(a, b), [a, b]);
+      const targets = classes.filter((c) => asTarget(t.target, c));
+      for (const a of classes.filter((c) => asSource(t.source, c))) for (const b of targets) pairs.set(pairKey(a, b), [a, b]);
     }
     // The classes whose rules may change: those a changed rule concerns.
     const rulesTouched = new Set<string>();
-    for (const r of diff.rules) for (const c of classes) if (selectorMatches(r.source, reps.get(c)!) || selectorMatches(r.target, reps.get(c)!)) rulesTouched.add(c);
+    for (const r of diff.rules) for (const c of classes) if (asSource(r.source, c) || asTarget(r.target, c)) rulesTouched.add(c);
     const before = new Map([...pairs].map(([k, [a, b]]) => [k, this.visible(a, b)]));
 
     this.policy = policy;
@@ -345,7 +382,11 @@ export class MapHub {
     s.logBytes = 0;
     const frame: FullFrame = {
       v: MAP_PROTOCOL_VERSION, t: "full", seq: s.seq, epoch: this.epoch,
-      self: { name: self.name, tenant: self.tenant, groups: self.groups, ...(self.overlayIp ? { overlayIp: self.overlayIp } : {}) }, peers, rules: rules.wire, relays: this.relays,
+      self: {
+        name: self.name, tenant: self.tenant, groups: self.groups, ...(self.overlayIp ? { overlayIp: self.overlayIp } : {}),
+        ...(self.user ? { userCertPem: self.user.certPem } : {}),
+      },
+      peers, rules: rules.wire, relays: this.relays,
       ...(this.revocation ? { revocation: this.revocation } : {}),
     };
     this.send(s, encodeFrame(frame));
@@ -397,7 +438,8 @@ export class MapHub {
     const c = this.classOf.get(name)!;
     let r = this.rulesCache.get(c);
     if (!r) {
-      const wire = rulesForWire(this.policy, this.principal(name)!);
+      const p = this.peers.get(name)!;
+      const wire = rulesForWire(this.policy, outboundPrincipal(p), inboundPrincipal(p));
       r = { wire, json: JSON.stringify(wire) };
       this.rulesCache.set(c, r);
     }
@@ -412,6 +454,7 @@ export class MapHub {
         ...(p.homeRelay ? { homeRelay: p.homeRelay } : {}),
         ...(p.overlayIp ? { overlayIp: p.overlayIp } : {}),
         ...(p.services?.length ? { services: p.services } : {}),
+        ...(p.user ? { userCertPem: p.user.certPem } : {}),
         ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
       };
       this.wireCache.set(p.name, w);
@@ -419,9 +462,13 @@ export class MapHub {
     return w;
   }
 
-  private classKey(p: { name: string; tenant: string; groups: string[] }): string {
+  private classKey(p: HubPeer): string {
     const base = `${p.tenant}|${[...p.groups].sort().join(",")}`;
-    return this.named.has(p.name) ? `${base}|${p.name}` : base;
+    const machine = this.named.has(p.name) ? `${base}|${p.name}` : base;
+    if (!p.user) return machine;
+    // A node with a person logged in reaches what they may: its class is the machine's and the person's.
+    const u = p.user;
+    return `${machine}#user|${[...u.groups].sort().join(",")}${this.named.has(u.name) ? `|${u.name}` : ""}`;
   }
 
   private setClass(name: string, cls: string): void {
@@ -446,16 +493,16 @@ export class MapHub {
       const pa = this.representative(a);
       const pb = this.representative(b);
       if (pa === undefined || pb === undefined) return false; // an empty class: nothing to cache yet
-      v = canReach(this.policy, pa, pb) || canReach(this.policy, pb, pa);
+      v = canReach(this.policy, outboundPrincipal(pa), inboundPrincipal(pb)) || canReach(this.policy, outboundPrincipal(pb), inboundPrincipal(pa));
       this.visCache.set(key, v);
     }
     return v;
   }
 
-  private representative(cls: string): Principal | undefined {
+  private representative(cls: string): HubPeer | undefined {
     const m = this.members.get(cls);
     if (!m || m.size === 0) return undefined;
-    return this.principal(m.values().next().value!);
+    return this.peers.get(m.values().next().value!);
   }
 }
 

@@ -21,9 +21,12 @@ export function namedPrincipals(policy: CompiledPolicy): Set<string> {
   return out;
 }
 
-/** The rules that concern this node, as plain JSON-safe data for the map stream. */
-export function rulesForWire(policy: CompiledPolicy, self: Principal): unknown {
-  return serializeRules(rulesConcerning(policy, self));
+/**
+ * The rules that concern this node, as plain JSON-safe data for the map stream: those its flows may be decided
+ * by as a source (`outbound`: the person logged in on it, else itself) and as a target (the machine).
+ */
+export function rulesForWire(policy: CompiledPolicy, outbound: Principal, inbound: Principal = outbound): unknown {
+  return serializeRules(rulesConcerning(policy, outbound, inbound));
 }
 
 /**

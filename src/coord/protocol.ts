@@ -94,6 +94,8 @@ export interface MapPeer {
   overlayIp?: string;
   /** Services the node announces (`ember serve`): name, port on the mesh, protocol. */
   services?: MapService[];
+  /** The user certificate of the person logged in on the node (bound to its key): the node's flows are theirs. */
+  userCertPem?: string;
 }
 
 export type ServiceProtocol = "tcp" | "udp" | "https";
@@ -125,9 +127,11 @@ export function sameServices(a: MapService[] | undefined, b: MapService[] | unde
 }
 
 /** A change to a peer already in the map: only the fields that changed. */
-export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem" | "services" | "overlayIp">>;
+/** In a patch, userCertPem "" means: nobody is logged in on the node any more. */
+export type PeerPatch = Pick<MapPeer, "name"> & Partial<Pick<MapPeer, "endpoints" | "homeRelay" | "online" | "lastSeen" | "certPem" | "services" | "overlayIp" | "userCertPem">>;
 
-export interface MapSelf { name: string; tenant: string; groups: string[]; overlayIp?: string }
+/** userCertPem: the person logged in on this node (in a delta, "" = logged out). */
+export interface MapSelf { name: string; tenant: string; groups: string[]; overlayIp?: string; userCertPem?: string }
 
 export interface FullFrame {
   v: number; t: "full"; seq: number; epoch: string;
@@ -136,6 +140,7 @@ export interface FullFrame {
 export interface DeltaFrame {
   v: number; t: "delta"; seq: number;
   upsert?: MapPeer[]; patch?: PeerPatch[]; remove?: string[]; rules?: unknown; relays?: MapRelay[]; revocation?: string;
+  self?: Pick<MapSelf, "userCertPem">;
 }
 export interface PingFrame { v: number; t: "ping" }
 export type MapFrame = FullFrame | DeltaFrame | PingFrame;
@@ -201,6 +206,7 @@ export function decodeFrameBody(body: Buffer): MapFrame {
     }
     for (const p of o.peers) checkPeer(p);
     checkOverlayIp((o.self as MapSelf).overlayIp);
+    checkText((o.self as MapSelf).userCertPem, "self.userCertPem");
   } else {
     for (const k of ["upsert", "patch", "remove"] as const) if (o[k] !== undefined && !Array.isArray(o[k])) throw new FrameError(`delta ${k} is not a list`);
     for (const p of (o.upsert as unknown[] | undefined) ?? []) checkPeer(p);
@@ -208,7 +214,10 @@ export function decodeFrameBody(body: Buffer): MapFrame {
       if (!p || typeof (p as MapPeer).name !== "string") throw new FrameError("patch without a name");
       if ((p as MapPeer).services !== undefined) checkFrameServices((p as MapPeer).services);
       checkOverlayIp((p as MapPeer).overlayIp);
+      checkText((p as MapPeer).userCertPem, "patch userCertPem");
     }
+    if (o.self !== undefined && (o.self === null || typeof o.self !== "object")) throw new FrameError("delta self is not a map");
+    checkText((o.self as MapSelf | undefined)?.userCertPem, "self.userCertPem");
     for (const n of (o.remove as unknown[] | undefined) ?? []) if (typeof n !== "string") throw new FrameError("remove entry is not a name");
   }
   if (o.revocation !== undefined && typeof o.revocation !== "string") throw new FrameError("revocation is not text");
@@ -222,6 +231,11 @@ function checkPeer(p: unknown): void {
   }
   if (x.services !== undefined) checkFrameServices(x.services);
   checkOverlayIp(x.overlayIp);
+  checkText(x.userCertPem, "userCertPem");
+}
+
+function checkText(x: unknown, what: string): void {
+  if (x !== undefined && typeof x !== "string") throw new FrameError(`${what} is not text`);
 }
 
 /** A dotted-quad IPv4 address (the node's TUN routes and firewall key on it, so junk is refused here). */

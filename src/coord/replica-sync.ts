@@ -56,6 +56,7 @@ export type NodeAction = "upsert" | "revoke" | "status" | "none";
 export function decideNode(row: NodeRecord | undefined, held: HubPeer | undefined, attachedHere: boolean): NodeAction {
   if (!row || row.status !== "active") return held ? "revoke" : "none";
   if (!held || held.enrollmentId !== row.enrollmentId || held.certPem !== row.certPem || held.overlayIp !== row.overlayIp) return "upsert";
+  if (held.user?.certPem !== row.user?.certPem) return "upsert";
   if (attachedHere) return "none";
   const same = held.endpoints.length === row.endpoints.length && held.endpoints.every((e, i) => e === row.endpoints[i]);
   return same && held.homeRelay === row.homeRelay && held.lastSeen === row.lastSeen ? "none" : "status";

@@ -137,7 +137,10 @@ function sees(rules: CompiledRule[], p: Principal, self: Principal, side: "sourc
   return false;
 }
 
-/** The rules where self can be the source or the target: what a node receives to re-check its own flows. */
-export function rulesConcerning(policy: CompiledPolicy, self: Principal): CompiledRule[] {
-  return policy.rules.filter((r) => matches(r.source, self) || matches(r.target, self));
+/**
+ * The rules where self can be the source or the target: what a node receives to re-check its own flows. A node
+ * with a person logged in is the source as that person (`outbound`) and the target as itself (`inbound`).
+ */
+export function rulesConcerning(policy: CompiledPolicy, self: Principal, inbound: Principal = self): CompiledRule[] {
+  return policy.rules.filter((r) => matches(r.source, self) || matches(r.target, inbound));
 }
