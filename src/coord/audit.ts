@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 
 export const AUDIT_FILE = "audit.log";
 
-export type AuditAction = "admin_token_created" | "admin_enrolled";
+export type AuditAction = "admin_token_created" | "admin_enrolled" | "user_disabled" | "user_enabled";
 
 export interface AuditEntry {
   action: AuditAction;

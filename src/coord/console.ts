@@ -23,6 +23,7 @@ import { checkPassword, dummyHash, USERNAME_PATTERN } from "./passwords.js";
 import { ADMIN_ROLE } from "./protocol.js";
 import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
+import type { UserLogins } from "./user-login.js";
 
 export const SESSION_COOKIE = "ember_session";
 export const SESSION_TYP = "session+jwt";
@@ -42,6 +43,8 @@ const RENEW_FRACTION = 0.5;
 const RENEW_AT = 2 / 3;
 
 export interface ConsoleContext {
+  /** Device logins approved here (src/coord/user-login.ts). */
+  users: UserLogins;
   log: Logger;
   verifier: Verifier;
   store: Store;
@@ -56,7 +59,10 @@ export interface ConsoleContext {
   version: () => string;
 }
 
-type Session = JwtClaims & { amr: string[]; auth_time: number; cnf?: { "x5t#S256": string } };
+/** scope "device": a user of the mesh, whose console session may only approve device logins (docs/users.md). */
+type Session = JwtClaims & { amr: string[]; auth_time: number; cnf?: { "x5t#S256": string }; scope?: "device" };
+/** What a "device" session may reach. */
+const DEVICE_SCOPE_ROUTES = new Set(["GET /ui/api/session", "POST /ui/api/device"]);
 
 const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml" };
 const SECURITY_HEADERS = {
@@ -121,6 +127,7 @@ export class Console {
       if (method === "POST" && path === "/ui/api/login") return await this.passwordLogin(req, res);
       if (method === "POST" && path === "/ui/api/login/cert") return await this.certLogin(req, res);
       if (method === "POST" && path === "/ui/api/logout") return this.logout(req, res);
+      if (method === "GET" && path === "/ui/device") return this.page(req, res, url, "device");
       const page = /^\/ui\/(certificates|policy|connections)$/.exec(path)?.[1] ?? (/^\/ui\/nodes\/[a-z0-9-]{1,63}$/.test(path) ? "node" : undefined);
       if (method === "GET" && page) return this.page(req, res, url, page);
       if (path.startsWith("/ui/api/")) return await this.api(req, res, url);
@@ -158,11 +165,11 @@ export class Console {
     return { ok: false, reason, detail };
   }
 
-  private issue(res: ServerResponse, sub: string, amr: string[], authTime: number, thumb?: string): void {
+  private issue(res: ServerResponse, sub: string, amr: string[], authTime: number, thumb?: string, scope?: "device"): void {
     const iat = Math.floor(Date.now() / 1000);
     const token = this.ctx.key.sign(SESSION_TYP, {
       iss: SESSION_ISSUER, aud: SESSION_AUDIENCE, sub, iat, exp: iat + SESSION_TTL_S, jti: randomBytes(12).toString("base64url"),
-      amr, auth_time: authTime, ...(thumb ? { cnf: { "x5t#S256": thumb } } : {}),
+      amr, auth_time: authTime, ...(thumb ? { cnf: { "x5t#S256": thumb } } : {}), ...(scope ? { scope } : {}),
     });
     res.setHeader("set-cookie", `${SESSION_COOKIE}=${token}; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=${SESSION_TTL_S}`);
   }
@@ -198,14 +205,15 @@ export class Console {
     const user = USERNAME_PATTERN.test(username) ? await this.ctx.store.getUser(username) : undefined;
     // The same scrypt cost whether or not the user exists: no user enumeration by timing.
     const ok = await checkPassword(password, user?.passwordHash ?? await dummyHash());
-    if (!user || !ok) {
+    if (!user || !ok || user.disabled) {
       this.counters.loginFailures++;
-      this.ctx.log.warn({ event: "console_login_failed", username: username.slice(0, 64), remote: source }, "console login refused");
-      throw new HttpError(401, "bad_credentials", "unknown username or wrong password");
+      this.ctx.log.warn({ event: "console_login_failed", username: username.slice(0, 64), remote: source, disabled: user?.disabled || undefined }, "console login refused");
+      throw new HttpError(401, "bad_credentials", user?.disabled && ok ? "this user is disabled" : "unknown username or wrong password");
     }
     this.counters.logins.password++;
     const now = Math.floor(Date.now() / 1000);
-    this.issue(res, user.username, ["pwd"], now);
+    // A user of the mesh (with a tenant) is no administrator: their session only approves device logins.
+    this.issue(res, user.username, ["pwd"], now, undefined, user.tenant !== undefined ? "device" : undefined);
     this.ctx.log.info({ event: "console_login", user: user.username, method: "password", remote: source }, "console login");
     sendJson(res, 200, { user: user.username, method: "password" });
   }
@@ -247,7 +255,7 @@ export class Console {
 
   // ---- pages and files -------------------------------------------------------------------------------
 
-  private page(req: IncomingMessage, res: ServerResponse, url: URL, _page: string): void {
+  private page(req: IncomingMessage, res: ServerResponse, url: URL, page: string): void {
     const s = this.session(req);
     if (!s.ok) {
       const next = encodeURIComponent(url.pathname);
@@ -255,7 +263,12 @@ export class Console {
       return void res.end();
     }
     this.ctx.authenticated(req);
-    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"]);
+    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"], s.s.scope);
+    if (page === "device") return this.sendFile(res, "device.html");
+    if (s.s.scope === "device") {
+      res.writeHead(302, { location: "/ui/device", "cache-control": "no-store" });
+      return void res.end();
+    }
     this.sendFile(res, "app.html");
   }
 
@@ -277,10 +290,17 @@ export class Console {
     const s = this.session(req);
     if (!s.ok) return sendJson(res, 401, { error: s.reason, detail: s.detail });
     this.ctx.authenticated(req);
-    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"]);
+    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"], s.s.scope);
     const route = `${req.method} ${url.pathname}`;
     const q = url.searchParams;
+    if (s.s.scope === "device" && !DEVICE_SCOPE_ROUTES.has(route)) throw new HttpError(403, "not_admin", `${s.s.sub} is a user of the mesh: this session only approves device logins`);
     switch (route) {
+      case "POST /ui/api/device": {
+        this.checkCsrf(req);
+        const b = await readJson(req, 1024);
+        const r = await this.ctx.users.approve(s.s.sub, typeof b.code === "string" ? b.code : "");
+        return sendJson(res, 200, { user: s.s.sub, device: r.device });
+      }
       case "GET /ui/api/session": return sendJson(res, 200, { user: s.s.sub, method: s.s.amr.includes("mtls") ? "certificate" : "password", expires: new Date(s.s.exp * 1000).toISOString() });
       case "GET /ui/api/overview": return sendJson(res, 200, await this.overview());
       case "GET /ui/api/certificates": return sendJson(res, 200, await this.certificates());

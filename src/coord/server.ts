@@ -38,6 +38,7 @@ import { Console } from "./console.js";
 import { startConsoleListener } from "./console-listener.js";
 import { CoordMetrics } from "./metrics.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
+import { LOGIN_SWEEP_MS, UserLogins } from "./user-login.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -62,6 +63,8 @@ export interface CoordServerOptions {
   console?: { host: string; port: number; certFile?: string; keyFile?: string };
   /** Prometheus metrics on plain HTTP (docs/operations.md). */
   metrics?: { host: string; port: number };
+  /** Longest life of a user certificate, i.e. of a person's login on a device (default 8 hours, at most 24). */
+  userCertTtlMs?: number;
 }
 
 const SERVER_TENANT = "system";
@@ -98,6 +101,8 @@ export class CoordServer {
   private revocationNumber = 0;
   private revocationText?: string;
   private pendingStatus = new Map<string, StatusUpdate>();
+  /** People logging in on devices (docs/users.md). */
+  readonly users: UserLogins;
   private timers: NodeJS.Timeout[] = [];
   private minCertTtlMs: number;
   /** Token signing key, node telemetry (tokens, ingestion, storage) and the operators' console. */
@@ -135,7 +140,12 @@ export class CoordServer {
       retentionMs: opts.telemetryRetentionMs ?? TELEMETRY_DEFAULTS.retentionMs, maxRows: opts.telemetryMaxRows ?? TELEMETRY_DEFAULTS.maxRows,
     });
     this.telemetry = new TelemetryApi(this.tokenKey, tstore, this.log);
+    this.users = new UserLogins({
+      store: this.store, hub: () => this.hub, ca: this.ca, log: this.log, userCertTtlMs: opts.userCertTtlMs,
+      consoleUrl: () => this.consoleUrl ?? this.url,
+    });
     this.console = new Console({
+      users: this.users,
       log: this.log, verifier: this.verifier, store: this.store, hub: () => this.hub, policy: () => this.policy, key: this.tokenKey,
       telemetry: this.telemetry, trustDomain: this.ca.trustDomain,
       authenticated: (req) => { if (this.guard.isPending(req.socket)) this.guard.authenticate(req.socket); },
@@ -210,6 +220,7 @@ export class CoordServer {
     const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
     this.url = `https://${host}:${addr.port}`;
     this.timers.push(setInterval(() => this.hub.tick(), PING_INTERVAL_MS).unref());
+    this.timers.push(setInterval(() => void this.users.sweep().catch((err) => this.log.error({ event: "login_sweep_failed", err: (err as Error).message })), LOGIN_SWEEP_MS).unref());
     this.timers.push(setInterval(() => void this.flushStatus(), STATUS_FLUSH_MS).unref());
     this.timers.push(setInterval(() => void this.syncCaRevocations().catch((err) => this.log.error({ event: "ca_revocations_failed", err: (err as Error).message })),
       CA_REVOCATION_POLL_MS).unref());
@@ -297,6 +308,10 @@ export class CoordServer {
       if (route === `GET ${PATHS.map}`) return await this.mapStream(id, url, req, res);
       if (route === `POST ${PATHS.status}`) return await this.status(id, req, res);
       if (route === `GET ${PATHS.revocation}`) return this.sendRevocation(res);
+      if (route === `POST ${PATHS.login}`) return await this.users.passwordLogin(id, req, res);
+      if (route === `POST ${PATHS.loginDevice}`) return await this.users.deviceStart(id, req, res);
+      if (route === `POST ${PATHS.loginDevicePoll}`) return await this.users.devicePoll(id, req, res);
+      if (route === `POST ${PATHS.logout}`) return await this.users.logout(id, res);
       if (route === `POST ${TELEMETRY_PATHS.token}` || route === `POST ${TELEMETRY_PATHS.telemetry}`) {
         // Telemetry is from nodes of the mesh: an active enrollment, whatever else the certificate is.
         if (!this.hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
@@ -577,9 +592,9 @@ export class CoordServer {
     }
     if (route === `PUT ${PATHS.adminPolicy}`) return this.setPolicy(id, req, res);
     if (route === `POST ${PATHS.adminPolicyCheck}`) return this.checkPolicy(req, res);
-    if (route === `GET ${TELEMETRY_PATHS.adminUsers}`) {
-      return sendJson(res, 200, { users: (await this.store.listUsers()).map((u) => ({ username: u.username, createdAt: new Date(u.createdAt).toISOString(), createdBy: u.createdBy })) });
-    }
+    if (route === `GET ${TELEMETRY_PATHS.adminUsers}`) return this.listUsers(res);
+    const able = /^\/v1\/admin\/users\/([^/]+)\/(disable|enable)$/.exec(url.pathname);
+    if (req.method === "POST" && able) return this.setUserDisabled(id, decodeURIComponent(able[1]), able[2] === "disable", res);
     if (route === `POST ${TELEMETRY_PATHS.adminUsers}`) return this.putUser(id, req, res);
     const user = /^\/v1\/admin\/users\/([^/]+)$/.exec(url.pathname);
     if (req.method === "DELETE" && user) {
@@ -591,18 +606,50 @@ export class CoordServer {
     throw new HttpError(404, "not_found", `no endpoint ${route}`);
   }
 
-  /** `ember admin create`: a console login (username + password, stored as an scrypt hash). */
+  /**
+   * `ember admin create`: a console login (username + password, stored as an scrypt hash). With a tenant
+   * (`ember users add`): a user of the mesh, named by `user:` rules, with the groups given.
+   */
   private async putUser(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const b = await readJson(req, MAX_BODY_BYTES);
     const username = str(b, "username", 64).toLowerCase();
     const password = str(b, "password", 1024);
-    if (!USERNAME_PATTERN.test(username)) throw new HttpError(400, "bad_username", `"${printable(username, 64)}": use lowercase letters, digits, '.', '_' and '-', 1-64 characters`);
+    const tenant = b.tenant === undefined ? undefined : str(b, "tenant", 63);
+    const groups = tenant === undefined ? undefined : labels(b.groups ?? [], "groups");
+    if (tenant !== undefined) {
+      if (!NAME_PATTERN.test(username)) throw new HttpError(400, "bad_username", `"${printable(username, 64)}": a user of the mesh is named like a node (lowercase letters, digits and '-', 1-63 characters), as policies write user:NAME`);
+      try { validateGrantValue("tenant", tenant); } catch (err) { throw new HttpError(400, "bad_request", (err as Error).message); }
+    } else if (!USERNAME_PATTERN.test(username)) throw new HttpError(400, "bad_username", `"${printable(username, 64)}": use lowercase letters, digits, '.', '_' and '-', 1-64 characters`);
     const problem = passwordProblem(password);
     if (problem) throw new HttpError(400, "weak_password", problem);
-    if (b.replace !== true && (await this.store.getUser(username))) throw new HttpError(409, "user_exists", `console user "${username}" exists; replace its password with --replace`);
-    const created = await this.store.putUser({ username, passwordHash: await hashPassword(password), createdAt: Date.now(), createdBy: id.name });
-    this.log.info({ event: created ? "console_user_created" : "console_user_replaced", user: username, by: id.name }, "console user saved");
-    sendJson(res, 200, { username, created });
+    const what = tenant === undefined ? "console user" : "user";
+    if (b.replace !== true && (await this.store.getUser(username))) throw new HttpError(409, "user_exists", `${what} "${username}" exists; replace it with --replace`);
+    const created = await this.store.putUser({
+      username, passwordHash: await hashPassword(password), createdAt: Date.now(), createdBy: id.name, ...(tenant !== undefined ? { tenant, groups } : {}),
+    });
+    this.log.info({ event: created ? "console_user_created" : "console_user_replaced", user: username, tenant, groups, by: id.name }, `${what} saved`);
+    sendJson(res, 200, { username, created, ...(tenant !== undefined ? { tenant, groups } : {}) });
+  }
+
+  private async listUsers(res: ServerResponse): Promise<void> {
+    const devices = new Map<string, string[]>();
+    for (const n of await this.store.listNodes()) if (n.user && n.status === "active") devices.set(n.user.name, [...(devices.get(n.user.name) ?? []), n.name]);
+    sendJson(res, 200, {
+      users: (await this.store.listUsers()).map((u) => ({
+        username: u.username, createdAt: new Date(u.createdAt).toISOString(), createdBy: u.createdBy,
+        ...(u.tenant !== undefined ? { tenant: u.tenant, groups: u.groups ?? [], disabled: !!u.disabled, devices: devices.get(u.username) ?? [] } : { console: true }),
+      })),
+    });
+  }
+
+  /** `ember users disable NAME`: every login of the person ends now (peers cut their flows on the map delta). */
+  private async setUserDisabled(id: Identity, username: string, disabled: boolean, res: ServerResponse): Promise<void> {
+    const devices = await this.store.setUserDisabled(username, disabled);
+    if (!devices) throw new HttpError(404, "unknown_user", `no user of the mesh named "${printable(username, 64)}"`);
+    if (devices.length) this.users.loggedOutByStore(devices, "disabled");
+    this.audit.write({ action: disabled ? "user_disabled" : "user_enabled", by: id.name, bySerial: id.serial, user: username, devices },
+      `user ${username} ${disabled ? "disabled" : "enabled"} by ${id.name}${devices.length ? ` (logged out of ${devices.join(", ")})` : ""}`);
+    sendJson(res, 200, { username, disabled, loggedOut: devices });
   }
 
   private async createToken(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
