@@ -26,6 +26,9 @@ export const VERBS: Record<string, () => Promise<Register>> = {
   admin: async () => (await import("./health.js")).registerHealthVerbs,
   whois: async () => (await import("./health.js")).registerHealthVerbs,
   logs: async () => (await import("./health.js")).registerHealthVerbs,
+  users: async () => (await import("./users.js")).registerUsers,
+  login: async () => (await import("./users.js")).registerUsers,
+  logout: async () => (await import("./users.js")).registerUsers,
 };
 
 /** A program with the given verbs registered (each module once), or every verb when `verb` is not one of them. */

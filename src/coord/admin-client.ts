@@ -47,6 +47,9 @@ export class AdminClient {
   setPolicy(source: string) { return this.call("PUT", PATHS.adminPolicy, { source }); }
   checkPolicy(from: string, to: string) { return this.call("POST", PATHS.adminPolicyCheck, { from, to }); }
   putUser(username: string, password: string, replace = false) { return this.call("POST", TELEMETRY_PATHS.adminUsers, { username, password, replace }); }
+  /** A user of the mesh (`ember users add`): a tenant and groups make a person policies name as user:NAME. */
+  putMeshUser(u: { username: string; password: string; tenant: string; groups: string[]; replace?: boolean }) { return this.call("POST", TELEMETRY_PATHS.adminUsers, u); }
+  setUserDisabled(username: string, disabled: boolean) { return this.call("POST", `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(username)}/${disabled ? "disable" : "enable"}`); }
   listUsers() { return this.call("GET", TELEMETRY_PATHS.adminUsers); }
   deleteUser(username: string) { return this.call("DELETE", `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(username)}`); }
 }

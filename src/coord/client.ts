@@ -194,6 +194,12 @@ export class CoordClient extends EventEmitter {
     return { issuedAt: c.notBefore.getTime() + LEAF_BACKDATE_MS, notAfter: c.notAfter.getTime() };
   }
 
+  /** One request to the coordination server over this node's mTLS connection (logins: src/node/login-control.ts). */
+  async post(path: string, body: unknown): Promise<any> {
+    if (!this.agent) throw new Error("not connected to the coordination server yet");
+    return requestJson(this.agent, this.origin + path, "POST", body);
+  }
+
   private scheduleRenewal(retryInMs?: number): void {
     clearTimeout(this.renewTimer);
     if (this.stopped) return;

@@ -396,7 +396,11 @@ export class CoordServer {
       cert: { serial: cert.serial, name: node.name, enrollmentId: node.enrollmentId, notAfter: cert.notAfter.getTime(), issuedAt: now, kind: "renew" },
     });
     if (!ok) throw new HttpError(403, "not_enrolled", `"${id.name}" was revoked or re-enrolled meanwhile`);
-    this.timePush("renew", () => this.hub.upsertPeer({ ...hubPeerFromNode({ ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() }), ...this.liveStatus(node.name) }));
+    // A person logged in on the device: their certificate follows the device's new key.
+    const user = await this.users.rebind(node, csr.publicKey, now);
+    const renewed: NodeRecord = { ...node, serial: cert.serial, certPem, notAfter: cert.notAfter.getTime() };
+    if (user) renewed.user = user; else delete renewed.user;
+    this.timePush("renew", () => this.hub.upsertPeer({ ...hubPeerFromNode(renewed), ...this.liveStatus(node.name) }));
     this.counters.renewals++;
     this.log.info({ event: "renewed", name: node.name, oldSerial: id.serial, serial: cert.serial, notAfter: cert.notAfter.toISOString() }, "certificate renewed");
     sendJson(res, 200, { certPem, bundlePem: this.ca.bundlePem, notAfter: cert.notAfter.toISOString(), certTtlMs: ttl });

@@ -3,7 +3,7 @@
 // person's identity and groups. Logout, disable and expiry take it out of the map again: peers cut the person's
 // flows on the delta. Two ways in: a password sent by the node (`ember login --password-stdin`), and a
 // device code the person approves in the console (`ember login`, RFC 8628's shape).
-import { createPublicKey, randomBytes, randomInt } from "node:crypto";
+import { createPublicKey, randomBytes, randomInt, type KeyObject } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import { issueUserCert, toPem, USER_CERT_DEFAULT_TTL_MS, USER_CERT_MAX_TTL_MS, type CaMaterial, type Identity } from "../pki/index.js";
@@ -11,7 +11,7 @@ import { NAME_PATTERN } from "../pki/constants.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash } from "./passwords.js";
-import type { ConsoleUser, NodeUser, Store } from "./store.js";
+import type { ConsoleUser, NodeRecord, NodeUser, Store } from "./store.js";
 
 /** A device code lives this long; the node polls at most once per interval. */
 export const DEVICE_CODE_TTL_MS = 10 * 60_000;
@@ -145,6 +145,20 @@ export class UserLogins {
       this.counters[why]++;
       this.ctx.log.info({ event: `user_${why}`, user: who, device: d }, why === "disabled" ? "user disabled: logged out" : "user login expired");
     }
+  }
+
+  /**
+   * The device renewed its certificate with a new key: the person's certificate is issued again for that key,
+   * with the same expiry (a renewal never lengthens a login). The new login, or undefined (none, or expired).
+   */
+  async rebind(node: NodeRecord, devicePublicKey: KeyObject, now = Date.now()): Promise<NodeUser | undefined> {
+    const u = node.user;
+    if (!u || u.notAfter - now < 1_000) return undefined;
+    const cert = issueUserCert(this.ctx.ca, { user: u.name, tenant: node.tenant, groups: u.groups, device: node.name, devicePublicKey, ttlMs: u.notAfter - now, now });
+    const next: NodeUser = { ...u, certPem: toPem(cert.der, "CERTIFICATE"), notAfter: cert.notAfter.getTime() };
+    if (!(await this.ctx.store.setNodeUser({ name: node.name, enrollmentId: node.enrollmentId, user: next }))) return undefined;
+    this.ctx.log.info({ event: "user_rebound", user: u.name, device: node.name, serial: cert.serial }, "user certificate issued again for the renewed device key");
+    return next;
   }
 
   /** Every LOGIN_SWEEP_MS: logins whose certificate expired leave the store and the map. */

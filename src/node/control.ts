@@ -6,6 +6,7 @@ import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import type { ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";
+import { registerLoginMethods } from "./login-control.js";
 
 const MAX_PING_TIMEOUT_MS = 60_000;
 
@@ -32,6 +33,7 @@ export class ControlMethods {
 /** The node's own methods: status, peers, ping, netcheck. */
 export function registerNodeMethods(methods: ControlMethods, d: Daemon): void {
   registerServiceMethods(methods, d);
+  registerLoginMethods(methods, d);
   methods.register("status", () => statusReport(d));
   methods.register("peers", () => peersReport(d));
   methods.register("netcheck", () => d.runNetcheck());
@@ -72,6 +74,8 @@ export function statusReport(d: Daemon) {
     name: id.name, identity: id.spiffeId, tenant: id.tenant, groups: id.groups,
     // Assigned by the coordination server (TUN mode); absent for a node without one.
     overlayIp: mesh?.peerMap?.self.overlayIp,
+    // The person logged in on this node (ember login): its flows are theirs.
+    user: userReport(d),
     certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
     listen: d.listenAddress(),
     uptimeS: Math.round((Date.now() - d.startedAt) / 1000),
@@ -91,6 +95,11 @@ export function statusReport(d: Daemon) {
     drops: Object.fromEntries(d.device.drops),
     problems: d.health.problems(),
   };
+}
+
+function userReport(d: Daemon) {
+  const u = d.loggedInUser();
+  return u ? { name: u.name, groups: u.groups, notAfter: u.notAfter.toISOString() } : undefined;
 }
 
 /** The daemon's memory in MiB: resident, and V8's heap (total reserved, used) and off-heap buffers. */

@@ -33,6 +33,8 @@ import { NativePlane, type NativePlaneStatus } from "./native-plane.js";
 import { DnsResponder } from "./dns-responder.js";
 import { lookupName } from "../access/names.js";
 import { principalOf } from "./flow-policy.js";
+import { UserBindings } from "./user-bindings.js";
+import type { Principal } from "../policy/index.js";
 import { OVERLAY_PREFIX_LENGTH } from "../wire/constants.js";
 
 export interface DaemonOptions {
@@ -47,6 +49,10 @@ export class Daemon implements NodeRuntime {
   readonly verifier: Verifier;
   readonly device: Device;
   readonly events = new EventEmitter();
+  /** Who peers (and this node) act as when a person is logged in on them (docs/users.md). */
+  private readonly users: UserBindings;
+  /** The user certificates of the last map (self first): a change means flows are decided again. */
+  private userPemsSeen = "";
   readonly policy = new FlowPolicy();
   readonly startedAt = Date.now();
   /** The control API; layers above the session register their own methods here before start(). */
@@ -106,6 +112,7 @@ export class Daemon implements NodeRuntime {
     this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
     for (const s of cfg.services) this.services.add(s);
+    this.users = new UserBindings(this.verifier, this.log, () => this.decisionsChanged("a user login expired"));
     this.flows = new Flows({ runtime: this, services: this.services });
     this.access = new NodeAccess(this, this.flows);
     registerNodeMethods(this.control, this);
@@ -240,8 +247,14 @@ export class Daemon implements NodeRuntime {
 
   private setRules(rules: CompiledRule[]): void {
     if (!this.policy.setRules(rules)) return;
-    this.native?.syncAll();
     this.log.info({ rules: this.policy.ruleCount, hash: this.policy.hash.slice(0, 12) }, "policy rules updated");
+    this.decisionsChanged();
+  }
+
+  /** Rules or principals changed: the TUN tables are computed again and live flows decided again. */
+  private decisionsChanged(why?: string): void {
+    if (why) this.log.info({ reason: why }, "flows are decided again");
+    this.native?.syncAll();
     this.events.emit("rules");
   }
 
@@ -279,6 +292,7 @@ export class Daemon implements NodeRuntime {
     await this.dns?.close();
     await this.meshPart?.stop();
     this.native?.close();
+    this.users.close();
     this.device.stop();
     await this.controlSocket?.close();
     await this.conn?.close();
@@ -320,9 +334,9 @@ export class Daemon implements NodeRuntime {
     const deps = {
       addon, conn: this.conn, device: this.device, log: this.log, pathMtu: this.config.mtu,
       overlayIpOf: (name: string) => meshPart()?.mapPeer(name)?.overlayIp,
-      inboundTable: (peer: Peer) => this.policy.inboundTable(principalOf(peer.identity!), principalOf(this.identity())),
+      inboundTable: (peer: Peer) => this.policy.inboundTable(this.peerPrincipal(peer.name) ?? principalOf(peer.identity!), principalOf(this.identity())),
       explainDenied: (peer: Peer, protocol: string, port: number) => {
-        const d = this.policy.decide({ from: principalOf(peer.identity!), to: principalOf(this.identity()), port, protocol: protocol as "tcp" });
+        const d = this.policy.decide({ from: this.peerPrincipal(peer.name) ?? principalOf(peer.identity!), to: principalOf(this.identity()), port, protocol: protocol as "tcp" });
         return d.rule ? `${d.reason} (line ${d.rule.line}: ${d.rule.text})` : d.reason;
       },
       sendViaRelay: (to: Endpoint & { kind: "relay" }, data: Uint8Array) => meshPart()?.sendViaRelay(to, data),
@@ -349,6 +363,14 @@ export class Daemon implements NodeRuntime {
 
   /** A new peer map: TUN comes up once the map gives this node an address; the data plane learns the peers. */
   private onMapPeers(): void {
+    const map = this.meshPart?.peerMap;
+    const pems = map ? [map.self.userCertPem ?? "", ...map.peers.map((p) => `${p.name}=${p.userCertPem ?? ""}`)].join("|") : "";
+    if (pems !== this.userPemsSeen) {
+      const first = this.userPemsSeen === "";
+      this.userPemsSeen = pems;
+      for (const name of [...this.device.peers.keys()]) if (!this.meshPart?.mapPeer(name)) this.users.forget(name);
+      if (!first) this.decisionsChanged("a login on this node or a peer changed");
+    }
     const tun = this.config.tun;
     const address = this.meshPart?.peerMap?.self.overlayIp;
     if (tun && address && !this.tunRefused && this.native?.tun?.address !== address) {
@@ -403,6 +425,24 @@ export class Daemon implements NodeRuntime {
   peerIdentity(peer: string): Identity | undefined {
     const p = this.device.peers.get(peer);
     return p && !p.revoked ? p.identity : undefined;
+  }
+
+  peerPrincipal(peer: string): Principal | undefined {
+    const id = this.peerIdentity(peer);
+    if (!id) return undefined;
+    const mp = this.meshPart?.mapPeer(peer);
+    return this.users.peerPrincipal(id, mp?.certPem, mp?.userCertPem);
+  }
+
+  selfPrincipal(): Principal {
+    const own = this.identity();
+    const u = this.users.selfUser(own, this.meshPart?.peerMap?.self.userCertPem);
+    return u ? { name: u.name, tenant: u.tenant, groups: u.groups, kind: "user", device: own.name } : principalOf(own);
+  }
+
+  /** The person logged in on this node, for status. */
+  loggedInUser() {
+    return this.users.selfUser(this.identity(), this.meshPart?.peerMap?.self.userCertPem);
   }
 
   onInner(kind: InnerType, handler: InnerHandler): void {

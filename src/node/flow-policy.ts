@@ -48,7 +48,8 @@ export class FlowPolicy {
   }
 }
 
-/** "db-1 -> web-1:443/tcp" for logs. */
+/** "db-1.acme -> web-1.acme:443/tcp" for logs; a person's flow is "user:alice.acme@laptop-1 -> ...". */
 export function describeFlow(f: Flow): string {
-  return `${f.from.name}.${f.from.tenant} -> ${f.to.name}.${f.to.tenant}:${f.port}/${f.protocol}`;
+  const from = f.from.kind === "user" ? `user:${f.from.name}.${f.from.tenant}@${f.from.device ?? "?"}` : `${f.from.name}.${f.from.tenant}`;
+  return `${from} -> ${f.to.name}.${f.to.tenant}:${f.port}/${f.protocol}`;
 }

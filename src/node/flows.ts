@@ -59,16 +59,16 @@ export class Flows {
     const rt = this.rt;
     const known = rt.knownPeer(target.peer);
     if (!known) throw new DialError("unknown_name", `${target.peer} is not a peer of this node`);
-    const flow: Flow = { from: principalOf(rt.identity()), to: known, port: target.port, protocol: target.protocol };
+    const flow: Flow = { from: rt.selfPrincipal(), to: known, port: target.port, protocol: target.protocol };
     // A static peer whose certificate no session has shown yet has no known principal: its node decides alone.
     if (opts.precheck !== false && known.tenant !== "") {
       const d = rt.policy.decide(flow);
       if (!d.allow) {
         this.counters.denied++;
-        rt.log.warn({ event: "flow_denied", side: "sender", flow: describeFlow(flow), reason: d.reason }, "flow denied by policy (pre-check)");
+        rt.log.warn({ event: "flow_denied", side: "sender", flow: describeFlow(flow), ...who(flow), reason: d.reason }, "flow denied by policy (pre-check)");
         throw new DialError("denied", `policy denies ${describeFlow(flow)}: ${d.reason}`);
       }
-      rt.log.info({ event: "flow_allowed", side: "sender", flow: describeFlow(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy (pre-check)");
+      rt.log.info({ event: "flow_allowed", side: "sender", flow: describeFlow(flow), ...who(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy (pre-check)");
     }
     const open: FlowOpen = { port: target.port, protocol: target.protocol, ...(target.service ? { service: target.service } : {}) };
     const stream = this.muxFor(target.peer).open(flowOpen.encode(open));
@@ -138,10 +138,10 @@ export class Flows {
     const d = rt.policy.decide(flow);
     if (!d.allow) {
       this.counters.denied++;
-      rt.log.warn({ event: "flow_denied", side: "receiver", flow: describeFlow(flow), reason: d.reason }, "flow denied by policy");
+      rt.log.warn({ event: "flow_denied", side: "receiver", flow: describeFlow(flow), ...who(flow), reason: d.reason }, "flow denied by policy");
       return stream.refuse(FLOW_CODE.DENIED, `denied by ${rt.identity().name}: ${d.reason}`);
     }
-    rt.log.info({ event: "flow_allowed", side: "receiver", flow: describeFlow(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy");
+    rt.log.info({ event: "flow_allowed", side: "receiver", flow: describeFlow(flow), ...who(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy");
     const target = this.targetOf(open);
     if ("refusal" in target) {
       this.counters.refused++;
@@ -166,11 +166,14 @@ export class Flows {
     });
   }
 
-  /** The flow as policy sees it: the peer's principal from its verified certificate, this node as target. */
+  /**
+   * The flow as policy sees it: the peer's principal (its verified certificate, or the person logged in on it,
+   * from a user certificate bound to that device), this node's machine as target.
+   */
   private incomingFlow(peerName: string, open: FlowOpen): Flow | undefined {
-    const id = this.rt.peerIdentity(peerName);
-    if (!id) return undefined;
-    return { from: principalOf(id), to: principalOf(this.rt.identity()), port: open.port, protocol: open.protocol };
+    const from = this.rt.peerPrincipal(peerName);
+    if (!from) return undefined;
+    return { from, to: principalOf(this.rt.identity()), port: open.port, protocol: open.protocol };
   }
 
   /** Which local service (or SDK listener) an allowed open reaches. */
@@ -200,7 +203,7 @@ export class Flows {
       if (d?.allow) continue;
       this.counters.cut++;
       const why = d ? d.reason : "no verified session";
-      this.rt.log.warn({ event: "flow_cut", flow: flow ? describeFlow(flow) : f.peer, reason: why }, "live flow cut: the policy no longer allows it");
+      this.rt.log.warn({ event: "flow_cut", flow: flow ? describeFlow(flow) : f.peer, ...(flow ? who(flow) : {}), reason: why }, "live flow cut: the policy no longer allows it");
       this.live.delete(f);
       f.stream.destroy(new FlowError(`policy no longer allows this flow: ${why}`, FLOW_CODE.POLICY_CHANGED));
     }
@@ -217,6 +220,11 @@ export class Flows {
     this.rt.log.warn({ event: "flows_cut", peer: name, streams: n, reason: why }, "peer gone: its flows are cut");
     mux.destroy(FLOW_CODE.PEER_GONE, why);
   }
+}
+
+/** For decision logs: the person and the device a user's flow comes from. */
+function who(f: Flow): { user?: string; device?: string } {
+  return f.from.kind === "user" ? { user: f.from.name, device: f.from.device } : {};
 }
 
 /** Resolves once the peer accepted the stream; rejects with its refusal, a reset, or a timeout. */

@@ -210,6 +210,11 @@ export class Mesh {
     return this.map;
   }
 
+  /** A request to the coordination server with this node's certificate (logins). */
+  coordPost(path: string, body: unknown): Promise<any> {
+    return this.coord.post(path, body);
+  }
+
   /** A peer's entry in the current map. */
   mapPeer(name: string): MapPeer | undefined {
     return this.mapPeers.get(name);

@@ -8,6 +8,7 @@ import type { InnerHandler } from "../session/inner.js";
 import type { SendResult } from "../session/device.js";
 import type { InnerType } from "../wire/constants.js";
 import type { FlowPolicy } from "./flow-policy.js";
+import type { Principal } from "../policy/index.js";
 import type { Logger } from "pino";
 
 /** A service a peer announces: its name, its port on the mesh and its protocol. */
@@ -27,7 +28,8 @@ export interface KnownPeer {
  * Events of a runtime:
  * - "writable" (peer): a peer whose send() answered "full" can take datagrams again;
  * - "peer-gone" (peer, reason): the peer left the map or was revoked: everything with it ends now;
- * - "rules" (): the policy rules changed: live flows must be checked again;
+ * - "rules" (): the policy rules, or who a peer or this node acts as (a login, logout or expiry), changed:
+ *   live flows must be checked again;
  * - "peers" (): the set of known peers or their services changed.
  */
 export interface NodeRuntime {
@@ -44,6 +46,13 @@ export interface NodeRuntime {
   pathOf(peer: string): Endpoint | undefined;
   /** The verified identity of the peer's session (from its certificate chain); none without a session. */
   peerIdentity(peer: string): Identity | undefined;
+  /**
+   * Who the peer's flows come from: the person logged in on it (a verified user certificate bound to its
+   * session's device) or else the machine of its session; none without a session.
+   */
+  peerPrincipal(peer: string): Principal | undefined;
+  /** Who this node's own flows come from: the person logged in here, or this machine. */
+  selfPrincipal(): Principal;
   /** Registers the handler of an inner kind (one per kind). */
   onInner(kind: InnerType, handler: InnerHandler): void;
   knownPeers(): Iterable<KnownPeer>;
