@@ -17,7 +17,8 @@ try { setPriority(0, WORKER_NICE); } catch { /* not permitted or not supported: 
 const port = parentPort;
 if (!port) throw new Error("policy-worker.ts runs as a worker thread (see policy-compiler.ts)");
 port.on("message", (m: CompileRequest) => {
-  const byName = new Map(m.principals.map((p) => [p.name, p]));
+  // Embedded tests name a person as user:NAME (their principals come keyed so), a machine by its name.
+  const byName = new Map(m.principals.map((p) => [p.kind === "user" ? `user:${p.name}` : p.name, p]));
   // parsePolicy never throws on bad input; a bug surfaces as the worker's "error" event.
   const result = parsePolicy(m.source, { knownGroups: new Set(m.knownGroups), resolve: (n) => byName.get(n) });
   if (!result.ok) return port.postMessage({ id: m.id, result } satisfies CompileAnswer);

@@ -724,6 +724,10 @@ export class CoordServer {
   private async policyContext(): Promise<CompileContext> {
     const known = new Set<string>(await this.store.tokenGroups());
     const principals = this.hub.allPrincipals();
+    // People of the mesh: their groups are groups rules may name, and embedded tests may name them as user:NAME.
+    for (const u of await this.store.listUsers()) {
+      if (u.tenant !== undefined) principals.push({ name: u.username, tenant: u.tenant, groups: u.groups ?? [], kind: "user" });
+    }
     for (const p of principals) for (const g of p.groups) known.add(g);
     return { knownGroups: known, principals };
   }

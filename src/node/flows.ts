@@ -23,7 +23,8 @@ export interface FlowPeer { name: string; tenant: string; groups: string[] }
 /** A flow accepted for an SDK listener (see listen()). */
 export interface AcceptedFlow { stream: Stream; peer: FlowPeer; port: number; protocol: "tcp" | "udp"; service?: string }
 
-interface LiveFlow { peer: string; stream: Stream; open: FlowOpen }
+/** `flow`: as it was decided when accepted (a cut is logged with who it was for, e.g. the person since logged out). */
+interface LiveFlow { peer: string; stream: Stream; open: FlowOpen; flow: Flow }
 
 export class FlowError extends TransportError {}
 
@@ -149,7 +150,7 @@ export class Flows {
       return stream.refuse(FLOW_CODE.NO_SERVICE, target.refusal);
     }
     this.counters.accepted++;
-    const live: LiveFlow = { peer: peerName, stream, open };
+    const live: LiveFlow = { peer: peerName, stream, open, flow };
     this.live.add(live);
     stream.once("close", () => this.live.delete(live));
     if (target.listener) {
@@ -203,7 +204,7 @@ export class Flows {
       if (d?.allow) continue;
       this.counters.cut++;
       const why = d ? d.reason : "no verified session";
-      this.rt.log.warn({ event: "flow_cut", flow: flow ? describeFlow(flow) : f.peer, ...(flow ? who(flow) : {}), reason: why }, "live flow cut: the policy no longer allows it");
+      this.rt.log.warn({ event: "flow_cut", flow: describeFlow(f.flow), ...who(f.flow), reason: why }, "live flow cut: the policy no longer allows it");
       this.live.delete(f);
       f.stream.destroy(new FlowError(`policy no longer allows this flow: ${why}`, FLOW_CODE.POLICY_CHANGED));
     }
