@@ -130,7 +130,7 @@ describe("users log in on devices", () => {
     await fetchOk(machineAlice, 6060);
     const r = await curlVia(proxy.get(machineAlice.name)!, "http://web-1:7070/");
     expect(r.stdout).toMatch(/^HTTP\/1\.1 403/);
-    expect(logOf(machineAlice)).toMatch(/"flow":"alice\.acme -> web-1\.acme:7070\/tcp","reason":"default deny"/);
+    await eventually(() => (/"flow":"alice\.acme -> web-1\.acme:7070\/tcp","reason":"default deny"/.test(logOf(machineAlice)) ? true : undefined), 5_000, "the machine alice's denial in its log");
   }, 30_000);
 
   it("alice approves a device code in the console for laptop-2 and has the same access there", async () => {
@@ -174,6 +174,33 @@ describe("users log in on devices", () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toMatch(/user "alice" is disabled/);
     await fetchOk(laptop1, 6060); // the laptop is its machine again
+  }, 60_000);
+
+  it("logout and the login's expiry each cut the person's live flow within 1 s", async () => {
+    expect((await mesh.admin().setUserDisabled("alice", false)).disabled).toBe(false);
+    const forward = (n: DemoNode) => Number(JSON.parse(ember(["forward", "0", "echo.web-1", "--detach", "--json", "--state", n.dir]).stdout).listen.split(":").pop());
+
+    const login = ember(["login", "--user", "alice", "--password-stdin", "--state", laptop1.dir], { input: `${PASSWORD}\n` });
+    expect(login.code, login.stderr).toBe(0);
+    await fetchOk(laptop1, 8080);
+    const c1 = await echoConnection(forward(laptop1));
+    const closed1 = new Promise<number>((resolve) => c1.once("close", () => resolve(Date.now())));
+    const t0 = Date.now();
+    const out = await mesh.request<{ loggedOut: string }>(laptop1, "logout");
+    expect(out.loggedOut).toBe("alice");
+    const logoutMs = (await closed1) - t0;
+    console.log(`logout: alice's live stream cut ${logoutMs} ms after the logout request`);
+    expect(logoutMs).toBeLessThan(1_000);
+
+    const short = ember(["login", "--user", "alice", "--password-stdin", "--ttl", "4s", "--json", "--state", laptop2.dir], { input: `${PASSWORD}\n` });
+    expect(short.code, short.stderr).toBe(0);
+    const notAfter = Date.parse(JSON.parse(short.stdout).notAfter);
+    await fetchOk(laptop2, 8080);
+    const c2 = await echoConnection(forward(laptop2));
+    const closedAt = await new Promise<number>((resolve) => c2.once("close", () => resolve(Date.now())));
+    console.log(`expiry: alice's live stream cut ${closedAt - notAfter} ms after her certificate's notAfter`);
+    expect(closedAt - notAfter).toBeLessThan(1_000);
+    expect(closedAt).toBeGreaterThanOrEqual(notAfter - 50);
   }, 60_000);
 });
 
