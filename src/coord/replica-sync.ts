@@ -70,6 +70,8 @@ export interface ReplicaTarget {
   reloadPolicy(): Promise<void>;
   /** Reads the stored revocation list, applies it when newer; returns the list text in force. */
   reloadRevocation(): Promise<string | undefined>;
+  /** After other replicas' changes were applied: what derives from several of them (edge publications) is recomputed. */
+  afterChanges?(): Promise<void>;
 }
 
 export class ReplicaSync {
@@ -178,6 +180,7 @@ export class ReplicaSync {
     }
     // A list that revoked no node of the map (a CA revocation, an admin's certificate) still reaches every stream.
     if (listText && !revokedHere) hub.publishRevocation(listText);
+    await this.target.afterChanges?.();
     this.stats.batches++;
     this.stats.applied += plan.foreign;
     if (plan.oldestAt !== undefined) this.stats.lastLagMs = Date.now() - plan.oldestAt;

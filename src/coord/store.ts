@@ -51,6 +51,20 @@ export interface PolicyRecord { id: number; source: string; hash: string; setAt:
 
 export interface RevocationRecord { number: number; text: string; serials: { serial: string; notAfter: number }[] }
 
+/** A service published to a public edge (docs/external-access.md): SNI hostname -> the node's service. */
+export interface PublicationRecord {
+  hostname: string;
+  tenant: string;
+  node: string;
+  service: string;
+  port: number;
+  protocol: "tcp" | "https";
+  clientAuth: "none" | "cert" | "token";
+  clientCaPem?: string;
+  createdAt: number;
+  createdBy: string;
+}
+
 /** A console (dashboard) login: `ember admin create`. The hash is scrypt (src/coord/passwords.ts). */
 export interface ConsoleUser { username: string; passwordHash: string; createdAt: number; createdBy: string }
 
@@ -94,5 +108,13 @@ export interface Store {
   deleteUser(username: string): Promise<boolean>;
   /** Every revoked serial with its node and when it was revoked (newest first). */
   listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]>;
+  /** Publications to public edges, oldest first. */
+  listPublications(): Promise<PublicationRecord[]>;
+  /**
+   * Atomically replaces the node's publication of that service; refused (with the holder) when another
+   * node's service holds the hostname.
+   */
+  putPublication(p: PublicationRecord): Promise<{ ok: true } | { ok: false; holder: { node: string; service: string } }>;
+  deletePublication(node: string, service: string): Promise<boolean>;
   close(): Promise<void>;
 }
