@@ -26,6 +26,9 @@ export const VERBS: Record<string, () => Promise<Register>> = {
   admin: async () => (await import("./health.js")).registerHealthVerbs,
   whois: async () => (await import("./health.js")).registerHealthVerbs,
   logs: async () => (await import("./health.js")).registerHealthVerbs,
+  expose: async () => (await import("./expose.js")).registerExpose,
+  unexpose: async () => (await import("./expose.js")).registerExpose,
+  edge: async () => (await import("./edge.js")).registerEdge,
 };
 
 /** A program with the given verbs registered (each module once), or every verb when `verb` is not one of them. */
