@@ -43,7 +43,8 @@ export function registerEdge(program: Command): void {
     .option("--handshake-timeout <ms>", "TLS handshake (and token request head) deadline", String(EDGE_LIMIT_DEFAULTS.handshakeTimeoutMs))
     .option("--socket <path>", "control socket path (default STATE/ember.sock)")
     .option("--log-level <level>", "log level")
-    .option("--no-portmap", "ask the gateway for no port mapping")
+    .option("--portmap <protocols>", "port mapping protocols to try at the gateway, in order (default pcp,nat-pmp,upnp)")
+    .option("--no-portmap", "ask the gateway for no port mapping (NAT-PMP, PCP, UPnP)")
     .action(async (o: EdgeOpts) => {
       if (!o.cert.length || o.cert.length !== o.key.length) throw new CliError("give each public certificate with its key: --cert FILE --key FILE (repeatable, in pairs)");
       let certs: PublicCert[];

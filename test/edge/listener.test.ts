@@ -3,10 +3,10 @@
 // that is not published, client certificates, bearer tokens, unpublishing under a live connection, and the
 // per-source limits. The whole path over a real mesh and NATs is test/natlab/edge.test.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { connect, createServer, type Server } from "node:net";
 import { connect as tlsConnect } from "node:tls";
-import { writeFileSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { EdgeListener, type EdgeDialer } from "../../src/edge/listener.js";
@@ -15,25 +15,7 @@ import { JwtKey } from "../../src/coord/jwt.js";
 import { EDGE_TOKEN_ISSUER, EDGE_TOKEN_TYPE, type MapPublication } from "../../src/coord/edge-protocol.js";
 import { DialError } from "../../src/access/index.js";
 import { tempDir } from "../helpers/pki.js";
-
-function openssl(args: string[]) { execFileSync("openssl", args, { stdio: "ignore" }); }
-
-/** A CA and leaves signed by it (EC P-256), written under dir. */
-function makePki(dir: string) {
-  const p = (n: string) => join(dir, n);
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=edge test public CA", "-keyout", p("pub-ca.key"), "-out", p("pub-ca.crt"),
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=*.example.test", "-keyout", p("edge.key"), "-out", p("edge.csr")]);
-  writeFileSync(p("edge.ext"), "subjectAltName=DNS:*.example.test\nbasicConstraints=CA:FALSE\n");
-  openssl(["x509", "-req", "-in", p("edge.csr"), "-CA", p("pub-ca.crt"), "-CAkey", p("pub-ca.key"), "-CAcreateserial", "-days", "2", "-extfile", p("edge.ext"), "-out", p("edge.crt")]);
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=partner client CA", "-keyout", p("client-ca.key"), "-out", p("client-ca.crt"),
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=partner-1", "-keyout", p("client.key"), "-out", p("client.csr")]);
-  writeFileSync(p("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n");
-  openssl(["x509", "-req", "-in", p("client.csr"), "-CA", p("client-ca.crt"), "-CAkey", p("client-ca.key"), "-CAcreateserial", "-days", "2", "-extfile", p("client.ext"), "-out", p("client.crt")]);
-  // A client certificate from another CA: must be refused.
-  openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=stranger", "-keyout", p("stranger.key"), "-out", p("stranger.crt")]);
-}
+import { makeEdgePki } from "./pki.js";
 
 function curl(args: string[], timeoutS = 10): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -72,7 +54,7 @@ describe("public edge listener", () => {
 
   beforeAll(async () => {
     tmp = tempDir("ember-edge-listener-");
-    makePki(tmp.dir);
+    makeEdgePki(tmp.dir);
     for (const name of ["status-page", "secret-admin", "partner-api", "billing"]) {
       // An HTTP server that answers every request with its marker (and the Authorization it saw, if any).
       const srv = createServer((s) => {
