@@ -171,6 +171,31 @@ describe.skipIf(!avail.ok)("external access through a public edge", () => {
     expect(ok.stdout).toBe("PARTNER-API\n");
   }, 60_000);
 
+  it("with the CLI: token client auth answers 401 without `ember expose token`'s bearer token and serves with it", async () => {
+    const ember = (args: string[]) => lab.run(srvHost, [process.execPath, EMBER, ...args, "--state", srv.dir], { timeoutMs: 30_000 });
+    const pub = await ember(["expose", "status-page", "--public", "--hostname", "status.example.test", "--client-auth", "token", "--json"]);
+    expect(pub.code, pub.stderr).toBe(0);
+    expect(JSON.parse(pub.stdout)).toMatchObject({ hostname: "status.example.test", clientAuth: "token", active: true, edges: ["edge-1"] });
+    const t0 = Date.now();
+    let denied = await curl(ext, "status.example.test", ["-i"]);
+    while (!/^HTTP\/1.1 401/.test(denied.stdout) && Date.now() - t0 < 10_000) denied = await curl(ext, "status.example.test", ["-i"]);
+    expect(denied.stdout).toMatch(/^HTTP\/1.1 401 Unauthorized/);
+    expect(denied.stdout).not.toMatch(/STATUS-PAGE/);
+    const tok = await ember(["expose", "token", "status-page", "--ttl", "10m"]);
+    expect(tok.code, tok.stderr).toBe(0);
+    const ok = await curl(ext, "status.example.test", ["-H", `Authorization: Bearer ${tok.stdout.trim()}`]);
+    expect(ok.stdout).toBe("STATUS-PAGE\n");
+    const list = await ember(["expose", "--list"]);
+    expect(list.stdout).toMatch(/status\.example\.test\s+status-page\s+443\s+token\s+active/);
+    // Back to no client auth for the tests below.
+    expect((await ember(["expose", "status-page", "--public", "--hostname", "status.example.test"])).code).toBe(0);
+    const t1 = Date.now();
+    while ((await curl(ext, "status.example.test")).stdout !== "STATUS-PAGE\n") {
+      if (Date.now() - t1 > 10_000) throw new Error("status.example.test not open again");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }, 90_000);
+
   it("never answers an unpublished hostname, nor with another service's bytes", async () => {
     const r = await curl(ext, "admin.example.test");
     expect(r.code).not.toBe(0);
