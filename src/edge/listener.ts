@@ -77,6 +77,7 @@ export class EdgeListener {
       }
     }
     const gone = [...this.routes.keys()].filter((h) => next.get(h) !== this.routes.get(h));
+    const added = [...next.keys()].filter((h) => next.get(h) !== this.routes.get(h));
     this.routes = next;
     for (const h of gone) {
       let n = 0;
@@ -84,7 +85,7 @@ export class EdgeListener {
       this.counters.closedByUnpublish += n;
       this.opts.log.info({ event: "edge_unpublished", hostname: h, closed: n, changed: next.has(h) }, next.has(h) ? "publication changed: its connections closed" : "publication withdrawn: its connections closed");
     }
-    if (gone.length || pubs.length !== this.routes.size) this.opts.log.info({ event: "edge_publications", hostnames: [...next.keys()] }, "edge publications updated");
+    if (gone.length || added.length) this.opts.log.info({ event: "edge_publications", hostnames: [...next.keys()], added, gone }, "edge publications updated");
   }
 
   stats() {
