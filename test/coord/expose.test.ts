@@ -14,6 +14,8 @@ import { COORD_SERVER } from "../../src/wire/coord-api.js";
 import { EDGE_PATHS } from "../../src/coord/edge-protocol.js";
 import { BearerVerifier } from "../../src/edge/bearer.js";
 import { makeMesh, startInProcess, waitFor, type Mesh } from "./helpers.js";
+import { makeEdgePki } from "../edge/pki.js";
+import { ember } from "../helpers/cli.js";
 
 let mesh: Mesh;
 let server: CoordServer;
@@ -123,6 +125,17 @@ describe("publications to public edges", () => {
     await mesh.admin().setPolicy(WITH_EXTERNAL);
     await waitFor(() => edge.map?.edge?.publications.length === 1, 5_000, "publication back");
   }, 30_000);
+
+  it("ember edge refuses to start on a certificate without role edge (fail closed, said at once)", async () => {
+    const pki = join(mesh.dir, "edge-pki");
+    (await import("node:fs")).mkdirSync(pki);
+    makeEdgePki(pki);
+    const r = ember(["edge", "--state", webDir, "--coord", server.url, "--listen", "127.0.0.1:0", "--cert", join(pki, "edge.crt"), "--key", join(pki, "edge.key"), "--no-portmap"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/web-1's certificate grants no role "edge": enroll it with a token made with --roles edge/);
+    const pairs = ember(["edge", "--state", edgeDir, "--coord", server.url, "--cert", join(pki, "edge.crt")]);
+    expect(pairs.stderr).toMatch(/--cert FILE --key FILE/);
+  }, 60_000);
 
   it("survives a restart of the server, and unexpose withdraws it", async () => {
     await Promise.all(clients.splice(0).map((c) => c.stop()));
