@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 // The long-running daemons keep V8's young generation small (docs/performance.md "Memory"): its default of up to
 // 3 x 16 MB semi-spaces is sized for allocation-heavy servers and was a third of an idle node's resident memory.
 // Set before anything else is loaded, so the heap never grows past it. EMBER_SEMI_SPACE_MB overrides (0: V8's).
-const DAEMON_VERBS = new Set(["up", "relay", "coord"]);
+const DAEMON_VERBS = new Set(["up", "relay", "coord", "edge"]);
 const semiSpaceMb = Number(process.env.EMBER_SEMI_SPACE_MB ?? 2);
 if (DAEMON_VERBS.has(process.argv[2]) && semiSpaceMb > 0) setFlagsFromString(`--max-semi-space-size=${semiSpaceMb} --semi-space-growth-factor=2`);
 

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
-import { loadNodeConfig, type ConfigInput } from "../node/config.js";
+import { loadNodeConfig, type ConfigInput, type NodeConfig } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
 import { CliError } from "./output.js";
 
@@ -35,16 +35,7 @@ export function registerUp(program: Command): void {
       const config = loadNodeConfig(o);
       if (o.enrollOnly && !o.token) throw new CliError("--enroll-only needs --token TOKEN and --coord URL");
       if (o.enrollOnly && existsSync(config.certPath)) throw new CliError(`${config.certPath} exists: this state directory is already enrolled`);
-      if (o.token && !existsSync(config.certPath)) {
-        if (!config.coordUrl) throw new CliError("--token needs --coord URL (the server that issued it)");
-        const { enroll } = await import("../coord/client.js");
-        const name = o.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
-        const r = await enroll({ coordUrl: config.coordReplicas.join(","), token: o.token, name, stateDir: config.stateDir });
-        process.stderr.write(`enrolled as ${name} (tenant ${r.tenant}, certificate until ${r.notAfter}) in ${config.stateDir}\n`);
-        if (o.enrollOnly) return;
-      } else if (!existsSync(config.certPath)) {
-        throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
-      }
+      if ((await enrollIfNeeded(config, o)) && o.enrollOnly) return;
       let daemon: Daemon;
       let addr: { host: string; port: number };
       try {
@@ -66,8 +57,22 @@ export function registerUp(program: Command): void {
     });
 }
 
+/** Enrolls with --token when the state directory holds no certificate yet (true when it enrolled); `ember edge` too. */
+export async function enrollIfNeeded(config: NodeConfig, o: { token?: string; name?: string }): Promise<boolean> {
+  if (o.token && !existsSync(config.certPath)) {
+    if (!config.coordUrl) throw new CliError("--token needs --coord URL (the server that issued it)");
+    const { enroll } = await import("../coord/client.js");
+    const name = o.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
+    const r = await enroll({ coordUrl: config.coordReplicas.join(","), token: o.token, name, stateDir: config.stateDir });
+    process.stderr.write(`enrolled as ${name} (tenant ${r.tenant}, certificate until ${r.notAfter}) in ${config.stateDir}\n`);
+    return true;
+  }
+  if (!existsSync(config.certPath)) throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
+  return false;
+}
+
 /** Tests shorten session timers (rekey, keepalive, dead-peer) through EMBER_TEST_TIMERS='{"rekeyAfterTimeMs":2000}'. */
-function timersFromEnv() {
+export function timersFromEnv() {
   const raw = process.env.EMBER_TEST_TIMERS;
   if (!raw) return undefined;
   try { return JSON.parse(raw) as Record<string, number>; } catch { throw new Error("EMBER_TEST_TIMERS is not JSON"); }

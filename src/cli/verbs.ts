@@ -29,6 +29,9 @@ export const VERBS: Record<string, () => Promise<Register>> = {
   users: async () => (await import("./users.js")).registerUsers,
   login: async () => (await import("./users.js")).registerUsers,
   logout: async () => (await import("./users.js")).registerUsers,
+  expose: async () => (await import("./expose.js")).registerExpose,
+  unexpose: async () => (await import("./expose.js")).registerExpose,
+  edge: async () => (await import("./edge.js")).registerEdge,
 };
 
 /** A program with the given verbs registered (each module once), or every verb when `verb` is not one of them. */

@@ -3,7 +3,7 @@
 // bring its own map streams up to date with changes another replica committed (docs/coord.md, "Replicas on
 // PostgreSQL"). SQLite serves one server and has no feed.
 
-export type ChangeKind = "node" | "revoke" | "revocation" | "policy" | "status";
+export type ChangeKind = "node" | "revoke" | "revocation" | "policy" | "status" | "publication";
 
 export interface Change {
   /** Position in the log: increasing in commit order (writers serialize on one lock; see pg-store.ts). */

@@ -19,6 +19,7 @@ import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js"
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { parseToken } from "./tokens.js";
 import { rulesFromWire, type CompiledRule } from "../policy/index.js";
+import { checkEdgeView, type EdgeView } from "./edge-protocol.js";
 
 export type { MapPeer, MapRelay } from "./protocol.js";
 export { readCredentials, STATE_FILES } from "./state-files.js";
@@ -35,6 +36,8 @@ export interface PeerMap {
   rules: CompiledRule[];
   relays: MapRelay[];
   revocation?: string;
+  /** For a node with role edge: the publications it serves (checked; a bad view serves nothing). */
+  edge?: EdgeView;
 }
 
 export interface EnrollResult { certPem: string; bundlePem: string; notAfter: string; certTtlMs: number; tenant: string; groups: string[] }
@@ -377,6 +380,7 @@ export class CoordClient extends EventEmitter {
     const peers = new Map<string, MapPeer>();
     for (const p of f.peers) peers.set(p.name, p);
     const map: PeerMap = { seq: f.seq, self: f.self, peers: f.peers, rules: this.checkRules(f.rules), relays: f.relays, revocation: this.state?.map.revocation };
+    if (f.edge !== undefined) map.edge = this.checkEdge(f.edge);
     this.state = { map, peers, epoch: f.epoch };
     this.stats.fullMaps++;
     if (f.revocation) this.acceptRevocation(f.revocation);
@@ -402,6 +406,7 @@ export class CoordClient extends EventEmitter {
     const map: PeerMap = {
       ...st.map, seq: f.seq, self, peers: [...st.peers.values()],
       ...(f.rules !== undefined ? { rules: this.checkRules(f.rules) } : {}), ...(f.relays ? { relays: f.relays } : {}),
+      ...(f.edge !== undefined ? { edge: this.checkEdge(f.edge) } : {}),
     };
     st.map = map;
     this.stats.deltas++;
@@ -417,6 +422,23 @@ export class CoordClient extends EventEmitter {
       this.emit("error", new Error(`policy rules refused: ${(err as Error).message}`));
       return [];
     }
+  }
+
+  /** An edge view that fails its check publishes nothing (fail closed) until a good one arrives. */
+  private checkEdge(wire: unknown): EdgeView {
+    try {
+      return checkEdgeView(wire);
+    } catch (err) {
+      this.log("edge publications in the map refused: serving none until a valid view arrives", { error: (err as Error).message });
+      this.emit("error", new Error(`edge view refused: ${(err as Error).message}`));
+      return { tokenKeyPem: "", publications: [] };
+    }
+  }
+
+  /** One request to the coordination server over this node's mTLS connection (e.g. `ember expose`). */
+  request(path: string, method: "GET" | "POST", body?: unknown): Promise<any> {
+    if (!this.agent) return Promise.reject(new Error("not connected to the coordination server yet"));
+    return requestJson(this.agent, this.origin + path, method, body);
   }
 
   private acceptRevocation(text: string): void {

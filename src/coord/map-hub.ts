@@ -9,6 +9,7 @@ import {
 } from "./protocol.js";
 import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
 import type { NodeRecord, NodeUser } from "./store.js";
+import type { EdgeView } from "./edge-protocol.js";
 
 export interface HubPeer {
   name: string;
@@ -79,6 +80,14 @@ export class MapHub {
   private readonly wireCache = new Map<string, MapPeer>();
   private named = new Set<string>();
   private revocation?: string;
+  /**
+   * External access (docs/external-access.md): pairs of an edge and a node publishing to it see each other
+   * whatever the policy says (an external rule names no machine); each linked name has a class of its own, so
+   * the pair test on class representatives is exact. Edges also get their view (publications) in the map.
+   */
+  private links = new Set<string>();
+  private linked = new Set<string>();
+  private readonly edgeViews = new Map<string, { view: EdgeView; json: string }>();
 
   constructor(private policy: CompiledPolicy, private relays: MapRelay[] = []) {
     this.named = namedPrincipals(policy);
@@ -301,6 +310,44 @@ export class MapHub {
     }
   }
 
+  /**
+   * External access changed: the edge-node pairs that must see each other, and each edge's view. Only the
+   * pairs that changed are compared, and only edges whose view changed get it again (publications change
+   * rarely; the caches are simply cleared).
+   */
+  setExternal(links: [string, string][], views: Map<string, EdgeView>): void {
+    const next = new Set(links.map(([a, b]) => pairKey(a, b)));
+    const changed = [...next].filter((k) => !this.links.has(k)).concat([...this.links].filter((k) => !next.has(k)));
+    const pairs = changed.map((k) => k.split("\n") as [string, string]);
+    const seen = (a: string, b: string) => {
+      const ca = this.classOf.get(a), cb = this.classOf.get(b);
+      return ca !== undefined && cb !== undefined && this.visible(ca, cb);
+    };
+    const before = pairs.map(([a, b]) => seen(a, b));
+    this.links = next;
+    this.linked = new Set(links.flat());
+    this.visCache.clear();
+    this.rulesCache.clear();
+    for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
+    pairs.forEach(([a, b], i) => {
+      const now = seen(a, b);
+      if (now === before[i]) return;
+      for (const [self, other] of [[a, b], [b, a]]) {
+        const s = this.sessions.get(self);
+        const o = this.peers.get(other);
+        if (s && o) this.push(s, now ? { upsert: [this.wire(o)] } : { remove: [other] });
+      }
+    });
+    for (const name of [...this.edgeViews.keys()]) if (!views.has(name)) this.edgeViews.delete(name);
+    for (const [name, view] of views) {
+      const json = JSON.stringify(view);
+      if (this.edgeViews.get(name)?.json === json) continue;
+      this.edgeViews.set(name, { view, json });
+      const s = this.sessions.get(name);
+      if (s) this.push(s, { edge: view });
+    }
+  }
+
   // ---- streams ---------------------------------------------------------------------------------------
 
   /** A node opened its map stream. Sends the missing deltas when it can resume, else a full map. */
@@ -388,6 +435,7 @@ export class MapHub {
       },
       peers, rules: rules.wire, relays: this.relays,
       ...(this.revocation ? { revocation: this.revocation } : {}),
+      ...(this.edgeViews.has(s.name) ? { edge: this.edgeViews.get(s.name)!.view } : {}),
     };
     this.send(s, encodeFrame(frame));
   }
@@ -464,7 +512,7 @@ export class MapHub {
 
   private classKey(p: HubPeer): string {
     const base = `${p.tenant}|${[...p.groups].sort().join(",")}`;
-    const machine = this.named.has(p.name) ? `${base}|${p.name}` : base;
+    const machine = this.named.has(p.name) || this.linked.has(p.name) ? `${base}|${p.name}` : base;
     if (!p.user) return machine;
     // A node with a person logged in reaches what they may: its class is the machine's and the person's.
     const u = p.user;
@@ -493,7 +541,8 @@ export class MapHub {
       const pa = this.representative(a);
       const pb = this.representative(b);
       if (pa === undefined || pb === undefined) return false; // an empty class: nothing to cache yet
-      v = canReach(this.policy, outboundPrincipal(pa), inboundPrincipal(pb)) || canReach(this.policy, outboundPrincipal(pb), inboundPrincipal(pa));
+      v = canReach(this.policy, outboundPrincipal(pa), inboundPrincipal(pb)) || canReach(this.policy, outboundPrincipal(pb), inboundPrincipal(pa))
+        || this.links.has(pairKey(pa.name, pb.name));
       this.visCache.set(key, v);
     }
     return v;

@@ -7,8 +7,9 @@ import pg from "pg";
 import type { Change, ChangeFeed, ChangeKind } from "./change-feed.js";
 import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./overlay-address.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
+import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 /** Advisory lock keys (class, id): "embr" in ASCII, then one id per purpose. */
@@ -75,6 +76,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX nodes_by_user ON nodes (user_name);
     `,
   },
+  // Services published to public edges (docs/external-access.md).
+  { version: 6, sql: PG_PUBLICATIONS_SQL },
 ];
 
 const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
@@ -144,10 +147,12 @@ export class PgStore implements Store, ChangeFeed {
     await this.tx(async (c) => {
       await c.query("SELECT pg_advisory_xact_lock($1, $2)", [LOCK_CLASS, MIGRATE_LOCK]);
       await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
-      const current = Number((await c.query("SELECT MAX(version) AS v FROM schema_migrations")).rows[0].v ?? 0);
+      const applied = new Set((await c.query("SELECT version FROM schema_migrations")).rows.map((r) => Number(r.version)));
+      const current = Math.max(0, ...applied);
       if (current > latest) throw new Error(`database schema version ${current} is newer than this server (${latest}); upgrade the server`);
+      // Every version not recorded yet, not only those above the highest: migrations numbered apart can merge.
       for (const m of MIGRATIONS) {
-        if (m.version <= current) continue;
+        if (applied.has(m.version)) continue;
         await c.query(m.sql);
         await c.query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", [m.version, Date.now()]);
       }
@@ -384,6 +389,29 @@ export class PgStore implements Store, ChangeFeed {
   async listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]> {
     return (await this.pool.query("SELECT serial, name, not_after, revoked_at FROM revoked ORDER BY revoked_at DESC")).rows
       .map((r) => ({ serial: r.serial, name: r.name, notAfter: r.not_after, revokedAt: r.revoked_at }));
+  }
+
+  async listPublications(): Promise<PublicationRecord[]> {
+    return (await this.pool.query("SELECT * FROM publications ORDER BY created_at, hostname")).rows.map(publicationFromRow);
+  }
+
+  async putPublication(p: PublicationRecord): ReturnType<Store["putPublication"]> {
+    return this.tx(async (c) => {
+      const holder = (await c.query("SELECT node, service FROM publications WHERE hostname = $1 FOR UPDATE", [p.hostname])).rows[0];
+      if (holder && (holder.node !== p.node || holder.service !== p.service)) return { ok: false as const, holder: { node: holder.node as string, service: holder.service as string } };
+      await c.query("DELETE FROM publications WHERE node = $1 AND service = $2", [p.node, p.service]);
+      await c.query(`INSERT INTO publications (${PUBLICATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, publicationValues(p));
+      await this.logChange(c, "publication", [p.node]);
+      return { ok: true as const };
+    }, true);
+  }
+
+  async deletePublication(node: string, service: string): Promise<boolean> {
+    return this.tx(async (c) => {
+      const n = (await c.query("DELETE FROM publications WHERE node = $1 AND service = $2", [node, service])).rowCount ?? 0;
+      if (n > 0) await this.logChange(c, "publication", [node]);
+      return n > 0;
+    }, true);
   }
 
   // ---- change feed -----------------------------------------------------------------------------------

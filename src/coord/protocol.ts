@@ -5,6 +5,7 @@
 import { Packr } from "msgpackr";
 import { PATHS, SERVER_NAME, SERVER_ROLE } from "../wire/coord-api.js";
 import { MAX_POLICY_BYTES } from "../policy/limits.js";
+import type { EdgeView } from "./edge-protocol.js";
 
 export { PATHS, SERVER_NAME, SERVER_ROLE };
 
@@ -136,11 +137,14 @@ export interface MapSelf { name: string; tenant: string; groups: string[]; overl
 export interface FullFrame {
   v: number; t: "full"; seq: number; epoch: string;
   self: MapSelf; peers: MapPeer[]; rules: unknown; relays: MapRelay[]; revocation?: string;
+  /** Nodes with role edge only: their publications (edge-protocol.ts), checked by the client. */
+  edge?: EdgeView;
 }
 export interface DeltaFrame {
   v: number; t: "delta"; seq: number;
   upsert?: MapPeer[]; patch?: PeerPatch[]; remove?: string[]; rules?: unknown; relays?: MapRelay[]; revocation?: string;
   self?: Pick<MapSelf, "userCertPem">;
+  edge?: EdgeView;
 }
 export interface PingFrame { v: number; t: "ping" }
 export type MapFrame = FullFrame | DeltaFrame | PingFrame;

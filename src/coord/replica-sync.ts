@@ -25,6 +25,8 @@ export interface SyncPlan {
   names: string[];
   revocation: boolean;
   policy: boolean;
+  /** Something external access derives from changed: a publication, an enrollment (an edge?) or a revocation. */
+  external?: boolean;
   /** Changes from other replicas in this batch, and the oldest one's commit time (for the lag figure). */
   foreign: number;
   oldestAt?: number;
@@ -41,6 +43,7 @@ export function planChanges(changes: Change[], self: string, fromSeq: number): S
     plan.oldestAt = Math.min(plan.oldestAt ?? c.at, c.at);
     if (c.kind === "policy") plan.policy = true;
     if (c.kind === "revoke" || c.kind === "revocation") plan.revocation = true;
+    if (c.kind === "publication" || c.kind === "node" || c.kind === "revoke") plan.external = true;
     if (c.name !== undefined) names.add(c.name);
   }
   plan.names = [...names];
@@ -71,6 +74,8 @@ export interface ReplicaTarget {
   reloadPolicy(): Promise<void>;
   /** Reads the stored revocation list, applies it when newer; returns the list text in force. */
   reloadRevocation(): Promise<string | undefined>;
+  /** After other replicas' changes were applied: what derives from several of them (edge publications) is recomputed. */
+  afterChanges?(): Promise<void>;
 }
 
 export class ReplicaSync {
@@ -150,7 +155,7 @@ export class ReplicaSync {
   private async fullPlan(head: number): Promise<SyncPlan> {
     const names = new Set((await this.target.store.listNodes()).map((n) => n.name));
     for (const p of this.target.hub.allPrincipals()) names.add(p.name);
-    return { lastSeq: head, names: [...names], revocation: true, policy: true, foreign: names.size };
+    return { lastSeq: head, names: [...names], revocation: true, policy: true, external: true, foreign: names.size };
   }
 
   private async apply(plan: SyncPlan): Promise<void> {
@@ -179,6 +184,8 @@ export class ReplicaSync {
     }
     // A list that revoked no node of the map (a CA revocation, an admin's certificate) still reaches every stream.
     if (listText && !revokedHere) hub.publishRevocation(listText);
+    // Status reports (most of the log) change nothing external access depends on: no re-read for them.
+    if (plan.policy || plan.external) await this.target.afterChanges?.();
     this.stats.batches++;
     this.stats.applied += plan.foreign;
     if (plan.oldestAt !== undefined) this.stats.lastLagMs = Date.now() - plan.oldestAt;

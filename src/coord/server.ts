@@ -39,6 +39,7 @@ import { startConsoleListener } from "./console-listener.js";
 import { CoordMetrics } from "./metrics.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 import { LOGIN_SWEEP_MS, UserLogins } from "./user-login.js";
+import { ExposeApi } from "./expose-api.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -109,6 +110,8 @@ export class CoordServer {
   readonly tokenKey: JwtKey;
   readonly telemetry: TelemetryApi;
   readonly console: Console;
+  /** Services published to public edges (docs/external-access.md). */
+  readonly expose: ExposeApi;
   private consoleServer?: Server;
   /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
   consoleUrl?: string;
@@ -144,6 +147,7 @@ export class CoordServer {
       store: this.store, hub: () => this.hub, ca: this.ca, log: this.log, userCertTtlMs: opts.userCertTtlMs,
       consoleUrl: () => this.consoleUrl ?? this.url,
     });
+    this.expose = new ExposeApi({ store: this.store, hub: () => this.hub, policy: () => this.policy, log: this.log, tokenKey: this.tokenKey });
     this.console = new Console({
       users: this.users,
       log: this.log, verifier: this.verifier, store: this.store, hub: () => this.hub, policy: () => this.policy, key: this.tokenKey,
@@ -177,10 +181,11 @@ export class CoordServer {
       if (n.status !== "active") continue;
       this.hub.upsertPeer(hubPeerFromNode(n));
     }
+    await this.expose.reload();
     if (this.store.feed) {
       this.replicas = new ReplicaSync(this.store.feed, {
         store: this.store, hub: this.hub, log: this.log,
-        reloadPolicy: () => this.reloadPolicy(), reloadRevocation: () => this.reloadRevocation(),
+        reloadPolicy: () => this.reloadPolicy(), reloadRevocation: () => this.reloadRevocation(), afterChanges: () => this.expose.reload(),
       }, feedFrom);
       await this.replicas.start();
     }
@@ -318,6 +323,7 @@ export class CoordServer {
         if (route === `POST ${TELEMETRY_PATHS.token}`) return await this.telemetry.token(id, req, res);
         return await this.telemetry.ingest(id, req, res);
       }
+      if (await this.expose.handle(route, id, req, res)) return;
       throw new HttpError(404, "not_found", `no endpoint ${route}`);
     } catch (err) {
       if (err instanceof HttpError) {
@@ -368,6 +374,7 @@ export class CoordServer {
     node.overlayIp = r.overlayIp;
     // Committed (synchronous=FULL): from here the enrollment survives a crash, so acknowledge it.
     this.timePush("enroll", () => this.hub.upsertPeer(hubPeerFromNode(node)));
+    this.expose.nodeChanged(node);
     this.counters.enrollments++;
     this.log.info({ event: "enrolled", name, tenant: t.tenant, groups: t.groups, roles: t.roles, serial: cert.serial, token: t.id, notAfter: cert.notAfter.toISOString() }, "node enrolled");
     if (t.roles.includes(ADMIN_ROLE)) {
@@ -518,6 +525,7 @@ export class CoordServer {
       this.policy = r.policy;
       this.policyHash = stored.hash;
       this.timePush("policy", () => this.hub.setPolicy(r.policy));
+      this.expose.refresh();
       this.counters.policy_changes++;
       this.log.info({ event: "policy_set", hash: stored.hash, rules: r.policy.rules.length, by: stored.setBy, via: "replica" }, "policy applied (set on another replica)");
     });
@@ -714,6 +722,7 @@ export class CoordServer {
     this.revocationNumber = r.number;
     this.revocationText = r.text;
     this.timePush("revoke", () => this.hub.revoke(name, r.text));
+    this.expose.nodeRevoked(name);
     this.counters.revocations++;
     const serials = r.serials.map((s) => s.serial);
     this.log.info({ event: "revoked", name, number: r.number, serials, by: id.name }, "node revoked");
@@ -758,6 +767,7 @@ export class CoordServer {
       const before = this.hub.stats.bytesSent;
       this.policy = policy;
       this.timePush("policy", () => this.hub.setPolicy(policy, named));
+      this.expose.refresh();
       this.counters.policy_changes++;
       this.log.info({ event: "policy_set", hash, rules: policy.rules.length, warnings: r.warnings.length, deltaBytes: this.hub.stats.bytesSent - before, by: id.name }, "policy applied");
       return hash;

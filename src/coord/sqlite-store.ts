@@ -5,8 +5,9 @@ import { closeSync, fstatSync, fsync, mkdirSync, openSync, statSync } from "node
 import { join } from "node:path";
 import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
+import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
@@ -69,6 +70,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
       CREATE INDEX nodes_by_user ON nodes (user_name);
     `,
   },
+  // Services published to public edges (docs/external-access.md).
+  { version: 5, sql: SQLITE_PUBLICATIONS_SQL },
 ];
 
 /** Nodes with their overlay address (absent only before migrate() ran). */
@@ -98,11 +101,13 @@ export class SqliteStore implements Store {
 
   async migrate(): Promise<number> {
     this.db.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
-    const current = (this.db.prepare("SELECT MAX(version) AS v FROM schema_migrations").get() as Row).v ?? 0;
+    const applied = new Set((this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) => r.version as number));
+    const current = Math.max(0, ...applied);
     const latest = MIGRATIONS[MIGRATIONS.length - 1].version;
     if (current > latest) throw new Error(`database schema version ${current} is newer than this server (${latest}); upgrade the server`);
+    // Every version not recorded yet, not only those above the highest: migrations numbered apart can merge.
     for (const m of MIGRATIONS) {
-      if (m.version <= current) continue;
+      if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
         this.db.prepare("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)").run(m.version, Date.now());
@@ -356,6 +361,24 @@ export class SqliteStore implements Store {
   async listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]> {
     return (this.db.prepare("SELECT serial, name, not_after, revoked_at FROM revoked ORDER BY revoked_at DESC").all() as Row[])
       .map((r) => ({ serial: r.serial, name: r.name, notAfter: r.not_after, revokedAt: r.revoked_at }));
+  }
+
+  async listPublications(): Promise<PublicationRecord[]> {
+    return (this.db.prepare("SELECT * FROM publications ORDER BY created_at, hostname").all() as Row[]).map(publicationFromRow);
+  }
+
+  async putPublication(p: PublicationRecord): ReturnType<Store["putPublication"]> {
+    return this.db.transaction(() => {
+      const holder = this.db.prepare("SELECT node, service FROM publications WHERE hostname = ?").get(p.hostname) as Row | undefined;
+      if (holder && (holder.node !== p.node || holder.service !== p.service)) return { ok: false as const, holder: { node: holder.node, service: holder.service } };
+      this.db.prepare("DELETE FROM publications WHERE node = ? AND service = ?").run(p.node, p.service);
+      this.db.prepare(`INSERT INTO publications (${PUBLICATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(...publicationValues(p));
+      return { ok: true as const };
+    }).immediate();
+  }
+
+  async deletePublication(node: string, service: string): Promise<boolean> {
+    return this.db.prepare("DELETE FROM publications WHERE node = ? AND service = ?").run(node, service).changes > 0;
   }
 
   async close(): Promise<void> {

@@ -56,6 +56,20 @@ export interface PolicyRecord { id: number; source: string; hash: string; setAt:
 
 export interface RevocationRecord { number: number; text: string; serials: { serial: string; notAfter: number }[] }
 
+/** A service published to a public edge (docs/external-access.md): SNI hostname -> the node's service. */
+export interface PublicationRecord {
+  hostname: string;
+  tenant: string;
+  node: string;
+  service: string;
+  port: number;
+  protocol: "tcp" | "https";
+  clientAuth: "none" | "cert" | "token";
+  clientCaPem?: string;
+  createdAt: number;
+  createdBy: string;
+}
+
 /**
  * A person with a password (scrypt, src/coord/passwords.ts). Without `tenant`, a console administrator (`ember admin
  * create`); with it, a user of the mesh (`ember users add`): logs in on devices, is named by `user:` rules, holds
@@ -112,5 +126,13 @@ export interface Store {
   clearExpiredLogins(now: number): Promise<string[]>;
   /** Every revoked serial with its node and when it was revoked (newest first). */
   listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]>;
+  /** Publications to public edges, oldest first. */
+  listPublications(): Promise<PublicationRecord[]>;
+  /**
+   * Atomically replaces the node's publication of that service; refused (with the holder) when another
+   * node's service holds the hostname.
+   */
+  putPublication(p: PublicationRecord): Promise<{ ok: true } | { ok: false; holder: { node: string; service: string } }>;
+  deletePublication(node: string, service: string): Promise<boolean>;
   close(): Promise<void>;
 }

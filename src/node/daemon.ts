@@ -14,6 +14,7 @@ import { parsePolicy, type CompiledRule } from "../policy/index.js";
 import { ConfigError, type NodeConfig } from "./config.js";
 import { ControlServer } from "./control-socket.js";
 import { ControlMethods, registerNodeMethods } from "./control.js";
+import { registerExposeMethods } from "./expose.js";
 import { FlowPolicy } from "./flow-policy.js";
 import { loadCredentials, type NodeCredentials } from "./identity.js";
 import { LocalCandidates } from "./candidates.js";
@@ -116,6 +117,7 @@ export class Daemon implements NodeRuntime {
     this.flows = new Flows({ runtime: this, services: this.services });
     this.access = new NodeAccess(this, this.flows);
     registerNodeMethods(this.control, this);
+    registerExposeMethods(this.control, this);
     this.access.registerMethods(this.control);
     this.health = new NodeHealth(this, tap);
     this.health.registerMethods(this.control);

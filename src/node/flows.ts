@@ -9,7 +9,8 @@ import type { Target } from "../access/index.js";
 import { connectService, DialError, type DialErrorCode } from "../access/index.js";
 import { ERROR_CODE, StreamMux, StreamRefusedError, TransportError, type DatagramLink, type Stream, type TransportConfig } from "../transport/index.js";
 import { FLOW_CODE, INNER } from "../wire/constants.js";
-import { flowOpen, type FlowOpen } from "../wire/messages.js";
+import { flowOpen, type ExternalOrigin, type FlowOpen } from "../wire/messages.js";
+import { incomingFlowOf } from "./external-flow.js";
 import { describeFlow, principalOf, type Flow } from "./flow-policy.js";
 import type { NodeRuntime } from "./runtime.js";
 import { transportOf, type ServiceTable } from "./services.js";
@@ -55,8 +56,9 @@ export class Flows {
   /**
    * Opens a flow to a resolved target; rejects with DialError naming why not. `precheck: false` skips the
    * sender's own policy check and lets the peer decide alone (diagnostics, and tests of the receiving side).
+   * `external` (a public edge only, with precheck false) marks a flow carrying an outside connection.
    */
-  async dial(target: Target, opts: { precheck?: boolean } = {}): Promise<Duplex> {
+  async dial(target: Target, opts: { precheck?: boolean; external?: ExternalOrigin } = {}): Promise<Duplex> {
     const rt = this.rt;
     const known = rt.knownPeer(target.peer);
     if (!known) throw new DialError("unknown_name", `${target.peer} is not a peer of this node`);
@@ -71,7 +73,7 @@ export class Flows {
       }
       rt.log.info({ event: "flow_allowed", side: "sender", flow: describeFlow(flow), ...who(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy (pre-check)");
     }
-    const open: FlowOpen = { port: target.port, protocol: target.protocol, ...(target.service ? { service: target.service } : {}) };
+    const open: FlowOpen = { port: target.port, protocol: target.protocol, ...(target.service ? { service: target.service } : {}), ...(opts.external ? { external: opts.external } : {}) };
     const stream = this.muxFor(target.peer).open(flowOpen.encode(open));
     this.counters.opened++;
     try {
@@ -132,17 +134,20 @@ export class Flows {
       return stream.refuse(FLOW_CODE.BAD_REQUEST, (err as Error).message);
     }
     const flow = this.incomingFlow(peerName, open);
-    if (!flow) {
+    const ext = open.external ? { external: open.external.source } : {};
+    if (!flow || "refusal" in flow) {
       this.counters.denied++;
-      return stream.refuse(FLOW_CODE.DENIED, `${peerName} has no verified session with ${rt.identity().name}`);
+      const why = flow ? flow.refusal : `${peerName} has no verified session with ${rt.identity().name}`;
+      if (flow) rt.log.warn({ event: "flow_denied", side: "receiver", peer: peerName, ...ext, reason: why }, "external flow refused");
+      return stream.refuse(FLOW_CODE.DENIED, why);
     }
     const d = rt.policy.decide(flow);
     if (!d.allow) {
       this.counters.denied++;
-      rt.log.warn({ event: "flow_denied", side: "receiver", flow: describeFlow(flow), ...who(flow), reason: d.reason }, "flow denied by policy");
+      rt.log.warn({ event: "flow_denied", side: "receiver", flow: describeFlow(flow), ...who(flow), ...ext, reason: d.reason }, "flow denied by policy");
       return stream.refuse(FLOW_CODE.DENIED, `denied by ${rt.identity().name}: ${d.reason}`);
     }
-    rt.log.info({ event: "flow_allowed", side: "receiver", flow: describeFlow(flow), ...who(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy");
+    rt.log.info({ event: "flow_allowed", side: "receiver", flow: describeFlow(flow), ...who(flow), ...ext, rule: d.rule?.text, reason: d.reason }, "flow allowed by policy");
     const target = this.targetOf(open);
     if ("refusal" in target) {
       this.counters.refused++;
@@ -169,12 +174,15 @@ export class Flows {
 
   /**
    * The flow as policy sees it: the peer's principal (its verified certificate, or the person logged in on it,
-   * from a user certificate bound to that device), this node's machine as target.
+   * from a user certificate bound to that device; or `external` for an edge's external flow, external-flow.ts),
+   * this node's machine as target; a refusal when no decision may be made.
    */
-  private incomingFlow(peerName: string, open: FlowOpen): Flow | undefined {
+  private incomingFlow(peerName: string, open: FlowOpen): Flow | { refusal: string } | undefined {
+    const id = this.rt.peerIdentity(peerName);
     const from = this.rt.peerPrincipal(peerName);
-    if (!from) return undefined;
-    return { from, to: principalOf(this.rt.identity()), port: open.port, protocol: open.protocol };
+    if (!id || !from) return undefined;
+    const r = incomingFlowOf(id, from, this.rt.identity(), open);
+    return "refusal" in r ? r : r.flow;
   }
 
   /** Which local service (or SDK listener) an allowed open reaches. */
@@ -199,12 +207,13 @@ export class Flows {
   /** The rules changed: every live incoming flow is decided again; the ones now denied are cut. */
   private recheck(): void {
     for (const f of this.live) {
-      const flow = this.incomingFlow(f.peer, f.open);
+      const found = this.incomingFlow(f.peer, f.open);
+      const flow = found && !("refusal" in found) ? found : undefined;
       const d = flow ? this.rt.policy.decide(flow) : undefined;
       if (d?.allow) continue;
       this.counters.cut++;
-      const why = d ? d.reason : "no verified session";
-      this.rt.log.warn({ event: "flow_cut", flow: describeFlow(f.flow), ...who(f.flow), reason: why }, "live flow cut: the policy no longer allows it");
+      const why = d ? d.reason : found && "refusal" in found ? found.refusal : "no verified session";
+      this.rt.log.warn({ event: "flow_cut", flow: describeFlow(f.flow), ...who(f.flow), ...(f.open.external ? { external: f.open.external.source } : {}), reason: why }, "live flow cut: the policy no longer allows it");
       this.live.delete(f);
       f.stream.destroy(new FlowError(`policy no longer allows this flow: ${why}`, FLOW_CODE.POLICY_CHANGED));
     }

@@ -150,10 +150,22 @@ export const callMeMaybe = defineMessage<CallMeMaybe>("call-me-maybe", CONTROL_M
  * The request in a stream's OPEN (src/transport): which flow the opener asks for. The receiving node decides
  * it by policy as a flow to itself on `port`/`protocol`; `service` (when the client named one) must agree.
  */
-export interface FlowOpen { port: number; protocol: "tcp" | "udp"; service?: string }
+export interface FlowOpen {
+  port: number;
+  protocol: "tcp" | "udp";
+  service?: string;
+  /**
+   * Set only by a public edge (docs/external-access.md): the flow carries a connection from outside the mesh,
+   * whose source address is here for the receiver's logs. The receiver admits it only from a peer whose
+   * certificate grants role edge, and decides it as the `external` principal, not as the edge.
+   */
+  external?: ExternalOrigin;
+}
+export interface ExternalOrigin { source: string }
 
 export const flowOpen = defineMessage<FlowOpen>("flow open", CONTROL_MESSAGE_VERSION, {
   port: field.uint(65535),
   protocol: field.oneOf(["tcp", "udp"] as const),
   service: field.optional(field.string(63)),
+  external: field.optional(field.record<ExternalOrigin>({ source: field.string(64) })),
 });

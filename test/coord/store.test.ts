@@ -184,6 +184,7 @@ describe.skipIf(!!pgSkip)("PostgreSQL shared by several replicas", () => {
     const versions = await Promise.all(rs.map((s) => s.migrate()));
     expect(new Set(versions).size).toBe(1);
     const rows = (await sql("SELECT version FROM schema_migrations ORDER BY version")).rows.map((r) => r.version);
+    // Every version, each once.
     expect(rows).toEqual(Array.from({ length: versions[0] }, (_, i) => i + 1));
   });
 

@@ -94,11 +94,11 @@ export class EmberLab {
   }
 
   /** A one-time token from `ember token create` run in the coordination server's namespace (retried: CI machines are busy). */
-  async token(groups: string[] = []): Promise<string> {
+  async token(groups: string[] = [], roles: string[] = []): Promise<string> {
     let last = "";
     for (let attempt = 0; attempt < 3; attempt++) {
       const r = await this.lab.run(this.coordHost, [process.execPath, EMBER, "token", "create", "--tenant", TENANT,
-        ...(groups.length ? ["--groups", groups.join(",")] : []), "--json", ...this.adminArgs()], { timeoutMs: 60_000 });
+        ...(groups.length ? ["--groups", groups.join(",")] : []), ...(roles.length ? ["--roles", roles.join(",")] : []), "--json", ...this.adminArgs()], { timeoutMs: 60_000 });
       if (r.code === 0) return JSON.parse(r.stdout).token;
       last = `exit ${r.code}: ${r.stderr.trim()}`;
     }
