@@ -2,6 +2,7 @@
 // SQLite, a relay, and three nodes that enroll with one-time tokens; applies the demo policy; connects
 // by identity name; prints who reaches whom, over which path, with what latency; fetches a web page from
 // dashboard-1 by name through laptop-1's proxy and shows the fetch to db-1 refused with its reason; exits.
+import { randomBytes } from "node:crypto";
 import type { Command } from "commander";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +15,9 @@ import { freeTcpPort, LocalMesh, type DemoNode } from "./demo-mesh.js";
 
 
 const POLICY_FILE = join(PACKAGE_ROOT, "examples", "policy", "demo.yaml");
+const DEMO_USER = "alice";
+/** A throwaway password for a throwaway mesh: it lives as long as the demo's temporary directory. */
+const DEMO_PASSWORD = randomBytes(18).toString("base64url");
 const TENANT = "demo";
 
 export function registerDemo(program: Command): void {
@@ -44,14 +48,14 @@ export function registerDemo(program: Command): void {
 async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
   say("EmberNet local mesh demo: every process on 127.0.0.1, state in a temporary directory\n");
   await mesh.init("demo.embernet");
-  say(`[1/7] offline root + cluster intermediate CA for trust domain demo.embernet`);
+  say(`[1/8] offline root + cluster intermediate CA for trust domain demo.embernet`);
 
   const relay = await mesh.startRelay("relay-1");
   await mesh.startCoord([{ name: "relay-1", port: relay.port, stunPort: relay.stunPort }]);
-  say(`[2/7] coordination server ${mesh.coordUrl} (SQLite, mTLS; only enrollment and health are open)`);
+  say(`[2/8] coordination server ${mesh.coordUrl} (SQLite, mTLS; only enrollment and health are open)`);
   await mesh.start("relay", ["relay", "--name", "relay-1", "--listen", `127.0.0.1:${relay.port}`, "--stun", `127.0.0.1:${relay.stunPort}`,
     "--cert", relay.certFlags.cert, "--key", relay.certFlags.key, "--ca", relay.certFlags.ca, "--coord", mesh.coordUrl], /listen/);
-  say(`[3/7] relay relay-1 on 127.0.0.1:${relay.port} (TLS), STUN on udp/${relay.stunPort}`);
+  say(`[3/8] relay relay-1 on 127.0.0.1:${relay.port} (TLS), STUN on udp/${relay.stunPort}`);
 
   const nodes: DemoNode[] = [
     { name: "laptop-1", groups: ["engineering-team"] },
@@ -60,11 +64,13 @@ async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
   ].map((n) => ({ ...n, dir: join(mesh.dir, n.name), socket: join(mesh.dir, n.name, "ember.sock") }));
   const proxyPort = await freeTcpPort();
   for (const n of nodes) await mesh.startNode(n, TENANT, n.name === "laptop-1" ? ["--proxy", String(proxyPort)] : []);
-  say(`[4/7] nodes enrolled with one-time tokens (keys made on the node, only CSRs sent): ${nodes.map((n) => `${n.name} (@${n.groups[0]})`).join(", ")}`);
+  say(`[4/8] nodes enrolled with one-time tokens (keys made on the node, only CSRs sent): ${nodes.map((n) => `${n.name} (@${n.groups[0]})`).join(", ")}`);
 
+  // A person of the mesh, before the policy (its embedded tests name user:alice): step 8 logs her in on laptop-1.
+  await mesh.admin().putMeshUser({ username: DEMO_USER, password: DEMO_PASSWORD, tenant: TENANT, groups: ["engineering-team"] });
   const policy = readFileSync(POLICY_FILE, "utf8");
   await mesh.admin().setPolicy(policy);
-  say(`[5/7] policy applied from examples/policy/demo.yaml (its embedded tests passed)`);
+  say(`[5/8] policy applied from examples/policy/demo.yaml (its embedded tests passed)`);
 
   const pairs: [string, string, string][] = [
     ["laptop-1", "dashboard-1", "dashboard-1:443/https"],
@@ -98,7 +104,7 @@ async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
     rows.push([from, to, flow, check.allow ? "allow" : "deny", path, latency, note]);
     result.push({ from, to, flow, allow: check.allow, path, latency, note });
   }
-  say(`[6/7] connecting by identity name over end-to-end encrypted sessions:\n`);
+  say(`[6/8] connecting by identity name over end-to-end encrypted sessions:\n`);
   printTableTo(say, ["FROM", "TO", "FLOW", "POLICY", "PATH", "LATENCY", "WHY"], rows);
   say("");
 
@@ -106,7 +112,7 @@ async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
   say("");
   for (const n of nodes) {
     const st = await mesh.request<any>(n, "status");
-    say(`${n.name}: ${st.identity}, home relay ${st.coordination?.homeRelay ?? "-"}, peers: ${st.peers.map((p: any) => `${p.name} ${p.state} via ${p.path}`).join(", ") || "none (policy hides everyone)"}`);
+    say(`${n.name}${st.user ? ` (user ${st.user.name} logged in)` : ""}: ${st.identity}, home relay ${st.coordination?.homeRelay ?? "-"}, peers: ${st.peers.map((p: any) => `${p.name} ${p.state} via ${p.path}`).join(", ") || "none (policy hides everyone)"}`);
   }
   say("\nstopping every process; nothing keeps running after this.");
   return { coordUrl: mesh.coordUrl, flows: result, fetches };
@@ -129,7 +135,7 @@ async function fetchByName(mesh: LocalMesh, byName: Map<string, DemoNode>, proxy
     const laptop = byName.get("laptop-1")!;
     // The services reach laptop-1's map with the nodes' next status reports.
     await waitFor(async () => ((await mesh.request<any[]>(laptop, "peers")).find((p) => p.name === "dashboard-1")?.services.length ? true : undefined), 10_000);
-    say(`[7/7] applications reach services by name through laptop-1's proxy (127.0.0.1:${proxyPort}, SOCKS5 and HTTP):\n`);
+    say(`[7/8] applications reach services by name through laptop-1's proxy (127.0.0.1:${proxyPort}, SOCKS5 and HTTP):\n`);
     const out: Record<string, unknown>[] = [];
     for (const url of ["http://web.dashboard-1/", "http://db-1:5432/"]) {
       const r = await httpViaProxy(url, proxyPort);
@@ -140,10 +146,41 @@ async function fetchByName(mesh: LocalMesh, byName: Map<string, DemoNode>, proxy
         say(`  GET ${url} -> ${r.status} refused in ${r.ms} ms: ${firstLine(r.body)}`);
       }
     }
+    out.push(...await userStep(mesh, byName, proxyPort, say));
     return out;
   } finally {
     web.close();
     db.close();
+  }
+}
+
+/**
+ * Step 8: a person logs in. db-1's admin page is allowed to user:alice only: laptop-1 as a machine is refused;
+ * once alice logs in on laptop-1 (a user certificate bound to laptop-1's key), its flows are hers.
+ */
+async function userStep(mesh: LocalMesh, byName: Map<string, DemoNode>, proxyPort: number, say: (l: string) => void) {
+  const admin = createHttpServer((_req, res) => res.end(`<!doctype html><title>db admin</title><h1>db-1 admin, for alice only</h1>\n`));
+  await listenLocal(admin);
+  try {
+    const laptop = byName.get("laptop-1")!;
+    await mesh.request(byName.get("db-1")!, "serve", { name: "admin", to: `127.0.0.1:${portOf(admin)}`, port: 8443, protocol: "tcp" });
+    await waitFor(async () => ((await mesh.request<any[]>(laptop, "peers")).find((p) => p.name === "db-1")?.services.length === 2 ? true : undefined), 10_000);
+    say(`\n[8/8] people: db-1's admin page is allowed to user:${DEMO_USER} only (examples/policy/demo.yaml):\n`);
+    const url = "http://admin.db-1/";
+    const before = await httpViaProxy(url, proxyPort);
+    say(`  as the machine laptop-1: GET ${url} -> ${before.status}: ${firstLine(before.body)}`);
+    const login = await mesh.request<{ user: string; groups: string[]; notAfter: string }>(laptop, "login", { username: DEMO_USER, password: DEMO_PASSWORD });
+    say(`  ember login --user ${login.user} on laptop-1: a user certificate bound to laptop-1's key, groups ${login.groups.join(", ")}, until ${login.notAfter}`);
+    // Peers learn the login from their next map delta (milliseconds).
+    let after = await httpViaProxy(url, proxyPort);
+    for (let i = 0; i < 20 && after.status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await httpViaProxy(url, proxyPort);
+    }
+    say(`  as ${DEMO_USER} on laptop-1:      GET ${url} -> ${after.status}, ${after.bytes} bytes in ${after.ms} ms: ${firstLine(after.body)}`);
+    return [{ url, as: "laptop-1", ...before }, { url, as: `user:${DEMO_USER}`, ...after }];
+  } finally {
+    admin.close();
   }
 }
 
