@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { AdminClient } from "../../src/coord/admin-client.js";
 import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
+import { PATHS } from "../../src/wire/coord-api.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { makeMesh, rawRequest, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 
@@ -130,6 +131,24 @@ describe.skipIf(!!pgSkip)("coordination replicas on one PostgreSQL", () => {
     expect(lists[1]).toEqual(lists[0]);
     expect(lists[2]).toEqual(lists[0]);
   }, 60_000);
+
+  it("carries a person's login and disable from one replica to the streams held by the others", async () => {
+    const c = reps[2];
+    const app = clients[0];
+    const db5 = clients[1];
+    await admin(c).putMeshUser({ username: "alice", password: "correct horse battery", tenant: "acme", groups: ["eng"] });
+    // db-5's stream and its login request go to a; app-1 watches from b.
+    const r = await db5.post(PATHS.login, { username: "alice", password: "correct horse battery" });
+    expect(r).toMatchObject({ user: "alice", device: "db-5", groups: ["eng"] });
+    const loginMs = await timeUntil(() => app.map!.peers.find((p) => p.name === "db-5")?.userCertPem === r.certPem, 2_000, "alice's certificate in b's stream");
+    await waitFor(() => db5.map!.self.userCertPem === r.certPem, 2_000, "db-5's own map shows the login");
+    const t0 = performance.now();
+    const off = await admin(c).setUserDisabled("alice", true);
+    expect(off.loggedOut).toEqual(["db-5"]);
+    const disableMs = await timeUntil(() => app.map!.peers.find((p) => p.name === "db-5")?.userCertPem === undefined, 2_000, "the login gone from b's stream");
+    console.log(`login on replica a -> in the stream on replica b: ${loginMs.toFixed(1)} ms; disable on c -> gone on b: ${disableMs.toFixed(1)} ms after c's answer (${(performance.now() - t0).toFixed(1)} ms with the request)`);
+    await waitFor(() => db5.map!.self.userCertPem === undefined, 2_000, "db-5's own map drops the login");
+  }, 30_000);
 
   it("enrolls a one-time token given to every replica at once exactly once", async () => {
     for (let round = 0; round < 5; round++) {
