@@ -24,6 +24,7 @@ import { ADMIN_ROLE } from "./protocol.js";
 import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
+import { AttemptLimiter } from "./attempt-limiter.js";
 
 export const SESSION_COOKIE = "ember_session";
 export const SESSION_TYP = "session+jwt";
@@ -83,7 +84,7 @@ function dashboardDir(): string {
 
 export class Console {
   private readonly files = new Map<string, { type: string; body: Buffer }>();
-  private readonly loginBuckets = new Map<string, { tokens: number; at: number }>();
+  private readonly attempts = new AttemptLimiter(LOGIN_BURST, LOGIN_REFILL_MS);
   private readonly loggedOut = new Map<string, number>();
   private readonly streams = new Set<ServerResponse>();
   private ticker?: NodeJS.Timeout;
@@ -174,20 +175,6 @@ export class Console {
     res.setHeader("set-cookie", `${SESSION_COOKIE}=${token}; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=${SESSION_TTL_S}`);
   }
 
-  private loginAllowed(key: string): boolean {
-    const now = Date.now();
-    let b = this.loginBuckets.get(key);
-    if (!b) {
-      if (this.loginBuckets.size > 10_000) this.loginBuckets.clear();
-      this.loginBuckets.set(key, (b = { tokens: LOGIN_BURST, at: now }));
-    }
-    b.tokens = Math.min(LOGIN_BURST, b.tokens + (now - b.at) / LOGIN_REFILL_MS);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
   private checkCsrf(req: IncomingMessage): void {
     if (req.headers[CSRF_HEADER] !== "1") throw new HttpError(403, "csrf", `state-changing console requests need the header ${CSRF_HEADER}: 1`);
   }
@@ -198,7 +185,7 @@ export class Console {
     const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
     const password = typeof b.password === "string" ? b.password : "";
     const source = req.socket.remoteAddress ?? "?";
-    if (!this.loginAllowed(`u:${username}`) || !this.loginAllowed(`a:${source}`)) {
+    if (!this.attempts.allow(`u:${username}`) || !this.attempts.allow(`a:${source}`)) {
       res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
       throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
     }

@@ -11,6 +11,7 @@ import { NAME_PATTERN } from "../pki/constants.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash } from "./passwords.js";
+import { AttemptLimiter } from "./attempt-limiter.js";
 import type { ConsoleUser, NodeRecord, NodeUser, Store } from "./store.js";
 
 /** A device code lives this long; the node polls at most once per interval. */
@@ -50,7 +51,7 @@ export interface UserLoginContext {
 export class UserLogins {
   private readonly byDeviceCode = new Map<string, PendingCode>();
   private readonly byUserCode = new Map<string, string>();
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly attempts = new AttemptLimiter(LOGIN_BURST, LOGIN_REFILL_MS);
   readonly counters = { logins: 0, refused: 0, logouts: 0, expired: 0, disabled: 0 };
 
   constructor(private readonly ctx: UserLoginContext) {}
@@ -60,7 +61,7 @@ export class UserLogins {
     const b = await readJson(req, 4096);
     const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
     const password = typeof b.password === "string" ? b.password : "";
-    if (!this.allowed(`u:${username}`) || !this.allowed(`d:${id.name}`)) {
+    if (!this.attempts.allow(`u:${username}`) || !this.attempts.allow(`d:${id.name}`)) {
       res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
       throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
     }
@@ -214,20 +215,6 @@ export class UserLogins {
     if (v === undefined) return max;
     if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 1_000) throw new HttpError(400, "bad_request", `"ttlMs" must be a whole number of ms, at least 1000`);
     return Math.min(v, max);
-  }
-
-  private allowed(key: string): boolean {
-    const now = Date.now();
-    let b = this.buckets.get(key);
-    if (!b) {
-      if (this.buckets.size > 10_000) this.buckets.clear();
-      this.buckets.set(key, (b = { tokens: LOGIN_BURST, at: now }));
-    }
-    b.tokens = Math.min(LOGIN_BURST, b.tokens + (now - b.at) / LOGIN_REFILL_MS);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
   }
 
   private sweepCodes(now = Date.now()): void {
