@@ -2,8 +2,11 @@
 // connections (one map stream each), every node enrolled through the API with its own key and CSR.
 // Prints enrollment/s, server memory per connected node, and the time and bytes from one endpoint change
 // and from one policy change until every affected node holds its delta.
-//   npm run bench:coord                 # N = 1000 and 10000
+//   npm run bench:coord                 # N = 1000 and 10000, SQLite
 //   npx tsx bench/coord.ts 2000         # one size
+//   npx tsx bench/coord.ts --pg 1 1000  # PostgreSQL (a throwaway cluster), one replica
+//   npx tsx bench/coord.ts --pg 2 1000  # two replicas on it: nodes alternate between them (enrollment and streams),
+//                                       # so deltas cross replicas through the change log
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,6 +14,7 @@ import { join } from "node:path";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates } from "../src/pki/index.js";
 import { AdminClient } from "../src/coord/admin-client.js";
 import { CoordClient, enroll } from "../src/coord/client.js";
+import { startPostgres, type PgCluster } from "../test/helpers/postgres.js";
 
 const EMBER = join(import.meta.dirname, "..", "bin", "ember.mjs");
 const TEAM = 50; // nodes per team; policy lets a team reach itself
@@ -32,9 +36,9 @@ async function waitUntil(fn: () => boolean, what: string, limitMs = MAX_WAIT_MS)
   return performance.now() - t0;
 }
 
-function startCoord(data: string, caDir: string): Promise<{ child: ChildProcess; url: string }> {
+function startCoord(data: string, caDir: string, store?: string): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--max-old-space-size=8192", EMBER, "coord", "--data", data, "--ca-dir", caDir, "--listen", "127.0.0.1:0"],
+    const child = spawn(process.execPath, ["--max-old-space-size=8192", EMBER, "coord", "--data", data, "--ca-dir", caDir, "--listen", "127.0.0.1:0", ...(store ? ["--store", store] : [])],
       { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EMBER_LOG_LEVEL: "warn" } });
     let out = "";
     child.stdout!.on("data", (c) => {
@@ -53,19 +57,32 @@ function teamPolicy(teams: number, extra = ""): string {
   return s + extra;
 }
 
-async function run(n: number): Promise<void> {
+/** replicas = 0: SQLite; else that many `ember coord` processes on one PostgreSQL database. */
+async function run(n: number, replicas: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "ember-bench-coord-"));
   const clients: CoordClient[] = [];
-  let coord: ChildProcess | undefined;
+  const coords: ChildProcess[] = [];
+  let cluster: PgCluster | undefined;
   try {
     const ca = await initCa(join(dir, "ca"), "bench.internal");
     const keys = generateEd25519();
     const der = await issueLeaf(ca, { name: "bench-admin", tenant: "ops", roles: ["admin"], ttlMs: 24 * 3_600_000, publicKey: keys.publicKey });
     writeFileSync(join(dir, "admin.crt"), withIntermediates(toPem(der, "CERTIFICATE"), ca.bundlePem));
     writeFileSync(join(dir, "admin.key"), privateKeyToPem(keys.privateKey), { mode: 0o600 });
-    const started = await startCoord(join(dir, "data"), ca.dir);
-    coord = started.child;
-    const url = started.url;
+    let store: string | undefined;
+    if (replicas > 0) {
+      cluster = await startPostgres();
+      store = await cluster.createDatabase("bench");
+    }
+    const urls: string[] = [];
+    for (let r = 0; r < Math.max(1, replicas); r++) {
+      const started = await startCoord(join(dir, `data-${r}`), ca.dir, store);
+      coords.push(started.child);
+      urls.push(started.url);
+    }
+    const url = urls[0];
+    /** Node i's replica: nodes alternate, so half of every team is on each of two replicas. */
+    const urlOf = (i: number) => urls[i % urls.length];
     const admin = () => new AdminClient({ coord: url, cert: join(dir, "admin.crt"), key: join(dir, "admin.key"), ca: join(ca.dir, "bundle.pem") }, {});
     const teams = Math.ceil(n / TEAM);
 
@@ -76,20 +93,21 @@ async function run(n: number): Promise<void> {
     const t0 = performance.now();
     await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, async () => {
       for (let i = next++; i < n; i = next++) {
-        await enroll({ coordUrl: url, token: tokens[Math.floor(i / TEAM)], name: `n-${i}`, stateDir: join(dir, "nodes", `n-${i}`) });
+        await enroll({ coordUrl: urlOf(i), token: tokens[Math.floor(i / TEAM)], name: `n-${i}`, stateDir: join(dir, "nodes", `n-${i}`) });
       }
     }));
     const enrollMs = performance.now() - t0;
     await admin().setPolicy(teamPolicy(teams));
 
     // 2. Connect every node's map stream.
-    const rssBefore = rssKiB(coord.pid!);
+    const rssOf = () => coords.reduce((a, c) => a + rssKiB(c.pid!), 0);
+    const rssBefore = rssOf();
     const heapBefore = process.memoryUsage().heapUsed;
     const t1 = performance.now();
     for (let i = 0; i < n; i += CONNECT_BATCH) {
       const batch: CoordClient[] = [];
       for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) {
-        const c = new CoordClient({ coordUrl: url, stateDir: join(dir, "nodes", `n-${j}`), minBackoffMs: 1_000, maxBackoffMs: 10_000 });
+        const c = new CoordClient({ coordUrl: urlOf(j), stateDir: join(dir, "nodes", `n-${j}`), minBackoffMs: 1_000, maxBackoffMs: 10_000 });
         c.start();
         batch.push(c);
       }
@@ -98,7 +116,7 @@ async function run(n: number): Promise<void> {
     }
     const connectMs = performance.now() - t1;
     await new Promise((r) => setTimeout(r, 2_500)); // let the server's status flush and GC settle
-    const rssAfter = rssKiB(coord.pid!);
+    const rssAfter = rssOf();
     const clientHeap = (process.memoryUsage().heapUsed - heapBefore) / n;
 
     // 3. One node's endpoint change: its 49 team mates must get it, nobody else.
@@ -126,20 +144,25 @@ async function run(n: number): Promise<void> {
     const policyBytes = bytesNow() - b0, policyDeltas = deltasNow() - d0;
 
     const lines = [
-      `N = ${n} nodes (${teams} teams of ${TEAM}; policy: each team reaches itself)`,
+      `N = ${n} nodes (${teams} teams of ${TEAM}; policy: each team reaches itself); store: ${replicas ? `PostgreSQL, ${replicas} replica(s)${replicas > 1 ? ", nodes alternating" : ""}` : "SQLite"}`,
       `  enrollment          ${(n / (enrollMs / 1000)).toFixed(0)} enrollments/s (${(enrollMs / 1000).toFixed(1)} s, ${ENROLL_CONCURRENCY} concurrent, key+CSR+HTTPS+fsync each)`,
-      `  connect all streams ${(connectMs / 1000).toFixed(1)} s; server RSS +${((rssAfter - rssBefore) / 1024).toFixed(0)} MiB = ${((rssAfter - rssBefore) / n).toFixed(1)} KiB per connected node (server total ${(rssAfter / 1024).toFixed(0)} MiB); client heap ${(clientHeap / 1024).toFixed(1)} KiB per client`,
+      `  connect all streams ${(connectMs / 1000).toFixed(1)} s; server RSS (all replicas) +${((rssAfter - rssBefore) / 1024).toFixed(0)} MiB = ${((rssAfter - rssBefore) / n).toFixed(1)} KiB per connected node (server total ${(rssAfter / 1024).toFixed(0)} MiB); client heap ${(clientHeap / 1024).toFixed(1)} KiB per client`,
       `  endpoint change     ${endpointMs.toFixed(1)} ms until all ${team0.length} affected nodes had it; ${endpointDeltas} deltas, ${endpointBytes} bytes on all streams`,
       `  policy change       ${policyMs.toFixed(1)} ms until all ${team0.length + 1 + team1.length} affected nodes had it; ${policyDeltas} deltas, ${policyBytes} bytes on all streams`,
     ];
     process.stdout.write(lines.join("\n") + "\n");
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
-    coord?.kill("SIGKILL");
+    for (const c of coords) c.kill("SIGKILL");
+    cluster?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const sizes = process.argv.slice(2).map(Number).filter((x) => x > 0);
-for (const n of sizes.length ? sizes : [1_000, 10_000]) await run(n);
+const args = process.argv.slice(2);
+const pgAt = args.indexOf("--pg");
+const replicas = pgAt >= 0 ? Number(args.splice(pgAt, 2)[1]) : 0;
+if (!(replicas >= 0 && replicas <= 8)) throw new Error("--pg takes the number of replicas, 1-8");
+const sizes = args.map(Number).filter((x) => x > 0);
+for (const n of sizes.length ? sizes : [1_000, 10_000]) await run(n, replicas);
 process.exit(0);
