@@ -61,7 +61,7 @@ export function registerPolicy(program: Command): void {
 
   withAdminFlags(policy.command("check")
     .description("would the policy allow this flow? exit 0 allow, 1 deny")
-    .requiredOption("--from <name>", "source node")
+    .requiredOption("--from <name>", "source node, or user:NAME for a person")
     .requiredOption("--to <name:port[/proto]>", "target node, port and protocol")
     .option("--json", "machine-readable output"))
     .action(async (o: AdminConnectionFlags & { from: string; to: string; json?: boolean }) => {

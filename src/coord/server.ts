@@ -16,7 +16,7 @@ import {
 import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
 import { hubPeerFromNode, MapHub, type FrameSink } from "./map-hub.js";
-import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult } from "./policy-adapter.js";
+import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
@@ -777,14 +777,20 @@ export class CoordServer {
     sendJson(res, 200, { ok: true, hash, rules: policy.rules.length, warnings: r.warnings });
   }
 
+  private async userPrincipal(name: string): Promise<Principal | undefined> {
+    const u = NAME_PATTERN.test(name) ? await this.store.getUser(name) : undefined;
+    return u?.tenant !== undefined ? { name: u.username, tenant: u.tenant, groups: u.groups ?? [], kind: "user" } : undefined;
+  }
+
   private async checkPolicy(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const b = await readJson(req, MAX_BODY_BYTES);
-    const fromName = str(b, "from", 63);
+    const fromName = str(b, "from", 68);
     let flow;
     try { flow = parseFlowSpec(str(b, "to", 128)); } catch (err) { throw new HttpError(400, "bad_flow", (err as Error).message); }
-    const from = this.hub.principal(fromName);
+    // `user:NAME` asks about a person (on any device), as a user: rule sees them.
+    const from = fromName.startsWith("user:") ? await this.userPrincipal(fromName.slice(5)) : this.hub.principal(fromName);
     const to = this.hub.principal(flow.name);
-    if (!from) throw new HttpError(404, "unknown_node", `no active node named "${fromName}"`);
+    if (!from) throw new HttpError(404, "unknown_node", fromName.startsWith("user:") ? `no user of the mesh named "${fromName.slice(5)}"` : `no active node named "${fromName}"`);
     if (!to) throw new HttpError(404, "unknown_node", `no active node named "${flow.name}"`);
     const d = decide(this.policy, from, to, flow.port, flow.protocol);
     sendJson(res, 200, { allow: d.allow, rule: d.rule, reason: d.reason, from: fromName, to: flow.name, port: flow.port, protocol: flow.protocol });

@@ -126,6 +126,16 @@ describe("users log in on devices", () => {
     expect(logOf(web)).toMatch(/"event":"flow_allowed","side":"receiver","flow":"user:alice\.acme@laptop-1 -> web-1\.acme:7070\/tcp","user":"alice","device":"laptop-1"/);
   }, 60_000);
 
+  it("ember policy check answers for a person as user:NAME and for the machine of the same name apart", () => {
+    const asUser = JSON.parse(ember(["policy", "check", "--from", "user:alice", "--to", "web-1:7070/tcp", "--json", ...admin()]).stdout);
+    expect(asUser).toMatchObject({ allow: true, from: "user:alice" });
+    const asMachine = JSON.parse(ember(["policy", "check", "--from", "alice", "--to", "web-1:7070/tcp", "--json", ...admin()]).stdout);
+    expect(asMachine).toMatchObject({ allow: false, reason: "default deny" });
+    const nobody = ember(["policy", "check", "--from", "user:nobody", "--to", "web-1:7070/tcp", ...admin()]);
+    expect(nobody.code).not.toBe(0);
+    expect(nobody.stderr + nobody.stdout).toMatch(/no user of the mesh named "nobody"/);
+  });
+
   it("a machine named alice never satisfies user:alice", async () => {
     await fetchOk(machineAlice, 6060);
     const r = await curlVia(proxy.get(machineAlice.name)!, "http://web-1:7070/");
