@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Entry point of the `ember` CLI. The compiled tree (dist/, built by `npm run build`, which `npm ci` runs
-// through the prepare script) is used when it is at least as new as every TypeScript source; otherwise the
-// sources run through tsx, so an edited checkout never runs stale code.
+// Entry point of the `ember` CLI. The build (`npm run build`, which `npm ci` runs through the prepare script) is
+// used when it is at least as new as every TypeScript source: the bundle (dist/bundle/, a few ESM files: smaller
+// resident memory than the module tree, docs/performance.md "Memory"), else the compiled tree (dist/src/);
+// otherwise the sources run through tsx, so an edited checkout never runs stale code. EMBER_BUNDLE=off skips the
+// bundle (to compare the two).
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,6 +17,7 @@ const semiSpaceMb = Number(process.env.EMBER_SEMI_SPACE_MB ?? 2);
 if (DAEMON_VERBS.has(process.argv[2]) && semiSpaceMb > 0) setFlagsFromString(`--max-semi-space-size=${semiSpaceMb} --semi-space-growth-factor=2`);
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bundled = join(root, "dist", "bundle", "ember.js");
 const built = join(root, "dist", "src", "cli", "main.js");
 
 /** Newest modification time of the .ts files under these directories (a few hundred stats: about a millisecond). */
@@ -31,7 +34,11 @@ function newestSource(dirs) {
   return newest;
 }
 
-if (existsSync(built) && statSync(built).mtimeMs >= newestSource([join(root, "src"), join(root, "relay")])) {
+const sourcesAt = newestSource([join(root, "src"), join(root, "relay")]);
+const fresh = (f) => existsSync(f) && statSync(f).mtimeMs >= sourcesAt;
+if (process.env.EMBER_BUNDLE !== "off" && fresh(bundled)) {
+  await import(pathToFileURL(bundled).href);
+} else if (fresh(built)) {
   await import(pathToFileURL(built).href);
 } else if (process.env.EMBER_NO_TSX === "1") {
   // Tests and packaging checks: the compiled tree must be used.
