@@ -330,8 +330,8 @@ export class Mesh {
    * A map from the coordination server (full, or after a delta: the coordination client keeps every unchanged peer's
    * object, so identity tells what changed). Only the peers that changed get their paths and session set up again,
    * unless everyPeer (a relay connected: every relay path may change). Applying every peer on every delta made an
-   * enrollment burst quadratic: 994 new identities meant ~500,000 peer set-ups whose garbage, promoted past V8's
-   * small young generation (bin/ember.mjs), left a 999-peer node 20-40 MB larger at rest (docs/performance.md).
+   * enrollment burst quadratic: 994 new identities meant ~500,000 peer set-ups, and their garbage grew a 999-peer
+   * node's V8 heap to 62-72 MB during the burst (docs/performance.md "Memory").
    */
   private applyMap(m: PeerMap, everyPeer = false): void {
     const { device, log } = this.deps;
