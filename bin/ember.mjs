@@ -1,20 +1,28 @@
 #!/usr/bin/env node
-// Entry point of the `ember` CLI. The compiled tree (dist/, built by `npm run build`, which `npm ci` runs
-// through the prepare script) is used when it is at least as new as every TypeScript source; otherwise the
-// sources run through tsx, so an edited checkout never runs stale code.
+// Entry point of the `ember` CLI. The build (`npm run build`, which `npm ci` runs through the prepare script) is
+// used when it is at least as new as every TypeScript source: the bundle (dist/bundle/, a few ESM files: smaller
+// resident memory than the module tree, docs/performance.md "Memory"), else the compiled tree (dist/src/);
+// otherwise the sources run through tsx, so an edited checkout never runs stale code. EMBER_BUNDLE=off skips the
+// bundle (to compare the two).
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { dirname, join } from "node:path";
 
-// The long-running daemons keep V8's young generation small (docs/performance.md "Memory"): its default of up to
-// 3 x 16 MB semi-spaces is sized for allocation-heavy servers and was a third of an idle node's resident memory.
-// Set before anything else is loaded, so the heap never grows past it. EMBER_SEMI_SPACE_MB overrides (0: V8's).
-const DAEMON_VERBS = new Set(["up", "relay", "coord", "edge"]);
-const semiSpaceMb = Number(process.env.EMBER_SEMI_SPACE_MB ?? 2);
-if (DAEMON_VERBS.has(process.argv[2]) && semiSpaceMb > 0) setFlagsFromString(`--max-semi-space-size=${semiSpaceMb} --semi-space-growth-factor=2`);
+// The node daemon keeps V8's young generation small (docs/performance.md "Memory"). V8's default lets it
+// grow to 2 x 16 MB semi-spaces in an allocation burst (a map of 1,000 peers arriving), and it stays grown until V8
+// finds the process idle: that was 10-30 MB of a 999-peer node's resident memory, varying from node to node.
+// --max-semi-space-size works only on node's command line (V8 sizes its heap before any script runs: set here, it
+// was measured to do nothing), but a growth factor of 1 set here holds the young generation at its initial 1 MB
+// semi-spaces. EMBER_YOUNG_GEN=v8 leaves V8's default; NODE_OPTIONS=--max-semi-space-size=N sets another size.
+// The relay and the coordination server keep V8's default (what they ran with, measured, since this setting never
+// took effect for them): their throughput with a 1 MB young generation has not been measured.
+const SMALL_YOUNG_GEN_VERBS = new Set(["up"]);
+const sizedByNode = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((a) => a.startsWith("--max-semi-space-size"));
+if (SMALL_YOUNG_GEN_VERBS.has(process.argv[2]) && process.env.EMBER_YOUNG_GEN !== "v8" && !sizedByNode) setFlagsFromString("--semi-space-growth-factor=1");
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bundled = join(root, "dist", "bundle", "ember.js");
 const built = join(root, "dist", "src", "cli", "main.js");
 
 /** Newest modification time of the .ts files under these directories (a few hundred stats: about a millisecond). */
@@ -31,7 +39,11 @@ function newestSource(dirs) {
   return newest;
 }
 
-if (existsSync(built) && statSync(built).mtimeMs >= newestSource([join(root, "src"), join(root, "relay")])) {
+const sourcesAt = newestSource([join(root, "src"), join(root, "relay")]);
+const fresh = (f) => existsSync(f) && statSync(f).mtimeMs >= sourcesAt;
+if (process.env.EMBER_BUNDLE !== "off" && fresh(bundled)) {
+  await import(pathToFileURL(bundled).href);
+} else if (fresh(built)) {
   await import(pathToFileURL(built).href);
 } else if (process.env.EMBER_NO_TSX === "1") {
   // Tests and packaging checks: the compiled tree must be used.

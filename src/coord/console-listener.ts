@@ -11,7 +11,7 @@ import { createServer, type Server } from "node:https";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import type { Logger } from "pino";
-import { x509 } from "../pki/x509-provider.js";
+import { x509 as loadX509 } from "../pki/x509-provider.js";
 import type { Console } from "./console.js";
 import { HttpError, sendError } from "./http.js";
 
@@ -28,6 +28,7 @@ export async function selfSignedWebCert(names: string[]): Promise<{ certPem: str
   const alg = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
   const keys = await webcrypto.subtle.generateKey(alg, true, ["sign", "verify"]) as CryptoKeyPair;
   const now = Date.now();
+  const x509 = loadX509();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomBytes(8).toString("hex").replace(/^[89a-f]/, "1"), name: "CN=EmberNet console",
     notBefore: new Date(now - 60_000), notAfter: new Date(now + SELF_SIGNED_DAYS * 86_400_000), keys, signingAlgorithm: alg,
@@ -50,7 +51,7 @@ async function webCredentials(o: ConsoleListenerOptions, log: Logger): Promise<{
   }
   const certPath = join(o.dataDir, CONSOLE_CERT_FILE), keyPath = join(o.dataDir, CONSOLE_KEY_FILE);
   if (existsSync(certPath) && existsSync(keyPath)) {
-    const c = new x509.X509Certificate(readFileSync(certPath, "utf8"));
+    const c = new (loadX509().X509Certificate)(readFileSync(certPath, "utf8"));
     if (c.notAfter.getTime() - Date.now() > 7 * 86_400_000) return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
   }
   const names = [...new Set(["localhost", "127.0.0.1", "::1", ...(o.host && o.host !== "0.0.0.0" && o.host !== "::" ? [o.host] : [])])];
@@ -84,7 +85,7 @@ export async function startConsoleListener(o: ConsoleListenerOptions, consoleApp
   await new Promise<void>((resolve, reject) => { server.once("error", reject); server.listen(o.port, o.host, () => { server.off("error", reject); resolve(); }); });
   const addr = server.address() as { address: string; port: number };
   const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
-  const der = new x509.X509Certificate(creds.cert).rawData;
+  const der = new (loadX509().X509Certificate)(creds.cert).rawData;
   const fingerprint = createHash("sha256").update(Buffer.from(der)).digest("hex").replace(/(..)(?!$)/g, "$1:");
   return { server, url: `https://${host}:${addr.port}/ui/`, fingerprint };
 }

@@ -62,7 +62,7 @@ export class NodeHealth {
     if (cfg.coordUrl) {
       this.telemetry = new TelemetryClient({
         coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: d.log, verifier: d.verifier,
-        credentials: () => d.credentials(), snapshot: () => ({ peers: this.peers(), problems: this.problems() }),
+        credentials: () => d.credentials(), snapshot: () => { const peers = this.peers(); return { peers, problems: diagnose(this.facts(peers)) }; },
       });
     }
     tap.attach((o) => this.onLog(o));
@@ -175,8 +175,9 @@ export class NodeHealth {
     for (const p of this.d.device.peers.values()) {
       const ep = p.endpoint;
       const path = ep?.kind === "relay" ? `relay:${ep.relay}` : ep ? "direct" : "-";
-      const desc = this.mesh?.paths.describe(p.name);
-      const cur = desc?.candidates.find((c) => c.endpoint === describeEndpoint(ep));
+      // Only a direct path has candidate figures; describe() builds a whole report, so not for every relayed or
+      // unreachable peer (a 999-peer node did it twice every 5 s for the telemetry snapshot: its at-rest garbage).
+      const cur = path === "direct" ? this.mesh?.paths.describe(p.name)?.candidates.find((c) => c.endpoint === describeEndpoint(ep)) : undefined;
       const rtt = path === "direct" && cur?.rttMs !== undefined ? cur.rttMs : p.stats.lastRttMs;
       // Loss on the direct path: path probes answered since the last sample.
       let lossPct: number | undefined;
@@ -191,7 +192,8 @@ export class NodeHealth {
     return out;
   }
 
-  facts(): DiagnosisFacts {
+  /** peers: this.peers() when the caller has it already (each call also advances the loss samples). */
+  facts(peers: PeerSnapshot[] = this.peers()): DiagnosisFacts {
     const mesh = this.mesh;
     const id = this.d.identity();
     const now = Date.now();
@@ -202,7 +204,7 @@ export class NodeHealth {
     return {
       now, coordUrl: this.d.config.coordUrl, coord: this.coord, relays,
       natType: this.d.candidates?.natType, stunServers: (mesh?.stunServers() ?? []).map((s) => `${s.host}:${s.port}`),
-      peers: this.peers(), clock: this.telemetry?.clock,
+      peers, clock: this.telemetry?.clock,
       certificate: { notBefore: id.notBefore.getTime(), notAfter: id.notAfter.getTime(), ...(now > id.notAfter.getTime() ? { problem: "expired" } : now < id.notBefore.getTime() ? { problem: "not_yet_valid" } : {}) },
       denied: [...this.denied.values()],
     };

@@ -331,7 +331,14 @@ export class Mesh {
     this.netcheckTimer.unref();
   }
 
-  private applyMap(m: PeerMap): void {
+  /**
+   * A map from the coordination server (full, or after a delta: the coordination client keeps every unchanged peer's
+   * object, so identity tells what changed). Only the peers that changed get their paths and session set up again,
+   * unless everyPeer (a relay connected: every relay path may change). Applying every peer on every delta made an
+   * enrollment burst quadratic: 994 new identities meant ~500,000 peer set-ups, and their garbage grew a 999-peer
+   * node's V8 heap to 62-72 MB during the burst (docs/performance.md "Memory").
+   */
+  private applyMap(m: PeerMap, everyPeer = false): void {
     const { device, log } = this.deps;
     const firstRelays = !this.map?.relays.length && m.relays.length > 0;
     const rulesChanged = this.map?.rules !== m.rules;
@@ -339,11 +346,11 @@ export class Mesh {
     if (firstRelays) this.scheduleNetcheck(0);
     if (m.revocation) this.applyRevocation(m.revocation);
     this.syncRelays(m);
-    const before = new Map(this.mapPeers);
-    this.mapPeers.clear();
     for (const p of m.peers) {
+      const before = this.mapPeers.get(p.name);
+      if (before === p && !everyPeer) continue;
       // A home relay the peer reported since: what relays said about it before is stale.
-      if (before.get(p.name)?.homeRelay !== p.homeRelay) this.relayAbsent.delete(p.name);
+      if (before?.homeRelay !== p.homeRelay) this.relayAbsent.delete(p.name);
       this.mapPeers.set(p.name, p);
       const relay = this.relayPathFor(p.name);
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
@@ -354,8 +361,13 @@ export class Mesh {
       device.addPeer(p.name, path);
       if (path) device.setPath(p.name, path);
     }
+    // Every map peer is in mapPeers now; more entries than map peers means some left the map.
+    if (this.mapPeers.size > m.peers.length) {
+      const present = new Set(m.peers.map((p) => p.name));
+      for (const name of this.mapPeers.keys()) if (!present.has(name)) this.mapPeers.delete(name);
+    }
     // Policy hides a peer: it leaves the map, and its session goes with it.
-    for (const name of [...device.peers.keys()]) {
+    for (const name of device.peers.keys()) {
       if (!this.mapPeers.has(name) && !this.deps.staticPeers.has(name)) {
         device.removePeer(name);
         this.paths.removePeer(name);
@@ -400,7 +412,7 @@ export class Mesh {
       client.on("unknown-peer", (name: string) => this.peerAbsent(name, r.name, "unknown peer"));
       client.on("peer-gone", (name: string) => this.peerAbsent(name, r.name, "peer gone"));
       // A relay that came up after the peers were known: give them their relay path now.
-      client.on("connected", () => { if (this.map) this.applyMap(this.map); });
+      client.on("connected", () => { if (this.map) this.applyMap(this.map, true); });
       client.on("connected", () => { log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
       for (const ev of ["connected", "drain"]) client.on(ev, () => device.writableChanged());
       // A relay that died: our home moves to another one now (and the coordination server hears it), and every peer

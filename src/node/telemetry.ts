@@ -121,13 +121,16 @@ export class TelemetryClient {
     try {
       const spooled = this.readSpool();
       if (spooled.length) {
-        for (let i = 0; i < spooled.length; i += MAX_BATCH_EVENTS) await this.send(spooled.slice(i, i + MAX_BATCH_EVENTS), false);
+        for (let i = 0; i < spooled.length; i += MAX_BATCH_EVENTS) await this.send(spooled.slice(i, i + MAX_BATCH_EVENTS));
         try { unlinkSync(this.spoolPath); } catch { /* gone */ }
       }
-      if (!hasNews(this.queue.length, viewOf(this.deps.snapshot(), Date.now()), this.lastSent)) return;
+      // One snapshot per flush (a 999-peer node's peer list is its largest allocation at rest).
+      const snap = this.deps.snapshot();
+      const view = viewOf(snap, Date.now());
+      if (!hasNews(this.queue.length, view, this.lastSent)) return;
       do {
         const events = this.queue.splice(0, MAX_BATCH_EVENTS);
-        try { await this.send(events, true); } catch (err) { this.spool(events); throw err; }
+        try { await this.send(events, { snap, view }); } catch (err) { this.spool(events); throw err; }
       } while (this.queue.length);
       this.stats.lastOkAt = Date.now();
       this.stats.lastError = "";
@@ -138,9 +141,9 @@ export class TelemetryClient {
     }
   }
 
-  private async send(events: TelemetryEvent[], withSnapshot: boolean): Promise<void> {
-    const snap = withSnapshot ? this.deps.snapshot() : undefined;
-    const view = snap ? viewOf(snap, Date.now()) : undefined;
+  private async send(events: TelemetryEvent[], withSnapshot?: { snap: ReturnType<TelemetryClientDeps["snapshot"]>; view: SentView }): Promise<void> {
+    const snap = withSnapshot?.snap;
+    const view = withSnapshot?.view;
     const body = {
       v: TELEMETRY_VERSION, seq: this.seq++, sentAt: Date.now(), events,
       ...(snap ? { peers: snap.peers, problems: snap.problems } : {}), ...(this.clock ? { clockOffsetMs: Math.round(this.clock.offsetMs) } : {}),

@@ -1,7 +1,7 @@
 // The one place certificates are assembled. The CA and leaf profiles (ca.ts, issue.ts) and the tests'
 // deliberately faulty certificates all go through buildCertificate, so a profile is just its parameters.
 import { createHash, randomBytes, sign, type KeyObject } from "node:crypto";
-import { x509, ED25519 } from "./x509-provider.js";
+import { x509 as loadX509, ED25519, type X509 } from "./x509-provider.js";
 import { OID_EMBER_GRANTS } from "./constants.js";
 import { encodeGrants, type Grants } from "./grants.js";
 import { toWebCryptoPair, toWebCryptoPublic, type Ed25519KeyPair } from "./keys.js";
@@ -41,9 +41,10 @@ export function escapeDnValue(v: string): string {
 }
 
 export async function buildCertificate(spec: CertificateSpec): Promise<Uint8Array> {
+  const x509 = loadX509();
   const signer = await toWebCryptoPair(spec.signer);
   const publicKey = await toWebCryptoPublic(spec.publicKey);
-  const extensions: InstanceType<typeof x509.Extension>[] = [
+  const extensions: InstanceType<X509["Extension"]>[] = [
     new x509.BasicConstraintsExtension(spec.isCa, spec.isCa ? spec.pathLength : undefined, true),
     new x509.KeyUsagesExtension(spec.keyUsage, true),
     await x509.SubjectKeyIdentifierExtension.create(publicKey),

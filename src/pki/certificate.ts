@@ -43,7 +43,11 @@ export interface ParsedCertificate {
   authorityKeyId: string | undefined;
 }
 
-export const KeyUsage = x509.KeyUsageFlags;
+/** X.509 key usage flags, bit i of the named-bit BIT STRING as 1 << i (the values of @peculiar/x509's KeyUsageFlags). */
+export const KeyUsage = {
+  digitalSignature: 1, nonRepudiation: 2, keyEncipherment: 4, dataEncipherment: 8, keyAgreement: 16,
+  keyCertSign: 32, cRLSign: 64, encipherOnly: 128, decipherOnly: 256,
+} as const;
 export const EKU_SERVER_AUTH = OID_EKU_SERVER_AUTH;
 export const EKU_CLIENT_AUTH = OID_EKU_CLIENT_AUTH;
 
@@ -188,7 +192,7 @@ function readTbs(der: Uint8Array): TbsFields {
       extensions.push({ type, critical, value: contentOf(der, expectTag(valueT, TAG.OCTET_STRING, "extnValue")) });
     }
   }
-  const text = (t: Tlv) => nameText(der, t) ?? new x509.Name(ab(der.slice(t.start, t.end))).toString();
+  const text = (t: Tlv) => nameText(der, t) ?? new (x509().Name)(ab(der.slice(t.start, t.end))).toString();
   return {
     serial: serialHex(contentOf(der, serialT)),
     issuer: text(issuerT),

@@ -4,7 +4,9 @@ import { describe, expect, it } from "vitest";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { x509, ED25519 } from "../../src/pki/x509-provider.js";
+import { x509 as loadX509, ED25519 } from "../../src/pki/x509-provider.js";
+
+const x509 = loadX509();
 import { buildCertificate, buildCertificateDer, escapeDnValue, type CertificateSpec } from "../../src/pki/build.js";
 import { KeyUsage } from "../../src/pki/certificate.js";
 import { toWebCryptoPair } from "../../src/pki/keys.js";
