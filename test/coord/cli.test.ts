@@ -95,9 +95,12 @@ describe("ember token/nodes/policy against a live coordination server", () => {
   }, 60_000);
 
   it("policy set applies a valid file and refuses a syntax error, an unknown group, a bad port and a duplicate rule by line", () => {
+    // The demo's embedded tests name the person alice (user:alice) as well as the enrolled nodes.
+    const alice = ember(["users", "add", "alice", "--tenant", "demo", "--groups", "engineering-team", "--password-stdin"], { env, input: "a long enough password\n" });
+    expect(alice.code, alice.stderr).toBe(0);
     const ok = admin("policy", "set", DEMO_POLICY);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(ok.stdout).toMatch(/^policy applied: 3 rule\(s\), hash [0-9a-f]+\n$/);
+    expect(ok.stdout).toMatch(/^policy applied: 4 rule\(s\), hash [0-9a-f]+\n$/);
     expect(ok.stderr).toBe(""); // every identity the embedded tests name is enrolled: no warnings
 
     const syntax = policyFile("syntax.yaml", 'version: 1\nrules:\n  - allow:\n      source: "@engineering-team"\n     target: "@edge-dashboard"\n');

@@ -1,7 +1,7 @@
 // Validation before apply: each kind of mistake is refused with the line it is on; duplicates are errors,
 // shadowed rules warnings; embedded tests run against real principals and name what decided.
 import { describe, expect, it } from "vitest";
-import { parsePolicy } from "../../src/policy/index.js";
+import { parsePolicy, type Principal } from "../../src/policy/index.js";
 import { compile, P, refuse, resolver } from "./helpers.js";
 
 /** The single error of a refused policy, as "line: message". */
@@ -172,15 +172,19 @@ describe("examples/policy/demo.yaml", () => {
     const { decide } = await import("../../src/policy/index.js");
     const text = readFileSync(new URL("../../examples/policy/demo.yaml", import.meta.url), "utf8");
     const laptop = P("laptop-1", "demo", ["engineering-team"]), dash = P("dashboard-1", "demo", ["edge-dashboard"]), db = P("db-1", "demo", ["databases"]);
-    const r = parsePolicy(text, { resolve: resolver(laptop, dash, db), knownGroups: new Set(["engineering-team", "edge-dashboard", "databases"]) });
+    const alice: Principal = { name: "alice", tenant: "demo", groups: ["engineering-team"], kind: "user" };
+    const resolve = (n: string) => (n === "user:alice" ? alice : resolver(laptop, dash, db)(n));
+    const r = parsePolicy(text, { resolve, knownGroups: new Set(["engineering-team", "edge-dashboard", "databases"]) });
     expect(r.ok && r.warnings).toEqual([]);
     if (!r.ok) return;
     expect(decide(r.policy, laptop, dash, 443, "https").allow).toBe(true);
     expect(decide(r.policy, laptop, dash, 8100, "tcp").allow).toBe(true);
     expect(decide(r.policy, laptop, db, 5432, "tcp").allow).toBe(false);
     expect(decide(r.policy, laptop, db, 9187, "tcp").allow).toBe(true);
+    expect(decide(r.policy, alice, db, 8443, "tcp").allow).toBe(true);
+    expect(decide(r.policy, laptop, db, 8443, "tcp").allow).toBe(false);
     // A changed expectation makes the file refuse to apply.
-    expect(parsePolicy(text.replace(`"db-1:5432/tcp", expect: deny}\n  - {from: laptop-1, to: "db-1:9187`, `"db-1:5432/tcp", expect: allow}\n  - {from: laptop-1, to: "db-1:9187`), { resolve: resolver(laptop, dash, db) }).ok).toBe(false);
+    expect(parsePolicy(text.replace(`"db-1:5432/tcp", expect: deny}\n  - {from: laptop-1, to: "db-1:9187`, `"db-1:5432/tcp", expect: allow}\n  - {from: laptop-1, to: "db-1:9187`), { resolve }).ok).toBe(false);
   });
 });
 
