@@ -7,7 +7,7 @@ import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TelemetryEvent, PeerSnapshot } from "../coord/telemetry-protocol.js";
-import { nearestRule, type FlowProtocol } from "../policy/index.js";
+import { nearestRule, type FlowProtocol, type Principal } from "../policy/index.js";
 import { describeEndpoint } from "../session/endpoint.js";
 import type { ControlMethods } from "./control.js";
 import type { Daemon } from "./daemon.js";
@@ -42,7 +42,8 @@ export class LogTap {
   }
 }
 
-const FLOW_RE = /^([a-z0-9-]+)\.(\S*) -> ([a-z0-9-]+)\.(\S*):(\d+)\/(\w+)$/;
+/** describeFlow's text: "a.TENANT -> b.TENANT:PORT/PROTO", a person's source as "user:NAME.TENANT@DEVICE". */
+const FLOW_RE = /^(?:user:([a-z0-9-]+)\.([a-z0-9-]*)@([a-z0-9-]+)|([a-z0-9-]+)\.(\S*)) -> ([a-z0-9-]+)\.(\S*):(\d+)\/(\w+)$/;
 
 export class NodeHealth {
   readonly telemetry?: TelemetryClient;
@@ -116,14 +117,17 @@ export class NodeHealth {
   private onFlow(o: Record<string, any>, at: number): void {
     const m = FLOW_RE.exec(String(o.flow ?? ""));
     const allow = o.event === "flow_allowed";
-    const f = m ? { from: m[1], fromTenant: m[2], to: m[3], toTenant: m[4], port: Number(m[5]), protocol: m[6] } : undefined;
+    // `from` is the node the flow came from (a person's device); `fromUser` the person, when it is theirs.
+    const f = m ? {
+      from: m[3] ?? m[4], ...(m[1] ? { fromUser: m[1] } : {}), fromTenant: m[2] ?? m[5], to: m[6], toTenant: m[7], port: Number(m[8]), protocol: m[9],
+    } : undefined;
     const self = this.d.name;
     const peer = f ? (f.from === self ? f.to : f.from) : undefined;
     if (o.event === "flow_denied" && f) {
       const key = `${o.side}|${o.flow}`;
       const prev = this.denied.get(key);
       const rules = { rules: this.d.policy.rules };
-      const nearest = nearestRule(rules, this.principal(f.from, f.fromTenant), this.principal(f.to, f.toTenant), f.port, f.protocol as FlowProtocol);
+      const nearest = nearestRule(rules, this.principal(f.from, f.fromTenant, !!f.fromUser), this.principal(f.to, f.toTenant, false), f.port, f.protocol as FlowProtocol);
       this.denied.set(key, { flow: o.flow, from: f.from, to: f.to, port: f.port, protocol: f.protocol, reason: o.reason, side: o.side, at, count: (prev?.count ?? 0) + 1, ...(nearest ? { nearest } : {}) });
       if (this.denied.size > DENIED_MAX) this.denied.delete(this.denied.keys().next().value!);
     }
@@ -133,13 +137,22 @@ export class NodeHealth {
     this.add({ kind: "policy", event: o.event, verdict, side: o.side, flow: o.flow, rule: o.rule, reason: o.reason, peer }, at,
       o.event === "flow_refused" ? undefined : {
         t: "decision", at, ...(peer && /^[a-z0-9-]+$/.test(peer) ? { peer } : {}), ok: allow,
-        data: { side: o.side ?? "receiver", verdict, flow: o.flow, ...(f ? { from: f.from, to: f.to, port: f.port, protocol: f.protocol } : {}), ...(o.rule ? { rule: o.rule } : {}), reason: o.reason },
+        data: { side: o.side ?? "receiver", verdict, flow: o.flow, ...(f ? { from: f.from, to: f.to, port: f.port, protocol: f.protocol } : {}), ...(f?.fromUser ? { user: f.fromUser } : {}), ...(o.rule ? { rule: o.rule } : {}), reason: o.reason },
       });
   }
 
-  /** A principal for the nearest-rule search: ourselves from our certificate, a peer from the map. */
-  private principal(name: string, tenant: string) {
-    if (name === this.d.name) { const id = this.d.identity(); return { name, tenant: id.tenant, groups: id.groups }; }
+  /**
+   * A principal for the nearest-rule search: ourselves from our certificate, a peer from the map; as a source
+   * (`asSource`), the person logged in on that node when there is one, as the flow was decided.
+   */
+  private principal(name: string, tenant: string, asSource: boolean): Principal {
+    if (name === this.d.name) {
+      if (asSource) return this.d.selfPrincipal();
+      const id = this.d.identity();
+      return { name, tenant: id.tenant, groups: id.groups };
+    }
+    const decided = asSource ? this.d.peerPrincipal(name) : undefined;
+    if (decided) return decided;
     const k = this.d.knownPeer(name);
     return { name, tenant: k?.tenant || tenant, groups: k?.groups ?? [] };
   }

@@ -122,6 +122,9 @@ describe("users log in on devices", () => {
     expect(kiosk.stdout).toMatch(/^HTTP\/1\.1 403/);
     const log = logOf(laptop1);
     expect(log).toMatch(/"event":"flow_denied","side":"sender","flow":"user:alice\.acme@laptop-1 -> web-1\.acme:9090\/tcp","user":"alice","device":"laptop-1","reason":"default deny"/);
+    // ember logs reads a person's flow like any other: the peer is the node on the other end.
+    const events = ember(["logs", "--policy", "--json", "--state", laptop1.dir]).stdout.trim().split("\n").map((l) => JSON.parse(l));
+    expect(events.find((e: any) => /^user:alice\.acme@laptop-1 -> web-1\.acme:9090/.test(e.flow ?? ""))).toMatchObject({ verdict: "deny", peer: "web-1" });
     // The receiving node decided the allowed flows on alice's identity too, and logged who and where.
     expect(logOf(web)).toMatch(/"event":"flow_allowed","side":"receiver","flow":"user:alice\.acme@laptop-1 -> web-1\.acme:7070\/tcp","user":"alice","device":"laptop-1"/);
   }, 60_000);
