@@ -107,12 +107,13 @@ export async function explainStartFailure(err: Error, cfg: { stateDir: string; c
 async function reportSkew(cfg: { stateDir: string; coordUrl?: string; bundlePath: string; certPath: string; keyPath: string }, offsetMs: number, problems: Problem[]): Promise<void> {
   const { Verifier } = await import("../pki/index.js");
   const { TelemetryClient } = await import("../node/telemetry.js");
-  const { pino } = await import("pino");
+  // EmberNet's own pino-compatible logger: pino's CommonJS export has no named `pino` once bundled.
+  const { createJsonLogger } = await import("../log/json-logger.js");
   try {
     const bundlePem = readFileSync(cfg.bundlePath, "utf8");
     const verifier = new Verifier({ bundlePem, skewMs: Math.abs(offsetMs) + 60_000 });
     const creds = { certPem: readFileSync(cfg.certPath, "utf8"), keyPem: readFileSync(cfg.keyPath, "utf8"), bundlePem };
-    const t = new TelemetryClient({ coordUrl: cfg.coordUrl!, stateDir: cfg.stateDir, log: pino({ level: "silent" }), verifier, credentials: () => creds, snapshot: () => ({ peers: [], problems }) });
+    const t = new TelemetryClient({ coordUrl: cfg.coordUrl!, stateDir: cfg.stateDir, log: createJsonLogger({ level: "silent" }), verifier, credentials: () => creds, snapshot: () => ({ peers: [], problems }) });
     t.record({ t: "coord", at: Date.now(), ok: false, data: { what: "daemon start refused", problem: problems[0]?.code ?? "unknown" } });
     await t.flush();
     await t.stop();

@@ -411,9 +411,13 @@ export class Mesh {
       });
       client.on("unknown-peer", (name: string) => this.peerAbsent(name, r.name, "unknown peer"));
       client.on("peer-gone", (name: string) => this.peerAbsent(name, r.name, "peer gone"));
-      // A relay that came up after the peers were known: give them their relay path now.
-      client.on("connected", () => { if (this.map) this.applyMap(this.map, true); });
-      client.on("connected", () => { log.info({ relay: r.name }, "relay connected"); this.pickHome(); });
+      // A relay that came up after the peers were known: give them their relay path now, once our home relay is
+      // chosen (a peer's relay path falls back to it; applyMap sets up unchanged peers only here).
+      client.on("connected", () => {
+        log.info({ relay: r.name }, "relay connected");
+        this.pickHome();
+        if (this.map) this.applyMap(this.map, true);
+      });
       for (const ev of ["connected", "drain"]) client.on(ev, () => device.writableChanged());
       // A relay that died: our home moves to another one now (and the coordination server hears it), and every peer
       // reached through it moves to a relay where it is connected; sessions keep their keys (Device.setPath).
