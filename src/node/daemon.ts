@@ -366,12 +366,13 @@ export class Daemon implements NodeRuntime {
   /** A new peer map: TUN comes up once the map gives this node an address; the data plane learns the peers. */
   private onMapPeers(): void {
     const map = this.meshPart?.peerMap;
-    const pems = map ? [map.self.userCertPem ?? "", ...map.peers.map((p) => `${p.name}=${p.userCertPem ?? ""}`)].join("|") : "";
+    // Only logins count: peers coming and going without one change no decision here (their flows end with them).
+    let pems = map?.self.userCertPem ?? "";
+    for (const p of map?.peers ?? []) if (p.userCertPem) pems += `|${p.name}=${p.userCertPem}`;
     if (pems !== this.userPemsSeen) {
-      const first = this.userPemsSeen === "";
       this.userPemsSeen = pems;
       for (const name of [...this.device.peers.keys()]) if (!this.meshPart?.mapPeer(name)) this.users.forget(name);
-      if (!first) this.decisionsChanged("a login on this node or a peer changed");
+      this.decisionsChanged("a login on this node or a peer changed");
     }
     const tun = this.config.tun;
     const address = this.meshPart?.peerMap?.self.overlayIp;
