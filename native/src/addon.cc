@@ -233,6 +233,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
                         InstanceMethod("setPeer", &DataPlaneWrap::SetPeer),
                         InstanceMethod("removePeer", &DataPlaneWrap::RemovePeer),
                         InstanceMethod("addKeys", &DataPlaneWrap::AddKeys),
+                        InstanceMethod("confirmKeys", &DataPlaneWrap::ConfirmKeys),
                         InstanceMethod("dropKeys", &DataPlaneWrap::DropKeys),
                         InstanceMethod("injectRx", &DataPlaneWrap::InjectRx),
                         InstanceMethod("stats", &DataPlaneWrap::Stats),
@@ -334,9 +335,18 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     auto sk = Bytes(env, info[3], "sendKey");
     auto rk = Bytes(env, info[4], "recvKey");
     if (sk.ByteLength() != kKeySize || rk.ByteLength() != kKeySize) TypeErr(env, "sendKey and recvKey must be 32 bytes");
+    bool confirmed = true;
+    if (!info[5].IsUndefined()) {
+      if (!info[5].IsBoolean()) TypeErr(env, "confirmed must be a boolean");
+      confirmed = info[5].As<Napi::Boolean>().Value();
+    }
     std::string err;
-    if (!plane_->AddKeys(peer, li, ri, sk.Data(), rk.Data(), &err)) throw Napi::Error::New(env, err);
+    if (!plane_->AddKeys(peer, li, ri, sk.Data(), rk.Data(), confirmed, &err)) throw Napi::Error::New(env, err);
     return env.Undefined();
+  }
+  Napi::Value ConfirmKeys(const Napi::CallbackInfo& info) {
+    plane_->ConfirmKeys(U32(info.Env(), info[0], "localIndex"));
+    return info.Env().Undefined();
   }
   Napi::Value DropKeys(const Napi::CallbackInfo& info) {
     plane_->DropKeys(U32(info.Env(), info[0], "localIndex"));

@@ -136,8 +136,10 @@ void DataPlane::RemovePeer(uint32_t id) {
   conntrack_.ForgetInbound(ip);
 }
 
-bool DataPlane::AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t* sk, const uint8_t* rk, std::string* err) {
+bool DataPlane::AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t* sk, const uint8_t* rk, bool confirmed,
+                        std::string* err) {
   auto kp = std::make_shared<Keypair>(peerId, li, ri, sk, rk);
+  kp->confirmed.store(confirmed, std::memory_order_relaxed);
   if (!kp->send.ok() || !kp->recv.ok()) {
     *err = "OpenSSL refused the ChaCha20-Poly1305 key";
     return false;
@@ -163,6 +165,24 @@ bool DataPlane::AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t
   keys_[li] = kp;
   it->second->keys.push_back(kp);
   return true;
+}
+
+void DataPlane::ConfirmKeys(uint32_t li) {
+  auto l = ReadLock();
+  auto it = keys_.find(li);
+  if (it != keys_.end()) it->second->confirmed.store(true, std::memory_order_relaxed);
+}
+
+// The keys a packet to this peer is sealed with: the newest, unless they are an initiator's keys the peer has
+// not confirmed yet and the previous ones still send (a rekey's data must not overtake its final message).
+static Keypair& SendingKeys(Peer& peer) {
+  auto& v = peer.keys;
+  Keypair& newest = *v.back();
+  if (newest.confirmed.load(std::memory_order_relaxed) || v.size() < 2) return newest;
+  Keypair& previous = *v[v.size() - 2];
+  bool usable = previous.confirmed.load(std::memory_order_relaxed) &&
+                previous.sendCounter.load(std::memory_order_relaxed) < kRejectAfterMessages;
+  return usable ? previous : newest;
 }
 
 void DataPlane::DropKeys(uint32_t li) {
@@ -214,6 +234,7 @@ void DataPlane::ProcessTunData(uint8_t* p, size_t len, int64_t now, RxOut& out) 
     }
     kp.window.Update(counter);
   }
+  kp.confirmed.store(true, std::memory_order_relaxed);
   // Authenticated: the peer is alive even if the packet inside is refused below.
   peer.lastRxMs.store(now, std::memory_order_relaxed);
   PacketInfo info;
@@ -448,7 +469,7 @@ void DataPlane::TxLoop() {
             }
             continue;
           }
-          Keypair& kp = *peer.keys.back();
+          Keypair& kp = SendingKeys(peer);
           uint64_t counter = kp.sendCounter.fetch_add(1, std::memory_order_relaxed);
           if (counter >= kRejectAfterMessages) {
             Count(kKeyExhausted);

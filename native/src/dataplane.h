@@ -71,6 +71,8 @@ struct Keypair {
   uint32_t peerId, localIndex, remoteIndex;
   Aead send;
   std::atomic<uint64_t> sendCounter{0};
+  // An initiator's keys are unconfirmed until something arrives under them (the peer has them too).
+  std::atomic<bool> confirmed{true};
   std::mutex rxMu;  // recv context + window: the rx thread and injectRx (JS thread) both open
   Aead recv;
   ReplayWindow window;
@@ -79,7 +81,7 @@ struct Keypair {
 struct Peer {
   uint32_t id = 0;
   PeerConfig cfg;
-  std::vector<std::shared_ptr<Keypair>> keys;  // newest last; the newest sends
+  std::vector<std::shared_ptr<Keypair>> keys;  // newest last; SendingKeys() picks the one that sends
   std::atomic<int64_t> lastRxMs{-1}, lastWantMs{-1000000};
   std::atomic<uint64_t> rxPackets{0}, txPackets{0}, rxBytes{0}, txBytes{0};
 };
@@ -105,7 +107,10 @@ class DataPlane {
   void Close();
   void SetPeer(uint32_t id, const PeerConfig& cfg);
   void RemovePeer(uint32_t id);
-  bool AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t* sk, const uint8_t* rk, std::string* err);
+  // confirmed = false for an initiator's new keys: the previous keys keep sending until they are confirmed.
+  bool AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t* sk, const uint8_t* rk, bool confirmed,
+               std::string* err);
+  void ConfirmKeys(uint32_t li);
   void DropKeys(uint32_t li);
   void InjectRx(const uint8_t* p, size_t len);
   Stats GetStats();

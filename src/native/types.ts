@@ -84,8 +84,13 @@ export interface DataPlane {
   setPeer(peerId: number, peer: NativePeer): void;
   /** Removes the peer and every key of it: nothing more is sent or accepted for it (revocation). */
   removePeer(peerId: number): void;
-  /** Adds a keypair; the newest one sends. Older ones keep receiving until dropKeys. */
-  addKeys(peerId: number, localIndex: number, remoteIndex: number, sendKey: Uint8Array, recvKey: Uint8Array): void;
+  /**
+   * Adds a keypair; the newest one sends, except that keys added with confirmed = false (an initiator's, before
+   * anything arrived under them) leave the previous keys sending until confirmKeys or a packet under them.
+   * Older ones keep receiving until dropKeys.
+   */
+  addKeys(peerId: number, localIndex: number, remoteIndex: number, sendKey: Uint8Array, recvKey: Uint8Array, confirmed?: boolean): void;
+  confirmKeys(localIndex: number): void;
   dropKeys(localIndex: number): void;
   /** A TUN_DATA packet that reached the daemon another way (over the relay). */
   injectRx(packet: Uint8Array): void;

@@ -84,6 +84,7 @@ export class Daemon implements NodeRuntime {
   /** Forwards the device's session changes to the native data plane, whenever there is one. */
   private readonly mirror: SessionMirror = {
     keysInstalled: (peer, kp) => this.native?.keysInstalled(peer, kp),
+    keysConfirmed: (peer, kp) => this.native?.keysConfirmed(peer, kp),
     keysForgotten: (peer, index) => this.native?.keysForgotten(peer, index),
     pathChanged: (peer) => this.native?.pathChanged(peer),
     tunData: (data, from) => this.native?.tunData(data, from),

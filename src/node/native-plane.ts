@@ -117,7 +117,11 @@ export class NativePlane implements SessionMirror {
   keysInstalled(peer: Peer, keypair: Keypair): void {
     const id = this.syncPeer(peer);
     if (id === undefined || !keypair.tunKeys) return;
-    this.plane.addKeys(id, keypair.localIndex, keypair.remoteIndex, keypair.tunKeys.send, keypair.tunKeys.recv);
+    this.plane.addKeys(id, keypair.localIndex, keypair.remoteIndex, keypair.tunKeys.send, keypair.tunKeys.recv, keypair.confirmed);
+  }
+
+  keysConfirmed(_peer: Peer, keypair: Keypair): void {
+    this.plane.confirmKeys(keypair.localIndex);
   }
 
   keysForgotten(_peer: Peer, localIndex: number): void {

@@ -64,6 +64,8 @@ export interface DeviceOptions {
 export interface SessionMirror {
   /** A new keypair of the peer, with its TUN keys (Keypair.tunKeys) set. */
   keysInstalled(peer: Peer, keypair: Keypair): void;
+  /** An initiator's keypair that the peer confirmed: from now on it sends (see usableKeypair). */
+  keysConfirmed(peer: Peer, keypair: Keypair): void;
   keysForgotten(peer: Peer, localIndex: number): void;
   pathChanged(peer: Peer): void;
   tunData(data: Buffer, from: Endpoint): void;
@@ -368,6 +370,7 @@ export class Device {
       if (!peer.confirmed) this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
       keypair.confirmed = true;
       this.confirmed(peer);
+      this.opts.mirror?.keysConfirmed(peer, keypair);
     }
     peer.lastReceivedAt = now;
     if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
@@ -748,11 +751,21 @@ export class Device {
     this.opts.onWritable?.(peer);
   }
 
+  /**
+   * The keypair to seal with: the newest, except that an initiator's new keys wait for the peer's confirmation
+   * while the previous ones still work. The responder has the new keys only once our final message arrived,
+   * and data may overtake it (final through a relay, data direct); it answers the final at once.
+   */
   private usableKeypair(peer: Peer): Keypair | undefined {
     const kp = peer.current;
     if (!kp || !peer.endpoint) return undefined;
-    if (kp.ageMs(this.now()) > this.timers.rejectAfterTimeMs || kp.sendCounter >= this.timers.rejectAfterMessages) return undefined;
-    return kp;
+    const previous = peer.retired[0];
+    if (!kp.confirmed && previous?.confirmed && this.canSealWith(previous)) return previous;
+    return this.canSealWith(kp) ? kp : undefined;
+  }
+
+  private canSealWith(kp: Keypair): boolean {
+    return kp.ageMs(this.now()) <= this.timers.rejectAfterTimeMs && kp.sendCounter < this.timers.rejectAfterMessages;
   }
 
   private sendSealed(peer: Peer, kp: Keypair, plain: Uint8Array): void {

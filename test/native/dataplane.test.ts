@@ -159,6 +159,30 @@ describe.skipIf(skipReason !== undefined)("native data plane between two namespa
     await a.next((e) => e.ev === "ok" && e.cmd === "setPeer");
   });
 
+  it("a rekey: the initiator's new keys wait for the peer's confirmation, the previous keys send until then", async () => {
+    const cmd = async (n: LabNode, c: Ev) => { n.send(c); await n.next((e) => (e.ev === "ok" && e.cmd === c.cmd) || e.ev === "error"); };
+    const [K2A, K2B] = ["33".repeat(32), "44".repeat(32)];
+    const unknown = async () => (await b.stats()).stats.drops.unknown_index as number;
+    const before = await unknown();
+    // A installed new keys after its final message; B does not have them yet (the message is still on its way).
+    await cmd(a, { cmd: "addKeys", localIndex: 200, remoteIndex: 201, sendKey: K2A, recvKey: K2B, confirmed: false });
+    run(A, ["ping", "-c", "3", "-i", "0.2", "-W", "2", IP_B]);
+    expect(await unknown()).toBe(before);
+    // The final message arrives: B (the responder) sends on the new keys, and its first reply confirms them to A.
+    await cmd(b, { cmd: "addKeys", localIndex: 201, remoteIndex: 200, sendKey: K2B, recvKey: K2A, confirmed: true });
+    run(A, ["ping", "-c", "2", "-i", "0.2", "-W", "2", IP_B]);
+    // A now sends on the new keys: B can forget the old ones and still answers.
+    await cmd(b, { cmd: "dropKeys", localIndex: 101 });
+    run(A, ["ping", "-c", "2", "-i", "0.2", "-W", "2", IP_B]);
+    expect(await unknown()).toBe(before);
+    // Back to the first keys, fresh on both sides (counters and replay windows), for the tests below.
+    for (const li of [200, 100]) await cmd(a, { cmd: "dropKeys", localIndex: li });
+    await cmd(b, { cmd: "dropKeys", localIndex: 201 });
+    await cmd(a, { cmd: "addKeys", localIndex: 100, remoteIndex: 101, sendKey: lab.KEYS[0], recvKey: lab.KEYS[1], confirmed: true });
+    await cmd(b, { cmd: "addKeys", localIndex: 101, remoteIndex: 100, sendKey: lab.KEYS[1], recvKey: lab.KEYS[0], confirmed: true });
+    run(A, ["ping", "-c", "1", "-W", "2", IP_B]);
+  });
+
   // Moves B's replay window far ahead of A's counters: the tests after this one expect no traffic A -> B.
   it("injectRx: a relayed packet is accepted once (then replay), a spoofed inner source is dropped", async () => {
     const before = (await b.stats()).stats;

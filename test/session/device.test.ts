@@ -120,6 +120,48 @@ describe("handshake and data", () => {
     expect(a.peers.get("node-b")!.stats.handshakes).toBeGreaterThanOrEqual(3);
     for (const d of [a, b]) for (const r of ["decrypt_failed", "unknown_index", "replay", "expired_key"]) expect(drops(d, r), r).toBe(0);
   });
+  it("a rekey's data never overtakes its final message: the initiator sends on the old keys until the new ones are confirmed", async () => {
+    // The final message is held back (as when it goes through a relay while data goes direct): data sealed
+    // with the new keys before the responder has them would be dropped there as unknown_index.
+    const { a, b } = pair({ timers: { rekeyAfterTimeMs: 60_000, rejectAfterTimeMs: 120_000, handshakeTimeoutMs: 2_000 } });
+    const received: number[] = [];
+    b.inner.register(INNER.APP_DATA, (_peer, _from, payload) => received.push(payload.readUInt32BE(0)));
+    a.start(); b.start();
+    await a.ping("node-b");
+    // Both sides initiated at start: let the second handshake finish before counting.
+    const [pa, pb] = [a.peers.get("node-b")!, b.peers.get("node-a")!];
+    const settled = () => [pa, pb].every((p) => !p.initiation && p.state === "connected") && pa.stats.handshakes === pb.stats.handshakes;
+    await eventually(settled, 2_000, "start-up handshakes over");
+    let heldFinals = 0;
+    net.filter = (w) => {
+      if (w.data[0] !== PACKET.HANDSHAKE_FINAL) return true;
+      heldFinals++;
+      setTimeout(() => net.deliver(w), 80);
+      return false;
+    };
+    const peer = a.peers.get("node-b")!;
+    const before = peer.stats.handshakes;
+    a.initiate(peer, "test: rekey with a late final message");
+    const total = 60;
+    for (let i = 0; i < total; i++) {
+      const buf = Buffer.alloc(4); buf.writeUInt32BE(i);
+      a.sendTo("node-b", INNER.APP_DATA, buf);
+      await new Promise((r) => setTimeout(r, 4));
+    }
+    await eventually(() => received.length === total, 3_000, "all packets delivered").catch((err) => {
+      throw new Error(`${err.message}: got ${received.length}/${total}; drops b=${JSON.stringify(Object.fromEntries(b.drops))}`);
+    });
+    expect(heldFinals).toBe(1);
+    expect(peer.stats.handshakes, "one rekey").toBe(before + 1);
+    expect(received).toEqual([...Array(total).keys()]);
+    expect(drops(b, "unknown_index")).toBe(0);
+    // Once the responder's keepalive confirmed the new keys, the initiator sends on them.
+    await eventually(() => peer.current!.confirmed, 2_000, "new keys confirmed");
+    const buf = Buffer.alloc(4); buf.writeUInt32BE(total);
+    a.sendTo("node-b", INNER.APP_DATA, buf);
+    await eventually(() => received.length === total + 1, 2_000, "the packet after the switch");
+    expect(peer.current!.sendCounter).toBeGreaterThan(0);
+  });
 });
 
 describe("certificate refusals", () => {
