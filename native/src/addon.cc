@@ -236,6 +236,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
                         InstanceMethod("confirmKeys", &DataPlaneWrap::ConfirmKeys),
                         InstanceMethod("dropKeys", &DataPlaneWrap::DropKeys),
                         InstanceMethod("injectRx", &DataPlaneWrap::InjectRx),
+                        InstanceMethod("injectTx", &DataPlaneWrap::InjectTx),
                         InstanceMethod("stats", &DataPlaneWrap::Stats),
                         InstanceMethod("peerCounters", &DataPlaneWrap::PeerCounters)});
   }
@@ -356,6 +357,19 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     auto p = Bytes(info.Env(), info[0], "packet");
     plane_->InjectRx(p.Data(), p.ByteLength());
     return info.Env().Undefined();
+  }
+  Napi::Value InjectTx(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) TypeErr(env, "injectTx takes an array of packets");
+    auto arr = info[0].As<Napi::Array>();
+    std::vector<std::pair<const uint8_t*, size_t>> pkts;
+    pkts.reserve(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      auto p = Bytes(env, arr.Get(i), "packet");
+      pkts.emplace_back(p.Data(), p.ByteLength());
+    }
+    plane_->InjectTx(pkts);
+    return env.Undefined();
   }
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();

@@ -407,11 +407,8 @@ size_t DataPlane::FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* o
 void DataPlane::TxLoop() {
   // Not value-initialised (4 MiB of slots): pages become resident only as packets reach them.
   std::unique_ptr<uint8_t[]> buf(new uint8_t[kSlot * kBatch]);
-  std::vector<OutPacket> outs;
-  outs.reserve(kBatch);
-  Endpoint eps[kBatch];
   size_t lens[kBatch];
-  std::vector<std::vector<uint8_t>> icmps;
+  TxScratch scratch;
   pollfd pf[2] = {{tunFd_, POLLIN, 0}, {eventFd_, POLLIN, 0}};
   for (;;) {
     int pr = poll(pf, 2, -1);
@@ -427,92 +424,119 @@ void DataPlane::TxLoop() {
       }
       if (n == 0) break;
       tunRxPackets_.fetch_add(n, std::memory_order_relaxed);
-      outs.clear();
-      std::unique_ptr<RelayBatch> relay;
-      std::unique_ptr<std::vector<uint32_t>> want;
-      int64_t now = NowMs();
-      {
-        auto l = ReadLock();
-        for (int i = 0; i < n; i++) {
-          uint8_t* slot = buf.get() + i * kSlot;
-          uint8_t* pkt = slot + kHeader;
-          size_t len = lens[i];
-          PacketInfo info;
-          if (!ParseIpv4(pkt, len, &info)) {
-            Count(kBadTunPacket);
-            continue;
-          }
-          len = (size_t{pkt[2]} << 8) | pkt[3];
-          auto pit = byIp_.find(info.dst);
-          if (pit == byIp_.end()) {
-            Count(kNoPeer);
-            continue;
-          }
-          Peer& peer = *pit->second;
-          if (peer.keys.empty()) {
-            Count(kNoSession);
-            int64_t last = peer.lastWantMs.load(std::memory_order_relaxed);
-            if (now - last >= kWantIntervalMs && peer.lastWantMs.compare_exchange_strong(last, now)) {
-              if (!want) want = std::make_unique<std::vector<uint32_t>>();
-              want->push_back(peer.id);
-            }
-            continue;
-          }
-          if (kHeader + len + kTagSize > static_cast<size_t>(peer.cfg.maxDatagram)) {
-            Count(kTooBig);
-            bool df = (pkt[6] & 0x40) != 0;
-            int mtu = peer.cfg.maxDatagram - static_cast<int>(kHeader + kTagSize);
-            if (df && mtu >= 68) {
-              std::vector<uint8_t> m(20 + 8 + 60 + 8);
-              m.resize(FragNeeded(pkt, len, mtu, m.data()));
-              icmps.push_back(std::move(m));
-            }
-            continue;
-          }
-          Keypair& kp = SendingKeys(peer);
-          uint64_t counter = kp.sendCounter.fetch_add(1, std::memory_order_relaxed);
-          if (counter >= kRejectAfterMessages) {
-            Count(kKeyExhausted);
-            continue;
-          }
-          conntrack_.Outbound(info, now);
-          slot[0] = kTunData;
-          slot[1] = slot[2] = slot[3] = 0;
-          PutLe32(slot + 4, kp.remoteIndex);
-          PutLe64(slot + 8, counter);
-          if (!kp.send.Seal(counter, pkt, len, pkt)) {
-            Count(kKeyExhausted);
-            continue;
-          }
-          size_t sealed = kHeader + len + kTagSize;
-          peer.txPackets.fetch_add(1, std::memory_order_relaxed);
-          peer.txBytes.fetch_add(len, std::memory_order_relaxed);
-          if (peer.cfg.relay) {
-            if (!relay) relay = std::make_unique<RelayBatch>();
-            size_t at = relay->bytes.size();
-            relay->bytes.insert(relay->bytes.end(), slot, slot + sealed);
-            relay->spans.emplace_back(at, sealed);
-            relay->peerIds.push_back(peer.id);
-          } else {
-            eps[outs.size()] = peer.cfg.endpoint;  // a copy: setPeer may change it once the lock is gone
-            outs.push_back({slot, sealed, nullptr});
-          }
-        }
-      }
-      for (size_t i = 0; i < outs.size(); i++) outs[i].to = &eps[i];
-      if (!outs.empty()) {
-        uint64_t failedBefore = send_.failed.load();
-        sender_->Send(outs, send_);
-        uint64_t f = send_.failed.load() - failedBefore;
-        if (f) drops_[kUdpSendFailed].fetch_add(f);
-      }
-      for (auto& m : icmps) WriteTun(m.data(), m.size());
-      icmps.clear();
-      if (relay && !sink_->RelaySend(std::move(relay))) Count(kJsQueueFull);
-      if (want && !sink_->Want(std::move(want))) Count(kJsQueueFull);
+      SendBatch(buf.get(), lens, n, *sender_, send_, scratch);
       if (n < kBatch) break;
     }
   }
+}
+
+void DataPlane::InjectTx(const std::vector<std::pair<const uint8_t*, size_t>>& pkts) {
+  if (!injectBuf_) injectBuf_.reset(new uint8_t[kSlot * kBatch]);
+  if (!injectSender_) injectSender_ = std::make_unique<UdpSender>(udpFd_, true, /*wait=*/false);
+  if (!injectScratch_) injectScratch_ = std::make_unique<TxScratch>();
+  size_t lens[kBatch];
+  for (size_t at = 0; at < pkts.size(); at += kBatch) {
+    int n = 0;
+    for (size_t i = at; i < pkts.size() && n < kBatch; i++) {
+      size_t len = pkts[i].second;
+      if (len > kSlot - kHeader - kTagSize) {
+        Count(kBadTunPacket);
+        continue;
+      }
+      memcpy(injectBuf_.get() + n * kSlot + kHeader, pkts[i].first, len);
+      lens[n++] = len;
+    }
+    SendBatch(injectBuf_.get(), lens, n, *injectSender_, send_, *injectScratch_);
+  }
+}
+
+// One batch of IPv4 packets at buf + i * kSlot + kHeader (lens[i] bytes): checked, sealed in place, sent
+// grouped per endpoint (or handed to JS for the relay). The tx thread's stage, and injectTx's.
+void DataPlane::SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& sender, SendCounters& counters,
+                          TxScratch& t) {
+  t.outs.clear();
+  std::unique_ptr<RelayBatch> relay;
+  std::unique_ptr<std::vector<uint32_t>> want;
+  int64_t now = NowMs();
+  {
+    auto l = ReadLock();
+    for (int i = 0; i < n; i++) {
+      uint8_t* slot = buf + i * kSlot;
+      uint8_t* pkt = slot + kHeader;
+      size_t len = lens[i];
+      PacketInfo info;
+      if (!ParseIpv4(pkt, len, &info)) {
+        Count(kBadTunPacket);
+        continue;
+      }
+      len = (size_t{pkt[2]} << 8) | pkt[3];
+      auto pit = byIp_.find(info.dst);
+      if (pit == byIp_.end()) {
+        Count(kNoPeer);
+        continue;
+      }
+      Peer& peer = *pit->second;
+      if (peer.keys.empty()) {
+        Count(kNoSession);
+        int64_t last = peer.lastWantMs.load(std::memory_order_relaxed);
+        if (now - last >= kWantIntervalMs && peer.lastWantMs.compare_exchange_strong(last, now)) {
+          if (!want) want = std::make_unique<std::vector<uint32_t>>();
+          want->push_back(peer.id);
+        }
+        continue;
+      }
+      if (kHeader + len + kTagSize > static_cast<size_t>(peer.cfg.maxDatagram)) {
+        Count(kTooBig);
+        bool df = (pkt[6] & 0x40) != 0;
+        int mtu = peer.cfg.maxDatagram - static_cast<int>(kHeader + kTagSize);
+        if (df && mtu >= 68) {
+          std::vector<uint8_t> m(20 + 8 + 60 + 8);
+          m.resize(FragNeeded(pkt, len, mtu, m.data()));
+          t.icmps.push_back(std::move(m));
+        }
+        continue;
+      }
+      Keypair& kp = SendingKeys(peer);
+      uint64_t counter = kp.sendCounter.fetch_add(1, std::memory_order_relaxed);
+      if (counter >= kRejectAfterMessages) {
+        Count(kKeyExhausted);
+        continue;
+      }
+      conntrack_.Outbound(info, now);
+      slot[0] = kTunData;
+      slot[1] = slot[2] = slot[3] = 0;
+      PutLe32(slot + 4, kp.remoteIndex);
+      PutLe64(slot + 8, counter);
+      if (!kp.send.Seal(counter, pkt, len, pkt)) {
+        Count(kKeyExhausted);
+        continue;
+      }
+      size_t sealed = kHeader + len + kTagSize;
+      peer.txPackets.fetch_add(1, std::memory_order_relaxed);
+      peer.txBytes.fetch_add(len, std::memory_order_relaxed);
+      if (peer.cfg.relay) {
+        if (!relay) relay = std::make_unique<RelayBatch>();
+        size_t at = relay->bytes.size();
+        relay->bytes.insert(relay->bytes.end(), slot, slot + sealed);
+        relay->spans.emplace_back(at, sealed);
+        relay->peerIds.push_back(peer.id);
+      } else {
+        t.eps[t.outs.size()] = peer.cfg.endpoint;  // a copy: setPeer may change it once the lock is gone
+        t.outs.push_back({slot, sealed, nullptr});
+      }
+    }
+  }
+  for (size_t i = 0; i < t.outs.size(); i++) t.outs[i].to = &t.eps[i];
+  if (!t.outs.empty()) {
+    uint64_t failedBefore = counters.failed.load();
+    sender.Send(t.outs, counters);
+    uint64_t f = counters.failed.load() - failedBefore;
+    if (f) drops_[kUdpSendFailed].fetch_add(f);
+  }
+  for (auto& m : t.icmps) WriteTun(m.data(), m.size());
+  t.icmps.clear();
+  if (relay && !sink_->RelaySend(std::move(relay))) Count(kJsQueueFull);
+  if (want && !sink_->Want(std::move(want))) Count(kJsQueueFull);
 }
 
 Stats DataPlane::GetStats() {

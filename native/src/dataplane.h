@@ -113,6 +113,10 @@ class DataPlane {
   void ConfirmKeys(uint32_t li);
   void DropKeys(uint32_t li);
   void InjectRx(const uint8_t* p, size_t len);
+  // IPv4 packets as if read from TUN, on the calling thread: the tx stage without the TUN device. Its sends
+  // never wait for socket buffer space (the JS thread must not block): a datagram without room is dropped and
+  // counted (udp_send_failed).
+  void InjectTx(const std::vector<std::pair<const uint8_t*, size_t>>& pkts);
   Stats GetStats();
   std::vector<PeerStat> GetPeerStats();
   int udpFamily() const { return family_; }
@@ -127,6 +131,14 @@ class DataPlane {
   std::unique_lock<std::shared_mutex> WriteLock();
   void RxLoop();
   void TxLoop();
+  // What one batch of outgoing IP packets needs besides the packets themselves; reused batch after batch.
+  struct TxScratch {
+    std::vector<OutPacket> outs;
+    Endpoint eps[kBatch];
+    std::vector<std::vector<uint8_t>> icmps;
+    TxScratch() { outs.reserve(kBatch); }
+  };
+  void SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& sender, SendCounters& counters, TxScratch& t);
   void ProcessTunData(uint8_t* p, size_t len, int64_t now, RxOut& out);  // table lock held (shared)
   void FlushRx(RxOut& out);
   void WriteTun(const uint8_t* p, size_t len);
@@ -141,6 +153,10 @@ class DataPlane {
   bool gro_ = false;
   std::thread rx_, tx_;
   std::unique_ptr<UdpSender> sender_;
+  // injectTx's own slots, sender and scratch (the JS thread's; the tx thread keeps its own).
+  std::unique_ptr<uint8_t[]> injectBuf_;
+  std::unique_ptr<UdpSender> injectSender_;
+  std::unique_ptr<TxScratch> injectScratch_;
 
   std::shared_mutex tableMu_;
   std::atomic<int> writersWaiting_{0};

@@ -132,9 +132,10 @@ int UdpReceiver::GroSize(int i) const {
   return 0;
 }
 
-UdpSender::UdpSender(int fd, bool tryGso) : fd_(fd), family_(SocketFamily(fd)), gso_(tryGso) {}
+UdpSender::UdpSender(int fd, bool tryGso, bool wait) : fd_(fd), family_(SocketFamily(fd)), gso_(tryGso), wait_(wait) {}
 
 bool UdpSender::WaitWritable() {
+  if (!wait_) return false;
   pollfd p{fd_, POLLOUT, 0};
   return poll(&p, 1, 100) > 0;  // bounded: a wedged socket drops after 100 ms rather than stalling TUN reads
 }
@@ -218,7 +219,12 @@ void UdpSender::SendMmsg(const OutPacket* p, int n, SendCounters& c) {
       c.packets += r;
       continue;
     }
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) && waits++ < 50 && WaitWritable()) continue;
+    bool full = r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS);
+    if (full && waits++ < 50 && WaitWritable()) continue;
+    if (full && !wait_) {  // no room and not allowed to wait: the rest of the run is dropped, not retried one by one
+      c.failed += n - done;
+      break;
+    }
     if (r < 0 && errno == EINTR) continue;
     // This one datagram fails (unreachable, bad address): skip it, send the rest.
     c.failed++;

@@ -66,8 +66,9 @@ struct SendCounters {
 
 class UdpSender {
  public:
-  UdpSender(int fd, bool tryGso);
-  // Sends all packets in order; waits for socket buffer space (bounded) instead of dropping.
+  // wait: on a full socket buffer, wait for room (bounded) instead of dropping; only off the JS thread.
+  UdpSender(int fd, bool tryGso, bool wait = true);
+  // Sends all packets in order; waits for socket buffer space (bounded) or drops, as constructed.
   void Send(const std::vector<OutPacket>& pkts, SendCounters& c);
   bool gso() const { return gso_; }
 
@@ -78,6 +79,7 @@ class UdpSender {
   int fd_;
   int family_;
   bool gso_;
+  bool wait_;
 };
 
 }  // namespace ember

@@ -94,6 +94,12 @@ export interface DataPlane {
   dropKeys(localIndex: number): void;
   /** A TUN_DATA packet that reached the daemon another way (over the relay). */
   injectRx(packet: Uint8Array): void;
+  /**
+   * IPv4 packets as if read from TUN: the tx thread's stage (peer by destination, seal, GSO/sendmmsg) on the
+   * calling thread, without a TUN device (bench:dataplane, tests). Never blocks: a datagram the socket has no
+   * room for is dropped and counted as udp_send_failed.
+   */
+  injectTx(packets: Uint8Array[]): void;
   stats(): DataPlaneStats;
   peerCounters(): PeerCounters[];
 }

@@ -1,9 +1,11 @@
 // The addon's JavaScript surface without root: argument checks (TypeError, never a crash), a receive-only
-// DataPlane on a plain UDP socket (datagrams to JS, bad TUN_DATA counted), close() idempotent.
+// DataPlane on a plain UDP socket (datagrams to JS, bad TUN_DATA counted), close() idempotent, and the tx
+// stage without TUN (injectTx): the TypeScript path's bytes, and one plane to another over loopback.
 import { afterEach, describe, expect, it } from "vitest";
 import dgram from "node:dgram";
 import { nativeAddon, nativeStatus } from "../../src/native/addon.js";
 import type { DataPlane, DataPlaneOptions } from "../../src/native/types.js";
+import { TransportCipher } from "../../src/crypto/transport.js";
 
 const status = nativeStatus();
 if (!status.loaded) console.log(`native addon not loaded, API tests skipped: ${status.reason}`);
@@ -92,5 +94,66 @@ describe.skipIf(!status.loaded)("native addon API", () => {
     p.close();
     p.close();
     expect(p.stats().udpRxPackets).toBe(22);
+  });
+  /** An IPv4/UDP packet of `size` bytes between two overlay addresses, as a TUN device hands it over. */
+  function ipv4Udp(src: string, dst: string, size: number, fill: number): Buffer {
+    const p = Buffer.alloc(size, fill);
+    p[0] = 0x45; p[1] = 0; p.writeUInt16BE(size, 2); p.writeUInt32BE(0, 4); p[8] = 64; p[9] = 17; p.writeUInt16BE(0, 10);
+    src.split(".").forEach((o, i) => { p[12 + i] = Number(o); });
+    dst.split(".").forEach((o, i) => { p[16 + i] = Number(o); });
+    p.writeUInt16BE(40000, 20); p.writeUInt16BE(9, 22); p.writeUInt16BE(size - 20, 24); p.writeUInt16BE(0, 26);
+    return p;
+  }
+
+  it("injectTx seals TUN_DATA exactly as the TypeScript path would, counter by counter, in one batch", async () => {
+    const { fd } = await boundSocket();
+    const sink = dgram.createSocket("udp4");
+    cleanups.push(() => sink.close());
+    const got: Buffer[] = [];
+    sink.on("message", (m) => got.push(m));
+    await new Promise<void>((r) => sink.bind(0, "127.0.0.1", r));
+    const key = Buffer.alloc(32, 7);
+    const p = plane({ udpFd: fd, overlayIp: "100.64.9.1" });
+    p.setPeer(1, { overlayIp: "100.64.9.2", endpoint: { host: "127.0.0.1", port: sink.address().port }, maxDatagram: 1472, inbound: { tcp: [], udp: [], icmp: false } });
+    p.addKeys(1, 11, 0x01020304, key, key);
+    const packets = Array.from({ length: 40 }, (_, i) => ipv4Udp("100.64.9.1", "100.64.9.2", i === 39 ? 100 : 1000, i));
+    p.injectTx([...packets, ipv4Udp("100.64.9.1", "100.64.9.77", 100, 0), Buffer.from([0x60, 0, 0])]);
+    for (let t = 0; t < 100 && got.length < 40; t++) await new Promise((r) => setTimeout(r, 10));
+    expect(got).toHaveLength(40);
+    const ts = new TransportCipher(key);
+    got.forEach((d, i) => {
+      expect([...d.subarray(0, 4)]).toEqual([0x16, 0, 0, 0]);
+      expect(d.readUInt32LE(4)).toBe(0x01020304);
+      expect(d.readBigUInt64LE(8)).toBe(BigInt(i));
+      const want = Buffer.alloc(packets[i].length + 16);
+      ts.seal(i, packets[i], want, 0);
+      expect(d.subarray(16).equals(want), `packet ${i}`).toBe(true);
+    });
+    const s = p.stats();
+    expect(s.drops.no_peer).toBe(1);
+    expect(s.drops.bad_tun_packet).toBe(1);
+    expect(s.udpTxPackets).toBe(40);
+    expect(() => p.injectTx("x" as never)).toThrow(TypeError);
+    expect(() => p.injectTx([1] as never)).toThrow(TypeError);
+  });
+
+  it("injectTx to another plane: received, authenticated and admitted there (no TUN: counted as no_tun)", async () => {
+    const a = await boundSocket();
+    const b = await boundSocket();
+    const [ka, kb] = [Buffer.alloc(32, 1), Buffer.alloc(32, 2)];
+    const pa = plane({ udpFd: a.fd, overlayIp: "100.64.9.1" });
+    const pb = plane({ udpFd: b.fd, overlayIp: "100.64.9.2" });
+    pa.setPeer(1, { overlayIp: "100.64.9.2", endpoint: { host: "127.0.0.1", port: b.port }, maxDatagram: 1472, inbound: { tcp: [], udp: [], icmp: false } });
+    pb.setPeer(1, { overlayIp: "100.64.9.1", endpoint: { host: "127.0.0.1", port: a.port }, maxDatagram: 1472, inbound: { tcp: [], udp: [[9, 9]], icmp: false } });
+    pa.addKeys(1, 21, 22, ka, kb);
+    pb.addKeys(1, 22, 21, kb, ka);
+    pb.start();
+    for (let round = 0; round < 10; round++) pa.injectTx(Array.from({ length: 64 }, (_, i) => ipv4Udp("100.64.9.1", "100.64.9.2", 1200, i)));
+    for (let t = 0; t < 200 && (pb.stats().drops.no_tun ?? 0) < 640; t++) await new Promise((r) => setTimeout(r, 10));
+    const s = pb.stats();
+    expect(s.drops.no_tun).toBe(640);
+    expect(s.drops.auth_failed).toBe(0);
+    expect(s.drops.firewall).toBe(0);
+    expect(pb.peerCounters()[0].rxPackets).toBe(640);
   });
 });
