@@ -195,7 +195,8 @@ async function section3(): Promise<void> {
 
 // ---------------------------------------------------------------- 4. loopback UDP, two processes
 async function section4(): Promise<void> {
-  console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run, best of ${UDP_ROUNDS} (receiver: shape check + replay + decrypt in ember mode; native: the addon seals TUN_DATA in batches, its data plane receives and decrypts on its own thread)`);
+  console.log(`\n4. two processes over loopback UDP, ${UDP_MS / 1000} s per run, best of ${UDP_ROUNDS} (receiver: shape check + replay + decrypt in ember mode; native: TUN_DATA through the addon's data plane on both ends, the tx stage as the daemon runs it for TUN traffic minus the TUN read (injectTx: batches of 64 IP packets, sealed in place, GSO/sendmmsg), the rx thread minus the TUN write)`);
+  console.log("   plain is Node's dgram (one send and one receive callback per datagram), the reference a Node program gets");
   console.log("   wall = packets/s the receiver got; per CPU-s = packets per CPU second of the sender / receiver process,");
   console.log("   capacity = the lower of the two: the rate with one free core each (robust to other load on the machine)");
   const w = [7, 7, 12, 8, 8, 16, 16, 12, 9, 12];

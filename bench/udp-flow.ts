@@ -1,14 +1,15 @@
 // Two processes over loopback UDP, one core each: a sender here and a receiver child (dataplane-udp.ts),
-// either plain datagrams or EmberNet-encrypted DATA packets (the receiver parses, replay-checks and opens
-// them). Used by bench/dataplane.ts section 4 and, as the raw session ceiling, by bench/streams.ts.
+// either plain datagrams, EmberNet-encrypted DATA packets (the receiver parses, replay-checks and opens
+// them), or TUN_DATA through the native addon's data plane on both ends. Used by bench/dataplane.ts section 4 and, as the raw session ceiling, by bench/streams.ts.
 import { fork } from "node:child_process";
-import { createSocket } from "node:dgram";
+import { createSocket, type Socket } from "node:dgram";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { TransportCipher } from "../src/crypto/transport.js";
 import { writeDataHeader } from "../src/wire/data.js";
-import { DATA_HEADER_SIZE, PACKET, TAG_SIZE } from "../src/wire/constants.js";
+import { DATA_HEADER_SIZE, MAX_DATAGRAM, TAG_SIZE } from "../src/wire/constants.js";
 import { loadNativeAddon } from "../src/native/addon.js";
+import type { DataPlane, NativeAddon } from "../src/native/types.js";
 
 export interface RecvReport { received: number; payloadBytes: number; rejected: number; seconds: number; cpuSeconds: number }
 
@@ -30,6 +31,17 @@ function ipv4Packet(size: number): Buffer {
 
 export type UdpMode = "plain" | "ember" | "native";
 
+/** A data plane on the sending socket with the receiver as its one peer (100.64.0.2), keys as the receiver's. */
+function nativeSender(addon: NativeAddon, sock: Socket, port: number, receiverIndex: number): DataPlane {
+  const state = Object.getOwnPropertySymbols(sock).find((k) => k.description === "state symbol")!;
+  const fd = (sock as unknown as Record<symbol, { handle: { fd: number } }>)[state].handle.fd;
+  const noop = () => {};
+  const plane = new addon.DataPlane({ udpFd: fd, overlayIp: "100.64.0.1", onDatagrams: noop, onRelaySend: noop, onDenied: noop, onWant: noop });
+  plane.setPeer(1, { overlayIp: "100.64.0.2", endpoint: { host: "127.0.0.1", port }, maxDatagram: MAX_DATAGRAM, inbound: { tcp: [], udp: [], icmp: false } });
+  plane.addKeys(1, 1, receiverIndex, key, key);
+  return plane;
+}
+
 export async function udpRun(mode: UdpMode, size: number, durationMs: number): Promise<UdpResult> {
   const child = fork(join(import.meta.dirname, "dataplane-udp.ts"), [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   try {
@@ -42,16 +54,19 @@ export async function udpRun(mode: UdpMode, size: number, durationMs: number): P
     });
     const sock = createSocket({ type: "udp4", sendBufferSize: 8 << 20 });
     await new Promise<void>((r) => sock.bind(0, "127.0.0.1", () => r()));
-    sock.connect(port, "127.0.0.1");
-    await new Promise<void>((r) => sock.once("connect", () => r()));
-    const tx = new TransportCipher(key);
-    const payload = randomBytes(size);
-    // Native mode: TUN_DATA sealed by the addon, a batch per call (no JS AEAD call per packet), sent one by one.
+    // Native mode: the addon's tx stage as the daemon runs it for TUN traffic (injectTx: a batch of IP packets
+    // per call, sealed in place, sent with GSO or sendmmsg), minus the TUN device's read(). Unconnected: it
+    // sends to the peer's endpoint like the daemon's socket.
     const addon = mode === "native" ? loadNativeAddon().addon : undefined;
     if (mode === "native" && !addon) throw new Error("native mode needs the addon (npm run build:native)");
-    const ipPkt = ipv4Packet(size);
-    const counters: number[] = [];
-    const plains: Uint8Array[] = [];
+    const plane = addon ? nativeSender(addon, sock, port, receiverIndex) : undefined;
+    if (!plane) {
+      sock.connect(port, "127.0.0.1");
+      await new Promise<void>((r) => sock.once("connect", () => r()));
+    }
+    const tx = new TransportCipher(key);
+    const payload = randomBytes(size);
+    const ipBatch: Uint8Array[] = Array.from({ length: 64 }, () => ipv4Packet(size));
     const plainPkt = Buffer.from(payload);
     let counter = 0;
     let sent = 0;
@@ -62,18 +77,9 @@ export async function udpRun(mode: UdpMode, size: number, durationMs: number): P
     // packet gets its own buffer (dgram holds the buffer until the kernel took it).
     await new Promise<void>((resolve) => {
       const pump = () => {
-        if (addon) {
-          counters.length = 0; plains.length = 0;
-          for (let i = 0; i < BATCH; i++) { counters.push(counter++); plains.push(ipPkt); }
-          const sealed = addon.aeadSealBatch(key, counters, plains);
-          for (let i = 0; i < BATCH; i++) {
-            const pkt = Buffer.allocUnsafe(DATA_HEADER_SIZE + sealed[i].length);
-            writeDataHeader(pkt, receiverIndex, counters[i]);
-            pkt[0] = PACKET.TUN_DATA;
-            sealed[i].copy(pkt, DATA_HEADER_SIZE);
-            sock.send(pkt);
-            sent++;
-          }
+        if (plane) {
+          plane.injectTx(ipBatch);
+          sent = plane.stats().udpTxPackets;
           if (performance.now() < end && sent < 50_000_000) setImmediate(pump);
           else resolve();
           return;
@@ -100,6 +106,7 @@ export async function udpRun(mode: UdpMode, size: number, durationMs: number): P
       child.once("message", (m: RecvReport) => resolve(m));
       child.send({ done: true });
     });
+    plane?.close();
     sock.close();
     return { sentPps: sent / (durationMs / 1000), sentCpuPps: sent / ((cpu.user + cpu.system) / 1e6), report };
   } finally {
