@@ -29,8 +29,8 @@ try {
   const raw = await iperf(UNDERLAY[1], 5202);
   const s = a.stats, r = b.stats;
   console.log(`tunnel: ${tunnel.mbps.toFixed(0)} Mbit/s (${tunnel.retransmits} TCP retransmits)   raw veth: ${raw.mbps.toFixed(0)} Mbit/s`);
-  console.log(`A tx: ${s.tunRxPackets} TUN reads, ${s.udpTxPackets} datagrams in ${s.udpTxCalls} send calls (${(s.udpTxPackets / Math.max(1, s.udpTxCalls)).toFixed(1)}/call), gso=${s.gso}`);
-  console.log(`B rx: ${r.udpRxPackets} datagrams in ${r.udpRxBatches} receive batches (${(r.udpRxPackets / Math.max(1, r.udpRxBatches)).toFixed(1)}/batch), gro=${r.gro}, ${r.tunTxPackets} TUN writes`);
+  console.log(`A tx: ${s.tunRxPackets} packets from TUN in ${s.tunReads} reads (vnet header ${s.tunVnetHdr}), ${s.udpTxPackets} datagrams in ${s.udpTxCalls} send calls (${(s.udpTxPackets / Math.max(1, s.udpTxCalls)).toFixed(1)}/call), gso=${s.gso}`);
+  console.log(`B rx: ${r.udpRxPackets} datagrams in ${r.udpRxBatches} receive batches (${(r.udpRxPackets / Math.max(1, r.udpRxBatches)).toFixed(1)}/batch), gro=${r.gro}, ${r.tunTxPackets} packets into TUN in ${r.tunWrites} writes`);
   const drops = (x) => Object.entries(x.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(" ") || "none";
   console.log(`drops A: ${drops(s)}   B: ${drops(r)}`);
 } finally {

@@ -4,7 +4,7 @@
   "targets": [{
     "target_name": "ember_native",
     "sources": [
-      "src/aead.cc", "src/tun.cc", "src/udp_batch.cc", "src/firewall.cc", "src/dataplane.cc", "src/addon.cc"
+      "src/aead.cc", "src/tun.cc", "src/udp_batch.cc", "src/offload.cc", "src/firewall.cc", "src/dataplane.cc", "src/addon.cc"
     ],
     "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
     "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED", "NAPI_CPP_EXCEPTIONS"],

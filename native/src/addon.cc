@@ -119,11 +119,18 @@ Napi::Value OpenTunJs(const Napi::CallbackInfo& info) {
   Ipv4(env, info[1], "address");
   int prefix = static_cast<int>(Num(env, info[2], "prefixLength", 0, 32));
   int mtu = static_cast<int>(Num(env, info[3], "mtu", 68, 65535));
-  TunResult r = OpenTun(name, addr, prefix, mtu);
+  bool offload = true;
+  if (!info[4].IsUndefined()) {
+    if (!info[4].IsBoolean()) TypeErr(env, "offload must be a boolean");
+    offload = info[4].As<Napi::Boolean>().Value();
+  }
+  TunResult r = OpenTun(name, addr, prefix, mtu, offload);
   if (r.fd < 0) throw Napi::Error::New(env, r.error);
   auto o = Napi::Object::New(env);
   o.Set("fd", r.fd);
   o.Set("name", r.name);
+  o.Set("vnetHdr", r.vnetHdr);
+  o.Set("tso", r.tso);
   return o;
 }
 
@@ -380,12 +387,15 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     o.Set("udpTxPackets", static_cast<double>(s.udpTxPackets));
     o.Set("udpTxCalls", static_cast<double>(s.udpTxCalls));
     o.Set("tunRxPackets", static_cast<double>(s.tunRxPackets));
+    o.Set("tunReads", static_cast<double>(s.tunReads));
+    o.Set("tunWrites", static_cast<double>(s.tunWrites));
     o.Set("tunTxPackets", static_cast<double>(s.tunTxPackets));
     auto d = Napi::Object::New(env);
     for (int i = 0; i < kDropCount; i++) d.Set(kDropNames[i], static_cast<double>(s.drops[i]));
     o.Set("drops", d);
     o.Set("gso", s.gso);
     o.Set("gro", s.gro);
+    o.Set("tunVnetHdr", s.tunVnetHdr);
     return o;
   }
   Napi::Value PeerCounters(const Napi::CallbackInfo& info) {

@@ -2,11 +2,18 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "offload.h"
 
 namespace ember {
 
@@ -38,7 +45,10 @@ static void PutLe64(uint8_t* p, uint64_t v) {
 }
 
 DataPlane::DataPlane(int udpFd, int tunFd, uint32_t overlayIp, Sink* sink)
-    : udpFd_(udpFd), tunFd_(tunFd), family_(SocketFamily(udpFd)), overlayIp_(overlayIp), sink_(sink) {}
+    : udpFd_(udpFd), tunFd_(tunFd), family_(SocketFamily(udpFd)), overlayIp_(overlayIp), sink_(sink) {
+  ifreq ifr{};
+  vnet_ = tunFd >= 0 && ioctl(tunFd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_VNET_HDR);
+}
 
 DataPlane::~DataPlane() { Close(); }
 
@@ -269,7 +279,7 @@ void DataPlane::ProcessTunData(uint8_t* p, size_t len, int64_t now, RxOut& out) 
   size_t ipLen = (size_t{body[2]} << 8) | body[3];  // total length: drop any padding after the IP packet
   peer.rxPackets.fetch_add(1, std::memory_order_relaxed);
   peer.rxBytes.fetch_add(ipLen, std::memory_order_relaxed);
-  out.tun.emplace_back(body, ipLen);
+  out.tun.push_back({body, ipLen});
 }
 
 void DataPlane::WriteTun(const uint8_t* p, size_t len) {
@@ -277,11 +287,18 @@ void DataPlane::WriteTun(const uint8_t* p, size_t len) {
     Count(kNoTun);
     return;
   }
+  static const uint8_t kNoOffload[kVnetHdrSize] = {};  // a whole packet, checksums done: nothing for the kernel
+  iovec iov[2] = {{const_cast<uint8_t*>(kNoOffload), kVnetHdrSize}, {const_cast<uint8_t*>(p), len}};
+  if (!WriteTunFrame(vnet_ ? iov : iov + 1, vnet_ ? 2 : 1)) return Count(kTunWriteFailed);
+  tunTxPackets_.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool DataPlane::WriteTunFrame(const iovec* iov, int count) {
   for (int tries = 0; tries < 100; tries++) {
-    ssize_t r = write(tunFd_, p, len);
+    ssize_t r = writev(tunFd_, iov, count);
     if (r >= 0) {
-      tunTxPackets_.fetch_add(1, std::memory_order_relaxed);
-      return;
+      tunWrites_.fetch_add(1, std::memory_order_relaxed);
+      return true;
     }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -290,12 +307,30 @@ void DataPlane::WriteTun(const uint8_t* p, size_t len) {
     }
     break;
   }
-  Count(kTunWriteFailed);
+  return false;
 }
 
 void DataPlane::FlushRx(RxOut& out) {
-  for (auto& t : out.tun) WriteTun(t.first, t.second);
-  out.tun.clear();
+  auto& tun = out.tun;
+  for (size_t i = 0; i < tun.size();) {
+    // With offloads, consecutive segments of one TCP flow go in as one super-packet (one write, one trip
+    // through the kernel's receive path).
+    size_t k = 1, len = 0;
+    if (vnet_ && i + 1 < tun.size()) {
+      if (!out.merged) out.merged.reset(new uint8_t[kVnetHdrSize + 65535]);
+      k = CoalesceTcp4(&tun[i], tun.size() - i, out.merged.get(), &len);
+    }
+    if (k < 2) {
+      WriteTun(tun[i].data, tun[i].len);
+      i++;
+      continue;
+    }
+    iovec iov{out.merged.get(), len};
+    if (WriteTunFrame(&iov, 1)) tunTxPackets_.fetch_add(k, std::memory_order_relaxed);
+    else drops_[kTunWriteFailed].fetch_add(k, std::memory_order_relaxed);
+    i += k;
+  }
+  tun.clear();
   if (out.denied && !out.denied->empty()) {
     if (!sink_->Denied(std::move(out.denied))) Count(kJsQueueFull);
   }
@@ -409,25 +444,79 @@ void DataPlane::TxLoop() {
   std::unique_ptr<uint8_t[]> buf(new uint8_t[kSlot * kBatch]);
   size_t lens[kBatch];
   TxScratch scratch;
+  // With IFF_VNET_HDR one read may be a 64 KiB TSO super-packet: read whole, then cut into the slots.
+  std::unique_ptr<uint8_t[]> offloaded(vnet_ ? new uint8_t[kVnetHdrSize + 65535] : nullptr);
   pollfd pf[2] = {{tunFd_, POLLIN, 0}, {eventFd_, POLLIN, 0}};
   for (;;) {
     int pr = poll(pf, 2, -1);
     if (pr < 0 && errno != EINTR) break;
     if (pf[1].revents) break;
     if (pf[0].revents & (POLLERR | POLLHUP | POLLNVAL)) break;
+    // Read until the TUN queue is empty (EAGAIN), sending every full batch, then the rest.
+    int n = 0;
     for (;;) {
-      int n = 0;
-      while (n < kBatch) {
-        ssize_t r = read(tunFd_, buf.get() + n * kSlot + kHeader, kSlot - kHeader - kTagSize);
-        if (r < 0) break;  // EAGAIN: the batch is what the TUN queue held
+      ssize_t r;
+      if (vnet_) {
+        r = read(tunFd_, offloaded.get(), kVnetHdrSize + 65535);
+        if (r < 0) break;
+        tunReads_.fetch_add(1, std::memory_order_relaxed);
+        n = TakeOffloaded(offloaded.get(), static_cast<size_t>(r), buf.get(), lens, n, scratch);
+      } else {
+        r = read(tunFd_, buf.get() + n * kSlot + kHeader, kSlot - kHeader - kTagSize);
+        if (r < 0) break;
+        tunReads_.fetch_add(1, std::memory_order_relaxed);
+        tunRxPackets_.fetch_add(1, std::memory_order_relaxed);
         lens[n++] = static_cast<size_t>(r);
       }
-      if (n == 0) break;
-      tunRxPackets_.fetch_add(n, std::memory_order_relaxed);
-      SendBatch(buf.get(), lens, n, *sender_, send_, scratch);
-      if (n < kBatch) break;
+      if (n == kBatch) {
+        SendBatch(buf.get(), lens, n, *sender_, send_, scratch);
+        n = 0;
+      }
     }
+    if (n > 0) SendBatch(buf.get(), lens, n, *sender_, send_, scratch);
   }
+}
+
+int DataPlane::TakeOffloaded(const uint8_t* read, size_t len, uint8_t* buf, size_t* lens, int n, TxScratch& t) {
+  if (len < kVnetHdrSize + 20) {
+    Count(kBadTunPacket);
+    return n;
+  }
+  VnetHdr h = ReadVnetHdr(read);
+  uint8_t* pkt = const_cast<uint8_t*>(read) + kVnetHdrSize;
+  len -= kVnetHdrSize;
+  uint8_t gso = h.gsoType & static_cast<uint8_t>(~kGsoEcn);
+  if (gso == kGsoNone) {
+    if ((h.flags & kVnetNeedsCsum) && !CompleteChecksum(pkt, len, h.csumStart, h.csumOffset)) {
+      Count(kBadTunPacket);
+      return n;
+    }
+    if (len > kSlot - kHeader - kTagSize) {
+      Count(kBadTunPacket);
+      return n;
+    }
+    memcpy(buf + n * kSlot + kHeader, pkt, len);
+    lens[n++] = len;
+    tunRxPackets_.fetch_add(1, std::memory_order_relaxed);
+    return n;
+  }
+  int segs = gso == kGsoTcpV4 ? Tcp4SegmentCount(pkt, len, h.gsoSize) : -1;
+  if (segs < 0) {
+    Count(kBadTunPacket);
+    return n;
+  }
+  tunRxPackets_.fetch_add(segs, std::memory_order_relaxed);
+  for (int s = 0; s < segs;) {
+    if (n == kBatch) {
+      SendBatch(buf, lens, n, *sender_, send_, t);
+      n = 0;
+    }
+    int k = std::min(kBatch - n, segs - s);
+    SplitTcp4(pkt, len, h.gsoSize, s, k, buf + n * kSlot + kHeader, kSlot, lens + n);
+    n += k;
+    s += k;
+  }
+  return n;
 }
 
 void DataPlane::InjectTx(const std::vector<std::pair<const uint8_t*, size_t>>& pkts) {
@@ -546,10 +635,13 @@ Stats DataPlane::GetStats() {
   s.udpTxPackets = send_.packets.load();
   s.udpTxCalls = send_.calls.load();
   s.tunRxPackets = tunRxPackets_.load();
+  s.tunReads = tunReads_.load();
+  s.tunWrites = tunWrites_.load();
   s.tunTxPackets = tunTxPackets_.load();
   for (int i = 0; i < kDropCount; i++) s.drops[i] = drops_[i].load();
   s.gso = sender_ ? sender_->gso() : false;
   s.gro = gro_;
+  s.tunVnetHdr = vnet_;
   return s;
 }
 

@@ -15,6 +15,7 @@
 
 #include "aead.h"
 #include "firewall.h"
+#include "offload.h"
 #include "replay.h"
 #include "udp_batch.h"
 
@@ -87,9 +88,9 @@ struct Peer {
 };
 
 struct Stats {
-  uint64_t udpRxPackets, udpRxBatches, udpTxPackets, udpTxCalls, tunRxPackets, tunTxPackets;
+  uint64_t udpRxPackets, udpRxBatches, udpTxPackets, udpTxCalls, tunRxPackets, tunReads, tunTxPackets, tunWrites;
   uint64_t drops[kDropCount];
-  bool gso, gro;
+  bool gso, gro, tunVnetHdr;
 };
 struct PeerStat {
   uint32_t peerId;
@@ -123,8 +124,9 @@ class DataPlane {
 
  private:
   struct RxOut {
-    std::vector<std::pair<const uint8_t*, size_t>> tun;
+    std::vector<PacketRef> tun;
     std::unique_ptr<std::vector<DeniedFlow>> denied;
+    std::unique_ptr<uint8_t[]> merged;  // with offloads: segments coalesced for one TUN write (offload.h)
   };
   // Writers (the JS thread) announce themselves so the two reader threads let them in between batches.
   std::shared_lock<std::shared_mutex> ReadLock();
@@ -138,10 +140,14 @@ class DataPlane {
     std::vector<std::vector<uint8_t>> icmps;
     TxScratch() { outs.reserve(kBatch); }
   };
+  // One read from a TUN with IFF_VNET_HDR: a packet or a TSO super-packet, as packets into slots from n on;
+  // sends full batches on the way. Returns the new n.
+  int TakeOffloaded(const uint8_t* read, size_t len, uint8_t* buf, size_t* lens, int n, TxScratch& t);
   void SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& sender, SendCounters& counters, TxScratch& t);
   void ProcessTunData(uint8_t* p, size_t len, int64_t now, RxOut& out);  // table lock held (shared)
   void FlushRx(RxOut& out);
   void WriteTun(const uint8_t* p, size_t len);
+  bool WriteTunFrame(const iovec* iov, int count);
   void Count(Drop d) { drops_[d].fetch_add(1, std::memory_order_relaxed); }
   size_t FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* out);
 
@@ -151,6 +157,7 @@ class DataPlane {
   int eventFd_ = -1;
   bool started_ = false, closed_ = false;
   bool gro_ = false;
+  bool vnet_ = false;  // the TUN fd was opened with IFF_VNET_HDR (offload.h)
   std::thread rx_, tx_;
   std::unique_ptr<UdpSender> sender_;
   // injectTx's own slots, sender and scratch (the JS thread's; the tx thread keeps its own).
@@ -165,7 +172,8 @@ class DataPlane {
   std::unordered_map<uint32_t, std::shared_ptr<Keypair>> keys_;
   Conntrack conntrack_;
 
-  std::atomic<uint64_t> udpRxPackets_{0}, udpRxBatches_{0}, tunRxPackets_{0}, tunTxPackets_{0};
+  std::atomic<uint64_t> udpRxPackets_{0}, udpRxBatches_{0}, tunRxPackets_{0}, tunReads_{0}, tunTxPackets_{0};
+  std::atomic<uint64_t> tunWrites_{0};
   SendCounters send_;
   std::atomic<uint64_t> drops_[kDropCount] = {};
 };

@@ -21,7 +21,7 @@ static std::string Err(const std::string& step) {
   return s;
 }
 
-TunResult OpenTun(const std::string& name, const std::string& address, int prefixLength, int mtu) {
+TunResult OpenTun(const std::string& name, const std::string& address, int prefixLength, int mtu, bool offload) {
   TunResult r;
   in_addr addr{};
   if (inet_pton(AF_INET, address.c_str(), &addr) != 1) {
@@ -34,7 +34,7 @@ TunResult OpenTun(const std::string& name, const std::string& address, int prefi
     return r;
   }
   ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (offload ? IFF_VNET_HDR : 0);
   strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     r.error = Err("TUNSETIFF " + name);
@@ -42,6 +42,10 @@ TunResult OpenTun(const std::string& name, const std::string& address, int prefi
     return r;
   }
   r.name = ifr.ifr_name;
+  r.vnetHdr = offload;
+  // Checksums and TSO for IPv4 only (the overlay is IPv4); a kernel that refuses keeps plain packets behind
+  // the header. No UDP segmentation offload: it would need the peer to coalesce.
+  r.tso = offload && ioctl(fd, TUNSETOFFLOAD, static_cast<unsigned long>(TUN_F_CSUM | TUN_F_TSO4)) == 0;
   // The data plane's threads poll() this fd; a blocking read would stall close().
   int fl = fcntl(fd, F_GETFL);
   if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {

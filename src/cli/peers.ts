@@ -5,13 +5,13 @@ import { CliError, printFields, printJson, printTable } from "./output.js";
 import { lastStartFailure, printProblems } from "./problems.js";
 import type { Problem } from "../coord/telemetry-protocol.js";
 
-interface DataPlaneRow { backend: string; note?: string; native?: { tun?: { name: string; address: string; mtu: number }; stats: { gso: boolean; gro: boolean } } }
+interface DataPlaneRow { backend: string; note?: string; native?: { tun?: { name: string; address: string; mtu: number; tso?: boolean }; stats: { gso: boolean; gro: boolean } } }
 
-/** "native (TUN ember0 100.64.1.2, MTU 1220; GSO, GRO)" or "typescript (why)". */
+/** "native (TUN ember0 100.64.1.2, MTU 1220, TSO; GSO, GRO)" or "typescript (why)". */
 function describeDataPlane(d: DataPlaneRow): string {
   const parts: string[] = [];
   const t = d.native?.tun;
-  if (t) parts.push(`TUN ${t.name} ${t.address}, MTU ${t.mtu}`);
+  if (t) parts.push(`TUN ${t.name} ${t.address}, MTU ${t.mtu}${t.tso ? ", TSO" : ""}`);
   if (d.native) parts.push([d.native.stats.gso && "GSO", d.native.stats.gro && "GRO"].filter(Boolean).join(", ") || "no GSO/GRO");
   if (d.note) parts.push(d.note);
   return `${d.backend}${parts.length ? ` (${parts.join("; ")})` : ""}`;

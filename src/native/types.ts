@@ -69,12 +69,18 @@ export interface DataPlaneStats {
   udpRxBatches: number;
   udpTxPackets: number;
   udpTxCalls: number;
+  /** IP packets from TUN (TSO super-packets counted as the segments they make) and read() calls on TUN. */
   tunRxPackets: number;
+  tunReads: number;
+  /** IP packets into TUN (coalesced segments counted one by one) and write() calls on TUN. */
   tunTxPackets: number;
+  tunWrites: number;
   /** Drops by reason: bad_tun_packet, no_peer, no_session, replay, auth_failed, unknown_index, spoofed_source, firewall, too_big, ... */
   drops: Record<string, number>;
   gso: boolean;
   gro: boolean;
+  /** The TUN device carries virtio_net_hdr (offloads: TSO reads cut into segments here, checksums completed). */
+  tunVnetHdr: boolean;
 }
 
 export interface DataPlane {
@@ -110,7 +116,10 @@ export interface NativeAddon {
   aeadSealBatch(key: Uint8Array, counters: number[], plaintexts: Uint8Array[]): Buffer[];
   /** Opens each sealed message; null where authentication fails. */
   aeadOpenBatch(key: Uint8Array, counters: number[], sealed: Uint8Array[]): Array<Buffer | null>;
-  /** Creates (or attaches to) a TUN device (IFF_TUN | IFF_NO_PI), sets its address/prefix and MTU, brings it up. */
-  openTun(name: string, address: string, prefixLength: number, mtu: number): { fd: number; name: string };
+  /**
+   * Creates (or attaches to) a TUN device (IFF_TUN | IFF_NO_PI), sets its address/prefix and MTU, brings it up.
+   * offload (default true): IFF_VNET_HDR, and checksum + TSO4 offload when the kernel accepts them (tso).
+   */
+  openTun(name: string, address: string, prefixLength: number, mtu: number, offload?: boolean): { fd: number; name: string; vnetHdr: boolean; tso: boolean };
   DataPlane: new (opts: DataPlaneOptions) => DataPlane;
 }

@@ -58,7 +58,7 @@ export class NativePlane implements SessionMirror {
   /** TUN_DATA that came over the relay since the last counter sync, by peer (the rest came by the direct path). */
   private readonly relayRx = new Map<string, number>();
   private syncTimer?: NodeJS.Timeout;
-  private tunInfo?: { name: string; address: string; mtu: number };
+  private tunInfo?: { name: string; address: string; mtu: number; tso: boolean };
 
   /**
    * Starts the data plane on the daemon's socket (libuv stops reading it), with a TUN device when `tun` is
@@ -71,9 +71,10 @@ export class NativePlane implements SessionMirror {
     let tunFd: number | undefined;
     if (tun) {
       const mtu = tunMtuFor(deps.pathMtu);
-      const opened = addon.openTun(tun.name, tun.address, tun.prefixLength, mtu);
+      // EMBER_TUN_OFFLOAD=off: one packet per TUN read and write, as before offloads (for comparison).
+      const opened = addon.openTun(tun.name, tun.address, tun.prefixLength, mtu, process.env.EMBER_TUN_OFFLOAD !== "off");
       tunFd = opened.fd;
-      this.tunInfo = { name: opened.name, address: tun.address, mtu };
+      this.tunInfo = { name: opened.name, address: tun.address, mtu, tso: opened.tso };
     }
     this.plane = new addon.DataPlane({
       udpFd: fd,
@@ -103,7 +104,7 @@ export class NativePlane implements SessionMirror {
     return { backend: "native", ...(this.tunInfo ? { tun: this.tunInfo } : {}), stats: this.plane.stats() };
   }
 
-  get tun(): { name: string; address: string; mtu: number } | undefined {
+  get tun(): { name: string; address: string; mtu: number; tso: boolean } | undefined {
     return this.tunInfo;
   }
 
