@@ -356,7 +356,7 @@ async function embernet(): Promise<void> {
   const d = (k: string, side: "a" | "b") => (s1[side][k] ?? 0) - (s0[side][k] ?? 0);
   const dropList = (side: "a" | "b") => Object.entries(s1[side].drops ?? {}).map(([k, v]) => [k, (v as number) - ((s0[side].drops ?? {})[k] ?? 0)] as const).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(" ") || "none";
   tunRow.note = `path ${path}; A: ${d("tunRxPackets", "a")} packets from ${d("tunReads", "a")} TUN reads (TSO ${s1.a.tunVnetHdr}), ${(d("udpTxPackets", "a") / Math.max(1, d("udpTxCalls", "a"))).toFixed(1)} datagrams per send call (gso=${s1.a.gso}); ` +
-    `B: ${(d("udpRxPackets", "b") / Math.max(1, d("udpRxBatches", "b"))).toFixed(1)} datagrams per receive batch (gro=${s1.b.gro}), ${d("tunTxPackets", "b")} TUN writes; drops A: ${dropList("a")}, B: ${dropList("b")}`;
+    `B: ${(d("udpRxPackets", "b") / Math.max(1, d("udpRxBatches", "b"))).toFixed(1)} datagrams per receive batch (gro=${s1.b.gro}), ${d("tunTxPackets", "b")} packets into TUN in ${d("tunWrites", "b")} writes; drops A: ${dropList("a")}, B: ${dropList("b")}`;
 
   // The same two daemons, userspace streams: a forward on A (loopback) to pb's iperf3 service.
   const fwd = JSON.parse(await runIn(undefined, [process.execPath, EMBER, "forward", "0", `pb:${IPERF_PORT}`, "--detach", "--json", "--state", nodes.a.state], 30_000));
