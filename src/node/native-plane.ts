@@ -96,8 +96,12 @@ export class NativePlane implements SessionMirror {
       for (const kp of [...peer.retired].reverse()) this.keysInstalled(peer, kp);
       if (peer.current) this.keysInstalled(peer, peer.current);
     }
-    this.syncTimer = setInterval(() => this.syncCounters(), COUNTER_SYNC_MS);
-    this.syncTimer.unref();
+    // Only TUN traffic passes the session layer by: without a TUN device there is nothing to sync, and a
+    // resting node should not wake every second for it.
+    if (tun) {
+      this.syncTimer = setInterval(() => this.syncCounters(), COUNTER_SYNC_MS);
+      this.syncTimer.unref();
+    }
   }
 
   status(): NativePlaneStatus {
