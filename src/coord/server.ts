@@ -440,7 +440,9 @@ export class CoordServer {
     res.writeHead(200, { "content-type": "application/vnd.embernet.map+msgpack", "cache-control": "no-store", "x-ember-map-version": "1" });
     res.flushHeaders();
     req.socket.setNoDelay(true);
-    req.socket.setKeepAlive(true, 30_000);
+    // TCP keepalive only as a backstop behind the hub's ping frames: probing sooner than a ping interval would
+    // cost a resting node a probe and an acknowledgement every 30 s on top of the ping (docs/nat.md "At rest").
+    req.socket.setKeepAlive(true, 2 * PING_INTERVAL_MS);
     const sink: FrameSink = {
       write: (b) => res.write(b),
       get writableLength() { return res.writableLength; },
