@@ -62,10 +62,21 @@ export function lapsed(e: HoldEvidence, silenceMs: number): HoldEvidence {
   return { survivedMs: Math.min(e.survivedMs, lapsedMs * HOLD.lapseMargin), lapsedMs };
 }
 
+/** One side of a pair as the hold decision sees it: its name and whether it sits behind no NAT at all. */
+export interface HoldSide {
+  name: string;
+  /** True when STUN saw the side's own interface address and port (nothing to hold on its side); undefined: not known. */
+  noNat?: boolean;
+}
+
 /**
- * Which side of a pair holds: exactly one, known to both without a message. The name that sorts first; either
- * side's packets refresh both NATs' entries, so it does not matter which NAT is the stricter one.
+ * Which side of a pair holds. A side with no NAT has no mapping to keep: it never holds, and two such sides
+ * hold nothing at all. A NAT side whose peer has none holds alone. Two NAT sides (or an unknown one): the name
+ * that sorts first, known to both without a message; either side's packets refresh both NATs' entries, so it
+ * does not matter which NAT is the stricter one. Each side learns the other's noNat from its path probes.
  */
-export function isHolder(self: string, peer: string): boolean {
-  return self < peer;
+export function isHolder(self: HoldSide, peer: HoldSide): boolean {
+  if (self.noNat) return false;
+  if (peer.noNat) return true;
+  return self.name < peer.name;
 }

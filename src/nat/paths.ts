@@ -167,6 +167,8 @@ export interface PeerPaths {
    */
   joinUntil?: number;
   hold: HoldState;
+  /** What the peer's last probe or reply said of its side (hold.ts HoldSide.noNat); undefined until one came. */
+  peerNoNat?: boolean;
   wakes: number;
   /** Last call-me-maybe (or its acknowledgement) from the peer: it has just punched towards our candidates. */
   peerPunchedAt: number;
@@ -212,6 +214,8 @@ export interface PathHost {
   hold?(endpoint: Endpoint): void;
   /** Our own identity name: it decides which side of a pair holds (hold.ts isHolder). */
   selfName?: string;
+  /** Whether our side sits behind no NAT (STUN saw our own address and port): then we hold nothing. */
+  noNat?(): boolean;
   log: { info(o: object, m?: string): void; debug(o: object, m?: string): void };
   now(): number;
 }
@@ -225,8 +229,12 @@ export type PathMessageKind = "probe" | "probe-reply" | "call-me-maybe";
  */
 const CMM_ACK = "ack";
 
-/** A probe's payload: 8 bytes naming it (pid, sequence), echoed by the reply. */
+/**
+ * A probe's payload: 8 bytes naming it (pid, sequence), then one byte saying whether the sender sits behind no
+ * NAT (1) or not / not known (0), for the hold decision (hold.ts). The reply echoes the 8 bytes and adds its own.
+ */
 const PROBE_ID_BYTES = 8;
+const PROBE_PAYLOAD_BYTES = PROBE_ID_BYTES + 1;
 /** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
 const MAX_OUTSTANDING = 8192;
 
@@ -407,7 +415,21 @@ export class PathManager {
     c.lastProbeAt = now;
     c.probes++;
     this.remember(id, { peer: s.name, key, sentAt: performance.now(), hold });
-    this.host.sendVia(s.name, c.endpoint, "probe", id);
+    this.host.sendVia(s.name, c.endpoint, "probe", this.probePayload(id));
+  }
+
+  /** A probe id (or the id a reply echoes) followed by our side's NAT byte. */
+  private probePayload(id: Uint8Array): Buffer {
+    const p = Buffer.allocUnsafe(PROBE_PAYLOAD_BYTES);
+    p.set(id.subarray(0, PROBE_ID_BYTES), 0);
+    p[PROBE_ID_BYTES] = this.host.noNat?.() ? 1 : 0;
+    return p;
+  }
+
+  /** Our side and the peer's, for isHolder (hold.ts). */
+  private holds(s: PeerPaths): boolean {
+    if (!this.host.selfName) return false;
+    return isHolder({ name: this.host.selfName, noNat: this.host.noNat?.() }, { name: s.name, noNat: s.peerNoNat });
   }
 
   private remember(id: Buffer, o: Outstanding): void {
@@ -437,19 +459,22 @@ export class PathManager {
 
   /** A probe from the peer arrived (authenticated) on `from`: answer on the same path, learn the path. */
   onProbe(peer: string, from: Endpoint, payload: Uint8Array): void {
-    this.state(peer);
-    if (payload.length !== PROBE_ID_BYTES) return;
-    this.host.sendVia(peer, from, "probe-reply", payload);
+    const s = this.state(peer);
+    if (payload.length !== PROBE_PAYLOAD_BYTES) return;
+    s.peerNoNat = payload[PROBE_ID_BYTES] === 1;
+    this.host.sendVia(peer, from, "probe-reply", this.probePayload(payload));
     // Learned (peer-reflexive) and probed back after the reply went out: both directions go direct together.
     this.onDirectRx(peer, from);
   }
 
   onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
-    const key = Buffer.from(payload).toString("hex");
+    if (payload.length !== PROBE_PAYLOAD_BYTES) return;
+    const key = Buffer.from(payload.subarray(0, PROBE_ID_BYTES)).toString("hex");
     const o = this.outstanding.get(key);
     if (!o || o.peer !== peer) return;
     this.outstanding.delete(key);
     const s = this.state(peer);
+    s.peerNoNat = payload[PROBE_ID_BYTES] === 1;
     const now = this.host.now();
     if (o.spray) {
       // A sprayed port answered: it becomes a proven candidate.
@@ -669,7 +694,7 @@ export class PathManager {
   private restTick(s: PeerPaths, a: PeerActivity, now: number): void {
     s.suspectSince = undefined;
     s.sprayQueue = undefined;
-    if (s.current?.kind !== "udp" || !this.host.selfName || !isHolder(this.host.selfName, s.name)) return;
+    if (s.current?.kind !== "udp" || !this.holds(s)) return;
     const key = endpointKey(s.current);
     const c = s.candidates.get(key);
     if (!c) return;
@@ -745,7 +770,7 @@ export class PathManager {
     for (const ep of batch) {
       const id = this.probeId();
       this.remember(id, { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
-      this.host.sendVia(s.name, ep, "probe", id);
+      this.host.sendVia(s.name, ep, "probe", this.probePayload(id));
       s.spray!.probes++;
     }
   }
@@ -756,7 +781,7 @@ export class PathManager {
     const now = this.host.now();
     const a = this.activity(s);
     const measured = !!this.host.sessionFresh?.(s.name);
-    const holder = !!this.host.selfName && isHolder(this.host.selfName, s.name);
+    const holder = this.holds(s);
     return {
       path: s.current ? (s.current.kind === "relay" ? `relay:${s.current.relay}` : "direct") : "-",
       notDirect: notDirectReason({

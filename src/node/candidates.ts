@@ -24,6 +24,11 @@ export class LocalCandidates {
    * punch with it dies inside a carrier NAT (NAT444), which then clashes with the peers' probes.
    */
   punchTtlKnown = false;
+  /**
+   * No NAT on our side: the last netcheck saw only our own interface address and port (a public address, or a
+   * network with no translation). Such a node holds no mapping at rest (src/nat/hold.ts).
+   */
+  noNat = false;
   private hopsFor = "";
   private reflexive: Endpoint[] = [];
   private mapped?: Endpoint;
@@ -59,6 +64,9 @@ export class LocalCandidates {
     this.lastReport = report;
     this.natType = report.mapping;
     this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
+    const port = this.conn.address().port;
+    const own = localAddresses(this.listenHost);
+    this.noNat = this.reflexive.length > 0 && this.reflexive.every((r) => r.kind === "udp" && r.port === port && own.includes(r.host));
     // The NAT depth changes only with the network: measured again when our public address does.
     const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
     if (servers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {

@@ -166,6 +166,7 @@ export class Mesh {
       selfName: deps.credentials().identity.name,
       localCandidates: () => deps.candidates.list(),
       punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL_OVERRIDE ?? deps.candidates.punchTtl); },
+      noNat: () => deps.candidates.noNat,
       mapping: () => deps.candidates.natType,
       // Behind an endpoint-dependent NAT our own first packet to a peer leaves a NAT entry whose reply tuple
       // is the one the peer's packets through our port mapping need: the kernel drops those as a clash. With

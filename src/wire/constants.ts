@@ -47,7 +47,10 @@ export const INNER = {
   PONG: 0x02,
   /** Our direct candidates, sent over the relay so both sides punch at once (src/nat/paths.ts). */
   CALL_ME_MAYBE: 0x03,
-  /** Path probe sent over exactly one candidate path: 8-byte id; answered by PATH_PROBE_REPLY on that path. */
+  /**
+   * Path probe sent over exactly one candidate path: 8-byte id and the sender's no-NAT byte; answered by
+   * PATH_PROBE_REPLY on that path (the same id, the replier's byte). src/nat/paths.ts.
+   */
   PATH_PROBE: 0x04,
   PATH_PROBE_REPLY: 0x05,
   /** Opaque application datagram (tests and tools). */

@@ -2,10 +2,10 @@
 import { describe, expect, it } from "vitest";
 import { PathManager, decodeCandidates, encodeCandidates, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
 import { punchTtlFor } from "../../src/nat/hops.js";
-import { HOLD, holdInterval, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
+import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
 import { describeEndpoint, type Endpoint } from "../../src/session/endpoint.js";
 
-function harness(self = "a") {
+function harness(self = "a", side = { noNat: false }) {
   let now = 1_000_000;
   const sent: { peer: string; to: string; inner: string; payload: Uint8Array; at: number }[] = [];
   const punches: { to: string; at: number }[] = [];
@@ -25,6 +25,7 @@ function harness(self = "a") {
     sessionFresh: () => session.up && session.fresh,
     hold: (ep) => { holds.push({ to: describeEndpoint(ep), at: now }); },
     selfName: self,
+    noNat: () => side.noNat,
     log: { info() {}, debug() {} },
     now: () => now,
   };
@@ -38,11 +39,16 @@ function harness(self = "a") {
   };
 }
 
+/** A probe reply as the peer sends it: the probe's id and the peer's own no-NAT byte. */
+function replyTo(probe: Uint8Array, peerNoNat = false): Buffer {
+  return Buffer.concat([Buffer.from(probe.subarray(0, 8)), Buffer.from([peerNoNat ? 1 : 0])]);
+}
+
 /** Brings b's direct path up: punch, the peer's acknowledgement (it punched too), probe, reply. */
-function goDirect(h: ReturnType<typeof harness>): void {
+function goDirect(h: ReturnType<typeof harness>, peerNoNat = false): void {
   h.pm.setPeer("b", [pub], relay);
   h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
-  h.pm.onProbeReply("b", pub, h.sent.filter((s) => s.inner === "probe").at(-1)!.payload);
+  h.pm.onProbeReply("b", pub, replyTo(h.sent.filter((s) => s.inner === "probe").at(-1)!.payload, peerNoNat));
   expect(h.pm.describe("b")!.path).toBe("direct");
 }
 
@@ -313,6 +319,51 @@ describe("at rest (docs/nat.md)", () => {
   });
 });
 
+describe("who holds a pair (src/nat/hold.ts isHolder)", () => {
+  it("no NAT on a side: it never holds; two such sides hold nothing; two NAT sides (or unknown): the first name", () => {
+    expect(isHolder({ name: "a", noNat: true }, { name: "b", noNat: true })).toBe(false);
+    expect(isHolder({ name: "b", noNat: true }, { name: "a", noNat: true })).toBe(false);
+    expect(isHolder({ name: "a", noNat: true }, { name: "b", noNat: false })).toBe(false);
+    expect(isHolder({ name: "b", noNat: false }, { name: "a", noNat: true })).toBe(true);
+    expect(isHolder({ name: "a", noNat: false }, { name: "b", noNat: false })).toBe(true);
+    expect(isHolder({ name: "b", noNat: false }, { name: "a", noNat: false })).toBe(false);
+    expect(isHolder({ name: "a" }, { name: "b" })).toBe(true);
+    expect(isHolder({ name: "b" }, { name: "a" })).toBe(false);
+  });
+
+  it("probes and replies carry the sender's side; a node with no NAT sends nothing at rest, and a NAT side with such a peer holds", () => {
+    // Our side has no NAT: every probe says so, and no hold goes out though "a" sorts first.
+    const pub1 = harness("a", { noNat: true });
+    goDirect(pub1, true);
+    expect(pub1.sent.filter((s) => s.inner === "probe").every((s) => s.payload.length === 9 && s.payload[8] === 1)).toBe(true);
+    pub1.act.idle = true;
+    const n = pub1.sent.length;
+    pub1.run(600_000);
+    expect(pub1.sent.length).toBe(n);
+    expect(pub1.holds).toHaveLength(0);
+    expect(pub1.pm.describe("b")!.hold.holder).toBe(false);
+    expect(pub1.pm.describe("b")!.path).toBe("direct");
+    // Our side is behind NAT and sorts second ("c" > "b"), but the peer said it has none: we hold.
+    const natted = harness("c", { noNat: false });
+    goDirect(natted, true);
+    expect(natted.sent.filter((s) => s.inner === "probe").every((s) => s.payload[8] === 0)).toBe(true);
+    natted.act.idle = true;
+    const m = natted.sent.length;
+    natted.run(60_000);
+    expect(natted.pm.describe("b")!.hold.holder).toBe(true);
+    expect(natted.sent.slice(m).filter((s) => s.inner === "probe").length).toBeGreaterThanOrEqual(1);
+    // A probe from the peer answers with our own byte after its id, and teaches us the peer's.
+    const answering = harness("c", { noNat: true });
+    answering.pm.setPeer("b", [pub], relay);
+    answering.pm.onProbe("b", pub, Buffer.from([9, 9, 9, 9, 9, 9, 9, 9, 0]));
+    const reply = answering.sent.find((s) => s.inner === "probe-reply")!;
+    expect([...reply.payload]).toEqual([9, 9, 9, 9, 9, 9, 9, 9, 1]);
+    // Malformed lengths are ignored (the byte is part of the message).
+    answering.pm.onProbe("b", pub, Buffer.alloc(8, 7));
+    expect(answering.sent.filter((s) => s.inner === "probe-reply")).toHaveLength(1);
+  });
+});
+
 describe("hold intervals (src/nat/hold.ts)", () => {
   it("start at 25 s, grow by 1.5 with each answered hold, stay below 80% of a lapse, and never go under 25 s", () => {
     let e = newHoldEvidence();
@@ -334,7 +385,7 @@ describe("issue 10: peer-reflexive candidates, punch rounds, punch TTL", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
     const remapped: Endpoint = { kind: "udp", host: "198.18.5.2", port: 6123 };
-    h.pm.onProbe("b", remapped, Buffer.alloc(8, 1));
+    h.pm.onProbe("b", remapped, Buffer.from([1, 1, 1, 1, 1, 1, 1, 1, 0]));
     expect(h.sent.filter((s) => s.inner === "probe-reply").map((s) => s.to)).toEqual(["198.18.5.2:6123"]);
     const back = h.sent.filter((s) => s.inner === "probe" && s.to === "198.18.5.2:6123");
     expect(back).toHaveLength(1); // no punch needed: the peer's packet came in by it
