@@ -181,7 +181,9 @@ export async function loadNodeConfig(input: ConfigInput): Promise<NodeConfig> {
       throw new ConfigError(`config ${input.config}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     let doc: unknown;
-    const { parse: parseYaml } = await import("yaml");
+    // Node's own import of this CommonJS package has named exports; the bundle's chunk of it only a default one.
+    const yaml = await import("yaml");
+    const { parse: parseYaml } = "parse" in yaml ? yaml : (yaml as unknown as { default: typeof yaml }).default;
     try { doc = parseYaml(text, { maxAliasCount: 50 }); } catch (err) {
       throw new ConfigError(`config ${input.config}: ${(err as Error).message.split("\n")[0]}`);
     }
