@@ -21,6 +21,11 @@ const SMALL_YOUNG_GEN_VERBS = new Set(["up"]);
 const sizedByNode = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((a) => a.startsWith("--max-semi-space-size"));
 if (SMALL_YOUNG_GEN_VERBS.has(process.argv[2]) && process.env.EMBER_YOUNG_GEN !== "v8" && !sizedByNode) setFlagsFromString("--semi-space-growth-factor=1");
 
+// EMBER_JIT=baseline (opt-in, `ember up` only): no optimizing compiler. An idle node's timers make a few small
+// functions hot within minutes, and V8's first TurboFan compile maps about 3 MB of the node binary's compiler code
+// and adds its own memory: 55-56 MB at rest against 60-61 MB (5 peers), for 15-26% less `ember forward` capacity
+// (bench:streams). For nodes that carry little traffic; docs/performance.md "Memory".
+if (process.argv[2] === "up" && process.env.EMBER_JIT === "baseline") setFlagsFromString("--max-opt=1");
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bundled = join(root, "dist", "bundle", "ember.js");
 const built = join(root, "dist", "src", "cli", "main.js");
