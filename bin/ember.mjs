@@ -15,12 +15,19 @@ import { dirname, join } from "node:path";
 // --max-semi-space-size works only on node's command line (V8 sizes its heap before any script runs: set here, it
 // was measured to do nothing), but a growth factor of 1 set here holds the young generation at its initial 1 MB
 // semi-spaces. EMBER_YOUNG_GEN=v8 leaves V8's default; NODE_OPTIONS=--max-semi-space-size=N sets another size.
-// The relay and the coordination server keep V8's default (what they ran with, measured, since this setting never
-// took effect for them): their throughput with a 1 MB young generation has not been measured.
-const SMALL_YOUNG_GEN_VERBS = new Set(["up"]);
+// The relay too: with 300 more connections it grew 17 MB against 20 MB (58 against 67-69 KiB a connection, its V8
+// heap 11 MB against 18 MB), forwarding under load it stayed at 95-96 MB against 104-108 MB, and its forwarding
+// capacity was 464-735 against 258-796 Mbit/s per relay CPU second (three runs each, loaded host): no cost seen.
+// The coordination server keeps V8's default: its throughput with a 1 MB young generation has not been measured.
+const SMALL_YOUNG_GEN_VERBS = new Set(["up", "relay"]);
 const sizedByNode = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((a) => a.startsWith("--max-semi-space-size"));
 if (SMALL_YOUNG_GEN_VERBS.has(process.argv[2]) && process.env.EMBER_YOUNG_GEN !== "v8" && !sizedByNode) setFlagsFromString("--semi-space-growth-factor=1");
 
+// EMBER_JIT=baseline (opt-in, `ember up` only): no optimizing compiler. An idle node's timers make a few small
+// functions hot within minutes, and V8's first TurboFan compile maps about 3 MB of the node binary's compiler code
+// and adds its own memory: 55-56 MB at rest against 60-61 MB (5 peers), for 15-26% less `ember forward` capacity
+// (bench:streams). For nodes that carry little traffic; docs/performance.md "Memory".
+if (process.argv[2] === "up" && process.env.EMBER_JIT === "baseline") setFlagsFromString("--max-opt=1");
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bundled = join(root, "dist", "bundle", "ember.js");
 const built = join(root, "dist", "src", "cli", "main.js");

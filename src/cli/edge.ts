@@ -54,7 +54,7 @@ export function registerEdge(program: Command): void {
         ratePerSource: positive(o.rate, "--rate"), burstPerSource: positive(o.burst, "--burst"), concurrentPerSource: positive(o.perSource, "--per-source"),
         maxConnections: positive(o.maxConnections, "--max-connections"), handshakeTimeoutMs: positive(o.handshakeTimeout, "--handshake-timeout"),
       };
-      const config = loadNodeConfig({ ...o, listen: o.meshListen, cert: undefined, key: undefined });
+      const config = await loadNodeConfig({ ...o, listen: o.meshListen, cert: undefined, key: undefined });
       await enrollIfNeeded(config, o);
       const daemon = new Daemon({ config, timers: timersFromEnv() });
       // Fail closed: without role edge every node would refuse this edge's flows; say so now, not per connection.

@@ -32,7 +32,7 @@ export function registerUp(program: Command): void {
     .option("--no-portmap", "ask the gateway for no port mapping (NAT-PMP, PCP, UPnP)")
     .option("--tun <name>", "TUN mode: a TUN device with this node's overlay address (needs root and the native addon)")
     .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
-      const config = loadNodeConfig(o);
+      const config = await loadNodeConfig(o);
       if (o.enrollOnly && !o.token) throw new CliError("--enroll-only needs --token TOKEN and --coord URL");
       if (o.enrollOnly && existsSync(config.certPath)) throw new CliError(`${config.certPath} exists: this state directory is already enrolled`);
       if ((await enrollIfNeeded(config, o)) && o.enrollOnly) return;

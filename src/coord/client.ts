@@ -18,7 +18,8 @@ import { installCredentials, installEnrollment, readCredentials, STATE_FILES, wr
 import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { parseToken } from "./tokens.js";
-import { rulesFromWire, type CompiledRule } from "../policy/index.js";
+import type { CompiledRule } from "../policy/types.js";
+import { rulesFromWire } from "../policy/wire.js";
 import { checkEdgeView, type EdgeView } from "./edge-protocol.js";
 
 export type { MapPeer, MapRelay } from "./protocol.js";

@@ -2,7 +2,6 @@
 // anything starts.
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 import { parseService, type LocalService } from "./services.js";
 import { coordOrigins } from "../wire/coord-origins.js";
@@ -169,7 +168,11 @@ function parsePortmap(flag: boolean | string | undefined, file: unknown): Portma
   return out;
 }
 
-export function loadNodeConfig(input: ConfigInput): NodeConfig {
+/**
+ * The node's configuration from the flags and, with --config, its YAML file. The yaml package is imported only
+ * then: a node run from flags never loads it (about 1 MB resident, docs/performance.md "Memory").
+ */
+export async function loadNodeConfig(input: ConfigInput): Promise<NodeConfig> {
   let file: Record<string, unknown> = {};
   let base = process.cwd();
   if (input.config) {
@@ -178,6 +181,9 @@ export function loadNodeConfig(input: ConfigInput): NodeConfig {
       throw new ConfigError(`config ${input.config}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     let doc: unknown;
+    // Node's own import of this CommonJS package has named exports; the bundle's chunk of it only a default one.
+    const yaml = await import("yaml");
+    const { parse: parseYaml } = "parse" in yaml ? yaml : (yaml as unknown as { default: typeof yaml }).default;
     try { doc = parseYaml(text, { maxAliasCount: 50 }); } catch (err) {
       throw new ConfigError(`config ${input.config}: ${(err as Error).message.split("\n")[0]}`);
     }

@@ -10,7 +10,7 @@ import type { Endpoint } from "../session/endpoint.js";
 import type { InnerHandler } from "../session/inner.js";
 import type { SessionTimers } from "../session/timers.js";
 import { innerPayloadFor, MAX_PAYLOAD, type InnerType } from "../wire/constants.js";
-import { parsePolicy, type CompiledRule } from "../policy/index.js";
+import type { CompiledRule } from "../policy/index.js";
 import { ConfigError, type NodeConfig } from "./config.js";
 import { ControlServer } from "./control-socket.js";
 import { ControlMethods, registerNodeMethods } from "./control.js";
@@ -189,7 +189,7 @@ export class Daemon implements NodeRuntime {
     await this.controlSocket.listen();
     this.device.start();
     this.traffic.start();
-    if (cfg.policyFile) this.loadLocalPolicy(cfg.policyFile);
+    if (cfg.policyFile) await this.loadLocalPolicy(cfg.policyFile);
     if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
       this.meshPart = new Mesh({
@@ -236,12 +236,17 @@ export class Daemon implements NodeRuntime {
     return { ...probe, enabled: !!this.portmapper, mapped: status?.mapped ?? null, mappedBy: status?.protocol ?? null, ...(status?.errors ? { errors: status.errors } : {}) };
   }
 
-  /** Without a coordination server, flows are decided by a local policy file (same format as the server's). */
-  private loadLocalPolicy(file: string): void {
+  /**
+   * Without a coordination server, flows are decided by a local policy file (same format as the server's). The
+   * policy parser (and the yaml package under it) is imported only then: a node fed by a coordination server gets
+   * compiled rules and never loads it (docs/performance.md "Memory").
+   */
+  private async loadLocalPolicy(file: string): Promise<void> {
     if (this.opts.config.coordUrl) {
       this.log.warn({ file }, "local policy file ignored: the coordination server's policy applies");
       return;
     }
+    const { parsePolicy } = await import("../policy/parse.js");
     const r = parsePolicy(readBoundedFile(file, "policy file"));
     if (!r.ok) throw new ConfigError(`policy ${file}: ${r.errors.map((e) => `line ${e.line}: ${e.message}`).join("; ")}`);
     for (const w of r.warnings) this.log.warn({ file, line: w.line }, `policy: ${w.message}`);

@@ -2,9 +2,11 @@
 // restricted to the rules that concern this node) and decided by the same code the server uses. The
 // receiving node's decision is authoritative and takes the peer's principal from its verified session
 // certificate; the sender pre-checks with the peer map's view to fail fast.
-import {
-  decide, EMPTY_POLICY, inboundFirewallTable, policyFromRules, type CompiledPolicy, type CompiledRule, type Decision, type FlowProtocol, type Principal,
-} from "../policy/index.js";
+// From their own modules, not ../policy/index.js, which also holds the YAML parser (see there).
+import { decide } from "../policy/decide.js";
+import { inboundFirewallTable } from "../policy/firewall-table.js";
+import type { CompiledPolicy, CompiledRule, Decision, FlowProtocol, Principal } from "../policy/types.js";
+import { EMPTY_POLICY, policyFromRules } from "../policy/wire.js";
 import type { FirewallTable } from "../native/types.js";
 import type { Identity } from "../pki/index.js";
 

@@ -1,7 +1,6 @@
 // Policy file -> CompiledPolicy, validating everything before anything applies: YAML syntax, structure and
 // unknown keys, selectors, groups, services, protocols and ports, duplicates and shadowing, and the embedded
 // tests. Every issue carries the line it is about. Nothing here throws on bad input.
-import { createHash } from "node:crypto";
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import { NAME_PATTERN } from "../pki/constants.js";
 import { analyseOverlaps } from "./analysis.js";
@@ -16,6 +15,7 @@ import { intersectRanges, normalizeRanges, parsePortEntry, rangesText } from "./
 import { namedTenant, parseSelector, qualifiedName } from "./selectors.js";
 import type { CompiledPolicy, CompiledRule, FlowProtocol, ParseContext, ParseResult, Protocol, Selector, ServiceDef } from "./types.js";
 import { guardYaml } from "./yaml-guard.js";
+import { sha256Hex } from "./hash.js";
 
 const MAX_YAML_ERRORS = 5;
 const TOP_KEYS = ["version", "groups", "services", "rules", "tests"];
@@ -35,9 +35,7 @@ export function parsePolicy(text: string, ctx: ParseContext = {}): ParseResult {
   }
 }
 
-export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
-}
+export { sha256Hex };
 
 interface Entry { key: string; keyNode: YamlNode; value: YamlNode | null }
 

@@ -2,9 +2,14 @@
 // the receiving node validates every field before use (a shape it does not understand is refused, never
 // guessed at) and rebuilds a policy from the rules it was sent.
 import { NAME_PATTERN } from "../pki/constants.js";
-import { sha256Hex } from "./parse.js";
+import { sha256Hex } from "./hash.js";
 import { MAX_PORT_ENTRIES, MAX_RULE_TEXT, MAX_RULES, PROTO_ALL, PROTO_ICMP, PROTO_PORTED, PROTOCOLS } from "./limits.js";
 import type { CompiledPolicy, CompiledRule, Protocol, Selector } from "./types.js";
+
+/** No rules: every flow is denied. */
+export const EMPTY_POLICY: CompiledPolicy = Object.freeze({
+  version: 1 as const, rules: Object.freeze([]) as unknown as CompiledPolicy["rules"], services: Object.freeze({}), source: "", hash: sha256Hex(""),
+});
 
 export class PolicyWireError extends Error {
   override name = "PolicyWireError";

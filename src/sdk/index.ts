@@ -70,7 +70,7 @@ export class EmberNode {
   private constructor(private readonly daemon: Daemon) {}
 
   static async start(opts: EmberNodeOptions): Promise<EmberNode> {
-    const config = loadNodeConfig({
+    const config = await loadNodeConfig({
       state: opts.stateDir, coord: opts.coord, listen: opts.listen ?? "0", peer: opts.peers ?? [],
       logLevel: opts.logLevel ?? "warn", mtu: opts.mtu === undefined ? undefined : String(opts.mtu), policy: opts.policyFile,
     });

@@ -11,8 +11,8 @@ const root = join(import.meta.dirname, "..", "..");
 const read = (p: string) => readFileSync(join(root, p), "utf8");
 
 describe("deployment examples", () => {
-  it("node.yaml loads and policy.yaml parses", () => {
-    const c = loadNodeConfig({ config: join(root, "examples/deploy/node.yaml") });
+  it("node.yaml loads and policy.yaml parses", async () => {
+    const c = await loadNodeConfig({ config: join(root, "examples/deploy/node.yaml") });
     expect(c).toMatchObject({ stateDir: "/var/lib/ember", coordUrl: "https://coord.example.net", coordReplicas: ["https://coord.example.net"], metrics: { host: "127.0.0.1", port: 9101 }, proxy: { host: "127.0.0.1", port: 1080 } });
     expect(c.services.map((s) => s.name)).toEqual(["web"]);
     const p = parsePolicy(read("examples/deploy/policy.yaml"));

@@ -20,15 +20,19 @@ const EXTRA_RELAY_CONNECTIONS = 300;
  * node binary's own pages, shared with every other Node process), so this measures what EmberNet adds on top
  * and holds the measured level with a margin; docs/performance.md records the breakdown.
  */
-// 61-64 MB measured (2026-11-30, test and bench:memory, several runs) with the bundle, @peculiar/x509 loaded on first
-// use and the young generation held small; 71-75 MB before. The rest is mostly the node binary's own pages (41 MB).
-const NODE_5_PEERS_MB = 72;
-// The issue's target is 120 MB. 79-87 MB measured (2026-11-30, test and bench:memory, several runs) since map deltas
+// 59.6-61.4 MB measured (2026-11-30, this test and bench:memory, several runs) since the node no longer loads yaml
+// and the bundle is minified; 61-64 MB before, 71-75 MB before the bundle. The rest is mostly the node binary's
+// own pages (44 MB).
+const NODE_5_PEERS_MB = 70;
+// The issue's target is 120 MB. 79-88 MB measured (2026-11-30, test and bench:memory, several runs) since map deltas
 // set up only the peers that changed and the young generation is held small; before, 98-132 MB here and up to
 // 147 MB in loaded CI runs (docs/performance.md "Memory"). The margin is for loaded CI hosts.
 const NODE_1000_PEERS_MB = 110;
-const RELAY_BASE_MB = 80;
-const RELAY_PER_CONNECTION_KB = 160;
+// 53.9-54.4 MB with 6 nodes (58.2-58.5 after the 999-peer enrollment) and 56-62 KiB per further connection
+// measured (2026-11-30, this test and a relay-only run), the relay's young generation held small since; 68 MB and
+// 113-126 KiB before the first memory work. The margins are for loaded CI hosts.
+const RELAY_BASE_MB = 68;
+const RELAY_PER_CONNECTION_KB = 90;
 
 function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
