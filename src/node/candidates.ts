@@ -64,9 +64,10 @@ export class LocalCandidates {
     this.lastReport = report;
     this.natType = report.mapping;
     this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
-    const port = this.conn.address().port;
+    // What the STUN servers saw, not the reflexive candidates: a mapping equal to a local address is no candidate.
+    const seen = report.servers.flatMap((s) => (s.mapped ? [s.mapped] : []));
     const own = localAddresses(this.listenHost);
-    this.noNat = this.reflexive.length > 0 && this.reflexive.every((r) => r.kind === "udp" && r.port === port && own.includes(r.host));
+    this.noNat = seen.length > 0 && seen.every((m) => m.port === report.localPort && own.includes(m.address));
     // The NAT depth changes only with the network: measured again when our public address does.
     const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
     if (servers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
