@@ -7,6 +7,8 @@ import {
   INNER, PACKET, Responder, encodeHandshake, generateStaticKeyPair, openClaim, parseHandshake, parseInitMessage, responderKey,
 } from "../../src/session/crypto-adapter.js";
 import { MemoryNet, drops } from "../helpers/devices.js";
+import type { Device } from "../../src/session/device.js";
+import type { SessionTimers } from "../../src/session/timers.js";
 import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
 import { eventually } from "../helpers/nodes.js";
 
@@ -33,6 +35,31 @@ function pair(opts: Parameters<MemoryNet["add"]>[3] = {}) {
   const b = net.add("node-b", ca, leafB, opts);
   net.link("node-a", "node-b");
   return { a, b };
+}
+
+/** A connected pair whose node-b records the number in each APP_DATA datagram it receives. */
+async function counting(timers: Partial<SessionTimers>) {
+  const { a, b } = pair({ timers });
+  const received: number[] = [];
+  b.inner.register(INNER.APP_DATA, (_peer, _from, payload) => received.push(payload.readUInt32BE(0)));
+  a.start(); b.start();
+  await a.ping("node-b");
+  return { a, b, received };
+}
+
+/**
+ * node-a sends `count` numbered APP_DATA datagrams to node-b, `gapMs` apart, and waits up to `waitMs` for node-b
+ * (whose handler pushes them into `received`) to have them all; the failure names what each side dropped.
+ */
+async function sendNumbered(a: Device, b: Device, received: number[], count: number, gapMs: number, waitMs: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const buf = Buffer.alloc(4); buf.writeUInt32BE(i);
+    a.sendTo("node-b", INNER.APP_DATA, buf);
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+  await eventually(() => received.length === count, waitMs, "all packets delivered").catch((err) => {
+    throw new Error(`${err.message}: got ${received.length}/${count}; drops a=${JSON.stringify(Object.fromEntries(a.drops))} b=${JSON.stringify(Object.fromEntries(b.drops))}`);
+  });
 }
 
 describe("handshake and data", () => {
@@ -102,32 +129,18 @@ describe("handshake and data", () => {
   });
 
   it("rekeys under traffic without losing a packet", async () => {
-    const { a, b } = pair({ timers: { rekeyAfterTimeMs: 300, rejectAfterTimeMs: 5_000, handshakeTimeoutMs: 200 } });
-    const received: number[] = [];
-    b.inner.register(INNER.APP_DATA, (_peer, _from, payload) => received.push(payload.readUInt32BE(0)));
-    a.start(); b.start();
-    await a.ping("node-b");
+    const { a, b, received } = await counting({ rekeyAfterTimeMs: 300, rejectAfterTimeMs: 5_000, handshakeTimeoutMs: 200 });
     const total = 400;
-    for (let i = 0; i < total; i++) {
-      const buf = Buffer.alloc(4); buf.writeUInt32BE(i);
-      a.sendTo("node-b", INNER.APP_DATA, buf);
-      await new Promise((r) => setTimeout(r, 3));
-    }
-    await eventually(() => received.length === total, 5_000, "all packets delivered").catch((err) => {
-      throw new Error(`${err.message}: got ${received.length}/${total}; drops a=${JSON.stringify(Object.fromEntries(a.drops))} b=${JSON.stringify(Object.fromEntries(b.drops))}`);
-    });
+    await sendNumbered(a, b, received, total, 3, 5_000);
     expect(received).toEqual([...Array(total).keys()]);
     expect(a.peers.get("node-b")!.stats.handshakes).toBeGreaterThanOrEqual(3);
     for (const d of [a, b]) for (const r of ["decrypt_failed", "unknown_index", "replay", "expired_key"]) expect(drops(d, r), r).toBe(0);
   });
+
   it("a rekey's data never overtakes its final message: the initiator sends on the old keys until the new ones are confirmed", async () => {
     // The final message is held back (as when it goes through a relay while data goes direct): data sealed
     // with the new keys before the responder has them would be dropped there as unknown_index.
-    const { a, b } = pair({ timers: { rekeyAfterTimeMs: 60_000, rejectAfterTimeMs: 120_000, handshakeTimeoutMs: 2_000 } });
-    const received: number[] = [];
-    b.inner.register(INNER.APP_DATA, (_peer, _from, payload) => received.push(payload.readUInt32BE(0)));
-    a.start(); b.start();
-    await a.ping("node-b");
+    const { a, b, received } = await counting({ rekeyAfterTimeMs: 60_000, rejectAfterTimeMs: 120_000, handshakeTimeoutMs: 2_000 });
     // Both sides initiated at start: let the second handshake finish before counting.
     const [pa, pb] = [a.peers.get("node-b")!, b.peers.get("node-a")!];
     const settled = () => [pa, pb].every((p) => !p.initiation && p.state === "connected") && pa.stats.handshakes === pb.stats.handshakes;
@@ -143,14 +156,7 @@ describe("handshake and data", () => {
     const before = peer.stats.handshakes;
     a.initiate(peer, "test: rekey with a late final message");
     const total = 60;
-    for (let i = 0; i < total; i++) {
-      const buf = Buffer.alloc(4); buf.writeUInt32BE(i);
-      a.sendTo("node-b", INNER.APP_DATA, buf);
-      await new Promise((r) => setTimeout(r, 4));
-    }
-    await eventually(() => received.length === total, 3_000, "all packets delivered").catch((err) => {
-      throw new Error(`${err.message}: got ${received.length}/${total}; drops b=${JSON.stringify(Object.fromEntries(b.drops))}`);
-    });
+    await sendNumbered(a, b, received, total, 4, 3_000);
     expect(heldFinals).toBe(1);
     expect(peer.stats.handshakes, "one rekey").toBe(before + 1);
     expect(received).toEqual([...Array(total).keys()]);
