@@ -246,6 +246,10 @@ export class PgStore implements Store, ChangeFeed {
     return (await this.pool.query(`${NODES_SELECT} ORDER BY n.name`)).rows.map(nodeFromRow);
   }
 
+  async getNodes(names: string[]): Promise<NodeRecord[]> {
+    return (await this.pool.query(`${NODES_SELECT} WHERE n.name = ANY($1::text[])`, [names])).rows.map(nodeFromRow);
+  }
+
   async liveSerials(name: string, enrollmentId: string, now: number): Promise<{ serial: string; notAfter: number }[]> {
     return (await this.pool.query("SELECT serial, not_after FROM certs WHERE name = $1 AND enrollment_id = $2 AND not_after > $3", [name, enrollmentId, now]))
       .rows.map((r) => ({ serial: r.serial, notAfter: r.not_after }));

@@ -12,8 +12,6 @@ export const REPLICA_POLL_MS = 5_000;
 /** Changes read per query, and queries per catch-up: bounded work per wake-up (the next wake-up goes on). */
 const PAGE = 1_000;
 const MAX_PAGES = 50;
-/** Above this many nodes in one batch, all nodes are read in one query instead of one query each. */
-const BULK_READ = 32;
 /** Changes are kept this long; a replica cut off for longer re-reads everything (full resync). */
 export const CHANGE_RETENTION_MS = 24 * 3_600_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
@@ -25,8 +23,8 @@ export interface SyncPlan {
   names: string[];
   revocation: boolean;
   policy: boolean;
-  /** Something external access derives from changed: a publication, an enrollment (an edge?) or a revocation. */
-  external?: boolean;
+  /** A publication changed: external access re-reads them (node changes reach it one by one, see apply). */
+  publications?: boolean;
   /** Changes from other replicas in this batch, and the oldest one's commit time (for the lag figure). */
   foreign: number;
   oldestAt?: number;
@@ -43,7 +41,7 @@ export function planChanges(changes: Change[], self: string, fromSeq: number): S
     plan.oldestAt = Math.min(plan.oldestAt ?? c.at, c.at);
     if (c.kind === "policy") plan.policy = true;
     if (c.kind === "revoke" || c.kind === "revocation") plan.revocation = true;
-    if (c.kind === "publication" || c.kind === "node" || c.kind === "revoke") plan.external = true;
+    if (c.kind === "publication") plan.publications = true;
     if (c.name !== undefined) names.add(c.name);
   }
   plan.names = [...names];
@@ -74,8 +72,10 @@ export interface ReplicaTarget {
   reloadPolicy(): Promise<void>;
   /** Reads the stored revocation list, applies it when newer; returns the list text in force. */
   reloadRevocation(): Promise<string | undefined>;
-  /** After other replicas' changes were applied: what derives from several of them (edge publications) is recomputed. */
-  afterChanges?(): Promise<void>;
+  /** Another replica enrolled, renewed or revoked this node (an edge, a publisher?): external access is told. */
+  nodeChanged?(name: string, row: NodeRecord | undefined): void;
+  /** Publications or the policy changed elsewhere: what external access derives from them is re-read. */
+  reloadExternal?(): Promise<void>;
 }
 
 export class ReplicaSync {
@@ -155,7 +155,7 @@ export class ReplicaSync {
   private async fullPlan(head: number): Promise<SyncPlan> {
     const names = new Set((await this.target.store.listNodes()).map((n) => n.name));
     for (const p of this.target.hub.allPrincipals()) names.add(p.name);
-    return { lastSeq: head, names: [...names], revocation: true, policy: true, external: true, foreign: names.size };
+    return { lastSeq: head, names: [...names], revocation: true, policy: true, publications: true, foreign: names.size };
   }
 
   private async apply(plan: SyncPlan): Promise<void> {
@@ -164,20 +164,23 @@ export class ReplicaSync {
     if (plan.policy) await this.target.reloadPolicy();
     const listText = plan.revocation ? await this.target.reloadRevocation() : undefined;
     let revokedHere = false;
-    // Many nodes at once (a status flush, a full re-read): one query for all rather than one each.
-    const rows = plan.names.length > BULK_READ ? new Map((await store.listNodes()).map((n) => [n.name, n])) : undefined;
+    // The named nodes in one query: a status flush names hundreds, and reading every node instead made each
+    // catch-up cost the size of the mesh (two replicas enrolling 10,000 nodes ran four times slower than one).
+    const rows = new Map((plan.names.length > 0 ? await store.getNodes(plan.names) : []).map((n) => [n.name, n]));
     for (const name of plan.names) {
-      const row = rows ? rows.get(name) : await store.getNode(name);
+      const row = rows.get(name);
       const held = hub.peer(name);
       const action = decideNode(row, held, hub.isOnline(name));
       if (action === "revoke") {
         const text = listText ?? (await this.target.reloadRevocation());
         if (text) { hub.revoke(name, text); revokedHere = true; }
+        this.target.nodeChanged?.(name, undefined);
       } else if (action === "upsert") {
         // A renewal keeps what the hub knows live; services are announced to the replica holding the stream.
         const live = held && held.enrollmentId === row!.enrollmentId && hub.isOnline(name)
           ? { endpoints: held.endpoints, homeRelay: held.homeRelay, lastSeen: held.lastSeen } : {};
         hub.upsertPeer({ ...hubPeerFromNode(row!), ...live, ...(held?.services ? { services: held.services } : {}) });
+        this.target.nodeChanged?.(name, row);
       } else if (action === "status") {
         hub.status(name, { endpoints: row!.endpoints, homeRelay: row!.homeRelay, lastSeen: row!.lastSeen ?? Date.now() });
       }
@@ -185,7 +188,7 @@ export class ReplicaSync {
     // A list that revoked no node of the map (a CA revocation, an admin's certificate) still reaches every stream.
     if (listText && !revokedHere) hub.publishRevocation(listText);
     // Status reports (most of the log) change nothing external access depends on: no re-read for them.
-    if (plan.policy || plan.external) await this.target.afterChanges?.();
+    if (plan.policy || plan.publications) await this.target.reloadExternal?.();
     this.stats.batches++;
     this.stats.applied += plan.foreign;
     if (plan.oldestAt !== undefined) this.stats.lastLagMs = Date.now() - plan.oldestAt;

@@ -185,7 +185,8 @@ export class CoordServer {
     if (this.store.feed) {
       this.replicas = new ReplicaSync(this.store.feed, {
         store: this.store, hub: this.hub, log: this.log,
-        reloadPolicy: () => this.reloadPolicy(), reloadRevocation: () => this.reloadRevocation(), afterChanges: () => this.expose.reload(),
+        reloadPolicy: () => this.reloadPolicy(), reloadRevocation: () => this.reloadRevocation(),
+        nodeChanged: (name, row) => (row ? this.expose.nodeChanged(row) : this.expose.nodeRevoked(name)), reloadExternal: () => this.expose.reload(),
       }, feedFrom);
       await this.replicas.start();
     }

@@ -244,6 +244,10 @@ export class SqliteStore implements Store {
     return (this.db.prepare(`${NODES_SELECT} ORDER BY n.name`).all() as Row[]).map(nodeFromRow);
   }
 
+  async getNodes(names: string[]): Promise<NodeRecord[]> {
+    return (this.stmt(`${NODES_SELECT} WHERE n.name IN (SELECT value FROM json_each(?))`).all(JSON.stringify(names)) as Row[]).map(nodeFromRow);
+  }
+
   async liveSerials(name: string, enrollmentId: string, now: number): Promise<{ serial: string; notAfter: number }[]> {
     return (this.db.prepare("SELECT serial, not_after FROM certs WHERE name = ? AND enrollment_id = ? AND not_after > ?")
       .all(name, enrollmentId, now) as Row[]).map((r) => ({ serial: r.serial, notAfter: r.not_after }));

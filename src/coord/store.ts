@@ -97,6 +97,8 @@ export interface Store {
   renew(args: { name: string; enrollmentId: string; cert: CertRecord; certPem: string }): Promise<boolean>;
   getNode(name: string): Promise<NodeRecord | undefined>;
   listNodes(): Promise<NodeRecord[]>;
+  /** The named nodes that exist, in no particular order: one query however many (a replica's catch-up). */
+  getNodes(names: string[]): Promise<NodeRecord[]>;
   /** Serials ever issued to this enrollment that are still unexpired at `now`. */
   liveSerials(name: string, enrollmentId: string, now: number): Promise<{ serial: string; notAfter: number }[]>;
   isSerialOf(serial: string, name: string, enrollmentId: string): Promise<boolean>;

@@ -24,11 +24,11 @@ describe("planChanges", () => {
 
   it("collects each node once and flags the list and the policy", () => {
     const p = planChanges([ch(1, "node", "x", "a"), ch(2, "status", "y", "a"), ch(3, "revoke", "x", "b"), ch(4, "policy", "y"), ch(5, "node", "me", "c")], "me", 0);
-    expect(p).toEqual({ lastSeq: 5, names: ["a", "b"], revocation: true, policy: true, external: true, foreign: 4, oldestAt: 1001 });
+    expect(p).toEqual({ lastSeq: 5, names: ["a", "b"], revocation: true, policy: true, foreign: 4, oldestAt: 1001 });
     expect(planChanges([ch(9, "revocation", "x")], "me", 8)).toMatchObject({ revocation: true, names: [] });
-    // External access is re-read for publications, enrollments and revocations, never for status reports alone.
-    expect(planChanges([ch(6, "publication", "x", "a")], "me", 5).external).toBe(true);
-    expect(planChanges([ch(6, "status", "x", "a")], "me", 5).external).toBeUndefined();
+    // Publications are re-read when one changed; enrollments and revocations reach external access node by node.
+    expect(planChanges([ch(6, "publication", "x", "a")], "me", 5).publications).toBe(true);
+    expect(planChanges([ch(6, "node", "x", "a"), ch(7, "revoke", "x", "b")], "me", 5).publications).toBeUndefined();
     expect(planChanges([], "me", 7)).toMatchObject({ lastSeq: 7, foreign: 0 });
   });
 });

@@ -89,6 +89,11 @@ describe.each(backends)("store contract on $name", ({ skip, open }) => {
     expect(await s.enroll(enrollArgs("t2", "a", "e4", () => true))).toMatchObject({ ok: true, overlayIp: n.overlayIp });
     expect((await s.getNode("a"))!.enrollmentId).toBe("e4");
     expect((await s.getToken("t2"))!.usesLeft).toBe(1);
+    // Several named nodes in one read: those that exist, whoever else is named.
+    await s.createToken(token("t3"));
+    await s.enroll(enrollArgs("t3", "b", "e5"));
+    expect((await s.getNodes(["b", "nobody", "a"])).map((x) => x.name + x.enrollmentId).sort()).toEqual(["ae4", "be5"]);
+    expect(await s.getNodes([])).toEqual([]);
   });
 
   it.skipIf(skip)("renews, answers serial questions, saves statuses", async () => {
