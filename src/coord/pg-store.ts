@@ -9,7 +9,7 @@ import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./over
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollArgs, EnrollOutcome, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 /** Advisory lock keys (class, id): "embr" in ASCII, then one id per purpose. */
@@ -23,6 +23,8 @@ const LOCK_TIMEOUT = "10s";
 /** Addresses read around an identity's first choice: a collision rarely walks further (else all are read). */
 const OVERLAY_WINDOW = 4096;
 const LISTEN_RETRY_MS = [250, 1_000, 2_000, 5_000];
+/** Enrollments per group commit: bounds one transaction's hold on the change lock. */
+const MAX_ENROLL_BATCH = 64;
 
 /** Append-only, like sqlite-store.ts's: versions 1-3 are the same tables (times as BIGINT ms), 4 is the change log. */
 const MIGRATIONS: { version: number; sql: string }[] = [
@@ -192,33 +194,75 @@ export class PgStore implements Store, ChangeFeed {
     return r ? tokenFromRow(r) : undefined;
   }
 
-  async enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true; overlayIp: string } | EnrollRefusal> {
-    const { node, cert } = args;
-    return this.tx(async (c): Promise<{ ok: true; overlayIp: string } | EnrollRefusal> => {
-      // FOR UPDATE: a replica racing for the same token waits here and then sees uses_left as this one leaves it.
-      const t = (await c.query("SELECT * FROM tokens WHERE id = $1 FOR UPDATE", [args.tokenId])).rows[0];
-      if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
-      if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
-      if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
-      const existing = (await c.query(`${NODES_SELECT} WHERE n.name = $1`, [node.name])).rows[0];
-      if (existing && !args.nameFree(nodeFromRow(existing))) {
-        return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
+  /**
+   * Group commit, as on SQLite: enrollments that arrive while a batch commits form the next batch, one
+   * transaction for all (one change-lock hold, one WAL flush, one NOTIFY). Each batch's commit is serial with
+   * every other change writer of every replica, so one enrollment per commit bounded the whole mesh's rate.
+   */
+  enroll(args: EnrollArgs): Promise<EnrollOutcome> {
+    return new Promise((resolve, reject) => {
+      this.enrollQueue.push({ args, resolve, reject });
+      if (!this.enrolling) void this.commitEnrollments();
+    });
+  }
+
+  private readonly enrollQueue: { args: EnrollArgs; resolve: (r: EnrollOutcome) => void; reject: (err: unknown) => void }[] = [];
+  /** A batch is in its transaction; when it ends, the queue's next batch starts. */
+  private enrolling = false;
+
+  private async commitEnrollments(): Promise<void> {
+    this.enrolling = true;
+    while (this.enrollQueue.length > 0) {
+      const batch = this.enrollQueue.splice(0, MAX_ENROLL_BATCH);
+      try {
+        const results = await this.tx(async (c) => {
+          const out: EnrollOutcome[] = [];
+          for (const item of batch) out.push(await this.enrollOne(c, item.args));
+          const names = batch.filter((_, i) => out[i].ok).map((item) => item.args.node.name);
+          if (names.length > 0) await this.logChange(c, "node", names);
+          return out;
+        }, true);
+        batch.forEach((item, i) => item.resolve(results[i]));
+      } catch (err) {
+        // Nothing of the batch committed. A statement error belongs to one enrollment: each again alone, so
+        // only that one fails; a lost connection fails them all.
+        if (batch.length === 1 || !(err instanceof pg.DatabaseError)) { for (const item of batch) item.reject(err); continue; }
+        for (const item of batch) {
+          await this.tx(async (c) => {
+            const r = await this.enrollOne(c, item.args);
+            if (r.ok) await this.logChange(c, "node", [item.args.node.name]);
+            return r;
+          }, true).then(item.resolve, item.reject);
+        }
       }
-      await c.query("UPDATE tokens SET uses_left = uses_left - 1 WHERE id = $1", [args.tokenId]);
-      await c.query(`INSERT INTO nodes (name, tenant, groups, roles, enrollment_id, status, enrolled_at, token_id, cert_ttl_ms,
-        serial, cert_pem, not_after, endpoints, home_relay, nat_type, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', NULL, NULL, NULL)
-        ON CONFLICT (name) DO UPDATE SET tenant = EXCLUDED.tenant, groups = EXCLUDED.groups, roles = EXCLUDED.roles,
-          enrollment_id = EXCLUDED.enrollment_id, status = EXCLUDED.status, enrolled_at = EXCLUDED.enrolled_at, token_id = EXCLUDED.token_id,
-          cert_ttl_ms = EXCLUDED.cert_ttl_ms, serial = EXCLUDED.serial, cert_pem = EXCLUDED.cert_pem, not_after = EXCLUDED.not_after,
-          endpoints = '[]', home_relay = NULL, nat_type = NULL, last_seen = NULL,
-          user_name = NULL, user_groups = NULL, user_cert_pem = NULL, user_not_after = NULL`,
-      [node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
-        node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter]);
-      await this.insertCert(c, cert);
-      const overlayIp = await this.overlayAddressFor(c, node.tenant, node.name, args.now);
-      await this.logChange(c, "node", [node.name]);
-      return { ok: true, overlayIp };
-    }, true);
+    }
+    this.enrolling = false;
+  }
+
+  /** Inside a change-locked transaction: one enrollment's checks and writes (a refusal writes nothing). */
+  private async enrollOne(c: pg.PoolClient, args: EnrollArgs): Promise<EnrollOutcome> {
+    const { node, cert } = args;
+    // FOR UPDATE: a replica racing for the same token waits here and then sees uses_left as this one leaves it.
+    const t = (await c.query("SELECT * FROM tokens WHERE id = $1 FOR UPDATE", [args.tokenId])).rows[0];
+    if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
+    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
+    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
+    const existing = (await c.query(`${NODES_SELECT} WHERE n.name = $1`, [node.name])).rows[0];
+    if (existing && !args.nameFree(nodeFromRow(existing))) {
+      return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
+    }
+    await c.query("UPDATE tokens SET uses_left = uses_left - 1 WHERE id = $1", [args.tokenId]);
+    await c.query(`INSERT INTO nodes (name, tenant, groups, roles, enrollment_id, status, enrolled_at, token_id, cert_ttl_ms,
+      serial, cert_pem, not_after, endpoints, home_relay, nat_type, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '[]', NULL, NULL, NULL)
+      ON CONFLICT (name) DO UPDATE SET tenant = EXCLUDED.tenant, groups = EXCLUDED.groups, roles = EXCLUDED.roles,
+        enrollment_id = EXCLUDED.enrollment_id, status = EXCLUDED.status, enrolled_at = EXCLUDED.enrolled_at, token_id = EXCLUDED.token_id,
+        cert_ttl_ms = EXCLUDED.cert_ttl_ms, serial = EXCLUDED.serial, cert_pem = EXCLUDED.cert_pem, not_after = EXCLUDED.not_after,
+        endpoints = '[]', home_relay = NULL, nat_type = NULL, last_seen = NULL,
+        user_name = NULL, user_groups = NULL, user_cert_pem = NULL, user_not_after = NULL`,
+    [node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
+      node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter]);
+    await this.insertCert(c, cert);
+    return { ok: true, overlayIp: await this.overlayAddressFor(c, node.tenant, node.name, args.now) };
   }
 
   private async insertCert(c: Db, x: CertRecord): Promise<void> {

@@ -7,15 +7,13 @@ import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleUser, EnrollArgs, EnrollOutcome, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
 /** Enrollments committed together at most (a bound on one transaction's time and on the queue a burst leaves). */
 const MAX_ENROLL_BATCH = 256;
 
-type EnrollArgs = Parameters<Store["enroll"]>[0];
-type EnrollOutcome = Awaited<ReturnType<Store["enroll"]>>;
 
 /** Append-only: never edit a released migration, add the next one. */
 const MIGRATIONS: { version: number; sql: string }[] = [

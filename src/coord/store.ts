@@ -80,6 +80,9 @@ export interface ConsoleUser {
   tenant?: string; groups?: string[]; disabled?: boolean;
 }
 
+export type EnrollArgs = { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean };
+export type EnrollOutcome = { ok: true; overlayIp: string } | EnrollRefusal;
+
 export interface Store {
   /** Set by a store that several replicas share: the log of changes each replica follows (change-feed.ts). */
   readonly feed?: ChangeFeed;
@@ -92,7 +95,7 @@ export interface Store {
    * or may be re-enrolled (decide(existing) says so); write the node and its certificate; give the identity
    * its overlay address unless it already has one (chooseOverlayAddress), and return it.
    */
-  enroll(args: { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean }): Promise<{ ok: true; overlayIp: string } | EnrollRefusal>;
+  enroll(args: EnrollArgs): Promise<EnrollOutcome>;
   /** Records a renewed certificate for an active node of the given enrollment. */
   renew(args: { name: string; enrollmentId: string; cert: CertRecord; certPem: string }): Promise<boolean>;
   getNode(name: string): Promise<NodeRecord | undefined>;

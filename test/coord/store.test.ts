@@ -96,6 +96,23 @@ describe.each(backends)("store contract on $name", ({ skip, open }) => {
     expect(await s.getNodes([])).toEqual([]);
   });
 
+  it.skipIf(skip)("commits concurrent enrollments together, each with its own outcome", async () => {
+    const s = await open();
+    await s.migrate();
+    await s.createToken(token("many", { usesLeft: 5, usesTotal: 5 }));
+    // Asked at once (one group commit): a refusal and a statement error (a serial issued twice) fail only their own.
+    const clash = enrollArgs("many", "d", "e-d");
+    clash.cert.serial = "s-e-a";
+    const outcomes = await Promise.allSettled([
+      s.enroll(enrollArgs("many", "a", "e-a")), s.enroll(enrollArgs("missing", "b", "e-b")), s.enroll(enrollArgs("many", "c", "e-c")),
+      s.enroll(clash), s.enroll(enrollArgs("many", "a", "e-a2")), s.enroll(enrollArgs("many", "e", "e-e")),
+    ]);
+    expect(outcomes.map((o) => o.status === "fulfilled" ? (o.value.ok ? "ok" : o.value.reason) : "error"))
+      .toEqual(["ok", "token_unknown", "ok", "error", "name_taken", "ok"]);
+    expect((await s.listNodes()).map((n) => n.name)).toEqual(["a", "c", "e"]);
+    expect((await s.getToken("many"))!.usesLeft).toBe(2);
+  });
+
   it.skipIf(skip)("renews, answers serial questions, saves statuses", async () => {
     const s = await open();
     await s.migrate();
