@@ -15,7 +15,7 @@ import {
   type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf, type MapService,
 } from "./protocol.js";
 import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
-import { RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
+import { bootstrapAgent, RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { parseToken } from "./tokens.js";
 import type { CompiledRule } from "../policy/types.js";
@@ -63,23 +63,25 @@ export async function enroll(opts: { coordUrl: string; token: string; name: stri
 
 async function enrollAt(origin: string, opts: { token: string; name: string; stateDir: string }): Promise<EnrollResult> {
   const token = parseToken(opts.token);
-  // Unverified on purpose: what comes back is checked against the pin before it is trusted.
-  const b = await requestJson(undefined, origin + PATHS.bundle, "GET", undefined, { insecure: true });
-  const bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
-  let rootDer: Uint8Array;
-  try { rootDer = pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0]; } catch (err) {
-    throw new Error(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
-  }
-  const pin = createHash("sha256").update(rootDer).digest("base64url");
-  if (pin !== token.pin) {
-    throw new Error(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
-  }
-  const verifier = new Verifier({ bundlePem });
-  const keys = generateEd25519();
-  const csr = await createCsr(keys, opts.name);
-  const agent = verifiedAgent({ verifier, expect: COORD_SERVER, keepAlive: false });
-  let r: any;
+  // One connection for both requests: unverified for the bundle on purpose (what comes back is checked against
+  // the pin before it is trusted), then verified by that bundle before it carries the token.
+  const agent = bootstrapAgent(COORD_SERVER);
+  let r: any, bundlePem: string, verifier: Verifier, keys: ReturnType<typeof generateEd25519>;
   try {
+    const b = await requestJson(agent, origin + PATHS.bundle, "GET");
+    bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
+    let rootDer: Uint8Array;
+    try { rootDer = pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0]; } catch (err) {
+      throw new Error(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
+    }
+    const pin = createHash("sha256").update(rootDer).digest("base64url");
+    if (pin !== token.pin) {
+      throw new Error(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
+    }
+    verifier = new Verifier({ bundlePem });
+    agent.trust(verifier);
+    keys = generateEd25519();
+    const csr = await createCsr(keys, opts.name);
     r = await requestJson(agent, origin + PATHS.enroll, "POST", { token: opts.token.trim(), name: opts.name, csr });
   } finally { agent.destroy(); }
   const certPem: string = r.certPem;

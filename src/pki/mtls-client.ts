@@ -3,6 +3,7 @@
 // expected identity and role) on the connected socket BEFORE the agent hands the socket to a request, so no
 // request byte (token, CSR) reaches an unverified server. Shared by src/ and relay/, so it imports only pki.
 import { Agent, request, type AgentOptions } from "node:https";
+import type { ClientRequest } from "node:http";
 import { connect, createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from "node:tls";
 import type { Duplex } from "node:stream";
 import { verifyTlsPeer } from "./tls.js";
@@ -48,9 +49,29 @@ function sharedAnonymousContext(minVersion: "TLSv1.3" | "default"): SecureContex
 
 class VerifiedAgent extends Agent {
   private context?: SecureContext;
+  /** Sockets that passed the verifier: only these carry requests once there is one. */
+  private readonly verified = new WeakSet<Duplex>();
 
-  constructor(private readonly verifier: Verifier, private readonly expect: ExpectedServer, private readonly creds: { cert?: string; key?: string }, opts: AgentOptions) {
+  constructor(private verifier: Verifier | undefined, private readonly expect: ExpectedServer, private readonly creds: { cert?: string; key?: string }, opts: AgentOptions) {
     super(opts);
+  }
+
+  /** From now on every socket must pass `verifier` before it carries a request, the pooled one included. */
+  trust(verifier: Verifier): void { this.verifier = verifier; }
+
+  /** A pooled socket opened before trust(): judged now, before the next request's first byte. */
+  override reuseSocket(socket: TLSSocket, req: ClientRequest): void {
+    if (this.verifier && !this.verified.has(socket)) {
+      const err = checkServerSocket(socket, this.verifier, this.expect);
+      if (err) { req.destroy(err); return; } // keepSocketAlive below drops the socket
+      this.verified.add(socket);
+    }
+    super.reuseSocket(socket, req);
+  }
+
+  override keepSocketAlive(socket: TLSSocket): boolean {
+    if (this.verifier && !this.verified.has(socket)) return false;
+    return super.keepSocketAlive(socket) as unknown as boolean; // @types/node says void; node returns whether it kept it
   }
 
   override createConnection(options: ConnectionOptions, cb: (err: Error | null, socket?: Duplex) => void): undefined {
@@ -65,12 +86,26 @@ class VerifiedAgent extends Agent {
     socket.once("error", fail);
     socket.once("secureConnect", () => {
       socket.removeListener("error", fail);
-      const err = checkServerSocket(socket, this.verifier, this.expect);
-      if (err) return fail(err);
+      if (this.verifier) {
+        const err = checkServerSocket(socket, this.verifier, this.expect);
+        if (err) return fail(err);
+        this.verified.add(socket);
+      }
       cb(null, socket);
     });
     return undefined;
   }
+}
+
+/**
+ * For enrollment, which has no trust bundle yet: one keep-alive connection, unverified until trust() is given the
+ * bundle fetched over it (and checked against the token's pin); then that same connection is verified before it
+ * carries the token, so an enrollment costs one TLS handshake on each side instead of two.
+ */
+export function bootstrapAgent(expect: ExpectedServer): Agent & { trust(verifier: Verifier): void } {
+  return new VerifiedAgent(undefined, expect, {}, {
+    keepAlive: true, keepAliveMsecs: TCP_KEEPALIVE_IDLE_MS, maxSockets: 1, maxCachedSessions: 0, minVersion: "TLSv1.3", rejectUnauthorized: false,
+  });
 }
 
 /** TCP keepalive idle time of pooled mTLS connections: one probe a minute at most on an idle connection. */
