@@ -4,7 +4,7 @@ import { createHash, randomBytes, sign, type KeyObject } from "node:crypto";
 import { x509 as loadX509, ED25519, type X509 } from "./x509-provider.js";
 import { OID_EMBER_GRANTS } from "./constants.js";
 import { encodeGrants, type Grants } from "./grants.js";
-import { toWebCryptoPair, toWebCryptoPublic, type Ed25519KeyPair } from "./keys.js";
+import { spkiDer, toWebCryptoPair, toWebCryptoPublic, type Ed25519KeyPair } from "./keys.js";
 import { ab } from "./pem.js";
 import { bits, bool, children, cnName, DerError, expectTag, octets, oid, readTlv, seq, tlv, time, uintFromHex, TAG } from "./der.js";
 import { OID_AUTHORITY_KEY_ID, OID_BASIC_CONSTRAINTS, OID_EXT_KEY_USAGE, OID_KEY_USAGE, OID_SUBJECT_ALT_NAME, OID_SUBJECT_KEY_ID } from "./constants.js";
@@ -105,7 +105,7 @@ const keyIds = new WeakMap<KeyObject, { spki: Buffer; keyId: Buffer }>();
 function keyFacts(key: KeyObject): { spki: Buffer; keyId: Buffer } {
   let f = keyIds.get(key);
   if (!f) {
-    const spki = key.export({ type: "spki", format: "der" });
+    const spki = spkiDer(key);
     f = { spki, keyId: createHash("sha1").update(spki.subarray(spki.length - 32)).digest() };
     keyIds.set(key, f);
   }

@@ -1,7 +1,8 @@
 // Parsing of one certificate into the facts the verifier and the CLI need. Parsing is not trust:
 // nothing here says a certificate is valid, only what it claims.
-import { createHash, createPublicKey, X509Certificate as NodeX509, type KeyObject } from "node:crypto";
+import { createHash, X509Certificate as NodeX509, type KeyObject } from "node:crypto";
 import { x509 } from "./x509-provider.js";
+import { publicKeyFromSpki } from "./keys.js";
 import {
   OID_BASIC_CONSTRAINTS, OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH, OID_EMBER_GRANTS, OID_EXT_KEY_USAGE,
   OID_KEY_USAGE, OID_SUBJECT_ALT_NAME, OID_SUBJECT_KEY_ID, OID_AUTHORITY_KEY_ID, UNDERSTOOD_CRITICAL,
@@ -123,7 +124,7 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
     der,
     fingerprint: createHash("sha256").update(der).digest("hex"),
     get native() { return (native ??= new NodeX509(der)); },
-    get publicKey() { return (publicKey ??= createPublicKey({ key: Buffer.from(tbs.spki), format: "der", type: "spki" })); },
+    get publicKey() { return (publicKey ??= publicKeyFromSpki(tbs.spki)); },
     ed25519: tbs.ed25519,
     spki: tbs.spki,
     subject: tbs.subject,

@@ -2,8 +2,8 @@
 // of the key (self-signature) and names the identity it asks for. Nothing else in it is trusted.
 // Both directions are plain DER and one node:crypto call (src/pki/der.ts says why; test/pki/der.test.ts holds
 // them to @peculiar/x509's bytes and parser).
-import { createPublicKey, sign, verify, type KeyObject } from "node:crypto";
-import type { Ed25519KeyPair } from "./keys.js";
+import { sign, verify, type KeyObject } from "node:crypto";
+import { publicKeyFromSpki, spkiDer, type Ed25519KeyPair } from "./keys.js";
 import { bits, children, cnName, contentOf, DerError, expectTag, oid, readCommonName, readTlv, sameBytes, seq, tlv, TAG } from "./der.js";
 import { pemBlocks, PkiInputError, toPem } from "./pem.js";
 
@@ -12,7 +12,7 @@ const VERSION_1 = tlv(TAG.INTEGER, Buffer.from([0]));
 const NO_ATTRIBUTES = tlv(0xa0);
 
 export async function createCsr(keys: Ed25519KeyPair, name: string): Promise<string> {
-  const info = seq(VERSION_1, cnName(name), keys.publicKey.export({ type: "spki", format: "der" }), NO_ATTRIBUTES);
+  const info = seq(VERSION_1, cnName(name), spkiDer(keys.publicKey), NO_ATTRIBUTES);
   return toPem(seq(info, ED25519_ALG, bits(sign(null, info, keys.privateKey))), "CERTIFICATE REQUEST");
 }
 
@@ -54,7 +54,7 @@ export async function verifyCsr(pem: string): Promise<VerifiedCsr> {
   }
   let publicKey: KeyObject;
   try {
-    publicKey = createPublicKey({ key: Buffer.from(csr.spki), format: "der", type: "spki" });
+    publicKey = publicKeyFromSpki(csr.spki);
   } catch (err) {
     throw new PkiInputError(`CSR: unreadable public key (${(err as Error).message})`);
   }

@@ -43,8 +43,28 @@ export function privateKeyToPem(key: KeyObject): string {
 
 /** Raw 32-byte Ed25519 public key. */
 export function rawPublicKey(key: KeyObject): Uint8Array {
-  const der = key.export({ type: "spki", format: "der" });
-  return new Uint8Array(der.subarray(der.length - 32));
+  return new Uint8Array(Buffer.from(key.export({ format: "jwk" }).x!, "base64url"));
+}
+
+/** DER head of an Ed25519 SubjectPublicKeyInfo (RFC 8410): SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING (33) }. */
+const ED25519_SPKI_HEAD = Buffer.from("302a300506032b6570032100", "hex");
+
+/**
+ * The SPKI DER of a public key. Ed25519 keys go through their JWK: node's DER encoder costs ~75 us a call, the JWK
+ * ~1 us, and the server takes it once per enrollment and renewal.
+ */
+export function spkiDer(key: KeyObject): Buffer {
+  if (key.asymmetricKeyType !== "ed25519") return key.export({ type: "spki", format: "der" });
+  return Buffer.concat([ED25519_SPKI_HEAD, Buffer.from(key.export({ format: "jwk" }).x!, "base64url")]);
+}
+
+/** A public key from SPKI DER; an Ed25519 one through its JWK (node's DER decoder costs ~90 us, the JWK ~12 us). */
+export function publicKeyFromSpki(der: Uint8Array): KeyObject {
+  const bytes = Buffer.from(der);
+  if (bytes.length !== ED25519_SPKI_HEAD.length + 32 || !bytes.subarray(0, ED25519_SPKI_HEAD.length).equals(ED25519_SPKI_HEAD)) {
+    return createPublicKey({ key: bytes, format: "der", type: "spki" });
+  }
+  return createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: bytes.subarray(ED25519_SPKI_HEAD.length).toString("base64url") }, format: "jwk" });
 }
 
 export async function toWebCryptoPair(pair: Ed25519KeyPair): Promise<CryptoKeyPair> {
