@@ -2,8 +2,8 @@
 // connections (one map stream each), every node enrolled through the API with its own key and CSR.
 // Prints enrollment/s, server memory per connected node, and the time and bytes from one endpoint change
 // and from one policy change until every affected node holds its delta.
-//   npm run bench:coord                 # N = 1000 and 10000, SQLite
-//   npx tsx bench/coord.ts 2000         # one size
+//   npm run bench:coord                 # N = 1000 and 10000 on SQLite, PostgreSQL with 1 and with 2 replicas: 6 runs
+//   npx tsx bench/coord.ts 2000         # one size, SQLite
 //   npx tsx bench/coord.ts --pg 1 1000  # PostgreSQL (a throwaway cluster), one replica
 //   npx tsx bench/coord.ts --pg 2 1000  # two replicas on it: nodes alternate between them (enrollment and streams),
 //                                       # so deltas cross replicas through the change log
@@ -14,13 +14,25 @@ import { join } from "node:path";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates } from "../src/pki/index.js";
 import { AdminClient } from "../src/coord/admin-client.js";
 import { CoordClient, enroll } from "../src/coord/client.js";
-import { startPostgres, type PgCluster } from "../test/helpers/postgres.js";
+import { postgresSkipReason, startPostgres, type PgCluster } from "../test/helpers/postgres.js";
 
 const EMBER = join(import.meta.dirname, "..", "bin", "ember.mjs");
 const TEAM = 50; // nodes per team; policy lets a team reach itself
 const ENROLL_CONCURRENCY = 16;
 const CONNECT_BATCH = 250;
 const MAX_WAIT_MS = 300_000;
+
+/**
+ * Source address of node i's connections: loopback has all of 127/8, and 10,000 nodes from one address would meet
+ * the server's per-source limit on unauthenticated connections, which real nodes on their own hosts never do.
+ */
+const sourceOf = (i: number) => `127.0.${1 + (i >> 8) % 250}.${1 + (i & 255) % 250}`;
+
+/** CPU time (user + system) a process has used, ms. */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10; // clock ticks of 10 ms
+}
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -58,7 +70,9 @@ function teamPolicy(teams: number, extra = ""): string {
 }
 
 /** replicas = 0: SQLite; else that many `ember coord` processes on one PostgreSQL database. */
-async function run(n: number, replicas: number): Promise<void> {
+interface Figures { label: string; n: number; enrollPerS: number; serverCpuMs: number; connectS: number; kibPerNode: number; endpointMs: number; policyMs: number }
+
+async function run(n: number, replicas: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), "ember-bench-coord-"));
   const clients: CoordClient[] = [];
   const coords: ChildProcess[] = [];
@@ -90,6 +104,8 @@ async function run(n: number, replicas: number): Promise<void> {
     const tokens: string[] = [];
     for (let t = 0; t < teams; t++) tokens.push((await admin().createToken({ tenant: "bench", groups: [`team-${t}`], roles: [], uses: TEAM, ttlMs: 3_600_000 })).token);
     let next = 0;
+    const serverCpu = () => coords.reduce((a, c) => a + cpuMs(c.pid!), 0);
+    const cpu0 = serverCpu();
     const t0 = performance.now();
     await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, async () => {
       for (let i = next++; i < n; i = next++) {
@@ -97,17 +113,19 @@ async function run(n: number, replicas: number): Promise<void> {
       }
     }));
     const enrollMs = performance.now() - t0;
+    const serverCpuPerEnroll = (serverCpu() - cpu0) / n;
     await admin().setPolicy(teamPolicy(teams));
 
     // 2. Connect every node's map stream.
     const rssOf = () => coords.reduce((a, c) => a + rssKiB(c.pid!), 0);
     const rssBefore = rssOf();
     const heapBefore = process.memoryUsage().heapUsed;
+    const cpu1 = serverCpu(), clientCpu1 = process.cpuUsage();
     const t1 = performance.now();
     for (let i = 0; i < n; i += CONNECT_BATCH) {
       const batch: CoordClient[] = [];
       for (let j = i; j < Math.min(n, i + CONNECT_BATCH); j++) {
-        const c = new CoordClient({ coordUrl: urlOf(j), stateDir: join(dir, "nodes", `n-${j}`), minBackoffMs: 1_000, maxBackoffMs: 10_000 });
+        const c = new CoordClient({ coordUrl: urlOf(j), stateDir: join(dir, "nodes", `n-${j}`), minBackoffMs: 1_000, maxBackoffMs: 10_000, localAddress: sourceOf(j) });
         c.start();
         batch.push(c);
       }
@@ -115,6 +133,9 @@ async function run(n: number, replicas: number): Promise<void> {
       await waitUntil(() => batch.every((c) => c.map !== undefined), "batch connected");
     }
     const connectMs = performance.now() - t1;
+    const serverCpuPerStream = (serverCpu() - cpu1) / n;
+    const clientCpuUse = process.cpuUsage(clientCpu1);
+    const clientCpuPerStream = (clientCpuUse.user + clientCpuUse.system) / 1000 / n;
     await new Promise((r) => setTimeout(r, 2_500)); // let the server's status flush and GC settle
     const rssAfter = rssOf();
     const clientHeap = (process.memoryUsage().heapUsed - heapBefore) / n;
@@ -143,14 +164,19 @@ async function run(n: number, replicas: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 300));
     const policyBytes = bytesNow() - b0, policyDeltas = deltasNow() - d0;
 
+    const label = replicas ? `PostgreSQL, ${replicas} replica${replicas > 1 ? "s" : ""}` : "SQLite";
     const lines = [
-      `N = ${n} nodes (${teams} teams of ${TEAM}; policy: each team reaches itself); store: ${replicas ? `PostgreSQL, ${replicas} replica(s)${replicas > 1 ? ", nodes alternating" : ""}` : "SQLite"}`,
-      `  enrollment          ${(n / (enrollMs / 1000)).toFixed(0)} enrollments/s (${(enrollMs / 1000).toFixed(1)} s, ${ENROLL_CONCURRENCY} concurrent, key+CSR+HTTPS+fsync each)`,
-      `  connect all streams ${(connectMs / 1000).toFixed(1)} s; server RSS (all replicas) +${((rssAfter - rssBefore) / 1024).toFixed(0)} MiB = ${((rssAfter - rssBefore) / n).toFixed(1)} KiB per connected node (server total ${(rssAfter / 1024).toFixed(0)} MiB); client heap ${(clientHeap / 1024).toFixed(1)} KiB per client`,
+      `N = ${n} nodes (${teams} teams of ${TEAM}; policy: each team reaches itself); store: ${label}${replicas > 1 ? ", nodes alternating" : ""}`,
+      `  enrollment          ${(n / (enrollMs / 1000)).toFixed(0)} enrollments/s (${(enrollMs / 1000).toFixed(1)} s, ${ENROLL_CONCURRENCY} concurrent, key+CSR+HTTPS+fsync each); server CPU ${serverCpuPerEnroll.toFixed(2)} ms each (${(1000 / serverCpuPerEnroll).toFixed(0)}/s per server core)`,
+      `  connect all streams ${(connectMs / 1000).toFixed(1)} s (CPU per stream: server ${serverCpuPerStream.toFixed(2)} ms, the bench's client ${clientCpuPerStream.toFixed(2)} ms); server RSS (all replicas) +${((rssAfter - rssBefore) / 1024).toFixed(0)} MiB = ${((rssAfter - rssBefore) / n).toFixed(1)} KiB per connected node (server total ${(rssAfter / 1024).toFixed(0)} MiB); client heap ${(clientHeap / 1024).toFixed(1)} KiB per client`,
       `  endpoint change     ${endpointMs.toFixed(1)} ms until all ${team0.length} affected nodes had it; ${endpointDeltas} deltas, ${endpointBytes} bytes on all streams`,
       `  policy change       ${policyMs.toFixed(1)} ms until all ${team0.length + 1 + team1.length} affected nodes had it; ${policyDeltas} deltas, ${policyBytes} bytes on all streams`,
     ];
     process.stdout.write(lines.join("\n") + "\n");
+    return {
+      label, n, enrollPerS: n / (enrollMs / 1000), serverCpuMs: serverCpuPerEnroll, connectS: connectMs / 1000,
+      kibPerNode: (rssAfter - rssBefore) / n, endpointMs, policyMs,
+    };
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
     for (const c of coords) c.kill("SIGKILL");
@@ -164,5 +190,17 @@ const pgAt = args.indexOf("--pg");
 const replicas = pgAt >= 0 ? Number(args.splice(pgAt, 2)[1]) : 0;
 if (!(replicas >= 0 && replicas <= 8)) throw new Error("--pg takes the number of replicas, 1-8");
 const sizes = args.map(Number).filter((x) => x > 0);
-for (const n of sizes.length ? sizes : [1_000, 10_000]) await run(n, replicas);
+// No arguments: every store at both sizes, as the figures in docs/performance.md are kept.
+const pgSkip = postgresSkipReason();
+const stores = pgAt >= 0 || sizes.length ? [replicas] : pgSkip ? [0] : [0, 1, 2];
+if (stores.length === 1 && pgAt < 0 && !sizes.length) console.log(`PostgreSQL runs skipped: ${pgSkip}`);
+const results: Figures[] = [];
+for (const r of stores) for (const n of sizes.length ? sizes : [1_000, 10_000]) results.push(await run(n, r));
+if (results.length > 1) {
+  console.log("\n| store | N | enrollment | server CPU per enrollment | connect all streams | server RSS per node | endpoint change | policy change |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const f of results) {
+    console.log(`| ${f.label} | ${f.n.toLocaleString("en")} | ${f.enrollPerS.toFixed(0)}/s | ${f.serverCpuMs.toFixed(2)} ms | ${f.connectS.toFixed(1)} s | ${f.kibPerNode.toFixed(0)} KiB | ${f.endpointMs.toFixed(0)} ms | ${f.policyMs.toFixed(0)} ms |`);
+  }
+}
 process.exit(0);

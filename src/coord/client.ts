@@ -103,6 +103,8 @@ export interface CoordClientOptions {
   /** Reconnect backoff bounds (ms); defaults 500 ms .. 30 s. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Source address for the connections to the coordination server (a host with several). */
+  localAddress?: string;
 }
 
 const RENEW_FRACTION = 2 / 3;
@@ -191,7 +193,7 @@ export class CoordClient extends EventEmitter {
     }
     this.certPem = c.certPem;
     this.agent?.destroy();
-    this.agent = verifiedAgent({ verifier: this.verifier, expect: COORD_SERVER, certChainPem: withIntermediates(c.certPem, c.bundlePem), keyPem: c.keyPem, keepAlive: true, maxSockets: 2 });
+    this.agent = verifiedAgent({ verifier: this.verifier, expect: COORD_SERVER, certChainPem: withIntermediates(c.certPem, c.bundlePem), keyPem: c.keyPem, keepAlive: true, maxSockets: 2, localAddress: this.opts.localAddress });
   }
 
   private certTimes(): { issuedAt: number; notAfter: number } {

@@ -34,6 +34,8 @@ export interface VerifiedAgentOptions {
   keyPem?: string;
   keepAlive?: boolean;
   maxSockets?: number;
+  /** Source address of the connections (a host with several). */
+  localAddress?: string;
 }
 
 /**
@@ -115,7 +117,7 @@ export function verifiedAgent(o: VerifiedAgentOptions): Agent {
   return new VerifiedAgent(o.verifier, o.expect, { cert: o.certChainPem, key: o.keyPem }, {
     // keepAliveMsecs is also the TCP keepalive's idle time: Node's default of 1 s (libuv probing every second
     // after it) made every pooled connection send a probe and draw an ACK each second, at rest.
-    cert: o.certChainPem, key: o.keyPem, keepAlive: o.keepAlive ?? true, keepAliveMsecs: TCP_KEEPALIVE_IDLE_MS, maxSockets: o.maxSockets ?? 4,
+    cert: o.certChainPem, key: o.keyPem, keepAlive: o.keepAlive ?? true, keepAliveMsecs: TCP_KEEPALIVE_IDLE_MS, maxSockets: o.maxSockets ?? 4, localAddress: o.localAddress,
     maxCachedSessions: 0, minVersion: "TLSv1.3", rejectUnauthorized: false,
   });
 }
