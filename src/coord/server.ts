@@ -70,7 +70,11 @@ export interface CoordServerOptions {
 
 const SERVER_TENANT = "system";
 const SERVER_CERT_TTL_MS = 24 * 3_600_000;
-const STATUS_FLUSH_MS = 2_000;
+/**
+ * Status reports (endpoints, home relay) are written to the store in batches this often: on PostgreSQL the
+ * other replicas learn a node's new endpoint from that write, so it bounds how late they hear of it (within 1 s).
+ */
+const STATUS_FLUSH_MS = 500;
 /** How often the CA directory's ca.json is read for revocations made with `ember ca revoke`. */
 const CA_REVOCATION_POLL_MS = 2_000;
 /** The signing key of the M2M and console tokens (EdDSA), made at first start, 0600. */
