@@ -6,6 +6,7 @@
 // like peer-throughput.sh in ../shared/lab, whose wireguard-go and nebula setup this follows): packets and bytes
 // per minute, the daemon's resident memory and its CPU time scaled to an hour.
 //   sudo npm run bench:idle          (BENCH_IDLE_SETTLE_S=90, BENCH_IDLE_MEASURE_S=180 by default)
+//   BENCH_IDLE_ONLY=ember            EmberNet rows only (before/after runs of one EmberNet change)
 // Needs root, iproute2, nftables, wireguard-go + wireguard-tools and nebula (Debian packages; .ci/run installs them).
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,9 @@ import { EmberLab, type LabNode } from "../test/natlab/ember-mesh.js";
 const SETTLE_S = Number(process.env.BENCH_IDLE_SETTLE_S ?? 90);
 const MEASURE_S = Number(process.env.BENCH_IDLE_MEASURE_S ?? 180);
 const SIZES = [1, 5];
+const ONLY_EMBER = process.env.BENCH_IDLE_ONLY === "ember";
+/** The sizes of the wireguard-go and nebula meshes: none when only EmberNet is measured. */
+const OTHER_SIZES = ONLY_EMBER ? [] : SIZES;
 
 interface Measured { system: string; peers: number; host: Host; pid: () => number }
 interface Sample { packets: number; bytes: number; cpuTicks: number }
@@ -44,7 +48,7 @@ function pidIn(lab: Lab, host: Host, comm: string): number {
 async function main(): Promise<void> {
   const avail = Lab.available();
   if (!avail.ok) throw new Error(`bench:idle needs the NAT lab: ${avail.why}`);
-  for (const tool of ["wireguard-go", "wg", "nebula", "nebula-cert"]) {
+  for (const tool of ONLY_EMBER ? [] : ["wireguard-go", "wg", "nebula", "nebula-cert"]) {
     try { execFileSync("which", [tool], { stdio: "ignore" }); } catch { throw new Error(`${tool} is not installed (Debian packages wireguard-go, wireguard-tools, nebula)`); }
   }
   const dir = mkdtempSync(join(tmpdir(), "ember-bench-idle-"));
@@ -75,7 +79,7 @@ async function main(): Promise<void> {
 
     // ---- wireguard-go: persistent keepalive 25 s, every peer with its public endpoint.
     const wgGroups: Host[][] = [];
-    for (const peers of SIZES) {
+    for (const peers of OTHER_SIZES) {
       const hosts: Host[] = [];
       for (let i = 0; i <= peers; i++) hosts.push(await publicHost());
       const keys = hosts.map(() => { const priv = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim(); return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim() }; });
@@ -106,7 +110,7 @@ async function main(): Promise<void> {
     // ---- nebula 1.6: a lighthouse on its own host, nodes find each other through it (defaults otherwise).
     const nb = join(dir, "nebula");
     execFileSync("mkdir", ["-p", nb]);
-    execFileSync("nebula-cert", ["ca", "-name", "lab", "-out-crt", join(nb, "ca.crt"), "-out-key", join(nb, "ca.key")]);
+    if (!ONLY_EMBER) execFileSync("nebula-cert", ["ca", "-name", "lab", "-out-crt", join(nb, "ca.crt"), "-out-key", join(nb, "ca.key")]);
     const nebulaConf = (name: string, ip: string, lighthouse: { ip: string; at: string } | undefined, listenHost: string): string => {
       execFileSync("nebula-cert", ["sign", "-ca-crt", join(nb, "ca.crt"), "-ca-key", join(nb, "ca.key"), "-name", name, "-ip", `${ip}/16`, "-out-crt", join(nb, `${name}.crt`), "-out-key", join(nb, `${name}.key`)]);
       const f = join(nb, `${name}.yml`);
@@ -121,15 +125,15 @@ async function main(): Promise<void> {
       ].join("\n") + "\n");
       return f;
     };
-    const lhHost = await publicHost();
-    children.push(lab.spawn(lhHost, ["nebula", "-config", nebulaConf("lh", "100.70.0.1", undefined, lhHost.address)], { stdio: "ignore" }));
+    const lhHost = ONLY_EMBER ? undefined : await publicHost();
+    if (lhHost) children.push(lab.spawn(lhHost, ["nebula", "-config", nebulaConf("lh", "100.70.0.1", undefined, lhHost.address)], { stdio: "ignore" }));
     const nebulaGroups: Host[][] = [];
-    for (const peers of SIZES) {
+    for (const peers of OTHER_SIZES) {
       const hosts: Host[] = [];
       for (let i = 0; i <= peers; i++) {
         const h = await publicHost();
         const ip = `100.70.${nebulaGroups.length + 1}.${i + 1}`;
-        children.push(lab.spawn(h, ["nebula", "-config", nebulaConf(`g${nebulaGroups.length}n${i}`, ip, { ip: "100.70.0.1", at: lhHost.address }, h.address)], { stdio: "ignore" }));
+        children.push(lab.spawn(h, ["nebula", "-config", nebulaConf(`g${nebulaGroups.length}n${i}`, ip, { ip: "100.70.0.1", at: lhHost!.address }, h.address)], { stdio: "ignore" }));
         hosts.push(h);
       }
       nebulaGroups.push(hosts);
@@ -172,7 +176,7 @@ async function main(): Promise<void> {
     const wg = (p: number) => rows.find((r) => r.system.startsWith("wireguard") && r.peers === p)!;
     const neb = (p: number) => rows.find((r) => r.system.startsWith("nebula") && r.peers === p)!;
     console.log("");
-    for (const p of SIZES) {
+    for (const p of OTHER_SIZES) {
       console.log(`${p} peer(s): EmberNet/wireguard-go packets ${(ember(p).pkts / wg(p).pkts).toFixed(2)}x, bytes ${(ember(p).bytes / wg(p).bytes).toFixed(2)}x; ` +
         `EmberNet/nebula packets ${(ember(p).pkts / neb(p).pkts).toFixed(2)}x, bytes ${(ember(p).bytes / neb(p).bytes).toFixed(2)}x`);
     }

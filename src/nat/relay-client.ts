@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { connect, type TLSSocket } from "node:tls";
 import { isIP } from "node:net";
 import { verifyTlsPeer, type Verifier } from "../pki/index.js";
+import { repeat, type RestClock } from "../session/rest-clock.js";
 import {
   encodeRelayFrame, MAX_RELAY_PAYLOAD, RELAY_CLIENT, RELAY_ERROR, RELAY_FRAME, RELAY_NAME_PATTERN, RELAY_ROLE,
   RelayFrameError, RelayFrameReader, relayFrameName, type RelayFrame,
@@ -30,6 +31,8 @@ export interface RelayClientOptions {
   backoffMinMs?: number;
   backoffMaxMs?: number;
   maxQueueBytes?: number;
+  /** The node's rest clock: the keepalive check runs on its beat, with the node's other periodic work. */
+  restClock?: RestClock;
 }
 
 export interface RelayClientStats {
@@ -68,7 +71,7 @@ export class RelayClient extends EventEmitter {
   private stopped = true;
   private attempt = 0;
   private retryTimer?: NodeJS.Timeout;
-  private pingTimer?: NodeJS.Timeout;
+  private stopPings?: () => void;
   private lastRx = 0;
   private connectedAt = 0;
   /** Last datagram sent or received through the relay: the connection is active within activeForMs of it. */
@@ -111,7 +114,7 @@ export class RelayClient extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    clearInterval(this.pingTimer);
+    this.stopPings?.();
     const s = this.socket;
     if (!s || s.destroyed) return;
     await new Promise<void>((resolve) => {
@@ -195,7 +198,7 @@ export class RelayClient extends EventEmitter {
     socket.on("close", () => {
       // Superseded: stop() and start() again before this socket finished closing (a relay reopened on demand).
       if (this.socket !== socket) return;
-      clearInterval(this.pingTimer);
+      this.stopPings?.();
       const wasUp = this.welcomed;
       this.welcomed = false;
       this.socket = undefined;
@@ -282,7 +285,7 @@ export class RelayClient extends EventEmitter {
    * for restDeadAfterMs is dead. One ping at connect measures the round trip for the home-relay choice.
    */
   private startPings(): void {
-    clearInterval(this.pingTimer);
+    this.stopPings?.();
     const interval = this.opts.pingIntervalMs ?? RELAY_CLIENT.pingIntervalMs;
     const check = () => {
       const s = this.socket;
@@ -294,8 +297,7 @@ export class RelayClient extends EventEmitter {
       if (active) this.ping();
     };
     this.ping();
-    this.pingTimer = setInterval(check, interval);
-    this.pingTimer.unref();
+    this.stopPings = repeat(this.opts.restClock, interval, check);
   }
 
   private scheduleReconnect(): void {

@@ -26,6 +26,7 @@ import { ServiceTable } from "./services.js";
 import { Flows } from "./flows.js";
 import { NodeAccess } from "./access.js";
 import { LogTap, NodeHealth } from "./health.js";
+import { RestClock } from "../session/rest-clock.js";
 import { addTotals, TrafficMeter, ZERO_TRAFFIC } from "./traffic.js";
 import type { SessionMirror } from "../session/device.js";
 import type { Peer } from "../session/peer.js";
@@ -89,8 +90,10 @@ export class Daemon implements NodeRuntime {
     pathChanged: (peer) => this.native?.pathChanged(peer),
     tunData: (data, from) => this.native?.tunData(data, from),
   };
+  /** The one timer of the node's periodic work at rest (session and path ticks, samples, reports, telemetry). */
+  readonly restClock = new RestClock();
   /** Everything this node sends and receives (UDP socket, relays, coordination stream), for `ember status`. */
-  readonly traffic = new TrafficMeter(() => addTotals(this.conn?.totals() ?? ZERO_TRAFFIC, this.meshPart?.controlTraffic() ?? ZERO_TRAFFIC));
+  readonly traffic = new TrafficMeter(() => addTotals(this.conn?.totals() ?? ZERO_TRAFFIC, this.meshPart?.controlTraffic() ?? ZERO_TRAFFIC), this.restClock);
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
@@ -105,6 +108,7 @@ export class Daemon implements NodeRuntime {
       verifier: this.verifier,
       log: this.log,
       timers: opts.timers,
+      restClock: this.restClock,
       send: (to, data) => this.sendDatagram(to, data),
       canSend: (to) => this.canSend(to),
       onWritable: (peer) => this.events.emit("writable", peer.name),
@@ -194,7 +198,7 @@ export class Daemon implements NodeRuntime {
     if (cfg.coordUrl) {
       this.meshPart = new Mesh({
         coordUrl: cfg.coordReplicas.join(","), stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
-        candidates: this.local, credentials: () => this.creds, staticPeers: new Set(cfg.peers.map((p) => p.name)),
+        candidates: this.local, credentials: () => this.creds, staticPeers: new Set(cfg.peers.map((p) => p.name)), restClock: this.restClock,
         services: () => this.services.announced(),
         onRenewed: () => this.reloadCredentials(),
         onRules: (rules) => this.setRules(rules),

@@ -64,7 +64,7 @@ export class NodeHealth {
     if (cfg.coordUrl) {
       this.telemetry = new TelemetryClient({
         coordUrl: cfg.coordUrl, stateDir: cfg.stateDir, log: d.log, verifier: d.verifier,
-        credentials: () => d.credentials(), snapshot: () => { const peers = this.peers(); return { peers, problems: diagnose(this.facts(peers)) }; },
+        credentials: () => d.credentials(), restClock: d.restClock, snapshot: () => { const peers = this.peers(); return { peers, problems: diagnose(this.facts(peers)) }; },
       });
     }
     tap.attach((o) => this.onLog(o));

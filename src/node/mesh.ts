@@ -19,6 +19,7 @@ import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
 import { AdaptiveTicker } from "../session/ticker.js";
+import { due, repeat, type RestClock } from "../session/rest-clock.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
@@ -77,6 +78,8 @@ export interface MeshDeps {
   onPeers(): void;
   /** A peer left the map or was revoked: its session is gone. */
   onPeerGone(name: string, why: string): void;
+  /** The node's rest clock: the path tick at rest, reports, netcheck and relay checks run on its beat. */
+  restClock?: RestClock;
 }
 
 export function parseEndpointString(s: string): Endpoint | undefined {
@@ -133,8 +136,10 @@ export class Mesh {
   homeRelay?: string;
   private map?: PeerMap;
   private readonly mapPeers = new Map<string, MapPeer>();
-  private reportTimer?: NodeJS.Timeout;
+  /** Stops the periodic report, relay idle check and netcheck (on the rest clock's beat). */
+  private readonly stopPeriodic: (() => void)[] = [];
   private readonly pathTicker: AdaptiveTicker;
+  /** A netcheck asked for now (the first relays, a wake-up); the periodic one runs on the beat. */
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
   private lastNetcheckAt = 0;
@@ -149,7 +154,6 @@ export class Mesh {
   private readonly relaysOnDemand = new Set<string>();
   /** Datagrams waiting for a relay connection opened on demand. */
   private readonly relayOpening = new Map<string, { peer: string; data: Uint8Array }[]>();
-  private idleTimer?: NodeJS.Timeout;
 
   constructor(private readonly deps: MeshDeps) {
     const { device, log } = deps;
@@ -176,7 +180,7 @@ export class Mesh {
       log,
       now: Date.now,
     });
-    this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS);
+    this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
     device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name), onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); } });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
@@ -192,15 +196,16 @@ export class Mesh {
   start(): void {
     this.coord.start();
     this.pathTicker.start();
-    this.reportTimer = setInterval(() => this.report(), REPORT_INTERVAL_MS);
-    this.reportTimer.unref();
-    this.idleTimer = setInterval(() => this.closeIdleRelays(), Math.min(15_000, RELAY_IDLE_CLOSE_MS / 2));
-    this.idleTimer.unref();
+    const clock = this.deps.restClock;
+    this.stopPeriodic.push(
+      repeat(clock, REPORT_INTERVAL_MS, () => this.report()),
+      repeat(clock, Math.min(15_000, RELAY_IDLE_CLOSE_MS / 2), () => this.closeIdleRelays()),
+      repeat(clock, clock?.beatMs ?? NETCHECK_INTERVAL_MS, () => this.periodicNetcheck()),
+    );
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.reportTimer);
-    clearInterval(this.idleTimer);
+    for (const stop of this.stopPeriodic.splice(0)) stop();
     this.pathTicker.stop();
     clearTimeout(this.netcheckTimer);
     await this.coord.stop();
@@ -307,29 +312,36 @@ export class Mesh {
     return false;
   }
 
-  /**
-   * Netcheck on the map's relays now, then every NETCHECK_INTERVAL_MS while any peer is active; at rest the
-   * check is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
-   */
+  /** A netcheck now (the first relays of the map, a wake-up with an old one); the periodic one is periodicNetcheck. */
   private scheduleNetcheck(delayMs: number): void {
     clearTimeout(this.netcheckTimer);
-    this.netcheckTimer = setTimeout(async () => {
-      if (this.netcheckRunning) return;
-      if (this.lastNetcheckAt && !this.anyActive()) return this.scheduleNetcheck(NETCHECK_INTERVAL_MS);
-      this.netcheckRunning = true;
-      this.lastNetcheckAt = Date.now();
-      try {
-        const r = await this.deps.candidates.refresh(this.stunServers());
-        this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint), hops: this.deps.candidates.hops, punchTtl: this.deps.candidates.punchTtl }, "netcheck");
-        this.report();
-      } catch (err) {
-        this.deps.log.warn({ err: (err as Error).message }, "netcheck failed");
-      } finally {
-        this.netcheckRunning = false;
-        this.scheduleNetcheck(NETCHECK_INTERVAL_MS);
-      }
-    }, delayMs);
+    this.netcheckTimer = setTimeout(() => void this.netcheck(), delayMs);
     this.netcheckTimer.unref();
+  }
+
+  /**
+   * Every beat: netcheck when the last one is NETCHECK_INTERVAL_MS old and any peer is active; at rest the check
+   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
+   */
+  private periodicNetcheck(): void {
+    if (!this.lastNetcheckAt || this.netcheckRunning) return; // the first one comes with the map's relays
+    const beat = this.deps.restClock?.beatMs ?? NETCHECK_INTERVAL_MS;
+    if (due(this.lastNetcheckAt, Date.now(), NETCHECK_INTERVAL_MS, beat) && this.anyActive()) void this.netcheck();
+  }
+
+  private async netcheck(): Promise<void> {
+    if (this.netcheckRunning) return;
+    this.netcheckRunning = true;
+    this.lastNetcheckAt = Date.now();
+    try {
+      const r = await this.deps.candidates.refresh(this.stunServers());
+      this.deps.log.info({ mapping: r.mapping, reflexive: this.deps.candidates.reflexiveEndpoints().map(describeEndpoint), hops: this.deps.candidates.hops, punchTtl: this.deps.candidates.punchTtl }, "netcheck");
+      this.report();
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, "netcheck failed");
+    } finally {
+      this.netcheckRunning = false;
+    }
   }
 
   /**
@@ -392,7 +404,7 @@ export class Mesh {
         host: r.host, port: r.port, name: r.name,
         certChainPem: creds.certPem.trimEnd() + "\n" + creds.bundlePem.split(/(?=-----BEGIN CERTIFICATE-----)/).slice(1).join(""),
         keyPem: creds.keyPem, bundlePem: creds.bundlePem, verifier,
-        log: (msg: string, f?: object) => log.debug(f ?? {}, `relay ${r.name}: ${msg}`),
+        log: (msg: string, f?: object) => log.debug(f ?? {}, `relay ${r.name}: ${msg}`), restClock: this.deps.restClock,
       });
       client.on("packet", (from: string, payload: Buffer) => {
         device.receive(payload, { kind: "relay", relay: r.name, peer: from });

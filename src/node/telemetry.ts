@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Verifier } from "../pki/index.js";
 import { verifiedAgent } from "../pki/mtls-client.js";
+import { repeat, type RestClock } from "../session/rest-clock.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { TELEMETRY_PATHS } from "../coord/protocol.js";
 import { MAX_BATCH_EVENTS, TELEMETRY_VERSION, type PeerSnapshot, type Problem, type TelemetryEvent } from "../coord/telemetry-protocol.js";
@@ -36,6 +37,8 @@ export interface TelemetryClientDeps {
   credentials(): { certPem: string; keyPem: string; bundlePem: string };
   /** The node's current view, sent with each batch. */
   snapshot(): { peers: PeerSnapshot[]; problems: Problem[] };
+  /** The node's rest clock: batches go on its beat, with the node's other periodic work. */
+  restClock?: RestClock;
 }
 
 /** A node's view for change detection: its shape (peers' paths and states, problems) and everything. */
@@ -77,12 +80,17 @@ export class TelemetryClient {
   private tokens?: Tokens;
   private agent?: Agent;
   private agentCert = "";
-  private timer?: NodeJS.Timeout;
+  private stopTimer?: () => void;
   private flushing?: Promise<void>;
   private seq = Date.now();
   /** What the server last received, and when: an unchanged view with no events is not sent (a resting node is quiet). */
   private lastSent: SentView = { shape: "", full: "", at: 0 };
   private stopped = true;
+  /**
+   * False once the spool is known absent: only this client writes it while the daemon runs, so a resting node does
+   * not look for the file on every batch (one stat a beat, issue 16). True at start (a previous run may have left one).
+   */
+  private spoolMayExist = true;
 
   constructor(private readonly deps: TelemetryClientDeps) {}
 
@@ -95,16 +103,14 @@ export class TelemetryClient {
 
   start(): void {
     this.stopped = false;
-    const tick = () => {
-      this.timer = setTimeout(() => { void this.flush().finally(() => { if (!this.stopped) tick(); }); }, TELEMETRY_CLIENT.intervalMs);
-      this.timer.unref();
-    };
-    tick();
+    // A flush still running when the next is due is not doubled (flush() joins it).
+    this.stopTimer = repeat(this.deps.restClock, TELEMETRY_CLIENT.intervalMs, () => { if (!this.stopped) void this.flush(); });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.stopTimer?.();
+    this.stopTimer = undefined;
     await this.flushing;
     // What is still queued waits in the spool for the next start.
     if (this.queue.length) this.spool(this.queue.splice(0));
@@ -123,6 +129,7 @@ export class TelemetryClient {
       if (spooled.length) {
         for (let i = 0; i < spooled.length; i += MAX_BATCH_EVENTS) await this.send(spooled.slice(i, i + MAX_BATCH_EVENTS));
         try { unlinkSync(this.spoolPath); } catch { /* gone */ }
+        this.spoolMayExist = false;
       }
       // One snapshot per flush (a 999-peer node's peer list is its largest allocation at rest).
       const snap = this.deps.snapshot();
@@ -242,11 +249,13 @@ export class TelemetryClient {
     }
     this.stats.dropped += events.length - kept;
     if (!kept) return;
+    this.spoolMayExist = true;
     try { appendFileSync(this.spoolPath, text, { mode: 0o600 }); this.stats.spooled += kept; } catch { this.stats.dropped += kept; }
   }
 
   private readSpool(): TelemetryEvent[] {
-    if (!existsSync(this.spoolPath)) return [];
+    if (!this.spoolMayExist) return [];
+    if (!existsSync(this.spoolPath)) { this.spoolMayExist = false; return []; }
     try {
       return readFileSync(this.spoolPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as TelemetryEvent);
     } catch {

@@ -3,6 +3,8 @@
 // last minute. Counts are what the daemon hands to (or gets from) the kernel: UDP payloads and relay frames
 // before TLS; IP, UDP, TCP and TLS headers and TCP's own acknowledgements are not in them (docs/nat.md "At rest"
 // counts those on the interface).
+import { repeat, type RestClock } from "../session/rest-clock.js";
+
 export interface TrafficTotals { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }
 
 /** Samples kept: one per SAMPLE_MS, enough to span a minute. */
@@ -17,18 +19,19 @@ export const ZERO_TRAFFIC: TrafficTotals = { txPackets: 0, txBytes: 0, rxPackets
 
 export class TrafficMeter {
   private readonly samples: { at: number; t: TrafficTotals }[] = [];
-  private timer?: NodeJS.Timeout;
+  private stopSampling?: () => void;
 
-  constructor(private readonly read: () => TrafficTotals, private readonly now: () => number = Date.now) {}
+  /** clock: the node's rest clock (samples on its beat, with the other periodic work); an interval without. */
+  constructor(private readonly read: () => TrafficTotals, private readonly clock?: RestClock, private readonly now: () => number = Date.now) {}
 
   start(): void {
     this.sample();
-    this.timer = setInterval(() => this.sample(), SAMPLE_MS);
-    this.timer.unref();
+    this.stopSampling = repeat(this.clock, SAMPLE_MS, () => this.sample());
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopSampling?.();
+    this.stopSampling = undefined;
   }
 
   private sample(): void {

@@ -22,12 +22,15 @@ import { Reassembler } from "./reassembly.js";
 import { sourceKey } from "../net/conn-guard.js";
 import type { HandshakeFragment } from "../wire/handshake-frame.js";
 import { AdaptiveTicker } from "./ticker.js";
+import type { RestClock } from "./rest-clock.js";
 import { tunKey } from "../native/tun-keys.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   debug(obj: object, msg?: string): void;
+  /** Whether lines of that level are written (pino's); without it, every level counts as written. */
+  isLevelEnabled?(level: string): boolean;
 }
 
 export interface DeviceOptions {
@@ -54,6 +57,8 @@ export interface DeviceOptions {
   /** Mirrors of the session state for the TUN data plane (src/node/tun-mode.ts); absent without TUN. */
   mirror?: SessionMirror;
   now?: () => number;
+  /** The node's one periodic timer: the rest tick runs on its beat, with the node's other periodic work. */
+  restClock?: RestClock;
 }
 
 /**
@@ -156,7 +161,7 @@ export class Device {
     this.now = opts.now ?? Date.now;
     this.cookies = new CookieChecker([], this.now(), this.timers.handshakeUnderLoadPerS);
     this.refreshLocal();
-    this.ticker = new AdaptiveTicker(() => this.tick(), this.timers.tickMs, Math.max(this.timers.tickMs, this.timers.restTickMs));
+    this.ticker = new AdaptiveTicker(() => this.tick(), this.timers.tickMs, Math.max(this.timers.tickMs, this.timers.restTickMs), opts.restClock);
     this.initLimiter = new HandshakeRateLimiter({
       ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
       perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
@@ -284,7 +289,8 @@ export class Device {
 
   /** At most once a second, when it changed: what the node holds for handshakes others started (debug). */
   private logHandshakeStats(now: number): void {
-    if (now - this.lastStatsLog < 1_000) return;
+    // At info level (the default) the line is never written: no stats object and no JSON on every tick.
+    if (now - this.lastStatsLog < 1_000 || this.opts.log.isLevelEnabled?.("debug") === false) return;
     const stats = this.handshakeStats();
     const line = JSON.stringify(stats);
     if (line === this.lastStatsLine) return;
