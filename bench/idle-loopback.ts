@@ -6,14 +6,13 @@
 // HOLD_S: keep the mesh at rest that long afterwards (prints the node PIDs, for strace -c or perf).
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { LocalMesh, type DemoNode } from "../src/cli/demo-mesh.js";
+import { LocalMesh } from "../src/cli/demo-mesh.js";
+import { startRestingMesh } from "./resting-mesh.js";
 import { tempDir } from "../test/helpers/pki.js";
 
 const NODES = Number(process.env.NODES ?? 6);
 const SETTLE_S = Number(process.env.SETTLE_S ?? 90);
 const MEASURE_S = Number(process.env.MEASURE_S ?? 180);
-const ALLOW_ALL = "version: 1\nrules:\n  - allow: {source: \"*\", target: \"*\"}\n";
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 function cpuTicks(pid: number): number {
@@ -25,25 +24,7 @@ const tmp = tempDir("ember-bench-idle-loopback-");
 const mesh = new LocalMesh(tmp.dir, () => undefined);
 process.once("SIGINT", () => void mesh.stop().finally(() => { tmp.cleanup(); process.exit(130); }));
 try {
-  await mesh.init("idle.bench");
-  const relay = await mesh.startRelay("relay-1");
-  await mesh.startCoord([{ name: "relay-1", port: relay.port, stunPort: relay.stunPort }]);
-  await mesh.start("relay", ["relay", "--name", "relay-1", "--listen", `127.0.0.1:${relay.port}`, "--stun", `127.0.0.1:${relay.stunPort}`,
-    "--cert", relay.certFlags.cert, "--key", relay.certFlags.key, "--ca", relay.certFlags.ca, "--coord", mesh.coordUrl], /listen/);
-  await mesh.admin().setPolicy(ALLOW_ALL);
-  const nodes: DemoNode[] = [];
-  for (let i = 0; i < NODES; i++) {
-    const n: DemoNode = { name: `i${i}`, groups: [], dir: join(tmp.dir, `i${i}`), socket: join(tmp.dir, `i${i}`, "ember.sock") };
-    nodes.push(n);
-    await mesh.startNode(n, "t1");
-  }
-  for (const a of nodes) for (const b of nodes) {
-    if (a === b) continue;
-    for (let t = 0; ; t++) {
-      if (await mesh.request(a, "ping", { name: b.name, timeoutMs: 1_000 }).then(() => true, () => false)) break;
-      if (t > 30) throw new Error(`no pong ${a.name} -> ${b.name}`);
-    }
-  }
+  const nodes = await startRestingMesh(mesh, tmp.dir, "idle", NODES);
   console.error(`idle-loopback: ${NODES} nodes, settling ${SETTLE_S} s, then measuring ${MEASURE_S} s`);
   await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
   const before = nodes.map((n) => cpuTicks(n.proc!.pid!));

@@ -8,12 +8,12 @@ import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalMesh, type DemoNode } from "../src/cli/demo-mesh.js";
 import { enroll } from "../src/coord/client.js";
+import { startRestingMesh } from "./resting-mesh.js";
 import { tempDir } from "../test/helpers/pki.js";
 
 const REST_S = Number(process.env.REST_S ?? 75);
 const EXTRA = Number(process.env.EXTRA ?? 994);
 const NODES = Number(process.env.NODES ?? 6);
-const ALLOW_ALL = "version: 1\nrules:\n  - allow: {source: \"*\", target: \"*\"}\n";
 
 function proc(pid: number) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -40,26 +40,9 @@ const tmp = tempDir("ember-bench-memory-");
 const mesh = new LocalMesh(tmp.dir, () => undefined);
 process.once("SIGINT", () => void mesh.stop().finally(() => { tmp.cleanup(); process.exit(130); }));
 try {
-  await mesh.init("memory.bench");
-  const relay = await mesh.startRelay("relay-1");
-  await mesh.startCoord([{ name: "relay-1", port: relay.port, stunPort: relay.stunPort }]);
-  await mesh.start("relay", ["relay", "--name", "relay-1", "--listen", `127.0.0.1:${relay.port}`, "--stun", `127.0.0.1:${relay.stunPort}`,
-    "--cert", relay.certFlags.cert, "--key", relay.certFlags.key, "--ca", relay.certFlags.ca, "--coord", mesh.coordUrl], /listen/);
-  await mesh.admin().setPolicy(ALLOW_ALL);
-  const nodes: DemoNode[] = [];
-  for (let i = 0; i < NODES; i++) {
-    const n: DemoNode = { name: `m${i}`, groups: [], dir: join(tmp.dir, `m${i}`), socket: join(tmp.dir, `m${i}`, "ember.sock") };
-    nodes.push(n);
-    await mesh.startNode(n, "t1");
+  const nodes = await startRestingMesh(mesh, tmp.dir, "memory", NODES, (n) => {
     if (process.env.STDOUT_DIR) n.proc!.stdout!.pipe(createWriteStream(join(process.env.STDOUT_DIR, `${n.name}.stdout`)));
-  }
-  for (const a of nodes) for (const b of nodes) {
-    if (a === b) continue;
-    for (let t = 0; ; t++) {
-      if (await mesh.request(a, "ping", { name: b.name, timeoutMs: 1_000 }).then(() => true, () => false)) break;
-      if (t > 30) throw new Error(`${a.name} -> ${b.name}`);
-    }
-  }
+  });
   await report(mesh, nodes, "connected");
   await new Promise((r) => setTimeout(r, REST_S * 1000));
   await report(mesh, nodes, `${NODES - 1} peers, at rest`);
