@@ -132,24 +132,30 @@ export class ReplicaSync {
   }
 
   private async catchUp(): Promise<void> {
-    const oldest = await this.feed.oldestSeq();
-    if (this.last > 0 && oldest !== undefined && oldest > this.last + 1) {
-      // What we missed was pruned: re-read every node, the list and the policy.
-      const head = await this.feed.latestSeq();
-      await this.apply(await this.fullPlan(head));
-      this.stats.resyncs++;
-      this.target.log.warn({ event: "replica_resync", from: this.last, oldest }, "change log pruned past this replica's position: full re-read");
-      this.last = head;
-    }
     for (let page = 0; page < MAX_PAGES && !this.closed; page++) {
       const changes = await this.feed.changesSince(this.last, PAGE);
       if (changes.length === 0) return;
+      // A gap after our position is a writer's rolled-back seq or a pruned stretch: only then is the log's
+      // oldest row read to tell which (one query per catch-up otherwise).
+      if (this.last > 0 && changes[0].seq > this.last + 1 && (await this.resyncIfPruned())) continue;
       const plan = planChanges(changes, this.feed.replicaId, this.last);
       if (plan.foreign > 0) await this.apply(plan);
       this.last = plan.lastSeq;
       if (changes.length < PAGE) return;
     }
     this.again = true; // more than MAX_PAGES pages behind: go on in the next round
+  }
+
+  /** What we missed was pruned: re-read every node, the list and the policy, and go on from the log's head. */
+  private async resyncIfPruned(): Promise<boolean> {
+    const oldest = await this.feed.oldestSeq();
+    if (oldest === undefined || oldest <= this.last + 1) return false;
+    const head = await this.feed.latestSeq();
+    await this.apply(await this.fullPlan(head));
+    this.stats.resyncs++;
+    this.target.log.warn({ event: "replica_resync", from: this.last, oldest }, "change log pruned past this replica's position: full re-read");
+    this.last = head;
+    return true;
   }
 
   private async fullPlan(head: number): Promise<SyncPlan> {
