@@ -7,6 +7,7 @@
 //   npx tsx bench/coord.ts --pg 1 1000  # PostgreSQL (a throwaway cluster), one replica
 //   npx tsx bench/coord.ts --pg 2 1000  # two replicas on it: nodes alternate between them (enrollment and streams),
 //                                       # so deltas cross replicas through the change log
+// Every run first measures bare node:https on the same machine (bench/https-floor.ts): the floor under each figure.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +16,7 @@ import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withInterme
 import { AdminClient } from "../src/coord/admin-client.js";
 import { CoordClient, enroll } from "../src/coord/client.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../test/helpers/postgres.js";
+import { printFloor } from "./https-floor.js";
 
 const EMBER = join(import.meta.dirname, "..", "bin", "ember.mjs");
 const TEAM = 50; // nodes per team; policy lets a team reach itself
@@ -194,11 +196,16 @@ const sizes = args.map(Number).filter((x) => x > 0);
 const pgSkip = postgresSkipReason();
 const stores = pgAt >= 0 || sizes.length ? [replicas] : pgSkip ? [0] : [0, 1, 2];
 if (stores.length === 1 && pgAt < 0 && !sizes.length) console.log(`PostgreSQL runs skipped: ${pgSkip}`);
+const FLOOR_N = 2_000;
+const floor = await printFloor(FLOOR_N);
 const results: Figures[] = [];
 for (const r of stores) for (const n of sizes.length ? sizes : [1_000, 10_000]) results.push(await run(n, r));
 if (results.length > 1) {
   console.log("\n| store | N | enrollment | server CPU per enrollment | connect all streams | server RSS per node | endpoint change | policy change |");
   console.log("|---|---|---|---|---|---|---|---|");
+  console.log(`| bare node:https, no EmberNet code | ${FLOOR_N.toLocaleString("en")} | ${floor.enroll.perS.toFixed(0)}/s | ` +
+    `${floor.enroll.serverCpuMs.toFixed(2)} ms | ${(10_000 / floor.map.perS).toFixed(1)} s at 10,000 | ` +
+    `${floor.small.serverKiBPerConnection.toFixed(0)}-${floor.map.serverKiBPerConnection.toFixed(0)} KiB | | |`);
   for (const f of results) {
     console.log(`| ${f.label} | ${f.n.toLocaleString("en")} | ${f.enrollPerS.toFixed(0)}/s | ${f.serverCpuMs.toFixed(2)} ms | ${f.connectS.toFixed(1)} s | ${f.kibPerNode.toFixed(0)} KiB | ${f.endpointMs.toFixed(0)} ms | ${f.policyMs.toFixed(0)} ms |`);
   }
