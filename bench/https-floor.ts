@@ -59,11 +59,12 @@ export async function measureFloor(mode: Mode, n: number): Promise<FloorFigures>
   const held: IncomingMessage[] = [];
   try {
     const stream = mode !== "enroll";
-    // One secure context for every client: the floor leaves out building one per node.
-    const secureContext = createSecureContext({ ca: m.bundle, minVersion: "TLSv1.3", ...(stream ? m.client : {}) });
+    // One secure context for every client, and no verification of the server on the client's side: the floor
+    // leaves out what every real client adds (a context per node, the chain check), so it is Node's least.
+    const secureContext = createSecureContext({ minVersion: "TLSv1.3", ...(stream ? m.client : {}) });
     const once = (agent: Agent, expect: number) => new Promise<void>((resolve, reject) => {
       const req = request({ host: "127.0.0.1", port, path: "/", method: stream ? "GET" : "POST", agent,
-        checkServerIdentity: () => undefined }, (res) => {
+        rejectUnauthorized: false }, (res) => {
         let got = 0;
         res.on("data", (d: Buffer) => {
           got += d.length;
