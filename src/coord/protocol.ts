@@ -59,6 +59,18 @@ export const STREAM_IDLE_MS = 150_000;
 export const RESUME_LOG_FRAMES = 256;
 export const RESUME_LOG_BYTES = 256 * 1024;
 export const RESUME_GRACE_MS = 5 * 60_000;
+/**
+ * A logged frame older than this is dropped. A node whose stream broke notices within STREAM_IDLE_MS of the last
+ * byte it read and comes back within its backoff, so it misses only frames younger than that; one away longer gets
+ * a full map, as after the grace time. Without it a resting node kept the last 256 frames it was sent (its team
+ * mates' "online" patches from when they connected: ~5 KiB of server memory per node) for good.
+ */
+export const RESUME_LOG_MAX_AGE_MS = RESUME_GRACE_MS;
+/**
+ * Frames to a stream within this long of its last write leave together at the window's end (src/coord/
+ * frame-coalescer.ts): a quiet stream's frame leaves at once, a busy one's at most this late.
+ */
+export const FRAME_COALESCE_MS = 50;
 /** A stream whose unsent backlog exceeds this is dropped (the node resumes or gets a full map). */
 export const MAX_STREAM_BACKLOG_BYTES = 8 * 1024 * 1024;
 /** Status reports: bounded lists of short strings. */

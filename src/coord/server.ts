@@ -15,13 +15,14 @@ import {
 } from "../pki/index.js";
 import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
-import { hubPeerFromNode, MapHub, type FrameSink } from "./map-hub.js";
+import { hubPeerFromNode, MapHub } from "./map-hub.js";
+import { FrameCoalescer } from "./frame-coalescer.js";
 import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
   ADMIN_ROLE, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
-  MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
+  MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, FRAME_COALESCE_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
   checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
 } from "./protocol.js";
 import { openStore } from "./open-store.js";
@@ -87,6 +88,7 @@ export class CoordServer {
   readonly verifier: Verifier;
   readonly pin: string;
   hub!: MapHub;
+  private readonly coalescer = new FrameCoalescer(FRAME_COALESCE_MS);
   private server?: Server;
   private store: Store;
   /** Uploaded policies are parsed in a worker thread, one at a time, so the event loop keeps serving. */
@@ -257,6 +259,7 @@ export class CoordServer {
   async close(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     this.hub?.closeAll();
+    this.coalescer.stop();
     this.dropLog.stop();
     this.guard.close();
     await this.compiler.close();
@@ -448,16 +451,13 @@ export class CoordServer {
     // TCP keepalive only as a backstop behind the hub's ping frames: probing sooner than a ping interval would
     // cost a resting node a probe and an acknowledgement every 30 s on top of the ping (docs/nat.md "At rest").
     req.socket.setKeepAlive(true, 2 * PING_INTERVAL_MS);
-    const sink: FrameSink = {
-      write: (b) => res.write(b),
-      get writableLength() { return res.writableLength; },
-      destroy: (err) => { res.destroy(err); },
-    };
+    const sink = this.coalescer.sink(res);
     // The stream lives no longer than the certificate that opened it.
     const expiry = setTimeout(() => res.destroy(), Math.max(0, id.notAfter.getTime() + this.verifier.skewMs - Date.now()));
     expiry.unref();
     res.on("close", () => {
       clearTimeout(expiry);
+      sink.discard();
       this.hub.detach(id.name, sink);
       this.pendingStatus.set(id.name, { ...this.currentStatus(id.name), lastSeen: Date.now() });
       this.log.debug({ event: "map_closed", name: id.name });
