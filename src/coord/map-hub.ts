@@ -4,7 +4,7 @@
 // a node's endpoint change costs one membership test per connected node plus one small delta per watcher.
 import { randomBytes } from "node:crypto";
 import {
-  encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES,
+  encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES, RESUME_LOG_MAX_AGE_MS,
   sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
 import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
@@ -59,7 +59,8 @@ export interface FrameSink {
 interface Session {
   name: string;
   seq: number;
-  log: { seq: number; bytes: Buffer }[];
+  /** Frames sent, for a resume: the last RESUME_LOG_FRAMES (at most RESUME_LOG_BYTES) of RESUME_LOG_MAX_AGE_MS. */
+  log: { seq: number; bytes: Buffer; at: number }[];
   logBytes: number;
   sink?: FrameSink;
   disconnectedAt?: number;
@@ -394,12 +395,19 @@ export class MapHub {
     }
   }
 
-  /** Sends a keepalive frame on every open stream and forgets sessions disconnected past the grace time. */
+  /**
+   * Sends a keepalive frame on every open stream, forgets sessions disconnected past the grace time, and drops
+   * logged frames past their age: a mesh at rest holds no resume log.
+   */
   tick(now = Date.now()): void {
     const ping = encodeFrame({ v: MAP_PROTOCOL_VERSION, t: "ping" });
     for (const [name, s] of this.sessions) {
       if (s.sink) this.send(s, ping);
-      else if (s.disconnectedAt !== undefined && now - s.disconnectedAt > RESUME_GRACE_MS) this.sessions.delete(name);
+      else if (s.disconnectedAt !== undefined && now - s.disconnectedAt > RESUME_GRACE_MS) { this.sessions.delete(name); continue; }
+      let aged = 0;
+      while (aged < s.log.length && now - s.log[aged].at > RESUME_LOG_MAX_AGE_MS) s.logBytes -= s.log[aged++].bytes.length;
+      if (aged === s.log.length) s.log = [];
+      else if (aged) s.log.splice(0, aged);
     }
   }
 
@@ -464,7 +472,7 @@ export class MapHub {
   private push(s: Session, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
     s.seq += 1;
     const bytes = encodeFrame({ v: MAP_PROTOCOL_VERSION, t: "delta", seq: s.seq, ...delta });
-    s.log.push({ seq: s.seq, bytes });
+    s.log.push({ seq: s.seq, bytes, at: Date.now() });
     s.logBytes += bytes.length;
     while (s.log.length > RESUME_LOG_FRAMES || (s.logBytes > RESUME_LOG_BYTES && s.log.length > 1)) s.logBytes -= s.log.shift()!.bytes.length;
     if (s.sink) this.send(s, bytes);

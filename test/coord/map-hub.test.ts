@@ -3,7 +3,7 @@
 // whose view it changes.
 import { describe, expect, it } from "vitest";
 import { MapHub, type FrameSink, type HubPeer } from "../../src/coord/map-hub.js";
-import { FrameReader, type MapFrame } from "../../src/coord/protocol.js";
+import { FrameReader, RESUME_LOG_MAX_AGE_MS, type MapFrame } from "../../src/coord/protocol.js";
 import { parsePolicy } from "../../src/coord/policy-adapter.js";
 
 const TEAMS = 6, PER_TEAM = 5;
@@ -21,6 +21,8 @@ class View implements FrameSink {
   readonly reader = new FrameReader();
   readonly peers = new Map<string, { endpoints: string[]; online: boolean }>();
   frames = 0;
+  fulls = 0;
+  seq = 0;
   rules: unknown;
   writableLength = 0;
   write(chunk: Buffer): boolean {
@@ -31,7 +33,8 @@ class View implements FrameSink {
   private apply(f: MapFrame): void {
     if (f.t === "ping") return;
     this.frames++;
-    if (f.t === "full") { this.peers.clear(); this.rules = f.rules; }
+    this.seq = f.seq;
+    if (f.t === "full") { this.peers.clear(); this.rules = f.rules; this.fulls++; }
     for (const p of (f.t === "full" ? f.peers : f.upsert) ?? []) this.peers.set(p.name, { endpoints: p.endpoints, online: p.online });
     if (f.t === "delta") {
       for (const p of f.patch ?? []) {
@@ -106,5 +109,31 @@ describe("MapHub fan-out", () => {
     expectConsistent(hub, views);
     expect(views.get("t5-n0")!.peers.has("t0-n1")).toBe(true);
     expect(views.get("t5-n1")!.peers.has("t0-n1")).toBe(false);
+  });
+
+  it("a node back on its stream gets the frames it missed from the log, or a full map once they have aged out", () => {
+    const { hub, views } = setup();
+    const v = views.get("t0-n0")!;
+    const seenSeq = v.seq;
+    hub.detach("t0-n0", v);
+    hub.status("t0-n1", { endpoints: ["198.18.0.2:2"], lastSeen: Date.now() }); // logged for t0-n0, not sent
+    expect(hub.attach("t0-n0", v, { epoch: hub.epoch, seq: seenSeq })).toEqual({ resumed: true, frames: 1 });
+    expect(v.fulls).toBe(1);
+    expectConsistent(hub, views);
+
+    // Connected, sent one more frame, then at rest past the log's age: the log is dropped at the next tick.
+    const beforeChange = v.seq;
+    hub.status("t0-n1", { endpoints: ["198.18.0.3:3"], lastSeen: Date.now() });
+    hub.tick(Date.now() + RESUME_LOG_MAX_AGE_MS / 2);
+    hub.detach("t0-n0", v);
+    expect(hub.attach("t0-n0", v, { epoch: hub.epoch, seq: beforeChange })).toEqual({ resumed: true, frames: 1 });
+    hub.tick(Date.now() + RESUME_LOG_MAX_AGE_MS + 1_000);
+    hub.detach("t0-n0", v);
+    // What it had is still enough to resume (nothing to send); a seq before the aged frame is not.
+    expect(hub.attach("t0-n0", v, { epoch: hub.epoch, seq: v.seq })).toEqual({ resumed: true, frames: 0 });
+    hub.detach("t0-n0", v);
+    expect(hub.attach("t0-n0", v, { epoch: hub.epoch, seq: beforeChange })).toEqual({ resumed: false, frames: 1 });
+    expect(v.fulls).toBe(2);
+    expectConsistent(hub, views);
   });
 });
