@@ -4,7 +4,7 @@
 // a node's endpoint change costs one membership test per connected node plus one small delta per watcher.
 import { randomBytes } from "node:crypto";
 import {
-  encodeFrame, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES, RESUME_LOG_MAX_AGE_MS,
+  encodeFrame, encodeFullFrame, encodePeer, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES, RESUME_LOG_MAX_AGE_MS,
   sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
 } from "./protocol.js";
 import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
@@ -78,7 +78,8 @@ export class MapHub {
   private readonly sessions = new Map<string, Session>();
   private readonly visCache = new Map<string, boolean>();
   private readonly rulesCache = new Map<string, { wire: unknown; json: string }>();
-  private readonly wireCache = new Map<string, MapPeer>();
+  /** Each peer's wire form, and its msgpack bytes once a full map needed them; dropped when the peer changes. */
+  private readonly wireCache = new Map<string, { peer: MapPeer; bytes?: Buffer }>();
   private named = new Set<string>();
   private revocation?: string;
   /**
@@ -425,27 +426,27 @@ export class MapHub {
   private sendFull(s: Session): void {
     const c = this.classOf.get(s.name)!;
     const self = this.peers.get(s.name)!;
-    const peers: MapPeer[] = [];
+    const peers: Buffer[] = [];
     for (const [other, members] of this.members) {
       if (!this.visible(c, other)) continue;
-      for (const m of members) if (m !== s.name) peers.push(this.wire(this.peers.get(m)!));
+      for (const m of members) if (m !== s.name) peers.push(this.wireBytes(this.peers.get(m)!));
     }
     const rules = this.rules(s.name);
     s.rulesJson = rules.json;
     s.seq += 1;
     s.log = [];
     s.logBytes = 0;
-    const frame: FullFrame = {
+    const frame: Omit<FullFrame, "peers"> = {
       v: MAP_PROTOCOL_VERSION, t: "full", seq: s.seq, epoch: this.epoch,
       self: {
         name: self.name, tenant: self.tenant, groups: self.groups, ...(self.overlayIp ? { overlayIp: self.overlayIp } : {}),
         ...(self.user ? { userCertPem: self.user.certPem } : {}),
       },
-      peers, rules: rules.wire, relays: this.relays,
+      rules: rules.wire, relays: this.relays,
       ...(this.revocation ? { revocation: this.revocation } : {}),
       ...(this.edgeViews.has(s.name) ? { edge: this.edgeViews.get(s.name)!.view } : {}),
     };
-    this.send(s, encodeFrame(frame));
+    this.send(s, encodeFullFrame(frame, peers));
   }
 
   private pushToWatchers(name: string, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
@@ -503,9 +504,18 @@ export class MapHub {
   }
 
   private wire(p: HubPeer): MapPeer {
-    let w = this.wireCache.get(p.name);
-    if (!w) {
-      w = {
+    return this.wireEntry(p).peer;
+  }
+
+  private wireBytes(p: HubPeer): Buffer {
+    const e = this.wireEntry(p);
+    return (e.bytes ??= encodePeer(e.peer));
+  }
+
+  private wireEntry(p: HubPeer): { peer: MapPeer; bytes?: Buffer } {
+    let e = this.wireCache.get(p.name);
+    if (!e) {
+      const w: MapPeer = {
         name: p.name, tenant: p.tenant, groups: p.groups, certPem: p.certPem, endpoints: p.endpoints, online: p.online,
         ...(p.homeRelay ? { homeRelay: p.homeRelay } : {}),
         ...(p.overlayIp ? { overlayIp: p.overlayIp } : {}),
@@ -513,9 +523,10 @@ export class MapHub {
         ...(p.user ? { userCertPem: p.user.certPem } : {}),
         ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
       };
-      this.wireCache.set(p.name, w);
+      e = { peer: w };
+      this.wireCache.set(p.name, e);
     }
-    return w;
+    return e;
   }
 
   private classKey(p: HubPeer): string {

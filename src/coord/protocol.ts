@@ -171,6 +171,54 @@ export function encodeFrame(frame: MapFrame): Buffer {
   return out;
 }
 
+/** One peer's msgpack encoding, kept by the hub per peer version and spliced into every full map that lists it. */
+export function encodePeer(p: MapPeer): Buffer {
+  return Buffer.from(packr.pack(p)); // a copy: packr reuses the buffer it returns
+}
+
+const PEERS_KEY = Buffer.from(packr.pack("peers"));
+
+/**
+ * encodeFrame of a full map whose peers come encoded (encodePeer): a decoder reads the same frame (with "peers"
+ * as its last key). Encoding 49 peers' certificates anew for every stream that connected was a seventh of the
+ * server's CPU per stream.
+ */
+export function encodeFullFrame(frame: Omit<FullFrame, "peers">, peers: Buffer[]): Buffer {
+  const rest = packr.pack(frame);
+  const head = mapHeader(rest);
+  const newHead = msgpackHeader(head.count + 1, 0x80, 0xde, 15);
+  const arrayHead = msgpackHeader(peers.length, 0x90, 0xdc, 15);
+  let size = newHead.length + rest.length - head.bytes + PEERS_KEY.length + arrayHead.length;
+  for (const p of peers) size += p.length;
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
+  out.writeUInt32BE(size, 0);
+  let at = FRAME_HEADER_BYTES;
+  at += newHead.copy(out, at);
+  at += rest.copy(out, at, head.bytes);
+  at += PEERS_KEY.copy(out, at);
+  at += arrayHead.copy(out, at);
+  for (const p of peers) at += p.copy(out, at);
+  return out;
+}
+
+/** The entry count and header length of the msgpack map at the start of `b`. */
+function mapHeader(b: Uint8Array): { count: number; bytes: number } {
+  if ((b[0] & 0xf0) === 0x80) return { count: b[0] & 0x0f, bytes: 1 };
+  if (b[0] === 0xde) return { count: (b[1] << 8) | b[2], bytes: 3 };
+  if (b[0] === 0xdf) return { count: Buffer.from(b.buffer, b.byteOffset + 1, 4).readUInt32BE(0), bytes: 5 };
+  throw new Error(`a map frame encoded as msgpack type 0x${b[0].toString(16)}, not a map`);
+}
+
+/** A msgpack map or array header: fix form (`fix` | n) up to `fixMax`, then 16- and 32-bit counts. */
+function msgpackHeader(n: number, fix: number, type16: number, fixMax: number): Buffer {
+  if (n <= fixMax) return Buffer.from([fix | n]);
+  if (n < 0x10000) return Buffer.from([type16, n >> 8, n & 0xff]);
+  const b = Buffer.allocUnsafe(5);
+  b[0] = type16 + 1; // map32 = map16 + 1, array32 = array16 + 1
+  b.writeUInt32BE(n, 1);
+  return b;
+}
+
 export class FrameError extends Error {}
 
 /** Incremental frame reader: push stream chunks, get decoded frames; throws FrameError on junk. */
