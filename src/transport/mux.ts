@@ -111,6 +111,12 @@ export class StreamMux {
   // Time.
   private lastSentAt: number;
   private lastReceivedAt: number;
+  /**
+   * When the mux last went from quiet (no stream, nothing in flight) to busy. The idle timeout counts from
+   * this or the last packet received, whichever is later: silence while nothing was asked of the peer is
+   * rest, not a sign that the peer is gone (the first stream after a minute of quiet must not be cut).
+   */
+  private busySince: number;
   private timer: TimerHandle | null = null;
   private timerAt = Infinity;
   private pacingUntil = 0;
@@ -161,6 +167,7 @@ export class StreamMux {
     const now = this.clock.now();
     this.lastSentAt = now;
     this.lastReceivedAt = now;
+    this.busySince = now;
   }
 
   // ================================================================ public API
@@ -172,6 +179,7 @@ export class StreamMux {
     if (request.length > MAX_REQUEST_BYTES) throw new RangeError(`open request of ${request.length} bytes exceeds ${MAX_REQUEST_BYTES}`);
     if (this.outbound >= this.config.maxStreams) throw new StreamLimitError(this.config.maxStreams);
     const s = new Stream(this.host, 2 * this.nextLocal++, Uint8Array.from(request));
+    if (this.isQuiet()) this.busySince = this.clock.now();
     this.streams.set(s.id, s);
     this.outbound++;
     this.c.streamsOpened++;
@@ -780,7 +788,7 @@ export class StreamMux {
     if (this.pacingUntil > now) at = Math.min(at, this.pacingUntil);
     const active = this.streams.size > 0;
     if (active && !this.pingPending) at = Math.min(at, this.keepaliveDeadline());
-    if (active || this.recovery.ackElicitingInFlight > 0) at = Math.min(at, this.lastReceivedAt + this.config.idleTimeoutMs);
+    if (!this.isQuiet()) at = Math.min(at, this.idleDeadline());
     if (at === Infinity) return this.clearTimer();
     // A deadline already past is work this flush could not do (window full, link blocked): look again
     // a tick later rather than spin.
@@ -803,7 +811,7 @@ export class StreamMux {
     if (this.closedError) return;
     const now = this.clock.now();
     const active = this.streams.size > 0;
-    if ((active || this.recovery.ackElicitingInFlight > 0) && now - this.lastReceivedAt >= this.config.idleTimeoutMs) {
+    if (!this.isQuiet() && now >= this.idleDeadline()) {
       this.idleTimeout();
       return this.flush();
     }
@@ -815,6 +823,15 @@ export class StreamMux {
     if (active && now >= this.keepaliveDeadline()) this.pingPending = true;
     this.flush();
   };
+
+  /** Nothing open and nothing waiting for the peer's answer: silence from the peer is expected. */
+  private isQuiet(): boolean {
+    return this.streams.size === 0 && this.recovery.ackElicitingInFlight === 0;
+  }
+
+  private idleDeadline(): number {
+    return Math.max(this.lastReceivedAt, this.busySince) + this.config.idleTimeoutMs;
+  }
 
   /**
    * A PING goes out when the mux has open streams and nothing was sent or received for keepaliveMs. One

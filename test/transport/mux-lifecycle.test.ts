@@ -129,6 +129,29 @@ describe("idle timeout and keepalive", () => {
   });
 });
 
+describe("first use after rest", () => {
+  it("a stream opened after 75 s of quiet is not cut by the idle timeout of the rest before it", async () => {
+    const cfg = { keepaliveMs: 15_000, idleTimeoutMs: 60_000 };
+    const atB: { s: Stream; r: ReturnType<typeof readAll> }[] = [];
+    const p = simPair({ delayMs: 20 }, cfg, { ...cfg, onIncoming: acceptAndRead(atB) });
+    const first = p.a.open(Buffer.from("before rest"));
+    void writeAll(first, randomData(10_000));
+    await p.clock.run(() => atB.length === 1 && atB[0].r.ended);
+    atB[0].s.end();
+    await p.clock.run(() => p.a.stats().openStreams === 0 && p.b.stats().openStreams === 0);
+    await p.clock.advance(75_000); // a laptop that reaches the dashboard now and then
+
+    const data = randomData(20_000);
+    const second = p.a.open(Buffer.from("after rest"));
+    const e = errorOf(second);
+    void writeAll(second, data);
+    await p.clock.run(() => (atB.length === 2 && atB[1].r.ended) || e.error !== null, 10_000);
+    expect(e.error).toBeNull();
+    expect(atB[1].r.hash()).toBe(sha256(data));
+    expect(p.a.stats().idleTimeouts + p.b.stats().idleTimeouts).toBe(0);
+  });
+});
+
 describe("at rest", () => {
   it("a mux that never had a stream sends nothing and arms no timer", async () => {
     const p = simPair();
