@@ -346,7 +346,10 @@ export class CoordClient extends EventEmitter {
         }
         this.stats.connects++;
         this.emit("connected");
-        if (this.lastStatus && !this.pendingStatus) { this.pendingStatus = this.lastStatus; this.flushStatusSoon(); }
+        // Sent again on every connect (the server may be another replica); a report that failed while the
+        // server was away goes now, not with the next change.
+        this.pendingStatus ??= this.lastStatus;
+        this.flushStatusSoon();
         armIdle();
         const reader = new FrameReader();
         res.on("data", (chunk: Buffer) => {

@@ -195,6 +195,9 @@ export class Mesh {
 
   start(): void {
     this.coord.start();
+    // Our interface candidates are known now: published at once, whatever STUN will say, so a peer on a LAN (or
+    // in a mesh whose relay is down) can reach us before the first netcheck or status beat (issue 24).
+    this.report();
     this.pathTicker.start();
     const clock = this.deps.restClock;
     this.stopPeriodic.push(
