@@ -16,6 +16,8 @@ const ALLOW_ALL = "version: 1\nrules:\n  - allow: {source: \"*\", target: \"*\"}
 /** startedAt: when its process was spawned; upAt: when it reported up (enrolled, listening). */
 export interface LabNode { name: string; host: Host; dir: string; socket: string; proc: ChildProcess; startedAt: number; upAt: number }
 
+const LOG_TAIL_LINES = 200;
+
 export class EmberLab {
   ca!: CaMaterial;
   coordHost!: ServerHost;
@@ -25,6 +27,8 @@ export class EmberLab {
   readonly nodes = new Map<string, LabNode>();
   /** Relay processes by name (relay-1, relay-2, ...): a test may kill one (killRelay). */
   readonly relays = new Map<string, ChildProcess>();
+  /** The last LOG_TAIL_LINES log lines of every daemon, by label, for diagnose(). */
+  private readonly logTails = new Map<string, string[]>();
 
   constructor(readonly lab: Lab, readonly dir: string) {}
 
@@ -40,11 +44,15 @@ export class EmberLab {
   /** Waits for a line on the child's stdout; fails with its stderr tail when it exits first. */
   private started(label: string, child: ChildProcess, ready: RegExp, timeoutMs = 30_000): Promise<string> {
     const tail: string[] = [];
+    const longTail: string[] = [];
+    this.logTails.set(label, longTail);
     // NATLAB_LOGS=DIR keeps every daemon's whole log there (DIR/NAME.log), for diagnosing a lab run.
     const keep = process.env.NATLAB_LOGS ? join(process.env.NATLAB_LOGS, `${label}.log`) : undefined;
     createInterface({ input: child.stderr! }).on("line", (l) => {
       tail.push(l);
       if (tail.length > 30) tail.shift();
+      longTail.push(l);
+      if (longTail.length > LOG_TAIL_LINES) longTail.shift();
       if (keep) appendFileSync(keep, l + "\n");
     });
     return new Promise((resolve, reject) => {
@@ -168,6 +176,31 @@ export class EmberLab {
       await new Promise((r) => setTimeout(r, 200));
     }
     return { path: p, ms: Date.now() - t0 };
+  }
+
+  /**
+   * What the nodes know, for a failure message: each node's peers with their transport counters (`ember peers
+   * --json`) and the tail of its log. A transfer that stalls says where it stalled.
+   */
+  async diagnose(nodes: LabNode[], logLines = 60): Promise<string> {
+    const out: string[] = [];
+    for (const n of nodes) {
+      const peers = await this.request(n, "peers", {}, 5_000).then((p) => JSON.stringify(p, null, 1), (e) => `(peers: ${(e as Error).message})`);
+      out.push(`--- ${n.name}: ember peers --json\n${peers}`);
+      out.push(`--- ${n.name}: last ${logLines} log lines\n${(this.logTails.get(n.name) ?? []).slice(-logLines).join("\n")}`);
+    }
+    return out.join("\n");
+  }
+
+  /** Runs fn; a failure carries diagnose(nodes) in its message. */
+  async diagnosed<T>(nodes: LabNode[], fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const e = err as Error;
+      e.message = `${e.message}\n${await this.diagnose(nodes)}`;
+      throw e;
+    }
   }
 
   /** Kills a relay process with SIGKILL (a crash: no shutdown frame); resolves once it has exited. */

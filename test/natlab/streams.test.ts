@@ -98,9 +98,12 @@ describe.skipIf(!avail.ok)("services by name across NATs", () => {
         }
       })();
       const progress = (bytes: number) => new Promise<void>((resolve) => { if (sent >= bytes || result) resolve(); else waiters.push({ at: bytes, resolve }); });
-      const note = during ? await during(progress) : "";
-      await reader;
-      return { r: result!, note };
+      // A stall (no progress for 300 s) or a failure says what both daemons knew at that moment.
+      return await m.diagnosed([from, srv], async () => {
+        const note = during ? await during(progress) : "";
+        await reader;
+        return { r: result!, note };
+      });
     } finally {
       await m.request(from, "unforward", { listenPort: port }).catch(() => undefined);
     }
