@@ -187,6 +187,9 @@ export class EmberLab {
     for (const n of nodes) {
       const peers = await this.request(n, "peers", {}, 5_000).then((p) => JSON.stringify(p, null, 1), (e) => `(peers: ${(e as Error).message})`);
       out.push(`--- ${n.name}: ember peers --json\n${peers}`);
+      const st = await this.request<any>(n, "status", {}, 5_000).then((s) => JSON.stringify({ flows: s.flows, drops: s.drops, problems: s.problems }, null, 1),
+        (e) => `(status: ${(e as Error).message})`);
+      out.push(`--- ${n.name}: stream layer and drops (ember status --json)\n${st}`);
       out.push(`--- ${n.name}: last ${logLines} log lines\n${(this.logTails.get(n.name) ?? []).slice(-logLines).join("\n")}`);
     }
     return out.join("\n");
