@@ -117,6 +117,9 @@ export function flowsReport(d: Daemon) {
     peers: Object.fromEntries(Object.entries(s.peers).map(([name, m]) => [name, {
       openStreams: m.openStreams, streamsOpened: m.streamsOpened, streamsAccepted: m.streamsAccepted, opensRefused: m.opensRefused,
       bytesSent: m.bytesSent, bytesReceived: m.bytesReceived, packetsLost: m.packetsLost, srttMs: m.srttMs, cwnd: m.cwnd, drops: m.drops,
+      // What a stalled transfer is waiting for: data in flight, buffered, a probe timer, or a link that said full.
+      bytesInFlight: m.bytesInFlight, sendBuffered: m.sendBuffered, receiveBuffered: m.receiveBuffered, ptoCount: m.ptoCount,
+      linkBlocked: m.linkBlocked, idleTimeouts: m.idleTimeouts,
     }])),
   };
 }

@@ -266,6 +266,7 @@ export class StreamMux {
       trackedPackets: this.recovery.trackedSlots,
       pendingControlFrames: this.controlQueue.length,
       timerArmed: this.timer !== null,
+      linkBlocked: this.linkBlocked,
       drops: Object.fromEntries(this.drops),
     };
   }

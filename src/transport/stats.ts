@@ -43,5 +43,7 @@ export interface MuxStats {
   pendingControlFrames: number;
   /** A timer is armed (none at rest, none after close). */
   timerArmed: boolean;
+  /** The link said it is full; nothing is sent until the owner calls onWritable(). */
+  linkBlocked: boolean;
   drops: Record<string, number>;
 }
