@@ -389,6 +389,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     o.Set("tunRxPackets", static_cast<double>(s.tunRxPackets));
     o.Set("tunReads", static_cast<double>(s.tunReads));
     o.Set("tunWrites", static_cast<double>(s.tunWrites));
+    o.Set("staged", static_cast<double>(s.staged));
     o.Set("tunTxPackets", static_cast<double>(s.tunTxPackets));
     auto d = Napi::Object::New(env);
     for (int i = 0; i < kDropCount; i++) d.Set(kDropNames[i], static_cast<double>(s.drops[i]));

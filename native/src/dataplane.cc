@@ -28,6 +28,10 @@ constexpr size_t kMinPacket = kHeader + kTagSize;
 constexpr size_t kMaxDatagram = 65535;  // what one UDP read can hold (with GRO, a coalesced train)
 constexpr size_t kSlot = kHeader + 65535 + kTagSize;
 constexpr int64_t kWantIntervalMs = 1000;
+// Staged packets per peer, and how long they may wait: older ones would only confuse the application that
+// has long since retried (TCP) or given up (ping -W).
+constexpr size_t kStagedMax = 64;
+constexpr int64_t kStagedMaxAgeMs = 5000;
 
 int64_t NowMs() {
   timespec t;
@@ -174,6 +178,30 @@ bool DataPlane::AddKeys(uint32_t peerId, uint32_t li, uint32_t ri, const uint8_t
   }
   keys_[li] = kp;
   it->second->keys.push_back(kp);
+  // What waited for this session leaves now, through the tx stage on this (the JS) thread.
+  std::vector<std::vector<uint8_t>> waiting;
+  Peer& peer = *it->second;
+  {
+    std::lock_guard<std::mutex> g(peer.stagedMu);
+    if (!peer.staged.empty() && NowMs() - peer.stagedSinceMs <= kStagedMaxAgeMs) waiting.swap(peer.staged);
+    peer.staged.clear();
+  }
+  l.unlock();
+  if (!waiting.empty()) {
+    std::vector<std::pair<const uint8_t*, size_t>> pkts;
+    for (auto& w : waiting) pkts.emplace_back(w.data(), w.size());
+    staged_.fetch_add(pkts.size(), std::memory_order_relaxed);
+    InjectTx(pkts);
+  }
+  return true;
+}
+
+bool DataPlane::Stage(Peer& peer, const uint8_t* pkt, size_t len, int64_t now) {
+  std::lock_guard<std::mutex> g(peer.stagedMu);
+  if (!peer.staged.empty() && now - peer.stagedSinceMs > kStagedMaxAgeMs) peer.staged.clear();
+  if (peer.staged.size() >= kStagedMax) return false;
+  if (peer.staged.empty()) peer.stagedSinceMs = now;
+  peer.staged.emplace_back(pkt, pkt + len);
   return true;
 }
 
@@ -566,7 +594,7 @@ void DataPlane::SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& se
       }
       Peer& peer = *pit->second;
       if (peer.keys.empty()) {
-        Count(kNoSession);
+        if (!Stage(peer, pkt, len, now)) Count(kNoSession);
         int64_t last = peer.lastWantMs.load(std::memory_order_relaxed);
         if (now - last >= kWantIntervalMs && peer.lastWantMs.compare_exchange_strong(last, now)) {
           if (!want) want = std::make_unique<std::vector<uint32_t>>();
@@ -637,6 +665,7 @@ Stats DataPlane::GetStats() {
   s.tunRxPackets = tunRxPackets_.load();
   s.tunReads = tunReads_.load();
   s.tunWrites = tunWrites_.load();
+  s.staged = staged_.load();
   s.tunTxPackets = tunTxPackets_.load();
   for (int i = 0; i < kDropCount; i++) s.drops[i] = drops_[i].load();
   s.gso = sender_ ? sender_->gso() : false;

@@ -84,11 +84,17 @@ struct Peer {
   PeerConfig cfg;
   std::vector<std::shared_ptr<Keypair>> keys;  // newest last; SendingKeys() picks the one that sends
   std::atomic<int64_t> lastRxMs{-1}, lastWantMs{-1000000};
+  // Packets from TUN that waited for a session (kStagedMax at most, as wireguard-go stages them): sent as soon
+  // as keys arrive, so the first packet after a rest is delayed by a handshake, not lost.
+  std::mutex stagedMu;
+  std::vector<std::vector<uint8_t>> staged;
+  int64_t stagedSinceMs = 0;
   std::atomic<uint64_t> rxPackets{0}, txPackets{0}, rxBytes{0}, txBytes{0};
 };
 
 struct Stats {
   uint64_t udpRxPackets, udpRxBatches, udpTxPackets, udpTxCalls, tunRxPackets, tunReads, tunTxPackets, tunWrites;
+  uint64_t staged;  // packets that waited for a session, then left with it
   uint64_t drops[kDropCount];
   bool gso, gro, tunVnetHdr;
 };
@@ -149,6 +155,8 @@ class DataPlane {
   void WriteTun(const uint8_t* p, size_t len);
   bool WriteTunFrame(const iovec* iov, int count);
   void Count(Drop d) { drops_[d].fetch_add(1, std::memory_order_relaxed); }
+  // Holds one packet for a peer with no keys yet; false when its queue is full.
+  bool Stage(Peer& peer, const uint8_t* pkt, size_t len, int64_t now);
   size_t FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* out);
 
   int udpFd_, tunFd_, family_;
@@ -173,7 +181,7 @@ class DataPlane {
   Conntrack conntrack_;
 
   std::atomic<uint64_t> udpRxPackets_{0}, udpRxBatches_{0}, tunRxPackets_{0}, tunReads_{0}, tunTxPackets_{0};
-  std::atomic<uint64_t> tunWrites_{0};
+  std::atomic<uint64_t> tunWrites_{0}, staged_{0};
   SendCounters send_;
   std::atomic<uint64_t> drops_[kDropCount] = {};
 };

@@ -75,6 +75,8 @@ export interface DataPlaneStats {
   /** IP packets into TUN (coalesced segments counted one by one) and write() calls on TUN. */
   tunTxPackets: number;
   tunWrites: number;
+  /** TUN packets that waited for a session (at most 64 a peer, 5 s) and left once its keys came. */
+  staged: number;
   /** Drops by reason: bad_tun_packet, no_peer, no_session, replay, auth_failed, unknown_index, spoofed_source, firewall, too_big, ... */
   drops: Record<string, number>;
   gso: boolean;
