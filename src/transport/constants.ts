@@ -141,3 +141,10 @@ export const LOSS_REDUCTION_FACTOR = 0.5;
 export const PACING_GAIN = 1.25;
 /** Largest PTO backoff exponent: past 2^16 periods a probe is as good as never. */
 export const MAX_PTO_BACKOFF = 16;
+/**
+ * The backed-off probe timeout stops growing here (unless one unbacked PTO is longer, on a very long path). The
+ * idle timeout, not the backoff, decides that a peer is gone; an uncapped backoff meant a transfer cut for 40 s
+ * waited 9 s more after the link came back (and minutes after a longer cut, while the peer's keepalives kept the
+ * idle timer fresh). A probe every 2 s while data waits costs next to nothing.
+ */
+export const MAX_PTO_MS = 2_000;

@@ -2,7 +2,7 @@
 // acknowledged or lost, the RTT samples that ACKs give, and the congestion controller's inputs. What a
 // packet carried is the mux's business: it hears about each acknowledged or lost packet through hooks.
 import {
-  GRANULARITY_MS, MAX_PTO_BACKOFF, PACKET_THRESHOLD, PERSISTENT_CONGESTION_THRESHOLD, TIME_THRESHOLD_DEN, TIME_THRESHOLD_NUM,
+  GRANULARITY_MS, MAX_PTO_BACKOFF, MAX_PTO_MS, PACKET_THRESHOLD, PERSISTENT_CONGESTION_THRESHOLD, TIME_THRESHOLD_DEN, TIME_THRESHOLD_NUM,
 } from "./constants.js";
 import type { CongestionController } from "./congestion.js";
 import { RttEstimator } from "./rtt.js";
@@ -159,7 +159,8 @@ export class LossRecovery {
    */
   ptoDuration(): number {
     const ackDelay = this.lastAckElicitingImmediate ? 0 : this.maxAckDelayMs;
-    return this.rtt.pto(ackDelay) * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF);
+    const base = this.rtt.pto(ackDelay);
+    return Math.min(base * 2 ** Math.min(this.ptoCount, MAX_PTO_BACKOFF), Math.max(base, MAX_PTO_MS));
   }
 
   /** The timer fired: declare time-threshold losses, or count a probe timeout (the mux then sends probes). */

@@ -152,6 +152,30 @@ describe("first use after rest", () => {
   });
 });
 
+describe("after an outage", () => {
+  it("a transfer cut for 40 s (both ways, under the idle timeout) moves again within 3 s of the link coming back", async () => {
+    const cfg = { keepaliveMs: 15_000, idleTimeoutMs: 60_000 };
+    const atB: { s: Stream; r: ReturnType<typeof readAll> }[] = [];
+    const p = simPair({ delayMs: 10 }, cfg, { ...cfg, onIncoming: acceptAndRead(atB) });
+    const s = p.a.open(Buffer.from("bulk"));
+    const e = errorOf(s);
+    void writeAll(s, randomData(200 * 1024 * 1024));
+    await p.clock.run(() => atB.length === 1 && atB[0].r.bytes > 1_000_000);
+    p.ab.cond.loss = 1;
+    p.ba.cond.loss = 1;
+    await p.clock.advance(40_000); // a tunnel, a lift, a laptop lid
+    p.ab.cond.loss = 0;
+    p.ba.cond.loss = 0;
+    const back = p.clock.t;
+    const before = atB[0].r.bytes;
+    await p.clock.run(() => atB[0].r.bytes > before + 100_000 || e.error !== null, 60_000);
+    expect(e.error).toBeNull();
+    expect(atB[0].r.bytes).toBeGreaterThan(before + 100_000);
+    expect(p.clock.t - back).toBeLessThanOrEqual(3_000);
+    expect(p.a.stats().idleTimeouts + p.b.stats().idleTimeouts).toBe(0);
+  });
+});
+
 describe("at rest", () => {
   it("a mux that never had a stream sends nothing and arms no timer", async () => {
     const p = simPair();
