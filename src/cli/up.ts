@@ -16,7 +16,7 @@ export function registerUp(program: Command): void {
     .option("--cert <file>", "certificate (default STATE/cert.pem)")
     .option("--key <file>", "private key (default STATE/key.pem)")
     .option("--ca <bundle>", "trust bundle (default STATE/bundle.pem)")
-    .option("--listen <host:port>", "UDP listen address", undefined)
+    .option("--listen <host:port>", "UDP listen address (default: a free port on both IPv4 and IPv6; 0.0.0.0:PORT for IPv4 only)", undefined)
     .option("--peer <name=host:port>", "static peer (repeatable)", collect, [])
     .option("--socket <path>", "control socket path (default STATE/ember.sock)")
     .option("--coord <url>", "coordination server, e.g. https://coord.example:8443 (replicas: URL1,URL2,...)")

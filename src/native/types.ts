@@ -37,8 +37,10 @@ export interface DeniedFlow {
 }
 
 export interface DataPlaneOptions {
-  /** The daemon's UDP socket. The addon reads every datagram from it (the daemon stops libuv reading). */
+  /** The daemon's UDP socket (its IPv4 one, or its only one). The addon reads every datagram from it (the daemon stops libuv reading). */
   udpFd: number;
+  /** The daemon's IPv6-only socket on the same port, beside an IPv4 udpFd: read too; IPv6 endpoints send on it. */
+  udpFd6?: number;
   /** A TUN device from openTun(); absent, the data plane only batches UDP receives. */
   tunFd?: number;
   /** This node's overlay address: inbound packets must be addressed to it. (ICMP fragmentation-needed goes back into TUN

@@ -204,7 +204,9 @@ export async function loadNodeConfig(input: ConfigInput): Promise<NodeConfig> {
   const certPath = input.cert ?? path(str("cert")) ?? join(stateDir, "cert.pem");
   const keyPath = input.key ?? path(str("key")) ?? join(stateDir, "key.pem");
   const bundlePath = input.ca ?? path(str("ca")) ?? join(stateDir, "bundle.pem");
-  const listen = parseHostPort(input.listen ?? str("listen") ?? "0", "listen");
+  // No host (":51820", "51820", the default "0"): both address families, IPv6 where the host has it; "0.0.0.0:P"
+  // is IPv4 only, "[::]:P" both, an address that one (src/node/udp-conn.ts).
+  const listen = parseHostPort(input.listen ?? str("listen") ?? "0", "listen", "::");
   const peers: StaticPeer[] = [];
   const filePeers = file.peers;
   if (filePeers !== undefined) {

@@ -78,6 +78,8 @@ export function statusReport(d: Daemon) {
     user: userReport(d),
     certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
     listen: d.listenAddress(),
+    // Every socket of the node's port: IPv4 and IPv6 (docs/nat.md "IPv6").
+    sockets: d.socketAddresses(),
     uptimeS: Math.round((Date.now() - d.startedAt) / 1000),
     cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
     dataPlane: d.dataPlaneReport(),

@@ -186,7 +186,7 @@ export class Daemon implements NodeRuntime {
       onDrain: () => this.device.writableChanged(),
     });
     this.conn = conn;
-    this.local = new LocalCandidates(conn, cfg.listenHost);
+    this.local = new LocalCandidates(conn);
     this.startNative();
     if (cfg.portmap.length) this.startPortMapper(conn.address().port, cfg.portmap);
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
@@ -286,6 +286,10 @@ export class Daemon implements NodeRuntime {
     if (!this.local) throw new Error("the daemon's socket is not open");
     const [report, portmap] = await Promise.all([this.local.refresh(this.meshPart?.stunServers() ?? []), this.portmapReport()]);
     return { ...report, portmap };
+  }
+
+  socketAddresses(): string[] {
+    return this.conn?.addresses() ?? [];
   }
 
   listenAddress(): string | undefined {

@@ -66,8 +66,10 @@ export class NativePlane implements SessionMirror {
    */
   constructor(private readonly deps: NativePlaneDeps, tun?: TunSettings) {
     const { addon, conn } = deps;
-    const fd = conn.fd;
-    if (fd === undefined) throw new Error("the UDP socket has no file descriptor to hand to the native data plane");
+    const [first, second] = conn.sockets.map((leg) => conn.fdOf(leg.family));
+    if (first === undefined || (conn.sockets.length > 1 && second === undefined)) {
+      throw new Error("a UDP socket has no file descriptor to hand to the native data plane");
+    }
     let tunFd: number | undefined;
     if (tun) {
       const mtu = tunMtuFor(deps.pathMtu);
@@ -77,7 +79,8 @@ export class NativePlane implements SessionMirror {
       this.tunInfo = { name: opened.name, address: tun.address, mtu, tso: opened.tso };
     }
     this.plane = new addon.DataPlane({
-      udpFd: fd,
+      udpFd: first,
+      ...(second !== undefined ? { udpFd6: second } : {}),
       tunFd,
       overlayIp: tun?.address,
       onDatagrams: (packets, hosts, ports) => conn.deliver(packets, hosts, ports),

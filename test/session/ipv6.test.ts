@@ -42,4 +42,27 @@ describe("two daemons on [::1]", () => {
       expect(st.peers[0]).toMatchObject({ name: "v6-b", state: "connected", path: "direct", endpoint: `[::1]:${pb}` });
     });
   }
+
+  for (const plane of ["native", "typescript"]) {
+    it(`dual-stack sockets: a reaches b over IPv6, b reaches a over IPv4, one session (${plane} data plane)`, async () => {
+      const [pa, pb] = [await freeUdpPort(), await freeUdpPort()];
+      if (plane === "typescript") process.env.EMBER_NATIVE = "off";
+      try {
+        // Listening on "[::]:P" opens an IPv4 and an IPv6 socket on P.
+        nodes.push(await startNode({ name: "v6-a", dir: join(tmp.dir, "v6-a"), host: "::", port: pa, peers: {}, extraArgs: ["--peer", `v6-b=[::1]:${pb}`] }));
+        nodes.push(await startNode({ name: "v6-b", dir: join(tmp.dir, "v6-b"), host: "::", port: pb, peers: {}, extraArgs: ["--peer", `v6-a=127.0.0.1:${pa}`] }));
+      } finally {
+        delete process.env.EMBER_NATIVE;
+      }
+      const [a, b] = nodes;
+      const st = JSON.parse(ember(["status", "--state", a.dir, "--json"]).stdout);
+      expect(st.sockets).toEqual([`0.0.0.0:${pa}`, `[::]:${pa}`]);
+      if (plane === "native") expect(st.dataPlane.backend).toBe("native");
+      expect((await a.request("ping", { name: "v6-b" })).rttMs).toBeGreaterThan(0);
+      expect((await b.request("ping", { name: "v6-a" })).rttMs).toBeGreaterThan(0);
+      const peers = await a.request<any[]>("peers");
+      expect(peers[0]).toMatchObject({ name: "v6-b", state: "connected" });
+      expect(peers[0].handshakes).toBeLessThanOrEqual(2);
+    });
+  }
 });
