@@ -87,9 +87,9 @@ export class RevocationSource {
   private async poll(): Promise<void> {
     if (this.polling || !this.agent || !this.o.coordUrl) return;
     this.polling = true;
+    const origins = coordOrigins(this.o.coordUrl);
+    const origin = origins[this.replica % origins.length];
     try {
-      const origins = coordOrigins(this.o.coordUrl);
-      const origin = origins[this.replica % origins.length];
       let body: unknown;
       try {
         body = await requestJson(this.agent, origin + PATHS.revocation, "GET", undefined, { timeoutMs: 5_000 });
@@ -98,21 +98,22 @@ export class RevocationSource {
         this.replica++;
         throw err;
       }
-      this.problem("");
+      this.problem("", origin);
       this.apply(typeof body === "string" ? body : JSON.stringify(body), "coord");
     } catch (err) {
       // Tolerant: an older coordination server without the endpoint, or one that is down, is logged once per change.
       const detail = err instanceof RequestError && err.status === 404 ? "the coordination server has no /v1/revocation endpoint" : (err as Error).message;
-      this.problem(detail);
+      this.problem(detail, origin);
     } finally {
       this.polling = false;
     }
   }
 
-  private problem(detail: string): void {
-    if (detail === this.lastPollProblem) return;
-    if (detail) this.o.log.warn({ event: "revocation_poll_failed", coord: this.o.coordUrl, detail }, "cannot fetch the revocation list; keeping the current one");
-    else if (this.lastPollProblem) this.o.log.info({ event: "revocation_poll_ok", coord: this.o.coordUrl }, "revocation list reachable again");
-    this.lastPollProblem = detail;
+  private problem(detail: string, replica: string): void {
+    const key = detail && `${replica} ${detail}`;
+    if (key === this.lastPollProblem) return;
+    if (detail) this.o.log.warn({ event: "revocation_poll_failed", coord: this.o.coordUrl, replica, detail }, "cannot fetch the revocation list; keeping the current one");
+    else if (this.lastPollProblem) this.o.log.info({ event: "revocation_poll_ok", coord: this.o.coordUrl, replica }, "revocation list reachable again");
+    this.lastPollProblem = key;
   }
 }
