@@ -2,6 +2,7 @@
 // (full map, then deltas; resumes by sequence number), status reports, automatic certificate renewal and
 // revocation lists. Everything here survives a coordination outage: errors are events, never throws.
 import { coordOrigins } from "../wire/coord-origins.js";
+import { acrossReplicas } from "../wire/coord-failover.js";
 import { EventEmitter } from "node:events";
 import { createHash, randomInt } from "node:crypto";
 import type { Agent } from "node:https";
@@ -17,7 +18,7 @@ import {
 import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { bootstrapAgent, RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
-import { parseToken } from "./tokens.js";
+import { parseToken, type ParsedToken } from "./tokens.js";
 import type { CompiledRule } from "../policy/types.js";
 import { rulesFromWire } from "../policy/wire.js";
 import { checkEdgeView, type EdgeView } from "./edge-protocol.js";
@@ -50,19 +51,18 @@ export interface EnrollResult { certPem: string; bundlePem: string; notAfter: st
  * and never leaves. Writes stateDir/key.pem (0600), cert.pem, bundle.pem, revocation.json.
  */
 export async function enroll(opts: { coordUrl: string; token: string; name: string; stateDir: string }): Promise<EnrollResult> {
-  // Replicas in order: the first that answers enrolls us (a one-time token is single-use across all of them).
   const origins = coordOrigins(opts.coordUrl);
-  for (let i = 0; ; i++) {
-    try {
-      return await enrollAt(origins[i], opts);
-    } catch (err) {
-      if (i === origins.length - 1 || err instanceof RequestError || /pin|usable trust bundle|cannot use/.test((err as Error).message)) throw err;
-    }
-  }
+  const token = parseToken(opts.token);
+  // Replicas in order: the first that answers enrolls us (a one-time token is single-use across all of them, so
+  // a token a failed replica consumed is refused by the next as token_used, never used twice). A 503 (that
+  // replica cannot reach its store) goes on to the next; a server this token's pin does not trust ends it.
+  return acrossReplicas(origins, (origin) => enrollAt(origin, token, opts), { idempotent: true, final: (err) => err instanceof UntrustedServer });
 }
 
-async function enrollAt(origin: string, opts: { token: string; name: string; stateDir: string }): Promise<EnrollResult> {
-  const token = parseToken(opts.token);
+/** The server's bundle fails the token's pin, or its answer is unusable: no other replica is tried. */
+class UntrustedServer extends Error {}
+
+async function enrollAt(origin: string, token: ParsedToken, opts: { token: string; name: string; stateDir: string }): Promise<EnrollResult> {
   // One connection for both requests: unverified for the bundle on purpose (what comes back is checked against
   // the pin before it is trusted), then verified by that bundle before it carries the token.
   const agent = bootstrapAgent(COORD_SERVER);
@@ -72,11 +72,11 @@ async function enrollAt(origin: string, opts: { token: string; name: string; sta
     bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
     let rootDer: Uint8Array;
     try { rootDer = pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0]; } catch (err) {
-      throw new Error(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
+      throw new UntrustedServer(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
     }
     const pin = createHash("sha256").update(rootDer).digest("base64url");
     if (pin !== token.pin) {
-      throw new Error(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
+      throw new UntrustedServer(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
     }
     verifier = new Verifier({ bundlePem });
     agent.trust(verifier);
@@ -86,7 +86,7 @@ async function enrollAt(origin: string, opts: { token: string; name: string; sta
   } finally { agent.destroy(); }
   const certPem: string = r.certPem;
   const v = verifier.verifyPem(withIntermediates(certPem, bundlePem));
-  if (!v.ok || v.identity.name !== opts.name) throw new Error(`the server returned a certificate this node cannot use: ${v.ok ? `for "${v.identity.name}"` : v.detail}`);
+  if (!v.ok || v.identity.name !== opts.name) throw new UntrustedServer(`the server returned a certificate this node cannot use: ${v.ok ? `for "${v.identity.name}"` : v.detail}`);
   await installEnrollment(opts.stateDir, {
     bundlePem, revocation: typeof r.revocation === "string" ? r.revocation : undefined, keyPem: privateKeyToPem(keys.privateKey), certPem,
   });
@@ -229,7 +229,9 @@ export class CoordClient extends EventEmitter {
       const keys = generateEd25519();
       const name = this.state?.map.self.name ?? parseCertificate(pemBlocks(this.certPem, "CERTIFICATE", "cert")[0]).commonName!;
       const csr = await createCsr(keys, name);
-      const r = await requestJson(this.agent, this.origin + PATHS.renew, "POST", { csr });
+      // The stream's replica first; one that is down or without its store (503) hands the renewal to the next.
+      const r = await acrossReplicas(this.origins, (origin) => requestJson(this.agent, origin + PATHS.renew, "POST", { csr }),
+        { idempotent: true, start: this.originIndex, passes: 1 });
       if (this.stopped) return;
       // The old pair stays in place until the new one is on disk; then both swap in by rename.
       installCredentials(this.opts.stateDir, privateKeyToPem(keys.privateKey), r.certPem);

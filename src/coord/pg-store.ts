@@ -107,11 +107,13 @@ class BeyondWindow extends Error {}
 export class PgStore implements Store, ChangeFeed {
   readonly feed: ChangeFeed = this;
   readonly replicaId = randomBytes(6).toString("hex");
+  readonly label: string;
   private readonly pool: pg.Pool;
   private listener?: pg.Client;
   private closed = false;
 
   constructor(private readonly url: string) {
+    this.label = `PostgreSQL at ${redactUrl(url)}`;
     this.pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000, types, options: `-c lock_timeout=${LOCK_TIMEOUT}` });
     // An idle connection the server dropped is replaced at next use; the query that needed it reports the error.
     this.pool.on("error", () => {});

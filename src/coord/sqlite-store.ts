@@ -78,9 +78,11 @@ const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  readonly label: string;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.label = `SQLite at ${join(dataDir, DB_FILE)}`;
     this.db = new Database(join(dataDir, DB_FILE));
     this.db.pragma("journal_mode = WAL");
     // FULL: the WAL is fsynced at every commit, so "acknowledged" means "on disk" even across power loss.

@@ -101,7 +101,7 @@ export function memoryLogger(): { logger: Logger; lines: () => any[] } {
   return { logger: pino({ level: "debug" }, sink), lines: () => lines.map((l) => JSON.parse(l)) };
 }
 
-export interface RawAnswer { status: number; body: string; json?: any }
+export interface RawAnswer { status: number; body: string; json?: any; headers: Record<string, string | string[] | undefined> }
 
 /**
  * One HTTPS request with any method, path and body, optionally with a client certificate; the server's
@@ -121,7 +121,7 @@ export function rawRequest(url: string, method: string, path: string, o: { cert?
         const body = Buffer.concat(chunks).toString("utf8");
         let json: any;
         try { json = JSON.parse(body); } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, body, json });
+        resolve({ status: res.statusCode ?? 0, body, json, headers: res.headers });
       });
       res.on("error", reject);
     });
