@@ -92,7 +92,7 @@ describe.skipIf(!!pgSkip)("a store outage on replicas", () => {
     // A node whose stream is on a, with a certificate renewed every few seconds.
     const dir = join(mesh!.dir, "node-1");
     await enroll({ coordUrl: both(), token: (await admin(a.url).createToken({ tenant: "acme", groups: [], roles: [], certTtlMs: 6_000 })).token, name: "node-1", stateDir: dir });
-    client = new CoordClient({ coordUrl: both(), stateDir: dir, minBackoffMs: 200, maxBackoffMs: 1_000 });
+    client = new CoordClient({ coordUrl: both(), stateDir: dir, failBack: false, minBackoffMs: 200, maxBackoffMs: 1_000 });
     client.start();
     await waitFor(() => client!.map, 10_000, "node-1's map from replica a");
     expect(client.origin).toBe(new URL(a.url).origin);
