@@ -62,16 +62,25 @@ describe.skipIf(!!pgSkip)("a node moves back to its preferred replica", () => {
     mesh?.cleanup();
   });
 
-  async function node(name: string, failBack: typeof TIMING | false): Promise<CoordClient> {
+  async function node(name: string, failBack: typeof TIMING | false, certTtlMs?: number): Promise<CoordClient> {
     const [a, b] = reps;
     const dir = join(mesh!.dir, name);
-    await enroll({ coordUrl: `${a.url},${b.url}`, token: (await admin(a).createToken({ tenant: "acme", groups: [], roles: [] })).token, name, stateDir: dir });
+    await enroll({ coordUrl: `${a.url},${b.url}`, token: (await admin(a).createToken({ tenant: "acme", groups: [], roles: [], certTtlMs })).token, name, stateDir: dir });
     const c = new CoordClient({ coordUrl: `${a.url},${b.url}`, stateDir: dir, failBack, minBackoffMs: 200, maxBackoffMs: 1_000 });
     clients.push(c);
     c.start();
     await waitFor(() => c.map, 10_000, `${name}'s map`);
     return c;
   }
+
+  it("a certificate renewal reopens the stream on the same replica (it used to rotate to the next)", async () => {
+    const c = await node("node-r", false, 3_000);
+    const origin = c.origin;
+    await waitFor(() => (c.stats.renewals >= 2 && c.stats.connects >= 3 ? true : undefined), 10_000, "two renewals and their reconnects");
+    expect(c.origin).toBe(origin);
+    expect(c.stats.fullMaps).toBe(1); // each reconnect resumed on the same replica's epoch
+    await c.stop();
+  }, 30_000);
 
   it("after a kill -9 and restart of the preferred replica: back within healthy + jitter + one probe, not before healthy", async () => {
     const [a, b] = reps;
