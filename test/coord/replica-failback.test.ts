@@ -3,10 +3,12 @@
 // Real `ember coord` processes on a throwaway PostgreSQL; the preferred one is killed -9 and started again on its
 // port. The timing is shortened through the CoordClient option (EMBER_COORD_FAILBACK does the same for `ember up`).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AdminClient } from "../../src/coord/admin-client.js";
 import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
 import { afterProbe, FAIL_BACK_DEFAULTS, parseFailBack } from "../../src/coord/fail-back.js";
+import { ember } from "../helpers/cli.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { makeMesh, portOf, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 
@@ -23,6 +25,13 @@ describe("fail-back timing", () => {
     expect(() => parseFailBack("soon")).toThrow(/EMBER_COORD_FAILBACK="soon": expected "off" or HEALTHY,JITTER\[,PROBE\]/);
     expect(() => parseFailBack("60s,later")).toThrow(/EMBER_COORD_FAILBACK: invalid duration "later"/);
     expect(() => parseFailBack("60s,30s,10ms")).toThrow(/at least 100ms/);
+  });
+
+  it("`ember up` refuses a bad EMBER_COORD_FAILBACK at once, with one line naming it", () => {
+    const r = ember(["up", "--coord", "https://127.0.0.1:1,https://127.0.0.1:2", "--state", join(tmpdir(), "ember-failback-none"), "--listen", "127.0.0.1:0"],
+      { env: { EMBER_COORD_FAILBACK: "soon" }, timeoutMs: 20_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('ember: EMBER_COORD_FAILBACK="soon": expected "off" or HEALTHY,JITTER[,PROBE], e.g. 60s,30s,15s\n');
   });
 
   it("a run of good probes must last healthyForMs; one failed probe starts it again", () => {
