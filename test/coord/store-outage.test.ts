@@ -123,10 +123,11 @@ describe.skipIf(!!pgSkip)("a store outage on replicas", () => {
     expect(a.stderr()).toMatch(/"event":"store_unavailable"/);
     expect(a.stderr()).not.toMatch(/"event":"internal_error"/);
     console.log(`store outage on replica a: 503 store_unavailable; admin list/token, enrollment and the CLI answered by b; node-1 renewed ${renewedAfterMs} ms after the cut`);
-    await link!.mend();
   }, 60_000);
 
   it("PostgreSQL stopped: every replica answers 503 naming the store, no 500; all is back once it starts", async () => {
+    // Replica a's link stays cut (refused at once): through a mended link to a stopped server, node-postgres
+    // sometimes waited its whole 10 s connection timeout before a's 503, which made this test slow, not wrong.
     await cluster!.stopServer();
     try {
       for (const r of reps) {
@@ -143,6 +144,7 @@ describe.skipIf(!!pgSkip)("a store outage on replicas", () => {
       expect(cli.stderr.trim().split("\n")).toHaveLength(1);
     } finally {
       await cluster!.startServer();
+      await link!.mend();
     }
     const t0 = Date.now();
     let back: { nodes: unknown[] } | undefined;
