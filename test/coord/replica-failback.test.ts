@@ -9,8 +9,8 @@ import { AdminClient } from "../../src/coord/admin-client.js";
 import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
 import { afterProbe, FAIL_BACK_DEFAULTS, parseFailBack } from "../../src/coord/fail-back.js";
 import { ember } from "../helpers/cli.js";
-import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
-import { makeMesh, portOf, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
+import { postgresSkipReason } from "../helpers/postgres.js";
+import { portOf, spawnCoord, startReplicaSet, waitFor, type CoordProcess, type Mesh, type ReplicaSet } from "./helpers.js";
 
 const pgSkip = postgresSkipReason();
 if (pgSkip) console.log(`replica fail-back test skipped: ${pgSkip}`);
@@ -48,27 +48,22 @@ describe("fail-back timing", () => {
 
 describe.skipIf(!!pgSkip)("a node moves back to its preferred replica", () => {
   const TIMING = { healthyForMs: 1_500, jitterMs: 500, probeMs: 250 };
-  let cluster: PgCluster | undefined;
+  let set: ReplicaSet | undefined;
   let mesh: Mesh | undefined;
-  let db = "";
-  const reps: CoordProcess[] = [];
+  let reps: CoordProcess[] = [];
   const clients: CoordClient[] = [];
   const admin = (r: CoordProcess) => new AdminClient({ ...mesh!.adminFlags, coord: r.url }, {});
   const names = (m: PeerMap | undefined) => (m?.peers ?? []).map((p) => p.name);
 
   beforeAll(async () => {
-    cluster = await startPostgres();
-    mesh = await makeMesh();
-    db = await cluster.createDatabase("coord");
-    reps.push(...await Promise.all([0, 1].map((i) => spawnCoord(mesh!, 0, ["--store", db], { dataDir: join(mesh!.dir, `data-${i}`) }))));
+    set = await startReplicaSet(2);
+    ({ mesh, reps } = set);
     await admin(reps[0]).setPolicy(`version: 1\nrules:\n  - allow: {source: "*", target: "*"}\n`);
   }, 60_000);
 
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.stop()));
-    await Promise.all(reps.map((r) => r.kill9()));
-    cluster?.stop();
-    mesh?.cleanup();
+    await set?.stop();
   });
 
   async function node(name: string, failBack: typeof TIMING | false, certTtlMs?: number): Promise<CoordClient> {
@@ -104,7 +99,7 @@ describe.skipIf(!!pgSkip)("a node moves back to its preferred replica", () => {
     returning.on("connected", () => { if (!backAt && returning.origin === originA) backAt = Date.now(); });
 
     // The preferred replica comes back on its own port and data directory.
-    const restarted = await spawnCoord(mesh!, portOf(a.url), ["--store", db], { dataDir: join(mesh!.dir, "data-0") });
+    const restarted = await spawnCoord(mesh!, portOf(a.url), ["--store", set!.db], { dataDir: join(mesh!.dir, "data-0") });
     reps[0] = restarted;
     const upAt = Date.now();
     const bound = TIMING.healthyForMs + TIMING.jitterMs + TIMING.probeMs * 1.2 + 2_000;

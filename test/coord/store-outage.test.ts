@@ -13,9 +13,9 @@ import { isStoreOutage, storeOutageAnswer } from "../../src/coord/store-outage.j
 import { PATHS, STORE_RETRY_AFTER_S } from "../../src/wire/coord-api.js";
 import { ReplicasFailed } from "../../src/wire/coord-failover.js";
 import { ember } from "../helpers/cli.js";
-import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
+import { postgresSkipReason, type PgCluster } from "../helpers/postgres.js";
 import { startTcpLink, type TcpLink } from "../helpers/tcp-link.js";
-import { makeMesh, rawRequest, spawnCoord, tempDir, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
+import { rawRequest, startReplicaSet, tempDir, waitFor, type CoordProcess, type Mesh, type ReplicaSet } from "./helpers.js";
 
 const pgSkip = postgresSkipReason();
 if (pgSkip) console.log(`store outage tests on PostgreSQL skipped: ${pgSkip}`);
@@ -60,31 +60,29 @@ describe("which failures are a store outage", () => {
 });
 
 describe.skipIf(!!pgSkip)("a store outage on replicas", () => {
+  let set: ReplicaSet | undefined;
   let cluster: PgCluster | undefined;
   let mesh: Mesh | undefined;
   let link: TcpLink | undefined;
-  const reps: CoordProcess[] = [];
+  let reps: CoordProcess[] = [];
   let client: CoordClient | undefined;
   const admin = (coord: string) => new AdminClient({ ...mesh!.adminFlags, coord }, {});
   const both = () => `${reps[0].url},${reps[1].url}`;
   const adminGet = (r: CoordProcess) => rawRequest(r.url, "GET", PATHS.adminNodes, { cert: readFileSync(mesh!.adminFlags.cert, "utf8"), key: readFileSync(mesh!.adminFlags.key, "utf8") });
 
   beforeAll(async () => {
-    cluster = await startPostgres();
-    mesh = await makeMesh();
-    const db = await cluster.createDatabase("coord");
-    link = await startTcpLink(cluster.port);
-    const viaLink = db.replace(`:${cluster.port}/`, `:${link.port}/`);
-    reps.push(...await Promise.all([viaLink, db].map((store, i) => spawnCoord(mesh!, 0, ["--store", store], { dataDir: join(mesh!.dir, `data-${i}`) }))));
+    // Replica a reaches PostgreSQL through a link the test cuts; replica b directly.
+    set = await startReplicaSet(2, {
+      storeFor: async (db, i, pg) => { if (i > 0) return db; link = await startTcpLink(pg.port); return db.replace(`:${pg.port}/`, `:${link.port}/`); },
+    });
+    ({ cluster, mesh, reps } = set);
     await admin(reps[1].url).setPolicy(`version: 1\nrules:\n  - allow: {source: "*", target: "*"}\n`);
   }, 60_000);
 
   afterAll(async () => {
     await client?.stop();
-    await Promise.all(reps.map((r) => r.kill9()));
+    await set?.stop();
     await link?.close();
-    cluster?.stop();
-    mesh?.cleanup();
   });
 
   it("replica a without its database: 503 naming the store; admin verbs, enrollment and renewal go to replica b", async () => {

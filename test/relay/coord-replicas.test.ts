@@ -8,8 +8,8 @@ import { AdminClient } from "../../src/coord/admin-client.js";
 import { enroll } from "../../src/coord/client.js";
 import { withIntermediates } from "../../src/pki/index.js";
 import type { RelayClient } from "../../src/nat/relay-client.js";
-import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
-import { makeMesh, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
+import { postgresSkipReason } from "../helpers/postgres.js";
+import { startReplicaSet, type CoordProcess, type Mesh, type ReplicaSet } from "../coord/helpers.js";
 import { connected, logLines, makePki, nodeClient, startRelay, waitFor, type IdentityFiles, type Pki, type RelayProc } from "./helpers.js";
 
 const pgSkip = postgresSkipReason();
@@ -18,11 +18,11 @@ if (pgSkip) console.log(`relay with coordination replicas skipped: ${pgSkip}`);
 const POLL_MS = 300;
 
 describe.skipIf(!!pgSkip)("a relay following two coordination replicas", () => {
-  let cluster: PgCluster | undefined;
+  let set: ReplicaSet | undefined;
   let mesh: Mesh | undefined;
   let pki: Pki | undefined;
   let relay: RelayProc | undefined;
-  const reps: CoordProcess[] = [];
+  let reps: CoordProcess[] = [];
   const clients: RelayClient[] = [];
   const admin = (r: CoordProcess) => new AdminClient({ ...mesh!.adminFlags, coord: r.url }, {});
 
@@ -41,11 +41,9 @@ describe.skipIf(!!pgSkip)("a relay following two coordination replicas", () => {
   }
 
   beforeAll(async () => {
-    cluster = await startPostgres();
-    mesh = await makeMesh();
+    set = await startReplicaSet(2);
+    ({ mesh, reps } = set);
     pki = await makePki(mesh.ca);
-    const db = await cluster.createDatabase("coord");
-    reps.push(...await Promise.all([0, 1].map((i) => spawnCoord(mesh!, 0, ["--store", db], { dataDir: join(mesh!.dir, `data-${i}`) }))));
     const relayId = await pki.identity("relay-r", { roles: ["relay"] });
     relay = await startRelay(pki, relayId, ["--coord", `${reps[0].url},${reps[1].url}`, "--revocation-poll", `${POLL_MS}ms`]);
   }, 60_000);
@@ -53,10 +51,8 @@ describe.skipIf(!!pgSkip)("a relay following two coordination replicas", () => {
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.stop()));
     await relay?.stop();
-    await Promise.all(reps.map((r) => r.kill9()));
-    cluster?.stop();
+    await set?.stop();
     pki?.cleanup();
-    mesh?.cleanup();
   });
 
   it("takes the list, and a revocation made through the survivor after a kill -9 of the first replica cuts the node", async () => {
