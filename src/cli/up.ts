@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { loadNodeConfig, type ConfigInput, type NodeConfig } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
+import { FAIL_BACK_ENV, parseFailBack } from "../coord/fail-back.js";
 import { CliError } from "./output.js";
 
 const collect = (v: string, acc: string[]) => [...acc, v];
@@ -33,6 +34,8 @@ export function registerUp(program: Command): void {
     .option("--tun <name>", "TUN mode: a TUN device with this node's overlay address (needs root and the native addon)")
     .action(async (o: ConfigInput & { token?: string; name?: string; enrollOnly?: boolean }) => {
       const config = await loadNodeConfig(o);
+      // Checked before anything is enrolled or bound: the CoordClient would refuse it later, less clearly.
+      try { parseFailBack(process.env[FAIL_BACK_ENV]); } catch (err) { throw new CliError((err as Error).message); }
       if (o.enrollOnly && !o.token) throw new CliError("--enroll-only needs --token TOKEN and --coord URL");
       if (o.enrollOnly && existsSync(config.certPath)) throw new CliError(`${config.certPath} exists: this state directory is already enrolled`);
       if ((await enrollIfNeeded(config, o)) && o.enrollOnly) return;

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Change, ChangeFeed, ChangeKind } from "./change-feed.js";
 import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./overlay-address.js";
+import { TOKEN_REFUSAL } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
 import type {
@@ -107,11 +108,13 @@ class BeyondWindow extends Error {}
 export class PgStore implements Store, ChangeFeed {
   readonly feed: ChangeFeed = this;
   readonly replicaId = randomBytes(6).toString("hex");
+  readonly label: string;
   private readonly pool: pg.Pool;
   private listener?: pg.Client;
   private closed = false;
 
   constructor(private readonly url: string) {
+    this.label = `PostgreSQL at ${redactUrl(url)}`;
     this.pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000, types, options: `-c lock_timeout=${LOCK_TIMEOUT}` });
     // An idle connection the server dropped is replaced at next use; the query that needed it reports the error.
     this.pool.on("error", () => {});
@@ -244,9 +247,9 @@ export class PgStore implements Store, ChangeFeed {
     const { node, cert } = args;
     // FOR UPDATE: a replica racing for the same token waits here and then sees uses_left as this one leaves it.
     const t = (await c.query("SELECT * FROM tokens WHERE id = $1 FOR UPDATE", [args.tokenId])).rows[0];
-    if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
-    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
-    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
+    if (!t) return { ok: false, reason: "token_unknown", detail: TOKEN_REFUSAL.unknown };
+    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: TOKEN_REFUSAL.expired(t.expires_at) };
+    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: TOKEN_REFUSAL.used(t.uses_total) };
     const existing = (await c.query(`${NODES_SELECT} WHERE n.name = $1`, [node.name])).rows[0];
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };

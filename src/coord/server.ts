@@ -26,9 +26,11 @@ import {
   checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
 } from "./protocol.js";
 import { openStore } from "./open-store.js";
+import { storeOutageAnswer } from "./store-outage.js";
+import { STORE_UNAVAILABLE } from "../wire/coord-api.js";
 import { ReplicaSync } from "./replica-sync.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
-import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
+import { newToken, parseToken, rootPin, secretMatches, TOKEN_REFUSAL, TokenFormatError } from "./tokens.js";
 import { createLogger } from "./log.js";
 import { AuditLog } from "./audit.js";
 import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
@@ -202,8 +204,7 @@ export class CoordServer {
     this.server = createServer({ ...tlsContextOptions(creds), handshakeTimeout: this.limits.handshakeTimeoutMs, connectionsCheckingInterval: 1_000 }, (req, res) => {
       // handle() answers its own errors; this is the last line, so a bug can never become an unhandled rejection (a crash).
       this.handle(req, res).catch((err) => {
-        this.log.error({ event: "internal_error", route: `${req.method} ${String(req.url).slice(0, 200)}`, err: (err as Error)?.stack }, "handler failed outside its error handling");
-        if (!res.headersSent) sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+        if (!res.headersSent) this.answerFailure(res, `${req.method} ${String(req.url).slice(0, 200)}`, err, "handler failed outside its error handling");
         else res.destroy();
       });
     });
@@ -338,9 +339,19 @@ export class CoordServer {
         if (err.status !== 404) this.log.warn({ event: "refused", reason: err.code, detail: err.detail, route }, "request refused");
         return sendError(res, err);
       }
-      this.log.error({ event: "internal_error", route, err: (err as Error).stack }, "handler failed");
-      return sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+      return this.answerFailure(res, route, err, "handler failed");
     }
+  }
+
+  /** A failure no handler answered: 503 naming the store when it is unreachable (clients try another replica), else 500. */
+  private answerFailure(res: ServerResponse, route: string, err: unknown, what: string): void {
+    const outage = storeOutageAnswer(err, this.store.label);
+    if (outage) {
+      this.log.warn({ event: STORE_UNAVAILABLE, route, detail: outage.detail }, "store unavailable; answered 503");
+      return sendError(res, outage);
+    }
+    this.log.error({ event: "internal_error", route, err: (err as Error)?.stack }, what);
+    sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
   }
 
   // ---- enrollment and renewal ------------------------------------------------------------------------
@@ -361,9 +372,9 @@ export class CoordServer {
     if (RESERVED_NAMES.has(name)) throw new HttpError(400, "bad_name", `name "${name}" is reserved`);
     const now = Date.now();
     const t = await this.store.getToken(token.id);
-    if (!t || !secretMatches(token.secret, t.secretHash)) throw new HttpError(403, "token_unknown", "unknown token (never issued by this server, or mistyped)");
-    if (t.expiresAt <= now) throw new HttpError(403, "token_expired", `token expired at ${new Date(t.expiresAt).toISOString()}`);
-    if (t.usesLeft <= 0) throw new HttpError(403, "token_used", `token already used (${t.usesTotal} of ${t.usesTotal} uses); ask for a new one`);
+    if (!t || !secretMatches(token.secret, t.secretHash)) throw new HttpError(403, "token_unknown", TOKEN_REFUSAL.unknown);
+    if (t.expiresAt <= now) throw new HttpError(403, "token_expired", TOKEN_REFUSAL.expired(t.expiresAt));
+    if (t.usesLeft <= 0) throw new HttpError(403, "token_used", TOKEN_REFUSAL.used(t.usesTotal));
     const csr = await this.checkCsr(csrPem, name);
     const cert = issueLeafRecord(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
     const certPem = toPem(cert.der, "CERTIFICATE");

@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import { closeSync, fstatSync, fsync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
+import { TOKEN_REFUSAL } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
 import type {
@@ -78,9 +79,11 @@ const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  readonly label: string;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.label = `SQLite at ${join(dataDir, DB_FILE)}`;
     this.db = new Database(join(dataDir, DB_FILE));
     this.db.pragma("journal_mode = WAL");
     // FULL: the WAL is fsynced at every commit, so "acknowledged" means "on disk" even across power loss.
@@ -202,9 +205,9 @@ export class SqliteStore implements Store {
   private enrollOne(args: EnrollArgs): EnrollOutcome {
     const { node, cert } = args;
     const t = this.stmt("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
-    if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
-    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
-    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
+    if (!t) return { ok: false, reason: "token_unknown", detail: TOKEN_REFUSAL.unknown };
+    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: TOKEN_REFUSAL.expired(t.expires_at) };
+    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: TOKEN_REFUSAL.used(t.uses_total) };
     const existing = this.stmt(`${NODES_SELECT} WHERE n.name = ?`).get(node.name) as Row | undefined;
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };

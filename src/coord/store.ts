@@ -86,6 +86,8 @@ export type EnrollOutcome = { ok: true; overlayIp: string } | EnrollRefusal;
 export interface Store {
   /** Set by a store that several replicas share: the log of changes each replica follows (change-feed.ts). */
   readonly feed?: ChangeFeed;
+  /** What an operator calls this store, for errors ("PostgreSQL at postgres://ember@db:5432/ember"; no password). */
+  readonly label: string;
   /** Applies pending schema migrations; returns the schema version. */
   migrate(): Promise<number>;
   createToken(t: TokenRecord): Promise<void>;

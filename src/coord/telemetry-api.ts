@@ -158,7 +158,10 @@ export class TelemetryApi {
   }
 
   private refuse(res: ServerResponse, id: Identity, err: TokenRefused, where: string): void {
-    this.log.warn({ event: "token_refused", reason: err.reason, detail: err.detail, name: id.name, where }, "bearer token refused");
+    // A family from before a restart or from another replica is routine (the node makes a new grant): info, not a warning.
+    const routine = err.reason === "unknown_family";
+    this.log[routine ? "info" : "warn"]({ event: "token_refused", reason: err.reason, detail: err.detail, name: id.name, where },
+      routine ? "bearer token from before a restart or from another replica; the node obtains a new grant" : "bearer token refused");
     res.setHeader("www-authenticate", `Bearer error="invalid_token", error_description="${err.reason}"`);
     sendJson(res, 401, { error: "invalid_token", reason: err.reason, detail: err.detail });
   }

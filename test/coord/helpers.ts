@@ -11,6 +11,7 @@ import { CoordServer } from "../../src/coord/server.js";
 import { silentLogger } from "../../src/coord/log.js";
 import { EMBER } from "../helpers/cli.js";
 import { tempDir } from "../helpers/pki.js";
+import { startPostgres, type PgCluster } from "../helpers/postgres.js";
 
 export interface Mesh {
   dir: string;
@@ -101,7 +102,7 @@ export function memoryLogger(): { logger: Logger; lines: () => any[] } {
   return { logger: pino({ level: "debug" }, sink), lines: () => lines.map((l) => JSON.parse(l)) };
 }
 
-export interface RawAnswer { status: number; body: string; json?: any }
+export interface RawAnswer { status: number; body: string; json?: any; headers: Record<string, string | string[] | undefined> }
 
 /**
  * One HTTPS request with any method, path and body, optionally with a client certificate; the server's
@@ -121,7 +122,7 @@ export function rawRequest(url: string, method: string, path: string, o: { cert?
         const body = Buffer.concat(chunks).toString("utf8");
         let json: any;
         try { json = JSON.parse(body); } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, body, json });
+        resolve({ status: res.statusCode ?? 0, body, json, headers: res.headers });
       });
       res.on("error", reject);
     });
@@ -129,4 +130,27 @@ export function rawRequest(url: string, method: string, path: string, o: { cert?
     req.on("error", reject);
     req.end(o.body);
   });
+}
+
+export interface ReplicaSet { cluster: PgCluster; mesh: Mesh; db: string; reps: CoordProcess[]; stop: () => Promise<void> }
+
+/**
+ * `count` real `ember coord` replicas on one throwaway PostgreSQL database, each with its own data directory
+ * (data-0, data-1, ...). `storeFor` may route a replica to the database another way (a TCP link to cut).
+ * stop() kills them -9, stops the cluster and removes the mesh's files.
+ */
+export async function startReplicaSet(count: number, opts: { storeFor?: (db: string, index: number, cluster: PgCluster) => Promise<string> } = {}): Promise<ReplicaSet> {
+  const cluster = await startPostgres();
+  const mesh = await makeMesh();
+  const db = await cluster.createDatabase("coord");
+  const reps = await Promise.all(Array.from({ length: count }, async (_, i) =>
+    spawnCoord(mesh, 0, ["--store", (await opts.storeFor?.(db, i, cluster)) ?? db], { dataDir: join(mesh.dir, `data-${i}`) })));
+  return {
+    cluster, mesh, db, reps,
+    stop: async () => {
+      await Promise.all(reps.map((r) => r.kill9()));
+      cluster.stop();
+      mesh.cleanup();
+    },
+  };
 }
