@@ -38,7 +38,7 @@ export class AdminClient {
     return requestJson(this.agent, this.origin + path, method, body).finally(() => this.agent.destroy());
   }
 
-  createToken(t: { tenant: string; groups: string[]; roles: string[]; ttlMs?: number; uses?: number; certTtlMs?: number }) {
+  createToken(t: { tenant: string; groups: string[]; roles: string[]; ttlMs?: number; uses?: number; certTtlMs?: number; allowAdminRole?: boolean; allowInfraRole?: boolean }) {
     return this.call("POST", PATHS.adminTokens, t);
   }
   listNodes() { return this.call("GET", PATHS.adminNodes); }

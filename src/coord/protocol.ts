@@ -4,6 +4,7 @@
 // The first frame is a full map (or, on a resumable reconnect, the missing deltas in order); then deltas.
 import { Packr } from "msgpackr";
 import { PATHS, SERVER_NAME, SERVER_ROLE } from "../wire/coord-api.js";
+import { RELAY_ROLE } from "../wire/relay.js";
 import { MAX_POLICY_BYTES } from "../policy/limits.js";
 import type { EdgeView } from "./edge-protocol.js";
 
@@ -89,7 +90,13 @@ export const CERT_DEFAULT_TTL_MS = 8 * 3_600_000;
 export const CERT_MIN_TTL_MS = 5 * 60_000;
 
 export const ADMIN_ROLE = "admin";
-/** Names nodes may not enroll under. */
+/**
+ * Roles of the infrastructure: a node enrolled with one is trusted as a relay or as the coordination server by
+ * every node that checks only the role and a name. A token granting one needs an explicit confirmation
+ * (allowInfraRole, `ember token create --allow-infra-role`), as role admin needs allowAdminRole.
+ */
+export const INFRA_ROLES: readonly string[] = [RELAY_ROLE, SERVER_ROLE];
+/** Names nodes may not enroll under (besides the names of the relays the server hands out). */
 export const RESERVED_NAMES = new Set([SERVER_NAME]);
 
 export interface MapRelay { name: string; host: string; port: number; stunPort?: number }

@@ -21,7 +21,7 @@ import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, 
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
-  ADMIN_ROLE, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
+  ADMIN_ROLE, INFRA_ROLES, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, FRAME_COALESCE_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
   checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
 } from "./protocol.js";
@@ -41,6 +41,7 @@ import { CoordMetrics } from "./metrics.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 import { LOGIN_SWEEP_MS, UserLogins } from "./user-login.js";
 import { ExposeApi } from "./expose-api.js";
+import { nodeNameParam, printable, usernameParam } from "./path-params.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -359,6 +360,7 @@ export class CoordServer {
     }
     if (!NAME_PATTERN.test(name)) throw new HttpError(400, "bad_name", `invalid name "${name}": use lowercase letters, digits and '-', 1-63 characters`);
     if (RESERVED_NAMES.has(name)) throw new HttpError(400, "bad_name", `name "${name}" is reserved`);
+    if (this.opts.relays?.some((r) => r.name === name)) throw new HttpError(400, "bad_name", `name "${name}" is reserved: it is the name of a relay this server hands out (--relay)`);
     const now = Date.now();
     const t = await this.store.getToken(token.id);
     if (!t || !secretMatches(token.secret, t.secretHash)) throw new HttpError(403, "token_unknown", "unknown token (never issued by this server, or mistyped)");
@@ -613,11 +615,11 @@ export class CoordServer {
     if (route === `POST ${PATHS.adminPolicyCheck}`) return this.checkPolicy(req, res);
     if (route === `GET ${TELEMETRY_PATHS.adminUsers}`) return this.listUsers(res);
     const able = /^\/v1\/admin\/users\/([^/]+)\/(disable|enable)$/.exec(url.pathname);
-    if (req.method === "POST" && able) return this.setUserDisabled(id, decodeURIComponent(able[1]), able[2] === "disable", res);
+    if (req.method === "POST" && able) return this.setUserDisabled(id, usernameParam(able[1]), able[2] === "disable", res);
     if (route === `POST ${TELEMETRY_PATHS.adminUsers}`) return this.putUser(id, req, res);
     const user = /^\/v1\/admin\/users\/([^/]+)$/.exec(url.pathname);
     if (req.method === "DELETE" && user) {
-      const name = decodeURIComponent(user[1]);
+      const name = usernameParam(user[1]);
       if (!(await this.store.deleteUser(name))) throw new HttpError(404, "unknown_user", `no console user "${printable(name, 64)}"`);
       this.log.info({ event: "console_user_deleted", user: name, by: id.name }, "console user deleted");
       return sendJson(res, 200, { username: name, deleted: true });
@@ -677,10 +679,16 @@ export class CoordServer {
     const groups = labels(b.groups, "groups");
     const roles = labels(b.roles, "roles");
     if (b.allowAdminRole !== undefined && typeof b.allowAdminRole !== "boolean") throw new HttpError(400, "bad_request", `"allowAdminRole" must be true or false`);
+    if (b.allowInfraRole !== undefined && typeof b.allowInfraRole !== "boolean") throw new HttpError(400, "bad_request", `"allowInfraRole" must be true or false`);
     const grantsAdmin = roles.includes(ADMIN_ROLE);
     if (grantsAdmin && b.allowAdminRole !== true) {
       throw new HttpError(403, "admin_role_refused",
         `a token granting role "${ADMIN_ROLE}" makes the node that enrolls with it an admin of the mesh; refused unless the request sets allowAdminRole (ember token create --allow-admin-role)`);
+    }
+    const infra = roles.filter((r) => INFRA_ROLES.includes(r));
+    if (infra.length && b.allowInfraRole !== true) {
+      throw new HttpError(403, "infra_role_refused",
+        `a token granting role "${infra[0]}" lets the node that enrolls with it act as a ${infra[0] === SERVER_ROLE ? "coordination server" : "relay"} towards nodes; refused unless the request sets allowInfraRole (ember token create --allow-infra-role)`);
     }
     try {
       validateGrantValue("tenant", tenant);
@@ -700,6 +708,10 @@ export class CoordServer {
       certTtlMs, createdAt: now, createdBy: id.name,
     });
     this.log.info({ event: "token_created", token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), by: id.name }, "token created");
+    if (infra.length) {
+      this.audit.write({ action: "infra_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
+        `token ${t.id} grants role "${infra.join(",")}" (created by ${id.name})`);
+    }
     if (grantsAdmin) {
       this.audit.write({ action: "admin_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
         `token ${t.id} grants role "${ADMIN_ROLE}" (created by ${id.name})`);
@@ -804,28 +816,6 @@ export class CoordServer {
   }
 }
 
-
-/**
- * A node name taken from the path: percent-decoded (a malformed escape or invalid UTF-8 is the client's
- * fault, 400 bad_path) and then held to the identity-name pattern (400 bad_name), so no handler sees
- * anything but a possible node name.
- */
-export function nodeNameParam(raw: string): string {
-  let name: string;
-  try { name = decodeURIComponent(raw); } catch {
-    throw new HttpError(400, "bad_path", `the node name in the path is not valid percent-encoded UTF-8: "${printable(raw, 80)}"`);
-  }
-  if (!NAME_PATTERN.test(name)) {
-    throw new HttpError(400, "bad_name", `"${printable(name, 80)}" is not a node name: lowercase letters, digits and '-', 1-63 characters`);
-  }
-  return name;
-}
-
-/** Client-supplied text for a message or log line: printable ASCII, cut to max characters. */
-function printable(text: string, max: number): string {
-  const t = text.replace(/[^\x20-\x7e]/g, "?");
-  return t.length > max ? `${t.slice(0, max)}…` : t;
-}
 
 function labels(v: unknown, key: string): string[] {
   if (v === undefined) return [];
