@@ -24,7 +24,8 @@ import { ADMIN_ROLE } from "./protocol.js";
 import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
-import { AttemptLimiter } from "./attempt-limiter.js";
+import { PasswordThrottle, tooManyLogins } from "./attempt-limiter.js";
+import { sourceKey } from "../net/conn-guard.js";
 
 export const SESSION_COOKIE = "ember_session";
 export const SESSION_TYP = "session+jwt";
@@ -84,7 +85,7 @@ function dashboardDir(): string {
 
 export class Console {
   private readonly files = new Map<string, { type: string; body: Buffer }>();
-  private readonly attempts = new AttemptLimiter(LOGIN_BURST, LOGIN_REFILL_MS);
+  private readonly attempts = new PasswordThrottle(LOGIN_BURST, LOGIN_REFILL_MS);
   private readonly loggedOut = new Map<string, number>();
   private readonly streams = new Set<ServerResponse>();
   private ticker?: NodeJS.Timeout;
@@ -185,11 +186,10 @@ export class Console {
     const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
     const password = typeof b.password === "string" ? b.password : "";
     const source = req.socket.remoteAddress ?? "?";
-    if (!this.attempts.allow(`u:${username}`) || !this.attempts.allow(`a:${source}`)) {
-      res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
-      throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
-    }
+    // The source first: a source that spent its attempts costs no lookup and leaves no trace.
+    if (!this.attempts.allowSource(sourceKey(source))) throw tooManyLogins(res, LOGIN_REFILL_MS);
     const user = USERNAME_PATTERN.test(username) ? await this.ctx.store.getUser(username) : undefined;
+    if (!this.attempts.allowUser(username, user !== undefined)) throw tooManyLogins(res, LOGIN_REFILL_MS);
     // The same scrypt cost whether or not the user exists: no user enumeration by timing.
     const ok = await checkPassword(password, user?.passwordHash ?? await dummyHash());
     if (!user || !ok || user.disabled) {

@@ -11,7 +11,7 @@ import { NAME_PATTERN } from "../pki/constants.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash } from "./passwords.js";
-import { AttemptLimiter } from "./attempt-limiter.js";
+import { PasswordThrottle, tooManyLogins } from "./attempt-limiter.js";
 import type { ConsoleUser, NodeRecord, NodeUser, Store } from "./store.js";
 
 /** A device code lives this long; the node polls at most once per interval. */
@@ -51,7 +51,7 @@ export interface UserLoginContext {
 export class UserLogins {
   private readonly byDeviceCode = new Map<string, PendingCode>();
   private readonly byUserCode = new Map<string, string>();
-  private readonly attempts = new AttemptLimiter(LOGIN_BURST, LOGIN_REFILL_MS);
+  private readonly attempts = new PasswordThrottle(LOGIN_BURST, LOGIN_REFILL_MS);
   readonly counters = { logins: 0, refused: 0, logouts: 0, expired: 0, disabled: 0 };
 
   constructor(private readonly ctx: UserLoginContext) {}
@@ -61,11 +61,10 @@ export class UserLogins {
     const b = await readJson(req, 4096);
     const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
     const password = typeof b.password === "string" ? b.password : "";
-    if (!this.attempts.allow(`u:${username}`) || !this.attempts.allow(`d:${id.name}`)) {
-      res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
-      throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
-    }
+    // The device first: a device that spent its attempts costs no lookup and leaves no trace.
+    if (!this.attempts.allowSource(id.name)) throw tooManyLogins(res, LOGIN_REFILL_MS);
     const user = NAME_PATTERN.test(username) ? await this.ctx.store.getUser(username) : undefined;
+    if (!this.attempts.allowUser(username, user !== undefined)) throw tooManyLogins(res, LOGIN_REFILL_MS);
     const ok = await checkPassword(password, user?.passwordHash ?? await dummyHash());
     if (!user || !ok) return this.refuse(id, username, 401, "bad_credentials", "unknown user or wrong password");
     const ttlMs = this.ttl(b.ttlMs);
