@@ -37,6 +37,22 @@ export const COORD_CONNECTION_DEFAULTS = {
 } as const;
 export type CoordConnectionLimits = { -readonly [K in keyof typeof COORD_CONNECTION_DEFAULTS]: number };
 
+/**
+ * Admission on the console's own listener (src/coord/console-listener.ts), the same guard as above. A
+ * connection is authenticated once a request on it carries a valid session (or its TLS handshake presented a
+ * certificate the verifier accepts); the login page, its static files and the login itself are pending.
+ */
+export const CONSOLE_CONNECTION_DEFAULTS = {
+  /** Browsers hold a few connections each, plus one live stream per tab. */
+  maxConnections: 512,
+  maxPending: 256,
+  /** A browser opens about 6 connections per host; an office behind one NAT address, a few browsers. */
+  maxPendingPerSource: 32,
+  handshakeTimeoutMs: 10_000,
+  /** A connection that shows no session this long after accept is closed (browsers reconnect at once). */
+  anonymousTimeoutMs: 30_000,
+} as const;
+
 /** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
 export const MAX_BODY_BYTES = 64 * 1024;
 /**

@@ -36,7 +36,7 @@ import { JwtKey } from "./jwt.js";
 import { TelemetryApi } from "./telemetry-api.js";
 import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";
 import { Console } from "./console.js";
-import { startConsoleListener } from "./console-listener.js";
+import { startConsoleListener, type ConsoleConnectionLimits, type ConsoleListener } from "./console-listener.js";
 import { CoordMetrics } from "./metrics.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 import { LOGIN_SWEEP_MS, UserLogins } from "./user-login.js";
@@ -63,7 +63,7 @@ export interface CoordServerOptions {
   telemetryRetentionMs?: number;
   telemetryMaxRows?: number;
   /** The console's own HTTPS listener (browsers need a non-Ed25519 web certificate: docs/dashboard.md). */
-  console?: { host: string; port: number; certFile?: string; keyFile?: string };
+  console?: { host: string; port: number; certFile?: string; keyFile?: string; limits?: Partial<ConsoleConnectionLimits> };
   /** Prometheus metrics on plain HTTP (docs/operations.md). */
   metrics?: { host: string; port: number };
   /** Longest life of a user certificate, i.e. of a person's login on a device (default 8 hours, at most 24). */
@@ -119,7 +119,7 @@ export class CoordServer {
   readonly console: Console;
   /** Services published to public edges (docs/external-access.md). */
   readonly expose: ExposeApi;
-  private consoleServer?: Server;
+  private consoleListener?: ConsoleListener & { port: number };
   /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
   consoleUrl?: string;
   consoleFingerprint?: string;
@@ -159,7 +159,12 @@ export class CoordServer {
       users: this.users,
       log: this.log, verifier: this.verifier, store: this.store, hub: () => this.hub, policy: () => this.policy, key: this.tokenKey,
       telemetry: this.telemetry, trustDomain: this.ca.trustDomain,
-      authenticated: (req) => { if (this.guard.isPending(req.socket)) this.guard.authenticate(req.socket); },
+      authenticated: (req) => {
+        // Each listener has its own guard: the console's own port, or the coordination port (which serves /ui too).
+        const c = this.consoleListener;
+        const guard = c && req.socket.localPort === c.port ? c.guard : this.guard;
+        if (guard.isPending(req.socket)) guard.authenticate(req.socket);
+      },
       version: () => `${this.hub.connectedCount}/${this.hub.stats.framesSent}/${this.policy.hash}/${this.revocationNumber}`,
     });
   }
@@ -244,8 +249,8 @@ export class CoordServer {
     this.console.start();
     if (this.opts.metrics) this.metricsPort = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
     if (this.opts.console) {
-      const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem }, this.console, this.log);
-      this.consoleServer = c.server;
+      const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem, verifier: this.verifier }, this.console, this.log);
+      this.consoleListener = { ...c, port: (c.server.address() as { port: number }).port };
       this.consoleUrl = c.url;
       this.consoleFingerprint = c.fingerprint;
       this.log.info({ event: "console_listening", url: c.url, fingerprint: c.fingerprint }, "console listening");
@@ -267,7 +272,7 @@ export class CoordServer {
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     this.console.close();
     await this.metrics.close();
-    await new Promise<void>((resolve) => { if (!this.consoleServer) return resolve(); this.consoleServer.close(() => resolve()); this.consoleServer.closeAllConnections(); });
+    await this.consoleListener?.close();
     await this.flushStatus();
     await this.replicas?.close();
     this.telemetry.store.close();
