@@ -255,6 +255,8 @@ export class CoordServer {
       this.consoleFingerprint = c.fingerprint;
       this.log.info({ event: "console_listening", url: c.url, fingerprint: c.fingerprint }, "console listening");
     }
+    this.timers.push(setInterval(() => void this.console.sessions.prune().catch((err) => this.log.error({ event: "session_prune_failed", err: (err as Error).message })),
+      TELEMETRY_PRUNE_MS).unref());
     this.timers.push(setInterval(() => {
       try { this.telemetry.store.prune(); } catch (err) { this.log.error({ event: "telemetry_prune_failed", err: (err as Error).message }); }
     }, TELEMETRY_PRUNE_MS).unref());
@@ -626,6 +628,7 @@ export class CoordServer {
     if (req.method === "DELETE" && user) {
       const name = usernameParam(user[1]);
       if (!(await this.store.deleteUser(name))) throw new HttpError(404, "unknown_user", `no console user "${printable(name, 64)}"`);
+      await this.console.sessions.endUser(name, "user_deleted");
       this.log.info({ event: "console_user_deleted", user: name, by: id.name }, "console user deleted");
       return sendJson(res, 200, { username: name, deleted: true });
     }
@@ -653,6 +656,7 @@ export class CoordServer {
     const created = await this.store.putUser({
       username, passwordHash: await hashPassword(password), createdAt: Date.now(), createdBy: id.name, ...(tenant !== undefined ? { tenant, groups } : {}),
     });
+    if (!created) await this.console.sessions.endUser(username, "password_replaced");
     this.log.info({ event: created ? "console_user_created" : "console_user_replaced", user: username, tenant, groups, by: id.name }, `${what} saved`);
     sendJson(res, 200, { username, created, ...(tenant !== undefined ? { tenant, groups } : {}) });
   }
@@ -673,6 +677,7 @@ export class CoordServer {
     const devices = await this.store.setUserDisabled(username, disabled);
     if (!devices) throw new HttpError(404, "unknown_user", `no user of the mesh named "${printable(username, 64)}"`);
     if (devices.length) this.users.loggedOutByStore(devices, "disabled");
+    if (disabled) await this.console.sessions.endUser(username, "user_disabled");
     this.audit.write({ action: disabled ? "user_disabled" : "user_enabled", by: id.name, bySerial: id.serial, user: username, devices },
       `user ${username} ${disabled ? "disabled" : "enabled"} by ${id.name}${devices.length ? ` (logged out of ${devices.join(", ")})` : ""}`);
     sendJson(res, 200, { username, disabled, loggedOut: devices });

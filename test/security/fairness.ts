@@ -45,9 +45,9 @@ export class RefilledHold {
   private openOne(): void {
     if (this.stopped) return;
     const { host, port, localAddress } = this.o;
-    const s: Socket = this.o.tls
-      ? tlsConnect({ socket: netConnect({ host, port, localAddress }), rejectUnauthorized: false, minVersion: "TLSv1.2" })
-      : netConnect({ host, port, localAddress });
+    const raw = netConnect({ host, port, localAddress });
+    raw.on("error", () => {});
+    const s: Socket = this.o.tls ? tlsConnect({ socket: raw, rejectUnauthorized: false, minVersion: "TLSv1.2" }) : raw;
     this.live.add(s);
     s.on("error", () => {});
     s.once(this.o.tls ? "secureConnect" : "connect", () => { this.opened++; s.resume(); });
