@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEdge, OPEN_HOST, type EdgeFixture } from "../edge/fixture.js";
 import { ATTACKER, LEGIT, probeSeries, RefilledHold } from "./fairness.js";
 
-const LATENCY_BOUND_MS = 1_000;
+/** The edge runs in this process, beside the attacker's own TLS churn, on a shared 2-core machine: a generous bound. */
+const LATENCY_BOUND_MS = 2_000;
 let fx: EdgeFixture;
 const holds: RefilledHold[] = [];
 
