@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { Agent, request } from "node:https";
 import { connect } from "node:tls";
 import { enroll } from "../../src/coord/client.js";
-import { PATHS } from "../../src/coord/protocol.js";
+import { PATHS, TELEMETRY_PATHS } from "../../src/coord/protocol.js";
 import { makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
 
 const SEED = 1_414;
@@ -101,6 +101,11 @@ const ROUTES: [string, string][] = [
 const routeArb = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...ROUTES) },
   { weight: 1, arbitrary: nasty.map((n): [string, string] => ["POST", `${PATHS.adminNodes}/${encodeURIComponent(n).replace(/%25/g, "%")}/revoke`]) },
+  // The user paths (issue 28.5: `%ZZ` there was a 500).
+  { weight: 1, arbitrary: fc.tuple(fc.constantFrom("POST /disable", "POST /enable", "DELETE "), nasty).map(([r, n]): [string, string] => {
+    const [method, tail] = r.split(" ");
+    return [method, `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(n).replace(/%25/g, "%")}${tail}`];
+  }) },
   { weight: 2, arbitrary: fc.tuple(fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"), pathArb) },
 );
 const requestArb = fc.record({
