@@ -8,8 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
-import { Agent, request } from "node:https";
+import { Agent } from "node:https";
 import { makeMesh, portOf, rawRequest, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
+import { fuzzRequest } from "./helpers.js";
 
 const SEED = 2_801;
 const PASSWORD = "correct horse battery staple";
@@ -47,29 +48,14 @@ afterAll(async () => {
 
 interface Sent { agent: keyof typeof agents; cookie?: string; csrf: boolean; method: string; path: string; body?: Buffer; contentType?: string }
 
+/** One request; the live stream counts once its 200 arrives. */
 function send(s: Sent): Promise<number | "closed"> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {};
-    if (s.cookie) headers.cookie = cookies[s.cookie] ?? s.cookie;
-    if (s.csrf) headers["x-ember-console"] = "1";
-    if (s.body !== undefined) { headers["content-length"] = s.body.length; if (s.contentType) headers["content-type"] = s.contentType; }
-    let req: ReturnType<typeof request>;
-    try {
-      req = request({ host: "127.0.0.1", port: portOf(coord.consoleUrl!), method: s.method, path: s.path, agent: agents[s.agent], headers });
-    } catch {
-      return resolve("closed");
-    }
-    const timer = setTimeout(() => { req.destroy(); reject(new Error(`no answer in 10 s to ${s.method} ${s.path}`)); }, 10_000);
-    req.on("response", (res) => {
-      const status = res.statusCode ?? 0;
-      // The live stream answers 200 and then stays open: the answer is enough.
-      if (status === 200 && res.headers["content-type"]?.startsWith("text/event-stream")) { clearTimeout(timer); res.destroy(); return resolve(status); }
-      res.resume();
-      res.on("end", () => { clearTimeout(timer); resolve(status); });
-      res.on("error", () => { clearTimeout(timer); resolve("closed"); });
-    });
-    req.on("error", () => { clearTimeout(timer); resolve("closed"); });
-    req.end(s.body);
+  const headers: Record<string, string> = {};
+  if (s.cookie) headers.cookie = cookies[s.cookie] ?? s.cookie;
+  if (s.csrf) headers["x-ember-console"] = "1";
+  return fuzzRequest({
+    port: portOf(coord.consoleUrl!), agent: agents[s.agent], method: s.method, path: s.path, headers, body: s.body, contentType: s.contentType,
+    streaming: (res) => !!res.headers["content-type"]?.startsWith("text/event-stream"),
   });
 }
 

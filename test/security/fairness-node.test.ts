@@ -4,17 +4,14 @@
 // and node-c, also on 127.0.0.3, completes a new handshake mid-flood. Proxy: the attacker holds 1,100 idle
 // connections to a node's SOCKS5/HTTP proxy (more than its 1,024 slots, reopened as they close), while a client
 // on 127.0.0.3 still gets its requests through; before the per-source caps, every one was closed at once.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { createSocket } from "node:dgram";
 import { startProxy, type ProxyServer } from "../../src/access/proxy-server.js";
-import type { CaMaterial } from "../../src/pki/index.js";
-import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
-import { eventually, freeUdpPort, startNode, writeCreds, type NodeProc } from "../helpers/nodes.js";
+import { eventually, freeUdpPort, startNode } from "../helpers/nodes.js";
 import { DIR, FakeMesh, httpServer, memoryLog, type Running } from "../access/fake-mesh.js";
-import { initFlood, scanDatagrams } from "./node-port-helpers.js";
+import { initFlood, nodeLab, scanDatagrams } from "./node-port-helpers.js";
 import { ATTACKER, LEGIT, probeSeries, RefilledHold } from "./fairness.js";
 
 /** Stated latencies: a ping over an established session; a new handshake (through a cookie under load); a proxied request. */
@@ -23,37 +20,20 @@ const HANDSHAKE_BOUND_MS = 3_000;
 /** The proxy runs in this process, beside the attacker's churn of ~1,000 refused sockets: a generous bound (1.2 s seen at load 6). */
 const PROXY_BOUND_MS = 2_000;
 
-let tmp: ReturnType<typeof tempDir>;
-let ca: CaMaterial;
-const leaves: Record<string, TestLeaf> = {};
-const nodes: NodeProc[] = [];
-const children: ChildProcess[] = [];
+const lab = nodeLab("ember-fair-node-", ["node-a", "node-b", "node-c"]);
 
-beforeAll(async () => {
-  tmp = tempDir("ember-fair-node-");
-  ca = await makeCa(tmp.dir);
-  for (const n of ["node-a", "node-b", "node-c", "node-d"]) {
-    leaves[n] = await makeLeaf(ca, n);
-    writeCreds(join(tmp.dir, n), ca, leaves[n]);
-  }
-}, 30_000);
-afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
-});
-afterAll(() => tmp.cleanup());
 
 describe("fairness: a node's listeners (issue 28)", () => {
   it("UDP: a credential-less flood from one address leaves peers on another pinging, and a new peer handshaking", async () => {
     const [pa, pb, pc] = [await freeUdpPort(LEGIT), await freeUdpPort(), await freeUdpPort(LEGIT)];
-    const a = await startNode({ name: "node-a", dir: join(tmp.dir, "node-a"), host: LEGIT, port: pa, peers: { "node-b": pb } });
-    nodes.push(a);
-    const b = await startNode({ name: "node-b", dir: join(tmp.dir, "node-b"), port: pb, peers: { "node-a": `${LEGIT}:${pa}`, "node-c": `${LEGIT}:${pc}` } });
-    nodes.push(b);
+    const a = await startNode({ name: "node-a", dir: join(lab.dir, "node-a"), host: LEGIT, port: pa, peers: { "node-b": pb } });
+    lab.nodes.push(a);
+    const b = await startNode({ name: "node-b", dir: join(lab.dir, "node-b"), port: pb, peers: { "node-a": `${LEGIT}:${pa}`, "node-c": `${LEGIT}:${pc}` } });
+    lab.nodes.push(b);
     await eventually(() => a.request("ping", { name: "node-b", timeoutMs: 1_000 }).catch(() => undefined), 10_000, "a <-> b before the flood");
     // What needs no credential: INITs with a valid mac1 (root CA + name) and random claims, and a scan's junk.
-    const flood = await initFlood(children, {
-      host: "127.0.0.1", port: pb, sources: [ATTACKER], durationMs: 3_000, rootDerHex: Buffer.from(ca.rootDer).toString("hex"), responder: "node-b",
+    const flood = await initFlood(lab.children, {
+      host: "127.0.0.1", port: pb, sources: [ATTACKER], durationMs: 3_000, rootDerHex: Buffer.from(lab.ca.rootDer).toString("hex"), responder: "node-b",
       items: [{ kind: "junk-claim", count: 3_000 }, { kind: "junk", count: 2_000 }],
     });
     const scanner = createSocket("udp4");
@@ -68,8 +48,8 @@ describe("fairness: a node's listeners (issue 28)", () => {
     });
     // Mid-flood, node-c (also on the legitimate address) starts and handshakes with node-b for the first time.
     await new Promise((r) => setTimeout(r, 800));
-    const c = await startNode({ name: "node-c", dir: join(tmp.dir, "node-c"), host: LEGIT, port: pc, peers: { "node-b": pb } });
-    nodes.push(c);
+    const c = await startNode({ name: "node-c", dir: join(lab.dir, "node-c"), host: LEGIT, port: pc, peers: { "node-b": pb } });
+    lab.nodes.push(c);
     const cStart = Date.now();
     await eventually(() => c.request("ping", { name: "node-b", timeoutMs: 500 }).catch(() => undefined), 8_000, "node-c -> node-b during the flood");
     const cMs = Date.now() - cStart;
