@@ -89,7 +89,7 @@ export class ConsoleSessions {
     res.setHeader("set-cookie", `${SESSION_COOKIE}=; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
   }
 
-  /** Ends every live login of a user; how many. */
+  /** Ends every live password login of a user; how many. */
   endUser(username: string, why: SessionEnd): Promise<number> {
     return this.ctx.store.endUserSessions(username, Date.now(), why);
   }

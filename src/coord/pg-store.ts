@@ -419,7 +419,7 @@ export class PgStore implements Store, ChangeFeed {
   }
 
   async endUserSessions(username: string, now: number, why: string): Promise<number> {
-    return (await this.pool.query("UPDATE console_sessions SET ended_at = $1, ended_why = $2 WHERE username = $3 AND ended_at IS NULL AND expires_at > $1",
+    return (await this.pool.query("UPDATE console_sessions SET ended_at = $1, ended_why = $2 WHERE username = $3 AND method = 'password' AND ended_at IS NULL AND expires_at > $1",
       [now, why, username])).rowCount ?? 0;
   }
 

@@ -378,7 +378,7 @@ export class SqliteStore implements Store {
   }
 
   async endUserSessions(username: string, now: number, why: string): Promise<number> {
-    return this.db.prepare("UPDATE console_sessions SET ended_at = ?, ended_why = ? WHERE username = ? AND ended_at IS NULL AND expires_at > ?")
+    return this.db.prepare("UPDATE console_sessions SET ended_at = ?, ended_why = ? WHERE username = ? AND method = 'password' AND ended_at IS NULL AND expires_at > ?")
       .run(now, why, username, now).changes;
   }
 

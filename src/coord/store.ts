@@ -144,7 +144,10 @@ export interface Store {
   getConsoleSession(sid: string): Promise<ConsoleSession | undefined>;
   /** Ends one login (logout); false when there is no such live login. */
   endConsoleSession(sid: string, now: number, why: string): Promise<boolean>;
-  /** Ends every live login of a user (deleted, disabled, password replaced); how many. */
+  /**
+   * Ends every live password login of a user (deleted, disabled, password replaced); how many. A certificate
+   * login of an identity with the same name is not the user's.
+   */
   endUserSessions(username: string, now: number, why: string): Promise<number>;
   /** Forgets logins expired before `now`; how many. */
   pruneConsoleSessions(now: number): Promise<number>;
