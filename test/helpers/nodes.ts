@@ -31,12 +31,11 @@ export function writeCreds(dir: string, ca: CaMaterial, leaf: TestLeaf): void {
   writeFileSync(join(dir, "bundle.pem"), ca.bundlePem);
 }
 
-/** peers: name -> UDP port on 127.0.0.1, or "HOST:PORT"; host: the listen address (default 127.0.0.1). */
 export async function startNode(opts: {
-  name: string; dir: string; port?: number; host?: string; peers?: Record<string, number | string>; timers?: Record<string, number>; extraArgs?: string[];
+  name: string; dir: string; port?: number; peers?: Record<string, number>; timers?: Record<string, number>; extraArgs?: string[];
 }): Promise<NodeProc> {
-  const args = [EMBER, "up", "--state", opts.dir, "--listen", `${opts.host ?? "127.0.0.1"}:${opts.port ?? 0}`, "--log-level", "debug"];
-  for (const [n, p] of Object.entries(opts.peers ?? {})) args.push("--peer", `${n}=${typeof p === "string" ? p : `127.0.0.1:${p}`}`);
+  const args = [EMBER, "up", "--state", opts.dir, "--listen", `127.0.0.1:${opts.port ?? 0}`, "--log-level", "debug"];
+  for (const [n, p] of Object.entries(opts.peers ?? {})) args.push("--peer", `${n}=127.0.0.1:${p}`);
   args.push(...(opts.extraArgs ?? []));
   const proc = spawn(process.execPath, args, {
     env: { ...process.env, ...(opts.timers ? { EMBER_TEST_TIMERS: JSON.stringify(opts.timers) } : {}) },

@@ -26,10 +26,13 @@ const lab = nodeLab("ember-fair-node-", ["node-a", "node-b", "node-c"]);
 describe("fairness: a node's listeners (issue 28)", () => {
   it("UDP: a credential-less flood from one address leaves peers on another pinging, and a new peer handshaking", async () => {
     const [pa, pb, pc] = [await freeUdpPort(LEGIT), await freeUdpPort(), await freeUdpPort(LEGIT)];
-    const a = await startNode({ name: "node-a", dir: join(lab.dir, "node-a"), host: LEGIT, port: pa, peers: { "node-b": pb } });
+    // Addresses as flags (a later --listen wins): node-a and node-c on the legitimate address, node-b on 127.0.0.1.
+    const at = (listen: string, peers: Record<string, string>) => ["--listen", listen, ...Object.entries(peers).flatMap(([n, hp]) => ["--peer", `${n}=${hp}`])];
+    const a = await startNode({ name: "node-a", dir: join(lab.dir, "node-a"), extraArgs: at(`${LEGIT}:${pa}`, { "node-b": `127.0.0.1:${pb}` }) });
     lab.nodes.push(a);
-    const b = await startNode({ name: "node-b", dir: join(lab.dir, "node-b"), port: pb, peers: { "node-a": `${LEGIT}:${pa}`, "node-c": `${LEGIT}:${pc}` } });
+    const b = await startNode({ name: "node-b", dir: join(lab.dir, "node-b"), port: pb, extraArgs: at(`127.0.0.1:${pb}`, { "node-a": `${LEGIT}:${pa}`, "node-c": `${LEGIT}:${pc}` }) });
     lab.nodes.push(b);
+    expect(JSON.stringify((await a.request("status")).listen)).toContain(LEGIT);
     await eventually(() => a.request("ping", { name: "node-b", timeoutMs: 1_000 }).catch(() => undefined), 10_000, "a <-> b before the flood");
     // What needs no credential: INITs with a valid mac1 (root CA + name) and random claims, and a scan's junk.
     const flood = await initFlood(lab.children, {
@@ -48,7 +51,7 @@ describe("fairness: a node's listeners (issue 28)", () => {
     });
     // Mid-flood, node-c (also on the legitimate address) starts and handshakes with node-b for the first time.
     await new Promise((r) => setTimeout(r, 800));
-    const c = await startNode({ name: "node-c", dir: join(lab.dir, "node-c"), host: LEGIT, port: pc, peers: { "node-b": pb } });
+    const c = await startNode({ name: "node-c", dir: join(lab.dir, "node-c"), extraArgs: at(`${LEGIT}:${pc}`, { "node-b": `127.0.0.1:${pb}` }) });
     lab.nodes.push(c);
     const cStart = Date.now();
     await eventually(() => c.request("ping", { name: "node-b", timeoutMs: 500 }).catch(() => undefined), 8_000, "node-c -> node-b during the flood");
