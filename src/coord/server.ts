@@ -120,6 +120,8 @@ export class CoordServer {
   /** Services published to public edges (docs/external-access.md). */
   readonly expose: ExposeApi;
   private consoleListener?: ConsoleListener & { port: number };
+  /** Admission control of the console's own listener, when it has one (metrics). */
+  get consoleGuard(): ConnectionGuard | undefined { return this.consoleListener?.guard; }
   /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
   consoleUrl?: string;
   consoleFingerprint?: string;

@@ -47,7 +47,7 @@ export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number; 
   return server;
 }
 
-export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void>; /** With --console-listen: the console's URL. */ consoleUrl?: string }
+export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void>; /** With --console-listen: the console's URL. */ consoleUrl?: string; /** With --metrics: the metrics URL. */ metricsUrl?: string }
 
 /** Runs `ember coord` as a real child process; resolves once it prints its URL. `dataDir`: for replicas, one each. */
 export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = [], opts: { dataDir?: string } = {}): Promise<CoordProcess> {
@@ -67,7 +67,7 @@ export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = [], opts: { d
         clearTimeout(timer);
         (mesh as any).setUrl(m[1]);
         resolve({
-          child, url: m[1], stderr: () => err, consoleUrl: con?.[1],
+          child, url: m[1], stderr: () => err, consoleUrl: con?.[1], metricsUrl: /\nmetrics (http:\/\/\S+)/.exec(out)?.[1],
           kill9: () => new Promise((res) => { if (child.exitCode !== null || child.signalCode) return res(); child.once("exit", () => res()); child.kill("SIGKILL"); }),
         });
       }

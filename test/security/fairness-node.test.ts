@@ -107,7 +107,7 @@ describe("fairness: a node's listeners (issue 28)", () => {
       const st = proxy.stats();
       const held = h.open;
       h.stop();
-      console.log(`fairness proxy: attacker held ${held} of 1,100 (proxy ${JSON.stringify({ active: st.active, over_limit: st.counters.over_limit, source_handshakes: st.counters.source_handshakes })}); `
+      console.log(`fairness proxy: attacker has ${held} of 1,100 sockets open or opening (proxy ${JSON.stringify({ active: st.active, over_limit: st.counters.over_limit, source_handshakes: st.counters.source_handshakes })}); `
         + `legit ${r.ok}/6, latencies ${r.latenciesMs.join(",")} ms`);
       expect(r.failed).toEqual([]);
       expect(r.slowestMs).toBeLessThan(PROXY_BOUND_MS);

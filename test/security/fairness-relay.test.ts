@@ -77,7 +77,7 @@ describe("fairness: relay (issue 28)", () => {
     const st = await relayStatus(relay);
     const held = holds.reduce((s, h) => s + h.open, 0);
     for (const h of holds) h.stop();
-    console.log(`fairness relay TCP: attacker held ${held} (relay closed ${holds.reduce((s, h) => s + h.closedByServer, 0)}, per-source limit ${st.connections.maxPendingPerSource}); `
+    console.log(`fairness relay TCP: attacker has ${held} sockets open or opening (relay closed ${holds.reduce((s, h) => s + h.closedByServer, 0)}, per-source limit ${st.connections.maxPendingPerSource}); `
       + `legit connects ${a.ms}, ${b.ms}, ${c.ms} ms; frames ${rtt.ok}/10, slowest ${rtt.slowestMs} ms; refused ${JSON.stringify(st.counters.refused)}`);
     expect(rtt.failed).toEqual([]);
     expect(Math.max(a.ms, b.ms, c.ms)).toBeLessThan(CONNECT_BOUND_MS);

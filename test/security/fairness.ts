@@ -31,7 +31,7 @@ export class RefilledHold {
     for (let i = 0; i < this.o.count; i++) this.openOne();
   }
 
-  /** Connections open from this side right now. */
+  /** Sockets open or still opening on this side right now (the server may hold fewer). */
   get open(): number {
     return this.live.size;
   }
