@@ -7,6 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import { Agent } from "node:https";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { enroll } from "../../src/coord/client.js";
+import { PATHS } from "../../src/coord/protocol.js";
 import { AttemptLimiter, PasswordThrottle, UNKNOWN_SLOTS } from "../../src/coord/attempt-limiter.js";
 import { makeMesh, rawRequest, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
 
@@ -63,6 +67,35 @@ describe("password attempts (issue 28.1)", () => {
     const ok = await login("alice", PASSWORD, { localAddress: LEGIT });
     console.log(`login flood: alice from ${LEGIT} logged in with ${ok.status} in ${Date.now() - t1} ms`);
     expect(ok.status).toBe(200);
+  }, 120_000);
+});
+
+describe("password attempts from a device: ember login --user (issue 28.1)", () => {
+  it("a node flooding random usernames gets its own rate, no reset: the table past 10,000 keys gives nothing back", async () => {
+    const t = await mesh.admin().createToken({ tenant: "acme", groups: ["eng"], roles: [] });
+    const stateDir = join(mesh.dir, "laptop-1");
+    await enroll({ coordUrl: coord.url, token: t.token, name: "laptop-1", stateDir });
+    await mesh.admin().putMeshUser({ username: "bob", password: PASSWORD, tenant: "acme", groups: ["eng"] });
+    const agents = Array.from({ length: 8 }, () => new Agent({
+      keepAlive: true, maxSockets: 1, rejectUnauthorized: false, cert: readFileSync(join(stateDir, "cert.pem")), key: readFileSync(join(stateDir, "key.pem")),
+    }));
+    const t0 = Date.now();
+    let checked = 0;
+    let next = 0;
+    await Promise.all(agents.map(async (agent) => {
+      while (next < FLOOD) {
+        next++;
+        const r = await rawRequest(coord.url, "POST", PATHS.login, { agent, body: JSON.stringify({ username: `u${randomBytes(6).toString("hex")}`, password: "x" }) });
+        if (r.status !== 429) checked++;
+      }
+    }));
+    for (let i = 0; i < 12; i++) if ((await rawRequest(coord.url, "POST", PATHS.login, { agent: agents[0], body: JSON.stringify({ username: "bob", password: `guess-${i}` }) })).status !== 429) checked++;
+    const elapsedS = (Date.now() - t0) / 1000;
+    for (const a of agents) a.destroy();
+    // The device's bucket: 5, then one per 2 s. Before, the table emptied itself past 10,000 keys: 5 more.
+    const allowed = 5 + Math.floor(elapsedS / 2) + 1;
+    console.log(`device login flood: ${FLOOD} + 12 requests in ${elapsedS.toFixed(1)} s; ${checked} checked (allowed by the rate: ${allowed})`);
+    expect(checked).toBeLessThanOrEqual(allowed);
   }, 120_000);
 });
 
