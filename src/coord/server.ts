@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import {
@@ -119,7 +120,7 @@ export class CoordServer {
   readonly console: Console;
   /** Services published to public edges (docs/external-access.md). */
   readonly expose: ExposeApi;
-  private consoleListener?: ConsoleListener & { port: number };
+  private consoleListener?: ConsoleListener;
   /** Admission control of the console's own listener, when it has one (metrics). */
   get consoleGuard(): ConnectionGuard | undefined { return this.consoleListener?.guard; }
   /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
@@ -164,7 +165,7 @@ export class CoordServer {
       authenticated: (req) => {
         // Each listener has its own guard: the console's own port, or the coordination port (which serves /ui too).
         const c = this.consoleListener;
-        const guard = c && req.socket.localPort === c.port ? c.guard : this.guard;
+        const guard = c && (req.socket as Socket & { server?: unknown }).server === c.server ? c.guard : this.guard;
         if (guard.isPending(req.socket)) guard.authenticate(req.socket);
       },
       version: () => `${this.hub.connectedCount}/${this.hub.stats.framesSent}/${this.policy.hash}/${this.revocationNumber}`,
@@ -252,7 +253,7 @@ export class CoordServer {
     if (this.opts.metrics) this.metricsPort = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
     if (this.opts.console) {
       const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem, verifier: this.verifier }, this.console, this.log);
-      this.consoleListener = { ...c, port: (c.server.address() as { port: number }).port };
+      this.consoleListener = c;
       this.consoleUrl = c.url;
       this.consoleFingerprint = c.fingerprint;
       this.log.info({ event: "console_listening", url: c.url, fingerprint: c.fingerprint }, "console listening");
