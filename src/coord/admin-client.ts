@@ -43,7 +43,7 @@ export class AdminClient {
       .finally(() => this.agent.destroy());
   }
 
-  createToken(t: { tenant: string; groups: string[]; roles: string[]; ttlMs?: number; uses?: number; certTtlMs?: number }) {
+  createToken(t: { tenant: string; groups: string[]; roles: string[]; ttlMs?: number; uses?: number; certTtlMs?: number; allowAdminRole?: boolean; allowInfraRole?: boolean }) {
     return this.call("POST", PATHS.adminTokens, t);
   }
   listNodes() { return this.call("GET", PATHS.adminNodes); }

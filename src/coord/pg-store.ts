@@ -9,8 +9,9 @@ import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./over
 import { TOKEN_REFUSAL } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
+import { PG_SESSIONS_SQL, sessionFromRow } from "./session-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollArgs, EnrollOutcome, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleSession, ConsoleUser, EnrollArgs, EnrollOutcome, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 /** Advisory lock keys (class, id): "embr" in ASCII, then one id per purpose. */
@@ -81,6 +82,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
   },
   // Services published to public edges (docs/external-access.md).
   { version: 6, sql: PG_PUBLICATIONS_SQL },
+  // Console logins, server-side (issue 28).
+  { version: 7, sql: PG_SESSIONS_SQL },
 ];
 
 const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
@@ -402,6 +405,29 @@ export class PgStore implements Store, ChangeFeed {
 
   async deleteUser(username: string): Promise<boolean> {
     return (await this.pool.query("DELETE FROM console_users WHERE username = $1", [username])).rowCount === 1;
+  }
+
+  async createConsoleSession(x: ConsoleSession): Promise<void> {
+    await this.pool.query("INSERT INTO console_sessions (sid, username, method, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+      [x.sid, x.username, x.method, x.createdAt, x.expiresAt]);
+  }
+
+  async getConsoleSession(sid: string): Promise<ConsoleSession | undefined> {
+    const r = (await this.pool.query("SELECT * FROM console_sessions WHERE sid = $1", [sid])).rows[0];
+    return r ? sessionFromRow(r) : undefined;
+  }
+
+  async endConsoleSession(sid: string, now: number, why: string): Promise<boolean> {
+    return (await this.pool.query("UPDATE console_sessions SET ended_at = $1, ended_why = $2 WHERE sid = $3 AND ended_at IS NULL", [now, why, sid])).rowCount === 1;
+  }
+
+  async endUserSessions(username: string, now: number, why: string): Promise<number> {
+    return (await this.pool.query("UPDATE console_sessions SET ended_at = $1, ended_why = $2 WHERE username = $3 AND method = 'password' AND ended_at IS NULL AND expires_at > $1",
+      [now, why, username])).rowCount ?? 0;
+  }
+
+  async pruneConsoleSessions(now: number): Promise<number> {
+    return (await this.pool.query("DELETE FROM console_sessions WHERE expires_at <= $1", [now])).rowCount ?? 0;
   }
 
   async setNodeUser(args: { name: string; enrollmentId: string; user?: NodeUser }): Promise<boolean> {

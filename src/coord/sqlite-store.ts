@@ -7,8 +7,9 @@ import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
 import { TOKEN_REFUSAL } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
+import { sessionFromRow, SQLITE_SESSIONS_SQL } from "./session-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollArgs, EnrollOutcome, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleSession, ConsoleUser, EnrollArgs, EnrollOutcome, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
@@ -71,6 +72,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
   },
   // Services published to public edges (docs/external-access.md).
   { version: 5, sql: SQLITE_PUBLICATIONS_SQL },
+  // Console logins, server-side (issue 28).
+  { version: 6, sql: SQLITE_SESSIONS_SQL },
 ];
 
 /** Nodes with their overlay address (absent only before migrate() ran). */
@@ -361,6 +364,29 @@ export class SqliteStore implements Store {
 
   async deleteUser(username: string): Promise<boolean> {
     return this.db.prepare("DELETE FROM console_users WHERE username = ?").run(username).changes === 1;
+  }
+
+  async createConsoleSession(x: ConsoleSession): Promise<void> {
+    this.db.prepare("INSERT INTO console_sessions (sid, username, method, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+      .run(x.sid, x.username, x.method, x.createdAt, x.expiresAt);
+  }
+
+  async getConsoleSession(sid: string): Promise<ConsoleSession | undefined> {
+    const r = this.stmt("SELECT * FROM console_sessions WHERE sid = ?").get(sid) as Row | undefined;
+    return r ? sessionFromRow(r) : undefined;
+  }
+
+  async endConsoleSession(sid: string, now: number, why: string): Promise<boolean> {
+    return this.db.prepare("UPDATE console_sessions SET ended_at = ?, ended_why = ? WHERE sid = ? AND ended_at IS NULL").run(now, why, sid).changes === 1;
+  }
+
+  async endUserSessions(username: string, now: number, why: string): Promise<number> {
+    return this.db.prepare("UPDATE console_sessions SET ended_at = ?, ended_why = ? WHERE username = ? AND method = 'password' AND ended_at IS NULL AND expires_at > ?")
+      .run(now, why, username, now).changes;
+  }
+
+  async pruneConsoleSessions(now: number): Promise<number> {
+    return this.db.prepare("DELETE FROM console_sessions WHERE expires_at <= ?").run(now).changes;
   }
 
   async listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]> {

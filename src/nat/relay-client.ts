@@ -33,6 +33,8 @@ export interface RelayClientOptions {
   maxQueueBytes?: number;
   /** The node's rest clock: the keepalive check runs on its beat, with the node's other periodic work. */
   restClock?: RestClock;
+  /** Local address to connect from (default: the kernel's choice); tests place clients on 127.0.0.x. */
+  localAddress?: string;
 }
 
 export interface RelayClientStats {
@@ -163,6 +165,7 @@ export class RelayClient extends EventEmitter {
       host, port, cert: this.opts.certChainPem, key: this.opts.keyPem, ca: this.opts.bundlePem,
       minVersion: "TLSv1.3", rejectUnauthorized: false, // the PKI verifier judges the relay below
       ...(isIP(host) ? {} : { servername: host }),
+      ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
       timeout: RELAY_CLIENT.connectTimeoutMs,
     });
     this.socket = socket;

@@ -1,7 +1,7 @@
 // Fixtures for the coordination tests: a CA, an admin identity, an in-process or child-process server.
 import { spawn, type ChildProcess } from "node:child_process";
 import { Writable } from "node:stream";
-import { request as httpsRequest } from "node:https";
+import { request as httpsRequest, type Agent } from "node:https";
 import { pino, type Logger } from "pino";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -48,7 +48,7 @@ export async function startInProcess(mesh: Mesh, opts: { minCertTtlMs?: number; 
   return server;
 }
 
-export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void> }
+export interface CoordProcess { child: ChildProcess; url: string; stderr: () => string; kill9: () => Promise<void>; /** With --console-listen: the console's URL. */ consoleUrl?: string; /** With --metrics: the metrics URL. */ metricsUrl?: string }
 
 /** Runs `ember coord` as a real child process; resolves once it prints its URL. `dataDir`: for replicas, one each. */
 export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = [], opts: { dataDir?: string } = {}): Promise<CoordProcess> {
@@ -62,11 +62,13 @@ export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = [], opts: { d
     child.stdout!.on("data", (c) => {
       out += c;
       const m = /coordination server (https:\/\/\S+)/.exec(out);
-      if (m) {
+      const wantConsole = extra.includes("--console-listen");
+      const con = /\nconsole (https:\/\/\S+)\/ui\//.exec(out);
+      if (m && (!wantConsole || con)) {
         clearTimeout(timer);
         (mesh as any).setUrl(m[1]);
         resolve({
-          child, url: m[1], stderr: () => err,
+          child, url: m[1], stderr: () => err, consoleUrl: con?.[1], metricsUrl: /\nmetrics (http:\/\/\S+)/.exec(out)?.[1],
           kill9: () => new Promise((res) => { if (child.exitCode !== null || child.signalCode) return res(); child.once("exit", () => res()); child.kill("SIGKILL"); }),
         });
       }
@@ -108,11 +110,13 @@ export interface RawAnswer { status: number; body: string; json?: any; headers: 
  * One HTTPS request with any method, path and body, optionally with a client certificate; the server's
  * certificate is not checked (tests only). The path is sent exactly as given, escapes included.
  */
-export function rawRequest(url: string, method: string, path: string, o: { cert?: string; key?: string; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<RawAnswer> {
+export function rawRequest(url: string, method: string, path: string, o: {
+  cert?: string; key?: string; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number; localAddress?: string; agent?: Agent;
+} = {}): Promise<RawAnswer & { headers: Record<string, string | string[] | undefined> }> {
   const u = new URL(url);
   return new Promise((resolve, reject) => {
     const req = httpsRequest({
-      host: u.hostname, port: u.port, method, path, cert: o.cert, key: o.key, rejectUnauthorized: false, agent: false,
+      host: u.hostname, port: u.port, method, path, cert: o.cert, key: o.key, rejectUnauthorized: false, agent: o.agent ?? false, localAddress: o.localAddress,
       headers: { ...(o.body !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(o.body) } : {}), ...o.headers },
       timeout: o.timeoutMs ?? 15_000,
     }, (res) => {

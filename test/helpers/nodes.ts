@@ -94,10 +94,10 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
   }
 }
 
-export async function freeUdpPort(): Promise<number> {
+export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
   const { createSocket } = await import("node:dgram");
   const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => s.bind(0, host, () => r()));
   const port = s.address().port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
