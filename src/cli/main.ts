@@ -12,4 +12,6 @@ try {
     process.stderr.write(`ember: ${(err as Error).message}\n`);
     process.exitCode = err instanceof CliError ? err.exitCode : 2;
   }
+  // A failed verb ends here, whatever it left open (a half-started listener must not keep the process running).
+  process.exit();
 }
