@@ -11,7 +11,7 @@ const PATTERNS: [ConnectFailure, RegExp][] = [
   ["dns", /ENOTFOUND|EAI_AGAIN|EAI_NONAME|getaddrinfo/i],
   ["unreachable", /EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|ENETDOWN|no route/i],
   ["timeout", /ETIMEDOUT|timed out|timeout|no answer/i],
-  ["tls", /CERT_|ERR_TLS|ERR_SSL|SSL routines|self[- ]signed|unable to verify|wrong version number|certificate|handshake/i],
+  ["tls", /ERR_TLS|ERR_SSL|SSL routines|CERT_[A-Z_]+|self[- ]signed certificate|unable to (verify|get local issuer)|wrong version number|EPROTO/],
   ["reset", /ECONNRESET|EPIPE|socket hang up|ECONNABORTED/i],
 ];
 
