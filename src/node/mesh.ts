@@ -321,12 +321,15 @@ export class Mesh {
 
   /**
    * Every beat: netcheck when the last one is NETCHECK_INTERVAL_MS old and any peer is active; at rest the check
-   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
+   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that. A node whose
+   * last netcheck found UDP blocked checks at rest too: that verdict is a problem `ember status` shows, and it
+   * must clear by itself once UDP passes again (a few STUN requests per beat, only while it stands).
    */
   private periodicNetcheck(): void {
     if (!this.lastNetcheckAt || this.netcheckRunning) return; // the first one comes with the map's relays
     const beat = this.deps.restClock?.beatMs ?? NETCHECK_INTERVAL_MS;
-    if (due(this.lastNetcheckAt, Date.now(), NETCHECK_INTERVAL_MS, beat) && this.anyActive()) void this.netcheck();
+    const wanted = this.anyActive() || this.deps.candidates.natType === "udp-blocked";
+    if (due(this.lastNetcheckAt, Date.now(), NETCHECK_INTERVAL_MS, beat) && wanted) void this.netcheck();
   }
 
   private async netcheck(): Promise<void> {
