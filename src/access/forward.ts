@@ -30,6 +30,8 @@ export interface ForwardOptions {
   dialer: Dialer;
   directory: Directory;
   log: AccessLog;
+  /** A client's connection or flow was refused (policy, unknown name, unreachable): told to `ember forward`. */
+  onRefused?: (r: ForwardRefusal) => void;
   /** Loopback only unless allowNonLoopback. */
   listenHost?: string;
   allowNonLoopback?: boolean;
@@ -58,6 +60,9 @@ export interface ForwardStats {
   active: number;
   counters: Record<ForwardCounter, number>;
 }
+
+/** Why one client of a forward got nothing: the dial's code and reason (a denial names its rule). */
+export interface ForwardRefusal { from: string; to: string; code: string; reason: string }
 
 export interface Forward {
   /** The bound local port. */
@@ -135,6 +140,7 @@ async function startTcp(opts: ForwardOptions, listenHost: string): Promise<Forwa
       const f = dialFailure(err);
       counters.inc(f.code);
       opts.log.warn({ from, to, code: f.code, reason: f.reason }, "forward: dial refused, closing the client");
+      opts.onRefused?.({ from, to, code: f.code, reason: f.reason });
       client.resetAndDestroy();
     });
   });
@@ -202,6 +208,7 @@ async function startUdp(opts: ForwardOptions, listenHost: string): Promise<Forwa
           counters.inc(why.dialCode);
           failedUntil = Date.now() + UDP_FAILED_HOLD_MS;
           opts.log.warn({ from: key, to, code: why.dialCode, reason: why.reason }, "forward: udp dial refused, dropping the client's datagrams");
+          opts.onRefused?.({ from: key, to, code: why.dialCode, reason: why.reason ?? why.dialCode });
         } else if (why.framingError) {
           counters.inc("udp_framing_errors");
           opts.log.warn({ from: key, to, reason: why.reason }, "forward: udp flow closed");

@@ -38,8 +38,16 @@ export function registerToken(program: Command): void {
       }
       const request = { tenant: o.tenant, groups: splitList(o.groups), roles, ttlMs, uses, certTtlMs, ...(grantsAdmin ? { allowAdminRole: true } : {}), ...(infra.length ? { allowInfraRole: true } : {}) };
       const r = await adminCall(() => new AdminClient(o).createToken(request));
-      if (o.json) return printJson(r);
-      process.stdout.write(`${r.token}\n`);
-      process.stderr.write(`token ${r.id}: tenant ${r.tenant}, groups ${r.groups.join(",") || "-"}, ${r.uses} use(s), expires ${r.expiresAt}\n`);
+      if (o.json) printJson(r);
+      else {
+        process.stdout.write(`${r.token}\n`);
+        process.stderr.write(`token ${r.id}: tenant ${r.tenant}, groups ${r.groups.join(",") || "-"}, ${r.uses} use(s), expires ${r.expiresAt}\n`);
+      }
+      // Warned, not refused: tokens come first (a policy may name only groups some token grants). docs/coord.md.
+      for (const g of r.unnamedGroups ?? []) {
+        process.stderr.write(r.policyRules
+          ? `ember: warning: no rule of the policy names group "${g}": check the spelling; nodes enrolled with it reach only what rules naming them, their tenant or "*" allow (add a rule with @${g}, ember policy set)\n`
+          : `ember: warning: no policy is set yet, so no rule names group "${g}": nodes enrolled with this token reach nothing until one does (ember policy set)\n`);
+      }
     });
 }

@@ -38,6 +38,24 @@ export const CSRF_HEADER = "x-ember-console";
 const STALE_MS = 60_000;
 /** A live stream re-checks its login this often: a logout on another replica ends it within this. */
 const STREAM_CHECK_MS = 5_000;
+
+/** The node's own stamp of an event, shown only when its clock was off by more than a second or so. */
+function nodeClock(e: { at: number; nodeAt?: number }): { nodeAt?: string } {
+  return e.nodeAt !== undefined && Math.abs(e.nodeAt - e.at) > 2_000 ? { nodeAt: new Date(e.nodeAt).toISOString() } : { nodeAt: undefined };
+}
+
+export interface LinkView { from: string; to: string; path: string; kind: "direct" | "relay" | "none"; rttMs?: number; lossPct?: number; state: string }
+
+/**
+ * A pair as one side last reported it. When either side is offline, or the report is stale, the last path and
+ * latency are history, not a connection: shown as "offline" with no latency (a node that went away kept showing
+ * "connected" and 0.93 ms on the console while `ember peers` showed no path).
+ */
+export function linkView(from: string, p: { name: string; path: string; state: string; rttMs?: number; lossPct?: number }, gone: boolean): LinkView {
+  if (gone) return { from, to: p.name, path: "offline", kind: "none", state: "offline" };
+  const kind = p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none";
+  return { from, to: p.name, path: p.path, kind, rttMs: kind === "none" ? undefined : p.rttMs, lossPct: kind === "none" ? undefined : p.lossPct, state: p.state };
+}
 /** Nodes report this fraction of a certificate's life as the renewal point (src/coord/client.ts). */
 const RENEW_AT = 2 / 3;
 
@@ -277,13 +295,10 @@ export class Console {
         problems: (snap?.problems ?? []).map((p) => ({ code: p.code, severity: p.severity, summary: p.summary })),
       };
     });
-    // One link per pair, as each side reports it.
-    const links: { from: string; to: string; path: string; kind: "direct" | "relay" | "none"; rttMs?: number; lossPct?: number; state: string }[] = [];
-    for (const s of snaps.values()) {
-      for (const p of s.peers) {
-        links.push({ from: s.node, to: p.name, path: p.path, kind: p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none", rttMs: p.rttMs, lossPct: p.lossPct, state: p.state });
-      }
-    }
+    // One link per pair, as each side reports it; a side that is offline or silent has no live link to show.
+    const known = new Set(nodes.map((n) => n.name));
+    const offline = (name: string) => known.has(name) && !hub.isOnline(name);
+    const links = [...snaps.values()].flatMap((s) => s.peers.map((p) => linkView(s.node, p, now - s.at > STALE_MS || offline(s.node) || offline(p.name))));
     return { nodes, links, policyHash: this.ctx.policy().hash.slice(0, 12), at: new Date(now).toISOString() };
   }
 
@@ -343,7 +358,7 @@ export class Console {
     return this.ctx.telemetry.store.query({
       kinds: ["decision"], node: q.get("node") || undefined, peer: q.get("peer") || undefined,
       ok: verdict === "allow" ? true : verdict === "deny" ? false : undefined, limit: Number(q.get("limit")) || 200,
-    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), peer: e.peer, allow: e.ok })); // authoritative fields last: a node's data cannot overwrite them
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), ...nodeClock(e), peer: e.peer, allow: e.ok })); // authoritative fields last: a node's data cannot overwrite them
   }
 
   private connections(q: URLSearchParams) {
@@ -352,7 +367,7 @@ export class Console {
     return this.ctx.telemetry.store.query({
       kinds, node: q.get("node") || undefined, peer: q.get("peer") || undefined,
       ok: ok === "ok" ? true : ok === "failed" ? false : undefined, limit: Number(q.get("limit")) || 200,
-    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok }));
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), ...nodeClock(e), kind: e.t, peer: e.peer, ok: e.ok }));
   }
 
   private async nodeView(name: string) {
@@ -396,8 +411,12 @@ export class Console {
       lastSeen: (hub.peer(name)?.lastSeen ?? n.lastSeen) ? new Date((hub.peer(name)?.lastSeen ?? n.lastSeen)!).toISOString() : undefined,
       serial: n.serial, certExpires: new Date(n.notAfter).toISOString(), homeRelay: hub.peer(name)?.homeRelay ?? n.homeRelay, natType: n.natType,
       endpoints: hub.peer(name)?.endpoints ?? n.endpoints, clockOffsetMs: snap?.clockOffsetMs, telemetryAt: snap ? new Date(snap.at).toISOString() : undefined,
-      peers: snap?.peers ?? [], problems,
-      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ ...e.data, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok })),
+      peers: (snap?.peers ?? []).map((p) => {
+        const l = linkView(name, p, !snap || now - snap.at > STALE_MS || !hub.isOnline(name) || (hub.peer(p.name) !== undefined && !hub.isOnline(p.name)));
+        return { name: p.name, path: l.path, state: l.state, rttMs: l.rttMs, lossPct: l.lossPct };
+      }),
+      problems,
+      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ ...e.data, at: new Date(e.at).toISOString(), ...nodeClock(e), kind: e.t, peer: e.peer, ok: e.ok })),
     };
   }
 

@@ -18,7 +18,7 @@ import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
 import { hubPeerFromNode, MapHub } from "./map-hub.js";
 import { FrameCoalescer } from "./frame-coalescer.js";
-import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
+import { decide, EMPTY_POLICY, groupsNamed, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
@@ -740,7 +740,11 @@ export class CoordServer {
       this.audit.write({ action: "admin_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
         `token ${t.id} grants role "${ADMIN_ROLE}" (created by ${id.name})`);
     }
-    sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs });
+    // Tokens come before the policy that names their groups (a policy may name only groups some token grants), so a
+    // group no rule names is not refused: the answer says which, and the CLI warns (a typo shows at once).
+    const named = groupsNamed(this.policy);
+    const unnamedGroups = groups.filter((g) => !named.has(g));
+    sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs, unnamedGroups, policyRules: this.policy.rules.length });
   }
 
   private async listNodes(res: ServerResponse): Promise<void> {

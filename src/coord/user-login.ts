@@ -94,9 +94,11 @@ export class UserLogins {
     this.byUserCode.set(userCode, deviceCode);
     this.byDevice.set(id.name, deviceCode);
     this.ctx.log.info({ event: "device_login_started", device: id.name, userCode }, "device login waiting for approval");
+    // The console's URL may carry its path (`https://host:port/ui/` with a listener of its own): the page hangs off the origin.
+    const device = new URL("/ui/device", consoleUrl).href;
     sendJson(res, 200, {
-      deviceCode, userCode: showCode(userCode), verificationUri: `${consoleUrl}/ui/device`,
-      verificationUriComplete: `${consoleUrl}/ui/device?code=${showCode(userCode)}`, expiresIn: DEVICE_CODE_TTL_MS / 1000, interval: DEVICE_POLL_INTERVAL_S,
+      deviceCode, userCode: showCode(userCode), verificationUri: device,
+      verificationUriComplete: `${device}?code=${showCode(userCode)}`, expiresIn: DEVICE_CODE_TTL_MS / 1000, interval: DEVICE_POLL_INTERVAL_S,
     });
   }
 

@@ -3,14 +3,14 @@
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
 import { aead } from "../crypto/aead.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
-import type { ControlHandler } from "./control-socket.js";
+import type { ControlConnection, ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";
 import { registerLoginMethods } from "./login-control.js";
 
 const MAX_PING_TIMEOUT_MS = 60_000;
 
-export type ControlMethod = (params: Record<string, unknown>) => Promise<unknown> | unknown;
+export type ControlMethod = (params: Record<string, unknown>, conn: ControlConnection) => Promise<unknown> | unknown;
 
 export class ControlMethods {
   private readonly methods = new Map<string, ControlMethod>();
@@ -22,10 +22,10 @@ export class ControlMethods {
 
   /** The handler the control socket calls. */
   handler(): ControlHandler {
-    return async (method, params) => {
+    return async (method, params, conn) => {
       const fn = this.methods.get(method);
       if (!fn) throw new Error(`unknown control method "${method}"`);
-      return fn(params);
+      return fn(params, conn);
     };
   }
 }

@@ -201,7 +201,9 @@ export class NodeHealth {
         lossPct = probes >= 5 ? Math.max(0, Math.round((1 - pongs / probes) * 1000) / 10) : prev?.lossPct;
         if (probes >= 5 || !prev) this.lossSample.set(p.name, { probes: cur.probes, pongs: cur.pongs, lossPct });
       }
-      out.push({ name: p.name, path, state: String(p.state), ...(rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}), ...(lossPct !== undefined ? { lossPct } : {}) });
+      // No path, or no session: the last latency is history, not a connection (the console would show it as one).
+      const live = path !== "-" && p.state === "connected";
+      out.push({ name: p.name, path, state: String(p.state), ...(live && rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}), ...(live && lossPct !== undefined ? { lossPct } : {}) });
     }
     return out;
   }

@@ -23,6 +23,11 @@ import { due, repeat, type RestClock } from "../session/rest-clock.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
+/**
+ * At rest, a node whose last netcheck found UDP blocked checks again this often, so `udp_blocked` clears by
+ * itself once UDP passes: 4 STUN requests per server each time (stun.ts), only while the problem stands.
+ */
+const NETCHECK_BLOCKED_AT_REST_MS = 60_000;
 const PATH_TICK_MS = 250;
 /** Path timer period at rest: holds are due every 25 s at the most often, nothing else runs. */
 const PATH_REST_TICK_MS = 5_000;
@@ -324,12 +329,16 @@ export class Mesh {
 
   /**
    * Every beat: netcheck when the last one is NETCHECK_INTERVAL_MS old and any peer is active; at rest the check
-   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
+   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that. A node whose
+   * last netcheck found UDP blocked checks at rest too, less often: that verdict is a problem `ember status`
+   * shows, and it must clear by itself once UDP passes again.
    */
   private periodicNetcheck(): void {
     if (!this.lastNetcheckAt || this.netcheckRunning) return; // the first one comes with the map's relays
     const beat = this.deps.restClock?.beatMs ?? NETCHECK_INTERVAL_MS;
-    if (due(this.lastNetcheckAt, Date.now(), NETCHECK_INTERVAL_MS, beat) && this.anyActive()) void this.netcheck();
+    const now = Date.now();
+    if (this.anyActive() ? due(this.lastNetcheckAt, now, NETCHECK_INTERVAL_MS, beat)
+      : this.deps.candidates.natType === "udp-blocked" && due(this.lastNetcheckAt, now, NETCHECK_BLOCKED_AT_REST_MS, beat)) void this.netcheck();
   }
 
   private async netcheck(): Promise<void> {

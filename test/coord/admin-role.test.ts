@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { enroll } from "../../src/coord/client.js";
 import { RequestError } from "../../src/pki/mtls-client.js";
 import { ember } from "../helpers/cli.js";
-import { makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
+import { adminEnv, makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 
 const STACK = /\n\s+at /;
 let mesh: Mesh;
@@ -19,7 +19,7 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   mesh = await makeMesh();
   coord = await spawnCoord(mesh);
-  env = { EMBER_COORD: coord.url, EMBER_CERT: mesh.adminFlags.cert, EMBER_KEY: mesh.adminFlags.key, EMBER_CA: mesh.adminFlags.ca };
+  env = adminEnv(mesh, coord);
 }, 60_000);
 
 afterAll(async () => {

@@ -77,6 +77,18 @@ export function spawnCoord(mesh: Mesh, port = 0, extra: string[] = [], opts: { d
   });
 }
 
+/** The environment that gives admin verbs their connection (EMBER_COORD, EMBER_CERT, EMBER_KEY, EMBER_CA). */
+export function adminEnv(mesh: Mesh, coord: { url: string }): NodeJS.ProcessEnv {
+  return { EMBER_COORD: coord.url, EMBER_CERT: mesh.adminFlags.cert, EMBER_KEY: mesh.adminFlags.key, EMBER_CA: mesh.adminFlags.ca };
+}
+
+/** A fresh mesh, its `ember coord` child and the admin environment; stop() kills the server and removes the files. */
+export async function adminCoord(): Promise<{ mesh: Mesh; coord: CoordProcess; env: NodeJS.ProcessEnv; stop: () => Promise<void> }> {
+  const mesh = await makeMesh();
+  const coord = await spawnCoord(mesh);
+  return { mesh, coord, env: adminEnv(mesh, coord), stop: async () => { await coord.kill9(); mesh.cleanup(); } };
+}
+
 export function waitFor<T>(fn: () => T | undefined | false, timeoutMs = 10_000, what = "condition"): Promise<T> {
   return new Promise((resolve, reject) => {
     const start = Date.now();
