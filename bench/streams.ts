@@ -6,7 +6,8 @@
 //   3. the same through `ember forward` (two daemons, a static mesh with a local policy, --mtu 1500)
 //   4. goodput under 5% random loss on the daemons' UDP (nftables in a private network namespace; root)
 //   5. streams opened per second through the forward (connect, 1-byte echo, close; 32 at a time)
-//   npm run bench:streams
+//   npm run bench:streams                  (BENCH_STREAM_MB=200, BENCH_LOSS_MB=50, BENCH_RAW_MS=2000, BENCH_OPEN_MS=3000)
+//   BENCH_SMOKE=1 npm run bench:streams    8 MB, 2 MB under loss, 300 ms raw, 500 ms of opens (CI's smoke)
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -14,16 +15,20 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { udpRun } from "./udp-flow.js";
+import { knob } from "./smoke.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const EMBER = join(ROOT, "bin", "ember.mjs");
 const TRANSFER = join(ROOT, "test", "natlab", "tools", "transfer.ts");
 const MB = 1024 * 1024;
-const BYTES_ONE = Number(process.env.BENCH_STREAM_MB ?? 200) * MB;
+const BYTES_ONE = knob("BENCH_STREAM_MB", 200, 8) * MB;
 const BYTES_EACH_OF_8 = BYTES_ONE / 8;
-const LOSS_BYTES = Number(process.env.BENCH_LOSS_MB ?? 50) * MB;
-const OPEN_MS = 3_000;
-const LIMIT_MS = Number(process.env.BENCH_LIMIT_MS ?? 600_000);
+const LOSS_BYTES = knob("BENCH_LOSS_MB", 50, 2) * MB;
+/** The first transfer through the forward, unmeasured: session, paths and JIT warm up. */
+const WARM_UP_BYTES = Math.min(8 * MB, BYTES_ONE);
+const RAW_MS = knob("BENCH_RAW_MS", 2_000, 300);
+const OPEN_MS = knob("BENCH_OPEN_MS", 3_000, 500);
+const LIMIT_MS = knob("BENCH_LIMIT_MS", 600_000, 150_000);
 
 setTimeout(() => { console.error(`bench: ${LIMIT_MS / 1000} s limit reached, stopping`); cleanup(); process.exit(3); }, LIMIT_MS).unref();
 
@@ -72,7 +77,7 @@ async function main(): Promise<void> {
   console.log(NETNS ? `(in private network namespace ${NETNS}: the loss rule of section 4 touches nothing else)` : "(not root: no private network namespace, section 4 (loss) is skipped)");
 
   // 1. raw ceiling.
-  const raw = await udpRun("ember", 1400, 2_000);
+  const raw = await udpRun("ember", 1400, RAW_MS);
   const rawMbps = (raw.report.payloadBytes * 8) / raw.report.seconds / 1e6;
   // Capacity: the rate with one free core for each end (the slower end's packets per CPU second), as in
   // bench/dataplane.ts section 4: robust to other load on a shared machine, where wall rates are not.
@@ -116,7 +121,7 @@ async function main(): Promise<void> {
   const tcp1 = await senders(9000, 1, BYTES_ONE);
   const tcp8 = await senders(9000, 8, BYTES_EACH_OF_8);
   // 3. through ember forward.
-  await senders(fSink, 1, 8 * MB); // warm up: session, paths, JIT
+  await senders(fSink, 1, WARM_UP_BYTES);
   const [em1, em1cap] = await withCapacity(() => senders(fSink, 1, BYTES_ONE), BYTES_ONE);
   const [em8, em8cap] = await withCapacity(() => senders(fSink, 8, BYTES_EACH_OF_8), 8 * BYTES_EACH_OF_8);
 
