@@ -12,7 +12,8 @@ const ASK_TIMEOUT_MS = 10_000;
 
 export class Diagnostics {
   private readonly tails = new Map<string, string[]>();
-  private readonly emberNodes = new Map<string, string>();
+  /** What else is worth printing, asked only on failure (each answer a block of text). */
+  private readonly sources: [label: string, ask: () => Promise<string>][] = [];
 
   constructor(private readonly bench: string) {}
 
@@ -25,23 +26,26 @@ export class Diagnostics {
     child.once("exit", (code, signal) => keep(`(exited ${code ?? signal})`));
   }
 
+  /** A block of text to print on failure, from `ask` (e.g. EmberLab.diagnose). */
+  source(label: string, ask: () => Promise<string>): void {
+    this.sources.push([label, ask]);
+  }
+
   /** An EmberNet node, by its state directory (its control socket lives there): asked for status and peers on failure. */
   emberNode(name: string, stateDir: string): void {
-    this.emberNodes.set(name, stateDir);
+    for (const verb of ["status", "peers"]) this.source(`${name}: ember ${verb} --json`, () => emberCli(verb, stateDir));
   }
 
   /** Prints everything known to stderr. Never throws: it runs while the bench is already failing. */
   async print(): Promise<void> {
     const out: string[] = [`${this.bench}: diagnostics`];
-    for (const [name, state] of this.emberNodes) {
-      for (const verb of ["status", "peers"]) out.push(`--- ${name}: ember ${verb} --json\n${await ask(verb, state)}`);
-    }
+    for (const [label, ask] of this.sources) out.push(`--- ${label}\n${await ask().catch((e) => `(failed: ${(e as Error).message})`)}`);
     for (const [label, tail] of this.tails) out.push(`--- ${label}: last ${tail.length} log lines\n${tail.join("\n")}`);
     process.stderr.write(out.join("\n") + "\n");
   }
 }
 
-function ask(verb: string, stateDir: string): Promise<string> {
+function emberCli(verb: string, stateDir: string): Promise<string> {
   return new Promise((resolve) => {
     execFile(process.execPath, [EMBER, verb, "--json", "--state", stateDir], { encoding: "utf8", timeout: ASK_TIMEOUT_MS },
       (err, stdout, stderr) => resolve(err ? `(${err.killed ? "no answer" : `failed: ${stderr.trim() || err.message}`})` : stdout.trim()));

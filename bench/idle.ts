@@ -70,18 +70,14 @@ async function main(): Promise<void> {
     // ---- EmberNet: one coordination server and one relay for every EmberNet group; a pair policy per group.
     const m = new EmberLab(lab, join(dir, "ember"));
     await m.startServices({ relays: 1 }); // one relay: what a mesh of this size needs
+    diagnostics.source("EmberNet nodes", () => m.diagnose([...m.nodes.values()]));
     const emberGroups: { label: string; nodes: LabNode[] }[] = [];
     const rules: string[] = [];
     for (const [label, mk] of [["EmberNet", publicHost], ["EmberNet behind EIM NATs", natHost]] as const) {
       for (const peers of SIZES) {
         const names = Array.from({ length: peers + 1 }, (_, i) => `${label.includes("NAT") ? "n" : "e"}${peers}x${i}`);
         const nodes: LabNode[] = [];
-        for (const name of names) {
-          const node = await m.startNode(name, await mk(), {}, ["--log-level", "info"]);
-          diagnostics.watch(`ember up ${name}`, node.proc);
-          diagnostics.emberNode(name, node.dir);
-          nodes.push(node);
-        }
+        for (const name of names) nodes.push(await m.startNode(name, await mk(), {}, ["--log-level", "info"]));
         for (let i = 0; i < names.length; i++) for (let j = i + 1; j < names.length; j++) rules.push(`  - allow: {source: ${names[i]}, target: ${names[j]}}`);
         emberGroups.push({ label, nodes });
         measured.push({ system: label, peers, host: nodes[0].host, pid: () => nodes[0].proc.pid! });
