@@ -19,7 +19,7 @@ import { EmberLab, type LabNode } from "../test/natlab/ember-mesh.js";
 import { Diagnostics } from "./diagnostics.js";
 import { SMOKE, knob } from "./smoke.js";
 
-const SETTLE_S = knob("BENCH_IDLE_SETTLE_S", 90, 3);
+const SETTLE_S = knob("BENCH_IDLE_SETTLE_S", 90, 3, 0);
 const MEASURE_S = knob("BENCH_IDLE_MEASURE_S", 180, 5);
 /** Peers of the measured node, one mesh per size and system. */
 const SIZES = SMOKE ? [1] : [1, 5];

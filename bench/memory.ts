@@ -14,9 +14,9 @@ import { startRestingMesh } from "./resting-mesh.js";
 import { tempDir } from "../test/helpers/pki.js";
 import { knob } from "./smoke.js";
 
-const REST_S = knob("REST_S", 75, 2);
-const EXTRA = knob("EXTRA", 994, 20);
-const NODES = knob("NODES", 6, 3);
+const REST_S = knob("REST_S", 75, 2, 0);
+const EXTRA = knob("EXTRA", 994, 20, 0);
+const NODES = knob("NODES", 6, 3, 2);
 /** How long the nodes may take to hold the large map. */
 const MAP_WAIT_MS = 300_000;
 

@@ -6,13 +6,13 @@ export const SMOKE = process.env.BENCH_SMOKE === "1";
 
 /**
  * The number the environment variable `name` holds; unset, `smoke` in the short mode and `full` otherwise.
- * A value that is not a number >= 0 ends the bench with a one-line error naming the variable.
+ * A value that is not a number >= min ends the bench with a one-line error naming the variable.
  */
-export function knob(name: string, full: number, smoke: number): number {
+export function knob(name: string, full: number, smoke: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return SMOKE ? smoke : full;
   const value = Number(raw);
-  if (Number.isFinite(value) && value >= 0) return value;
-  console.error(`bench: ${name}=${raw} is not a number >= 0; unset it for the default (${SMOKE ? smoke : full})`);
+  if (Number.isFinite(value) && value >= min) return value;
+  console.error(`bench: ${name}=${raw} is not a number >= ${min}; unset it for the default (${SMOKE ? smoke : full})`);
   process.exit(2);
 }

@@ -20,9 +20,9 @@ interface BenchRun { code: number | null; signal: NodeJS.Signals | null; stdout:
  * `npm run --silent <script>` with BENCH_SMOKE=1, in its own process group; past `timeoutMs` the group gets
  * SIGTERM (the benches clean up on it), then SIGKILL. `output` is stdout and stderr as they came, for a failure.
  */
-function runBench(script: string, timeoutMs: number): Promise<BenchRun> {
+function runBench(script: string, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<BenchRun> {
   const child = spawn("npm", ["run", "--silent", script], {
-    cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BENCH_SMOKE: "1" },
+    cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BENCH_SMOKE: "1", ...env },
   });
   let stdout = "", output = "";
   child.stdout.on("data", (c: Buffer) => { stdout += c; output += c; });
@@ -145,4 +145,10 @@ const BENCHES: Bench[] = [
 
 describe("every bench runs to its end in its short mode and prints its table", () => {
   for (const b of BENCHES) it.skipIf(!!b.skip)(b.script, () => smoke(b), b.timeoutMs + CLEANUP_GRACE_MS + 5_000);
+
+  it("a knob that is not a number ends a bench with one line naming it", async () => {
+    const r = await runBench("bench:cli", 30_000, { BENCH_CLI_RUNS: "0" });
+    expect(r.code).toBe(2);
+    expect(r.output.trim()).toBe("bench: BENCH_CLI_RUNS=0 is not a number >= 1; unset it for the default (3)");
+  });
 });
