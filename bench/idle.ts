@@ -8,7 +8,8 @@
 //   sudo npm run bench:idle          (BENCH_IDLE_SETTLE_S=90, BENCH_IDLE_MEASURE_S=180 by default)
 //   BENCH_IDLE_ONLY=ember            EmberNet rows only (before/after runs of one EmberNet change)
 //   sudo BENCH_SMOKE=1 npm run bench:idle    meshes of 2 nodes only, 3 s settle, 5 s measured (CI's smoke)
-// On a failure it prints what it knows: the daemons' last log lines, and `ember status`/`ember peers` of its nodes.
+// On a failure it prints what it knows: each EmberNet node's peers, drops and log tail (EmberLab.diagnose), and the
+// last log lines of wireguard-go and nebula.
 // Needs root, iproute2, nftables, wireguard-go + wireguard-tools and nebula (Debian packages; .ci/run installs them).
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,6 +34,9 @@ interface Sample { packets: number; bytes: number; cpuTicks: number }
 
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 const diagnostics = new Diagnostics("bench:idle");
+/** wireguard-go's control sockets, removed on exit (a SIGKILLed wireguard-go leaves its own behind). */
+const wgSockets: string[] = [];
+process.on("exit", () => { for (const s of wgSockets) rmSync(s, { force: true }); });
 
 function sample(lab: Lab, m: Measured): Sample {
   const read = (f: string) => Number(lab.exec(m.host, ["cat", `/sys/class/net/eth0/statistics/${f}`]).trim());
@@ -95,6 +99,7 @@ async function main(): Promise<void> {
       // One name per interface and run: wireguard-go's control socket (/var/run/wireguard/NAME.sock) is not per namespace.
       const ifName = (i: number) => `wi${process.pid}-${g}${i}`;
       hosts.forEach((h, i) => {
+        wgSockets.push(`/var/run/wireguard/${ifName(i)}.sock`);
         children.push(lab.spawn(h, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", ifName(i)]));
         diagnostics.watch(`wireguard-go ${ifName(i)}`, children[children.length - 1]);
       });
