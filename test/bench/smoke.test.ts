@@ -22,7 +22,9 @@ interface BenchRun { code: number | null; signal: NodeJS.Signals | null; stdout:
  */
 function runBench(script: string, timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<BenchRun> {
   const child = spawn("npm", ["run", "--silent", script], {
-    cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BENCH_SMOKE: "1", ...env },
+    cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"],
+    // npm's update notice would land in the output; CI has no registry to ask anyway.
+    env: { ...process.env, BENCH_SMOKE: "1", npm_config_update_notifier: "false", ...env },
   });
   let stdout = "", output = "";
   child.stdout.on("data", (c: Buffer) => { stdout += c; output += c; });
