@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { DIAG, fmtOffset, measureClockOffset } from "./diagnostics.js";
 import { classifyConnectError, describeConnectFailure, urlTarget } from "../net/connect-errors.js";
 import type { NodeConfig } from "./config.js";
+import { familiesFor } from "./udp-conn.js";
 
 /** A check failed: the message names the cause and the fix; exitCode 2 for configuration, 1 for the outside world. */
 export class PreflightError extends Error {
@@ -42,9 +43,19 @@ function bindMessage(err: NodeJS.ErrnoException, flag: string, proto: "UDP" | "T
   return `${flag} ${host}:${port}: ${err.code ?? err.message}`;
 }
 
-function tryUdp(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+/** The sockets the daemon will bind for this listen host (one per family, src/node/udp-conn.ts), each tried. */
+async function tryUdp(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
+  const want = familiesFor(host);
+  const v4 = want.v4 !== undefined ? await tryUdpSocket(4, want.v4, port) : undefined;
+  if (v4 || want.v6 === undefined) return v4;
+  const v6 = await tryUdpSocket(6, want.v6, port);
+  // With both families, a host without IPv6 runs on IPv4 alone: only a taken port is a failure.
+  return v6 && (want.v4 === undefined || v6.code === "EADDRINUSE") ? v6 : undefined;
+}
+
+function tryUdpSocket(family: 4 | 6, host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
   return new Promise((resolve) => {
-    const s = createSocket({ type: host.includes(":") ? "udp6" : "udp4" });
+    const s = createSocket({ type: family === 6 ? "udp6" : "udp4", ipv6Only: family === 6 });
     s.once("error", (err) => { s.close(); resolve(err); });
     s.bind(port, host, () => s.close(() => resolve(undefined)));
   });
