@@ -1,6 +1,7 @@
 // The control API's methods and the shape of their answers: what `ember status`, `peers`, `ping` and
 // `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
+import { familyOf } from "./udp-conn.js";
 import { aead } from "../crypto/aead.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import type { ControlConnection, ControlHandler } from "./control-socket.js";
@@ -126,6 +127,10 @@ export function flowsReport(d: Daemon) {
   };
 }
 
+function familyLabel(ep: Endpoint | undefined): "IPv4" | "IPv6" | undefined {
+  return ep?.kind === "udp" ? (familyOf(ep.host) === 6 ? "IPv6" : "IPv4") : undefined;
+}
+
 function pathLabel(ep: Endpoint | undefined): string {
   return ep?.kind === "relay" ? `relay:${ep.relay}` : ep ? "direct" : "-";
 }
@@ -140,6 +145,8 @@ export function peersReport(d: Daemon) {
     lastData: new Date(p.lastDataAt).toISOString(),
     // The path manager owns the path (docs/nat.md "Who owns the path"); the session's endpoint follows it.
     path: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+    // The address family of a direct path (docs/nat.md "IPv6"); none for the relay.
+    family: familyLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
     // Both directions: where we send, and where the peer's last packets came from (direct within the path timeout).
     direction: {
       out: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
