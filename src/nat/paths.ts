@@ -11,6 +11,7 @@
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
+import { betterPath, type ScoredPath } from "./better-path.js";
 
 /**
  * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
@@ -238,12 +239,6 @@ const PROBE_PAYLOAD_BYTES = PROBE_ID_BYTES + 1;
 /** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
 const MAX_OUTSTANDING = 8192;
 
-/**
- * Hysteresis of the choice between answering direct paths: another path must be at least 20% faster to win
- * (RTTs on one LAN or one region jitter by a few ms), and the current one is kept while within 25% of the best.
- */
-const SWITCH_FASTER = 0.8;
-const KEEP_WITHIN = 1.25;
 /**
  * Probes of the current direct path that must go unanswered before it is dropped (with pathTimeoutMs passed):
  * the wake-up probe plus two heartbeats. With a 2-core host under load a timer alone fired on stalls, not deaths.
@@ -567,11 +562,13 @@ export class PathManager {
     // nothing was sent that it failed to answer); any other candidate needs a recent reply to our probe.
     const currentAlive = s.current?.kind === "udp" && !this.directDead(s, now);
     let best: Candidate | undefined;
+    let bestScore: ScoredPath | undefined;
     for (const c of s.candidates.values()) {
       if (c.rttMs === undefined) continue;
       const isCurrent = sameEndpoint(c.endpoint, s.current);
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
-      if (!best || c.rttMs < best.rttMs! * SWITCH_FASTER || (isCurrent && c.rttMs < best.rttMs! * KEEP_WITHIN)) best = c;
+      const score = { endpoint: c.endpoint, rttMs: c.rttMs, current: isCurrent };
+      if (betterPath(score, bestScore)) { best = c; bestScore = score; }
     }
     const next = best?.endpoint ?? s.relay;
     if (!next) return;

@@ -1,9 +1,8 @@
 // The control API's methods and the shape of their answers: what `ember status`, `peers`, `ping` and
 // `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
-import { familyOf } from "./udp-conn.js";
 import { aead } from "../crypto/aead.js";
-import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
+import { describeEndpoint, familyOf, type Endpoint } from "../session/endpoint.js";
 import type { ControlConnection, ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";

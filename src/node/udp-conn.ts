@@ -10,6 +10,7 @@ import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import { encodeBindingIndication, StunClient } from "../nat/stun.js";
 import { isStunPacket } from "../wire/constants.js";
+import { familyOf, isV4Mapped } from "../session/endpoint.js";
 
 /** Bytes queued in libuv for the socket (the kernel buffer was full) before senders are told to wait. */
 const SEND_QUEUE_LIMIT = 512 * 1024;
@@ -48,15 +49,7 @@ export function literalLookup(host: string, family: unknown, cb: (err: Error | n
 }
 
 export type Family = 4 | 6;
-
-/** The family of a literal address ("::ffff:a.b.c.d" counts as IPv4); 4 for anything else (names resolve as IPv4). */
-export function familyOf(host: string): Family {
-  return isIP(host) === 6 && !isV4Mapped(host) ? 6 : 4;
-}
-
-function isV4Mapped(host: string): boolean {
-  return host.toLowerCase().startsWith("::ffff:") && isIP(host.slice(7)) === 4;
-}
+export { familyOf };
 
 /** Which sockets a listen host asks for (see UdpConnOptions.host). */
 export function familiesFor(host: string): { v4?: string; v6?: string } {
