@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Change, ChangeFeed, ChangeKind } from "./change-feed.js";
 import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./overlay-address.js";
-import { TOKEN_REFUSAL } from "./tokens.js";
+import { checkToken } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
 import { PG_SESSIONS_SQL, sessionFromRow } from "./session-rows.js";
@@ -250,9 +250,8 @@ export class PgStore implements Store, ChangeFeed {
     const { node, cert } = args;
     // FOR UPDATE: a replica racing for the same token waits here and then sees uses_left as this one leaves it.
     const t = (await c.query("SELECT * FROM tokens WHERE id = $1 FOR UPDATE", [args.tokenId])).rows[0];
-    if (!t) return { ok: false, reason: "token_unknown", detail: TOKEN_REFUSAL.unknown };
-    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: TOKEN_REFUSAL.expired(t.expires_at) };
-    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: TOKEN_REFUSAL.used(t.uses_total) };
+    const verdict = checkToken(t ? tokenFromRow(t) : undefined, args.now);
+    if (!verdict.ok) return verdict;
     const existing = (await c.query(`${NODES_SELECT} WHERE n.name = $1`, [node.name])).rows[0];
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };

@@ -4,7 +4,7 @@ import Database from "better-sqlite3";
 import { closeSync, fstatSync, fsync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
-import { TOKEN_REFUSAL } from "./tokens.js";
+import { checkToken } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
 import { sessionFromRow, SQLITE_SESSIONS_SQL } from "./session-rows.js";
@@ -208,9 +208,8 @@ export class SqliteStore implements Store {
   private enrollOne(args: EnrollArgs): EnrollOutcome {
     const { node, cert } = args;
     const t = this.stmt("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
-    if (!t) return { ok: false, reason: "token_unknown", detail: TOKEN_REFUSAL.unknown };
-    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: TOKEN_REFUSAL.expired(t.expires_at) };
-    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: TOKEN_REFUSAL.used(t.uses_total) };
+    const verdict = checkToken(t ? tokenFromRow(t) : undefined, args.now);
+    if (!verdict.ok) return verdict;
     const existing = this.stmt(`${NODES_SELECT} WHERE n.name = ?`).get(node.name) as Row | undefined;
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };

@@ -2,6 +2,7 @@
 // PostgreSQL for several active-active replicas (pg-store.ts). Every method that changes state is one transaction; methods that
 // must be atomic together (consume a token + record the node + its certificate) are one method.
 
+import type { TokenRefusalReason } from "./tokens.js";
 import type { ChangeFeed } from "./change-feed.js";
 
 export interface TokenRecord {
@@ -50,7 +51,7 @@ export interface CertRecord { serial: string; name: string; enrollmentId: string
 export interface StatusUpdate { name: string; endpoints: string[]; homeRelay?: string; natType?: string; lastSeen: number }
 
 export type EnrollRefusal =
-  | { ok: false; reason: "token_unknown" | "token_expired" | "token_used" | "name_taken"; detail: string };
+  | { ok: false; reason: TokenRefusalReason | "name_taken"; detail: string };
 
 export interface PolicyRecord { id: number; source: string; hash: string; setAt: number; setBy: string }
 

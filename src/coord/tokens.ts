@@ -3,6 +3,7 @@
 // before it sends the secret (kubeadm's discovery-token-ca-cert-hash idea).
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { TOKEN_PATTERN, TOKEN_PREFIX } from "./protocol.js";
+import type { TokenRecord } from "./store.js";
 
 export interface ParsedToken { id: string; secret: string; pin: string }
 
@@ -34,12 +35,17 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+export type TokenRefusalReason = "token_unknown" | "token_expired" | "token_used";
+export type TokenVerdict<T> = { ok: true; token: T } | { ok: false; reason: TokenRefusalReason; detail: string };
+
 /**
- * The one wording of each refused enrollment token, whether the server's check before signing finds it or the
- * store's transaction does (a replica that lost the race for a one-time token): operators saw two texts for one case.
+ * The one rule for whether an enrollment token may enroll a node now, used by the server's check before signing
+ * and by each store's transaction (a replica that lost the race for a one-time token): one reason and one wording
+ * per case. `token` is undefined when none is stored under the id (or its secret did not match).
  */
-export const TOKEN_REFUSAL = {
-  unknown: "unknown token (never issued by this server, or mistyped)",
-  expired: (expiresAt: number) => `token expired at ${new Date(expiresAt).toISOString()}`,
-  used: (usesTotal: number) => `token already used (${usesTotal} of ${usesTotal} uses); ask for a new one`,
-} as const;
+export function checkToken<T extends Pick<TokenRecord, "expiresAt" | "usesLeft" | "usesTotal">>(token: T | undefined, now: number): TokenVerdict<T> {
+  if (!token) return { ok: false, reason: "token_unknown", detail: "unknown token (never issued by this server, or mistyped)" };
+  if (token.expiresAt <= now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(token.expiresAt).toISOString()}` };
+  if (token.usesLeft <= 0) return { ok: false, reason: "token_used", detail: `token already used (${token.usesTotal} of ${token.usesTotal} uses); ask for a new one` };
+  return { ok: true, token };
+}
