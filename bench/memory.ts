@@ -9,7 +9,7 @@
 import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalMesh, type DemoNode } from "../src/cli/demo-mesh.js";
-import { enroll } from "../src/coord/client.js";
+import { enroll } from "../src/coord-client/client.js";
 import { startRestingMesh } from "./resting-mesh.js";
 import { tempDir } from "../test/helpers/pki.js";
 import { knob } from "./smoke.js";

@@ -6,9 +6,10 @@ import type { Agent } from "node:https";
 import type { Logger } from "pino";
 import type { Verifier } from "../src/pki/index.js";
 import { RequestError, requestJson, verifiedAgent } from "../src/pki/mtls-client.js";
-import { COORD_SERVER, PATHS } from "../src/wire/coord-api.js";
-import { acrossReplicas, ReplicasFailed } from "../src/wire/coord-failover.js";
-import { coordOrigins } from "../src/wire/coord-origins.js";
+import { COORD_SERVER } from "../src/wire/coord/names.js";
+import { PATHS } from "../src/wire/coord/api.js";
+import { acrossReplicas, ReplicasFailed } from "../src/coord-client/failover.js";
+import { coordOrigins } from "../src/coord-client/origins.js";
 import { RELAY_DEFAULTS } from "../src/wire/relay.js";
 
 const FILE_POLL_MS = 500;

@@ -2,7 +2,7 @@
 // line on stdout (logs are JSON lines on stderr), serve until SIGTERM/SIGINT; SIGHUP re-reads the revocation file.
 import { createJsonLogger } from "../src/log/json-logger.js";
 import { loadTlsCredentials, parseDuration, Verifier } from "../src/pki/index.js";
-import { coordOrigins } from "../src/wire/coord-origins.js";
+import { coordOrigins } from "../src/coord-client/origins.js";
 import { RELAY_DEFAULT_PORT, STUN_DEFAULT_PORT } from "../src/wire/relay.js";
 import { parseBytes, parseListen, RelayUsageError, type RelayFlags } from "./options.js";
 import { RelayServer, type RelayLimits } from "./server.js";

@@ -1,6 +1,6 @@
 // What every admin verb shares: the connection flags and how a failed call becomes a CLI error.
 import type { Command } from "commander";
-import { AdminConfigError } from "../coord/admin-client.js";
+import { AdminConfigError } from "../coord-client/admin-client.js";
 import { RequestError } from "../pki/mtls-client.js";
 import { CliError } from "./output.js";
 

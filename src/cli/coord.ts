@@ -2,11 +2,16 @@
 import type { Command } from "commander";
 import { parseHostPort } from "../node/config.js";
 import { parseDuration } from "../pki/index.js";
-import { COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, type MapRelay } from "../coord/protocol.js";
+import { COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits } from "../coord/limits.js";
+import type { MapRelay } from "../wire/coord/map.js";
+import { LABEL } from "../wire/coord/names.js";
 import { CliError } from "./output.js";
 
+/** --relay NAME=HOST:PORT[:STUNPORT] */
+const RELAY_SPEC = new RegExp(`^(${LABEL})=([^:\\s]+|\\[[0-9a-fA-F:.]+\\]):(\\d{1,5})(?::(\\d{1,5}))?$`);
+
 function parseRelay(spec: string): MapRelay {
-  const m = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)=([^:\s]+|\[[0-9a-fA-F:.]+\]):(\d{1,5})(?::(\d{1,5}))?$/.exec(spec);
+  const m = RELAY_SPEC.exec(spec);
   if (!m) throw new CliError(`--relay "${spec}": expected NAME=HOST:PORT[:STUNPORT]`);
   const port = Number(m[3]);
   const stunPort = m[4] ? Number(m[4]) : undefined;

@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { EMBER_BIN } from "../package-root.js";
-import { AdminClient } from "../coord/admin-client.js";
+import { AdminClient } from "../coord-client/admin-client.js";
 import { controlRequest } from "../node/control-socket.js";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../pki/index.js";
 

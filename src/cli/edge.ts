@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { loadNodeConfig, parseHostPort, type ConfigInput } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
 import { readBoundedFile } from "../pki/index.js";
-import { EDGE_ROLE } from "../coord/edge-protocol.js";
+import { EDGE_ROLE } from "../wire/coord/names.js";
 import { EdgeListener, type PublicCert } from "../edge/listener.js";
 import { EDGE_LIMIT_DEFAULTS, type EdgeLimits } from "../edge/limits.js";
 import { enrollIfNeeded, timersFromEnv } from "./up.js";

@@ -3,8 +3,8 @@
 // `ember up` prints when the daemon cannot start (the problems part of `ember status` is problems.ts).
 import type { Command } from "commander";
 import { readFileSync } from "node:fs";
-import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
-import type { Problem } from "../coord/telemetry-protocol.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord-client/admin-client.js";
+import type { Problem } from "../wire/coord/telemetry.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { ask, daemonFlags, type SocketOpts } from "./daemon-client.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";

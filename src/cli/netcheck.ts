@@ -6,7 +6,7 @@ import { CliError, printJson, printTable } from "./output.js";
 import { join } from "node:path";
 import { STUN_DEFAULT_PORT } from "../wire/relay.js";
 import type { NetcheckReport } from "../nat/netcheck.js";
-import type { Problem } from "../coord/telemetry-protocol.js";
+import type { Problem } from "../wire/coord/telemetry.js";
 import { printProblems } from "./problems.js";
 
 function parseServer(spec: string): { host: string; port: number } {

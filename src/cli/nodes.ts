@@ -1,6 +1,6 @@
 // `ember nodes list|revoke`: the enrolled nodes as the coordination server sees them.
 import type { Command } from "commander";
-import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord-client/admin-client.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { humanDuration, printFields, printJson, printTable } from "./output.js";
 

@@ -3,7 +3,7 @@ import type { Command } from "commander";
 import { ask, daemonFlags as common, type SocketOpts } from "./daemon-client.js";
 import { CliError, printFields, printJson, printTable } from "./output.js";
 import { lastStartFailure, printProblems } from "./problems.js";
-import type { Problem } from "../coord/telemetry-protocol.js";
+import type { Problem } from "../wire/coord/telemetry.js";
 
 interface DataPlaneRow { backend: string; note?: string; native?: { tun?: { name: string; address: string; mtu: number; tso?: boolean }; stats: { gso: boolean; gro: boolean } } }
 

@@ -2,7 +2,7 @@
 import type { Command } from "commander";
 import { readFileSync, statSync } from "node:fs";
 import { policySizeProblem } from "../policy/index.js";
-import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord-client/admin-client.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { CliError, printJson } from "./output.js";
 

@@ -2,7 +2,7 @@
 // the health verbs' imports (the coordination client, admin flags), so `ember status` starts fast.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Problem } from "../coord/telemetry-protocol.js";
+import type { Problem } from "../wire/coord/telemetry.js";
 
 export function printProblems(problems: Problem[]): void {
   if (!problems.length) { process.stdout.write("problems    none\n"); return; }

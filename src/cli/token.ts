@@ -1,8 +1,8 @@
 // `ember token create`: an admin mints a one-time enrollment token on the coordination server.
 import type { Command } from "commander";
 import { parseDuration } from "../pki/index.js";
-import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
-import { ADMIN_ROLE, INFRA_ROLES } from "../coord/protocol.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord-client/admin-client.js";
+import { ADMIN_ROLE, INFRA_ROLES } from "../wire/coord/names.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { printJson, splitList, CliError } from "./output.js";
 

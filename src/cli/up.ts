@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import { loadNodeConfig, type ConfigInput, type NodeConfig } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
-import { FAIL_BACK_ENV, parseFailBack } from "../coord/fail-back.js";
+import { FAIL_BACK_ENV, parseFailBack } from "../coord-client/fail-back.js";
 import { CliError } from "./output.js";
 import { checkControlSocketDir, checkPortsFree, checkServerBeforeEnrolling, prepareStateDir, PreflightError } from "../node/preflight.js";
 import { classifyConnectError, describeConnectFailure, urlTarget } from "../net/connect-errors.js";
@@ -72,7 +72,7 @@ export function registerUp(program: Command): void {
 export async function enrollIfNeeded(config: NodeConfig, o: { token?: string; name?: string }): Promise<boolean> {
   if (o.token && !existsSync(config.certPath)) {
     if (!config.coordUrl) throw new CliError("--token needs --coord URL (the server that issued it)");
-    const { enroll } = await import("../coord/client.js");
+    const { enroll } = await import("../coord-client/client.js");
     const name = o.name ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, "-").slice(0, 63);
     await preflight(() => checkServerBeforeEnrolling(config.coordReplicas));
     let r;

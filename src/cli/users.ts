@@ -1,7 +1,7 @@
 // People (issue 15, docs/users.md): `ember users add|list|disable|enable` on the coordination server (admin),
 // and `ember login` / `ember logout` on the node a person uses.
 import type { Command } from "commander";
-import { AdminClient, type AdminConnectionFlags } from "../coord/admin-client.js";
+import { AdminClient, type AdminConnectionFlags } from "../coord-client/admin-client.js";
 import { parseDuration } from "../pki/issue.js";
 import { adminCall, withAdminFlags } from "./admin.js";
 import { ask, daemonFlags, type SocketOpts } from "./daemon-client.js";

@@ -19,7 +19,7 @@ import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
 import { verifyTlsPeer, type Verifier } from "../pki/index.js";
 import type { Console } from "./console.js";
 import { HttpError, sendError } from "./http.js";
-import { CONSOLE_CONNECTION_DEFAULTS } from "./protocol.js";
+import { CONSOLE_CONNECTION_DEFAULTS } from "./limits.js";
 
 export const CONSOLE_CERT_FILE = "console.crt";
 export const CONSOLE_KEY_FILE = "console.key";

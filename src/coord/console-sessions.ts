@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { verifyTlsPeer, type Verifier } from "../pki/index.js";
-import { certThumbprint, type JwtClaims, type JwtKey } from "./jwt.js";
+import { certThumbprint, type JwtClaims, type JwtKey } from "../crypto/jwt.js";
 import type { Store } from "./store.js";
 
 export const SESSION_COOKIE = "ember_session";

@@ -17,11 +17,11 @@ import type { Logger } from "pino";
 import { parseCertificate, pemBlocks, verifyTlsPeer, LEAF_BACKDATE_MS, type Identity, type Verifier } from "../pki/index.js";
 import { decide, nearestRule, parseFlowSpec, type CompiledPolicy } from "../policy/index.js";
 import { HttpError, readJson, sendError, sendJson } from "./http.js";
-import { certThumbprint, type JwtKey } from "./jwt.js";
+import { certThumbprint, type JwtKey } from "../crypto/jwt.js";
 import { ConsoleSessions, type Session } from "./console-sessions.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash, USERNAME_PATTERN } from "./passwords.js";
-import { ADMIN_ROLE } from "./protocol.js";
+import { ADMIN_ROLE } from "../wire/coord/names.js";
 import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
@@ -56,7 +56,7 @@ export function linkView(from: string, p: { name: string; path: string; state: s
   const kind = p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none";
   return { from, to: p.name, path: p.path, kind, rttMs: kind === "none" ? undefined : p.rttMs, lossPct: kind === "none" ? undefined : p.lossPct, state: p.state };
 }
-/** Nodes report this fraction of a certificate's life as the renewal point (src/coord/client.ts). */
+/** Nodes report this fraction of a certificate's life as the renewal point (src/coord-client/client.ts). */
 const RENEW_AT = 2 / 3;
 
 export interface ConsoleContext {

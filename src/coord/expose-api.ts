@@ -7,19 +7,17 @@ import { randomBytes, X509Certificate } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Identity } from "../pki/index.js";
-import {
-  CLIENT_AUTH, EDGE_PATHS, EDGE_ROLE, EDGE_TOKEN_ISSUER, EDGE_TOKEN_MAX_TTL_MS, EDGE_TOKEN_TYPE, HOSTNAME_PATTERN, MAX_CA_PEM_CHARS, MAX_PUBLICATIONS,
-  type ClientAuth,
-} from "./edge-protocol.js";
+import { CLIENT_AUTH, EDGE_TOKEN_ISSUER, EDGE_TOKEN_MAX_TTL_MS, EDGE_TOKEN_TYPE, MAX_CA_PEM_CHARS, MAX_PUBLICATIONS, type ClientAuth } from "../wire/coord/edge.js";
+import { EDGE_PATHS } from "../wire/coord/api.js";
+import { EDGE_ROLE, HOSTNAME_PATTERN, NAME_PATTERN } from "../wire/coord/names.js";
 import { HttpError, readJson, sendJson, str } from "./http.js";
-import type { JwtKey } from "./jwt.js";
+import type { JwtKey } from "../crypto/jwt.js";
 import type { MapHub } from "./map-hub.js";
 import type { CompiledPolicy } from "./policy-adapter.js";
-import { MAX_BODY_BYTES } from "./protocol.js";
+import { MAX_BODY_BYTES } from "./limits.js";
 import { externalDecision, planEdges, publicationState, type PublicationState } from "./publications.js";
 import type { NodeRecord, PublicationRecord, Store } from "./store.js";
 
-const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const DEFAULT_TOKEN_TTL_MS = 3_600_000;
 
 export interface ExposeDeps {
@@ -93,7 +91,7 @@ export class ExposeApi {
     const node = this.activeNode(id);
     const b = await readJson(req, MAX_BODY_BYTES);
     const service = str(b, "service", 63);
-    if (!SERVICE_NAME.test(service)) throw new HttpError(400, "bad_service", `service "${service.slice(0, 70)}" is not a lowercase DNS label`);
+    if (!NAME_PATTERN.test(service)) throw new HttpError(400, "bad_service", `service "${service.slice(0, 70)}" is not a lowercase DNS label`);
     const port = b.port;
     if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) throw new HttpError(400, "bad_request", `"port" must be 1-65535`);
     if (b.protocol !== "tcp" && b.protocol !== "https") {

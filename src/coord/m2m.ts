@@ -10,7 +10,7 @@
 // them all, which costs each node one new grant.
 import { randomBytes } from "node:crypto";
 import type { Identity } from "../pki/index.js";
-import type { JwtClaims, JwtKey } from "./jwt.js";
+import type { JwtClaims, JwtKey } from "../crypto/jwt.js";
 
 export const TOKEN_ISSUER = "ember-coord";
 export const TELEMETRY_AUDIENCE = "ember:telemetry";

@@ -3,13 +3,12 @@
 // service names it), so a policy change costs classes x classes policy evaluations, not nodes x nodes, and
 // a node's endpoint change costs one membership test per connected node plus one small delta per watcher.
 import { randomBytes } from "node:crypto";
-import {
-  encodeFrame, encodeFullFrame, encodePeer, MAP_PROTOCOL_VERSION, MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES, RESUME_LOG_MAX_AGE_MS,
-  sameServices, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type MapService, type PeerPatch,
-} from "./protocol.js";
+import { encodeFrame, encodeFullFrame, encodePeer, MAP_PROTOCOL_VERSION, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type PeerPatch } from "../wire/coord/map.js";
+import { MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES, RESUME_LOG_MAX_AGE_MS } from "./limits.js";
+import { sameServices, type MapService } from "../wire/coord/services.js";
 import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
 import type { NodeRecord, NodeUser } from "./store.js";
-import type { EdgeView } from "./edge-protocol.js";
+import type { EdgeView } from "../wire/coord/edge.js";
 
 export interface HubPeer {
   name: string;

@@ -5,7 +5,20 @@
 import type { Server } from "node:http";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { serveRegistry } from "../net/metrics-http.js";
-import type { CoordServer } from "./server.js";
+import type { ConnectionGuard } from "../net/conn-guard.js";
+import type { Console } from "./console.js";
+import type { MapHub } from "./map-hub.js";
+import type { TelemetryApi } from "./telemetry-api.js";
+
+/** What the metrics read of the server when scraped (the server passes itself; no import of it, so no cycle). */
+export interface CoordMetricsSource {
+  readonly hub?: MapHub;
+  readonly counters: Record<string, number>;
+  readonly telemetry: TelemetryApi;
+  readonly console: Console;
+  readonly guard: ConnectionGuard;
+  readonly consoleGuard: ConnectionGuard | undefined;
+}
 
 export class CoordMetrics {
   readonly registry = new Registry();
@@ -13,7 +26,7 @@ export class CoordMetrics {
   readonly mapPush: Histogram<"change">;
   private server?: Server;
 
-  constructor(private readonly s: CoordServer) {
+  constructor(private readonly s: CoordMetricsSource) {
     const reg = this.registry;
     this.mapPush = new Histogram({ name: "ember_coord_map_push_seconds", help: "Peer-map push latency: one change fanned out to the connected nodes", labelNames: ["change"], buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers: [reg] });
     new Gauge({ name: "ember_coord_nodes_connected", help: "Nodes holding a peer-map stream", registers: [reg], collect() { this.set(s.hub?.connectedCount ?? 0); } });

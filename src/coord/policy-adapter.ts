@@ -1,5 +1,6 @@
 // The coordination server's view of the policy engine (src/policy): the few calls it needs, plus what it
 // derives for the peer map (which names the policy mentions, the rules in wire form).
+import { LABEL } from "../wire/coord/names.js";
 import { matches as selectorMatches } from "../policy/selectors.js";
 import {
   canReach, decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, rulesConcerning, serializeRules,
@@ -15,7 +16,7 @@ export { selectorMatches };
  * whose name is here gets its own visibility class; a superset is harmless (only more classes).
  */
 export function namedPrincipals(policy: CompiledPolicy): Set<string> {
-  const out = new Set<string>(policy.source.toLowerCase().match(/[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?/g) ?? []);
+  const out = new Set<string>(policy.source.toLowerCase().match(new RegExp(LABEL, "g")) ?? []);
   for (const s of Object.values(policy.services ?? {}) as { node?: string }[]) if (s?.node) out.add(s.node);
   for (const r of policy.rules) for (const sel of [r.source, r.target]) if (sel.kind === "name") out.add(sel.name);
   return out;

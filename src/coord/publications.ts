@@ -3,7 +3,7 @@
 // policy lets an outside client reach that service on that node (decided with the same decide() the node runs),
 // so a policy change can switch it off without deleting it; `ember expose --list` shows why.
 import { decide, type CompiledPolicy, type Principal } from "./policy-adapter.js";
-import type { EdgeView, MapPublication } from "./edge-protocol.js";
+import type { EdgeView, MapPublication } from "../wire/coord/edge.js";
 import type { PublicationRecord } from "./store.js";
 
 export interface PublicationState {

@@ -21,21 +21,22 @@ import { FrameCoalescer } from "./frame-coalescer.js";
 import { decide, EMPTY_POLICY, groupsNamed, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
-import {
-  ADMIN_ROLE, INFRA_ROLES, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
-  MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, FRAME_COALESCE_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
-  checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
-} from "./protocol.js";
+import { ADMIN_ROLE, INFRA_ROLES, ENDPOINT_PATTERN, SERVER_NAME, SERVER_ROLE } from "../wire/coord/names.js";
+import { COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, MAX_BODY_BYTES, MAX_POLICY_BODY_BYTES, FRAME_COALESCE_MS, RESERVED_NAMES, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES } from "./limits.js";
+import { MAX_ENDPOINT_CHARS, MAX_ENDPOINTS, PATHS, TELEMETRY_PATHS } from "../wire/coord/api.js";
+import { PING_INTERVAL_MS, type MapRelay } from "../wire/coord/map.js";
+import { checkServices, type MapService } from "../wire/coord/services.js";
 import { openStore } from "./open-store.js";
 import { storeOutageAnswer } from "./store-outage.js";
-import { STORE_UNAVAILABLE } from "../wire/coord-api.js";
+import { STORE_UNAVAILABLE } from "../wire/coord/api.js";
 import { ReplicaSync } from "./replica-sync.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
-import { newToken, parseToken, rootPin, secretMatches, checkToken, TokenFormatError } from "./tokens.js";
+import { newToken, secretMatches, checkToken } from "./tokens.js";
+import { parseToken, rootPin, TokenFormatError } from "../wire/coord/token.js";
 import { createLogger } from "./log.js";
 import { AuditLog } from "./audit.js";
 import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
-import { JwtKey } from "./jwt.js";
+import { JwtKey } from "../crypto/jwt.js";
 import { TelemetryApi } from "./telemetry-api.js";
 import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";
 import { Console } from "./console.js";
@@ -634,10 +635,10 @@ export class CoordServer {
     }
     if (route === `PUT ${PATHS.adminPolicy}`) return this.setPolicy(id, req, res);
     if (route === `POST ${PATHS.adminPolicyCheck}`) return this.checkPolicy(req, res);
-    if (route === `GET ${TELEMETRY_PATHS.adminUsers}`) return this.listUsers(res);
+    if (route === `GET ${PATHS.adminUsers}`) return this.listUsers(res);
     const able = /^\/v1\/admin\/users\/([^/]+)\/(disable|enable)$/.exec(url.pathname);
     if (req.method === "POST" && able) return this.setUserDisabled(id, usernameParam(able[1]), able[2] === "disable", res);
-    if (route === `POST ${TELEMETRY_PATHS.adminUsers}`) return this.putUser(id, req, res);
+    if (route === `POST ${PATHS.adminUsers}`) return this.putUser(id, req, res);
     const user = /^\/v1\/admin\/users\/([^/]+)$/.exec(url.pathname);
     if (req.method === "DELETE" && user) {
       const name = usernameParam(user[1]);

@@ -1,7 +1,7 @@
 // Which handler failures mean "the store cannot serve now" rather than a bug. Those answer 503 store_unavailable
 // with a Retry-After and the store's name, so an operator sees what is down and a client with several replica
 // URLs tries the next one; any other failure stays a logged 500.
-import { STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from "../wire/coord-api.js";
+import { STORE_RETRY_AFTER_S, STORE_UNAVAILABLE } from "../wire/coord/api.js";
 import { HttpError } from "./http.js";
 
 /**

@@ -9,9 +9,9 @@ import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { Identity } from "../pki/index.js";
 import { HttpError, readBody, sendJson } from "./http.js";
-import { certThumbprint, type JwtKey } from "./jwt.js";
+import { certThumbprint, type JwtKey } from "../crypto/jwt.js";
 import { M2mTokens, TokenRefused } from "./m2m.js";
-import { checkBatch, MAX_BATCH_BYTES, TelemetryFormatError, type TelemetryEvent } from "./telemetry-protocol.js";
+import { checkBatch, MAX_BATCH_BYTES, TelemetryFormatError, type TelemetryEvent } from "../wire/coord/telemetry.js";
 import { TelemetryStore, type NodeSnapshot, type ReceivedEvent } from "./telemetry-store.js";
 
 /** Per-node admission: batches (burst, per second) and events (burst, per second). */

@@ -4,7 +4,7 @@
 // than the retention are deleted, and the table never holds more than maxRows (the oldest go first).
 import Database from "better-sqlite3";
 import { join } from "node:path";
-import type { PeerSnapshot, Problem, TelemetryEvent } from "./telemetry-protocol.js";
+import type { PeerSnapshot, Problem, TelemetryEvent } from "../wire/coord/telemetry.js";
 
 export const TELEMETRY_DB_FILE = "telemetry.db";
 export const TELEMETRY_DEFAULTS = { retentionMs: 7 * 86_400_000, maxRows: 500_000 };

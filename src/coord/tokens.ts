@@ -1,28 +1,13 @@
-// Enrollment tokens: ember1.<id>.<secret>.<root pin>. The server stores only SHA-256(secret); the pin is the
-// SHA-256 of the root CA certificate, so a node with no trust bundle yet can authenticate the server
-// before it sends the secret (kubeadm's discovery-token-ca-cert-hash idea).
+// Enrollment tokens, the server's side: making them, the stored SHA-256 of their secret (never the secret), and
+// the one rule that refuses a token. Their format and root pin are the protocol's (src/wire/coord/token.ts).
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { TOKEN_PATTERN, TOKEN_PREFIX } from "./protocol.js";
+import { rootPin, TOKEN_PREFIX } from "../wire/coord/token.js";
 import type { TokenRecord } from "./store.js";
-
-export interface ParsedToken { id: string; secret: string; pin: string }
-
-export class TokenFormatError extends Error {}
-
-export function rootPin(rootDer: Uint8Array): string {
-  return createHash("sha256").update(rootDer).digest("base64url");
-}
 
 export function newToken(rootDer: Uint8Array): { token: string; id: string; secretHash: string } {
   const id = randomBytes(8).toString("hex");
   const secret = randomBytes(32).toString("base64url");
   return { token: `${TOKEN_PREFIX}.${id}.${secret}.${rootPin(rootDer)}`, id, secretHash: hashSecret(secret) };
-}
-
-export function parseToken(text: string): ParsedToken {
-  const m = TOKEN_PATTERN.exec(text.trim());
-  if (!m) throw new TokenFormatError(`not an EmberNet token: expected ${TOKEN_PREFIX}.<id>.<secret>.<root-pin> (did it get cut when copied?)`);
-  return { id: m[1], secret: m[2], pin: m[3] };
 }
 
 export function hashSecret(secret: string): string {

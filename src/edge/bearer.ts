@@ -1,9 +1,9 @@
 // Bearer tokens for token-authenticated publications: compact JWS (EdDSA) that the coordination server signs with
-// its token key (src/coord/jwt.ts) and the edge checks with the public half the peer map gives it. A token is
+// its token key (src/crypto/jwt.ts) and the edge checks with the public half the peer map gives it. A token is
 // bound to one hostname (aud) and has a lifetime; nothing else in it is trusted.
 import { createPublicKey, verify, type KeyObject } from "node:crypto";
-import { EDGE_TOKEN_ISSUER, EDGE_TOKEN_TYPE } from "../coord/edge-protocol.js";
-import { jwkThumbprint, JWT_SKEW_S, MAX_JWT_CHARS } from "../coord/jwt.js";
+import { EDGE_TOKEN_ISSUER, EDGE_TOKEN_TYPE } from "../wire/coord/edge.js";
+import { jwkThumbprint, JWT_SKEW_S, MAX_JWT_CHARS } from "../crypto/jwt.js";
 
 export type BearerResult = { ok: true; sub: string } | { ok: false; reason: string };
 

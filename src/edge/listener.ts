@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import type { Target } from "../access/index.js";
 import { dialFailure } from "../access/index.js";
 import { splice } from "../access/splice.js";
-import type { MapPublication } from "../coord/edge-protocol.js";
+import type { MapPublication } from "../wire/coord/edge.js";
 import type { ExternalOrigin } from "../wire/messages.js";
 import { BearerVerifier, bearerOf, withoutAuthorization } from "./bearer.js";
 import { checkClientCert } from "./client-cert.js";

@@ -4,7 +4,8 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 import { parseService, type LocalService } from "./services.js";
-import { coordOrigins } from "../wire/coord-origins.js";
+import { coordOrigins } from "../coord-client/origins.js";
+import { NAME_PATTERN } from "../wire/coord/names.js";
 import { DEFAULT_PROTOCOLS, type PortmapProtocol } from "../nat/portmap/portmapper.js";
 
 export interface StaticPeer { name: string; host: string; port: number }
@@ -122,7 +123,7 @@ export function parsePeerSpec(spec: string): StaticPeer {
   const eq = spec.indexOf("=");
   if (eq <= 0) throw new ConfigError(`peer "${spec}": expected NAME=HOST:PORT`);
   const name = spec.slice(0, eq);
-  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) throw new ConfigError(`peer "${spec}": invalid name "${name}"`);
+  if (!NAME_PATTERN.test(name)) throw new ConfigError(`peer "${spec}": invalid name "${name}"`);
   const { host, port } = parseHostPort(spec.slice(eq + 1), `peer ${name}`, "127.0.0.1");
   if (port === 0) throw new ConfigError(`peer ${name}: port 0`);
   return { name, host, port };

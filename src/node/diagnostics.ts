@@ -1,7 +1,7 @@
 // The common failures, each detected from facts the daemon already has and named with its fix
 // (docs/diagnostics.md). diagnose() is pure: facts in, problems out, so every rule is unit-tested and the
 // same words appear in `ember status`, `ember netcheck --state` and on the console's node page.
-import type { Problem } from "../coord/telemetry-protocol.js";
+import type { Problem } from "../wire/coord/telemetry.js";
 import type { NearestRule } from "../policy/index.js";
 import { classifyConnectError, describeConnectFailure, urlTarget } from "../net/connect-errors.js";
 

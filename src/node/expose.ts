@@ -1,7 +1,8 @@
 // `ember expose`: the control methods that publish this node's services to public edges through the
 // coordination server (docs/external-access.md). The node only relays the request over its mTLS connection;
 // the server decides (an external rule must allow the service) and the server's refusal is passed on verbatim.
-import { EDGE_PATHS, type ClientAuth } from "../coord/edge-protocol.js";
+import { EDGE_PATHS } from "../wire/coord/api.js";
+import type { ClientAuth } from "../wire/coord/edge.js";
 import type { ControlMethods } from "./control.js";
 import type { Daemon } from "./daemon.js";
 

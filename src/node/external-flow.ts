@@ -5,7 +5,7 @@
 import type { Identity } from "../pki/index.js";
 import type { Principal } from "../policy/index.js";
 import type { FlowOpen } from "../wire/messages.js";
-import { EDGE_ROLE } from "../coord/edge-protocol.js";
+import { EDGE_ROLE } from "../wire/coord/names.js";
 import { principalOf, type Flow } from "./flow-policy.js";
 
 export function externalPrincipal(tenant: string): Principal {

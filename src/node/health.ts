@@ -6,7 +6,7 @@
 import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { TelemetryEvent, PeerSnapshot } from "../coord/telemetry-protocol.js";
+import type { TelemetryEvent, PeerSnapshot } from "../wire/coord/telemetry.js";
 import { nearestRule } from "../policy/nearest.js";
 import type { FlowProtocol, Principal } from "../policy/types.js";
 import { describeEndpoint } from "../session/endpoint.js";

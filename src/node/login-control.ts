@@ -2,7 +2,7 @@
 // its own certificate (the user certificate is bound to this node's key, so only this node can ask for it); the
 // peer map then brings the login to every peer and to this node itself (docs/users.md).
 import { RequestError } from "../pki/mtls-client.js";
-import { PATHS } from "../wire/coord-api.js";
+import { PATHS } from "../wire/coord/api.js";
 import type { ControlMethods } from "./control.js";
 import type { Daemon } from "./daemon.js";
 

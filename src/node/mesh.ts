@@ -4,8 +4,8 @@
 // revocations at once, and reports this node's candidates back. Without a coordination server the
 // daemon runs static peers only and this module is not used. It sees the daemon only through MeshDeps.
 import type { Logger } from "pino";
-import { CoordClient, type MapPeer, type PeerMap } from "../coord/client.js";
-import type { MapService } from "../coord/protocol.js";
+import { CoordClient, type MapPeer, type PeerMap } from "../coord-client/client.js";
+import type { MapService } from "../wire/coord/services.js";
 import { RelayClient } from "../nat/relay-client.js";
 import { PathManager, decodeCandidates, isCallMeMaybeAck, type PathMessageKind } from "../nat/paths.js";
 import type { StunServerAddress } from "../nat/stun.js";

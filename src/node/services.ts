@@ -2,7 +2,8 @@
 // address the node connects accepted flows to. Announced in the node's status reports, so they appear in
 // its peers' maps; policy decides who may reach them (a flow to a service is a flow to this node on the
 // service's port and protocol). One owner (the daemon), one setter each for adding and removing.
-import type { MapService, ServiceProtocol } from "../coord/protocol.js";
+import type { MapService, ServiceProtocol } from "../wire/coord/services.js";
+import { NAME_PATTERN } from "../wire/coord/names.js";
 import { parseHostPort } from "./config.js";
 
 export interface LocalService extends MapService {
@@ -12,7 +13,6 @@ export interface LocalService extends MapService {
 
 export class ServiceError extends Error {}
 
-const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const PROTOCOLS: readonly string[] = ["tcp", "udp", "https"];
 export const MAX_LOCAL_SERVICES = 32;
 const HTTPS_PORT = 443;
@@ -28,7 +28,7 @@ export function transportOf(p: ServiceProtocol): "tcp" | "udp" {
  */
 export function parseService(def: { name: string; to: string; protocol?: string; port?: string | number }): LocalService {
   const { name } = def;
-  if (typeof name !== "string" || !NAME.test(name)) throw new ServiceError(`service name "${String(name).slice(0, 70)}" must be a lowercase DNS label`);
+  if (typeof name !== "string" || !NAME_PATTERN.test(name)) throw new ServiceError(`service name "${String(name).slice(0, 70)}" must be a lowercase DNS label`);
   const protocol = (def.protocol ?? "tcp").toLowerCase();
   if (!PROTOCOLS.includes(protocol)) throw new ServiceError(`service ${name}: protocol "${protocol}" must be tcp, udp or https`);
   let to: { host: string; port: number };

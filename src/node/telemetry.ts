@@ -10,9 +10,9 @@ import type { Logger } from "pino";
 import type { Verifier } from "../pki/index.js";
 import { verifiedAgent } from "../pki/mtls-client.js";
 import { repeat, type RestClock } from "../session/rest-clock.js";
-import { COORD_SERVER } from "../wire/coord-api.js";
-import { TELEMETRY_PATHS } from "../coord/protocol.js";
-import { MAX_BATCH_EVENTS, TELEMETRY_VERSION, type PeerSnapshot, type Problem, type TelemetryEvent } from "../coord/telemetry-protocol.js";
+import { COORD_SERVER } from "../wire/coord/names.js";
+import { TELEMETRY_PATHS } from "../wire/coord/api.js";
+import { MAX_BATCH_EVENTS, TELEMETRY_VERSION, type PeerSnapshot, type Problem, type TelemetryEvent } from "../wire/coord/telemetry.js";
 
 export const TELEMETRY_CLIENT = {
   /** Batches go this often (EMBER_TELEMETRY_INTERVAL_MS overrides it, for tests). */

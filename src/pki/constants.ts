@@ -44,8 +44,8 @@ export const MAX_PEM_BYTES = 1 << 20;
 export const MAX_GRANTS = 64;
 export const MAX_GRANT_BYTES = 256;
 
-/** Names: DNS-label-like so they work as identity names, SPIFFE path segments and host names alike. */
-export const NAME_PATTERN = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Names: the protocol's one pattern (DNS labels), so they work as identity names, SPIFFE path segments and host names alike. */
+export { NAME_PATTERN } from "../wire/coord/names.js";
 export const TRUST_DOMAIN_PATTERN = /^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/;
 
 export const FILE_MODE_PRIVATE = 0o600;

@@ -9,7 +9,7 @@
 import { EventEmitter } from "node:events";
 import { existsSync } from "node:fs";
 import type { Duplex } from "node:stream";
-import { enroll } from "../coord/client.js";
+import { enroll } from "../coord-client/client.js";
 import { loadNodeConfig } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
 import type { AcceptedFlow, FlowPeer } from "../node/flows.js";

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import { RequestError } from "../../src/pki/mtls-client.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { ember } from "../helpers/cli.js";

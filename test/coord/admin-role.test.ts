@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import { RequestError } from "../../src/pki/mtls-client.js";
 import { ember } from "../helpers/cli.js";
 import { adminEnv, makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";

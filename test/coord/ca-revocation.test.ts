@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateEd25519, issueLeaf, privateKeyToPem, toPem, Verifier, withIntermediates } from "../../src/pki/index.js";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { ember } from "../helpers/cli.js";
 import { waitFor } from "../relay/helpers.js";

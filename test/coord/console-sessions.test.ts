@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { JwtKey } from "../../src/coord/jwt.js";
+import { JwtKey } from "../../src/crypto/jwt.js";
 import { SESSION_COOKIE, SESSION_TYP } from "../../src/coord/console.js";
 import { CoordServer, TOKEN_KEY_FILE } from "../../src/coord/server.js";
 import { silentLogger } from "../../src/coord/log.js";

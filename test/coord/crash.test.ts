@@ -3,7 +3,7 @@
 // connected nodes reconnect and keep rotating.
 import { afterAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { CoordClient, enroll } from "../../src/coord/client.js";
+import { CoordClient, enroll } from "../../src/coord-client/client.js";
 import { makeMesh, portOf, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 
 let mesh: Mesh | undefined;

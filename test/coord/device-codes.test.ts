@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Agent } from "node:https";
-import { enroll } from "../../src/coord/client.js";
-import { PATHS } from "../../src/coord/protocol.js";
+import { enroll } from "../../src/coord-client/client.js";
+import { PATHS } from "../../src/wire/coord/api.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { makeMesh, rawRequest, startInProcess, type Mesh } from "./helpers.js";
 

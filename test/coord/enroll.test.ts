@@ -4,11 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createCsr, generateEd25519, initCa, Verifier, withIntermediates } from "../../src/pki/index.js";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import { newToken } from "../../src/coord/tokens.js";
-import { PATHS, MAX_BODY_BYTES } from "../../src/coord/protocol.js";
+import { PATHS } from "../../src/wire/coord/api.js";
+import { MAX_BODY_BYTES } from "../../src/coord/limits.js";
 import { requestJson, verifiedAgent, RequestError } from "../../src/pki/mtls-client.js";
-import { COORD_SERVER } from "../../src/wire/coord-api.js";
+import { COORD_SERVER } from "../../src/wire/coord/names.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { makeMesh, startInProcess, type Mesh } from "./helpers.js";
 

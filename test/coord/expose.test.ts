@@ -5,13 +5,13 @@
 // withdraws it; bearer tokens only for token-authenticated publications; the table survives a restart.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { CoordClient, enroll, RequestError } from "../../src/coord/client.js";
-import { readCredentials } from "../../src/coord/state-files.js";
+import { CoordClient, enroll, RequestError } from "../../src/coord-client/client.js";
+import { readCredentials } from "../../src/coord-client/state-files.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { Verifier, withIntermediates } from "../../src/pki/index.js";
 import { requestJson, verifiedAgent } from "../../src/pki/mtls-client.js";
-import { COORD_SERVER } from "../../src/wire/coord-api.js";
-import { EDGE_PATHS } from "../../src/coord/edge-protocol.js";
+import { COORD_SERVER } from "../../src/wire/coord/names.js";
+import { EDGE_PATHS } from "../../src/wire/coord/api.js";
 import { BearerVerifier } from "../../src/edge/bearer.js";
 import { makeMesh, startInProcess, waitFor, type Mesh } from "./helpers.js";
 import { makeEdgePki } from "../edge/pki.js";

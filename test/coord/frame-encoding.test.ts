@@ -1,9 +1,7 @@
 // A full map assembled from peers encoded once (encodeFullFrame) reads back exactly as encodeFrame's, with the
 // peer count on each side of msgpack's header sizes (fixarray up to 15, array16, array32) and optional keys.
 import { describe, expect, it } from "vitest";
-import {
-  encodeFrame, encodeFullFrame, encodePeer, FrameReader, MAP_PROTOCOL_VERSION, type FullFrame, type MapPeer,
-} from "../../src/coord/protocol.js";
+import { encodeFrame, encodeFullFrame, encodePeer, FrameReader, MAP_PROTOCOL_VERSION, type FullFrame, type MapPeer } from "../../src/wire/coord/map.js";
 
 /** A peer; `tiny` ones (no certificate to speak of) let 65,536 of them fit in a frame. */
 function peer(i: number, tiny = false): MapPeer {

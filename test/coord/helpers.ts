@@ -6,7 +6,7 @@ import { pino, type Logger } from "pino";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../../src/pki/index.js";
-import { AdminClient } from "../../src/coord/admin-client.js";
+import { AdminClient } from "../../src/coord-client/admin-client.js";
 import { CoordServer } from "../../src/coord/server.js";
 import { silentLogger } from "../../src/coord/log.js";
 import { EMBER } from "../helpers/cli.js";

@@ -3,7 +3,8 @@
 // whose view it changes.
 import { describe, expect, it } from "vitest";
 import { MapHub, type FrameSink, type HubPeer } from "../../src/coord/map-hub.js";
-import { FrameReader, RESUME_LOG_MAX_AGE_MS, type MapFrame } from "../../src/coord/protocol.js";
+import { FrameReader, type MapFrame } from "../../src/wire/coord/map.js";
+import { RESUME_LOG_MAX_AGE_MS } from "../../src/coord/limits.js";
 import { parsePolicy } from "../../src/coord/policy-adapter.js";
 
 const TEAMS = 6, PER_TEAM = 5;

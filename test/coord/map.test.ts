@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer } from "node:https";
 import { join } from "node:path";
 import { generateEd25519, issueLeaf, privateKeyToPem, toPem, withIntermediates, parseCertificate, pemBlocks } from "../../src/pki/index.js";
-import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
-import { encodeFrame, MAP_PROTOCOL_VERSION } from "../../src/coord/protocol.js";
+import { CoordClient, enroll, type PeerMap } from "../../src/coord-client/client.js";
+import { encodeFrame, MAP_PROTOCOL_VERSION } from "../../src/wire/coord/map.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { makeMesh, startInProcess, waitFor, type Mesh } from "./helpers.js";
 

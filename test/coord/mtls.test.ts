@@ -5,7 +5,7 @@ import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { withIntermediates } from "../../src/pki/index.js";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { makeLeaf } from "../helpers/pki.js";
 import { makeMesh, portOf, startInProcess, type Mesh } from "./helpers.js";

@@ -9,7 +9,7 @@ import {
 } from "../../src/coord/overlay-address.js";
 import { DB_FILE, SqliteStore } from "../../src/coord/sqlite-store.js";
 import type { NodeRecord } from "../../src/coord/store.js";
-import { CoordClient, enroll } from "../../src/coord/client.js";
+import { CoordClient, enroll } from "../../src/coord-client/client.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { makeMesh, startInProcess, tempDir, waitFor, type Mesh } from "./helpers.js";
 

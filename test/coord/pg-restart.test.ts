@@ -3,8 +3,8 @@
 // up and keeps receiving changes made on the other one. Real `ember coord` processes on a throwaway cluster.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { AdminClient } from "../../src/coord/admin-client.js";
-import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
+import { AdminClient } from "../../src/coord-client/admin-client.js";
+import { CoordClient, enroll, type PeerMap } from "../../src/coord-client/client.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:tls";
 import { join } from "node:path";
 import { MAX_POLICY_BYTES, policySizeProblem } from "../../src/policy/index.js";
-import { MAX_POLICY_BODY_BYTES } from "../../src/coord/protocol.js";
+import { MAX_POLICY_BODY_BYTES } from "../../src/coord/limits.js";
 import { RequestError } from "../../src/pki/mtls-client.js";
 import { ember } from "../helpers/cli.js";
 import { adminEnv, makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "./helpers.js";

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AdminClient } from "../../src/coord/admin-client.js";
-import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
-import { afterProbe, FAIL_BACK_DEFAULTS, parseFailBack } from "../../src/coord/fail-back.js";
+import { AdminClient } from "../../src/coord-client/admin-client.js";
+import { CoordClient, enroll, type PeerMap } from "../../src/coord-client/client.js";
+import { afterProbe, FAIL_BACK_DEFAULTS, parseFailBack } from "../../src/coord-client/fail-back.js";
 import { ember } from "../helpers/cli.js";
 import { postgresSkipReason } from "../helpers/postgres.js";
 import { portOf, spawnCoord, startReplicaSet, waitFor, type CoordProcess, type Mesh, type ReplicaSet } from "./helpers.js";

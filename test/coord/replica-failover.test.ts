@@ -3,9 +3,9 @@
 // `ember coord` processes on a throwaway PostgreSQL; the node side is the daemon's own CoordClient.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { AdminClient } from "../../src/coord/admin-client.js";
-import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
-import { coordOrigins } from "../../src/wire/coord-origins.js";
+import { AdminClient } from "../../src/coord-client/admin-client.js";
+import { CoordClient, enroll, type PeerMap } from "../../src/coord-client/client.js";
+import { coordOrigins } from "../../src/coord-client/origins.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 

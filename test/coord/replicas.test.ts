@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdminClient } from "../../src/coord/admin-client.js";
-import { CoordClient, enroll, type PeerMap } from "../../src/coord/client.js";
-import { PATHS } from "../../src/wire/coord-api.js";
+import { AdminClient } from "../../src/coord-client/admin-client.js";
+import { CoordClient, enroll, type PeerMap } from "../../src/coord-client/client.js";
+import { PATHS } from "../../src/wire/coord/api.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 import { makeMesh, rawRequest, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 

@@ -2,12 +2,13 @@
 // a malformed list is refused with 400 naming the problem (nothing changes).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
-import { CoordClient, enroll, RequestError } from "../../src/coord/client.js";
-import { readCredentials } from "../../src/coord/state-files.js";
+import { CoordClient, enroll, RequestError } from "../../src/coord-client/client.js";
+import { readCredentials } from "../../src/coord-client/state-files.js";
 import type { CoordServer } from "../../src/coord/server.js";
 import { Verifier, withIntermediates } from "../../src/pki/index.js";
 import { requestJson, verifiedAgent } from "../../src/pki/mtls-client.js";
-import { COORD_SERVER, PATHS } from "../../src/wire/coord-api.js";
+import { COORD_SERVER } from "../../src/wire/coord/names.js";
+import { PATHS } from "../../src/wire/coord/api.js";
 import { makeMesh, startInProcess, waitFor, type Mesh } from "./helpers.js";
 
 let mesh: Mesh;

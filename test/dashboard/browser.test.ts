@@ -10,7 +10,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { freeTcpPort, LocalMesh, type DemoNode } from "../../src/cli/demo-mesh.js";
-import { JwtKey } from "../../src/coord/jwt.js";
+import { JwtKey } from "../../src/crypto/jwt.js";
 import { SESSION_AUDIENCE, SESSION_ISSUER, SESSION_TYP } from "../../src/coord/console.js";
 import { eventually } from "../helpers/nodes.js";
 import { EMBER } from "../helpers/cli.js";

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalMesh, type DemoNode } from "../../src/cli/demo-mesh.js";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import { RelayClient } from "../../src/nat/relay-client.js";
 import { generateEd25519, issueLeaf, privateKeyToPem, toPem, Verifier, withIntermediates } from "../../src/pki/index.js";
 import { eventually } from "../helpers/nodes.js";

@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { withIntermediates, type CaMaterial } from "../../src/pki/index.js";
 import { bootstrapAgent, requestJson } from "../../src/pki/mtls-client.js";
 import { Verifier } from "../../src/pki/verify.js";
-import { COORD_SERVER } from "../../src/wire/coord-api.js";
+import { COORD_SERVER } from "../../src/wire/coord/names.js";
 import { makeCa, makeLeaf, tempDir } from "../helpers/pki.js";
 
 const tmp = tempDir("ember-bootstrap-");

@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AdminClient } from "../../src/coord/admin-client.js";
-import { enroll } from "../../src/coord/client.js";
+import { AdminClient } from "../../src/coord-client/admin-client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import { withIntermediates } from "../../src/pki/index.js";
 import type { RelayClient } from "../../src/nat/relay-client.js";
 import { postgresSkipReason } from "../helpers/postgres.js";

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { request } from "node:https";
-import { enroll } from "../../src/coord/client.js";
+import { enroll } from "../../src/coord-client/client.js";
 import { makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
 import { captureClientHello, fdCount, floodProcess, loopbackSources, rssMiB, sampleMax, type FloodProc } from "./helpers.js";
 

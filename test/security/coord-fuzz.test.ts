@@ -10,8 +10,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Agent } from "node:https";
 import { connect } from "node:tls";
-import { enroll } from "../../src/coord/client.js";
-import { PATHS, TELEMETRY_PATHS } from "../../src/coord/protocol.js";
+import { enroll } from "../../src/coord-client/client.js";
+import { PATHS, TELEMETRY_PATHS } from "../../src/wire/coord/api.js";
 import { makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
 import { fuzzRequest } from "./helpers.js";
 
@@ -85,7 +85,7 @@ const routeArb = fc.oneof(
   // The user paths (issue 28.5: `%ZZ` there was a 500).
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom("POST /disable", "POST /enable", "DELETE "), nasty).map(([r, n]): [string, string] => {
     const [method, tail] = r.split(" ");
-    return [method, `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(n).replace(/%25/g, "%")}${tail}`];
+    return [method, `${PATHS.adminUsers}/${encodeURIComponent(n).replace(/%25/g, "%")}${tail}`];
   }) },
   { weight: 2, arbitrary: fc.tuple(fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"), pathArb) },
 );

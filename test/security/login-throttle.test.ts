@@ -9,8 +9,8 @@ import { randomBytes } from "node:crypto";
 import { Agent } from "node:https";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { enroll } from "../../src/coord/client.js";
-import { PATHS } from "../../src/coord/protocol.js";
+import { enroll } from "../../src/coord-client/client.js";
+import { PATHS } from "../../src/wire/coord/api.js";
 import { AttemptLimiter, PasswordThrottle, UNKNOWN_SLOTS } from "../../src/coord/attempt-limiter.js";
 import { makeMesh, rawRequest, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
 

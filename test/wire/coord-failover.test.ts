@@ -2,7 +2,7 @@
 // decisions tested without sockets (the replica tests in test/coord and test/relay run them against real servers).
 import { describe, expect, it } from "vitest";
 import { RequestError, ServerNotTrusted } from "../../src/pki/mtls-client.js";
-import { acrossReplicas, goesToNextReplica, MAX_RETRY_AFTER_MS, ReplicasFailed, retryAfterMs } from "../../src/wire/coord-failover.js";
+import { acrossReplicas, goesToNextReplica, MAX_RETRY_AFTER_MS, ReplicasFailed, retryAfterMs } from "../../src/coord-client/failover.js";
 
 const errno = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:1`), { code });
 const unavailable = (retryAfterS = 1) => new RequestError(503, "store_unavailable", "the coordination store (PostgreSQL at ...) is unavailable", { retryAfterS });

@@ -4,11 +4,11 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadTlsCredentials, Verifier } from "../pki/index.js";
-import { PATHS, TELEMETRY_PATHS } from "./protocol.js";
+import { PATHS } from "../wire/coord/api.js";
 import { requestJson, verifiedAgent } from "../pki/mtls-client.js";
-import { COORD_SERVER } from "../wire/coord-api.js";
-import { acrossReplicas } from "../wire/coord-failover.js";
-import { coordOrigins } from "../wire/coord-origins.js";
+import { COORD_SERVER } from "../wire/coord/names.js";
+import { acrossReplicas } from "./failover.js";
+import { coordOrigins } from "./origins.js";
 
 export interface AdminConnectionFlags { coord?: string; cert?: string; key?: string; ca?: string; state?: string }
 
@@ -51,10 +51,10 @@ export class AdminClient {
   getPolicy() { return this.call("GET", PATHS.adminPolicy); }
   setPolicy(source: string) { return this.call("PUT", PATHS.adminPolicy, { source }); }
   checkPolicy(from: string, to: string) { return this.call("POST", PATHS.adminPolicyCheck, { from, to }); }
-  putUser(username: string, password: string, replace = false) { return this.call("POST", TELEMETRY_PATHS.adminUsers, { username, password, replace }); }
+  putUser(username: string, password: string, replace = false) { return this.call("POST", PATHS.adminUsers, { username, password, replace }); }
   /** A user of the mesh (`ember users add`): a tenant and groups make a person policies name as user:NAME. */
-  putMeshUser(u: { username: string; password: string; tenant: string; groups: string[]; replace?: boolean }) { return this.call("POST", TELEMETRY_PATHS.adminUsers, u); }
-  setUserDisabled(username: string, disabled: boolean) { return this.call("POST", `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(username)}/${disabled ? "disable" : "enable"}`); }
-  listUsers() { return this.call("GET", TELEMETRY_PATHS.adminUsers); }
-  deleteUser(username: string) { return this.call("DELETE", `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(username)}`); }
+  putMeshUser(u: { username: string; password: string; tenant: string; groups: string[]; replace?: boolean }) { return this.call("POST", PATHS.adminUsers, u); }
+  setUserDisabled(username: string, disabled: boolean) { return this.call("POST", `${PATHS.adminUsers}/${encodeURIComponent(username)}/${disabled ? "disable" : "enable"}`); }
+  listUsers() { return this.call("GET", PATHS.adminUsers); }
+  deleteUser(username: string) { return this.call("DELETE", `${PATHS.adminUsers}/${encodeURIComponent(username)}`); }
 }

@@ -1,30 +1,29 @@
 // The node's side of the coordination protocol: enrollment with a token, the long-lived peer-map stream
 // (full map, then deltas; resumes by sequence number), status reports, automatic certificate renewal and
 // revocation lists. Everything here survives a coordination outage: errors are events, never throws.
-import { coordOrigins } from "../wire/coord-origins.js";
-import { acrossReplicas } from "../wire/coord-failover.js";
+import { coordOrigins } from "./origins.js";
+import { acrossReplicas } from "./failover.js";
 import { FAIL_BACK_DEFAULTS, FAIL_BACK_ENV, parseFailBack, PreferredReplicaWatch, type FailBackTiming } from "./fail-back.js";
 import { EventEmitter } from "node:events";
-import { createHash, randomInt } from "node:crypto";
+import { randomInt } from "node:crypto";
 import type { Agent } from "node:https";
 import { request } from "node:https";
 import type { ClientRequest } from "node:http";
 import {
   createCsr, generateEd25519, parseCertificate, pemBlocks, privateKeyToPem, Verifier, withIntermediates, LEAF_BACKDATE_MS,
 } from "../pki/index.js";
-import {
-  FrameError, FrameReader, PATHS, STATUS_MIN_INTERVAL_MS, STREAM_IDLE_MS,
-  type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf, type MapService,
-} from "./protocol.js";
+import { FrameError, FrameReader, STREAM_IDLE_MS, type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf } from "../wire/coord/map.js";
+import { PATHS, STATUS_MIN_INTERVAL_MS } from "../wire/coord/api.js";
+import type { MapService } from "../wire/coord/services.js";
 import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { bootstrapAgent, RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
-import { COORD_SERVER } from "../wire/coord-api.js";
-import { parseToken, type ParsedToken } from "./tokens.js";
+import { COORD_SERVER } from "../wire/coord/names.js";
+import { parseToken, rootPin, type ParsedToken } from "../wire/coord/token.js";
 import type { CompiledRule } from "../policy/types.js";
 import { rulesFromWire } from "../policy/wire.js";
-import { checkEdgeView, type EdgeView } from "./edge-protocol.js";
+import { checkEdgeView, type EdgeView } from "../wire/coord/edge.js";
 
-export type { MapPeer, MapRelay } from "./protocol.js";
+export type { MapPeer, MapRelay } from "../wire/coord/map.js";
 export { readCredentials, STATE_FILES } from "./state-files.js";
 export { RequestError } from "../pki/mtls-client.js";
 
@@ -75,7 +74,7 @@ async function enrollAt(origin: string, token: ParsedToken, opts: { token: strin
     try { rootDer = pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0]; } catch (err) {
       throw new UntrustedServer(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
     }
-    const pin = createHash("sha256").update(rootDer).digest("base64url");
+    const pin = rootPin(rootDer);
     if (pin !== token.pin) {
       throw new UntrustedServer(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
     }

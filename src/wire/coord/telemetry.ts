@@ -1,6 +1,8 @@
 // Node telemetry as it travels (POST /v1/telemetry, JSON): a batch of events plus the node's current view
 // of its peers and its own diagnosed problems. Every field is checked here, on the server, before it is
 // stored; a batch with anything unexpected is refused whole (400 bad_telemetry) with the first problem.
+import { NAME_PATTERN } from "./names.js";
+
 export const TELEMETRY_VERSION = 1;
 export const MAX_BATCH_EVENTS = 256;
 export const MAX_BATCH_BYTES = 256 * 1024;
@@ -31,8 +33,6 @@ export interface TelemetryBatch {
   clockOffsetMs?: number;
 }
 
-const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
 export class TelemetryFormatError extends Error {}
 
 function fail(msg: string): never { throw new TelemetryFormatError(msg); }
@@ -51,14 +51,14 @@ export function checkBatch(x: unknown): TelemetryBatch {
     if (!isObj(e)) fail(`events[${i}] must be an object`);
     if (!EVENT_KINDS.includes(e.t as EventKind)) fail(`events[${i}].t must be one of ${EVENT_KINDS.join(", ")}`);
     if (!Number.isSafeInteger(e.at)) fail(`events[${i}].at must be a time in ms`);
-    if (e.peer !== undefined && !(typeof e.peer === "string" && NAME.test(e.peer))) fail(`events[${i}].peer must be a node name`);
+    if (e.peer !== undefined && !(typeof e.peer === "string" && NAME_PATTERN.test(e.peer))) fail(`events[${i}].peer must be a node name`);
     if (e.ok !== undefined && typeof e.ok !== "boolean") fail(`events[${i}].ok must be true or false`);
     if (!isObj(e.data) || JSON.stringify(e.data).length > MAX_EVENT_DATA_CHARS) fail(`events[${i}].data must be an object of at most ${MAX_EVENT_DATA_CHARS} characters`);
   });
   if (x.peers !== undefined) {
     if (!Array.isArray(x.peers) || x.peers.length > MAX_SNAPSHOT_PEERS) fail(`"peers" must be a list of at most ${MAX_SNAPSHOT_PEERS}`);
     x.peers.forEach((p, i) => {
-      if (!isObj(p) || typeof p.name !== "string" || !NAME.test(p.name)) fail(`peers[${i}].name must be a node name`);
+      if (!isObj(p) || typeof p.name !== "string" || !NAME_PATTERN.test(p.name)) fail(`peers[${i}].name must be a node name`);
       if (!shortStr(p.path, 80) || !shortStr(p.state, 32)) fail(`peers[${i}] needs short "path" and "state" strings`);
       if (p.rttMs !== undefined && !finite(p.rttMs)) fail(`peers[${i}].rttMs must be a number`);
       if (p.lossPct !== undefined && !finite(p.lossPct)) fail(`peers[${i}].lossPct must be a number`);

@@ -1,21 +1,8 @@
-// External access (docs/external-access.md) on the coordination protocol: the routes a node publishes its
-// services through, what the peer map tells an edge (its publications and the key its bearer tokens are signed
-// with), and the checks both ends run on them. Kept apart from protocol.ts so the edge's shapes live in one file.
-import type { ServiceProtocol } from "./protocol.js";
-
-export const EDGE_PATHS = {
-  /** POST {service, port, protocol, hostname?, clientAuth?, clientCaPem?}: publish the caller's service. */
-  expose: "/v1/expose",
-  /** POST {service}: unpublish it. */
-  unexpose: "/v1/unexpose",
-  /** GET: the caller's publications, each with whether it is active and why not. */
-  exposed: "/v1/exposed",
-  /** POST {service, ttlMs}: a bearer token for a token-authenticated publication of the caller. */
-  exposeToken: "/v1/expose/token",
-} as const;
-
-/** The role a node's certificate must grant to receive publications and to open external flows. */
-export const EDGE_ROLE = "edge";
+// External access (docs/external-access.md) on the coordination protocol: what the peer map tells an edge (its
+// publications and the key its bearer tokens are signed with), and the checks both ends run on them. The routes a
+// node publishes through are api.ts EDGE_PATHS; the role an edge needs is names.ts EDGE_ROLE.
+import { HOSTNAME_PATTERN, NAME_PATTERN } from "./names.js";
+import type { ServiceProtocol } from "./services.js";
 
 export type ClientAuth = "none" | "cert" | "token";
 export const CLIENT_AUTH: readonly ClientAuth[] = ["none", "cert", "token"];
@@ -44,13 +31,9 @@ export const EDGE_TOKEN_TYPE = "ember-edge+jwt";
 export const EDGE_TOKEN_ISSUER = "ember-coord";
 export const EDGE_TOKEN_MAX_TTL_MS = 30 * 86_400_000;
 
-/** A DNS name of at least two labels, lowercase: what SNI carries. */
-export const HOSTNAME_PATTERN = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
 export const MAX_CA_PEM_CHARS = 16 * 1024;
 /** Publications one edge may be told of (one map frame stays small). */
 export const MAX_PUBLICATIONS = 1024;
-
-const SERVICE_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** The edge's view as a map frame carries it, checked field by field; the message names the first problem. */
 export function checkEdgeView(x: unknown): EdgeView {
@@ -72,8 +55,8 @@ function checkPublication(x: unknown, at: string): MapPublication {
   const p = x as Record<string, unknown>;
   if (!p || typeof p !== "object") throw new Error(`${at} must be a map`);
   if (typeof p.hostname !== "string" || !HOSTNAME_PATTERN.test(p.hostname)) throw new Error(`${at}.hostname must be a lowercase DNS name`);
-  if (typeof p.node !== "string" || !SERVICE_NAME.test(p.node)) throw new Error(`${at}.node must be a node name`);
-  if (typeof p.service !== "string" || !SERVICE_NAME.test(p.service)) throw new Error(`${at}.service must be a service name`);
+  if (typeof p.node !== "string" || !NAME_PATTERN.test(p.node)) throw new Error(`${at}.node must be a node name`);
+  if (typeof p.service !== "string" || !NAME_PATTERN.test(p.service)) throw new Error(`${at}.service must be a service name`);
   if (!Number.isInteger(p.port) || (p.port as number) < 1 || (p.port as number) > 65535) throw new Error(`${at}.port must be 1-65535`);
   if (p.protocol !== "tcp" && p.protocol !== "https") throw new Error(`${at}.protocol must be tcp or https (an edge carries TCP only)`);
   if (typeof p.clientAuth !== "string" || !CLIENT_AUTH.includes(p.clientAuth as ClientAuth)) throw new Error(`${at}.clientAuth must be none, cert or token`);
