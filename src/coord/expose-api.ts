@@ -8,7 +8,6 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
 import type { Identity } from "../pki/index.js";
 import { CLIENT_AUTH, EDGE_TOKEN_ISSUER, EDGE_TOKEN_MAX_TTL_MS, EDGE_TOKEN_TYPE, MAX_CA_PEM_CHARS, MAX_PUBLICATIONS, type ClientAuth } from "../wire/coord/edge.js";
-import { EDGE_PATHS } from "../wire/coord/api.js";
 import { EDGE_ROLE, HOSTNAME_PATTERN, NAME_PATTERN } from "../wire/coord/names.js";
 import { HttpError, readJson, sendJson, str } from "./http.js";
 import type { JwtKey } from "../crypto/jwt.js";
@@ -72,22 +71,14 @@ export class ExposeApi {
     return this.publications.map((p) => publicationState(this.deps.policy(), p, hub.principal(p.node)));
   }
 
-  /** Routes for nodes (mTLS identity `id`); false when the route is not one of ours. */
-  async handle(route: string, id: Identity, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    if (route === `POST ${EDGE_PATHS.expose}`) { await this.expose(id, req, res); return true; }
-    if (route === `POST ${EDGE_PATHS.unexpose}`) { await this.unexpose(id, req, res); return true; }
-    if (route === `GET ${EDGE_PATHS.exposed}`) { this.list(id, res); return true; }
-    if (route === `POST ${EDGE_PATHS.exposeToken}`) { await this.token(id, req, res); return true; }
-    return false;
-  }
-
   private activeNode(id: Identity) {
     const p = this.deps.hub().principal(id.name);
     if (!p) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
     return p;
   }
 
-  private async expose(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** POST /v1/expose: publish the caller's service. */
+  async publish(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const node = this.activeNode(id);
     const b = await readJson(req, MAX_BODY_BYTES);
     const service = str(b, "service", 63);
@@ -130,7 +121,8 @@ export class ExposeApi {
     sendJson(res, 200, { hostname, node: id.name, service, port, protocol: b.protocol, clientAuth, active: true, rule: d.rule?.text, edges: this.edgesOf(node.tenant) });
   }
 
-  private async unexpose(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** POST /v1/unexpose */
+  async unpublish(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const b = await readJson(req, MAX_BODY_BYTES);
     const service = str(b, "service", 63);
     if (!(await this.deps.store.deletePublication(id.name, service))) throw new HttpError(404, "not_published", `service ${service.slice(0, 63)} of ${id.name} is not published`);
@@ -140,7 +132,8 @@ export class ExposeApi {
     sendJson(res, 200, { node: id.name, service, published: false });
   }
 
-  private list(id: Identity, res: ServerResponse): void {
+  /** GET /v1/exposed: the caller's publications, each with whether it is active and why not. */
+  list(id: Identity, res: ServerResponse): void {
     const rows = this.states().filter((s) => s.record.node === id.name).map((s) => ({
       hostname: s.record.hostname, service: s.record.service, port: s.record.port, protocol: s.record.protocol, clientAuth: s.record.clientAuth,
       active: s.active, reason: s.reason, ...(s.rule ? { rule: s.rule } : {}), createdAt: new Date(s.record.createdAt).toISOString(),
@@ -153,7 +146,8 @@ export class ExposeApi {
   }
 
   /** A bearer token for one token-authenticated publication of the caller, bound to its hostname (aud). */
-  private async token(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** POST /v1/expose/token: a bearer token for a token-authenticated publication of the caller. */
+  async token(id: Identity, req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.activeNode(id);
     const b = await readJson(req, MAX_BODY_BYTES);
     const service = str(b, "service", 63);

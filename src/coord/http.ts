@@ -67,3 +67,19 @@ export function str(body: Record<string, unknown>, key: string, max = 4096): str
   if (v.length > max) throw new HttpError(400, "bad_request", `"${key}" is longer than ${max} characters`);
   return v;
 }
+
+/** A list of distinct strings (at most 32), or [] when absent. */
+export function labels(body: Record<string, unknown>, key: string): string[] {
+  const v = body[key];
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 32 || !v.every((x) => typeof x === "string")) throw new HttpError(400, "bad_request", `"${key}" must be a list of names`);
+  return [...new Set(v as string[])];
+}
+
+/** An integer in min..max, or `dflt` when absent. */
+export function int(body: Record<string, unknown>, key: string, dflt: number, min: number, max: number): number {
+  const v = body[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) throw new HttpError(400, "bad_request", `"${key}" must be an integer in ${min}..${max}`);
+  return v;
+}

@@ -7,13 +7,14 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { serveRegistry } from "../net/metrics-http.js";
 import type { ConnectionGuard } from "../net/conn-guard.js";
 import type { Console } from "./console.js";
+import type { CoordCounters } from "./context.js";
 import type { MapHub } from "./map-hub.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 
 /** What the metrics read of the server when scraped (the server passes itself; no import of it, so no cycle). */
 export interface CoordMetricsSource {
   readonly hub?: MapHub;
-  readonly counters: Record<string, number>;
+  readonly counters: Readonly<CoordCounters>;
   readonly telemetry: TelemetryApi;
   readonly console: Console;
   readonly guard: ConnectionGuard;

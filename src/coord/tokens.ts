@@ -2,7 +2,6 @@
 // the one rule that refuses a token. Their format and root pin are the protocol's (src/wire/coord/token.ts).
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { rootPin, TOKEN_PREFIX } from "../wire/coord/token.js";
-import type { TokenRecord } from "./store.js";
 
 export function newToken(rootDer: Uint8Array): { token: string; id: string; secretHash: string } {
   const id = randomBytes(8).toString("hex");
@@ -20,6 +19,9 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** What the rule looks at of a stored token (store.ts TokenRecord). */
+export interface TokenLimits { expiresAt: number; usesLeft: number; usesTotal: number }
+
 export type TokenRefusalReason = "token_unknown" | "token_expired" | "token_used";
 export type TokenVerdict<T> = { ok: true; token: T } | { ok: false; reason: TokenRefusalReason; detail: string };
 
@@ -28,7 +30,7 @@ export type TokenVerdict<T> = { ok: true; token: T } | { ok: false; reason: Toke
  * and by each store's transaction (a replica that lost the race for a one-time token): one reason and one wording
  * per case. `token` is undefined when none is stored under the id (or its secret did not match).
  */
-export function checkToken<T extends Pick<TokenRecord, "expiresAt" | "usesLeft" | "usesTotal">>(token: T | undefined, now: number): TokenVerdict<T> {
+export function checkToken<T extends TokenLimits>(token: T | undefined, now: number): TokenVerdict<T> {
   if (!token) return { ok: false, reason: "token_unknown", detail: "unknown token (never issued by this server, or mistyped)" };
   if (token.expiresAt <= now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(token.expiresAt).toISOString()}` };
   if (token.usesLeft <= 0) return { ok: false, reason: "token_used", detail: `token already used (${token.usesTotal} of ${token.usesTotal} uses); ask for a new one` };

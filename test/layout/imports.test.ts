@@ -1,5 +1,7 @@
 // Layering rules, checked on the sources: lower layers never import the CLI, and the relay stays deployable
-// alone (it may use pki, wire and nat, never the coordination server, the node or the CLI).
+// alone (it may use pki, wire and nat, never the coordination server, the node or the CLI). The coordination
+// protocol (src/wire/coord) and its clients (src/coord-client) sit below the server (src/coord): nodes, edges,
+// the SDK and the relay talk to the server through them, never by importing it (docs/architecture.md).
 import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve, dirname } from "node:path";
@@ -39,4 +41,49 @@ describe("layering", () => {
     expect(files.length).toBeGreaterThan(5);
     expect(violations(files, /^src\/(coord|node|cli)\//)).toEqual([]);
   });
+
+  it("src/node, src/edge, src/sdk and relay/ import nothing of the coordination server (src/coord)", () => {
+    const files = ["src/node", "src/edge", "src/sdk", "relay"].flatMap((d) => sources(join(root, d)));
+    expect(files.length).toBeGreaterThan(30);
+    expect(violations(files, /^src\/coord\//)).toEqual([]);
+  });
+
+  it("the coordination protocol (src/wire) imports only src/wire, and its clients (src/coord-client) never the server", () => {
+    const wire = sources(join(root, "src/wire"));
+    expect(wire.length).toBeGreaterThan(10);
+    expect(violations(wire, /^(?!src\/wire\/)/)).toEqual([]);
+    const clients = sources(join(root, "src/coord-client"));
+    expect(clients.length).toBeGreaterThan(3);
+    expect(violations(clients, /^src\/(coord|node|cli)\//)).toEqual([]);
+  });
+
+  it("no import cycle between files of src/coord, src/coord-client and src/wire (type-only imports count)", () => {
+    const files = ["src/coord", "src/coord-client", "src/wire"].flatMap((d) => sources(join(root, d)));
+    expect(cycles(files)).toEqual([]);
+  });
 });
+
+/** Files that reach themselves through imports (each cycle once, as the files on it, sorted), among `files`. */
+function cycles(files: string[]): string[][] {
+  const names = new Set(files.map((f) => relative(root, f)));
+  const edges = new Map(files.map((f) => [relative(root, f), imports(f).map((i) => i.replace(/\.js$/, ".ts")).filter((i) => names.has(i))]));
+  // Tarjan's strongly connected components: a component of more than one file, or a file importing itself, is a cycle.
+  let next = 0;
+  const index = new Map<string, number>(), low = new Map<string, number>(), stack: string[] = [], onStack = new Set<string>();
+  const found: string[][] = [];
+  const visit = (v: string) => {
+    index.set(v, next); low.set(v, next); next++;
+    stack.push(v); onStack.add(v);
+    for (const w of edges.get(v) ?? []) {
+      if (!index.has(w)) { visit(w); low.set(v, Math.min(low.get(v)!, low.get(w)!)); }
+      else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const scc: string[] = [];
+    let w: string;
+    do { w = stack.pop()!; onStack.delete(w); scc.push(w); } while (w !== v);
+    if (scc.length > 1 || edges.get(v)!.includes(v)) found.push(scc.sort());
+  };
+  for (const v of names) if (!index.has(v)) visit(v);
+  return found;
+}
