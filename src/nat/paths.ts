@@ -192,6 +192,8 @@ export interface PathHost {
   sendVia(peer: string, endpoint: Endpoint, kind: PathMessageKind, payload: Uint8Array): void;
   /** Moves the peer's session traffic to this endpoint; with a shadow, data also goes there (revalidation). */
   usePath(peer: string, endpoint: Endpoint, shadow?: Endpoint): void;
+  /** The chosen path changed (to a direct path, or to the relay): for the node's event bus. */
+  pathChanged?(change: { peer: string; from: string; to: string; direct: boolean; rttMs?: number }): void;
   /** Whether a session exists (probes need keys). */
   hasSession(peer: string): boolean;
   /** Our own candidate endpoints, sent in call-me-maybe. */
@@ -289,6 +291,7 @@ export class PathManager {
     s.relay = relay;
     if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.current)) {
       this.host.log.info({ peer: name, from: describeEndpoint(s.current), to: describeEndpoint(relay) }, "path: relay moved");
+      this.host.pathChanged?.({ peer: name, from: describeEndpoint(s.current), to: describeEndpoint(relay), direct: false });
       s.switches++;
       this.switchTo(s, relay);
     }
@@ -581,6 +584,7 @@ export class PathManager {
       return;
     }
     this.host.log.info({ peer: s.name, from: describeEndpoint(s.current), to: describeEndpoint(next), rttMs: best?.rttMs }, best ? "path: direct" : "path: relay");
+    this.host.pathChanged?.({ peer: s.name, from: describeEndpoint(s.current), to: describeEndpoint(next), direct: !!best, ...(best?.rttMs !== undefined ? { rttMs: best.rttMs } : {}) });
     if (best && s.directSince === undefined) s.directSince = now;
     if (!best) s.directSince = undefined;
     s.switches++;

@@ -15,6 +15,7 @@ import type { Device } from "../session/device.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { LocalCandidates } from "./candidates.js";
+import type { NodeEvents } from "./events.js";
 import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
@@ -66,6 +67,8 @@ export interface MeshDeps {
   coordUrl: string;
   stateDir: string;
   log: Logger;
+  /** The node's event bus: path changes, the coordination stream, relay connections. */
+  events: NodeEvents;
   verifier: Verifier;
   device: Device;
   conn: UdpConn;
@@ -165,6 +168,7 @@ export class Mesh {
     this.paths = new PathManager({
       sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
       usePath: (peer, ep, shadow) => device.setPath(peer, ep, shadow),
+      pathChanged: (change) => deps.events.emit("path_changed", change),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
       activity: (name) => {
         const p = device.peers.get(name);
@@ -194,8 +198,14 @@ export class Mesh {
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
     this.coord.on("renewed", () => deps.onRenewed());
-    this.coord.on("connected", () => log.info({}, "coordination stream connected"));
-    this.coord.on("disconnected", () => log.warn({}, "coordination stream lost; running on the cached map"));
+    this.coord.on("connected", () => {
+      log.info({}, "coordination stream connected");
+      deps.events.emit("coord_connected", {});
+    });
+    this.coord.on("disconnected", () => {
+      log.warn({}, "coordination stream lost; running on the cached map");
+      deps.events.emit("coord_lost", {});
+    });
   }
 
   start(): void {
@@ -440,6 +450,7 @@ export class Mesh {
       // chosen (a peer's relay path falls back to it; applyMap sets up unchanged peers only here).
       client.on("connected", () => {
         log.info({ relay: r.name }, "relay connected");
+        this.deps.events.emit("relay_connected", { relay: r.name });
         this.pickHome();
         if (this.map) this.applyMap(this.map, true);
       });
@@ -449,6 +460,7 @@ export class Mesh {
       client.on("disconnected", (why: string) => {
         if (this.relaysOnDemand.has(r.name) && !client.running) return; // closed while idle, on purpose
         log.warn({ relay: r.name, why }, "relay disconnected");
+        this.deps.events.emit("relay_lost", { relay: r.name, why });
         // Our home died: every relay closed while idle opens again, and the first one up becomes home.
         if (r.name === this.homeRelay) for (const name of this.relaysOnDemand) this.openOnDemand(name);
         this.pickHome();
