@@ -190,7 +190,11 @@ export class Mesh {
       now: Date.now,
     });
     this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
-    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name), onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); } });
+    device.setPathsManaged(true, {
+      onWake: (peer) => this.onWake(peer.name),
+      onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); },
+      adoptPath: (peer, from) => this.paths.adoptPath(peer.name, from),
+    });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p), isCallMeMaybeAck(p)); this.pathTicker.poke(); });
@@ -391,10 +395,9 @@ export class Mesh {
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
       // A home relay not connected yet: no path at all until it is (its "connected" re-applies the map). A guessed
       // direct candidate would send full-TTL handshakes to the peer's NAT before anyone punched (a conntrack clash).
+      // The session layer's peer first: the path manager's choice (setPeer) reaches it through usePath.
+      device.addPeer(p.name);
       this.paths.setPeer(p.name, direct, relay, !!p.homeRelay && !relay);
-      const path = this.paths.initialPath(p.name);
-      device.addPeer(p.name, path);
-      if (path) device.setPath(p.name, path);
     }
     // Every map peer is in mapPeers now; more entries than map peers means some left the map.
     if (this.mapPeers.size > m.peers.length) {

@@ -116,6 +116,8 @@ export interface PathOwner {
    * (it learns the address as a candidate and probes it); the session never moves itself (one owner, one setter).
    */
   onDirectRx?(peer: Peer, from: Endpoint): void;
+  /** A session came up from `from` while the peer has no path at all: the owner makes it the path (or not). */
+  adoptPath?(peer: Peer, from: Endpoint): void;
 }
 
 /** Ping payload: 8-byte id; the pong echoes it. */
@@ -428,7 +430,7 @@ export class Device {
 
   /** The one place a peer's path changes (the TUN data plane follows it). */
   private moveTo(peer: Peer, endpoint: Endpoint): void {
-    peer.endpoint = endpoint;
+    peer.followPath(endpoint);
     this.opts.mirror?.pathChanged(peer);
   }
 
@@ -679,9 +681,12 @@ export class Device {
     peer.current = keypair;
     this.keypairs.set(keypair.localIndex, { peer, keypair });
     peer.identity = identity;
-    // The handshake's source becomes the path only when nothing chose one (a path manager owns it otherwise).
-    if (!this.pathsManaged || !peer.endpoint) this.moveTo(peer, from);
+    // Without a path manager the handshake's source is the path. With one, it decides: a peer with no path at all
+    // is offered the source; a peer it does not track (a static peer) takes it here.
+    if (!this.pathsManaged) this.moveTo(peer, from);
+    else if (!peer.endpoint) this.pathOwner?.adoptPath?.(peer, from);
     else if (from.kind === "udp" && !sameEndpoint(peer.endpoint, from)) this.pathOwner?.onDirectRx?.(peer, from);
+    if (!peer.endpoint) this.moveTo(peer, from);
     peer.revoked = false;
     if (!keypair.isInitiator) this.confirmed(peer);
     const now = this.now();
