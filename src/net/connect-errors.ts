@@ -32,8 +32,10 @@ export function describeConnectFailure(kind: ConnectFailure, what: string, targe
   const host = target.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
   switch (kind) {
     case "refused": return {
-      cause: `${what} is not running or refusing at ${target} (connection refused: the host answered, nothing listens on that port)`,
-      fix: `start it, or check the port in the URL (curl -k https://${target}/v1/health)`,
+      // A firewall that rejects (a TCP reset) looks the same as a server that is not running: both are named, the
+      // server first (with no relay to compare, nothing tells them apart).
+      cause: `${what} is not running or refusing at ${target} (connection refused: nothing listens on that port, or a firewall rejects it)`,
+      fix: `start it, or check the port in the URL (curl -k https://${target}/v1/health, from another host too); if it runs, allow outbound TCP to ${target}`,
     };
     case "timeout": return {
       cause: `no answer from ${what} at ${target} (${detail}): a firewall drops the packets, or the host is down`,

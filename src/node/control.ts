@@ -142,13 +142,14 @@ export function peersReport(d: Daemon) {
     // At rest (no application data for the idle bound) nothing is probed and only a direct path is held.
     activity: d.device.isIdle(p) ? "idle" : "active",
     lastData: new Date(p.lastDataAt).toISOString(),
-    // The path manager owns the path (docs/nat.md "Who owns the path"); the session's endpoint follows it.
-    path: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+    // The path manager owns the path (docs/nat.md "Who owns the path"); the session's endpoint follows it, so one
+    // read serves every report (status, peers, telemetry and the native plane read the same).
+    path: pathLabel(p.endpoint),
     // The address family of a direct path (docs/nat.md "IPv6"); none for the relay.
-    family: familyLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+    family: familyLabel(p.endpoint),
     // Both directions: where we send, and where the peer's last packets came from (direct within the path timeout).
     direction: {
-      out: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+      out: pathLabel(p.endpoint),
       in: p.lastDirectRxAt && p.lastDirectRxAt >= p.lastRelayRxAt ? "direct" : p.lastRelayRxAt ? "relay" : "-",
     },
     notDirect: d.mesh?.paths.describe(p.name)?.notDirect,

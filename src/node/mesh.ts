@@ -15,6 +15,7 @@ import type { Device } from "../session/device.js";
 import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
 import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { LocalCandidates } from "./candidates.js";
+import type { NodeEvents } from "./events.js";
 import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
@@ -66,6 +67,8 @@ export interface MeshDeps {
   coordUrl: string;
   stateDir: string;
   log: Logger;
+  /** The node's event bus: path changes, the coordination stream, relay connections. */
+  events: NodeEvents;
   verifier: Verifier;
   device: Device;
   conn: UdpConn;
@@ -165,6 +168,7 @@ export class Mesh {
     this.paths = new PathManager({
       sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
       usePath: (peer, ep, shadow) => device.setPath(peer, ep, shadow),
+      pathChanged: (change) => deps.events.emit("path_changed", change),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
       activity: (name) => {
         const p = device.peers.get(name);
@@ -186,7 +190,11 @@ export class Mesh {
       now: Date.now,
     });
     this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
-    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name), onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); } });
+    device.setPathsManaged(true, {
+      onWake: (peer) => this.onWake(peer.name),
+      onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); },
+      adoptPath: (peer, from) => this.paths.adoptPath(peer.name, from),
+    });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p), isCallMeMaybeAck(p)); this.pathTicker.poke(); });
@@ -194,8 +202,14 @@ export class Mesh {
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
     this.coord.on("renewed", () => deps.onRenewed());
-    this.coord.on("connected", () => log.info({}, "coordination stream connected"));
-    this.coord.on("disconnected", () => log.warn({}, "coordination stream lost; running on the cached map"));
+    this.coord.on("connected", () => {
+      log.info({}, "coordination stream connected");
+      deps.events.emit("coord_connected", {});
+    });
+    this.coord.on("disconnected", () => {
+      log.warn({}, "coordination stream lost; running on the cached map");
+      deps.events.emit("coord_lost", {});
+    });
   }
 
   start(): void {
@@ -381,10 +395,9 @@ export class Mesh {
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
       // A home relay not connected yet: no path at all until it is (its "connected" re-applies the map). A guessed
       // direct candidate would send full-TTL handshakes to the peer's NAT before anyone punched (a conntrack clash).
+      // The session layer's peer first: the path manager's choice (setPeer) reaches it through usePath.
+      device.addPeer(p.name);
       this.paths.setPeer(p.name, direct, relay, !!p.homeRelay && !relay);
-      const path = this.paths.initialPath(p.name);
-      device.addPeer(p.name, path);
-      if (path) device.setPath(p.name, path);
     }
     // Every map peer is in mapPeers now; more entries than map peers means some left the map.
     if (this.mapPeers.size > m.peers.length) {
@@ -440,6 +453,7 @@ export class Mesh {
       // chosen (a peer's relay path falls back to it; applyMap sets up unchanged peers only here).
       client.on("connected", () => {
         log.info({ relay: r.name }, "relay connected");
+        this.deps.events.emit("relay_connected", { relay: r.name });
         this.pickHome();
         if (this.map) this.applyMap(this.map, true);
       });
@@ -449,6 +463,7 @@ export class Mesh {
       client.on("disconnected", (why: string) => {
         if (this.relaysOnDemand.has(r.name) && !client.running) return; // closed while idle, on purpose
         log.warn({ relay: r.name, why }, "relay disconnected");
+        this.deps.events.emit("relay_lost", { relay: r.name, why });
         // Our home died: every relay closed while idle opens again, and the first one up becomes home.
         if (r.name === this.homeRelay) for (const name of this.relaysOnDemand) this.openOnDemand(name);
         this.pickHome();

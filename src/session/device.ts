@@ -14,6 +14,7 @@ import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "./en
 import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
+import type { SessionEvent } from "./session-events.js";
 import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
 import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
@@ -46,8 +47,8 @@ export interface DeviceOptions {
   onWritable?: (peer: Peer) => void;
   log: Logger;
   timers?: Partial<SessionTimers>;
-  /** A peer's session came up or went away. */
-  onSession?: (peer: Peer, up: boolean) => void;
+  /** Sessions confirmed and handshakes refused, for the node's event bus. */
+  onEvent?: (e: SessionEvent) => void;
   /**
    * A peer's leaf certificate (DER) as the coordination server's peer map gives it. With it the node checks
    * a peer's INIT claim without the peer sending its certificate, and sends none in its own INITs to that peer
@@ -115,6 +116,8 @@ export interface PathOwner {
    * (it learns the address as a candidate and probes it); the session never moves itself (one owner, one setter).
    */
   onDirectRx?(peer: Peer, from: Endpoint): void;
+  /** A session came up from `from` while the peer has no path at all: the owner makes it the path (or not). */
+  adoptPath?(peer: Peer, from: Endpoint): void;
 }
 
 /** Ping payload: 8-byte id; the pong echoes it. */
@@ -373,7 +376,10 @@ export class Device {
     keypair.replay.update(counter);
     keypair.receivedPackets++;
     if (!keypair.confirmed) {
-      if (!peer.confirmed) this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
+      if (!peer.confirmed) {
+        this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
+        this.opts.onEvent?.({ type: "session_up", peer: peer.name, endpoint: describeEndpoint(from), initiator: true });
+      }
       keypair.confirmed = true;
       this.confirmed(peer);
       this.opts.mirror?.keysConfirmed(peer, keypair);
@@ -424,7 +430,7 @@ export class Device {
 
   /** The one place a peer's path changes (the TUN data plane follows it). */
   private moveTo(peer: Peer, endpoint: Endpoint): void {
-    peer.endpoint = endpoint;
+    peer.followPath(endpoint);
     this.opts.mirror?.pathChanged(peer);
   }
 
@@ -655,6 +661,7 @@ export class Device {
     this.count(`handshake_${reason}`);
     peer.refusal = { reason, detail, at: this.now() };
     this.opts.log.warn({ reason, detail, peer: peer.name, from: describeEndpoint(from) }, "handshake refused");
+    this.opts.onEvent?.({ type: "handshake_refused", peer: peer.name, reason, detail, from: describeEndpoint(from) });
   }
 
   private handshakeFailed(err: unknown, from: Endpoint, peer?: Peer): void {
@@ -663,6 +670,7 @@ export class Device {
     if (peer && !TRANSPORT_FAILURES.has(reason)) return this.refused(peer, reason, detail, from);
     this.count(`handshake_${reason}`);
     this.opts.log.warn({ reason, detail, peer: peer?.name, from: describeEndpoint(from) }, "handshake refused");
+    this.opts.onEvent?.({ type: "handshake_refused", peer: peer?.name, reason, detail, from: describeEndpoint(from) });
   }
 
   private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint, keys: { sendKey: Uint8Array; recvKey: Uint8Array }): void {
@@ -673,9 +681,12 @@ export class Device {
     peer.current = keypair;
     this.keypairs.set(keypair.localIndex, { peer, keypair });
     peer.identity = identity;
-    // The handshake's source becomes the path only when nothing chose one (a path manager owns it otherwise).
-    if (!this.pathsManaged || !peer.endpoint) this.moveTo(peer, from);
+    // Without a path manager the handshake's source is the path. With one, it decides: a peer with no path at all
+    // is offered the source; a peer it does not track (a static peer) takes it here.
+    if (!this.pathsManaged) this.moveTo(peer, from);
+    else if (!peer.endpoint) this.pathOwner?.adoptPath?.(peer, from);
     else if (from.kind === "udp" && !sameEndpoint(peer.endpoint, from)) this.pathOwner?.onDirectRx?.(peer, from);
+    if (!peer.endpoint) this.moveTo(peer, from);
     peer.revoked = false;
     if (!keypair.isInitiator) this.confirmed(peer);
     const now = this.now();
@@ -688,7 +699,7 @@ export class Device {
     const msg = wasUp ? "session rekeyed" : keypair.isInitiator ? "handshake answered: session keys installed, waiting for the peer to confirm" : "session established";
     this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, msg);
     this.opts.mirror?.keysInstalled(peer, keypair);
-    if (!wasUp) this.opts.onSession?.(peer, true);
+    if (!wasUp && !keypair.isInitiator) this.opts.onEvent?.({ type: "session_up", peer: peer.name, endpoint: describeEndpoint(from), initiator: false });
     const queued = peer.queue.splice(0);
     for (const p of queued) this.sendSealed(peer, keypair, p);
     this.unblock(peer);
@@ -886,7 +897,6 @@ export class Device {
     this.abandonInitiation(peer);
     if (wasUp) {
       this.opts.log.info({ peer: peer.name, why }, "session closed");
-      this.opts.onSession?.(peer, false);
     }
   }
 

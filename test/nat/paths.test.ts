@@ -60,9 +60,9 @@ describe("path manager", () => {
   it("an unproven direct guess gives way to the relay as soon as the relay is known", () => {
     const h = harness();
     h.pm.setPeer("b", [lan]);
-    expect(h.pm.initialPath("b")).toEqual(lan);
+    expect(h.pm.currentPath("b")).toEqual(lan);
     h.pm.setPeer("b", [lan], relay);
-    expect(h.pm.initialPath("b")).toEqual(relay);
+    expect(h.pm.currentPath("b")).toEqual(relay);
     expect(h.used.at(-1)).toBe("relay relay-1");
   });
 

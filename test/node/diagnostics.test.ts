@@ -32,12 +32,14 @@ describe("diagnose", () => {
     expect(diagnose(base({ coord: { connected: false, lastError: "revoked: certificate revoked" } }))[0].code).toBe("coord_refused");
   });
 
-  it("the coordination server simply not running (ECONNREFUSED) is not called a firewall problem", () => {
-    // No relay in the mesh (a LAN or loopback mesh): nothing else to compare with, and refused means the host answered.
+  it("the coordination server simply not running (ECONNREFUSED) is named first, not called a blocked network", () => {
+    // No relay in the mesh (a LAN or loopback mesh): nothing else to compare with. A refusal is a server that does not
+    // run, or a firewall that rejects with a reset: the server comes first, the firewall second.
     const [p] = diagnose(base({ coordUrl: "https://127.0.0.1:8443", coord: { connected: false, lastError: "connect ECONNREFUSED 127.0.0.1:8443" }, relays: [] }));
     expect(p.code).toBe("coord_unreachable");
     expect(p.summary).toMatch(/^the coordination server is not running or refusing at 127\.0\.0\.1:8443 \(connection refused/);
-    expect(p.summary).not.toMatch(/blocked|firewall/);
+    expect(p.summary).not.toMatch(/blocked/);
+    expect(p.summary).toMatch(/nothing listens on that port, or a firewall rejects it/);
     expect(p.fix).toMatch(/^start it, or check the port in the URL/);
     // Relays answer: the same diagnosis, said so.
     expect(diagnose(base({ coord: { connected: false, lastError: "connect ECONNREFUSED 198.18.1.2:443" } }))[0].summary).toMatch(/not running or refusing at 198\.18\.1\.2:443 .* while relays answer/);
