@@ -13,8 +13,7 @@ import {
   createCsr, generateEd25519, parseCertificate, pemBlocks, privateKeyToPem, Verifier, withIntermediates, LEAF_BACKDATE_MS,
 } from "../pki/index.js";
 import { FrameError, FrameReader, STREAM_IDLE_MS, type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf } from "../wire/coord/map.js";
-import { PATHS, STATUS_MIN_INTERVAL_MS } from "../wire/coord/api.js";
-import type { MapService } from "../wire/coord/services.js";
+import { PATHS, STATUS_MIN_INTERVAL_MS, type EnrollAnswer, type EnrollRequest, type StatusReport } from "../wire/coord/api.js";
 import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { bootstrapAgent, RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord/names.js";
@@ -66,7 +65,7 @@ async function enrollAt(origin: string, token: ParsedToken, opts: { token: strin
   // One connection for both requests: unverified for the bundle on purpose (what comes back is checked against
   // the pin before it is trusted), then verified by that bundle before it carries the token.
   const agent = bootstrapAgent(COORD_SERVER);
-  let r: any, bundlePem: string, verifier: Verifier, keys: ReturnType<typeof generateEd25519>;
+  let r: EnrollAnswer, bundlePem: string, verifier: Verifier, keys: ReturnType<typeof generateEd25519>;
   try {
     const b = await requestJson(agent, origin + PATHS.bundle, "GET");
     bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
@@ -82,7 +81,8 @@ async function enrollAt(origin: string, token: ParsedToken, opts: { token: strin
     agent.trust(verifier);
     keys = generateEd25519();
     const csr = await createCsr(keys, opts.name);
-    r = await requestJson(agent, origin + PATHS.enroll, "POST", { token: opts.token.trim(), name: opts.name, csr });
+    const request: EnrollRequest = { token: opts.token.trim(), name: opts.name, csr };
+    r = await requestJson(agent, origin + PATHS.enroll, "POST", request);
   } finally { agent.destroy(); }
   const certPem: string = r.certPem;
   const v = verifier.verifyPem(withIntermediates(certPem, bundlePem));
@@ -92,8 +92,6 @@ async function enrollAt(origin: string, token: ParsedToken, opts: { token: strin
   });
   return { certPem, bundlePem, notAfter: r.notAfter, certTtlMs: r.certTtlMs, tenant: r.tenant, groups: r.groups };
 }
-
-export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; services?: MapService[] }
 
 export interface CoordClientOptions {
   /** One URL, or several replicas separated by commas (coordOrigins). */

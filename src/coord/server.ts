@@ -40,7 +40,7 @@ import { PolicyAdmin } from "./policy-admin.js";
 import { Renewal } from "./renewal.js";
 import { ReplicaSync } from "./replica-sync.js";
 import { Revocations } from "./revocation.js";
-import { ANY_METHOD, classifyFailure, findRoute, needsAdmin, type Call, type Route } from "./routes.js";
+import { ANY_METHOD, classifyFailure, findRoute, needsAdmin, type Route } from "./routes.js";
 import type { Store } from "./store.js";
 import { TelemetryApi } from "./telemetry-api.js";
 import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";

@@ -2,6 +2,7 @@
 // JSON bodies of the requests and answers that nodes and the server exchange. Here, below src/coord, so that
 // relay/, src/node, src/edge and src/sdk talk to the server without importing it. Map-stream frames: map.ts;
 // telemetry batches: telemetry.ts; publications: edge.ts.
+import type { MapService } from "./services.js";
 
 export const PATHS = {
   health: "/v1/health",
@@ -76,5 +77,5 @@ export interface RenewAnswer { certPem: string; bundlePem: string; notAfter: str
 export const MAX_ENDPOINTS = 32;
 export const MAX_ENDPOINT_CHARS = 64;
 export const STATUS_MIN_INTERVAL_MS = 1_000;
-/** POST /v1/status (mTLS): where the node can be reached now (services: services.ts). Answer {ok: true}. */
-export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; services?: unknown[] }
+/** POST /v1/status (mTLS): where the node can be reached now, and the services it announces. Answer {ok: true}. */
+export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; services?: MapService[] }
