@@ -70,6 +70,14 @@ describe("mTLS API with curl", () => {
     const admin = await curl("/v1/admin/nodes", certArgs);
     expect(admin.status).toBe(403);
     expect(JSON.parse(admin.body).error).toBe("not_admin");
+    // Every /v1/admin/ path needs the role, served or not (a node learns nothing of which exist); elsewhere a
+    // path no route serves is a 404, and only to a verified certificate.
+    const unknownAdmin = await curl("/v1/admin/nothing-here", certArgs);
+    expect([unknownAdmin.status, JSON.parse(unknownAdmin.body).error]).toEqual([403, "not_admin"]);
+    expect((await curl("/v1/nothing-here", certArgs)).status).toBe(404);
+    expect((await curl("/v1/nothing-here")).status).toBe(401);
+    // An open route is open for its own method only.
+    expect((await curl("/v1/health", ["-X", "POST"])).status).toBe(401);
     // cert.pem holds only the leaf: the server completes the chain from its bundle.
     const list = await curl("/v1/revocation", certArgs);
     expect(list.status).toBe(200);
