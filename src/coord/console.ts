@@ -26,7 +26,7 @@ import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
 import { PasswordThrottle, tooManyLogins } from "./attempt-limiter.js";
-import { sourceKey } from "../net/conn-guard.js";
+import { sourceKey } from "../addr/source-key.js";
 
 export { SESSION_AUDIENCE, SESSION_COOKIE, SESSION_ISSUER, SESSION_MAX_S, SESSION_TTL_S, SESSION_TYP, parseCookies } from "./console-sessions.js";
 /** Logins per username and per source address: burst, then one per this many ms. */
