@@ -6,7 +6,7 @@ import { isIP, type AddressInfo } from "node:net";
 import { decodeStun, encodeBindingResponse, STUN_BINDING_REQUEST } from "../src/nat/stun.js";
 import { STUN_HEADER_SIZE } from "../src/wire/constants.js";
 import { TokenBucket } from "./token-bucket.js";
-import { sourceKey } from "../src/net/conn-guard.js";
+import { sourceKey } from "../src/addr/source-key.js";
 import { bindAnyFamily } from "../src/net/any-address.js";
 import type { RelayCounters } from "./metrics.js";
 

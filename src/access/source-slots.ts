@@ -2,7 +2,7 @@
 // that one local program, or anyone who can reach a listener opened with --allow-non-loopback, cannot take every
 // slot. Two caps: all open connections of a source, and those of a source still in their handshake (which
 // cost nothing to open and hold). Pure bookkeeping: the listener asks and acts.
-import { sourceKey } from "../net/conn-guard.js";
+import { sourceKey } from "../addr/source-key.js";
 
 export type SlotRefusal = "source_limit" | "source_handshakes";
 

@@ -8,9 +8,9 @@
 // the only place end-user tokens exist; nodes never accept them. Pages without a valid session redirect to
 // the login page with the reason; the JSON API answers 401 with it. Live updates: server-sent events.
 // Sessions (tokens, their server-side logins, logout) are console-sessions.ts's.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { PACKAGE_ROOT } from "../package-root.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { extname, join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
@@ -26,7 +26,7 @@ import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
 import { PasswordThrottle, tooManyLogins } from "./attempt-limiter.js";
-import { sourceKey } from "../net/conn-guard.js";
+import { sourceKey } from "../addr/source-key.js";
 
 export { SESSION_AUDIENCE, SESSION_COOKIE, SESSION_ISSUER, SESSION_MAX_S, SESSION_TTL_S, SESSION_TYP, parseCookies } from "./console-sessions.js";
 /** Logins per username and per source address: burst, then one per this many ms. */
@@ -88,12 +88,9 @@ const SECURITY_HEADERS = {
   "cache-control": "no-store",
 };
 
-/** The dashboard's static files: <package root>/dashboard, found from src/coord or dist/src/coord. */
+/** The dashboard's static files: <package root>/dashboard (src/package-root.ts finds the root). */
 function dashboardDir(): string {
-  for (let d = dirname(fileURLToPath(import.meta.url)); ; d = dirname(d)) {
-    if (existsSync(join(d, "package.json")) && existsSync(join(d, "dashboard", "app.html"))) return join(d, "dashboard");
-    if (dirname(d) === d) throw new Error("dashboard/ not found above the coordination server's code");
-  }
+  return join(PACKAGE_ROOT, "dashboard");
 }
 
 export class Console {

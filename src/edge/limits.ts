@@ -3,7 +3,7 @@
 // concurrent connections, and a global cap on concurrent external connections. A source is what sourceKey()
 // makes of the address (an IPv4 address, an IPv6 /64), as on every other listener: a host holds a whole /64,
 // so per-address budgets on IPv6 would be no limit at all. Pure: the caller passes the clock and acts on the verdict.
-import { sourceKey } from "../net/conn-guard.js";
+import { sourceKey } from "../addr/source-key.js";
 
 export interface EdgeLimits {
   /** New connections per second per source (IPv4 address, IPv6 /64: the bucket's refill rate). */

@@ -1,6 +1,6 @@
 // Which of two answering direct paths to a peer is better (pure, as magicsock's betterAddr): the path manager
 // asks it for each candidate and acts on the answer elsewhere (paths.ts choose()). Hysteresis numbers are here.
-import { familyOf, type Endpoint } from "../session/endpoint.js";
+import { familyOf, type Endpoint } from "../addr/endpoint.js";
 
 /**
  * Another path must be at least 20% faster to win (RTTs on one LAN or one region jitter by a few ms), and the

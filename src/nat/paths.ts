@@ -8,7 +8,7 @@
 // without hearing back; at rest nothing is probed, and only one side of the pair sends one small hold packet
 // per measured NAT timeout to keep a direct path's mappings (hold.ts). The first datagram after a rest goes out
 // at once on the last path that worked, with a copy over the relay until that path answers again.
-import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
+import { describeEndpoint, endpointKey, parseEndpointString, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
 import { betterPath, type ScoredPath } from "./better-path.js";
@@ -864,10 +864,8 @@ export function quietFor(failed: number, t: Pick<PathTimers, "quietMs" | "quietM
 export function decodeCandidates(payload: Uint8Array): Endpoint[] {
   const out: Endpoint[] = [];
   for (const part of Buffer.from(payload).toString("utf8").split(",").slice(0, 33)) {
-    const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(part.trim());
-    if (!m) continue;
-    const port = Number(m[2]);
-    if (port > 0 && port < 65536) out.push({ kind: "udp", host: m[1], port });
+    const ep = parseEndpointString(part);
+    if (ep) out.push(ep);
   }
   return out;
 }

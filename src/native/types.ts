@@ -8,13 +8,8 @@
 // one IPv4 packet, under the session's TUN keys (tunKey() in src/native/tun-keys.ts: a one-way derivation of
 // the session's transport keys, so the addon's counters never share a key with the daemon's own).
 
-/** Ports (inclusive ranges) on this node that a peer may open; replies to flows this node opened always pass. */
-export interface FirewallTable {
-  tcp: Array<[number, number]>;
-  udp: Array<[number, number]>;
-  /** ICMP echo requests from the peer (echo replies to our own pings always pass). */
-  icmp: boolean;
-}
+import type { FirewallTable } from "../policy/firewall-table.js";
+export type { FirewallTable };
 
 export interface NativePeer {
   /** The peer's overlay IPv4 address: packets from TUN to it go to this peer, packets from it must carry it. */

@@ -8,7 +8,7 @@ import { measureHops, punchTtlFor, PUNCH_TTL_DEFAULT } from "../nat/hops.js";
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
 import { isIP } from "node:net";
 import type { StunServerAddress } from "../nat/stun.js";
-import { sameEndpoint, type Endpoint } from "../session/endpoint.js";
+import { sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { localAddresses } from "./interfaces.js";
 import type { Family, UdpConn } from "./udp-conn.js";
 

@@ -2,7 +2,7 @@
 // `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
 import { aead } from "../crypto/aead.js";
-import { describeEndpoint, familyOf, type Endpoint } from "../session/endpoint.js";
+import { describeEndpoint, familyOf, type Endpoint } from "../addr/endpoint.js";
 import type { ControlConnection, ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";
@@ -85,7 +85,7 @@ export function statusReport(d: Daemon) {
     dataPlane: d.dataPlaneReport(),
     coordination: mesh ? {
       url: mesh.coord.origin, ...(d.config.coordReplicas.length > 1 ? { replicas: d.config.coordReplicas } : {}), homeRelay: mesh.homeRelay,
-      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, ...(mesh.relayIdle(n) ? { idle: true } : {}), rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
+      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, ...(mesh.relayIdle(n) ? { idle: true } : {}), rttMs: r.rttMs, sendRefused: r.stats.sendRefused })), mapSeq: mesh.peerMap?.seq,
     } : undefined,
     policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },
     services: servicesReport(d),

@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TelemetryEvent, PeerSnapshot } from "../wire/coord/telemetry.js";
 import { nearestRule } from "../policy/nearest.js";
-import { describeEndpoint } from "../session/endpoint.js";
+import { describeEndpoint } from "../addr/endpoint.js";
 import type { ControlMethods } from "./control.js";
 import type { FlowDecisionEvent, NodeEvents } from "./events.js";
 import type { Daemon } from "./daemon.js";

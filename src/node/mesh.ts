@@ -12,7 +12,7 @@ import type { StunServerAddress } from "../nat/stun.js";
 import type { Verifier } from "../pki/index.js";
 import type { CompiledRule } from "../policy/index.js";
 import type { Device } from "../session/device.js";
-import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
+import { describeEndpoint, parseEndpointString, type Endpoint } from "../addr/endpoint.js";
 import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { LocalCandidates } from "./candidates.js";
 import type { NodeEvents } from "./events.js";
@@ -20,7 +20,7 @@ import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
 import { AdaptiveTicker } from "../session/ticker.js";
-import { due, repeat, type RestClock } from "../session/rest-clock.js";
+import { due, repeat, type RestClock } from "../clock/rest-clock.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
@@ -90,12 +90,6 @@ export interface MeshDeps {
   restClock?: RestClock;
 }
 
-export function parseEndpointString(s: string): Endpoint | undefined {
-  const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(s.trim());
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  return port > 0 && port < 65536 ? { kind: "udp", host: m[1], port } : undefined;
-}
 
 /**
  * Home relay hysteresis: another relay must answer in under 70% of the current one's round trip and at least
@@ -276,7 +270,11 @@ export class Mesh {
   sendViaRelay(to: Endpoint & { kind: "relay" }, data: Uint8Array): void {
     const c = this.relays.get(to.relay);
     if (!c) return;
-    if ((c.connected && c.running) || !this.openOnDemand(to.relay)) { c.send(to.peer, data); return; }
+    if ((c.connected && c.running) || !this.openOnDemand(to.relay)) {
+      // A refusal (not connected, or no room after canSend said yes) is counted by the client (status: sendRefused).
+      if (!c.send(to.peer, data)) this.deps.log.debug({ relay: to.relay, peer: to.peer }, "relay refused a datagram");
+      return;
+    }
     // Opening: hold a few datagrams (a handshake, a ping) rather than lose them to a TLS handshake's worth of time.
     const q = this.relayOpening.get(to.relay) ?? [];
     if (q.length < RELAY_OPEN_QUEUE) q.push({ peer: to.peer, data: Uint8Array.from(data) });

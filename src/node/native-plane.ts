@@ -5,7 +5,7 @@
 // sessions and paths; this class only follows it.
 import type { Logger } from "pino";
 import type { Device, SessionMirror } from "../session/device.js";
-import type { Endpoint } from "../session/endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { Keypair } from "../session/keypair.js";
 import type { Peer } from "../session/peer.js";
 import type { DataPlane, DataPlaneStats, DeniedFlow, FirewallTable, NativeAddon, NativePeer } from "../native/types.js";

@@ -3,7 +3,7 @@
 // implements it; tests may implement it in memory.
 import type { NodeEvents } from "./events.js";
 import type { Identity } from "../pki/index.js";
-import type { Endpoint } from "../session/endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { InnerHandler } from "../session/inner.js";
 import type { SendResult } from "../session/device.js";
 import type { InnerType } from "../wire/constants.js";

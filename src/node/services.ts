@@ -4,7 +4,7 @@
 // service's port and protocol). One owner (the daemon), one setter each for adding and removing.
 import type { MapService, ServiceProtocol } from "../wire/coord/services.js";
 import { NAME_PATTERN } from "../wire/coord/names.js";
-import { parseHostPort } from "./config.js";
+import { parseHostPort } from "../addr/host-port.js";
 
 export interface LocalService extends MapService {
   /** Where accepted flows go, e.g. 127.0.0.1:8080; none when an SDK listener in this process serves it. */

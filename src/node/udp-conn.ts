@@ -10,7 +10,7 @@ import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import { encodeBindingIndication, StunClient } from "../nat/stun.js";
 import { isStunPacket } from "../wire/constants.js";
-import { familyOf, isV4Mapped } from "../session/endpoint.js";
+import { familyOf, isV4Mapped } from "../addr/endpoint.js";
 
 /** Bytes queued in libuv for the socket (the kernel buffer was full) before senders are told to wait. */
 const SEND_QUEUE_LIMIT = 512 * 1024;

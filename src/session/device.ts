@@ -10,7 +10,7 @@ import {
   encodeInitMessage, initMacs, mac1Key, nextTimestamp, openClaim, openCookieReply, parseCookieReply, parseHandshake, parseInitMessage,
   readCounter, readReceiverIndex, responderKey, sealClaim, signClaim, writeDataHeader, writeInitMacs, type InitClaim, type LocalIdentity,
 } from "./crypto-adapter.js";
-import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "./endpoint.js";
+import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
@@ -20,11 +20,11 @@ import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
 import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
 import { Reassembler } from "./reassembly.js";
-import { sourceKey } from "../net/conn-guard.js";
+import { sourceKey } from "../addr/source-key.js";
 import type { HandshakeFragment } from "../wire/handshake-frame.js";
 import { AdaptiveTicker } from "./ticker.js";
-import type { RestClock } from "./rest-clock.js";
-import { tunKey } from "../native/tun-keys.js";
+import type { RestClock } from "../clock/rest-clock.js";
+import { tunKey } from "../crypto/tun-keys.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -55,7 +55,7 @@ export interface DeviceOptions {
    * (the map gives the peer ours). Static peers have none: their INITs carry the certificate.
    */
   peerCertificate?: (name: string) => Uint8Array | undefined;
-  /** Mirrors of the session state for the TUN data plane (src/node/tun-mode.ts); absent without TUN. */
+  /** Mirrors of the session state for the TUN data plane (src/node/native-plane.ts); absent without TUN. */
   mirror?: SessionMirror;
   now?: () => number;
   /** The node's one periodic timer: the rest tick runs on its beat, with the node's other periodic work. */
@@ -208,7 +208,7 @@ export class Device {
   sessionFresh(name: string): boolean {
     const peer = this.peers.get(name);
     const kp = peer && this.usableKeypair(peer);
-    return !!kp && kp.ageMs(this.now()) < this.timers.rekeyAfterTimeMs && kp.sendCounter < this.timers.rekeyAfterMessages;
+    return !!kp && !kp.dueForRekey(this.now(), this.timers);
   }
 
   /** Application data moved: a peer at rest wakes (its path owner revalidates the path), then is active. */
@@ -223,7 +223,7 @@ export class Device {
   }
 
   /**
-   * The TUN data plane moved IP packets for the peer on its own threads (tun-mode.ts reads its counters): the
+   * The TUN data plane moved IP packets for the peer on its own threads (native-plane.ts reads its counters): the
    * peer is active, and a received packet is as good as any for the dead-peer check.
    */
   noteTunTraffic(name: string, d: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number; relayRxPackets: number }): void {
@@ -368,13 +368,12 @@ export class Device {
     }
     const { peer, keypair } = entry;
     const now = this.now();
-    if (keypair.ageMs(now) > this.timers.rejectAfterTimeMs) return this.count("expired_key");
+    if (keypair.tooOld(now, this.timers)) return this.count("expired_key");
     const counter = readCounter(data);
     if (!keypair.replay.check(counter)) return this.count("replay");
     const plainLen = keypair.receiver.open(counter, data.subarray(DATA_HEADER_SIZE), this.scratch);
     if (plainLen < 0) return this.count("decrypt_failed");
     keypair.replay.update(counter);
-    keypair.receivedPackets++;
     if (!keypair.confirmed) {
       if (!peer.confirmed) {
         this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
@@ -782,7 +781,7 @@ export class Device {
   }
 
   private canSealWith(kp: Keypair): boolean {
-    return kp.ageMs(this.now()) <= this.timers.rejectAfterTimeMs && kp.sendCounter < this.timers.rejectAfterMessages;
+    return kp.canSeal(this.now(), this.timers);
   }
 
   private sendSealed(peer: Peer, kp: Keypair, plain: Uint8Array): void {
@@ -828,7 +827,7 @@ export class Device {
     peer.stats.txPackets++;
     peer.stats.txBytes += out.length;
     // At rest (a hold, or the answer to one) no send starts a handshake: keys may expire instead.
-    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs) && !isIdle(peer.lastDataAt, now, this.timers)) {
+    if (kp.isInitiator && !peer.initiation && kp.dueForRekey(now, this.timers) && !isIdle(peer.lastDataAt, now, this.timers)) {
       this.initiate(peer, "rekey");
     }
     return out;
@@ -909,7 +908,7 @@ export class Device {
     let busy = false;
     for (const peer of this.peers.values()) {
       if (peer.revoked) continue;
-      while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
+      while (peer.retired.length && peer.retired[peer.retired.length - 1].tooOld(now, t)) {
         this.forgetKeypair(peer, peer.retired.pop()!.localIndex);
       }
       // At rest (no application data for idleAfterMs) no timer sends anything: no keepalive, no dead-peer
@@ -918,7 +917,7 @@ export class Device {
       const kp = peer.current;
       // Silence is counted from the wake-up at the earliest: a rest is not a dead peer.
       const heardAt = Math.max(peer.lastReceivedAt, peer.activeSince);
-      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, idle ? "keys expired at rest" : "keys expired");
+      if (kp && kp.tooOld(now, t)) this.dropKeys(peer, idle ? "keys expired at rest" : "keys expired");
       else if (kp && !idle && now - heardAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
       else if (kp && !kp.confirmed && now - kp.createdAt > t.handshakeTimeoutMs && !peer.initiation) {
         // Our final message may have been lost, or the responder refused it (silently): it never confirmed.

@@ -1,6 +1,6 @@
 // A peer: an identity we may hold a session with, its keys, its current path and its timers' state.
 import type { Identity } from "../pki/index.js";
-import type { Endpoint } from "./endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { Keypair } from "./keypair.js";
 import type { PendingInitiation } from "./handshakes.js";
 

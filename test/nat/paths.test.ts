@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { PathManager, decodeCandidates, encodeCandidates, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
 import { punchTtlFor } from "../../src/nat/hops.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
-import { describeEndpoint, type Endpoint } from "../../src/session/endpoint.js";
+import { describeEndpoint, type Endpoint } from "../../src/addr/endpoint.js";
 
 function harness(self = "a", side = { noNat: false }) {
   let now = 1_000_000;

@@ -28,3 +28,11 @@ export function familyOf(host: string): 4 | 6 {
 export function isV4Mapped(host: string): boolean {
   return host.toLowerCase().startsWith("::ffff:") && isIP(host.slice(7)) === 4;
 }
+
+/** "a.b.c.d:port" or "[v6]:port" (as status reports and call-me-maybe carry them) to a UDP endpoint; undefined if not one. */
+export function parseEndpointString(s: string): Endpoint | undefined {
+  const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(s.trim());
+  if (!m) return undefined;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { kind: "udp", host: m[1], port } : undefined;
+}
