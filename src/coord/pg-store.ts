@@ -126,15 +126,21 @@ export class PgStore implements Store, ChangeFeed {
   /** One transaction; `changeLock` first for those that append to the change log. */
   private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, changeLock = false): Promise<T> {
     const c = await this.pool.connect();
+    // A checked-out client whose connection dies between two queries emits "error" (the pool listens only to idle
+    // ones): unheard, that killed the server when PostgreSQL restarted under load. The next query fails instead.
+    const onLost = () => {};
+    c.on("error", onLost);
     try {
       await c.query("BEGIN");
       if (changeLock) await c.query("SELECT pg_advisory_xact_lock($1, $2)", [LOCK_CLASS, CHANGE_LOCK]);
       const r = await fn(c);
       await c.query("COMMIT");
+      c.off("error", onLost);
       c.release();
       return r;
     } catch (err) {
       await c.query("ROLLBACK").catch(() => {});
+      c.off("error", onLost);
       c.release(err as Error); // the connection may be broken: do not reuse it
       throw err;
     }
