@@ -32,6 +32,8 @@ export interface NodeEventMap {
   flow_decision: FlowDecisionEvent;
   coord_connected: Record<string, never>;
   coord_lost: Record<string, never>;
+  /** The coordination client failed at something (a connect, a report): the message, for ember status. */
+  coord_error: { message: string };
   relay_connected: { relay: string };
   relay_lost: { relay: string; why: string };
   certificate_rotated: { serial: string; notAfter: string };

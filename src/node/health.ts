@@ -51,9 +51,10 @@ export class NodeHealth {
     this.mesh = mesh;
     if (mesh) {
       this.coord = { connected: false, since: Date.now() };
-      mesh.coord.on("connected", () => { this.coord = { connected: true, since: Date.now() }; });
-      mesh.coord.on("disconnected", () => { if (this.coord?.connected) this.coord = { connected: false, since: Date.now(), lastError: this.coord.lastError }; });
-      mesh.coord.on("error", (err: Error) => { if (this.coord && !this.coord.connected) this.coord.lastError = err.message; });
+      const events = this.d.events;
+      events.on("coord_connected", () => { this.coord = { connected: true, since: Date.now() }; });
+      events.on("coord_lost", () => { if (this.coord?.connected) this.coord = { connected: false, since: Date.now(), lastError: this.coord.lastError }; });
+      events.on("coord_error", (e) => { if (this.coord && !this.coord.connected) this.coord.lastError = e.message; });
     }
     this.telemetry?.start();
   }

@@ -133,9 +133,9 @@ export function chooseRelayFor(peer: { homeRelay?: string; heardVia?: string; ab
 
 export class Mesh {
   readonly coord: CoordClient;
-  readonly relays = new Map<string, RelayClient>();
+  private readonly relayClients = new Map<string, RelayClient>();
   readonly paths: PathManager;
-  homeRelay?: string;
+  private home?: string;
   private map?: PeerMap;
   private readonly mapPeers = new Map<string, MapPeer>();
   /** Stops the periodic report, relay idle check and netcheck (on the rest clock's beat). */
@@ -200,6 +200,7 @@ export class Mesh {
       log.info({}, "coordination stream connected");
       deps.events.emit("coord_connected", {});
     });
+    this.coord.on("error", (err: Error) => deps.events.emit("coord_error", { message: err.message }));
     this.coord.on("disconnected", () => {
       log.warn({}, "coordination stream lost; running on the cached map");
       deps.events.emit("coord_lost", {});
@@ -225,7 +226,17 @@ export class Mesh {
     this.pathTicker.stop();
     clearTimeout(this.netcheckTimer);
     await this.coord.stop();
-    await Promise.all([...this.relays.values()].map((r) => r.stop()));
+    await Promise.all([...this.relayClients.values()].map((r) => r.stop()));
+  }
+
+  /** The relay connections, read-only (syncRelays opens and closes them). */
+  get relays(): ReadonlyMap<string, RelayClient> {
+    return this.relayClients;
+  }
+
+  /** The relay this node reports as its home (pickHome is its one setter). */
+  get homeRelay(): string | undefined {
+    return this.home;
   }
 
   get peerMap(): PeerMap | undefined {
@@ -250,7 +261,7 @@ export class Mesh {
   /** Frames on the relay connections and the coordination stream (keepalives included), for the node's traffic. */
   controlTraffic(): TrafficTotals {
     let t: TrafficTotals = { txPackets: this.coord.stats.statusReports, txBytes: this.coord.stats.statusBytes, rxPackets: this.coord.stats.frames, rxBytes: this.coord.stats.bytes };
-    for (const r of this.relays.values()) {
+    for (const r of this.relayClients.values()) {
       t = addTotals(t, { txPackets: r.stats.wireFramesOut, txBytes: r.stats.wireBytesOut, rxPackets: r.stats.wireFramesIn, rxBytes: r.stats.wireBytesIn });
     }
     return t;
@@ -261,14 +272,14 @@ export class Mesh {
    * datagrams meanwhile; past that the sender waits for "connected" (device.writableChanged).
    */
   relayWritable(relay: string): boolean {
-    const c = this.relays.get(relay);
+    const c = this.relayClients.get(relay);
     if (!c) return false;
     if (c.connected && c.running) return c.writable();
     return this.openOnDemand(relay) && (this.relayOpening.get(relay)?.length ?? 0) < RELAY_OPEN_QUEUE;
   }
 
   sendViaRelay(to: Endpoint & { kind: "relay" }, data: Uint8Array): void {
-    const c = this.relays.get(to.relay);
+    const c = this.relayClients.get(to.relay);
     if (!c) return;
     if ((c.connected && c.running) || !this.openOnDemand(to.relay)) {
       // A refusal (not connected, or no room after canSend said yes) is counted by the client (status: sendRefused).
@@ -283,13 +294,13 @@ export class Mesh {
 
   /** Whether our connection to that relay is closed while idle (opened again by the first datagram that needs it). */
   relayIdle(relay: string): boolean {
-    return this.relaysOnDemand.has(relay) && !this.relays.get(relay)?.running;
+    return this.relaysOnDemand.has(relay) && !this.relayClients.get(relay)?.running;
   }
 
   /** Starts a relay connection closed while idle; true while it is opening on demand (not failed). */
   private openOnDemand(relay: string): boolean {
     if (!this.relaysOnDemand.has(relay)) return false;
-    const c = this.relays.get(relay)!;
+    const c = this.relayClients.get(relay)!;
     if (!c.running) {
       this.deps.log.info({ relay }, "relay: opening on demand");
       c.start();
@@ -299,8 +310,8 @@ export class Mesh {
 
   /** Closes connections to relays other than our home that carried no datagram for RELAY_IDLE_CLOSE_MS. */
   private closeIdleRelays(): void {
-    for (const [name, c] of this.relays) {
-      if (name === this.homeRelay || !this.homeRelay || (c.idleMs ?? 0) < RELAY_IDLE_CLOSE_MS) continue;
+    for (const [name, c] of this.relayClients) {
+      if (name === this.home || !this.home || (c.idleMs ?? 0) < RELAY_IDLE_CLOSE_MS) continue;
       this.relaysOnDemand.add(name);
       this.deps.log.info({ relay: name, idleS: Math.round(c.idleMs! / 1000) }, "relay: closed while idle (opens on demand)");
       void c.stop();
@@ -421,7 +432,7 @@ export class Mesh {
   private syncRelays(m: PeerMap): void {
     const { log, verifier, device } = this.deps;
     for (const r of m.relays.slice(0, MAX_RELAYS)) {
-      if (this.relays.has(r.name)) continue;
+      if (this.relayClients.has(r.name)) continue;
       const creds = this.deps.credentials();
       const client = new RelayClient({
         host: r.host, port: r.port, name: r.name,
@@ -463,11 +474,11 @@ export class Mesh {
         log.warn({ relay: r.name, why }, "relay disconnected");
         this.deps.events.emit("relay_lost", { relay: r.name, why });
         // Our home died: every relay closed while idle opens again, and the first one up becomes home.
-        if (r.name === this.homeRelay) for (const name of this.relaysOnDemand) this.openOnDemand(name);
+        if (r.name === this.home) for (const name of this.relaysOnDemand) this.openOnDemand(name);
         this.pickHome();
         this.refreshRelayPaths();
       });
-      this.relays.set(r.name, client);
+      this.relayClients.set(r.name, client);
       client.start();
     }
   }
@@ -482,8 +493,8 @@ export class Mesh {
       else absentUntil!.delete(relay);
     }
     // A relay closed while idle still counts: the first datagram opens it again.
-    const relays = [...this.relays].map(([n, c]) => ({ name: n, connected: c.connected || this.relaysOnDemand.has(n) }));
-    const relay = chooseRelayFor({ homeRelay: this.mapPeers.get(name)?.homeRelay, heardVia: this.relayHeard.get(name), absent }, relays, this.homeRelay);
+    const relays = [...this.relayClients].map(([n, c]) => ({ name: n, connected: c.connected || this.relaysOnDemand.has(n) }));
+    const relay = chooseRelayFor({ homeRelay: this.mapPeers.get(name)?.homeRelay, heardVia: this.relayHeard.get(name), absent }, relays, this.home);
     return relay ? { kind: "relay", relay, peer: name } : undefined;
   }
 
@@ -499,7 +510,7 @@ export class Mesh {
     this.relayHeard.set(peer, relay);
     this.relayAbsent.get(peer)?.delete(relay);
     const current = this.paths.peers.get(peer)?.relay;
-    if (current?.kind !== "relay" || !this.relays.get(current.relay)?.connected) this.paths.setRelay(peer, this.relayPathFor(peer));
+    if (current?.kind !== "relay" || !this.relayClients.get(current.relay)?.connected) this.paths.setRelay(peer, this.relayPathFor(peer));
   }
 
   /** A relay says the peer is not connected there: reach it through another relay for a while. */
@@ -518,11 +529,11 @@ export class Mesh {
 
   /** Home relay: the preferred one (EMBER_HOME_RELAY), else the connected relay with the lowest round trip. */
   private pickHome(): void {
-    const next = chooseHomeRelay(this.homeRelay, [...this.relays].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })), HOME_RELAY_PREFERENCE);
-    if (next && next !== this.homeRelay) {
-      const from = this.homeRelay;
-      this.homeRelay = next;
-      this.deps.log.info({ relay: next, from, rttMs: this.relays.get(next)?.rttMs }, "home relay");
+    const next = chooseHomeRelay(this.home, [...this.relayClients].map(([name, c]) => ({ name, connected: c.connected, rttMs: c.rttMs })), HOME_RELAY_PREFERENCE);
+    if (next && next !== this.home) {
+      const from = this.home;
+      this.home = next;
+      this.deps.log.info({ relay: next, from, rttMs: this.relayClients.get(next)?.rttMs }, "home relay");
       this.report();
     }
   }
@@ -531,7 +542,7 @@ export class Mesh {
     this.pickHome();
     this.coord.reportStatus({
       endpoints: this.deps.candidates.list().map(describeEndpoint),
-      homeRelay: this.homeRelay,
+      homeRelay: this.home,
       natType: this.deps.candidates.natType,
       services: this.deps.services(),
     });

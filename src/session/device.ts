@@ -125,7 +125,12 @@ interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: 
 
 export class Device {
   readonly timers: SessionTimers;
-  readonly peers = new Map<string, Peer>();
+  private readonly peerTable = new Map<string, Peer>();
+
+  /** Every peer, read-only: addPeer and removePeer are the only ways in and out. */
+  get peers(): ReadonlyMap<string, Peer> {
+    return this.peerTable;
+  }
   /** Handlers by inner kind: each layer above registers its own kinds (src/session/inner.ts). */
   readonly inner = new InnerRegistry();
   /**
@@ -306,7 +311,7 @@ export class Device {
     let peer = this.peers.get(name);
     if (!peer) {
       peer = new Peer(name, endpoint, persistent, this.now());
-      this.peers.set(name, peer);
+      this.peerTable.set(name, peer);
       this.ticker.poke();
     } else if (endpoint && !peer.current) {
       this.setPath(name, endpoint);
@@ -318,7 +323,7 @@ export class Device {
     const peer = this.peers.get(name);
     if (!peer) return;
     this.dropKeys(peer, "peer removed");
-    this.peers.delete(name);
+    this.peerTable.delete(name);
     this.chainOwed.delete(name);
   }
 
