@@ -59,7 +59,7 @@ const pages = {
     const names = o.nodes.map((n) => n.name);
     const nodeRows = o.nodes.map((n) => h("tr", { "data-node": n.name },
       h("td", {}, nodeLink(n.name)), h("td", {}, h(`span.badge.${n.online ? "ok" : "bad"}`, {}, n.online ? "online" : "offline")),
-      h("td", {}, ago(n.lastSeen)), h("td", {}, n.tenant), h("td", {}, n.groups.join(", ")), h("td", {}, n.homeRelay || "–"), h("td", {}, n.natType || "–"),
+      h("td", {}, ago(n.lastSeen)), h("td", {}, n.tenant), h("td", {}, n.groups.join(", ")), h("td", {}, n.homeRelay || "–"), h("td", {}, n.natType || "–"), h("td", {}, n.version || "–"),
       h("td", {}, n.problems.length ? n.problems.map((p) => h(`span.badge.${p.severity === "error" ? "bad" : "warn"}`, { title: p.summary }, p.code)) : h("span.muted", {}, "none"))));
     const linkRows = o.links.map((l) => h("tr", { "data-link": `${l.from}>${l.to}` },
       h("td", {}, nodeLink(l.from)), h("td", {}, nodeLink(l.to)), h("td", {}, h(`span.path.${l.kind}`, {}, l.path)), h("td", {}, l.state), h("td.num", {}, ms(l.rttMs)), h("td.num", {}, l.lossPct === undefined ? "–" : `${l.lossPct}%`)));
@@ -74,7 +74,7 @@ const pages = {
       h("p.muted", {}, `${o.nodes.length} nodes, ${o.nodes.filter((n) => n.online).length} online · policy ${o.policyHash}`),
       h("div.split", {}, h("section", {}, h("h2", {}, "Graph"), graph(o)), h("section", {}, h("h2", {}, "Latency matrix"), matrix,
         h("p.legend", {}, h("span.path.direct", {}, "D direct"), " ", h("span.path.relay", {}, "R relay")))),
-      h("h2", {}, "Nodes"), table("nodes", ["node", "state", "last seen", "tenant", "groups", "home relay", "NAT", "problems"], nodeRows),
+      h("h2", {}, "Nodes"), table("nodes", ["node", "state", "last seen", "tenant", "groups", "home relay", "NAT", "version", "problems"], nodeRows),
       h("h2", {}, "Paths"), table("links", ["from", "to", "path", "session", "latency", "loss"], linkRows),
     ];
   },
@@ -162,7 +162,7 @@ const pages = {
         : h("p.ok", { "data-testid": "no-problem" }, "No problem: this node is healthy."),
       h("h2", {}, "Peers"),
       table("peers", ["peer", "path", "session", "latency", "loss"], n.peers.map((p) => h("tr", {}, h("td", {}, nodeLink(p.name)), h("td", {}, h(`span.path.${p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none"}`, {}, p.path)), h("td", {}, p.state), h("td.num", {}, ms(p.rttMs)), h("td.num", {}, p.lossPct === undefined ? "–" : `${p.lossPct}%`)))),
-      h("p.muted", {}, `home relay ${n.homeRelay || "–"} · NAT ${n.natType || "–"} · clock offset ${n.clockOffsetMs === undefined ? "–" : `${(n.clockOffsetMs / 1000).toFixed(1)} s`} · telemetry ${ago(n.telemetryAt)}`),
+      h("p.muted", {}, `home relay ${n.homeRelay || "–"} · NAT ${n.natType || "–"} · version ${n.version || "–"} · clock offset ${n.clockOffsetMs === undefined ? "–" : `${(n.clockOffsetMs / 1000).toFixed(1)} s`} · telemetry ${ago(n.telemetryAt)}`),
       h("h2", {}, "Recent events"),
       table("history", ["time", "event", "peer", "result", "detail"], n.recent.map((e) => h("tr", {}, h("td", {}, time(e.at)), h("td", {}, e.kind), h("td", {}, e.peer || "–"),
         h("td", {}, e.ok === undefined ? "–" : e.ok ? "ok" : "failed"), h("td.mono", {}, detail(e))))),

@@ -2,6 +2,7 @@
 // being run: `ember status` never loads the daemon, the PKI or the coordination server, so a CLI call starts in a
 // fraction of the time (docs/performance.md "Start-up").
 import { Command } from "commander";
+import { versionLine } from "../release.js";
 
 type Register = (program: Command) => void;
 
@@ -37,7 +38,7 @@ export const VERBS: Record<string, () => Promise<Register>> = {
 /** A program with the given verbs registered (each module once), or every verb when `verb` is not one of them. */
 export async function buildProgram(verb: string | undefined): Promise<Command> {
   const program = new Command();
-  program.name("ember").description("EmberNet: zero-trust overlay network").version("0.1.0").exitOverride();
+  program.name("ember").description("EmberNet: zero-trust overlay network").version(versionLine()).exitOverride();
   const wanted = verb !== undefined && VERBS[verb] ? [VERBS[verb]] : verb === "--version" || verb === "-V" ? [] : Object.values(VERBS);
   const done = new Set<Register>();
   for (const load of wanted) {

@@ -12,8 +12,14 @@ import type { ClientRequest } from "node:http";
 import {
   createCsr, generateEd25519, parseCertificate, pemBlocks, privateKeyToPem, Verifier, withIntermediates, LEAF_BACKDATE_MS,
 } from "../pki/index.js";
-import { FrameError, FrameReader, STREAM_IDLE_MS, type DeltaFrame, type FullFrame, type MapFrame, type MapPeer, type MapRelay, type MapSelf } from "../wire/coord/map.js";
+import { FrameError, FrameReader, STREAM_IDLE_MS, type DeltaFrame, type FullFrame, type DecodedFrame, type MapPeer, type MapRelay, type MapSelf } from "../wire/coord/map.js";
 import { PATHS, STATUS_MIN_INTERVAL_MS, type EnrollAnswer, type EnrollRequest, type StatusReport } from "../wire/coord/api.js";
+import { PROTOCOL_VERSION, VERSION_HEADERS, announcedProtocol, announcedSoftware, describeVersion } from "../wire/protocol.js";
+import { UnknownTally } from "../wire/unknown.js";
+import { RELEASE } from "../release.js";
+
+/** What every status report says of this node's version (api.ts StatusReport). */
+const ANNOUNCED_VERSION = { protocol: PROTOCOL_VERSION, version: RELEASE.version };
 import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { bootstrapAgent, RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord/names.js";
@@ -115,6 +121,10 @@ const RENEW_JITTER = 0.05;
 
 export class CoordClient extends EventEmitter {
   /** Counters for operators and tests: full maps received, deltas applied, stream connections opened. */
+  /** Map frames of kinds this node does not know (a newer server's), by kind. */
+  readonly unknownFrames = new UnknownTally();
+  /** The version the serving replica announced on the map stream (protocol 1 when it announced nothing). */
+  serverVersion = describeVersion(1);
   readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0, frames: 0, statusReports: 0, statusBytes: 0, failBacks: 0 };
   /** The replicas, and which one this client uses now (it moves on when the map stream fails). */
   private readonly origins: string[];
@@ -281,7 +291,7 @@ export class CoordClient extends EventEmitter {
     this.stats.statusReports++;
     this.stats.statusBytes += JSON.stringify(s).length;
     try {
-      await requestJson(this.agent, this.origin + PATHS.status, "POST", s);
+      await requestJson(this.agent, this.origin + PATHS.status, "POST", { ...s, ...ANNOUNCED_VERSION });
       this.lastStatus = s;
     } catch (err) {
       this.pendingStatus ??= s; // retried on the next change or reconnect
@@ -357,7 +367,11 @@ export class CoordClient extends EventEmitter {
   private streamOnce(): Promise<boolean> {
     return new Promise((resolve, reject) => {
       const q = this.state ? `?epoch=${this.state.epoch}&seq=${this.state.map.seq}` : "";
-      const req = request(this.origin + PATHS.map + q, { method: "GET", agent: this.agent, headers: { accept: "application/vnd.embernet.map+msgpack" } });
+      const req = request(this.origin + PATHS.map + q, { method: "GET", agent: this.agent, headers: {
+        accept: "application/vnd.embernet.map+msgpack",
+        // Which frames this node reads (src/wire/protocol.ts): a server sends a node no frame kind it does not know.
+        [VERSION_HEADERS.protocol]: String(PROTOCOL_VERSION), [VERSION_HEADERS.software]: RELEASE.version,
+      } });
       this.current = req;
       let got = false;
       let idle: NodeJS.Timeout | undefined;
@@ -384,6 +398,7 @@ export class CoordClient extends EventEmitter {
           return;
         }
         this.stats.connects++;
+        this.serverVersion = describeVersion(announcedProtocol(res.headers[VERSION_HEADERS.protocol]), announcedSoftware(res.headers[VERSION_HEADERS.software]));
         if (this.originIndex === 0) this.failBack?.stop(); else this.failBack?.start();
         this.emit("connected");
         // Sent again on every connect (the server may be another replica); a report that failed while the
@@ -414,8 +429,13 @@ export class CoordClient extends EventEmitter {
     });
   }
 
-  private apply(f: MapFrame): void {
+  private apply(f: DecodedFrame): void {
     if (f.t === "ping") return;
+    if (f.t === "unknown") {
+      const n = this.unknownFrames.note(this.origin, f.kind, Date.now());
+      if (n.log) this.log("map frame of a kind this node does not know: skipped", { kind: f.kind, count: n.count, server: this.origin, serverVersion: this.serverVersion });
+      return;
+    }
     if (f.t === "full") return this.applyFull(f);
     const st = this.state;
     if (!st) throw new FrameError(`delta ${f.seq} before any full map`);

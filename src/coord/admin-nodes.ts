@@ -14,6 +14,8 @@ export async function listNodes(ctx: CoordContext, c: Call): Promise<void> {
       online: hub.isOnline(n.name), lastSeen: lastSeen ? new Date(lastSeen).toISOString() : undefined,
       endpoints: live?.endpoints ?? n.endpoints, homeRelay: live?.homeRelay ?? n.homeRelay, overlayIp: n.overlayIp, serial: n.serial,
       certExpires: new Date(n.notAfter).toISOString(), enrolledAt: new Date(n.enrolledAt).toISOString(),
+      // As its last status report announced it; none yet: it has not reported since enrolling (or this server's upgrade).
+      protocol: n.protocol, version: n.version,
     };
   });
   sendJson(c.res, 200, { nodes });

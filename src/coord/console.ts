@@ -22,6 +22,7 @@ import { ConsoleSessions, type Session } from "./console-sessions.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash, USERNAME_PATTERN } from "./passwords.js";
 import { ADMIN_ROLE } from "../wire/coord/names.js";
+import { versionLabel } from "../wire/protocol.js";
 import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
@@ -287,7 +288,7 @@ export class Console {
       const last = live?.lastSeen ?? n.lastSeen;
       return {
         name: n.name, tenant: n.tenant, groups: n.groups, online: hub.isOnline(n.name), lastSeen: last ? new Date(last).toISOString() : undefined,
-        homeRelay: live?.homeRelay ?? n.homeRelay, natType: n.natType, endpoints: live?.endpoints ?? n.endpoints,
+        homeRelay: live?.homeRelay ?? n.homeRelay, natType: n.natType, endpoints: live?.endpoints ?? n.endpoints, version: versionLabel(n),
         telemetryAt: snap ? new Date(snap.at).toISOString() : undefined, stale: snap ? now - snap.at > STALE_MS : true,
         problems: (snap?.problems ?? []).map((p) => ({ code: p.code, severity: p.severity, summary: p.summary })),
       };
@@ -406,7 +407,7 @@ export class Console {
     return {
       name: n.name, tenant: n.tenant, groups: n.groups, roles: n.roles, status: n.status, online: hub.isOnline(name),
       lastSeen: (hub.peer(name)?.lastSeen ?? n.lastSeen) ? new Date((hub.peer(name)?.lastSeen ?? n.lastSeen)!).toISOString() : undefined,
-      serial: n.serial, certExpires: new Date(n.notAfter).toISOString(), homeRelay: hub.peer(name)?.homeRelay ?? n.homeRelay, natType: n.natType,
+      serial: n.serial, certExpires: new Date(n.notAfter).toISOString(), homeRelay: hub.peer(name)?.homeRelay ?? n.homeRelay, natType: n.natType, version: versionLabel(n),
       endpoints: hub.peer(name)?.endpoints ?? n.endpoints, clockOffsetMs: snap?.clockOffsetMs, telemetryAt: snap ? new Date(snap.at).toISOString() : undefined,
       peers: (snap?.peers ?? []).map((p) => {
         const l = linkView(name, p, !snap || now - snap.at > STALE_MS || !hub.isOnline(name) || (hub.peer(p.name) !== undefined && !hub.isOnline(p.name)));

@@ -4,6 +4,8 @@
 // (STATUS_FLUSH_MS), so a burst of reports costs one transaction.
 import { MAX_ENDPOINT_CHARS, MAX_ENDPOINTS, type HealthAnswer } from "../wire/coord/api.js";
 import { PING_INTERVAL_MS } from "../wire/coord/map.js";
+import { PROTOCOL_VERSION, VERSION_HEADERS, announcedProtocol, announcedSoftware } from "../wire/protocol.js";
+import { RELEASE } from "../release.js";
 import { ENDPOINT_PATTERN, NAME_PATTERN } from "../wire/coord/names.js";
 import { checkServices, type MapService } from "../wire/coord/services.js";
 import type { CoordContext } from "./context.js";
@@ -43,7 +45,10 @@ export class NodeStatus {
     const epoch = c.url.searchParams.get("epoch");
     const seq = Number(c.url.searchParams.get("seq"));
     const resume = epoch && Number.isSafeInteger(seq) && seq >= 0 ? { epoch, seq } : undefined;
-    res.writeHead(200, { "content-type": "application/vnd.embernet.map+msgpack", "cache-control": "no-store", "x-ember-map-version": "1" });
+    res.writeHead(200, {
+      "content-type": "application/vnd.embernet.map+msgpack", "cache-control": "no-store", "x-ember-map-version": "1",
+      [VERSION_HEADERS.protocol]: String(PROTOCOL_VERSION), [VERSION_HEADERS.software]: RELEASE.version,
+    });
     res.flushHeaders();
     req.socket.setNoDelay(true);
     // TCP keepalive only as a backstop behind the hub's ping frames: probing sooner than a ping interval would
@@ -84,7 +89,9 @@ export class NodeStatus {
     if (!hub.peer(id.name)) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
     const now = Date.now();
     this.ctx.timePush("status", () => hub.status(id.name, { endpoints: eps as string[], homeRelay: homeRelay as string | undefined, services, lastSeen: now }));
-    this.pending.set(id.name, { name: id.name, endpoints: eps as string[], homeRelay: homeRelay as string | undefined, natType: natType as string | undefined, lastSeen: now });
+    // The version it announced (release 0.1.0 announces nothing: protocol 1); a bad value reads as no announcement.
+    const protocol = announcedProtocol(body.protocol), version = announcedSoftware(body.version);
+    this.pending.set(id.name, { name: id.name, endpoints: eps as string[], homeRelay: homeRelay as string | undefined, natType: natType as string | undefined, lastSeen: now, protocol, version });
     sendJson(c.res, 200, { ok: true });
   }
 

@@ -7,6 +7,7 @@ import pg from "pg";
 import type { Change, ChangeFeed, ChangeKind } from "./change-feed.js";
 import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./overlay-address.js";
 import { checkToken } from "./tokens.js";
+import { newerSchemaRefusal } from "./schema-version.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
 import { PG_SESSIONS_SQL, sessionFromRow } from "./session-rows.js";
@@ -84,6 +85,9 @@ const MIGRATIONS: { version: number; sql: string }[] = [
   { version: 6, sql: PG_PUBLICATIONS_SQL },
   // Console logins, server-side (issue 28).
   { version: 7, sql: PG_SESSIONS_SQL },
+  // Releases (issue 27): the protocol and software version each node reported last (NULL before its first report,
+  // and for a node of release 0.1.0 the version stays NULL: it reports protocol 1 only by saying nothing).
+  { version: 8, sql: "ALTER TABLE nodes ADD COLUMN protocol INTEGER; ALTER TABLE nodes ADD COLUMN software_version TEXT;" },
 ];
 
 const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
@@ -163,7 +167,8 @@ export class PgStore implements Store, ChangeFeed {
       await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)");
       const applied = new Set((await c.query("SELECT version FROM schema_migrations")).rows.map((r) => Number(r.version)));
       const current = Math.max(0, ...applied);
-      if (current > latest) throw new Error(`database schema version ${current} is newer than this server (${latest}); upgrade the server`);
+      const newer = newerSchemaRefusal(current, latest, this.label);
+      if (newer) throw new Error(newer);
       // Every version not recorded yet, not only those above the highest: migrations numbered apart can merge.
       for (const m of MIGRATIONS) {
         if (applied.has(m.version)) continue;
@@ -268,7 +273,7 @@ export class PgStore implements Store, ChangeFeed {
       ON CONFLICT (name) DO UPDATE SET tenant = EXCLUDED.tenant, groups = EXCLUDED.groups, roles = EXCLUDED.roles,
         enrollment_id = EXCLUDED.enrollment_id, status = EXCLUDED.status, enrolled_at = EXCLUDED.enrolled_at, token_id = EXCLUDED.token_id,
         cert_ttl_ms = EXCLUDED.cert_ttl_ms, serial = EXCLUDED.serial, cert_pem = EXCLUDED.cert_pem, not_after = EXCLUDED.not_after,
-        endpoints = '[]', home_relay = NULL, nat_type = NULL, last_seen = NULL,
+        endpoints = '[]', home_relay = NULL, nat_type = NULL, last_seen = NULL, protocol = NULL, software_version = NULL,
         user_name = NULL, user_groups = NULL, user_cert_pem = NULL, user_not_after = NULL`,
     [node.name, node.tenant, JSON.stringify(node.groups), JSON.stringify(node.roles), node.enrollmentId, node.status,
       node.enrolledAt, node.tokenId, node.certTtlMs, node.serial, node.certPem, node.notAfter]);
@@ -318,11 +323,15 @@ export class PgStore implements Store, ChangeFeed {
     if (updates.length === 0) return;
     await this.tx(async (c) => {
       // One statement for the batch (a replica flushes every couple of seconds).
-      await c.query(`UPDATE nodes n SET endpoints = u.endpoints, home_relay = u.home_relay, nat_type = u.nat_type, last_seen = u.last_seen
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) AS u(name, endpoints, home_relay, nat_type, last_seen)
+      // A status report sets the version the node announced; a status without one (map stream closed) keeps it.
+      await c.query(`UPDATE nodes n SET endpoints = u.endpoints, home_relay = u.home_relay, nat_type = u.nat_type, last_seen = u.last_seen,
+          protocol = CASE WHEN u.reported THEN u.protocol ELSE n.protocol END, software_version = CASE WHEN u.reported THEN u.version ELSE n.software_version END
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::boolean[], $7::integer[], $8::text[])
+          AS u(name, endpoints, home_relay, nat_type, last_seen, reported, protocol, version)
         WHERE n.name = u.name`,
       [updates.map((u) => u.name), updates.map((u) => JSON.stringify(u.endpoints)), updates.map((u) => u.homeRelay ?? null),
-        updates.map((u) => u.natType ?? null), updates.map((u) => u.lastSeen)]);
+        updates.map((u) => u.natType ?? null), updates.map((u) => u.lastSeen), updates.map((u) => u.protocol !== undefined),
+        updates.map((u) => u.protocol ?? null), updates.map((u) => u.version ?? null)]);
       await this.logChange(c, "status", updates.map((u) => u.name));
     }, true);
   }

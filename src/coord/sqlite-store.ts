@@ -5,6 +5,7 @@ import { closeSync, fstatSync, fsync, mkdirSync, openSync, statSync } from "node
 import { join } from "node:path";
 import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
 import { checkToken } from "./tokens.js";
+import { newerSchemaRefusal } from "./schema-version.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
 import { sessionFromRow, SQLITE_SESSIONS_SQL } from "./session-rows.js";
@@ -74,6 +75,9 @@ const MIGRATIONS: { version: number; sql: string }[] = [
   { version: 5, sql: SQLITE_PUBLICATIONS_SQL },
   // Console logins, server-side (issue 28).
   { version: 6, sql: SQLITE_SESSIONS_SQL },
+  // Releases (issue 27): the protocol and software version each node reported last (NULL before its first report,
+  // and for a node of release 0.1.0 the version stays NULL: it reports protocol 1 only by saying nothing).
+  { version: 7, sql: "ALTER TABLE nodes ADD COLUMN protocol INTEGER; ALTER TABLE nodes ADD COLUMN software_version TEXT;" },
 ];
 
 /** Nodes with their overlay address (absent only before migrate() ran). */
@@ -108,7 +112,8 @@ export class SqliteStore implements Store {
     const applied = new Set((this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) => r.version as number));
     const current = Math.max(0, ...applied);
     const latest = MIGRATIONS[MIGRATIONS.length - 1].version;
-    if (current > latest) throw new Error(`database schema version ${current} is newer than this server (${latest}); upgrade the server`);
+    const newer = newerSchemaRefusal(current, latest, this.label);
+    if (newer) throw new Error(newer);
     // Every version not recorded yet, not only those above the highest: migrations numbered apart can merge.
     for (const m of MIGRATIONS) {
       if (applied.has(m.version)) continue;
@@ -262,9 +267,16 @@ export class SqliteStore implements Store {
 
   async saveStatuses(updates: StatusUpdate[]): Promise<void> {
     if (updates.length === 0) return;
-    const stmt = this.db.prepare("UPDATE nodes SET endpoints = ?, home_relay = ?, nat_type = ?, last_seen = ? WHERE name = ?");
+    // A status report sets the version the node announced (protocol 1 and no version from release 0.1.0); a
+    // status without one (the map stream closed) keeps what the last report said.
+    const stmt = this.db.prepare(`UPDATE nodes SET endpoints = @endpoints, home_relay = @homeRelay, nat_type = @natType, last_seen = @lastSeen,
+      protocol = CASE WHEN @reported THEN @protocol ELSE protocol END, software_version = CASE WHEN @reported THEN @version ELSE software_version END
+      WHERE name = @name`);
     this.db.transaction(() => {
-      for (const u of updates) stmt.run(JSON.stringify(u.endpoints), u.homeRelay ?? null, u.natType ?? null, u.lastSeen, u.name);
+      for (const u of updates) {
+        stmt.run({ endpoints: JSON.stringify(u.endpoints), homeRelay: u.homeRelay ?? null, natType: u.natType ?? null, lastSeen: u.lastSeen, name: u.name,
+          reported: u.protocol === undefined ? 0 : 1, protocol: u.protocol ?? null, version: u.version ?? null });
+      }
     }).immediate();
   }
 

@@ -11,6 +11,7 @@ export function nodeFromRow(r: Row): NodeRecord {
     status: r.status, enrolledAt: r.enrolled_at, tokenId: r.token_id, certTtlMs: r.cert_ttl_ms, serial: r.serial,
     certPem: r.cert_pem, notAfter: r.not_after, endpoints: JSON.parse(r.endpoints),
     homeRelay: r.home_relay ?? undefined, natType: r.nat_type ?? undefined, lastSeen: r.last_seen ?? undefined,
+    ...(r.protocol != null ? { protocol: Number(r.protocol) } : {}), ...(r.software_version != null ? { version: r.software_version } : {}),
     ...(r.overlay_address != null ? { overlayIp: intToIpv4(r.overlay_address) } : {}),
     ...(r.user_name != null ? { user: { name: r.user_name, groups: JSON.parse(r.user_groups), certPem: r.user_cert_pem, notAfter: r.user_not_after } } : {}),
   };

@@ -37,6 +37,9 @@ export interface NodeRecord {
   homeRelay?: string;
   natType?: string;
   lastSeen?: number;
+  /** What the node's last status report announced: its protocol (1 for release 0.1.0) and software version. */
+  protocol?: number;
+  version?: string;
   /** Overlay IPv4 address of the identity (tenant + name), for TUN mode: assigned at enrollment, never moved. */
   overlayIp?: string;
   /** The person logged in on this device (issue 15): cleared by logout, disable, expiry and re-enrollment. */
@@ -48,7 +51,8 @@ export interface NodeUser { name: string; groups: string[]; certPem: string; not
 
 export interface CertRecord { serial: string; name: string; enrollmentId: string; notAfter: number; issuedAt: number; kind: "enroll" | "renew" }
 
-export interface StatusUpdate { name: string; endpoints: string[]; homeRelay?: string; natType?: string; lastSeen: number }
+/** protocol/version: set by a status report (version absent from release 0.1.0); absent, the stored ones stay. */
+export interface StatusUpdate { name: string; endpoints: string[]; homeRelay?: string; natType?: string; lastSeen: number; protocol?: number; version?: string }
 
 export type EnrollRefusal =
   | { ok: false; reason: TokenRefusalReason | "name_taken"; detail: string };

@@ -11,6 +11,7 @@ import { NoiseError, XXHandshake } from "./noise.js";
 import { generateX25519 } from "./x25519.js";
 import { MessageError, decodeHandshakePayload, encodeHandshakePayload } from "../wire/messages.js";
 import { DH_SIZE, NOISE_PROLOGUE, STATIC_KEY_BINDING_CONTEXT } from "../wire/constants.js";
+import { PROTOCOL_VERSION, UNANNOUNCED_PROTOCOL } from "../wire/protocol.js";
 
 export interface LocalIdentity {
   /** DER certificates: leaf first, then the intermediate(s). */
@@ -20,7 +21,12 @@ export interface LocalIdentity {
   /** X25519 Noise static key pair (raw 32 bytes each). */
   staticPrivate: Uint8Array;
   staticPublic: Uint8Array;
+  /** This node's software version, announced in the handshake payload beside PROTOCOL_VERSION. */
+  software?: string;
 }
+
+/** What the peer announced in its handshake payload: protocol 1 when it announced nothing (release 0.1.0). */
+export interface PeerVersion { protocol: number; software?: string }
 
 export interface HandshakeResult {
   /** The peer's verified identity. */
@@ -30,6 +36,7 @@ export interface HandshakeResult {
   recvKey: Uint8Array;
   /** The peer's handshake timestamp (ms): the session layer feeds it to a TimestampGuard. */
   timestamp: number;
+  version: PeerVersion;
 }
 
 /** reason: a verifier reason ("expired", "revoked", "unknown_ca", ...) or "bad_binding", "decrypt_failed",
@@ -76,7 +83,7 @@ export function nextTimestamp(): number {
 }
 
 function payloadFor(local: LocalIdentity): Uint8Array {
-  return encodeHandshakePayload({ chain: local.certChainDer, sig: bindingSignature(local), ts: nextTimestamp() });
+  return encodeHandshakePayload({ chain: local.certChainDer, sig: bindingSignature(local), ts: nextTimestamp(), proto: PROTOCOL_VERSION, sw: local.software });
 }
 
 /** Runs a step and turns ANY failure into a HandshakeError: hostile bytes must never escape as something else. */
@@ -123,7 +130,7 @@ function bindingHolds(certKey: Uint8Array, peerStatic: Uint8Array, sig: Uint8Arr
 }
 
 /** Verifies the peer's payload against the static key Noise authenticated. */
-function authenticate(payloadBytes: Uint8Array, peerStatic: Uint8Array, verifier: Verifier): { identity: Identity; timestamp: number } {
+function authenticate(payloadBytes: Uint8Array, peerStatic: Uint8Array, verifier: Verifier): { identity: Identity; timestamp: number; version: PeerVersion } {
   let payload;
   try {
     payload = decodeHandshakePayload(payloadBytes);
@@ -133,12 +140,12 @@ function authenticate(payloadBytes: Uint8Array, peerStatic: Uint8Array, verifier
   const r = verifier.verifyChain(payload.chain);
   if (!r.ok) throw new HandshakeError(r.reason, r.detail);
   if (!bindingHolds(r.identity.publicKey, peerStatic, payload.sig)) throw new HandshakeError("bad_binding", `the certificate of ${r.identity.name} did not sign this handshake's static key`);
-  return { identity: r.identity, timestamp: payload.ts };
+  return { identity: r.identity, timestamp: payload.ts, version: { protocol: payload.proto ?? UNANNOUNCED_PROTOCOL, software: payload.sw } };
 }
 
 export class Initiator {
   private readonly hs: XXHandshake;
-  private peer?: { identity: Identity; timestamp: number };
+  private peer?: { identity: Identity; timestamp: number; version: PeerVersion };
   private res?: HandshakeResult;
 
   constructor(private readonly local: LocalIdentity, private readonly verifier: Verifier) {
@@ -166,7 +173,7 @@ export class Initiator {
       if (!this.peer) throw new HandshakeError("out_of_order", "final message before a verified response");
       const out = this.hs.writeMessage(payloadFor(this.local));
       const [send, recv] = this.hs.split();
-      this.res = { identity: this.peer.identity, timestamp: this.peer.timestamp, peerStatic: this.hs.remoteStatic!, sendKey: send, recvKey: recv };
+      this.res = { ...this.peer, peerStatic: this.hs.remoteStatic!, sendKey: send, recvKey: recv };
       return out;
     });
   }
@@ -202,7 +209,7 @@ export class Responder {
     guarded(() => this.hs.readMessage(msg, (payload) => {
       const peer = authenticate(payload, this.hs.remoteStatic!, this.verifier);
       const [recv, send] = this.hs.split();
-      this.res = { identity: peer.identity, timestamp: peer.timestamp, peerStatic: this.hs.remoteStatic!, sendKey: send, recvKey: recv };
+      this.res = { ...peer, peerStatic: this.hs.remoteStatic!, sendKey: send, recvKey: recv };
     }));
   }
 

@@ -156,6 +156,8 @@ export function peersReport(d: Daemon) {
     paths: d.mesh?.paths.describe(p.name),
     endpoint: describeEndpoint(p.endpoint),
     identity: p.identity?.spiffeId,
+    // What the peer announced in its last handshake (protocol 1: release 0.1.0, which announces nothing).
+    version: p.version,
     overlayIp: d.knownPeer(p.name)?.overlayIp,
     services: d.knownPeer(p.name)?.services ?? [],
     lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,

@@ -4,6 +4,7 @@
 import type { Problem } from "../wire/coord/telemetry.js";
 import type { NearestRule } from "../policy/index.js";
 import { classifyConnectError, describeConnectFailure, urlTarget } from "../net/connect-errors.js";
+import { outdatedPeers, type PeerVersionFact } from "./peer-versions.js";
 
 export type { Problem };
 
@@ -38,6 +39,8 @@ export interface DiagnosisFacts {
   /** Our certificate's validity by our own clock. */
   certificate?: { notBefore: number; notAfter: number; problem?: string };
   denied: DeniedFlow[];
+  /** What each peer with a session announced in its handshake. */
+  peerVersions?: PeerVersionFact[];
 }
 
 
@@ -144,6 +147,7 @@ export function diagnose(f: DiagnosisFacts): Problem[] {
       detail: { flow: d.flow, nearest: d.nearest },
     });
   }
+  out.push(...outdatedPeers(f.peerVersions ?? []));
   return out;
 }
 

@@ -197,6 +197,7 @@ export class NodeHealth {
       peers, clock: this.telemetry?.clock,
       certificate: { notBefore: id.notBefore.getTime(), notAfter: id.notAfter.getTime(), ...(now > id.notAfter.getTime() ? { problem: "expired" } : now < id.notBefore.getTime() ? { problem: "not_yet_valid" } : {}) },
       denied: [...this.denied.values()],
+      peerVersions: [...this.d.device.peers.values()].flatMap((p) => (p.version ? [{ name: p.name, ...p.version }] : [])),
     };
   }
 

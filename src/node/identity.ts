@@ -1,6 +1,7 @@
 // Loads this node's certificate, key and trust bundle, and derives what the handshake needs.
 import { readBoundedFile, pemBlocks, keyPairFromPrivatePem, Verifier, type Identity } from "../pki/index.js";
 import { generateStaticKeyPair, type LocalIdentity } from "../session/crypto-adapter.js";
+import { RELEASE } from "../release.js";
 
 export interface NodeCredentials {
   identity: Identity;
@@ -26,6 +27,6 @@ export function loadCredentials(certPath: string, keyPath: string, verifier: Ver
   const intermediates = bundleDers.slice(1);
   return {
     identity: r.identity, certPem, keyPem, bundlePem,
-    local: { certChainDer: [chain[0], ...intermediates], certPrivateKey: keys.privateKey, ...staticKeys },
+    local: { certChainDer: [chain[0], ...intermediates], certPrivateKey: keys.privateKey, ...staticKeys, software: RELEASE.version },
   };
 }

@@ -25,6 +25,9 @@ import type { HandshakeFragment } from "../wire/handshake-frame.js";
 import { AdaptiveTicker } from "./ticker.js";
 import type { RestClock } from "../clock/rest-clock.js";
 import { tunKey } from "../crypto/tun-keys.js";
+import { UnknownTally } from "../wire/unknown.js";
+import { OLDEST_COMPATIBLE_PROTOCOL, describeVersion } from "../wire/protocol.js";
+import type { PeerVersion } from "../crypto/handshake.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -133,6 +136,8 @@ export class Device {
   }
   /** Handlers by inner kind: each layer above registers its own kinds (src/session/inner.ts). */
   readonly inner = new InnerRegistry();
+  /** Inner kinds no layer here handles (a newer peer's), by kind: counted and logged with the peer's version. */
+  readonly unknownInner = new UnknownTally();
   /**
    * Set once a path manager (src/nat/paths.ts) chooses between relay and direct paths: the session then
    * follows an authenticated packet to a new source only from direct to direct (a NAT rebinding).
@@ -405,7 +410,7 @@ export class Device {
     if (plainLen === 0) return this.count("empty_payload");
     const kind = this.scratch[0];
     if (isActivityKind(kind)) this.touch(peer, now);
-    if (!this.inner.dispatch(kind, peer, from, this.scratch.subarray(1, plainLen))) this.count(`unhandled_inner_${innerName(kind)}`);
+    if (!this.inner.dispatch(kind, peer, from, this.scratch.subarray(1, plainLen))) this.unhandledInner(peer, kind);
   }
 
   /** Seals an inner message in the peer's session and sends it over exactly this endpoint (path probes). */
@@ -677,7 +682,18 @@ export class Device {
     this.opts.onEvent?.({ type: "handshake_refused", peer: peer?.name, reason, detail, from: describeEndpoint(from) });
   }
 
-  private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint, keys: { sendKey: Uint8Array; recvKey: Uint8Array }): void {
+  /** An inner kind nobody here handles: counted, and logged naming the peer's version (invariant 10). */
+  private unhandledInner(peer: Peer, kind: number): void {
+    const name = innerName(kind);
+    this.count(`unhandled_inner_${name}`);
+    const n = this.unknownInner.note(peer.name, name, this.now());
+    if (n.log) {
+      this.opts.log.warn({ peer: peer.name, kind: name, count: n.count, peerVersion: describeVersion(peer.version?.protocol ?? 1, peer.version?.software) },
+        "dropped an inner message of a kind this node does not know (the peer is newer, or garbled)");
+    }
+  }
+
+  private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint, keys: { sendKey: Uint8Array; recvKey: Uint8Array; version: PeerVersion }): void {
     if (this.opts.mirror) keypair.tunKeys = { send: tunKey(keys.sendKey), recv: tunKey(keys.recvKey) };
     const wasUp = !!peer.current;
     if (peer.current) peer.retired.unshift(peer.current);
@@ -685,6 +701,11 @@ export class Device {
     peer.current = keypair;
     this.keypairs.set(keypair.localIndex, { peer, keypair });
     peer.identity = identity;
+    if (keys.version.protocol < OLDEST_COMPATIBLE_PROTOCOL && peer.version?.protocol !== keys.version.protocol) {
+      this.opts.log.warn({ peer: peer.name, peerVersion: describeVersion(keys.version.protocol, keys.version.software) },
+        "peer speaks a protocol older than this release's compatibility window (N-1): upgrade it");
+    }
+    peer.version = keys.version;
     // Without a path manager the handshake's source is the path. With one, it decides: a peer with no path at all
     // is offered the source; a peer it does not track (a static peer) takes it here.
     if (!this.pathsManaged) this.moveTo(peer, from);
@@ -701,7 +722,8 @@ export class Device {
     // An initiator's keys are confirmed only when something authenticates under them (the responder may still
     // refuse our final message): until then the peer is "handshaking", not "connected".
     const msg = wasUp ? "session rekeyed" : keypair.isInitiator ? "handshake answered: session keys installed, waiting for the peer to confirm" : "session established";
-    this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, msg);
+    this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator,
+      peerVersion: describeVersion(keys.version.protocol, keys.version.software) }, msg);
     this.opts.mirror?.keysInstalled(peer, keypair);
     if (!wasUp && !keypair.isInitiator) this.opts.onEvent?.({ type: "session_up", peer: peer.name, endpoint: describeEndpoint(from), initiator: false });
     const queued = peer.queue.splice(0);

@@ -3,6 +3,7 @@ import type { Identity } from "../pki/index.js";
 import type { Endpoint } from "../addr/endpoint.js";
 import type { Keypair } from "./keypair.js";
 import type { PendingInitiation } from "./handshakes.js";
+import type { PeerVersion } from "../crypto/handshake.js";
 
 /**
  * What is true of the peer now (docs/sessions.md):
@@ -35,6 +36,8 @@ export interface PeerStats {
 
 export class Peer {
   identity?: Identity;
+  /** What the peer announced in its last handshake (protocol 1 when nothing: release 0.1.0); set by Device.install. */
+  version?: PeerVersion;
   current?: Keypair;
   /**
    * Older keypairs still accepted for receiving, newest first. Simultaneous handshakes leave the two

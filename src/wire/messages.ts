@@ -3,6 +3,7 @@
 // throws MessageError naming the first problem, so a hostile or garbled message never gets further.
 import { Packr } from "msgpackr";
 import { CONTROL_MESSAGE_VERSION, HANDSHAKE_PAYLOAD_VERSION, INIT_CLAIM_VERSION } from "./constants.js";
+import { MAX_PROTOCOL_VERSION, MAX_SOFTWARE_VERSION_CHARS } from "./protocol.js";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: "number" });
 
@@ -87,6 +88,12 @@ export interface HandshakePayload {
   sig: Uint8Array;
   /** Sender's clock (ms) when it wrote the message: accepted only if newer than the last per identity. */
   ts: number;
+  /**
+   * The sender's protocol version (src/wire/protocol.ts) and software version. Optional fields, added in
+   * protocol 2 without a new `v`: release 0.1.0 ignores them, and its own payloads, without them, mean protocol 1.
+   */
+  proto?: number;
+  sw?: string;
 }
 
 /** Certificates in a presented chain: the leaf and up to three CAs (an extra intermediate, and the root). */
@@ -96,10 +103,15 @@ const handshakePayload = defineMessage<HandshakePayload>("handshake payload", HA
   chain: field.array(field.bytes(1, 4096), 1, MAX_PRESENTED_CHAIN),
   sig: field.bytes(64, 64),
   ts: field.uint(),
+  proto: field.optional(field.uint(MAX_PROTOCOL_VERSION)),
+  sw: field.optional(field.string(MAX_SOFTWARE_VERSION_CHARS)),
 });
 
 export function encodeHandshakePayload(p: HandshakePayload): Uint8Array {
-  return handshakePayload.encode({ chain: p.chain.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)), sig: Buffer.from(p.sig), ts: p.ts });
+  const m: HandshakePayload = { chain: p.chain.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)), sig: Buffer.from(p.sig), ts: p.ts };
+  if (p.proto !== undefined) m.proto = p.proto;
+  if (p.sw !== undefined) m.sw = p.sw;
+  return handshakePayload.encode(m);
 }
 
 export function decodeHandshakePayload(bytes: Uint8Array): HandshakePayload & { v: number } {

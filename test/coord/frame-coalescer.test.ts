@@ -4,7 +4,7 @@
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
 import { FrameCoalescer } from "../../src/coord/frame-coalescer.js";
-import { encodeFrame, FrameReader, MAP_PROTOCOL_VERSION, type MapFrame } from "../../src/wire/coord/map.js";
+import { encodeFrame, FrameReader, MAP_PROTOCOL_VERSION, type DecodedFrame as MapFrame } from "../../src/wire/coord/map.js";
 
 const WINDOW_MS = 40;
 

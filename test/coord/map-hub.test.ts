@@ -3,7 +3,7 @@
 // whose view it changes.
 import { describe, expect, it } from "vitest";
 import { MapHub, type FrameSink, type HubPeer } from "../../src/coord/map-hub.js";
-import { FrameReader, type MapFrame } from "../../src/wire/coord/map.js";
+import { FrameReader, type DecodedFrame as MapFrame } from "../../src/wire/coord/map.js";
 import { RESUME_LOG_MAX_AGE_MS } from "../../src/coord/limits.js";
 import { parsePolicy } from "../../src/coord/policy-adapter.js";
 
@@ -32,7 +32,7 @@ class View implements FrameSink {
   }
   destroy(): void {}
   private apply(f: MapFrame): void {
-    if (f.t === "ping") return;
+    if (f.t === "ping" || f.t === "unknown") return;
     this.frames++;
     this.seq = f.seq;
     if (f.t === "full") { this.peers.clear(); this.rules = f.rules; this.fulls++; }

@@ -78,4 +78,8 @@ export const MAX_ENDPOINTS = 32;
 export const MAX_ENDPOINT_CHARS = 64;
 export const STATUS_MIN_INTERVAL_MS = 1_000;
 /** POST /v1/status (mTLS): where the node can be reached now, and the services it announces. Answer {ok: true}. */
-export interface StatusReport { endpoints: string[]; homeRelay?: string; natType?: string; services?: MapService[] }
+export interface StatusReport {
+  endpoints: string[]; homeRelay?: string; natType?: string; services?: MapService[];
+  /** The node's protocol (src/wire/protocol.ts) and software version; absent from release 0.1.0, which is protocol 1. */
+  protocol?: number; version?: string;
+}

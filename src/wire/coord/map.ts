@@ -58,7 +58,15 @@ export interface DeltaFrame {
   edge?: EdgeView;
 }
 export interface PingFrame { v: number; t: "ping" }
+/**
+ * A frame of a kind this decoder does not know (a newer server's, protocol 2 on): handed on as this, so the client
+ * counts it and logs it with the server's version instead of dropping the stream. The server sends such kinds
+ * only to nodes whose protocol has them (src/wire/protocol.ts).
+ */
+export interface UnknownFrame { v: number; t: "unknown"; kind: string }
 export type MapFrame = FullFrame | DeltaFrame | PingFrame;
+/** What the decoder yields: a frame, or a frame of a kind it does not know. */
+export type DecodedFrame = MapFrame | UnknownFrame;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -120,15 +128,18 @@ function msgpackHeader(n: number, fix: number, type16: number, fixMax: number): 
 
 export class FrameError extends Error {}
 
+/** A frame kind is a short word; anything longer is junk, not a newer kind. */
+const MAX_KIND_CHARS = 32;
+
 /** Incremental frame reader: push stream chunks, get decoded frames; throws FrameError on junk. */
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  push(chunk: Buffer): MapFrame[] {
+  push(chunk: Buffer): DecodedFrame[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
-    const frames: MapFrame[] = [];
+    const frames: DecodedFrame[] = [];
     for (;;) {
       if (this.buffered < FRAME_HEADER_BYTES) return frames;
       const head = this.peek(FRAME_HEADER_BYTES);
@@ -154,14 +165,17 @@ export class FrameReader {
   }
 }
 
-export function decodeFrameBody(body: Buffer): MapFrame {
+export function decodeFrameBody(body: Buffer): DecodedFrame {
   let f: unknown;
   try { f = packr.unpack(body); } catch (err) { throw new FrameError(`frame is not msgpack: ${(err as Error).message}`); }
   if (f === null || typeof f !== "object" || Array.isArray(f)) throw new FrameError("frame is not a map");
   const o = f as Record<string, unknown>;
   if (o.v !== MAP_PROTOCOL_VERSION) throw new FrameError(`unsupported frame version ${String(o.v)}`);
   if (o.t === "ping") return o as unknown as PingFrame;
-  if (o.t !== "full" && o.t !== "delta") throw new FrameError(`unknown frame type ${String(o.t)}`);
+  if (o.t !== "full" && o.t !== "delta") {
+    if (typeof o.t === "string" && o.t.length > 0 && o.t.length <= MAX_KIND_CHARS) return { v: o.v as number, t: "unknown", kind: o.t };
+    throw new FrameError(`frame type ${typeof o.t === "string" ? `of ${o.t.length} characters` : String(o.t)} is not a frame kind`);
+  }
   if (!Number.isSafeInteger(o.seq) || (o.seq as number) < 0) throw new FrameError("frame without a valid seq");
   if (o.t === "full") {
     if (typeof o.epoch !== "string" || !o.self || typeof o.self !== "object" || !Array.isArray(o.peers) || !Array.isArray(o.relays)) {
