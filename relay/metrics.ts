@@ -5,7 +5,8 @@ import { bindAnyFamily } from "../src/net/any-address.js";
 import type { AddressInfo } from "node:net";
 import type { GuardSnapshot } from "../src/net/conn-guard.js";
 
-export const DROP_REASONS = ["rate_limited", "queue_full", "unknown_peer", "frame_error"] as const;
+/** unknown_frame: a frame type this relay does not know (a newer node's), skipped and logged (src/wire/relay.ts). */
+export const DROP_REASONS = ["rate_limited", "queue_full", "unknown_peer", "frame_error", "unknown_frame"] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export class RelayCounters {
@@ -15,8 +16,8 @@ export class RelayCounters {
   closedByReason: Record<string, number> = {};
   framesForwarded = 0;
   bytesForwarded = 0;
-  drops: Record<DropReason, number> = { rate_limited: 0, queue_full: 0, unknown_peer: 0, frame_error: 0 };
-  dropBytes: Record<DropReason, number> = { rate_limited: 0, queue_full: 0, unknown_peer: 0, frame_error: 0 };
+  drops: Record<DropReason, number> = { rate_limited: 0, queue_full: 0, unknown_peer: 0, frame_error: 0, unknown_frame: 0 };
+  dropBytes: Record<DropReason, number> = { rate_limited: 0, queue_full: 0, unknown_peer: 0, frame_error: 0, unknown_frame: 0 };
   stunRequests = 0;
   stunAnswered = 0;
   stunDropped = 0;

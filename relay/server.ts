@@ -11,8 +11,10 @@ import { tlsContextOptions, verifyTlsPeer, type TlsCredentials, type Verifier } 
 import { ConnectionGuard, DropLog } from "../src/net/conn-guard.js";
 import {
   encodeRelayError, encodeRelayFrame, RELAY_DEFAULTS, RELAY_ERROR, RELAY_FRAME, RELAY_ROLE, RelayFrameError,
-  relayFrameName, type RelayFrame,
+  relayAlpnProtocols, relayFrameName, relayProtocolOf, type RelayFrame,
 } from "../src/wire/relay.js";
+import { describeVersion } from "../src/wire/protocol.js";
+import { UnknownTally } from "../src/wire/unknown.js";
 import { NodeConnection } from "./connection.js";
 import { RelayCounters, startMetricsServer } from "./metrics.js";
 import { RevocationSource } from "./revocation-source.js";
@@ -73,6 +75,8 @@ export class RelayServer {
   private readonly byName = new Map<string, NodeConnection>();
   private readonly all = new Set<NodeConnection>();
   private readonly corked: NodeConnection[] = [];
+  /** Frame types this relay does not know, by node and type: counted, logged with the node's protocol, skipped. */
+  readonly unknownFrames = new UnknownTally();
   private server?: Server;
   private stun?: StunResponder;
   private metrics?: HttpServer;
@@ -117,7 +121,8 @@ export class RelayServer {
     });
     this.revocation.start();
 
-    const server = createServer({ ...tlsContextOptions(this.o.creds), handshakeTimeout: this.limits.handshakeTimeoutMs });
+    // ALPN: the protocol versions this relay speaks; a node of release 0.1.0 offers none and is served as protocol 1.
+    const server = createServer({ ...tlsContextOptions(this.o.creds), handshakeTimeout: this.limits.handshakeTimeoutMs, ALPNProtocols: relayAlpnProtocols() });
     this.server = server;
     this.guard.attach(server);
     const lim = this.guard.limits;
@@ -218,7 +223,8 @@ export class RelayServer {
     socket.on("data", (chunk: Buffer) => this.onData(conn, chunk));
     socket.on("close", () => this.onClose(conn));
     socket.write(encodeRelayFrame(RELAY_FRAME.WELCOME, conn.name, Buffer.from(this.name, "utf8")));
-    this.log.info({ event: "connected", identity: conn.name, tenant: v.identity.tenant, serial: v.identity.serial, remote }, "node connected");
+    this.log.info({ event: "connected", identity: conn.name, tenant: v.identity.tenant, serial: v.identity.serial, remote,
+      protocol: relayProtocolOf(socket.alpnProtocol) }, "node connected");
   }
 
   /** Silent for idleTimeoutMs: ping once (writing re-arms the timer); silent as long again: close. */
@@ -248,6 +254,15 @@ export class RelayServer {
 
   private onFrame(conn: NodeConnection, f: RelayFrame): void {
     const size = 4 + f.name.length + f.payload.length;
+    if (!f.known) {
+      this.counters.drop("unknown_frame", size);
+      const n = this.unknownFrames.note(conn.name, relayFrameName(f.type), Date.now());
+      if (n.log) {
+        this.log.warn({ event: "unknown_frame", identity: conn.name, frame: relayFrameName(f.type), count: n.count,
+          nodeVersion: describeVersion(relayProtocolOf(conn.socket.alpnProtocol)) }, "node sent a frame type this relay does not know: skipped");
+      }
+      return;
+    }
     switch (f.type) {
       case RELAY_FRAME.SEND: return this.forward(conn, f, size);
       case RELAY_FRAME.PING:

@@ -10,8 +10,10 @@ import { verifyTlsPeer, type Verifier } from "../pki/index.js";
 import { repeat, type RestClock } from "../clock/rest-clock.js";
 import {
   encodeRelayFrame, MAX_RELAY_PAYLOAD, RELAY_CLIENT, RELAY_ERROR, RELAY_FRAME, RELAY_NAME_PATTERN, RELAY_ROLE,
-  RelayFrameError, RelayFrameReader, relayFrameName, type RelayFrame,
+  RelayFrameError, RelayFrameReader, relayAlpnProtocols, relayFrameName, relayProtocolOf, type RelayFrame,
 } from "../wire/relay.js";
+import { describeVersion, UNANNOUNCED_PROTOCOL } from "../wire/protocol.js";
+import { UnknownTally } from "../wire/unknown.js";
 
 export interface RelayClientOptions {
   host: string;
@@ -60,6 +62,10 @@ export class RelayClient extends EventEmitter {
   };
   /** The relay's identity name, known once connected. */
   relayName?: string;
+  /** The protocol the connection negotiated (ALPN; 1 with a relay of release 0.1.0). */
+  relayProtocol = UNANNOUNCED_PROTOCOL;
+  /** Frame types this node does not know (a newer relay's), by type. */
+  readonly unknownFrames = new UnknownTally();
   /** The reason the last connection ended, e.g. "revoked: serial ... is on revocation list #2". */
   lastError?: string;
   private socket?: TLSSocket;
@@ -158,6 +164,7 @@ export class RelayClient extends EventEmitter {
     const socket = connect({
       host, port, cert: this.opts.certChainPem, key: this.opts.keyPem, ca: this.opts.bundlePem,
       minVersion: "TLSv1.3", rejectUnauthorized: false, // the PKI verifier judges the relay below
+      ALPNProtocols: relayAlpnProtocols(), // the protocol versions we speak (src/wire/relay.ts "Versions")
       ...(isIP(host) ? {} : { servername: host }),
       ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
       timeout: RELAY_CLIENT.connectTimeoutMs,
@@ -177,6 +184,7 @@ export class RelayClient extends EventEmitter {
       if (!v.identity.roles.includes(RELAY_ROLE)) return fail(`${RELAY_ERROR.NOT_A_RELAY}: "${v.identity.name}" is a mesh identity without role "${RELAY_ROLE}"`);
       if (this.opts.name && v.identity.name !== this.opts.name) return fail(`${RELAY_ERROR.NOT_A_RELAY}: expected relay "${this.opts.name}", the certificate names "${v.identity.name}"`);
       this.relayName = v.identity.name;
+      this.relayProtocol = relayProtocolOf(socket.alpnProtocol);
       socket.setNoDelay(true);
       socket.setTimeout(0);
       this.lastRx = Date.now();
@@ -208,6 +216,11 @@ export class RelayClient extends EventEmitter {
 
   private onFrame(f: RelayFrame, fail: (r: string) => void): void {
     this.stats.wireFramesIn++;
+    if (!f.known) {
+      const n = this.unknownFrames.note(this.relayName ?? "?", relayFrameName(f.type), Date.now());
+      if (n.log) this.log("relay sent a frame type this node does not know: skipped", { relay: this.relayName, frame: relayFrameName(f.type), count: n.count, relayVersion: describeVersion(this.relayProtocol) });
+      return;
+    }
     switch (f.type) {
       case RELAY_FRAME.WELCOME:
         this.welcomed = true;

@@ -7,6 +7,12 @@
 // Names are identity names (lowercase DNS label, ASCII); the payload is opaque: an EmberNet datagram
 // (handshake or DATA, already end-to-end encrypted) that the relay forwards unchanged and never parses.
 // Binary and fixed, like the UDP data path: this is the relay's per-packet path, so no msgpack here.
+//
+// Versions: the protocol (src/wire/protocol.ts) is negotiated by TLS ALPN, "ember-relay/N": a node offers every
+// version from its own down to the oldest it works with, the relay picks the highest it speaks. Release 0.1.0
+// offers and accepts no ALPN at all: no ALPN means protocol 1. A frame type the reader does not know comes out
+// as an unknown frame (RelayFrame.known false), which both ends count, log and skip (protocol 1 closed on it).
+import { OLDEST_COMPATIBLE_PROTOCOL, PROTOCOL_VERSION, UNANNOUNCED_PROTOCOL } from "./protocol.js";
 
 export const RELAY_FRAME = {
   /** node -> relay: deliver payload to the identity `name`. */
@@ -27,6 +33,22 @@ export const RELAY_FRAME = {
 } as const;
 export type RelayFrameType = (typeof RELAY_FRAME)[keyof typeof RELAY_FRAME];
 const FRAME_NAMES = new Map<number, string>(Object.entries(RELAY_FRAME).map(([k, v]) => [v, k]));
+
+const ALPN_PREFIX = "ember-relay/";
+
+/** What a node offers and a relay accepts as ALPN: this protocol down to the oldest compatible, none below 2. */
+export function relayAlpnProtocols(): string[] {
+  const out: string[] = [];
+  for (let p = PROTOCOL_VERSION; p >= Math.max(2, OLDEST_COMPATIBLE_PROTOCOL); p--) out.push(`${ALPN_PREFIX}${p}`);
+  return out;
+}
+
+/** The protocol a relay connection negotiated (TLSSocket.alpnProtocol): none means the other side is release 0.1.0. */
+export function relayProtocolOf(alpn: string | false | null | undefined): number {
+  if (typeof alpn !== "string" || !alpn.startsWith(ALPN_PREFIX)) return UNANNOUNCED_PROTOCOL;
+  const n = Number(alpn.slice(ALPN_PREFIX.length));
+  return Number.isInteger(n) && n >= 1 ? n : UNANNOUNCED_PROTOCOL;
+}
 
 export const RELAY_LENGTH_BYTES = 2;
 export const RELAY_FIXED_HEADER = 2;
@@ -118,7 +140,9 @@ export const RELAY_CLIENT = {
 export const PEER_GONE_MEMORY = 256;
 
 export interface RelayFrame {
+  /** One of RELAY_FRAME, unless `known` is false: then a newer party's type, with the name and payload unchecked. */
   type: RelayFrameType;
+  known: boolean;
   name: string;
   /** A view into the read buffer: copy it if you keep it past the current event. */
   payload: Buffer;
@@ -191,7 +215,8 @@ export class RelayFrameReader {
     const type = this.buf[start];
     const nameLen = this.buf[start + 1];
     const typeName = relayFrameName(type);
-    if (!FRAME_NAMES.has(type)) throw new RelayFrameError("bad_frame", `unknown frame type ${typeName}`);
+    // A newer party's frame type: its layout beyond the header is its own, so nothing more is checked here.
+    if (!FRAME_NAMES.has(type)) return { type: type as RelayFrameType, known: false, name: "", payload: this.buf.subarray(start + 2, start + len) };
     if (!NAMED.has(type) && nameLen !== 0) throw new RelayFrameError("bad_frame", `${typeName} frames carry no name (got ${plural(nameLen, "byte")})`);
     if (nameLen > MAX_RELAY_NAME) throw new RelayFrameError("bad_frame", `${typeName} name of ${nameLen} bytes exceeds the ${MAX_RELAY_NAME}-character limit of an identity name`);
     if (RELAY_FIXED_HEADER + nameLen > len) throw new RelayFrameError("bad_frame", `name length ${nameLen} runs past the end of the ${len}-byte frame`);
@@ -207,7 +232,7 @@ export class RelayFrameReader {
     if (payload.length > MAX_RELAY_PAYLOAD) {
       throw new RelayFrameError("frame_too_large", `${typeName} payload of ${payload.length} bytes exceeds the ${MAX_RELAY_PAYLOAD}-byte payload limit`);
     }
-    return { type: type as RelayFrameType, name, payload };
+    return { type: type as RelayFrameType, known: true, name, payload };
   }
 
   /** Bytes received but not yet returned as frames. */

@@ -7,10 +7,10 @@ import {
 
 function readAll(bytes: Buffer, chunk: number) {
   const r = new RelayFrameReader();
-  const out: { type: number; name: string; payload: string }[] = [];
+  const out: { type: number; known: boolean; name: string; payload: string }[] = [];
   for (let i = 0; i < bytes.length; i += chunk) {
     r.push(bytes.subarray(i, i + chunk));
-    for (let f = r.next(); f; f = r.next()) out.push({ type: f.type, name: f.name, payload: f.payload.toString("hex") });
+    for (let f = r.next(); f; f = r.next()) out.push({ type: f.type, known: f.known, name: f.name, payload: f.payload.toString("hex") });
   }
   return { out, pending: r.pending };
 }
@@ -38,7 +38,6 @@ describe("relay frames", () => {
     const bad: [Buffer, string, RegExp][] = [
       [Buffer.from([0xff, 0xff]), "frame_too_large", /exceeds/],
       [Buffer.from([0x00, 0x01, 0x01]), "bad_frame", /below/],
-      [Buffer.from([0x00, 0x02, 0x42, 0x00]), "bad_frame", /unknown frame type 0x42/],
       [Buffer.from([0x00, 0x03, 0x01, 0x05, 0x61]), "bad_frame", /runs past the end/],
       [Buffer.from([0x00, 0x02, 0x01, 0x00]), "bad_frame", /SEND frame without a name/], // SEND without a destination
       [Buffer.from([0x00, 0x03, 0x06, 0x01, 0x61]), "bad_frame", /PING frames carry no name/],
@@ -57,6 +56,17 @@ describe("relay frames", () => {
     expect(() => encodeRelayFrame(RELAY_FRAME.SEND, "x", new Uint8Array(MAX_RELAY_PAYLOAD + 1))).toThrow(RelayFrameError);
     expect(() => encodeRelayFrame(RELAY_FRAME.SEND, "Bad Name", new Uint8Array(1))).toThrow(/invalid name/);
     expect(MAX_RELAY_FRAME).toBeLessThan(0xffff);
+  });
+
+  it("a frame type it does not know (a newer party's) comes out as unknown, with the frames around it intact", () => {
+    const unknown = Buffer.from([0x00, 0x05, 0x42, 0x00, 0xde, 0xad, 0xbe]);
+    const all = Buffer.concat([encodeRelayFrame(RELAY_FRAME.PING, "", Buffer.from("a")), unknown, encodeRelayFrame(RELAY_FRAME.SEND, "db-1", Buffer.from("x"))]);
+    for (const chunk of [1, 3, all.length]) {
+      const r = readAll(all, chunk);
+      expect(r.out.map((f) => [f.type, f.known])).toEqual([[RELAY_FRAME.PING, true], [0x42, false], [RELAY_FRAME.SEND, true]]);
+      expect(r.out[1].payload).toBe("deadbe"); // everything after type and name length: a newer layout is its own
+      expect(r.out[2].name).toBe("db-1");
+    }
   });
 
   it("each refusal names the rule that was broken (issue 14.5)", () => {
