@@ -11,7 +11,9 @@ import type { Identity } from "../pki/index.js";
 import { HttpError, readBody, sendJson } from "./http.js";
 import { certThumbprint, type JwtKey } from "../crypto/jwt.js";
 import { M2mTokens, TokenRefused } from "./m2m.js";
-import { checkBatch, MAX_BATCH_BYTES, TelemetryFormatError, type TelemetryEvent } from "../wire/coord/telemetry.js";
+import { checkBatch, MAX_BATCH_BYTES, TelemetryFormatError, type CheckedBatch, type TelemetryEvent } from "../wire/coord/telemetry.js";
+import { announcedProtocol, announcedSoftware, describeVersion } from "../wire/protocol.js";
+import { UnknownTally } from "../wire/unknown.js";
 import { TelemetryStore, type NodeSnapshot, type ReceivedEvent } from "./telemetry-store.js";
 
 /** Per-node admission: batches (burst, per second) and events (burst, per second). */
@@ -49,6 +51,8 @@ export class TelemetryApi {
   readonly tokens: M2mTokens;
   readonly counters: TelemetryCounters = { batches: 0, events: 0, dropped: {}, refusedBatches: {}, perNode: new Map() };
   private readonly nodes = new Map<string, NodeState>();
+  /** Event kinds this server does not know, by node: for the log line's rate limit (counts are in counters.dropped). */
+  private readonly unknownKinds = new UnknownTally();
   private readonly listeners = new Set<(node: string) => void>();
 
   constructor(key: JwtKey, readonly store: TelemetryStore, private readonly log: Logger, private readonly limits = TELEMETRY_LIMITS, private readonly now: () => number = Date.now) {
@@ -104,6 +108,7 @@ export class TelemetryApi {
       throw new HttpError(400, "bad_json", "request body is not JSON");
     }
     this.counters.batches++;
+    this.noteSkippedKinds(id.name, batch);
     if (st.seqs.includes(batch.seq)) {
       this.drop(id.name, "duplicate", batch.events.length);
       return sendJson(res, 200, { accepted: 0, dropped: batch.events.length, duplicate: true, serverTime: this.now() });
@@ -135,6 +140,17 @@ export class TelemetryApi {
     st = { batches: new Bucket(this.limits.batchBurst, this.limits.batchesPerSec, now), events: new Bucket(this.limits.eventBurst, this.limits.eventsPerSec, now), seqs: [] };
     this.nodes.set(name, st);
     return st;
+  }
+
+  /** Events of kinds this server does not know (a newer node's): counted as dropped "unknown_kind" and logged. */
+  private noteSkippedKinds(node: string, batch: CheckedBatch): void {
+    for (const [kind, n] of Object.entries(batch.skippedKinds)) {
+      this.drop(node, "unknown_kind", n);
+      if (this.unknownKinds.note(node, kind, this.now()).log) {
+        this.log.warn({ event: "telemetry_unknown_kind", name: node, kind, count: n, nodeVersion: describeVersion(announcedProtocol(batch.protocol), announcedSoftware(batch.version)) },
+          "telemetry events of a kind this server does not know: left out");
+      }
+    }
   }
 
   private drop(node: string, reason: string, n: number): void {

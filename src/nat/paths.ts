@@ -11,6 +11,7 @@
 import { describeEndpoint, endpointKey, parseEndpointString, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
+import { decodeProbe, encodeProbe, PROBE_ID_BYTES } from "../wire/probe.js";
 import { betterPath, type ScoredPath } from "./better-path.js";
 
 /**
@@ -236,8 +237,6 @@ const CMM_ACK = "ack";
  * A probe's payload: 8 bytes naming it (pid, sequence), then one byte saying whether the sender sits behind no
  * NAT (1) or not / not known (0), for the hold decision (hold.ts). The reply echoes the 8 bytes and adds its own.
  */
-const PROBE_ID_BYTES = 8;
-const PROBE_PAYLOAD_BYTES = PROBE_ID_BYTES + 1;
 /** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
 const MAX_OUTSTANDING = 8192;
 
@@ -430,10 +429,7 @@ export class PathManager {
 
   /** A probe id (or the id a reply echoes) followed by our side's NAT byte. */
   private probePayload(id: Uint8Array): Buffer {
-    const p = Buffer.allocUnsafe(PROBE_PAYLOAD_BYTES);
-    p.set(id.subarray(0, PROBE_ID_BYTES), 0);
-    p[PROBE_ID_BYTES] = this.host.noNat?.() ? 1 : 0;
-    return p;
+    return encodeProbe(id, !!this.host.noNat?.());
   }
 
   /** Our side and the peer's, for isHolder (hold.ts). */
@@ -470,21 +466,23 @@ export class PathManager {
   /** A probe from the peer arrived (authenticated) on `from`: answer on the same path, learn the path. */
   onProbe(peer: string, from: Endpoint, payload: Uint8Array): void {
     const s = this.state(peer);
-    if (payload.length !== PROBE_PAYLOAD_BYTES) return;
-    s.peerNoNat = payload[PROBE_ID_BYTES] === 1;
-    this.host.sendVia(peer, from, "probe-reply", this.probePayload(payload));
+    const probe = decodeProbe(payload);
+    if (!probe) return;
+    s.peerNoNat = probe.noNat;
+    this.host.sendVia(peer, from, "probe-reply", this.probePayload(probe.id));
     // Learned (peer-reflexive) and probed back after the reply went out: both directions go direct together.
     this.onDirectRx(peer, from);
   }
 
   onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
-    if (payload.length !== PROBE_PAYLOAD_BYTES) return;
-    const key = Buffer.from(payload.subarray(0, PROBE_ID_BYTES)).toString("hex");
+    const probe = decodeProbe(payload);
+    if (!probe) return;
+    const key = Buffer.from(probe.id).toString("hex");
     const o = this.outstanding.get(key);
     if (!o || o.peer !== peer) return;
     this.outstanding.delete(key);
     const s = this.state(peer);
-    s.peerNoNat = payload[PROBE_ID_BYTES] === 1;
+    s.peerNoNat = probe.noNat;
     const now = this.host.now();
     if (o.spray) {
       // A sprayed port answered: it becomes a proven candidate.

@@ -12,6 +12,8 @@ import { verifiedAgent } from "../pki/mtls-client.js";
 import { repeat, type RestClock } from "../clock/rest-clock.js";
 import { COORD_SERVER } from "../wire/coord/names.js";
 import { TELEMETRY_PATHS } from "../wire/coord/api.js";
+import { PROTOCOL_VERSION } from "../wire/protocol.js";
+import { RELEASE } from "../release.js";
 import { MAX_BATCH_EVENTS, TELEMETRY_VERSION, type PeerSnapshot, type Problem, type TelemetryEvent } from "../wire/coord/telemetry.js";
 
 export const TELEMETRY_CLIENT = {
@@ -152,7 +154,7 @@ export class TelemetryClient {
     const snap = withSnapshot?.snap;
     const view = withSnapshot?.view;
     const body = {
-      v: TELEMETRY_VERSION, seq: this.seq++, sentAt: Date.now(), events,
+      v: TELEMETRY_VERSION, seq: this.seq++, sentAt: Date.now(), events, protocol: PROTOCOL_VERSION, version: RELEASE.version,
       ...(snap ? { peers: snap.peers, problems: snap.problems } : {}), ...(this.clock ? { clockOffsetMs: Math.round(this.clock.offsetMs) } : {}),
     };
     for (let attempt = 0; ; attempt++) {

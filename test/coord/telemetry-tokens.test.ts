@@ -144,8 +144,23 @@ describe("M2M tokens", () => {
     expect((await post("node-b", b, batch(10))).json).toMatchObject({ accepted: 10 });
     // Oversized bodies and junk are refused whole.
     expect((await post("node-b", b, "x".repeat(300 * 1024))).status).toBe(413);
-    expect((await post("node-b", b, JSON.stringify({ v: 1, seq: 1, sentAt: 1, events: [{ t: "evil", at: 1, data: {} }] }))).json.error).toBe("bad_telemetry");
+    expect((await post("node-b", b, JSON.stringify({ v: 1, seq: 1, sentAt: 1, events: [{ t: { evil: 1 }, at: 1, data: {} }] }))).json.error).toBe("bad_telemetry");
     console.log(`telemetry flood: 30 batches x 256 events -> ${ok} accepted (${accepted} events), ${limited} refused 429, ${counted.dropped} events dropped over quota`);
+  });
+});
+
+describe("telemetry across versions", () => {
+  it("events of a kind this server does not know (a newer node's) are left out and counted; the rest of the batch is kept", async () => {
+    const a = (await tokenReq("node-a", { grant_type: "client_credentials" })).json.access_token;
+    const before = server.telemetry.counters.dropped.unknown_kind ?? 0;
+    const body = JSON.stringify({
+      v: 1, seq: 424242, sentAt: Date.now(), protocol: 3, version: "0.3.0",
+      events: [{ t: "quantum", at: Date.now(), data: { new: true } }, { t: "decision", at: Date.now(), ok: true, data: { flow: "a -> b:443/tcp" } }],
+    });
+    const r = await post("node-a", a, body);
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ accepted: 1, dropped: 0 });
+    expect(server.telemetry.counters.dropped.unknown_kind).toBe(before + 1);
   });
 });
 

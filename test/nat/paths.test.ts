@@ -361,6 +361,11 @@ describe("who holds a pair (src/nat/hold.ts isHolder)", () => {
     // Malformed lengths are ignored (the byte is part of the message).
     answering.pm.onProbe("b", pub, Buffer.alloc(8, 7));
     expect(answering.sent.filter((s) => s.inner === "probe-reply")).toHaveLength(1);
+    // A longer probe is a newer release's (src/wire/probe.ts): read as its first 9 bytes, answered in our 9.
+    answering.pm.onProbe("b", pub, Buffer.from([5, 5, 5, 5, 5, 5, 5, 5, 1, 0xaa, 0xbb]));
+    const replies = answering.sent.filter((s) => s.inner === "probe-reply");
+    expect(replies).toHaveLength(2);
+    expect([...replies[1].payload]).toEqual([5, 5, 5, 5, 5, 5, 5, 5, 1]);
   });
 });
 

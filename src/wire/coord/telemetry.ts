@@ -31,7 +31,16 @@ export interface TelemetryBatch {
   peers?: PeerSnapshot[];
   problems?: Problem[];
   clockOffsetMs?: number;
+  /** The sender's protocol and software version (src/wire/protocol.ts); absent from release 0.1.0 (protocol 1). */
+  protocol?: number;
+  version?: string;
 }
+
+/** A checked batch: its events of known kinds, and how many of each unknown kind (a newer node's) were left out. */
+export interface CheckedBatch extends TelemetryBatch { skippedKinds: Record<string, number> }
+
+/** An event kind is a short word: a longer or non-string `t` is junk, not a newer kind. */
+const MAX_KIND_CHARS = 32;
 
 export class TelemetryFormatError extends Error {}
 
@@ -40,15 +49,24 @@ const isObj = (x: unknown): x is Record<string, unknown> => !!x && typeof x === 
 const shortStr = (x: unknown, max: number) => typeof x === "string" && x.length <= max;
 const finite = (x: unknown) => typeof x === "number" && Number.isFinite(x);
 
-export function checkBatch(x: unknown): TelemetryBatch {
+export function checkBatch(x: unknown): CheckedBatch {
   if (!isObj(x)) fail("batch must be a JSON object");
   if (x.v !== TELEMETRY_VERSION) fail(`unsupported telemetry version ${String(x.v)} (this server speaks ${TELEMETRY_VERSION})`);
   if (!Number.isSafeInteger(x.seq) || (x.seq as number) < 0) fail(`"seq" must be a non-negative integer`);
   if (!Number.isSafeInteger(x.sentAt)) fail(`"sentAt" must be a time in ms`);
   if (!Array.isArray(x.events)) fail(`"events" must be a list`);
   if (x.events.length > MAX_BATCH_EVENTS) fail(`at most ${MAX_BATCH_EVENTS} events per batch`);
+  // Events of a kind this server does not know (a newer node's, protocol 2 on) are left out and counted; the rest
+  // of the batch is kept. A `t` that is no short word is junk, and refuses the batch as before.
+  const skippedKinds: Record<string, number> = {};
+  const known: unknown[] = [];
   x.events.forEach((e, i) => {
     if (!isObj(e)) fail(`events[${i}] must be an object`);
+    if (typeof e.t === "string" && e.t.length > 0 && e.t.length <= MAX_KIND_CHARS && !EVENT_KINDS.includes(e.t as EventKind)) {
+      skippedKinds[e.t] = (skippedKinds[e.t] ?? 0) + 1;
+      return;
+    }
+    known.push(e);
     if (!EVENT_KINDS.includes(e.t as EventKind)) fail(`events[${i}].t must be one of ${EVENT_KINDS.join(", ")}`);
     if (!Number.isSafeInteger(e.at)) fail(`events[${i}].at must be a time in ms`);
     if (e.peer !== undefined && !(typeof e.peer === "string" && NAME_PATTERN.test(e.peer))) fail(`events[${i}].peer must be a node name`);
@@ -74,5 +92,5 @@ export function checkBatch(x: unknown): TelemetryBatch {
     });
   }
   if (x.clockOffsetMs !== undefined && !finite(x.clockOffsetMs)) fail(`"clockOffsetMs" must be a number`);
-  return x as unknown as TelemetryBatch;
+  return { ...(x as unknown as TelemetryBatch), events: known as unknown as TelemetryEvent[], skippedKinds };
 }
