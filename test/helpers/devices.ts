@@ -29,12 +29,14 @@ export class MemoryNet {
   add(name: string, ca: CaMaterial, leaf: TestLeaf, opts: {
     verifier?: Verifier; timers?: Partial<SessionTimers>; chain?: Uint8Array[];
     canSend?: DeviceOptions["canSend"]; onWritable?: DeviceOptions["onWritable"]; peerCertificate?: DeviceOptions["peerCertificate"];
+    /** The software version the device announces in its handshakes. */
+    software?: string;
   } = {}): Device {
     const port = 1000 + this.devices.size;
     const self: Endpoint = { kind: "udp", host: "127.0.0.1", port };
     const log = (level: string) => (obj: object, msg?: string) => this.logs.push({ level, obj: { ...obj, device: name }, msg });
     const dev = new Device({
-      local: { certChainDer: opts.chain ?? [leaf.der, ca.intermediateDer], certPrivateKey: leaf.keys.privateKey, ...generateStaticKeyPair() },
+      local: { certChainDer: opts.chain ?? [leaf.der, ca.intermediateDer], certPrivateKey: leaf.keys.privateKey, ...generateStaticKeyPair(), software: opts.software },
       verifier: opts.verifier ?? new Verifier({ bundlePem: ca.bundlePem }),
       log: { info: log("info"), warn: log("warn"), debug: log("debug") },
       timers: { tickMs: 50, ...opts.timers },
