@@ -7,6 +7,7 @@ import { Daemon } from "../node/daemon.js";
 import { FAIL_BACK_ENV, parseFailBack } from "../coord-client/fail-back.js";
 import { CliError } from "./output.js";
 import { checkControlSocketDir, checkPortsFree, checkServerBeforeEnrolling, prepareStateDir, PreflightError } from "../node/preflight.js";
+import { openStateDir, StateVersionError } from "../node/state-version.js";
 import { classifyConnectError, describeConnectFailure, urlTarget } from "../net/connect-errors.js";
 import { RequestError } from "../pki/mtls-client.js";
 
@@ -43,6 +44,8 @@ export function registerUp(program: Command): void {
       if (o.enrollOnly && existsSync(config.certPath)) throw new CliError(`${config.certPath} exists: this state directory is already enrolled`);
       // What needs no server (state directory, ports) is checked before a one-time token can be spent.
       await preflight(() => prepareStateDir(config.stateDir));
+      // A directory of the previous release is migrated in place; one of a newer release refused (a downgrade).
+      await preflight(() => checkStateVersion(config.stateDir));
       if (!o.enrollOnly) await preflight(async () => { checkControlSocketDir(config.controlSocket); await checkPortsFree(config); });
       if ((await enrollIfNeeded(config, o)) && o.enrollOnly) return;
       let daemon: Daemon | undefined;
@@ -86,6 +89,14 @@ export async function enrollIfNeeded(config: NodeConfig, o: { token?: string; na
   }
   if (!existsSync(config.certPath)) throw new CliError(`no certificate at ${config.certPath}: enroll with --coord URL --token TOKEN, or give --cert/--key/--ca`);
   return false;
+}
+
+/** openStateDir's refusal as a pre-flight failure: the operator's to fix (exit 2). */
+function checkStateVersion(dir: string): void {
+  try { openStateDir(dir); } catch (err) {
+    if (err instanceof StateVersionError) throw new PreflightError(err.message);
+    throw err;
+  }
 }
 
 /** Runs pre-flight checks; their failure is the CLI's one-line error with its exit code. */

@@ -148,7 +148,21 @@ export interface ConfigInput {
   tun?: string;
 }
 
-const FILE_KEYS = new Set(["state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics", "portmap", "tun"]);
+/**
+ * The config file format this release reads (`version:` at the top; absent means 1, as release 0.1.0 wrote them,
+ * which had no such key). A file of a newer format is refused by name, never half-read.
+ */
+export const CONFIG_VERSION = 1;
+
+function checkConfigVersion(file: string, v: unknown): void {
+  if (v === undefined || v === null) return;
+  if (!Number.isInteger(v) || (v as number) < 1) throw new ConfigError(`config ${file}: "version" must be a whole number (this release reads ${CONFIG_VERSION})`);
+  if ((v as number) > CONFIG_VERSION) {
+    throw new ConfigError(`config ${file} is version ${String(v)}, written for a newer EmberNet (this release reads version ${CONFIG_VERSION}): upgrade ember, or rewrite the file for this release`);
+  }
+}
+
+const FILE_KEYS = new Set(["version", "state", "cert", "key", "ca", "listen", "peers", "socket", "coord", "log_level", "mtu", "services", "proxy", "policy", "metrics", "portmap", "tun"]);
 
 const PORTMAP_NAMES: readonly PortmapProtocol[] = ["pcp", "nat-pmp", "upnp"];
 
@@ -189,6 +203,7 @@ export async function loadNodeConfig(input: ConfigInput): Promise<NodeConfig> {
     }
     if (doc === null || typeof doc !== "object" || Array.isArray(doc)) throw new ConfigError(`config ${input.config}: expected a mapping at the top level`);
     file = doc as Record<string, unknown>;
+    checkConfigVersion(input.config, file.version);
     for (const k of Object.keys(file)) if (!FILE_KEYS.has(k)) throw new ConfigError(`config ${input.config}: unknown key "${k}"`);
     base = dirname(resolve(input.config));
   }

@@ -12,6 +12,7 @@ import type { Duplex } from "node:stream";
 import { enroll } from "../coord-client/client.js";
 import { loadNodeConfig } from "../node/config.js";
 import { Daemon } from "../node/daemon.js";
+import { openStateDir } from "../node/state-version.js";
 import type { AcceptedFlow, FlowPeer } from "../node/flows.js";
 import type { KnownPeer } from "../node/runtime.js";
 import { parseService } from "../node/services.js";
@@ -80,6 +81,8 @@ export class EmberNode {
       }
       await enroll({ coordUrl: opts.coord, token: opts.token, name: opts.name, stateDir: opts.stateDir });
     }
+    // A state directory of the previous release is migrated in place, one of a newer release refused (a downgrade).
+    openStateDir(config.stateDir);
     const daemon = new Daemon({ config, logDestination: opts.logFile });
     await daemon.start();
     return new EmberNode(daemon);
