@@ -116,6 +116,10 @@ export class Flows {
 
   private muxFor(peer: string): StreamMux {
     let mux = this.muxes.get(peer);
+    // A peer that closed its mux was stopping; a dial now may find it started again (an upgrade, a reboot), and it
+    // must not wait for the peer to send first (invariant 9): a fresh mux, in a new epoch, asks it. If the peer is
+    // still down, the open times out as for any absent peer.
+    if (mux?.closedByPeer) { mux.close("peer closed its side; starting afresh"); mux = undefined; }
     if (mux) return mux;
     const rt = this.rt;
     const link: DatagramLink = {

@@ -237,6 +237,11 @@ export class StreamMux {
     return this.closedError !== null;
   }
 
+  /** The peer closed its side (it was stopping) and has not come back with a new epoch since. */
+  get closedByPeer(): boolean {
+    return this.peerClosed !== null;
+  }
+
   stats(): MuxStats {
     let sendBuffered = 0;
     let receiveBuffered = 0;
