@@ -27,6 +27,11 @@ export class EmberLab {
   readonly nodes = new Map<string, LabNode>();
   /** Relay processes by name (relay-1, relay-2, ...): a test may kill one (killRelay). */
   readonly relays = new Map<string, ChildProcess>();
+  /**
+   * The `ember` entry point the coordination server, the relays and the admin verbs run: another checkout's
+   * bin/ember.mjs makes a mixed-version mesh (test/release/mixed-version.test.ts); nodes take theirs in startNode.
+   */
+  bin = { coord: EMBER, relay: EMBER, admin: EMBER };
   /** The last LOG_TAIL_LINES log lines of every daemon, by label, for diagnose(). */
   private readonly logTails = new Map<string, string[]>();
 
@@ -70,14 +75,14 @@ export class EmberLab {
     this.coordHost = await this.lab.addServerHost("co");
     this.relayHosts = [];
     for (let i = 1; i <= (opts.relays ?? 2); i++) this.relayHosts.push(await this.lab.addServerHost(`r${i}`));
-    const coordArgs = [process.execPath, EMBER, "coord", "--data", join(this.dir, "coord"), "--ca-dir", this.ca.dir, "--listen", `${this.coordHost.address}:443`];
+    const coordArgs = [process.execPath, this.bin.coord, "coord", "--data", join(this.dir, "coord"), "--ca-dir", this.ca.dir, "--listen", `${this.coordHost.address}:443`];
     this.relayHosts.forEach((h, i) => coordArgs.push("--relay", `relay-${i + 1}=${h.address}:443:3478`));
     const coord = this.lab.spawn(this.coordHost, coordArgs);
     this.coordUrl = /(https:\/\/\S+)/.exec(await this.started("coordination server", coord, /coordination server https:\/\//))![1];
     for (const [i, h] of this.relayHosts.entries()) {
       const name = `relay-${i + 1}`;
       const f = await this.writeLeaf(name, name, "infra", ["relay"]);
-      const relay = this.lab.spawn(h, [process.execPath, EMBER, "relay", "--name", name, "--listen", `${h.address}:443`, "--stun", `${h.address}:3478`,
+      const relay = this.lab.spawn(h, [process.execPath, this.bin.relay, "relay", "--name", name, "--listen", `${h.address}:443`, "--stun", `${h.address}:3478`,
         "--cert", f.cert, "--key", f.key, "--ca", f.ca, "--coord", this.coordUrl, ...(opts.relayArgs ?? [])]);
       await this.started(name, relay, /relay_listening/);
       this.relays.set(name, relay);
@@ -97,7 +102,7 @@ export class EmberLab {
   async setPolicy(text: string): Promise<void> {
     const f = join(this.dir, `policy-${Date.now()}.yaml`);
     writeFileSync(f, text);
-    const r = await this.lab.run(this.coordHost, [process.execPath, EMBER, "policy", "set", f, ...this.adminArgs()], { timeoutMs: 60_000 });
+    const r = await this.lab.run(this.coordHost, [process.execPath, this.bin.admin, "policy", "set", f, ...this.adminArgs()], { timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`policy set failed (${r.code}): ${r.stderr.trim()}`);
   }
 
@@ -105,7 +110,7 @@ export class EmberLab {
   async token(groups: string[] = [], roles: string[] = []): Promise<string> {
     let last = "";
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await this.lab.run(this.coordHost, [process.execPath, EMBER, "token", "create", "--tenant", TENANT,
+      const r = await this.lab.run(this.coordHost, [process.execPath, this.bin.admin, "token", "create", "--tenant", TENANT,
         ...(groups.length ? ["--groups", groups.join(",")] : []), ...(roles.length ? ["--roles", roles.join(",")] : []), "--json", ...this.adminArgs()], { timeoutMs: 60_000 });
       if (r.code === 0) return JSON.parse(r.stdout).token;
       last = `exit ${r.code}: ${r.stderr.trim()}`;
@@ -113,11 +118,15 @@ export class EmberLab {
     throw new Error(`token create failed three times: ${last}`);
   }
 
-  /** Starts `ember up` in the host's namespace; a token made beforehand lets several nodes start at one instant. */
-  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = [], token?: string): Promise<LabNode> {
+  /**
+   * Starts `ember up` in the host's namespace; a token made beforehand lets several nodes start at one instant. A node
+   * started again under its name keeps its state directory (enrolled: the token is not used). `bin`: another checkout's
+   * bin/ember.mjs (a node of another release).
+   */
+  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = [], token?: string, bin = EMBER): Promise<LabNode> {
     const dir = join(this.dir, name);
     token ??= await this.token();
-    const child = this.lab.spawn(host as Node, [process.execPath, EMBER, "up", "--coord", this.coordUrl, "--token", token, "--name", name,
+    const child = this.lab.spawn(host as Node, [process.execPath, bin, "up", "--coord", this.coordUrl, "--token", token, "--name", name,
       "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug", ...extraArgs], { env: { ...process.env, ...env } });
     const startedAt = Date.now();
     await this.started(name, child, /"event":"up"/);
