@@ -142,8 +142,9 @@ export interface PeerPaths {
   name: string;
   relay?: Endpoint;
   candidates: Map<string, Candidate>;
-  /** The path traffic uses now: set only by switchTo (the session's copy follows through host.usePath). */
+  /** The path traffic uses now: set only by switchTo (the session's copy follows through host.usePath), and since when. */
   path?: Endpoint;
+  pathSince?: number;
   lastCallMeMaybeAt: number;
   /** When the first direct pong arrived, for "time to direct" reporting. */
   directSince?: number;
@@ -566,6 +567,7 @@ export class PathManager {
 
   private switchTo(s: PeerPaths, next: Endpoint): void {
     s.path = next;
+    s.pathSince = this.host.now();
     s.revalidateSince = undefined;
     s.suspectSince = undefined;
     this.host.usePath(s.name, next);
@@ -803,6 +805,7 @@ export class PathManager {
       }),
       round: { failed: s.round.failed, quietS: Math.max(0, Math.round((s.round.quietUntil - now) / 1000)) },
       endpoint: describeEndpoint(s.path),
+      sinceMs: s.pathSince === undefined ? undefined : now - s.pathSince,
       activity: a.idle ? "idle" as const : "active" as const,
       revalidating: s.revalidateSince !== undefined,
       candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs, ...(c.prflx ? { prflx: true } : {}) })),

@@ -1,20 +1,24 @@
 // An IPv6-only site behind NAT64/DNS64 in the NAT lab, as on many cellular networks (issue 26): the site's
-// router runs Debian's tayga (a userspace NAT64 on a TUN device, prefix 64:ff9b::/96) and unbound with its dns64
+// router runs Debian's tayga (a userspace NAT64 on a TUN device) and unbound with its dns64
 // module, both started here in the router's namespace and stopped by PID with the lab. Hosts on the site have
 // IPv6 only; the router's IPv4 side masquerades the NAT64 pool out of its WAN (its "eim" NAT), so an IPv4-only
 // server sees the router's public address. Lab names (coordination server, relays) live in a small zone that
 // unbound serves to the site, A records only: their AAAA records are what DNS64 synthesizes.
 import type { ChildProcess } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { Host, Lab, Router } from "./lab.js";
 import { addHostIpv6, addSiteIpv6, type Ipv6Host, type Ipv6Site, type V6Firewall } from "./ipv6.js";
+import { LAB_ZONE, writeNetnsEtc, zoneFile, type LabRecords } from "./names.js";
 
-/** RFC 6052's well-known prefix, as mobile carriers use it. */
+/**
+ * A network-specific NAT64 prefix (RFC 6052), where carriers mostly use the well-known 64:ff9b::/96: tayga 0.9.2
+ * drops traffic between the well-known prefix and non-global IPv4, which the lab's 198.18.0.0/15 is (measured: the
+ * router's own ping through tayga got an ICMP error), and refuses RFC 8215's 64:ff9b:1::/96 as reserved. For
+ * EmberNet the prefix is opaque: DNS64 hands out the addresses, the node never builds one.
+ */
 export const NAT64_PREFIX = "2001:db8:64::/96";
-/** The lab's DNS zone (.test is reserved for testing, RFC 6761). */
-export const LAB_ZONE = "natlab.test";
 
 export interface Nat64Site extends Ipv6Site {
   readonly tayga: ChildProcess;
@@ -73,13 +77,6 @@ auth-zone:
 `;
 }
 
-/** A zone file with one A record per name (name relative to LAB_ZONE). */
-export function zoneFile(records: Record<string, string>): string {
-  const lines = [`$ORIGIN ${LAB_ZONE}.`, "$TTL 60", `@ SOA ns.${LAB_ZONE}. hostmaster.${LAB_ZONE}. 1 3600 600 86400 60`, `@ NS ns.${LAB_ZONE}.`];
-  for (const [name, a] of Object.entries(records)) lines.push(`${name} A ${a}`);
-  return lines.join("\n") + "\n";
-}
-
 /** Resolves once the child prints a line matching `ready` on stdout or stderr; rejects when it exits first. */
 function waitLine(child: ChildProcess, label: string, ready: RegExp, timeoutMs = 10_000): Promise<void> {
   const tail: string[] = [];
@@ -114,7 +111,7 @@ async function translating(lab: Lab, router: Router, tayga: ChildProcess, ipv4: 
  * A router whose site is IPv6-only behind NAT64/DNS64. Its IPv4 LAN /24 (unused on an IPv6-only LAN) becomes the
  * NAT64 pool; `records` are the zone's names (relative to LAB_ZONE) and their IPv4 addresses.
  */
-export async function addNat64Site(lab: Lab, name: string, dir: string, records: Record<string, string>, firewall: V6Firewall = "stateful"): Promise<Nat64Site> {
+export async function addNat64Site(lab: Lab, name: string, dir: string, records: LabRecords, firewall: V6Firewall = "stateful"): Promise<Nat64Site> {
   const router: Router = await lab.addRouter(name, "eim");
   const site = addSiteIpv6(lab, router, firewall);
   const pool = router.lanNet; // 198.19.N.0/24
@@ -129,7 +126,7 @@ export async function addNat64Site(lab: Lab, name: string, dir: string, records:
   lab.exec(router, ["ip", "-4", "route", "add", pool, "dev", "nat64"]);
   lab.exec(router, ["ip", "-6", "route", "add", NAT64_PREFIX, "dev", "nat64"]);
   const tayga = lab.spawn(router, ["tayga", "-d", "-c", conf]);
-  await translating(lab, router, tayga, Object.values(records)[0]);
+  await translating(lab, router, tayga, Object.values(records).flat().find((a) => !a.includes(":")));
   const zone = join(work, `${LAB_ZONE}.zone`);
   writeFileSync(zone, zoneFile(records));
   const ubConf = join(work, "unbound.conf");
@@ -139,16 +136,9 @@ export async function addNat64Site(lab: Lab, name: string, dir: string, records:
   return { ...site, tayga, unbound, dns: site.lanAddress };
 }
 
-/**
- * A host on the NAT64 site with IPv6 only, resolving through the site's DNS64: `ip netns exec` mounts
- * /etc/netns/<ns>/resolv.conf over /etc/resolv.conf for every process the lab starts in the namespace.
- * The lab's sweep removes that directory with the namespace.
- */
+/** A host on the NAT64 site with IPv6 only, resolving through the site's DNS64 (names.ts writeNetnsEtc). */
 export function addNat64Host(lab: Lab, site: Nat64Site, host: Host): Ipv6Host {
   const h = addHostIpv6(lab, site, host, { ipv6Only: true });
-  const etc = join("/etc/netns", host.ns);
-  rmSync(etc, { recursive: true, force: true });
-  mkdirSync(etc, { recursive: true });
-  writeFileSync(join(etc, "resolv.conf"), `nameserver ${site.dns}\noptions timeout:1 attempts:2\n`);
+  writeNetnsEtc(host, "resolv.conf", `nameserver ${site.dns}\noptions timeout:1 attempts:2\n`);
   return h;
 }
