@@ -13,6 +13,12 @@ export const KEEP_WITHIN = 1.25;
  * path holds without keepalives and survives the NAT's restarts (Tailscale prefers IPv6 the same way).
  */
 export const IPV6_PREFER_WITHIN = 1.1;
+/**
+ * And within this many milliseconds whatever the ratio: one probe's RTT varies by a few ms with the event loop
+ * of a busy host, so at LAN RTTs a ratio alone flipped between families on noise (lab: IPv4 won the first round
+ * at 2.5 ms against IPv6's later answer, and took the path back 5 s on with 0.6 against a stale 1.5 ms).
+ */
+export const IPV6_PREFER_SLACK_MS = 5;
 
 export interface ScoredPath {
   endpoint: Endpoint;
@@ -25,13 +31,18 @@ function isIpv6(ep: Endpoint): boolean {
   return ep.kind === "udp" && familyOf(ep.host) === 6;
 }
 
+/** Whether an IPv6 path's RTT counts as similar to an IPv4 path's (then IPv6 is preferred). */
+function similar(v6RttMs: number, v4RttMs: number): boolean {
+  return v6RttMs <= v4RttMs * IPV6_PREFER_WITHIN + IPV6_PREFER_SLACK_MS;
+}
+
 /** Whether `candidate` should replace `best` as the chosen direct path. */
 export function betterPath(candidate: ScoredPath, best: ScoredPath | undefined): boolean {
   if (!best) return true;
   const c6 = isIpv6(candidate.endpoint);
   const b6 = isIpv6(best.endpoint);
-  if (c6 && !b6 && candidate.rttMs <= best.rttMs * IPV6_PREFER_WITHIN) return true;
-  if (b6 && !c6 && best.rttMs <= candidate.rttMs * IPV6_PREFER_WITHIN) return false;
+  if (c6 && !b6 && similar(candidate.rttMs, best.rttMs)) return true;
+  if (b6 && !c6 && similar(best.rttMs, candidate.rttMs)) return false;
   if (candidate.current) return candidate.rttMs < best.rttMs * KEEP_WITHIN;
   return candidate.rttMs < best.rttMs * SWITCH_FASTER;
 }
