@@ -70,7 +70,8 @@ export class LocalCandidates {
   async refresh(servers: StunServerAddress[]): Promise<NetcheckReport> {
     const legs = this.conn.sockets;
     const reports = await Promise.all(legs.map((leg) => netcheck(leg.socket, leg.stun, { servers: serversFor(servers, leg.family), timeoutMs: NETCHECK_TIMEOUT_MS })));
-    const report = reports[0];
+    const primary = primaryFamily(reports);
+    const report = reports[primary];
     this.natType = report.mapping;
     this.reflexive = reports.flatMap((r) => r.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port })));
     // What the STUN servers saw, not the reflexive candidates: a mapping equal to a local address is no candidate.
@@ -78,7 +79,7 @@ export class LocalCandidates {
     const own = this.ownAddresses();
     this.noNat = seen.length > 0 && seen.every((m) => m.port === report.localPort && own.includes(m.address));
     // The NAT depth changes only with the network: measured again when our public address does.
-    const first = legs[0];
+    const first = legs[primary];
     const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
     const hopServers = serversFor(servers, first.family);
     if (hopServers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
@@ -87,8 +88,19 @@ export class LocalCandidates {
       this.punchTtl = punchTtlFor(this.hops);
     }
     this.punchTtlKnown = true;
-    return reports[1] ? { ...report, ipv6: reports[1] } : report;
+    if (reports.length < 2) return report;
+    return primary === 0 ? { ...report, ipv6: reports[1] } : { ...report, ipv4: reports[0] };
   }
+}
+
+/**
+ * Which family's netcheck speaks for the node (pure): IPv4 when any STUN server answered it, else the first family
+ * that got an answer, else the first. An IPv6-only host (a cellular site behind NAT64) still has an IPv4 socket,
+ * whose silence made the node call itself UDP-blocked while IPv6 worked.
+ */
+export function primaryFamily(reports: readonly Pick<NetcheckReport, "servers">[]): number {
+  const i = reports.findIndex((r) => r.servers.some((s) => s.mapped));
+  return i < 0 ? 0 : i;
 }
 
 /** The STUN servers a socket of this family can ask: literals of its family, and names (resolved in its family). */
