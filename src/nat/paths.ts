@@ -125,7 +125,8 @@ export interface PunchRound {
 }
 
 /** Why a peer's traffic is not on a direct path (ember peers), or undefined when it is. */
-export type NotDirectReason = "no candidate answered" | "mapping clash suspected" | "endpoint-dependent NAT" | "udp blocked" | "no candidates" | "no session";
+export type NotDirectReason = "no candidate answered" | "mapping clash suspected" | "endpoint-dependent NAT" | "udp blocked" | "no candidates"
+  | "no common address family" | "no session";
 
 /** A hold at rest (hold.ts): the pair's NAT evidence, and the measured hold waiting for its answer. */
 export interface HoldState {
@@ -201,6 +202,11 @@ export interface PathHost {
   localCandidates(): Endpoint[];
   /** Low-TTL punch towards a candidate before full-TTL probes (see docs/nat.md). */
   punch?(endpoint: Endpoint): void;
+  /**
+   * False for a direct address this node cannot send to at all (a family it has no address of: an IPv6-only
+   * host behind NAT64 and a peer's IPv4 candidates): never punched, probed or sprayed.
+   */
+  canSend?(endpoint: Endpoint): boolean;
   /**
    * True while our own packets must not go first towards a peer (a port mapping behind an endpoint-dependent
    * NAT): we only ask the peer to punch (call-me-maybe) until its first probe reaches us, then probe back.
@@ -417,6 +423,15 @@ export class PathManager {
     this.sendProbe(s, c, key, now);
   }
 
+  private sendable(ep: Endpoint): boolean {
+    return this.host.canSend?.(ep) !== false;
+  }
+
+  private anySendable(s: PeerPaths): boolean {
+    for (const c of s.candidates.values()) if (this.sendable(c.endpoint)) return true;
+    return false;
+  }
+
   private inRound(s: PeerPaths, now: number): boolean {
     return s.round.startedAt > 0 && now - s.round.startedAt < this.timers.roundMs;
   }
@@ -533,7 +548,7 @@ export class PathManager {
     if (this.mustWaitForPeer(s)) return; // the peer's punch comes through our mapping; ours would spoil it
     if (!this.inRound(s, now)) s.round.startedAt = now;
     for (const c of s.candidates.values()) {
-      if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
+      if (now - c.lastPongAt <= this.timers.pathTimeoutMs || !this.sendable(c.endpoint)) continue;
       // An acknowledgement answers our own punch: only candidates not punched in this round are punched now.
       if (ack && now - c.punchedAt < this.timers.roundMs) continue;
       c.punchedAt = now;
@@ -643,7 +658,7 @@ export class PathManager {
       if (direct) this.checkCurrent(s, a, now);
       for (const [key, c] of s.candidates) {
         const isCurrent = direct && sameEndpoint(c.endpoint, s.path);
-        if (isCurrent) continue;
+        if (isCurrent || !this.sendable(c.endpoint)) continue;
         // A candidate punched but not yet probed gets its first probe as soon as the lead has passed.
         const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
         const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs * 2;
@@ -652,7 +667,7 @@ export class PathManager {
         if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
       if (!direct) this.endRound(s, now);
-      if (lead && !direct && s.relay && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
+      if (lead && !direct && s.relay && this.anySendable(s) && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
       if (lead) this.sprayTick(s, now);
     }
@@ -760,7 +775,7 @@ export class PathManager {
     if (this.host.mapping?.() !== "endpoint-independent" || now - s.silentSince < this.timers.sprayAfterMs) return;
     if (s.spray && now - s.spray.lastAt < this.timers.sprayEveryMs) return;
     // Targets: every direct candidate of the peer (its reflexive address among them), budget split evenly.
-    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp");
+    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp" && this.sendable(e));
     if (!targets.length) return;
     const queue: Endpoint[] = [];
     const seen = new Set(targets.map(endpointKey));
@@ -800,7 +815,7 @@ export class PathManager {
     return {
       path: s.path ? (s.path.kind === "relay" ? `relay:${s.path.relay}` : "direct") : "-",
       notDirect: notDirectReason({
-        direct: s.path?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size,
+        direct: s.path?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size, sendable: this.anySendable(s),
         failedRounds: s.round.failed, quiet: now < s.round.quietUntil, ownMapping: this.host.mapping?.(), sprayed: !!s.spray,
       }),
       round: { failed: s.round.failed, quietS: Math.max(0, Math.round((s.round.quietUntil - now) / 1000)) },
@@ -828,11 +843,14 @@ export class PathManager {
  * endpoint-dependent mapping; a failed punch round (quiet, then again) means a conntrack clash is suspected;
  * a spray without a hit means the peer's mapping is endpoint-dependent. Policy is the caller's (no session).
  */
-export function notDirectReason(f: { direct: boolean; session: boolean; candidates: number; failedRounds: number; quiet: boolean; ownMapping?: string; sprayed: boolean }): NotDirectReason | undefined {
+export function notDirectReason(f: {
+  direct: boolean; session: boolean; candidates: number; sendable?: boolean; failedRounds: number; quiet: boolean; ownMapping?: string; sprayed: boolean;
+}): NotDirectReason | undefined {
   if (f.direct) return undefined;
   if (f.ownMapping === "udp-blocked") return "udp blocked";
   if (!f.session) return "no session";
   if (f.candidates === 0) return "no candidates";
+  if (f.sendable === false) return "no common address family";
   if (f.ownMapping === "endpoint-dependent" || f.sprayed) return "endpoint-dependent NAT";
   if (f.failedRounds > 0 || f.quiet) return "mapping clash suspected";
   return "no candidate answered";

@@ -8,8 +8,8 @@ import { measureHops, punchTtlFor, PUNCH_TTL_DEFAULT } from "../nat/hops.js";
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
 import { isIP } from "node:net";
 import type { StunServerAddress } from "../nat/stun.js";
-import { sameEndpoint, type Endpoint } from "../addr/endpoint.js";
-import { localAddresses } from "./interfaces.js";
+import { familyOf, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
+import { hasRoutableAddress, localAddresses } from "./interfaces.js";
 import type { Family, UdpConn } from "./udp-conn.js";
 
 const NETCHECK_TIMEOUT_MS = 2_000;
@@ -33,8 +33,28 @@ export class LocalCandidates {
   private hopsFor = "";
   private reflexive: Endpoint[] = [];
   private mapped?: Endpoint;
+  /** The families a datagram can leave this host in (sendFamilies), as of the last netcheck. */
+  private sendable: ReadonlySet<Family>;
 
-  constructor(private readonly conn: UdpConn) {}
+  constructor(private readonly conn: UdpConn) {
+    this.sendable = this.sendFamilies();
+  }
+
+  /** Whether a datagram to this endpoint can leave the host at all (PathHost.canSend). */
+  canSend(ep: Endpoint): boolean {
+    return ep.kind !== "udp" || this.sendable.has(familyOf(ep.host));
+  }
+
+  /**
+   * A socket's family counts when the socket is bound to an address of its own or the host has an address of that
+   * family beside loopback; on a host with loopback alone, every socket counts (a single-host mesh).
+   */
+  private sendFamilies(): ReadonlySet<Family> {
+    const legs = this.conn.sockets;
+    const bound = (a: string) => a !== "0.0.0.0" && a !== "::";
+    const usable = legs.filter((l) => bound(l.socket.address().address) || hasRoutableAddress(l.family)).map((l) => l.family);
+    return new Set(usable.length ? usable : legs.map((l) => l.family));
+  }
 
   /** Where peers may reach us directly: interface addresses of each family on our port, then STUN-reflexive ones. */
   list(): Endpoint[] {
@@ -69,6 +89,7 @@ export class LocalCandidates {
    */
   async refresh(servers: StunServerAddress[]): Promise<NetcheckReport> {
     const legs = this.conn.sockets;
+    this.sendable = this.sendFamilies();
     const reports = await Promise.all(legs.map((leg) => netcheck(leg.socket, leg.stun, { servers: serversFor(servers, leg.family), timeoutMs: NETCHECK_TIMEOUT_MS })));
     const primary = primaryFamily(reports);
     const report = reports[primary];

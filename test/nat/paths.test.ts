@@ -1,11 +1,11 @@
 // Path selection state (src/nat/paths.ts) driven with a fake clock and a recording host.
 import { describe, expect, it } from "vitest";
-import { PathManager, decodeCandidates, encodeCandidates, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
+import { PathManager, decodeCandidates, encodeCandidates, isCallMeMaybeAck, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
 import { punchTtlFor } from "../../src/nat/hops.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
 import { describeEndpoint, type Endpoint } from "../../src/addr/endpoint.js";
 
-function harness(self = "a", side = { noNat: false }) {
+function harness(self = "a", side = { noNat: false }, canSend?: (ep: Endpoint) => boolean) {
   let now = 1_000_000;
   const sent: { peer: string; to: string; inner: string; payload: Uint8Array; at: number }[] = [];
   const punches: { to: string; at: number }[] = [];
@@ -26,6 +26,7 @@ function harness(self = "a", side = { noNat: false }) {
     hold: (ep) => { holds.push({ to: describeEndpoint(ep), at: now }); },
     selfName: self,
     noNat: () => side.noNat,
+    canSend,
     log: { info() {}, debug() {} },
     now: () => now,
   };
@@ -136,6 +137,33 @@ describe("path manager", () => {
     expect(h.pm.describe("b")!.path).toBe("direct");
     expect(h.used.length).toBe(usedBefore);
     expect(h.pm.peers.get("b")!.relay).toEqual(relay);
+  });
+});
+
+describe("address families this node cannot send on", () => {
+  // An IPv6-only host (a cellular site behind NAT64): its IPv4 socket binds, but nothing IPv4 leaves the host.
+  const v6Only = (ep: Endpoint) => ep.kind !== "udp" || ep.host.includes(":");
+  const v6: Endpoint = { kind: "udp", host: "2001:db8:1:3::10", port: 6000 };
+
+  it("a peer's IPv4 candidates are never punched, probed or sprayed; its IPv6 ones are", () => {
+    const h = harness("a", { noNat: false }, v6Only);
+    h.pm.setPeer("b", [pub, lan, v6], relay);
+    h.run(10_000);
+    h.pm.onCallMeMaybe("b", [], false);
+    h.run(10_000);
+    const touched = [...h.punches.map((p) => p.to), ...h.sent.filter((x) => x.inner === "probe").map((x) => x.to)];
+    expect(new Set(touched)).toEqual(new Set(["[2001:db8:1:3::10]:6000"]));
+  });
+
+  it("with only IPv4 candidates: no call-me-maybe, no probe, and ember peers says why", () => {
+    const h = harness("a", { noNat: false }, v6Only);
+    h.pm.setPeer("b", [pub, lan], relay);
+    h.run(20_000);
+    h.pm.onCallMeMaybe("b", [pub], false);
+    h.run(5_000);
+    expect(h.punches).toEqual([]);
+    expect(h.sent.filter((x) => x.inner === "probe" || (x.inner === "call-me-maybe" && !isCallMeMaybeAck(x.payload)))).toEqual([]);
+    expect(h.pm.describe("b")!.notDirect).toBe("no common address family");
   });
 });
 

@@ -27,7 +27,10 @@ export interface Ipv6Lab {
 }
 
 /** A peer's row of `ember peers --json`. */
-export interface PeerRow { name: string; path: string; family?: string; endpoint: string; notDirect?: string; handshakes?: number; paths?: { sinceMs?: number } }
+export interface PeerRow {
+  name: string; path: string; family?: string; endpoint: string; notDirect?: string; handshakes?: number;
+  paths?: { sinceMs?: number; candidates: { endpoint: string; probes: number; pongs: number }[] };
+}
 
 export async function peerRow(m: EmberLab, from: LabNode, to: string): Promise<PeerRow | undefined> {
   return (await m.request<PeerRow[]>(from, "peers")).find((p) => p.name === to);
@@ -122,10 +125,36 @@ export const IPV6_SCENARIOS: { name: string; run(t: Ipv6Lab): Promise<ResultRow[
         rows.push({ scenario: `m -> ${peer}`, expected: `${NAT64_PINGS}/${NAT64_PINGS} pings, ${want}`, observed: `${answered}/${NAT64_PINGS}, ${describePath(row)}`,
           ms: Date.now() - t0, ok: answered === NAT64_PINGS && pathOk });
       }
+      rows.push(await nat64Netcheck(t), await nat64Candidates(t));
       return rows;
     },
   },
 ];
+
+/** The IPv6-only node's own view: IPv6 answered STUN, so UDP is not blocked, whatever its idle IPv4 socket saw. */
+async function nat64Netcheck(t: Ipv6Lab): Promise<ResultRow> {
+  const node = t.nodes.m;
+  const nc = await t.m.request<{ mapping: string; ipv4?: { mapping: string }; durationMs: number }>(node, "netcheck", {}, 15_000);
+  const status = await t.m.request<{ problems: { code: string }[] }>(node, "status");
+  const codes = status.problems.map((p) => p.code);
+  return { scenario: "m's netcheck (IPv4 socket, no IPv4 route)", expected: "not udp-blocked, no udp_blocked problem",
+    observed: `mapping ${nc.mapping}${nc.ipv4 ? ` (its IPv4 socket: ${nc.ipv4.mapping})` : ""}; problems: ${codes.join(", ") || "none"}`,
+    ms: nc.durationMs, ok: nc.mapping !== "udp-blocked" && !codes.includes("udp_blocked") };
+}
+
+/**
+ * What m tries towards c (IPv4 only): nothing direct, since m has no IPv4 address to send from, and c offers no
+ * loopback address as a candidate (it has IPv4 beside it).
+ */
+async function nat64Candidates(t: Ipv6Lab): Promise<ResultRow> {
+  const row = await peerRow(t.m, t.nodes.m, "c");
+  const cands = row?.paths?.candidates ?? [];
+  const probed = cands.filter((c) => c.probes > 0).map((c) => c.endpoint);
+  const loopback = cands.filter((c) => /^(127\.|\[::1\])/.test(c.endpoint)).map((c) => c.endpoint);
+  return { scenario: "m -> c: what m sends direct", expected: "no probe (no common family), no loopback candidate",
+    observed: `${cands.length} candidates, probed: ${probed.join(" ") || "none"}, loopback: ${loopback.join(" ") || "none"}; why not direct: ${row?.notDirect ?? "-"}`,
+    ms: null, ok: !!row && probed.length === 0 && loopback.length === 0 };
+}
 
 /** The firewall drops of both dual-stack sites (a row for the table: new inbound was refused, replies passed). */
 export function firewallRow(t: Ipv6Lab): ResultRow {
