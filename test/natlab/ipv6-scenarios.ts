@@ -5,6 +5,8 @@
 //   a, b: dual-stack hosts, each behind its own router with an IPv4 NAT (eim) and a stateful IPv6 firewall
 //   c: IPv4-only host behind an IPv4 NAT (eim)
 //   m: IPv6-only host on a NAT64/DNS64 site (stateful IPv6 firewall too), enrolling at coord.natlab.test
+//   h: dual-stack host whose IPv6 to the servers is black-holed at its router, while their names have AAAA
+//      records (a broken IPv6 uplink): Happy Eyeballs (RFC 8305) must carry it over IPv4
 import { join } from "node:path";
 import type { Lab } from "./lab.js";
 import type { ResultRow } from "./table.js";
@@ -16,6 +18,10 @@ import { labName, useLabHosts, type LabRecords } from "./names.js";
 /** Targets of issue 26. */
 export const DIRECT_V6_WITHIN_MS = 2_000;
 export const NAT64_PINGS = 5;
+/** A node whose IPv6 to the servers is black-holed is up within this (Node's Happy Eyeballs falls back in 250 ms). */
+export const HAPPY_EYEBALLS_UP_MS = 5_000;
+/** What h's names point at over IPv6: the coordination server's real address, and one for the relay (IPv4 only). */
+const RELAY_V6_NOWHERE = "2001:db8:0:ff::2";
 
 export interface Ipv6Lab {
   lab: Lab;
@@ -23,7 +29,7 @@ export interface Ipv6Lab {
   coord6: Ipv6Server;
   sites: { a: Ipv6Site; b: Ipv6Site; m: Nat64Site };
   hosts6: { a: Ipv6Host; b: Ipv6Host; m: Ipv6Host };
-  nodes: Record<"a" | "b" | "c" | "m", LabNode>;
+  nodes: Record<"a" | "b" | "c" | "m" | "h", LabNode>;
 }
 
 /** A peer's row of `ember peers --json`. */
@@ -55,14 +61,29 @@ export async function buildIpv6Lab(lab: Lab, dir: string): Promise<Ipv6Lab> {
   const c = await lab.addHost("c1", await lab.addRouter("rc", "eim"));
   useLabHosts(c, records);
   const site64 = await addNat64Site(lab, "rm", join(dir, "lab"), records);
+  const broken = await dualStack("h");
+  useLabHosts(broken.h6.host, { coord: [coord6.address, m.coordHost.address], "relay-1": [RELAY_V6_NOWHERE, m.relayHosts[0].address] });
+  lab.nft(broken.site.router, blackHoleRuleset([coord6.address, RELAY_V6_NOWHERE]));
   const m6 = addNat64Host(lab, site64, await lab.addHost("m1", site64.router));
   await settleIpv6(lab);
   const coordV6 = `https://[${coord6.address}]:443`;
   const [ta, tb] = [await m.token(), await m.token()];
   const [na, nb] = await Promise.all([m.startNode("a", a.h6.host, {}, [], ta, coordV6), m.startNode("b", b.h6.host, {}, [], tb, coordV6)]);
   const nc = await m.startNode("c", c);
-  const nm = await m.startNode("m", m6.host, {}, [], undefined, `https://${labName("coord")}:443`);
-  return { lab, m, coord6, sites: { a: a.site, b: b.site, m: site64 }, hosts6: { a: a.h6, b: b.h6, m: m6 }, nodes: { a: na, b: nb, c: nc, m: nm } };
+  const byName = `https://${labName("coord")}:443`;
+  const nm = await m.startNode("m", m6.host, {}, [], undefined, byName);
+  const nh = await m.startNode("h", broken.h6.host, {}, [], undefined, byName);
+  return { lab, m, coord6, sites: { a: a.site, b: b.site, m: site64 }, hosts6: { a: a.h6, b: b.h6, m: m6 }, nodes: { a: na, b: nb, c: nc, m: nm, h: nh } };
+}
+
+/** Drops IPv6 towards these addresses at a router, silently (a broken IPv6 uplink: no ICMP, no reset). */
+function blackHoleRuleset(addresses: string[]): string {
+  return `add table ip6 natlab6_blackhole\ndelete table ip6 natlab6_blackhole\ntable ip6 natlab6_blackhole {
+  chain forward { type filter hook forward priority filter - 1; policy accept;
+    ip6 daddr { ${addresses.join(", ")} } counter drop
+  }
+}
+`;
 }
 
 /**
@@ -129,6 +150,25 @@ export const IPV6_SCENARIOS: { name: string; run(t: Ipv6Lab): Promise<ResultRow[
       return rows;
     },
   },
+  {
+    name: "names with AAAA records over a broken IPv6 uplink: Happy Eyeballs falls back to IPv4",
+    run: async (t) => {
+      const h = t.nodes.h;
+      // Enrolled ("up"), then the map stream and the relay connection: each a TLS connection to a name with AAAA.
+      let connected: string[] = [];
+      while (!connected.length && Date.now() - h.startedAt < HAPPY_EYEBALLS_UP_MS * 2) {
+        const status = await t.m.request<{ coordination?: { relays: { name: string; connected: boolean }[] } }>(h, "status");
+        connected = (status.coordination?.relays ?? []).filter((r) => r.connected).map((r) => r.name);
+        if (!connected.length) await new Promise((r) => setTimeout(r, 100));
+      }
+      const readyMs = Date.now() - h.startedAt;
+      await t.m.firstPong(h, t.nodes.a, 10_000).catch(() => undefined);
+      const answered = await pings(t, h, "a", 3);
+      return [{ scenario: "h at coord.natlab.test, AAAA black-holed", expected: `enrolled and relay connected <= ${HAPPY_EYEBALLS_UP_MS} ms; 3/3 pings`,
+        observed: `up after ${h.upAt - h.startedAt} ms, relay ${connected.join(" ") || "not connected"} after ${readyMs} ms, ${answered}/3 pings to a`,
+        ms: readyMs, ok: readyMs <= HAPPY_EYEBALLS_UP_MS && connected.length > 0 && answered === 3 }];
+    },
+  },
 ];
 
 /** The IPv6-only node's own view: IPv6 answered STUN, so UDP is not blocked, whatever its idle IPv4 socket saw. */
@@ -139,7 +179,7 @@ async function nat64Netcheck(t: Ipv6Lab): Promise<ResultRow> {
   const codes = status.problems.map((p) => p.code);
   return { scenario: "m's netcheck (IPv4 socket, no IPv4 route)", expected: "not udp-blocked, no udp_blocked problem",
     observed: `mapping ${nc.mapping}${nc.ipv4 ? ` (its IPv4 socket: ${nc.ipv4.mapping})` : ""}; problems: ${codes.join(", ") || "none"}`,
-    ms: nc.durationMs, ok: nc.mapping !== "udp-blocked" && !codes.includes("udp_blocked") };
+    ms: null, ok: nc.mapping !== "udp-blocked" && !codes.includes("udp_blocked") };
 }
 
 /**
