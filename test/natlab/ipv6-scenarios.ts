@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Lab } from "./lab.js";
 import type { ResultRow } from "./table.js";
 import { EmberLab, type LabNode } from "./ember-mesh.js";
-import { addHostIpv6, addServerIpv6, addSiteIpv6, firewallDrops, settleIpv6, type Ipv6Host, type Ipv6Server, type Ipv6Site } from "./ipv6.js";
+import { addHostIpv6, addServerIpv6, addSiteIpv6, countLowHopPunches, firewallDrops, settleIpv6, type Ipv6Host, type Ipv6Server, type Ipv6Site } from "./ipv6.js";
 import { addNat64Host, addNat64Site, type Nat64Site } from "./nat64.js";
 import { labName, useLabHosts, type LabRecords } from "./names.js";
 
@@ -30,6 +30,8 @@ export interface Ipv6Lab {
   sites: { a: Ipv6Site; b: Ipv6Site; m: Nat64Site };
   hosts6: { a: Ipv6Host; b: Ipv6Host; m: Ipv6Host };
   nodes: Record<"a" | "b" | "c" | "m" | "h", LabNode>;
+  /** IPv6 punches that died at the core (hop limit 1 there), counted from before the nodes started. */
+  lowHopPunches: { read(): number };
 }
 
 /** A peer's row of `ember peers --json`. */
@@ -66,6 +68,7 @@ export async function buildIpv6Lab(lab: Lab, dir: string): Promise<Ipv6Lab> {
   lab.nft(broken.site.router, blackHoleRuleset([coord6.address, RELAY_V6_NOWHERE]));
   const m6 = addNat64Host(lab, site64, await lab.addHost("m1", site64.router));
   await settleIpv6(lab);
+  const lowHopPunches = countLowHopPunches(lab);
   const coordV6 = `https://[${coord6.address}]:443`;
   const [ta, tb] = [await m.token(), await m.token()];
   const [na, nb] = await Promise.all([m.startNode("a", a.h6.host, {}, [], ta, coordV6), m.startNode("b", b.h6.host, {}, [], tb, coordV6)]);
@@ -73,7 +76,7 @@ export async function buildIpv6Lab(lab: Lab, dir: string): Promise<Ipv6Lab> {
   const byName = `https://${labName("coord")}:443`;
   const nm = await m.startNode("m", m6.host, {}, [], undefined, byName);
   const nh = await m.startNode("h", broken.h6.host, {}, [], undefined, byName);
-  return { lab, m, coord6, sites: { a: a.site, b: b.site, m: site64 }, hosts6: { a: a.h6, b: b.h6, m: m6 }, nodes: { a: na, b: nb, c: nc, m: nm, h: nh } };
+  return { lab, m, coord6, sites: { a: a.site, b: b.site, m: site64 }, hosts6: { a: a.h6, b: b.h6, m: m6 }, nodes: { a: na, b: nb, c: nc, m: nm, h: nh }, lowHopPunches };
 }
 
 /** Drops IPv6 towards these addresses at a router, silently (a broken IPv6 uplink: no ICMP, no reset). */
@@ -126,9 +129,12 @@ export const IPV6_SCENARIOS: { name: string; run(t: Ipv6Lab): Promise<ResultRow[
       // When each node chose its IPv6 path, counted from the later node's "up".
       const [msAb, msBa] = [(ab?.chosenAt ?? Infinity) - upAt, (ba?.chosenAt ?? Infinity) - upAt];
       const v6 = (r: PeerRow | undefined) => r?.path === "direct" && r.family === "IPv6";
+      const punches = t.lowHopPunches.read();
       return [
         { scenario: "a -> b, both behind v6 firewall + v4 NAT", expected: `direct IPv6 <= ${DIRECT_V6_WITHIN_MS} ms after both up`, observed: describePath(ab), ms: msAb, ok: v6(ab) && msAb <= DIRECT_V6_WITHIN_MS },
         { scenario: "b -> a", expected: `direct IPv6 <= ${DIRECT_V6_WITHIN_MS} ms after both up`, observed: describePath(ba), ms: msBa, ok: v6(ba) && msBa <= DIRECT_V6_WITHIN_MS },
+        // Each side's first packets towards the other's firewall leave its own and die at the core.
+        { scenario: "IPv6 punches with a low hop limit", expected: "die at the core", observed: `${punches} arrived at the core with hop limit 1`, ms: null, ok: punches > 0 },
       ];
     },
   },

@@ -138,6 +138,20 @@ export async function settleIpv6(lab: Lab, timeoutMs = 5_000): Promise<void> {
   }
 }
 
+/**
+ * Counts IPv6 UDP datagrams that reach the core with hop limit 1 from now on: a low-hop-limit punch that left its
+ * own site and dies here (the kernel drops it before forwarding), as a TTL-2 IPv4 punch does.
+ */
+export function countLowHopPunches(lab: Lab): { read(): number } {
+  lab.nft(lab.core, `add table ip6 natlab6_hops\ndelete table ip6 natlab6_hops\ntable ip6 natlab6_hops {
+  chain count { type filter hook prerouting priority raw; policy accept;
+    ip6 hoplimit 1 meta l4proto udp counter
+  }
+}
+`);
+  return { read: () => Number(/packets (\d+)/.exec(lab.exec(lab.core, ["nft", "list", "chain", "ip6", "natlab6_hops", "count"]))?.[1] ?? NaN) };
+}
+
 /** Packets the stateful firewall dropped as new inbound so far (NaN for an open site). */
 export function firewallDrops(lab: Lab, site: Ipv6Site): number {
   if (site.firewall === "open") return NaN;
