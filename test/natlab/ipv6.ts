@@ -3,7 +3,7 @@
 // announce one), and no NAT66: a site's hosts have global addresses that the core routes to its router. A site
 // behind a "stateful" firewall lets in only replies (ct state established,related): the home-router default.
 // Everything here runs `ip`/`nft` through the lab's public exec, so lab.ts itself stays IPv4 (docs/natlab.md).
-import type { Host, Lab, Router, ServerHost } from "./lab.js";
+import type { Host, Lab, Node, Router, ServerHost } from "./lab.js";
 
 /** What a site's router lets in from the internet over IPv6: replies only, or everything (no firewall). */
 export type V6Firewall = "stateful" | "open";
@@ -45,7 +45,7 @@ export function v6FirewallRuleset(kind: V6Firewall): string {
 
 const coreReady = new WeakSet<Lab>();
 /** Namespaces given IPv6 per lab, for settleIpv6. */
-const touched = new WeakMap<Lab, Set<Parameters<Lab["exec"]>[0]>>();
+const touched = new WeakMap<Lab, Set<Node>>();
 const siteHosts = new WeakMap<Router, number>();
 
 /** The N of a node's link to the core, from its IPv4 address 198.18.N.2 (routers behind another one have none). */
@@ -55,18 +55,18 @@ function linkNumber(address: string, what: string): number {
   return Number(m[1]);
 }
 
-function ip(lab: Lab, node: Parameters<Lab["exec"]>[0], args: string[]): void {
+function ip(lab: Lab, node: Node, args: string[]): void {
   lab.exec(node, ["ip", ...args]);
 }
 
 /** `nodad`: an address is usable at once (duplicate address detection would hold it "tentative" for a second). */
-function addAddress(lab: Lab, node: Parameters<Lab["exec"]>[0], cidr: string, dev: string): void {
+function addAddress(lab: Lab, node: Node, cidr: string, dev: string): void {
   if (!touched.has(lab)) touched.set(lab, new Set());
   touched.get(lab)!.add(node);
   ip(lab, node, ["-6", "addr", "add", cidr, "dev", dev, "nodad"]);
 }
 
-function forwardIpv6(lab: Lab, node: Parameters<Lab["exec"]>[0]): void {
+function forwardIpv6(lab: Lab, node: Node): void {
   lab.exec(node, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
 }
 

@@ -126,6 +126,9 @@ export async function addNat64Site(lab: Lab, name: string, dir: string, records:
   lab.exec(router, ["ip", "-4", "route", "add", pool, "dev", "nat64"]);
   lab.exec(router, ["ip", "-6", "route", "add", NAT64_PREFIX, "dev", "nat64"]);
   const tayga = lab.spawn(router, ["tayga", "-d", "-c", conf]);
+  // -d keeps it in the foreground with its messages on stdout: drained, or a full pipe would stall the NAT64.
+  tayga.stdout!.resume();
+  tayga.stderr!.resume();
   await translating(lab, router, tayga, Object.values(records).flat().find((a) => !a.includes(":")));
   const zone = join(work, `${LAB_ZONE}.zone`);
   writeFileSync(zone, zoneFile(records));
