@@ -89,6 +89,13 @@ describe("path manager", () => {
     expect(h.used.at(-1)).toBe("198.18.5.2:6000");
   });
 
+  it("says how long the current path has held (ember peers --json paths.sinceMs)", () => {
+    const h = harness();
+    goDirect(h);
+    h.advance(1_500);
+    expect(h.pm.describe("b")!.sinceMs).toBe(1_500);
+  });
+
   it("a pong from another endpoint than the probed one does not prove the path", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
