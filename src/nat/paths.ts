@@ -11,7 +11,7 @@
 import { describeEndpoint, endpointKey, parseEndpointString, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
-import { betterPath, type ScoredPath } from "./better-path.js";
+import { betterPath, CONFIRM_PROBE_MS, CONFIRM_SAMPLES, withRttSample, type ScoredPath } from "./better-path.js";
 
 /**
  * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
@@ -103,7 +103,9 @@ export interface Candidate {
   lastPongAt: number;
   /** Last authenticated packet of any kind from it (replies, the peer's probes, data). */
   lastHeardAt: number;
+  /** The RTT it is scored on (better-path.ts withRttSample), from its last few probe round trips. */
   rttMs?: number;
+  rttSamples?: number[];
   probes: number;
   pongs: number;
   /** Learned from an authenticated packet from an address the peer never advertised (ICE peer-reflexive). */
@@ -508,7 +510,8 @@ export class PathManager {
       if (s.spray) s.spray.hit = describeEndpoint(from);
       this.host.log.info({ peer, endpoint: describeEndpoint(from), probes: s.spray?.probes }, "spray hit: direct path through an endpoint-dependent NAT");
       const k = endpointKey(from);
-      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: performance.now() - o.sentAt });
+      const rtt = withRttSample(undefined, performance.now() - o.sentAt);
+      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: rtt.rttMs, rttSamples: rtt.samples });
       s.sprayQueue = undefined;
       this.choose(s);
       return;
@@ -519,7 +522,7 @@ export class PathManager {
     c.lastHeardAt = now;
     c.pongs++;
     s.round = { failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 };
-    c.rttMs = performance.now() - o.sentAt;
+    ({ rttMs: c.rttMs, samples: c.rttSamples } = withRttSample(c.rttSamples, performance.now() - o.sentAt));
     if (o.hold && s.hold.pending) {
       // A measured hold came back: the pair's NATs kept the mapping through that silence.
       s.hold.evidence = survived(s.hold.evidence, s.hold.pending.silenceMs);
@@ -663,7 +666,9 @@ export class PathManager {
         const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
         const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs * 2;
         // While direct, only candidates that answered before are worth a probe (a clearly better one may win).
-        const interval = !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
+        // One answer is no verdict on its RTT: confirmed by a few more before the path choice rests on it.
+        const confirming = answering && c.pongs > 0 && c.pongs < CONFIRM_SAMPLES;
+        const interval = confirming ? CONFIRM_PROBE_MS : !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
         if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
       if (!direct) this.endRound(s, now);

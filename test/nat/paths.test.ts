@@ -162,6 +162,26 @@ describe("address families this node cannot send on", () => {
     expect(new Set(touched)).toEqual(new Set(["[2001:db8:1:3::10]:6000"]));
   });
 
+  it("IPv6 loses a first round on one slow reply, is confirmed by more probes within a second, and wins", async () => {
+    const h = harness();
+    h.pm.setPeer("b", [pub, v6], relay);
+    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
+    const probes = (to: string) => h.sent.filter((x) => x.inner === "probe" && x.to === to);
+    const [p4, p6] = [probes("198.18.5.2:6000").at(-1)!, probes("[2001:db8:1:3::10]:6000").at(-1)!];
+    h.pm.onProbeReply("b", pub, replyTo(p4.payload));
+    // The IPv6 reply comes late (a busy peer): IPv4 keeps the path on this one sample.
+    await new Promise((r) => setTimeout(r, 15));
+    h.pm.onProbeReply("b", v6, replyTo(p6.payload));
+    expect(h.pm.describe("b")!.endpoint).toBe("198.18.5.2:6000");
+    // Before: the next probe of the IPv6 candidate came 5 s later (otherCandidatesMs).
+    for (let t = 0; t < 1_000; t += 250) {
+      h.advance(250); h.pm.tick();
+      const last = probes("[2001:db8:1:3::10]:6000").at(-1)!;
+      if (last !== p6 && last.at === h.now) h.pm.onProbeReply("b", v6, replyTo(last.payload));
+    }
+    expect(h.pm.describe("b")!.endpoint).toBe("[2001:db8:1:3::10]:6000");
+  });
+
   it("with only IPv4 candidates: no call-me-maybe, no probe, and ember peers says why", () => {
     const h = harness("a", { noNat: false }, v6Only);
     h.pm.setPeer("b", [pub, lan], relay);
