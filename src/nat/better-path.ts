@@ -22,9 +22,11 @@ export const IPV6_PREFER_SLACK_MS = 5;
 
 /**
  * A path is scored on the lowest of its last RTT_WINDOW round trips (a min filter: queueing and a busy event loop
- * only ever add to an RTT), and a candidate that has answered fewer than CONFIRM_SAMPLES probes is probed again
- * every CONFIRM_PROBE_MS until it has: one sample is no verdict (lab: IPv6's first reply took 7.8 ms, the next
- * ones 1 ms, and IPv4 held the path for 5 s on its one 2.2 ms sample).
+ * only ever add to an RTT). A candidate that has answered fewer than CONFIRM_SAMPLES probes is unconfirmed: each
+ * answer brings the next probe at once (and a tick every CONFIRM_PROBE_MS, should one be lost), and it cannot take
+ * a live direct path's place. One sample is no verdict: in the lab IPv6's first reply took 7.8 ms, the next ones
+ * 1 ms, and IPv4 held the path for 5 s on its one 2.2 ms sample; with confirmation by the tick alone the two
+ * families flipped three times in a second.
  */
 export const RTT_WINDOW = 4;
 export const CONFIRM_SAMPLES = 3;

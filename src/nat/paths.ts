@@ -523,6 +523,8 @@ export class PathManager {
     c.pongs++;
     s.round = { failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 };
     ({ rttMs: c.rttMs, samples: c.rttSamples } = withRttSample(c.rttSamples, performance.now() - o.sentAt));
+    // Unconfirmed: the next probe goes at once, so a candidate is judged on CONFIRM_SAMPLES answers a few RTTs on.
+    if (c.pongs < CONFIRM_SAMPLES && !o.hold) this.sendProbe(s, c, o.key, now);
     if (o.hold && s.hold.pending) {
       // A measured hold came back: the pair's NATs kept the mapping through that silence.
       s.hold.evidence = survived(s.hold.evidence, s.hold.pending.silenceMs);
@@ -602,6 +604,8 @@ export class PathManager {
       if (c.rttMs === undefined) continue;
       const isCurrent = sameEndpoint(c.endpoint, s.path);
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
+      // A live direct path gives way only to a confirmed one (two unconfirmed families flipped on noise).
+      if (!isCurrent && currentAlive && c.pongs < CONFIRM_SAMPLES) continue;
       const score = { endpoint: c.endpoint, rttMs: c.rttMs, current: isCurrent };
       if (betterPath(score, bestScore)) { best = c; bestScore = score; }
     }

@@ -162,24 +162,36 @@ describe("address families this node cannot send on", () => {
     expect(new Set(touched)).toEqual(new Set(["[2001:db8:1:3::10]:6000"]));
   });
 
-  it("IPv6 loses a first round on one slow reply, is confirmed by more probes within a second, and wins", async () => {
+  it("IPv6 loses a first round on one slow reply, is confirmed by the next answers at once, and wins", async () => {
     const h = harness();
     h.pm.setPeer("b", [pub, v6], relay);
     h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
-    const probes = (to: string) => h.sent.filter((x) => x.inner === "probe" && x.to === to);
-    const [p4, p6] = [probes("198.18.5.2:6000").at(-1)!, probes("[2001:db8:1:3::10]:6000").at(-1)!];
-    h.pm.onProbeReply("b", pub, replyTo(p4.payload));
+    const lastProbe = (to: string) => h.sent.filter((x) => x.inner === "probe" && x.to === to).at(-1)!;
+    const V6 = "[2001:db8:1:3::10]:6000";
+    h.pm.onProbeReply("b", pub, replyTo(lastProbe("198.18.5.2:6000").payload));
     // The IPv6 reply comes late (a busy peer): IPv4 keeps the path on this one sample.
     await new Promise((r) => setTimeout(r, 15));
-    h.pm.onProbeReply("b", v6, replyTo(p6.payload));
+    h.pm.onProbeReply("b", v6, replyTo(lastProbe(V6).payload));
     expect(h.pm.describe("b")!.endpoint).toBe("198.18.5.2:6000");
-    // Before: the next probe of the IPv6 candidate came 5 s later (otherCandidatesMs).
-    for (let t = 0; t < 1_000; t += 250) {
-      h.advance(250); h.pm.tick();
-      const last = probes("[2001:db8:1:3::10]:6000").at(-1)!;
-      if (last !== p6 && last.at === h.now) h.pm.onProbeReply("b", v6, replyTo(last.payload));
-    }
-    expect(h.pm.describe("b")!.endpoint).toBe("[2001:db8:1:3::10]:6000");
+    // Each answer brings the next probe at once (before: the next one 5 s later); quick answers confirm IPv6.
+    for (let i = 0; i < 2; i++) h.pm.onProbeReply("b", v6, replyTo(lastProbe(V6).payload));
+    expect(h.pm.describe("b")!.endpoint).toBe(V6);
+    expect(h.pm.describe("b")!.candidates.find((c) => c.endpoint === V6)!.probes).toBe(3);
+  });
+
+  it("an unconfirmed candidate never takes a live direct path's place (no flip-flop on one sample each)", async () => {
+    const h = harness();
+    h.pm.setPeer("b", [pub, v6], relay);
+    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
+    const lastProbe = (to: string) => h.sent.filter((x) => x.inner === "probe" && x.to === to).at(-1)!;
+    const V6 = "[2001:db8:1:3::10]:6000";
+    await new Promise((r) => setTimeout(r, 15));
+    h.pm.onProbeReply("b", v6, replyTo(lastProbe(V6).payload)); // first answer (15 ms): direct IPv6 at once
+    h.pm.onProbeReply("b", pub, replyTo(lastProbe("198.18.5.2:6000").payload)); // as slow: IPv6 stays
+    // IPv4's next answer is quick, IPv6's is not in yet: IPv4 has two samples, not three.
+    h.pm.onProbeReply("b", pub, replyTo(lastProbe("198.18.5.2:6000").payload));
+    expect(h.pm.describe("b")!.endpoint).toBe(V6);
+    expect(h.used).not.toContain("198.18.5.2:6000");
   });
 
   it("with only IPv4 candidates: no call-me-maybe, no probe, and ember peers says why", () => {
