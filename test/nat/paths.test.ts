@@ -162,38 +162,6 @@ describe("address families this node cannot send on", () => {
     expect(new Set(touched)).toEqual(new Set(["[2001:db8:1:3::10]:6000"]));
   });
 
-  it("IPv6 loses a first round on one slow reply, is confirmed by the next answers at once, and wins", async () => {
-    const h = harness();
-    h.pm.setPeer("b", [pub, v6], relay);
-    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
-    const lastProbe = (to: string) => h.sent.filter((x) => x.inner === "probe" && x.to === to).at(-1)!;
-    const V6 = "[2001:db8:1:3::10]:6000";
-    h.pm.onProbeReply("b", pub, replyTo(lastProbe("198.18.5.2:6000").payload));
-    // The IPv6 reply comes late (a busy peer): IPv4 keeps the path on this one sample.
-    await new Promise((r) => setTimeout(r, 15));
-    h.pm.onProbeReply("b", v6, replyTo(lastProbe(V6).payload));
-    expect(h.pm.describe("b")!.endpoint).toBe("198.18.5.2:6000");
-    // Each answer brings the next probe at once (before: the next one 5 s later); quick answers confirm IPv6.
-    for (let i = 0; i < 2; i++) h.pm.onProbeReply("b", v6, replyTo(lastProbe(V6).payload));
-    expect(h.pm.describe("b")!.endpoint).toBe(V6);
-    expect(h.pm.describe("b")!.candidates.find((c) => c.endpoint === V6)!.probes).toBe(3);
-  });
-
-  it("an unconfirmed candidate never takes a live direct path's place (no flip-flop on one sample each)", async () => {
-    const h = harness();
-    h.pm.setPeer("b", [pub, v6], relay);
-    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
-    const lastProbe = (to: string) => h.sent.filter((x) => x.inner === "probe" && x.to === to).at(-1)!;
-    const V6 = "[2001:db8:1:3::10]:6000";
-    await new Promise((r) => setTimeout(r, 15));
-    h.pm.onProbeReply("b", v6, replyTo(lastProbe(V6).payload)); // first answer (15 ms): direct IPv6 at once
-    h.pm.onProbeReply("b", pub, replyTo(lastProbe("198.18.5.2:6000").payload)); // as slow: IPv6 stays
-    // IPv4's next answer is quick, IPv6's is not in yet: IPv4 has two samples, not three.
-    h.pm.onProbeReply("b", pub, replyTo(lastProbe("198.18.5.2:6000").payload));
-    expect(h.pm.describe("b")!.endpoint).toBe(V6);
-    expect(h.used).not.toContain("198.18.5.2:6000");
-  });
-
   it("with only IPv4 candidates: no call-me-maybe, no probe, and ember peers says why", () => {
     const h = harness("a", { noNat: false }, v6Only);
     h.pm.setPeer("b", [pub, lan], relay);
@@ -203,6 +171,47 @@ describe("address families this node cannot send on", () => {
     expect(h.punches).toEqual([]);
     expect(h.sent.filter((x) => x.inner === "probe" || (x.inner === "call-me-maybe" && !isCallMeMaybeAck(x.payload)))).toEqual([]);
     expect(h.pm.describe("b")!.notDirect).toBe("no common address family");
+  });
+});
+
+describe("path choice across families: a candidate is confirmed before it displaces a direct path", () => {
+  const v6: Endpoint = { kind: "udp", host: "2001:db8:1:3::10", port: 6000 };
+  const [V4, V6] = ["198.18.5.2:6000", "[2001:db8:1:3::10]:6000"];
+
+  /** A round towards b's IPv4 and IPv6 candidates up to the first probes; answer(to) answers the latest probe there. */
+  function round() {
+    const h = harness();
+    h.pm.setPeer("b", [pub, v6], relay);
+    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
+    const answer = (to: string) => {
+      const probe = h.sent.filter((x) => x.inner === "probe" && x.to === to).at(-1)!;
+      h.pm.onProbeReply("b", to === V6 ? v6 : pub, replyTo(probe.payload));
+    };
+    return { h, answer };
+  }
+  const busyPeer = () => new Promise((r) => setTimeout(r, 15));
+
+  it("IPv6 loses a first round on one slow reply, is confirmed by the next answers at once, and wins", async () => {
+    const { h, answer } = round();
+    answer(V4);
+    await busyPeer(); // the IPv6 reply comes late: IPv4 keeps the path on this one sample
+    answer(V6);
+    expect(h.pm.describe("b")!.endpoint).toBe(V4);
+    // Each answer brings the next probe at once (before: the next one 5 s later); quick answers confirm IPv6.
+    answer(V6);
+    answer(V6);
+    expect(h.pm.describe("b")!.endpoint).toBe(V6);
+    expect(h.pm.describe("b")!.candidates.find((c) => c.endpoint === V6)!.probes).toBe(3);
+  });
+
+  it("an unconfirmed candidate never takes a live direct path's place (no flip-flop on one sample each)", async () => {
+    const { h, answer } = round();
+    await busyPeer();
+    answer(V6); // first answer (15 ms): direct IPv6 at once, from the relay
+    answer(V4); // as slow: IPv6 stays
+    answer(V4); // quick, but IPv4 has two samples, not three
+    expect(h.pm.describe("b")!.endpoint).toBe(V6);
+    expect(h.used).not.toContain(V4);
   });
 });
 
