@@ -11,7 +11,7 @@
 import { describeEndpoint, endpointKey, parseEndpointString, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
-import { betterPath, type ScoredPath } from "./better-path.js";
+import { betterPath, CONFIRM_PROBE_MS, CONFIRM_SAMPLES, withRttSample, type ScoredPath } from "./better-path.js";
 
 /**
  * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
@@ -103,7 +103,9 @@ export interface Candidate {
   lastPongAt: number;
   /** Last authenticated packet of any kind from it (replies, the peer's probes, data). */
   lastHeardAt: number;
+  /** The RTT it is scored on (better-path.ts withRttSample), from its last few probe round trips. */
   rttMs?: number;
+  rttSamples?: number[];
   probes: number;
   pongs: number;
   /** Learned from an authenticated packet from an address the peer never advertised (ICE peer-reflexive). */
@@ -125,7 +127,8 @@ export interface PunchRound {
 }
 
 /** Why a peer's traffic is not on a direct path (ember peers), or undefined when it is. */
-export type NotDirectReason = "no candidate answered" | "mapping clash suspected" | "endpoint-dependent NAT" | "udp blocked" | "no candidates" | "no session";
+export type NotDirectReason = "no candidate answered" | "mapping clash suspected" | "endpoint-dependent NAT" | "udp blocked" | "no candidates"
+  | "no common address family" | "no session";
 
 /** A hold at rest (hold.ts): the pair's NAT evidence, and the measured hold waiting for its answer. */
 export interface HoldState {
@@ -142,8 +145,9 @@ export interface PeerPaths {
   name: string;
   relay?: Endpoint;
   candidates: Map<string, Candidate>;
-  /** The path traffic uses now: set only by switchTo (the session's copy follows through host.usePath). */
+  /** The path traffic uses now: set only by switchTo (the session's copy follows through host.usePath), and since when. */
   path?: Endpoint;
+  pathSince?: number;
   lastCallMeMaybeAt: number;
   /** When the first direct pong arrived, for "time to direct" reporting. */
   directSince?: number;
@@ -200,6 +204,11 @@ export interface PathHost {
   localCandidates(): Endpoint[];
   /** Low-TTL punch towards a candidate before full-TTL probes (see docs/nat.md). */
   punch?(endpoint: Endpoint): void;
+  /**
+   * False for a direct address this node cannot send to at all (a family it has no address of: an IPv6-only
+   * host behind NAT64 and a peer's IPv4 candidates): never punched, probed or sprayed.
+   */
+  canSend?(endpoint: Endpoint): boolean;
   /**
    * True while our own packets must not go first towards a peer (a port mapping behind an endpoint-dependent
    * NAT): we only ask the peer to punch (call-me-maybe) until its first probe reaches us, then probe back.
@@ -416,6 +425,15 @@ export class PathManager {
     this.sendProbe(s, c, key, now);
   }
 
+  private sendable(ep: Endpoint): boolean {
+    return this.host.canSend?.(ep) !== false;
+  }
+
+  private anySendable(s: PeerPaths): boolean {
+    for (const c of s.candidates.values()) if (this.sendable(c.endpoint)) return true;
+    return false;
+  }
+
   private inRound(s: PeerPaths, now: number): boolean {
     return s.round.startedAt > 0 && now - s.round.startedAt < this.timers.roundMs;
   }
@@ -492,7 +510,8 @@ export class PathManager {
       if (s.spray) s.spray.hit = describeEndpoint(from);
       this.host.log.info({ peer, endpoint: describeEndpoint(from), probes: s.spray?.probes }, "spray hit: direct path through an endpoint-dependent NAT");
       const k = endpointKey(from);
-      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: performance.now() - o.sentAt });
+      const rtt = withRttSample(undefined, performance.now() - o.sentAt);
+      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: rtt.rttMs, rttSamples: rtt.samples });
       s.sprayQueue = undefined;
       this.choose(s);
       return;
@@ -503,7 +522,9 @@ export class PathManager {
     c.lastHeardAt = now;
     c.pongs++;
     s.round = { failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 };
-    c.rttMs = performance.now() - o.sentAt;
+    ({ rttMs: c.rttMs, samples: c.rttSamples } = withRttSample(c.rttSamples, performance.now() - o.sentAt));
+    // Unconfirmed: the next probe goes at once, so a candidate is judged on CONFIRM_SAMPLES answers a few RTTs on.
+    if (c.pongs < CONFIRM_SAMPLES && !o.hold) this.sendProbe(s, c, o.key, now);
     if (o.hold && s.hold.pending) {
       // A measured hold came back: the pair's NATs kept the mapping through that silence.
       s.hold.evidence = survived(s.hold.evidence, s.hold.pending.silenceMs);
@@ -532,7 +553,7 @@ export class PathManager {
     if (this.mustWaitForPeer(s)) return; // the peer's punch comes through our mapping; ours would spoil it
     if (!this.inRound(s, now)) s.round.startedAt = now;
     for (const c of s.candidates.values()) {
-      if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
+      if (now - c.lastPongAt <= this.timers.pathTimeoutMs || !this.sendable(c.endpoint)) continue;
       // An acknowledgement answers our own punch: only candidates not punched in this round are punched now.
       if (ack && now - c.punchedAt < this.timers.roundMs) continue;
       c.punchedAt = now;
@@ -566,6 +587,7 @@ export class PathManager {
 
   private switchTo(s: PeerPaths, next: Endpoint): void {
     s.path = next;
+    s.pathSince = this.host.now();
     s.revalidateSince = undefined;
     s.suspectSince = undefined;
     this.host.usePath(s.name, next);
@@ -582,6 +604,8 @@ export class PathManager {
       if (c.rttMs === undefined) continue;
       const isCurrent = sameEndpoint(c.endpoint, s.path);
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
+      // A live direct path gives way only to a confirmed one (two unconfirmed families flipped on noise).
+      if (!isCurrent && currentAlive && c.pongs < CONFIRM_SAMPLES) continue;
       const score = { endpoint: c.endpoint, rttMs: c.rttMs, current: isCurrent };
       if (betterPath(score, bestScore)) { best = c; bestScore = score; }
     }
@@ -641,16 +665,18 @@ export class PathManager {
       if (direct) this.checkCurrent(s, a, now);
       for (const [key, c] of s.candidates) {
         const isCurrent = direct && sameEndpoint(c.endpoint, s.path);
-        if (isCurrent) continue;
+        if (isCurrent || !this.sendable(c.endpoint)) continue;
         // A candidate punched but not yet probed gets its first probe as soon as the lead has passed.
         const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
         const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs * 2;
         // While direct, only candidates that answered before are worth a probe (a clearly better one may win).
-        const interval = !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
+        // One answer is no verdict on its RTT: confirmed by a few more before the path choice rests on it.
+        const confirming = answering && c.pongs > 0 && c.pongs < CONFIRM_SAMPLES;
+        const interval = confirming ? CONFIRM_PROBE_MS : !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
         if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
       if (!direct) this.endRound(s, now);
-      if (lead && !direct && s.relay && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
+      if (lead && !direct && s.relay && this.anySendable(s) && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
       if (lead) this.sprayTick(s, now);
     }
@@ -758,7 +784,7 @@ export class PathManager {
     if (this.host.mapping?.() !== "endpoint-independent" || now - s.silentSince < this.timers.sprayAfterMs) return;
     if (s.spray && now - s.spray.lastAt < this.timers.sprayEveryMs) return;
     // Targets: every direct candidate of the peer (its reflexive address among them), budget split evenly.
-    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp");
+    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp" && this.sendable(e));
     if (!targets.length) return;
     const queue: Endpoint[] = [];
     const seen = new Set(targets.map(endpointKey));
@@ -798,11 +824,12 @@ export class PathManager {
     return {
       path: s.path ? (s.path.kind === "relay" ? `relay:${s.path.relay}` : "direct") : "-",
       notDirect: notDirectReason({
-        direct: s.path?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size,
+        direct: s.path?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size, sendable: this.anySendable(s),
         failedRounds: s.round.failed, quiet: now < s.round.quietUntil, ownMapping: this.host.mapping?.(), sprayed: !!s.spray,
       }),
       round: { failed: s.round.failed, quietS: Math.max(0, Math.round((s.round.quietUntil - now) / 1000)) },
       endpoint: describeEndpoint(s.path),
+      sinceMs: s.pathSince === undefined ? undefined : now - s.pathSince,
       activity: a.idle ? "idle" as const : "active" as const,
       revalidating: s.revalidateSince !== undefined,
       candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs, ...(c.prflx ? { prflx: true } : {}) })),
@@ -825,11 +852,14 @@ export class PathManager {
  * endpoint-dependent mapping; a failed punch round (quiet, then again) means a conntrack clash is suspected;
  * a spray without a hit means the peer's mapping is endpoint-dependent. Policy is the caller's (no session).
  */
-export function notDirectReason(f: { direct: boolean; session: boolean; candidates: number; failedRounds: number; quiet: boolean; ownMapping?: string; sprayed: boolean }): NotDirectReason | undefined {
+export function notDirectReason(f: {
+  direct: boolean; session: boolean; candidates: number; sendable?: boolean; failedRounds: number; quiet: boolean; ownMapping?: string; sprayed: boolean;
+}): NotDirectReason | undefined {
   if (f.direct) return undefined;
   if (f.ownMapping === "udp-blocked") return "udp blocked";
   if (!f.session) return "no session";
   if (f.candidates === 0) return "no candidates";
+  if (f.sendable === false) return "no common address family";
   if (f.ownMapping === "endpoint-dependent" || f.sprayed) return "endpoint-dependent NAT";
   if (f.failedRounds > 0 || f.quiet) return "mapping clash suspected";
   return "no candidate answered";

@@ -173,6 +173,7 @@ export class Mesh {
       selfName: deps.credentials().identity.name,
       localCandidates: () => deps.candidates.list(),
       punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL_OVERRIDE ?? deps.candidates.punchTtl); },
+      canSend: (ep) => deps.candidates.canSend(ep),
       noNat: () => deps.candidates.noNat,
       mapping: () => deps.candidates.natType,
       // Behind an endpoint-dependent NAT our own first packet to a peer leaves a NAT entry whose reply tuple

@@ -421,6 +421,8 @@ function sweepPrefix(prefix: string): string[] {
   }
   for (const ns of mine) {
     try { execFileSync("ip", ["netns", "del", ns], { stdio: "pipe" }); } catch { /* already gone */ }
+    // A host's own resolver (nat64.ts), which `ip netns exec` mounts over /etc/resolv.conf.
+    rmSync(join("/etc/netns", ns), { recursive: true, force: true });
   }
   return mine;
 }
