@@ -1,6 +1,9 @@
 // Path selection state (src/nat/paths.ts) driven with a fake clock and a recording host.
 import { describe, expect, it } from "vitest";
-import { PathManager, decodeCandidates, encodeCandidates, isCallMeMaybeAck, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
+import { PathManager } from "../../src/nat/paths.js";
+import { decodeCandidates, encodeCandidates, isCallMeMaybeAck } from "../../src/nat/call-me-maybe.js";
+import { punchDone, quietFor } from "../../src/nat/punch-rules.js";
+import type { PathHost, PeerActivity } from "../../src/nat/path-types.js";
 import { punchTtlFor } from "../../src/nat/hops.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
 import { describeEndpoint, type Endpoint } from "../../src/addr/endpoint.js";
