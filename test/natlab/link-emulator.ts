@@ -16,6 +16,8 @@ const SOURCE = join(dirname(fileURLToPath(import.meta.url)), "linkemu", "linkemu
 export interface LinkDirectionStats {
   rx: number; rxBytes: number; other: number; lost: number; outageDrops: number; queueDrops: number;
   delivered: number; deliveredBytes: number; writeErrors: number; maxQueueBytes: number; inFlight: number;
+  /** Frames that left more than 1 ms after their due time, and the latest one (timing accuracy). */
+  lateOver1ms: number; lateMaxUs: number;
 }
 export interface LinkStats {
   uptimeMs: number; outagesBegun: number; inOutage: boolean;
