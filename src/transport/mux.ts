@@ -262,6 +262,7 @@ export class StreamMux {
       bytesInFlight: this.recovery.bytesInFlight,
       ptoCount: this.recovery.ptoCount,
       persistentCongestion: this.recovery.persistentCongestionEvents,
+      randomLossEvents: this.recovery.randomLossEvents,
       congestion: this.cc.name,
       trackedPackets: this.recovery.trackedSlots,
       pendingControlFrames: this.controlQueue.length,
@@ -309,6 +310,7 @@ export class StreamMux {
       return false;
     }
     this.receivedData += delta;
+    this.window.onReceived(this.receivedData);
     this.c.streamBytesReceived += delta;
     return true;
   }
