@@ -1,7 +1,7 @@
 // Telling congestion from random loss: the share of packets lost over the last two round trips. Rounds are
 // counted by packet number: a round ends when a packet sent after it began is acknowledged. Loss recovery
 // feeds it every settled packet; the congestion controller hears of a loss only when the share says queue.
-import { CONGESTIVE_LOSS_RATE, CONGESTIVE_MIN_LOST } from "./constants.js";
+import { CONGESTIVE_LOSS_RATE, CONGESTIVE_LOSS_SIGMAS } from "./constants.js";
 
 export class LossRate {
   /** The first packet number of the next round: when a packet at or past it is acknowledged, a round ends. */
@@ -29,8 +29,8 @@ export class LossRate {
   /** Whether the losses so far (this round and the last) are more than random loss explains. */
   congestive(): boolean {
     const lost = this.lost + this.prevLost;
-    const settled = lost + this.acked + this.prevAcked;
-    return lost >= CONGESTIVE_MIN_LOST && lost > CONGESTIVE_LOSS_RATE * settled;
+    const expected = CONGESTIVE_LOSS_RATE * (lost + this.acked + this.prevAcked);
+    return lost > expected + CONGESTIVE_LOSS_SIGMAS * Math.sqrt(expected);
   }
 
   reset(): void {
