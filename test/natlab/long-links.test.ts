@@ -145,6 +145,7 @@ describe.skipIf(!avail.ok)("long and lossy links (geostationary, low-orbit, cell
       if (r.code !== 0) throw new Error(`iperf3 failed (${r.code}): ${r.stdout.slice(0, 500)} ${r.stderr}`);
       return JSON.parse(r.stdout).end.sum_received.bits_per_second / 1e6;
     };
+    expect((await m.waitPathPinging(nodes.geo, nodes.srv, (p) => p === "direct", 60_000)).path).toBe("direct");
     const before = await routers.geo.link!.stats();
     const kernel = await iperf(IPERF_PORT, hosts.srv.address);
     const f = await m.request<{ listen: string }>(nodes.geo, "forward", { listenPort: 0, host: "iperf.srv", protocol: "tcp" });
