@@ -3,7 +3,7 @@
 // or failure carries what both daemons knew (EmberLab.diagnosed).
 import type { Host } from "./lab.js";
 import type { EmberLab, LabNode } from "./ember-mesh.js";
-import { startTool } from "./tools.js";
+import { startTool, type ToolProc } from "./tools.js";
 
 export interface TransferResult { bytes: number; sha256: string; remoteSha256: string; remoteBytes: number; ms: number; mbps: number }
 
@@ -22,35 +22,40 @@ export interface TransferOptions {
   stallMs?: number;
 }
 
+/**
+ * Follows a running `transfer.ts send` (started with --progress): resolves with its result line once `during`
+ * (given the progress so far) has finished too. A failure line, or no line for stallMs, rejects.
+ */
+export async function followSend(t: ToolProc, stallMs: number, during?: (progress: Progress) => Promise<string>): Promise<{ r: TransferResult; note: string }> {
+  let sent = 0;
+  const waiters: { at: number; resolve: () => void }[] = [];
+  let result: TransferResult | undefined;
+  const reader = (async () => {
+    for (;;) {
+      const line = await t.nextJson<any>(stallMs);
+      if (line.progress !== undefined) {
+        sent = line.progress;
+        for (const w of [...waiters]) if (sent >= w.at) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
+        continue;
+      }
+      if (line.error) throw new Error(`transfer failed after ${line.bytes} bytes: ${line.error}`);
+      result = line;
+      for (const w of waiters) w.resolve();
+      return;
+    }
+  })();
+  const progress: Progress = (bytes) => new Promise<void>((resolve) => { if (sent >= bytes || result) resolve(); else waiters.push({ at: bytes, resolve }); });
+  const [, note] = await Promise.all([reader, during ? during(progress) : Promise.resolve("")]);
+  return { r: result!, note };
+}
+
 /** Starts a forward on `from` (whose namespace is `host`) to opts.target and sends opts.bytes through it. */
 export async function transferThroughForward(m: EmberLab, from: LabNode, host: Host, opts: TransferOptions): Promise<{ r: TransferResult; note: string }> {
   const f = await m.request<{ listen: string }>(from, "forward", { listenPort: 0, host: opts.target, protocol: "tcp" });
   const port = Number(f.listen.split(":").pop());
   try {
     const t = startTool(m.lab, host, "transfer", ["send", "--port", String(port), "--bytes", String(opts.bytes), "--progress", "1"]);
-    let sent = 0;
-    const waiters: { at: number; resolve: () => void }[] = [];
-    let result: TransferResult | undefined;
-    const reader = (async () => {
-      for (;;) {
-        const line = await t.nextJson<any>(opts.stallMs ?? 300_000);
-        if (line.progress !== undefined) {
-          sent = line.progress;
-          for (const w of [...waiters]) if (sent >= w.at) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-          continue;
-        }
-        if (line.error) throw new Error(`transfer failed after ${line.bytes} bytes: ${line.error}`);
-        result = line;
-        for (const w of waiters) w.resolve();
-        return;
-      }
-    })();
-    const progress: Progress = (bytes) => new Promise<void>((resolve) => { if (sent >= bytes || result) resolve(); else waiters.push({ at: bytes, resolve }); });
-    return await m.diagnosed([from, ...opts.peers], async () => {
-      const note = opts.during ? await opts.during(progress) : "";
-      await reader;
-      return { r: result!, note };
-    });
+    return await m.diagnosed([from, ...opts.peers], () => followSend(t, opts.stallMs ?? 300_000, opts.during));
   } finally {
     await m.request(from, "unforward", { listenPort: port }).catch(() => undefined);
   }
