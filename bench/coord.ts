@@ -7,6 +7,8 @@
 //   npx tsx bench/coord.ts --pg 1 1000  # PostgreSQL (a throwaway cluster), one replica
 //   npx tsx bench/coord.ts --pg 2 1000  # two replicas on it: nodes alternate between them (enrollment and streams),
 //                                       # so deltas cross replicas through the change log
+//   BENCH_SMOKE=1 npm run bench:coord   # CI's smoke: N = 200 on SQLite and on PostgreSQL with 2 replicas (when
+//                                       # initdb is there), a floor of 200 connections (BENCH_FLOOR_N)
 // Every run first measures bare node:https on the same machine (bench/https-floor.ts): the floor under each figure.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +19,7 @@ import { AdminClient } from "../src/coord/admin-client.js";
 import { CoordClient, enroll } from "../src/coord/client.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../test/helpers/postgres.js";
 import { printFloor } from "./https-floor.js";
+import { SMOKE, knob } from "./smoke.js";
 
 const EMBER = join(import.meta.dirname, "..", "bin", "ember.mjs");
 const TEAM = 50; // nodes per team; policy lets a team reach itself
@@ -192,15 +195,17 @@ const pgAt = args.indexOf("--pg");
 const replicas = pgAt >= 0 ? Number(args.splice(pgAt, 2)[1]) : 0;
 if (!(replicas >= 0 && replicas <= 8)) throw new Error("--pg takes the number of replicas, 1-8");
 const sizes = args.map(Number).filter((x) => x > 0);
-// No arguments: every store at both sizes, as the figures in docs/performance.md are kept.
+// No arguments: every store at both sizes, as the figures in docs/performance.md are kept (the smoke: SQLite and two
+// replicas, the store paths that differ most, at one small size).
 const pgSkip = postgresSkipReason();
-const stores = pgAt >= 0 || sizes.length ? [replicas] : pgSkip ? [0] : [0, 1, 2];
+const everyStore = SMOKE ? [0, 2] : [0, 1, 2];
+const stores = pgAt >= 0 || sizes.length ? [replicas] : pgSkip ? [0] : everyStore;
 if (stores.length === 1 && pgAt < 0 && !sizes.length) console.log(`PostgreSQL runs skipped: ${pgSkip}`);
-const FLOOR_N = 2_000;
+const FLOOR_N = knob("BENCH_FLOOR_N", 2_000, 200);
 const floor = await printFloor(FLOOR_N);
 const results: Figures[] = [];
-for (const r of stores) for (const n of sizes.length ? sizes : [1_000, 10_000]) results.push(await run(n, r));
-if (results.length > 1) {
+for (const r of stores) for (const n of sizes.length ? sizes : SMOKE ? [200] : [1_000, 10_000]) results.push(await run(n, r));
+{
   console.log("\n| store | N | enrollment | server CPU per enrollment | connect all streams | server RSS per node | endpoint change | policy change |");
   console.log("|---|---|---|---|---|---|---|---|");
   console.log(`| bare node:https, no EmberNet code | ${FLOOR_N.toLocaleString("en")} | ${floor.enroll.perS.toFixed(0)}/s | ` +

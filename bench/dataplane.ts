@@ -6,8 +6,11 @@
 //   4. two processes over loopback UDP: EmberNet-encrypted packets next to plain UDP
 //   npm run bench:dataplane            # everything, a few seconds per figure
 //   npx tsx bench/dataplane.ts 1 2     # chosen sections only
+//   BENCH_SMOKE=1 npm run bench:dataplane  # every section once, briefly (CI's smoke): BENCH_MS=30, BENCH_ROUNDS=1,
+//                                          # BENCH_HANDSHAKE_MS=100, BENCH_UDP_MS=300, BENCH_UDP_ROUNDS=1
 import { udpRun, type UdpMode, type UdpResult } from "./udp-flow.js";
 import { loadNativeAddon } from "../src/native/addon.js";
+import { knob } from "./smoke.js";
 
 /** Section 4's third row: TUN_DATA sealed by the addon in batches and received by its data plane (when built). */
 const NATIVE = !!loadNativeAddon().addon;
@@ -23,11 +26,13 @@ import { DATA_HEADER_SIZE, MAX_DATAGRAM, TAG_SIZE } from "../src/wire/constants.
 import { Verifier, generateEd25519, initCa, issueLeaf } from "../src/pki/index.js";
 
 const SIZES = [64, 1400];
-const RUN_MS = Number(process.env.BENCH_MS ?? 700);
+const RUN_MS = knob("BENCH_MS", 700, 30);
 /** Best of several runs per figure: interference from other processes only ever lowers a rate. */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const UDP_MS = Number(process.env.BENCH_UDP_MS ?? 2000);
-const UDP_ROUNDS = Number(process.env.BENCH_UDP_ROUNDS ?? 2);
+const ROUNDS = knob("BENCH_ROUNDS", 3, 1);
+/** Section 3 runs at least this long: a handshake takes milliseconds, so a short run counts too few. */
+const HANDSHAKE_MS = knob("BENCH_HANDSHAKE_MS", 1500, 100);
+const UDP_MS = knob("BENCH_UDP_MS", 2000, 300);
+const UDP_ROUNDS = knob("BENCH_UDP_ROUNDS", 2, 1);
 const sections = new Set(process.argv.slice(2).map(Number).filter(Boolean));
 const want = (n: number) => sections.size === 0 || sections.has(n);
 
@@ -186,7 +191,7 @@ async function section3(): Promise<void> {
       sizes = [m1.length, m2.length, m3.length];
     };
     for (let k = 0; k < 50; k++) one();
-    const hs = rate(one, Math.max(RUN_MS, 1500), 100_000);
+    const hs = rate(one, Math.max(RUN_MS, HANDSHAKE_MS), 100_000);
     console.log(`   ${hs.toFixed(0)} handshakes/s (${(1e6 / hs).toFixed(0)} us for both sides); Noise messages ${sizes.join(" / ")} bytes`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

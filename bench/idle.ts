@@ -7,6 +7,9 @@
 // per minute, the daemon's resident memory and its CPU time scaled to an hour.
 //   sudo npm run bench:idle          (BENCH_IDLE_SETTLE_S=90, BENCH_IDLE_MEASURE_S=180 by default)
 //   BENCH_IDLE_ONLY=ember            EmberNet rows only (before/after runs of one EmberNet change)
+//   sudo BENCH_SMOKE=1 npm run bench:idle    meshes of 2 nodes only, 3 s settle, 5 s measured (CI's smoke)
+// On a failure it prints what it knows: each EmberNet node's peers, drops and log tail (EmberLab.diagnose), and the
+// last log lines of wireguard-go and nebula.
 // Needs root, iproute2, nftables, wireguard-go + wireguard-tools and nebula (Debian packages; .ci/run installs them).
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -14,10 +17,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Lab, type Host } from "../test/natlab/lab.js";
 import { EmberLab, type LabNode } from "../test/natlab/ember-mesh.js";
+import { Diagnostics } from "./diagnostics.js";
+import { SMOKE, knob } from "./smoke.js";
 
-const SETTLE_S = Number(process.env.BENCH_IDLE_SETTLE_S ?? 90);
-const MEASURE_S = Number(process.env.BENCH_IDLE_MEASURE_S ?? 180);
-const SIZES = [1, 5];
+const SETTLE_S = knob("BENCH_IDLE_SETTLE_S", 90, 3, 0);
+const MEASURE_S = knob("BENCH_IDLE_MEASURE_S", 180, 5);
+/** Peers of the measured node, one mesh per size and system. */
+const SIZES = SMOKE ? [1] : [1, 5];
+const LIMIT_MS = knob("BENCH_LIMIT_MS", 1_800_000, 200_000);
 const ONLY_EMBER = process.env.BENCH_IDLE_ONLY === "ember";
 /** The sizes of the wireguard-go and nebula meshes: none when only EmberNet is measured. */
 const OTHER_SIZES = ONLY_EMBER ? [] : SIZES;
@@ -26,6 +33,10 @@ interface Measured { system: string; peers: number; host: Host; pid: () => numbe
 interface Sample { packets: number; bytes: number; cpuTicks: number }
 
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+const diagnostics = new Diagnostics("bench:idle");
+/** wireguard-go's control sockets, removed on exit (a SIGKILLed wireguard-go leaves its own behind). */
+const wgSockets: string[] = [];
+process.on("exit", () => { for (const s of wgSockets) rmSync(s, { force: true }); });
 
 function sample(lab: Lab, m: Measured): Sample {
   const read = (f: string) => Number(lab.exec(m.host, ["cat", `/sys/class/net/eth0/statistics/${f}`]).trim());
@@ -63,6 +74,7 @@ async function main(): Promise<void> {
     // ---- EmberNet: one coordination server and one relay for every EmberNet group; a pair policy per group.
     const m = new EmberLab(lab, join(dir, "ember"));
     await m.startServices({ relays: 1 }); // one relay: what a mesh of this size needs
+    diagnostics.source("EmberNet nodes", () => m.diagnose([...m.nodes.values()]));
     const emberGroups: { label: string; nodes: LabNode[] }[] = [];
     const rules: string[] = [];
     for (const [label, mk] of [["EmberNet", publicHost], ["EmberNet behind EIM NATs", natHost]] as const) {
@@ -84,9 +96,13 @@ async function main(): Promise<void> {
       for (let i = 0; i <= peers; i++) hosts.push(await publicHost());
       const keys = hosts.map(() => { const priv = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim(); return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim() }; });
       const g = wgGroups.length;
-      // One name per interface: wireguard-go's control socket (/var/run/wireguard/NAME.sock) is not per namespace.
-      const ifName = (i: number) => `wg${g}x${i}`;
-      hosts.forEach((h, i) => children.push(lab.spawn(h, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", ifName(i)], { stdio: "ignore" })));
+      // One name per interface and run: wireguard-go's control socket (/var/run/wireguard/NAME.sock) is not per namespace.
+      const ifName = (i: number) => `wi${process.pid}-${g}${i}`;
+      hosts.forEach((h, i) => {
+        wgSockets.push(`/var/run/wireguard/${ifName(i)}.sock`);
+        children.push(lab.spawn(h, ["env", "WG_PROCESS_FOREGROUND=1", "wireguard-go", ifName(i)]));
+        diagnostics.watch(`wireguard-go ${ifName(i)}`, children[children.length - 1]);
+      });
       for (const [i, h] of hosts.entries()) {
         const until = Date.now() + 20_000;
         while ((await lab.run(h, ["ip", "link", "show", ifName(i)])).code !== 0) {
@@ -126,14 +142,16 @@ async function main(): Promise<void> {
       return f;
     };
     const lhHost = ONLY_EMBER ? undefined : await publicHost();
-    if (lhHost) children.push(lab.spawn(lhHost, ["nebula", "-config", nebulaConf("lh", "100.70.0.1", undefined, lhHost.address)], { stdio: "ignore" }));
+    if (lhHost) children.push(lab.spawn(lhHost, ["nebula", "-config", nebulaConf("lh", "100.70.0.1", undefined, lhHost.address)]));
+    if (lhHost) diagnostics.watch("nebula lighthouse", children[children.length - 1]);
     const nebulaGroups: Host[][] = [];
     for (const peers of OTHER_SIZES) {
       const hosts: Host[] = [];
       for (let i = 0; i <= peers; i++) {
         const h = await publicHost();
         const ip = `100.70.${nebulaGroups.length + 1}.${i + 1}`;
-        children.push(lab.spawn(h, ["nebula", "-config", nebulaConf(`g${nebulaGroups.length}n${i}`, ip, { ip: "100.70.0.1", at: lhHost!.address }, h.address)], { stdio: "ignore" }));
+        children.push(lab.spawn(h, ["nebula", "-config", nebulaConf(`g${nebulaGroups.length}n${i}`, ip, { ip: "100.70.0.1", at: lhHost!.address }, h.address)]));
+        diagnostics.watch(`nebula g${nebulaGroups.length}n${i}`, children[children.length - 1]);
         hosts.push(h);
       }
       nebulaGroups.push(hosts);
@@ -180,6 +198,9 @@ async function main(): Promise<void> {
       console.log(`${p} peer(s): EmberNet/wireguard-go packets ${(ember(p).pkts / wg(p).pkts).toFixed(2)}x, bytes ${(ember(p).bytes / wg(p).bytes).toFixed(2)}x; ` +
         `EmberNet/nebula packets ${(ember(p).pkts / neb(p).pkts).toFixed(2)}x, bytes ${(ember(p).bytes / neb(p).bytes).toFixed(2)}x`);
     }
+  } catch (err) {
+    await diagnostics.print(); // while the daemons still run: the error itself is printed last, below
+    throw err;
   } finally {
     for (const c of children) if (c.exitCode === null) c.kill("SIGKILL");
     await lab.destroy();
@@ -187,4 +208,8 @@ async function main(): Promise<void> {
   }
 }
 
+setTimeout(() => {
+  console.error(`bench:idle: ${LIMIT_MS / 1000} s limit reached, stopping`);
+  void diagnostics.print().finally(() => process.exit(3)); // the lab removes its namespaces and children on exit
+}, LIMIT_MS).unref();
 void main().then(() => process.exit(0), (err) => { console.error(`bench:idle: ${(err as Error).message}`); process.exit(1); });

@@ -4,16 +4,21 @@
 // environment experiments (MALLOC_ARENA_MAX=2 npm run bench:memory; the daemons inherit this environment).
 // REST_S: seconds at rest before each reading (75 as in the test); EXTRA: identities enrolled for the large map;
 // STDOUT_DIR: where each node's stdout goes (NODE_OPTIONS=--trace-gc writes there).
+//   npm run bench:memory                 (NODES=6, REST_S=75, EXTRA=994)
+//   BENCH_SMOKE=1 npm run bench:memory   NODES=3, REST_S=2, EXTRA=20 (CI's smoke)
 import { createWriteStream, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { LocalMesh, type DemoNode } from "../src/cli/demo-mesh.js";
 import { enroll } from "../src/coord/client.js";
 import { startRestingMesh } from "./resting-mesh.js";
 import { tempDir } from "../test/helpers/pki.js";
+import { knob } from "./smoke.js";
 
-const REST_S = Number(process.env.REST_S ?? 75);
-const EXTRA = Number(process.env.EXTRA ?? 994);
-const NODES = Number(process.env.NODES ?? 6);
+const REST_S = knob("REST_S", 75, 2, 0);
+const EXTRA = knob("EXTRA", 994, 20, 0);
+const NODES = knob("NODES", 6, 3, 2);
+/** How long the nodes may take to hold the large map. */
+const MAP_WAIT_MS = 300_000;
 
 function proc(pid: number) {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -52,7 +57,11 @@ try {
     await Promise.all(Array.from({ length: 8 }, async () => {
       for (let i = next++; i < EXTRA; i = next++) await enroll({ coordUrl: mesh.coordUrl, token, name: `x${i}`, stateDir: join(tmp.dir, "x", `x${i}`) });
     }));
-    while ((await mesh.request<any[]>(nodes[0], "peers")).length < NODES - 1 + EXTRA) await new Promise((r) => setTimeout(r, 500));
+    const mapBy = Date.now() + MAP_WAIT_MS;
+    while ((await mesh.request<any[]>(nodes[0], "peers")).length < NODES - 1 + EXTRA) {
+      if (Date.now() > mapBy) throw new Error(`${nodes[0].name} did not hold ${NODES - 1 + EXTRA} peers within ${MAP_WAIT_MS / 1000} s`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
     await report(mesh, nodes, `${NODES - 1 + EXTRA} peers, map applied`);
     await new Promise((r) => setTimeout(r, REST_S * 1000));
     await report(mesh, nodes, `${NODES - 1 + EXTRA} peers, at rest`);

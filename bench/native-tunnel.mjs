@@ -2,11 +2,18 @@
 // TCP throughput through the native tunnel between two namespaces (iperf3 -t 5), and the raw veth
 // figure in the same run. Root only; needs iperf3 and the built addon (npm run build:native).
 //   node bench/native-tunnel.mjs [seconds]
+//   BENCH_SMOKE=1 npm run bench:native-tunnel    1 s per iperf3 run (CI's smoke)
+// Its namespaces are ntbench-a/-b, apart from the tests' (a run removes what an earlier killed run left).
 import { spawn } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
-import { NS, OVERLAY, UNDERLAY, inNs, setup, startNode, stopNode, teardownNamespaces } from "../test/native/fixtures/tunnel-lab.mjs";
+import { NS, OVERLAY, UNDERLAY, inNs, setup, startNode, stopNode, teardownNamespaces, useNamespaces } from "../test/native/fixtures/tunnel-lab.mjs";
 
-const secs = Number(process.argv[2] ?? 5);
+const secs = Number(process.argv[2] ?? (process.env.BENCH_SMOKE === "1" ? 1 : 5));
+if (!(secs > 0)) {
+  console.error(`bench:native-tunnel: "${process.argv[2]}" is not a number of seconds > 0`);
+  process.exit(2);
+}
+useNamespaces("ntbench");
 const open = { tcp: [[5201, 5202]], udp: [], icmp: true };
 
 async function iperf(host, port) {

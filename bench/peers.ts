@@ -4,7 +4,9 @@
 // native addon, and EmberNet's userspace `ember forward` (the same two daemons, a forward on A to a service
 // on B). For every tunnel, the CPU seconds its daemons on both sides spend per GB received
 // (utime + stime from /proc/PID/stat before and after each iperf3 run, all threads).
-//   sudo npm run bench:peers          (T=5 seconds per iperf3 run by default; whole run ~2 minutes)
+//   sudo npm run bench:peers                  (T=5 seconds per iperf3 run by default; whole run ~2 minutes)
+//   sudo BENCH_SMOKE=1 npm run bench:peers    T=1 and a 180 s limit, EmberNet logging at info (CI's smoke)
+// On a failure it prints what it knows: every daemon's last log lines, and `ember status`/`ember peers` of its nodes.
 // Needs root, iproute2, iperf3, wireguard-go + wireguard-tools, nebula (Debian packages) and the built addon
 // (npm run build:native). Namespaces are ${PREFIX}-a/-b (PREFIX = "bp" + PID, recorded in /run/bench-peers);
 // every process this bench starts is killed by PID at the end and the namespaces are deleted, on errors and
@@ -19,11 +21,15 @@ import { createInterface } from "node:readline";
 import { controlRequest } from "../src/node/control-socket.js";
 import { loadNativeAddon } from "../src/native/addon.js";
 import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withIntermediates, type CaMaterial } from "../src/pki/index.js";
+import { Diagnostics } from "./diagnostics.js";
+import { SMOKE, knob } from "./smoke.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const EMBER = join(ROOT, "bin", "ember.mjs");
-const T = Number(process.env.T ?? 5);
-const LIMIT_MS = Number(process.env.BENCH_LIMIT_MS ?? 600_000);
+const T = knob("T", 5, 1);
+const LIMIT_MS = knob("BENCH_LIMIT_MS", 600_000, 180_000);
+/** The daemons' log level: warn keeps logging off the measured path; the smoke's info lines explain a failure. */
+const EMBER_LOG_LEVEL = SMOKE ? "info" : "warn";
 const PREFIX = `bp${process.pid}`;
 const NS = { a: `${PREFIX}-a`, b: `${PREFIX}-b` } as const;
 const VETH = { a: `${PREFIX}va`, b: `${PREFIX}vb` } as const;
@@ -37,6 +43,7 @@ const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).
 type Side = "a" | "b";
 const children = new Set<ChildProcess>();
 const dir = mkdtempSync(join(tmpdir(), "ember-bench-peers-"));
+const diagnostics = new Diagnostics("bench:peers");
 let cleaned = false;
 
 // ---------------------------------------------------------------------------------------------- processes
@@ -135,7 +142,10 @@ function cleanup(): void {
 }
 process.on("exit", cleanup);
 for (const sig of ["SIGINT", "SIGTERM"] as const) process.on(sig, () => { console.error(`bench:peers: ${sig}, cleaning up`); cleanup(); process.exit(130); });
-setTimeout(() => { console.error(`bench:peers: ${LIMIT_MS / 1000} s limit reached, stopping`); cleanup(); process.exit(3); }, LIMIT_MS).unref();
+setTimeout(() => {
+  console.error(`bench:peers: ${LIMIT_MS / 1000} s limit reached, stopping`);
+  void diagnostics.print().finally(() => { cleanup(); process.exit(3); });
+}, LIMIT_MS).unref();
 
 // ---------------------------------------------------------------------------------------------- measuring
 
@@ -250,7 +260,8 @@ async function wireguard(): Promise<void> {
   const dev = { a: `${PREFIX}wa`, b: `${PREFIX}wb` }; // wireguard-go's socket (/var/run/wireguard/DEV.sock) is not per namespace
   const key = (s: Side) => { const priv = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim(); return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim(), s }; };
   const keys = { a: key("a"), b: key("b") };
-  const procs = (["a", "b"] as const).map((s) => spawnIn(s, ["wireguard-go", dev[s]], { stdio: "ignore", env: { ...process.env, WG_PROCESS_FOREGROUND: "1" } }));
+  const procs = (["a", "b"] as const).map((s) => spawnIn(s, ["wireguard-go", dev[s]], { env: { ...process.env, WG_PROCESS_FOREGROUND: "1" } }));
+  procs.forEach((p, i) => diagnostics.watch(`wireguard-go ${"ab"[i]}`, p));
   try {
     for (const s of ["a", "b"] as const) {
       await until(`wireguard-go ${dev[s]}`, 20_000, () => (tryIn(s, ["ip", "link", "show", dev[s]]) ? true : undefined));
@@ -290,7 +301,8 @@ async function nebula(): Promise<void> {
         "logging: {level: warning}",
         "firewall: {outbound: [{port: any, proto: any, host: any}], inbound: [{port: any, proto: any, host: any}]}",
       ].join("\n") + "\n");
-      procs.push(spawnIn(s, ["nebula", "-config", f], { stdio: "ignore" }));
+      procs.push(spawnIn(s, ["nebula", "-config", f]));
+      diagnostics.watch(`nebula ${s}`, procs[procs.length - 1]);
     }
     await pingUntil("a", NEB_IP.b, 30_000);
     await measure(`nebula (${cipher})`, NEB_IP.b, IPERF_PORT, procs.map((p) => p.pid!), mtuOf("a", "neb0"));
@@ -317,6 +329,7 @@ async function embernet(): Promise<void> {
   const admin = await writeLeaf(ca, "admin", "ops-admin", "ops", ["admin"]);
   // The coordination server in A on its veth address: B's node reaches it over the same link.
   const coord = spawnIn("a", [process.execPath, EMBER, "coord", "--data", join(em, "coord"), "--ca-dir", ca.dir, "--listen", `${UNDERLAY.a}:8443`]);
+  diagnostics.watch("ember coord", coord);
   const coordUrl = /(https:\/\/\S+)/.exec(await started("ember coord", coord, /coordination server https:\/\//))![1];
   const adminArgs = ["--coord", coordUrl, ...admin];
   const policy = join(em, "policy.yaml");
@@ -331,7 +344,9 @@ async function embernet(): Promise<void> {
     // B serves the iperf3 port to the mesh (what `ember forward` on A reaches; TUN traffic needs no service).
     writeFileSync(config, s === "b" ? `services:\n  iperf: {to: "127.0.0.1:${IPERF_PORT}", port: ${IPERF_PORT}}\n` : "{}\n");
     const proc = spawnIn(s, [process.execPath, EMBER, "up", "--config", config, "--coord", coordUrl, "--token", await token(), "--name", name, "--state", state,
-      "--listen", `${UNDERLAY[s]}:0`, "--tun", "ember0", "--mtu", "1500", "--no-portmap", "--log-level", "warn"]);
+      "--listen", `${UNDERLAY[s]}:0`, "--tun", "ember0", "--mtu", "1500", "--no-portmap", "--log-level", EMBER_LOG_LEVEL]);
+    diagnostics.watch(`ember up ${name}`, proc);
+    diagnostics.emberNode(name, state);
     await started(`ember up ${name}`, proc, /"event":"up"/);
     nodes[s] = { name, state, socket: join(state, "ember.sock"), proc, overlay: "" };
   }
@@ -416,4 +431,9 @@ async function main(): Promise<void> {
   report();
 }
 
-void main().then(() => { cleanup(); process.exit(0); }, (err) => { console.error(`bench:peers: ${(err as Error).stack ?? err}`); cleanup(); process.exit(1); });
+void main().then(() => { cleanup(); process.exit(0); }, async (err) => {
+  await diagnostics.print(); // before cleanup, while the daemons still answer
+  console.error(`bench:peers: ${(err as Error).stack ?? err}`);
+  cleanup();
+  process.exit(1);
+});

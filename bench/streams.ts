@@ -6,7 +6,9 @@
 //   3. the same through `ember forward` (two daemons, a static mesh with a local policy, --mtu 1500)
 //   4. goodput under 5% random loss on the daemons' UDP (nftables in a private network namespace; root)
 //   5. streams opened per second through the forward (connect, 1-byte echo, close; 32 at a time)
-//   npm run bench:streams
+//   npm run bench:streams                  (BENCH_STREAM_MB=200, BENCH_LOSS_MB=50, BENCH_RAW_MS=2000, BENCH_OPEN_MS=3000)
+//   BENCH_SMOKE=1 npm run bench:streams    8 MB, 2 MB under loss, 300 ms raw, 500 ms of opens (CI's smoke)
+// On a failure it prints both daemons' last log lines and their `ember status`/`ember peers`.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -14,18 +16,23 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { udpRun } from "./udp-flow.js";
+import { knob } from "./smoke.js";
+import { Diagnostics } from "./diagnostics.js";
 
 const ROOT = join(import.meta.dirname, "..");
 const EMBER = join(ROOT, "bin", "ember.mjs");
 const TRANSFER = join(ROOT, "test", "natlab", "tools", "transfer.ts");
 const MB = 1024 * 1024;
-const BYTES_ONE = Number(process.env.BENCH_STREAM_MB ?? 200) * MB;
+const BYTES_ONE = knob("BENCH_STREAM_MB", 200, 8) * MB;
 const BYTES_EACH_OF_8 = BYTES_ONE / 8;
-const LOSS_BYTES = Number(process.env.BENCH_LOSS_MB ?? 50) * MB;
-const OPEN_MS = 3_000;
-const LIMIT_MS = Number(process.env.BENCH_LIMIT_MS ?? 600_000);
+const LOSS_BYTES = knob("BENCH_LOSS_MB", 50, 2) * MB;
+/** The first transfer through the forward, unmeasured: session, paths and JIT warm up. */
+const WARM_UP_BYTES = Math.min(8 * MB, BYTES_ONE);
+const RAW_MS = knob("BENCH_RAW_MS", 2_000, 300);
+const OPEN_MS = knob("BENCH_OPEN_MS", 3_000, 500);
+const LIMIT_MS = knob("BENCH_LIMIT_MS", 600_000, 150_000);
 
-setTimeout(() => { console.error(`bench: ${LIMIT_MS / 1000} s limit reached, stopping`); cleanup(); process.exit(3); }, LIMIT_MS).unref();
+const diagnostics = new Diagnostics("bench:streams");
 
 const children = new Set<ChildProcess>();
 /** Set when this process runs inside the private namespace its parent made (root only). */
@@ -38,9 +45,14 @@ function cleanup(): void {
 }
 process.on("exit", cleanup);
 
-function start(argv: string[], ready: RegExp): Promise<{ proc: ChildProcess; line: string }> {
+/** Starts argv and waits for a stdout line matching `ready`; a daemon (`daemon` its node name) is kept for diagnostics. */
+function start(argv: string[], ready: RegExp, daemon?: string): Promise<{ proc: ChildProcess; line: string }> {
   const proc = spawn(argv[0], argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   children.add(proc);
+  if (daemon) {
+    diagnostics.watch(`ember up ${daemon}`, proc);
+    diagnostics.emberNode(daemon, join(dir, daemon));
+  }
   proc.on("exit", () => children.delete(proc));
   const tail: string[] = [];
   createInterface({ input: proc.stderr! }).on("line", (l) => { tail.push(l); if (tail.length > 20) tail.shift(); });
@@ -72,7 +84,7 @@ async function main(): Promise<void> {
   console.log(NETNS ? `(in private network namespace ${NETNS}: the loss rule of section 4 touches nothing else)` : "(not root: no private network namespace, section 4 (loss) is skipped)");
 
   // 1. raw ceiling.
-  const raw = await udpRun("ember", 1400, 2_000);
+  const raw = await udpRun("ember", 1400, RAW_MS);
   const rawMbps = (raw.report.payloadBytes * 8) / raw.report.seconds / 1e6;
   // Capacity: the rate with one free core for each end (the slower end's packets per CPU second), as in
   // bench/dataplane.ts section 4: robust to other load on a shared machine, where wall rates are not.
@@ -98,9 +110,9 @@ async function main(): Promise<void> {
     + `peers: {a: "127.0.0.1:${ports.a}"}\nlog_level: warn\nservices:\n  sink: {to: "127.0.0.1:9000", port: 9000}\n  echo: {to: "127.0.0.1:${echoPort}", port: 9001}\n`);
   // BENCH_PROFILE=DIR: both daemons write V8 CPU profiles there (open them in Chrome DevTools).
   const node = process.env.BENCH_PROFILE ? [process.execPath, "--cpu-prof", "--cpu-prof-dir", process.env.BENCH_PROFILE] : [process.execPath];
-  const daemonB = (await start([...node, EMBER, "up", "--config", join(dir, "b.yaml")], /"event":"up"/)).proc;
+  const daemonB = (await start([...node, EMBER, "up", "--config", join(dir, "b.yaml")], /"event":"up"/, "b")).proc;
   const daemonA = (await start([...node, EMBER, "up", "--state", join(dir, "a"), "--listen", `127.0.0.1:${ports.a}`, "--mtu", "1500", "--policy", join(dir, "policy.yaml"),
-    "--peer", `b=127.0.0.1:${ports.b}`, "--log-level", "warn"], /"event":"up"/)).proc;
+    "--peer", `b=127.0.0.1:${ports.b}`, "--log-level", "warn"], /"event":"up"/, "a")).proc;
   /** Runs a transfer and also returns its capacity: bits over the busier daemon's CPU seconds. */
   const withCapacity = async (fn: () => Promise<number>, bytes: number): Promise<[number, number]> => {
     const [a0, b0] = [cpuSeconds(daemonA.pid!), cpuSeconds(daemonB.pid!)];
@@ -116,7 +128,7 @@ async function main(): Promise<void> {
   const tcp1 = await senders(9000, 1, BYTES_ONE);
   const tcp8 = await senders(9000, 8, BYTES_EACH_OF_8);
   // 3. through ember forward.
-  await senders(fSink, 1, 8 * MB); // warm up: session, paths, JIT
+  await senders(fSink, 1, WARM_UP_BYTES);
   const [em1, em1cap] = await withCapacity(() => senders(fSink, 1, BYTES_ONE), BYTES_ONE);
   const [em8, em8cap] = await withCapacity(() => senders(fSink, 8, BYTES_EACH_OF_8), 8 * BYTES_EACH_OF_8);
 
@@ -181,6 +193,13 @@ function openRate(port: number): Promise<number> {
   });
 }
 
+/** SIGKILLs every process left in the namespace, by PID. */
+function killNamespace(ns: string): void {
+  let pids: string[] = [];
+  try { pids = execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8" }).split("\n").filter(Boolean); } catch { /* gone */ }
+  for (const p of pids) { try { process.kill(Number(p), "SIGKILL"); } catch { /* exited */ } }
+}
+
 if (process.getuid?.() === 0 && !NETNS) {
   // As root: run the whole bench again inside a private network namespace (loopback only), then remove it.
   const ns = `ebench${process.pid}`;
@@ -190,12 +209,26 @@ if (process.getuid?.() === 0 && !NETNS) {
     const child = spawn("ip", ["netns", "exec", ns, process.execPath, "--import", "tsx", import.meta.filename], {
       stdio: "inherit", env: { ...process.env, EMBER_BENCH_NETNS: ns },
     });
+    // The bench inside keeps the time limit; this backstop and a signal end whatever still runs in the namespace.
+    const stopAll = () => killNamespace(ns);
+    const backstop = setTimeout(stopAll, LIMIT_MS + 30_000);
+    for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, stopAll);
     process.exitCode = await new Promise<number>((r) => child.on("exit", (code) => r(code ?? 1)));
+    clearTimeout(backstop);
   } finally {
+    killNamespace(ns);
     execFileSync("ip", ["netns", "del", ns]);
   }
 } else {
-  await main().catch((err) => { console.error(`bench: ${(err as Error).message}`); process.exitCode = 1; });
+  setTimeout(() => {
+    console.error(`bench: ${LIMIT_MS / 1000} s limit reached, stopping`);
+    void diagnostics.print().finally(() => { cleanup(); process.exit(3); });
+  }, LIMIT_MS).unref();
+  await main().catch(async (err) => {
+    await diagnostics.print(); // while the daemons still run
+    console.error(`bench: ${(err as Error).message}`);
+    process.exitCode = 1;
+  });
 }
 cleanup();
 process.exit(process.exitCode ?? 0);

@@ -161,7 +161,7 @@ const pages = {
         h("p.summary", {}, h("strong", {}, p.code), " — ", p.summary), h("p.fix", {}, h("strong", {}, "Fix: "), p.fix))))
         : h("p.ok", { "data-testid": "no-problem" }, "No problem: this node is healthy."),
       h("h2", {}, "Peers"),
-      table("peers", ["peer", "path", "session", "latency", "loss"], n.peers.map((p) => h("tr", {}, h("td", {}, nodeLink(p.name)), h("td", {}, h(`span.path.${p.path === "direct" ? "direct" : "relay"}`, {}, p.path)), h("td", {}, p.state), h("td.num", {}, ms(p.rttMs)), h("td.num", {}, p.lossPct === undefined ? "–" : `${p.lossPct}%`)))),
+      table("peers", ["peer", "path", "session", "latency", "loss"], n.peers.map((p) => h("tr", {}, h("td", {}, nodeLink(p.name)), h("td", {}, h(`span.path.${p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none"}`, {}, p.path)), h("td", {}, p.state), h("td.num", {}, ms(p.rttMs)), h("td.num", {}, p.lossPct === undefined ? "–" : `${p.lossPct}%`)))),
       h("p.muted", {}, `home relay ${n.homeRelay || "–"} · NAT ${n.natType || "–"} · clock offset ${n.clockOffsetMs === undefined ? "–" : `${(n.clockOffsetMs / 1000).toFixed(1)} s`} · telemetry ${ago(n.telemetryAt)}`),
       h("h2", {}, "Recent events"),
       table("history", ["time", "event", "peer", "result", "detail"], n.recent.map((e) => h("tr", {}, h("td", {}, time(e.at)), h("td", {}, e.kind), h("td", {}, e.peer || "–"),

@@ -1,6 +1,7 @@
 // Relay counters, read by `GET /status` (JSON) and `GET /metrics` (Prometheus text) on the optional
 // --metrics listener (plain HTTP: bind it to loopback or a management network, it carries no secrets).
 import { createServer, type Server } from "node:http";
+import { bindAnyFamily } from "../src/net/any-address.js";
 import type { AddressInfo } from "node:net";
 import type { GuardSnapshot } from "../src/net/conn-guard.js";
 
@@ -68,10 +69,10 @@ export async function startMetricsServer(host: string, port: number, counters: R
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: GET /status or /metrics\n");
     }
   });
-  await new Promise<void>((resolve, reject) => {
+  await bindAnyFamily(host, (h) => new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => { server.off("error", reject); resolve(); });
-  });
+    server.listen(port, h, () => { server.off("error", reject); resolve(); });
+  }));
   return { server, address: server.address() as AddressInfo };
 }
 

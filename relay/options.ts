@@ -1,6 +1,7 @@
 // The flags of `ember relay` and relay/main.ts, and their parsers (no server code here: the CLI loads this eagerly).
 import { Command, Option } from "commander";
 import { isIP } from "node:net";
+import { ANY_HOST } from "../src/net/any-address.js";
 import { RELAY_DEFAULT_PORT, RELAY_DEFAULTS, STUN_DEFAULT_PORT } from "../src/wire/relay.js";
 
 export interface HostPort { host: string; port: number }
@@ -18,8 +19,9 @@ export function parseListen(text: string, what: string, defaultPort: number): Ho
   const t = text.trim();
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]*))(?::(\d{1,5}))?$/.exec(t) ?? /^()()(\d{1,5})$/.exec(t);
   if (!m) throw new RelayUsageError(`${what}: "${text}" is not HOST:PORT`);
-  const host = m[1] ?? (m[2] || "0.0.0.0");
-  if (/^\d+$/.test(t)) return checkPort({ host: "0.0.0.0", port: Number(t) }, what);
+  // No host: every address of both families (src/net/any-address.ts).
+  const host = m[1] ?? (m[2] || ANY_HOST);
+  if (/^\d+$/.test(t)) return checkPort({ host: ANY_HOST, port: Number(t) }, what);
   if (m[1] && isIP(m[1]) !== 6) throw new RelayUsageError(`${what}: "${m[1]}" is not an IPv6 address`);
   return checkPort({ host, port: m[3] === undefined ? defaultPort : Number(m[3]) }, what);
 }

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import type { Verifier } from "../src/pki/index.js";
 import { RequestError, requestJson, verifiedAgent } from "../src/pki/mtls-client.js";
 import { COORD_SERVER, PATHS } from "../src/wire/coord-api.js";
+import { acrossReplicas, ReplicasFailed } from "../src/wire/coord-failover.js";
 import { coordOrigins } from "../src/wire/coord-origins.js";
 import { RELAY_DEFAULTS } from "../src/wire/relay.js";
 
@@ -81,38 +82,38 @@ export class RevocationSource {
     }
   }
 
-  /** Which coordination replica the next poll asks (--coord URL1,URL2). */
+  /** Which coordination replica polls ask first (--coord URL1,URL2): the last one that answered. */
   private replica = 0;
 
   private async poll(): Promise<void> {
     if (this.polling || !this.agent || !this.o.coordUrl) return;
     this.polling = true;
+    const agent = this.agent;
+    const origins = coordOrigins(this.o.coordUrl);
+    let asked = origins[this.replica];
     try {
-      const origins = coordOrigins(this.o.coordUrl);
-      const origin = origins[this.replica % origins.length];
-      let body: unknown;
-      try {
-        body = await requestJson(this.agent, origin + PATHS.revocation, "GET", undefined, { timeoutMs: 5_000 });
-      } catch (err) {
-        // Replicas: the next poll asks the next one (a dead replica costs one poll interval at most).
-        this.replica++;
-        throw err;
-      }
-      this.problem("");
+      // A replica that is down or without its store: the same poll asks the next one at once.
+      const body = await acrossReplicas(origins, (origin, index) => {
+        asked = origin;
+        return requestJson(agent, origin + PATHS.revocation, "GET", undefined, { timeoutMs: 5_000 }).then((b) => { this.replica = index; return b; });
+      }, { idempotent: true, start: this.replica, passes: 1, onFailover: (from, err) => this.problem(err.message, from) });
+      this.problem("", asked);
       this.apply(typeof body === "string" ? body : JSON.stringify(body), "coord");
     } catch (err) {
+      if (err instanceof ReplicasFailed) return; // each replica's failure was logged as it happened
       // Tolerant: an older coordination server without the endpoint, or one that is down, is logged once per change.
       const detail = err instanceof RequestError && err.status === 404 ? "the coordination server has no /v1/revocation endpoint" : (err as Error).message;
-      this.problem(detail);
+      this.problem(detail, asked);
     } finally {
       this.polling = false;
     }
   }
 
-  private problem(detail: string): void {
-    if (detail === this.lastPollProblem) return;
-    if (detail) this.o.log.warn({ event: "revocation_poll_failed", coord: this.o.coordUrl, detail }, "cannot fetch the revocation list; keeping the current one");
-    else if (this.lastPollProblem) this.o.log.info({ event: "revocation_poll_ok", coord: this.o.coordUrl }, "revocation list reachable again");
-    this.lastPollProblem = detail;
+  private problem(detail: string, replica: string): void {
+    const key = detail && `${replica} ${detail}`;
+    if (key === this.lastPollProblem) return;
+    if (detail) this.o.log.warn({ event: "revocation_poll_failed", coord: this.o.coordUrl, replica, detail }, "cannot fetch the revocation list; keeping the current one");
+    else if (this.lastPollProblem) this.o.log.info({ event: "revocation_poll_ok", coord: this.o.coordUrl, replica }, "revocation list reachable again");
+    this.lastPollProblem = key;
   }
 }

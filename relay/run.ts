@@ -2,6 +2,7 @@
 // line on stdout (logs are JSON lines on stderr), serve until SIGTERM/SIGINT; SIGHUP re-reads the revocation file.
 import { createJsonLogger } from "../src/log/json-logger.js";
 import { loadTlsCredentials, parseDuration, Verifier } from "../src/pki/index.js";
+import { coordOrigins } from "../src/wire/coord-origins.js";
 import { RELAY_DEFAULT_PORT, STUN_DEFAULT_PORT } from "../src/wire/relay.js";
 import { parseBytes, parseListen, RelayUsageError, type RelayFlags } from "./options.js";
 import { RelayServer, type RelayLimits } from "./server.js";
@@ -24,10 +25,9 @@ export function relayFromFlags(o: RelayFlags): RelayServer {
   if (o.revocationPoll) {
     try { limits.revocationPollMs = parseDuration(o.revocationPoll); } catch (err) { throw new RelayUsageError(`--revocation-poll: ${(err as Error).message}`); }
   }
+  // One URL or several replicas (URL1,URL2): the revocation poll moves on to the next when one fails.
   if (o.coord) {
-    let u: URL;
-    try { u = new URL(o.coord); } catch { throw new RelayUsageError(`--coord: "${o.coord}" is not a URL`); }
-    if (u.protocol !== "https:") throw new RelayUsageError(`--coord: "${o.coord}" must be an https:// URL`);
+    try { coordOrigins(o.coord); } catch (err) { throw new RelayUsageError(`--coord: ${(err as Error).message}`); }
   }
   const listen = parseListen(o.listen, "--listen", RELAY_DEFAULT_PORT);
   const stun = o.stun === "off" ? undefined : parseListen(o.stun, "--stun", STUN_DEFAULT_PORT);

@@ -17,6 +17,7 @@ import { NodeConnection } from "./connection.js";
 import { RelayCounters, startMetricsServer } from "./metrics.js";
 import { RevocationSource } from "./revocation-source.js";
 import { StunResponder } from "./stun-server.js";
+import { bindAnyFamily } from "../src/net/any-address.js";
 import { TokenBucket } from "./token-bucket.js";
 
 /** The payload of the relay's own keepalive PING to a silent node (nodes echo it; the relay ignores PONGs). */
@@ -131,10 +132,10 @@ export class RelayServer {
       this.counters.bump(this.counters.refused, "tls_error");
       this.log.debug({ event: "refused", reason: "tls_error", detail: err.message, remote: s.remoteAddress }, "TLS handshake failed");
     });
-    await new Promise<void>((resolve, reject) => {
+    await bindAnyFamily(this.o.listen.host, (host) => new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(this.o.listen.port, this.o.listen.host, () => { server.off("error", reject); resolve(); });
-    });
+      server.listen(this.o.listen.port, host, () => { server.off("error", reject); resolve(); });
+    }));
     const la = server.address() as AddressInfo;
     const out: RelayAddresses = { name: this.name, listen: { address: la.address, port: la.port } };
     if (this.o.stun) {

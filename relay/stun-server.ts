@@ -6,7 +6,8 @@ import { isIP, type AddressInfo } from "node:net";
 import { decodeStun, encodeBindingResponse, STUN_BINDING_REQUEST } from "../src/nat/stun.js";
 import { STUN_HEADER_SIZE } from "../src/wire/constants.js";
 import { TokenBucket } from "./token-bucket.js";
-import { sourceKey } from "../src/net/conn-guard.js";
+import { sourceKey } from "../src/addr/source-key.js";
+import { bindAnyFamily } from "../src/net/any-address.js";
 import type { RelayCounters } from "./metrics.js";
 
 const ATTR_MAPPED_ADDRESS = 0x0001;
@@ -27,15 +28,20 @@ export class StunResponder {
     this.bucket = new TokenBucket(limits.perSec, limits.perSec);
   }
 
-  async listen(host: string, port: number): Promise<AddressInfo> {
+  /** On "::" one dual-stack socket answers both families (IPv4 clients arrive v4-mapped and are answered as IPv4). */
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return bindAnyFamily(host, (h) => this.bind(h, port));
+  }
+
+  private async bind(host: string, port: number): Promise<AddressInfo> {
     const socket = createSocket({ type: isIP(host) === 6 ? "udp6" : "udp4", recvBufferSize: this.limits.recvBufferBytes });
-    this.socket = socket;
     socket.on("message", (msg, rinfo) => this.onMessage(msg, rinfo));
     socket.on("error", () => { /* ICMP errors and the like: a responder has nothing to do about them */ });
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
       socket.bind(port, host, () => { socket.off("error", reject); resolve(); });
-    });
+    }).catch((err) => { socket.close(); throw err; });
+    this.socket = socket;
     return socket.address();
   }
 

@@ -253,12 +253,14 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
     if (!info[0].IsObject()) TypeErr(env, "DataPlane options must be an object");
     auto o = info[0].As<Napi::Object>();
     int udp = static_cast<int>(Num(env, o.Get("udpFd"), "options.udpFd", 0, 1 << 30));
+    int udp6 = -1;
+    if (!o.Get("udpFd6").IsUndefined()) udp6 = static_cast<int>(Num(env, o.Get("udpFd6"), "options.udpFd6", 0, 1 << 30));
     int tun = -1;
     if (!o.Get("tunFd").IsUndefined()) tun = static_cast<int>(Num(env, o.Get("tunFd"), "options.tunFd", 0, 1 << 30));
     uint32_t ip = 0;
     if (!o.Get("overlayIp").IsUndefined()) ip = Ipv4(env, o.Get("overlayIp"), "options.overlayIp");
     sink_ = std::make_unique<JsSink>(env, o);
-    plane_ = std::make_unique<DataPlane>(udp, tun, ip, sink_.get());
+    plane_ = std::make_unique<DataPlane>(udp, udp6, tun, ip, sink_.get());
     napi_add_env_cleanup_hook(env, Cleanup, this);
     hooked_ = true;
     env_ = env;
@@ -304,7 +306,7 @@ class DataPlaneWrap : public Napi::ObjectWrap<DataPlaneWrap> {
       auto e = ep.As<Napi::Object>();
       std::string host = Str(env, e.Get("host"), "peer.endpoint.host");
       int port = static_cast<int>(Num(env, e.Get("port"), "peer.endpoint.port", 1, 65535));
-      if (!MakeEndpoint(plane_->udpFamily(), host.c_str(), port, &c.endpoint))
+      if (!MakeEndpoint(plane_->FamilyFor(host.c_str()), host.c_str(), port, &c.endpoint))
         TypeErr(env, "peer.endpoint.host \"" + host + "\" is not an address this UDP socket can send to");
       c.relay = false;
     }

@@ -1,5 +1,7 @@
 #include "dataplane.h"
 
+#include <arpa/inet.h>
+
 #include <errno.h>
 #include <poll.h>
 #include <linux/if.h>
@@ -48,13 +50,19 @@ static void PutLe64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-DataPlane::DataPlane(int udpFd, int tunFd, uint32_t overlayIp, Sink* sink)
-    : udpFd_(udpFd), tunFd_(tunFd), family_(SocketFamily(udpFd)), overlayIp_(overlayIp), sink_(sink) {
+DataPlane::DataPlane(int udpFd, int udpFd6, int tunFd, uint32_t overlayIp, Sink* sink)
+    : udpFd_(udpFd), udpFd6_(udpFd6), tunFd_(tunFd), family_(SocketFamily(udpFd)), overlayIp_(overlayIp), sink_(sink) {
   ifreq ifr{};
   vnet_ = tunFd >= 0 && ioctl(tunFd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_VNET_HDR);
 }
 
 DataPlane::~DataPlane() { Close(); }
+
+int DataPlane::FamilyFor(const char* host) const {
+  in6_addr a6{};
+  if (udpFd6_ >= 0 && inet_pton(AF_INET6, host, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) return AF_INET6;
+  return family_;
+}
 
 bool DataPlane::Start(std::string* err) {
   if (started_ || closed_) {
@@ -63,6 +71,10 @@ bool DataPlane::Start(std::string* err) {
   }
   if (family_ != AF_INET && family_ != AF_INET6) {
     *err = "udpFd is not a UDP socket (getsockname failed)";
+    return false;
+  }
+  if (udpFd6_ >= 0 && (family_ != AF_INET || SocketFamily(udpFd6_) != AF_INET6)) {
+    *err = "udpFd6 must be an IPv6 socket beside an IPv4 udpFd";
     return false;
   }
   eventFd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -74,6 +86,11 @@ bool DataPlane::Start(std::string* err) {
   // Default buffers (~208 KiB) overflow under a TCP burst through the tunnel: every loss is a retransmit.
   GrowBuffers(udpFd_);
   sender_ = std::make_unique<UdpSender>(udpFd_, true);
+  if (udpFd6_ >= 0) {
+    gro6_ = EnableGro(udpFd6_);
+    GrowBuffers(udpFd6_);
+    sender6_ = std::make_unique<UdpSender>(udpFd6_, true);
+  }
   started_ = true;
   rx_ = std::thread([this] { RxLoop(); });
   if (tunFd_ >= 0) tx_ = std::thread([this] { TxLoop(); });
@@ -90,6 +107,7 @@ void DataPlane::Close() {
     if (tx_.joinable()) tx_.join();
     // The daemon reads the socket again after us: it must not get coalesced trains.
     if (gro_) DisableGro(udpFd_);
+    if (gro6_) DisableGro(udpFd6_);
     close(eventFd_);
     eventFd_ = -1;
   }
@@ -381,16 +399,26 @@ void DataPlane::InjectRx(const uint8_t* p, size_t len) {
 
 void DataPlane::RxLoop() {
   // With GRO one read may hold a train of datagrams: buffers take a whole 64 KiB.
-  UdpReceiver rx(gro_ ? kMaxDatagram : 2048);
-  pollfd pf[2] = {{udpFd_, POLLIN, 0}, {eventFd_, POLLIN, 0}};
+  UdpReceiver rx((gro_ || gro6_) ? kMaxDatagram : 2048);
+  // The event fd first (close), then each socket: the IPv6 one only when there is one.
+  pollfd pf[3] = {{eventFd_, POLLIN, 0}, {udpFd_, POLLIN, 0}, {udpFd6_, POLLIN, 0}};
+  nfds_t nfds = udpFd6_ >= 0 ? 3 : 2;
   RxOut out;
   char host[64];
   for (;;) {
-    int pr = poll(pf, 2, -1);
+    int pr = poll(pf, nfds, -1);
     if (pr < 0 && errno != EINTR) break;
-    if (pf[1].revents) break;
+    if (pf[0].revents) break;
+    for (nfds_t f = 1; f < nfds; f++) {
+      if (pf[f].revents) RxDrain(pf[f].fd, rx, out, host, sizeof host);
+    }
+  }
+}
+
+// Reads one socket until it has nothing queued: TUN data into TUN, everything else to JS in batches.
+void DataPlane::RxDrain(int fd, UdpReceiver& rx, RxOut& out, char* host, size_t hostLen) {
     for (;;) {
-      int n = rx.Recv(udpFd_);
+      int n = rx.Recv(fd);
       if (n <= 0) break;
       udpRxBatches_.fetch_add(1, std::memory_order_relaxed);
       std::unique_ptr<DatagramBatch> js;
@@ -414,7 +442,7 @@ void DataPlane::RxLoop() {
               js->bytes.insert(js->bytes.end(), p, p + len);
               js->spans.emplace_back(at, len);
               int port;
-              EndpointText(rx.Source(i), host, sizeof host, &port);
+              EndpointText(rx.Source(i), host, hostLen, &port);
               js->hosts.emplace_back(host);
               js->ports.push_back(port);
             }
@@ -426,7 +454,6 @@ void DataPlane::RxLoop() {
       if (js && !sink_->Datagrams(std::move(js))) Count(kJsQueueFull);
       if (n < kBatch) break;
     }
-  }
 }
 
 // ICMP destination unreachable / fragmentation needed (RFC 1191) back into TUN.
@@ -497,11 +524,11 @@ void DataPlane::TxLoop() {
         lens[n++] = static_cast<size_t>(r);
       }
       if (n == kBatch) {
-        SendBatch(buf.get(), lens, n, *sender_, send_, scratch);
+        SendBatch(buf.get(), lens, n, {sender_.get(), sender6_.get()}, send_, scratch);
         n = 0;
       }
     }
-    if (n > 0) SendBatch(buf.get(), lens, n, *sender_, send_, scratch);
+    if (n > 0) SendBatch(buf.get(), lens, n, {sender_.get(), sender6_.get()}, send_, scratch);
   }
 }
 
@@ -536,7 +563,7 @@ int DataPlane::TakeOffloaded(const uint8_t* read, size_t len, uint8_t* buf, size
   tunRxPackets_.fetch_add(segs, std::memory_order_relaxed);
   for (int s = 0; s < segs;) {
     if (n == kBatch) {
-      SendBatch(buf, lens, n, *sender_, send_, t);
+      SendBatch(buf, lens, n, {sender_.get(), sender6_.get()}, send_, t);
       n = 0;
     }
     int k = std::min(kBatch - n, segs - s);
@@ -550,6 +577,7 @@ int DataPlane::TakeOffloaded(const uint8_t* read, size_t len, uint8_t* buf, size
 void DataPlane::InjectTx(const std::vector<std::pair<const uint8_t*, size_t>>& pkts) {
   if (!injectBuf_) injectBuf_.reset(new uint8_t[kSlot * kBatch]);
   if (!injectSender_) injectSender_ = std::make_unique<UdpSender>(udpFd_, true, /*wait=*/false);
+  if (!injectSender6_ && udpFd6_ >= 0) injectSender6_ = std::make_unique<UdpSender>(udpFd6_, true, /*wait=*/false);
   if (!injectScratch_) injectScratch_ = std::make_unique<TxScratch>();
   size_t lens[kBatch];
   for (size_t at = 0; at < pkts.size(); at += kBatch) {
@@ -563,13 +591,13 @@ void DataPlane::InjectTx(const std::vector<std::pair<const uint8_t*, size_t>>& p
       memcpy(injectBuf_.get() + n * kSlot + kHeader, pkts[i].first, len);
       lens[n++] = len;
     }
-    SendBatch(injectBuf_.get(), lens, n, *injectSender_, send_, *injectScratch_);
+    SendBatch(injectBuf_.get(), lens, n, {injectSender_.get(), injectSender6_.get()}, send_, *injectScratch_);
   }
 }
 
 // One batch of IPv4 packets at buf + i * kSlot + kHeader (lens[i] bytes): checked, sealed in place, sent
 // grouped per endpoint (or handed to JS for the relay). The tx thread's stage, and injectTx's.
-void DataPlane::SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& sender, SendCounters& counters,
+void DataPlane::SendBatch(uint8_t* buf, const size_t* lens, int n, Senders senders, SendCounters& counters,
                           TxScratch& t) {
   t.outs.clear();
   std::unique_ptr<RelayBatch> relay;
@@ -646,7 +674,16 @@ void DataPlane::SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& se
   for (size_t i = 0; i < t.outs.size(); i++) t.outs[i].to = &t.eps[i];
   if (!t.outs.empty()) {
     uint64_t failedBefore = counters.failed.load();
-    sender.Send(t.outs, counters);
+    if (!senders.v6) {
+      senders.first->Send(t.outs, counters);
+    } else {
+      // Two sockets: each datagram leaves on its destination's family (in order within each family).
+      t.outs4.clear();
+      t.outs6.clear();
+      for (const auto& o : t.outs) (o.to->addr.ss_family == AF_INET6 ? t.outs6 : t.outs4).push_back(o);
+      if (!t.outs4.empty()) senders.first->Send(t.outs4, counters);
+      if (!t.outs6.empty()) senders.v6->Send(t.outs6, counters);
+    }
     uint64_t f = counters.failed.load() - failedBefore;
     if (f) drops_[kUdpSendFailed].fetch_add(f);
   }

@@ -108,7 +108,8 @@ int64_t NowMs();
 
 class DataPlane {
  public:
-  DataPlane(int udpFd, int tunFd, uint32_t overlayIp, Sink* sink);
+  // udpFd: the node's IPv4 socket (or its only one); udpFd6: its IPv6-only socket on the same port, or -1.
+  DataPlane(int udpFd, int udpFd6, int tunFd, uint32_t overlayIp, Sink* sink);
   ~DataPlane();
   bool Start(std::string* err);
   void Close();
@@ -126,7 +127,8 @@ class DataPlane {
   void InjectTx(const std::vector<std::pair<const uint8_t*, size_t>>& pkts);
   Stats GetStats();
   std::vector<PeerStat> GetPeerStats();
-  int udpFamily() const { return family_; }
+  // The family of the socket that sends to this host: the IPv6 socket for an IPv6 address when there is one.
+  int FamilyFor(const char* host) const;
 
  private:
   struct RxOut {
@@ -138,18 +140,25 @@ class DataPlane {
   std::shared_lock<std::shared_mutex> ReadLock();
   std::unique_lock<std::shared_mutex> WriteLock();
   void RxLoop();
+  void RxDrain(int fd, UdpReceiver& rx, RxOut& out, char* host, size_t hostLen);
   void TxLoop();
   // What one batch of outgoing IP packets needs besides the packets themselves; reused batch after batch.
   struct TxScratch {
-    std::vector<OutPacket> outs;
+    std::vector<OutPacket> outs, outs4, outs6;  // outs4/outs6: outs split by family when there are two sockets
     Endpoint eps[kBatch];
     std::vector<std::vector<uint8_t>> icmps;
-    TxScratch() { outs.reserve(kBatch); }
+    TxScratch() {
+      outs.reserve(kBatch);
+      outs4.reserve(kBatch);
+      outs6.reserve(kBatch);
+    }
   };
   // One read from a TUN with IFF_VNET_HDR: a packet or a TSO super-packet, as packets into slots from n on;
   // sends full batches on the way. Returns the new n.
   int TakeOffloaded(const uint8_t* read, size_t len, uint8_t* buf, size_t* lens, int n, TxScratch& t);
-  void SendBatch(uint8_t* buf, const size_t* lens, int n, UdpSender& sender, SendCounters& counters, TxScratch& t);
+  // One sender per socket: [0] the first socket, [1] the IPv6 one (null without).
+  struct Senders { UdpSender* first; UdpSender* v6; };
+  void SendBatch(uint8_t* buf, const size_t* lens, int n, Senders senders, SendCounters& counters, TxScratch& t);
   void ProcessTunData(uint8_t* p, size_t len, int64_t now, RxOut& out);  // table lock held (shared)
   void FlushRx(RxOut& out);
   void WriteTun(const uint8_t* p, size_t len);
@@ -159,18 +168,18 @@ class DataPlane {
   bool Stage(Peer& peer, const uint8_t* pkt, size_t len, int64_t now);
   size_t FragNeeded(const uint8_t* pkt, size_t len, int mtu, uint8_t* out);
 
-  int udpFd_, tunFd_, family_;
+  int udpFd_, udpFd6_, tunFd_, family_;
   uint32_t overlayIp_;
   Sink* sink_;
   int eventFd_ = -1;
   bool started_ = false, closed_ = false;
-  bool gro_ = false;
+  bool gro_ = false, gro6_ = false;
   bool vnet_ = false;  // the TUN fd was opened with IFF_VNET_HDR (offload.h)
   std::thread rx_, tx_;
-  std::unique_ptr<UdpSender> sender_;
+  std::unique_ptr<UdpSender> sender_, sender6_;
   // injectTx's own slots, sender and scratch (the JS thread's; the tx thread keeps its own).
   std::unique_ptr<uint8_t[]> injectBuf_;
-  std::unique_ptr<UdpSender> injectSender_;
+  std::unique_ptr<UdpSender> injectSender_, injectSender6_;
   std::unique_ptr<TxScratch> injectScratch_;
 
   std::shared_mutex tableMu_;

@@ -7,14 +7,16 @@
 // arrives (or before a peer joins) starts working when it does.
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { createServer, type Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { Counters } from "./counters.js";
 import { describeTarget, dialWithin, resolveAndDial } from "./dial.js";
 import { bindFailure, checkListenHost, checkListenPort, DEFAULT_LISTEN_HOST } from "./listen.js";
-import { DIAL_TIMEOUT_MS, MAX_CONNECTIONS, MAX_UDP_FLOWS, UDP_FAILED_HOLD_MS, UDP_IDLE_MS } from "./limits.js";
+import { DIAL_TIMEOUT_MS, MAX_CONNECTIONS, MAX_UDP_FLOWS, UDP_IDLE_MS } from "./limits.js";
 import { parseName, resolveName, shown } from "./names.js";
 import { splice } from "./splice.js";
 import { dialFailure, DialError, type AccessLog, type AccessProtocol, type Dialer, type Directory } from "./types.js";
-import { DatagramFlow } from "./udp-flow.js";
+import type { DatagramFlow } from "./udp-flow.js";
+import { UdpFlowTable } from "./udp-flow-table.js";
 
 export class ForwardError extends Error {
   override name = "ForwardError";
@@ -30,6 +32,8 @@ export interface ForwardOptions {
   dialer: Dialer;
   directory: Directory;
   log: AccessLog;
+  /** A client's connection or flow was refused (policy, unknown name, unreachable): told to `ember forward`. */
+  onRefused?: (r: ForwardRefusal) => void;
   /** Loopback only unless allowNonLoopback. */
   listenHost?: string;
   allowNonLoopback?: boolean;
@@ -58,6 +62,9 @@ export interface ForwardStats {
   active: number;
   counters: Record<ForwardCounter, number>;
 }
+
+/** Why one client of a forward got nothing: the dial's code and reason (a denial names its rule). */
+export interface ForwardRefusal { from: string; to: string; code: string; reason: string }
 
 export interface Forward {
   /** The bound local port. */
@@ -135,6 +142,7 @@ async function startTcp(opts: ForwardOptions, listenHost: string): Promise<Forwa
       const f = dialFailure(err);
       counters.inc(f.code);
       opts.log.warn({ from, to, code: f.code, reason: f.reason }, "forward: dial refused, closing the client");
+      opts.onRefused?.({ from, to, code: f.code, reason: f.reason });
       client.resetAndDestroy();
     });
   });
@@ -162,24 +170,19 @@ function listen(server: Server, host: string, port: number): Promise<number> {
 
 async function startUdp(opts: ForwardOptions, listenHost: string): Promise<Forward> {
   const counters = new Counters(KEYS);
-  const max = opts.maxFlows ?? MAX_UDP_FLOWS;
-  const flows = new Map<string, DatagramFlow>();
   const to = describeTo(opts);
-  let failedUntil = 0;
   const sock: UdpSocket = createSocket({ type: listenHost.includes(":") ? "udp6" : "udp4" });
   sock.on("error", (err) => opts.log.debug({ err: err.message }, "forward: udp socket error"));
+  // One destination for every client: a refused dial holds them all for a while.
+  const table = new UdpFlowTable({
+    max: opts.maxFlows ?? MAX_UDP_FLOWS, idleMs: opts.idleMs ?? UDP_IDLE_MS, counters, log: opts.log, prefix: "forward", holdAll: true,
+    fields: (key) => ({ from: key, to }),
+    onRefused: (key, _to, code, reason) => opts.onRefused?.({ from: key, to, code, reason }),
+  });
 
-  const openFlow = (key: string, from: RemoteInfo): DatagramFlow | null => {
-    if (flows.size >= max) {
-      counters.inc("udp_drop_flow_limit");
-      return null;
-    }
-    if (Date.now() < failedUntil) {
-      counters.inc("udp_drop_dial_failed");
-      return null;
-    }
+  const openFlow = (key: string, from: RemoteInfo): DatagramFlow | null => table.open(key, () => {
     const r = resolveName(opts.host, opts.port, "udp", opts.directory);
-    let stream;
+    let stream: Promise<Duplex>;
     if (!r.ok) {
       counters.inc("resolve_failed");
       stream = Promise.reject(new DialError(r.code, r.reason));
@@ -187,38 +190,13 @@ async function startUdp(opts: ForwardOptions, listenHost: string): Promise<Forwa
       stream = dialWithin(opts.dialer, r.target, opts.dialTimeoutMs ?? DIAL_TIMEOUT_MS);
       stream.then(() => counters.inc("dialled"), () => undefined);
     }
-    counters.inc("udp_flows");
-    const flow = new DatagramFlow({
-      stream,
-      idleMs: opts.idleMs ?? UDP_IDLE_MS,
-      deliver: (payload, done) => {
-        counters.inc("udp_datagrams_out");
-        sock.send(payload, from.port, from.address, () => done());
-      },
-      onDrop: (why) => counters.inc(`udp_drop_${why}`),
-      onClose: (why) => {
-        if (flows.get(key) === flow) flows.delete(key);
-        if (why.dialCode) {
-          counters.inc(why.dialCode);
-          failedUntil = Date.now() + UDP_FAILED_HOLD_MS;
-          opts.log.warn({ from: key, to, code: why.dialCode, reason: why.reason }, "forward: udp dial refused, dropping the client's datagrams");
-        } else if (why.framingError) {
-          counters.inc("udp_framing_errors");
-          opts.log.warn({ from: key, to, reason: why.reason }, "forward: udp flow closed");
-        } else {
-          if (why.idle) counters.inc("udp_flows_idle_closed");
-          opts.log.debug({ from: key, to, reason: why.reason }, "forward: udp flow closed");
-        }
-      },
-    });
-    flows.set(key, flow);
-    return flow;
-  };
+    return { stream, to };
+  }, (payload, done) => sock.send(payload, from.port, from.address, () => done()));
 
   sock.on("message", (msg, from) => {
     counters.inc("udp_datagrams_in");
     const key = `${from.address}:${from.port}`;
-    const flow = flows.get(key) ?? openFlow(key, from);
+    const flow = table.get(key) ?? openFlow(key, from);
     flow?.send(msg);
   });
 
@@ -229,9 +207,9 @@ async function startUdp(opts: ForwardOptions, listenHost: string): Promise<Forwa
   opts.log.info({ listen: `${listenHost}:${port}/udp`, to }, "forward: listening");
   return {
     port,
-    stats: () => ({ listen: `${listenHost}:${port}`, to, protocol: "udp", active: flows.size, counters: counters.snapshot() }),
+    stats: () => ({ listen: `${listenHost}:${port}`, to, protocol: "udp", active: table.size, counters: counters.snapshot() }),
     close: () => new Promise<void>((resolve) => {
-      for (const f of [...flows.values()]) f.close();
+      table.closeAll();
       sock.close(() => resolve());
     }),
   };

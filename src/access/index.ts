@@ -9,7 +9,7 @@ export { DialError, dialFailure } from "./types.js";
 export { describeResolution, lookupName, parseName, resolveName, MESH_TLD, type Resolution, type ResolutionReport } from "./names.js";
 export { startProxy, type ProxyOptions, type ProxyServer, type ProxyStats } from "./proxy-server.js";
 export type { ProxyCounter } from "./proxy-context.js";
-export { startForward, parseForwardTarget, ForwardError, type Forward, type ForwardOptions, type ForwardStats, type ForwardCounter } from "./forward.js";
+export { startForward, parseForwardTarget, ForwardError, type Forward, type ForwardOptions, type ForwardRefusal, type ForwardStats, type ForwardCounter } from "./forward.js";
 export { connectService, type ServiceConnection, type ServiceOptions, type ServiceResult } from "./service-connector.js";
 export { DatagramDecoder, encodeDatagram, FramingError, FRAME_HEADER } from "./datagram-framing.js";
 export { resolveAndDial, dialWithin } from "./dial.js";

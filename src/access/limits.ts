@@ -9,6 +9,10 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000;
 export const DIAL_TIMEOUT_MS = 30_000;
 /** Concurrent client connections per listener; more are closed at once and counted. */
 export const MAX_CONNECTIONS = 1024;
+/** Of those, from one source address (IPv6: /64): one program cannot take every slot from the others. */
+export const MAX_CONNECTIONS_PER_SOURCE = 512;
+/** Of those, still in their SOCKS5/HTTP handshake: idle connections cost an attacker nothing to hold. */
+export const MAX_HANDSHAKES_PER_SOURCE = 64;
 
 /** An HTTP request head larger than this is answered 431 (browsers send a few KiB at most). */
 export const MAX_HTTP_HEAD = 16 * 1024;

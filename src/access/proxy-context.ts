@@ -6,7 +6,7 @@ import type { AccessLog, Dialer, Directory } from "./types.js";
 
 export const PROXY_COUNTERS = [
   // connections
-  "accepted", "over_limit", "handshake_timeout", "socks5", "http",
+  "accepted", "over_limit", "source_limit", "source_handshakes", "handshake_timeout", "socks5", "http",
   // SOCKS5 refusals
   "socks4_refused", "socks_bad_greeting", "socks_no_acceptable_method", "socks_bad_request",
   "socks_unsupported_command", "socks_unsupported_address", "socks_handshake_too_large",

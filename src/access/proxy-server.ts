@@ -2,13 +2,18 @@
 // 0x04 is SOCKS4 (refused with its own "rejected" reply, so the client says why), anything else is
 // HTTP. Every connection must finish its handshake within handshakeTimeoutMs (total, not per read, so
 // a client trickling bytes is cut off all the same), and at most maxConnections are open at once:
-// one more is closed at once and counted. stats() shows every refusal and drop reason.
+// one more is closed at once and counted. One source (address, IPv6 /64) holds at most half of them, and
+// at most MAX_HANDSHAKES_PER_SOURCE still in their handshake (source-slots.ts), so one program cannot lock
+// the others out. stats() shows every refusal and drop reason.
 import { createServer, type Server, type Socket } from "node:net";
 import { closeWith } from "./client-io.js";
 import { Counters } from "./counters.js";
 import { handleHttp } from "./http-proxy.js";
 import { bindFailure, checkListenHost, checkListenPort, DEFAULT_LISTEN_HOST } from "./listen.js";
-import { DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_UDP_FLOWS, UDP_IDLE_MS } from "./limits.js";
+import {
+  DIAL_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_SOURCE, MAX_HANDSHAKES_PER_SOURCE, MAX_UDP_FLOWS, UDP_IDLE_MS,
+} from "./limits.js";
+import { SourceSlots } from "./source-slots.js";
 import { PROXY_COUNTERS, type ClientConn, type ProxyContext, type ProxyCounter } from "./proxy-context.js";
 import { handleSocks5 } from "./socks5.js";
 import type { AccessLog, Dialer, Directory } from "./types.js";
@@ -23,6 +28,9 @@ export interface ProxyOptions {
   host?: string;
   allowNonLoopback?: boolean;
   maxConnections?: number;
+  /** Per source (address, IPv6 /64): open connections, and those still in their handshake. */
+  maxConnectionsPerSource?: number;
+  maxHandshakesPerSource?: number;
   handshakeTimeoutMs?: number;
   dialTimeoutMs?: number;
   /** SOCKS5 UDP: idle time before a flow closes, and flows per association. */
@@ -53,6 +61,10 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
   checkListenHost(host, opts.allowNonLoopback);
   checkListenPort(opts.port);
   const maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+  const slots = new SourceSlots(
+    opts.maxConnectionsPerSource ?? Math.min(MAX_CONNECTIONS_PER_SOURCE, Math.max(1, Math.floor(maxConnections / 2))),
+    opts.maxHandshakesPerSource ?? MAX_HANDSHAKES_PER_SOURCE,
+  );
   const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const counters = new Counters(PROXY_COUNTERS);
   const ctx: ProxyContext = {
@@ -74,14 +86,25 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
       socket.destroy();
       return;
     }
+    const slot = slots.admit(socket.remoteAddress);
+    if (!slot.ok) {
+      counters.inc(slot.reason);
+      socket.destroy();
+      return;
+    }
     counters.inc("accepted");
     clients.add(socket);
     peak = Math.max(peak, clients.size);
-    socket.once("close", () => clients.delete(socket));
-    accept(socket, nextId++);
+    let handshaking = true;
+    socket.once("close", () => { clients.delete(socket); slots.release(slot.source, handshaking); });
+    accept(socket, nextId++, () => {
+      if (!handshaking) return;
+      handshaking = false;
+      slots.handshakeDone(slot.source);
+    });
   });
 
-  function accept(socket: Socket, id: number): void {
+  function accept(socket: Socket, id: number, leftHandshake: () => void): void {
     let onDeadline: (() => void) | null = null;
     const timer = setTimeout(() => {
       counters.inc("handshake_timeout");
@@ -99,6 +122,7 @@ export async function startProxy(opts: ProxyOptions): Promise<ProxyServer> {
       handshakeDone: () => {
         inHandshake = false;
         clearTimeout(timer);
+        leftHandshake();
       },
       onDeadline: (send) => { onDeadline = send; },
     };

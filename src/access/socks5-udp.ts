@@ -8,13 +8,11 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dg
 import { isIPv6 } from "node:net";
 import { closeWith } from "./client-io.js";
 import { describeTarget, dialWithin } from "./dial.js";
-import { UDP_FAILED_HOLD_MS } from "./limits.js";
 import { resolveName, shown } from "./names.js";
 import type { ClientConn, ProxyContext } from "./proxy-context.js";
 import { ATYP_DOMAIN, encodeReply, encodeUdpReply, parseUdpRequest, REP, type SocksAddress } from "./socks5-wire.js";
-import { DatagramFlow } from "./udp-flow.js";
-
-interface Entry { flow: DatagramFlow; header: Buffer }
+import type { DatagramFlow } from "./udp-flow.js";
+import { UdpFlowTable } from "./udp-flow-table.js";
 
 export function startUdpAssociation(conn: ClientConn, req: SocksAddress, ctx: ProxyContext): void {
   const { socket } = conn;
@@ -22,9 +20,6 @@ export function startUdpAssociation(conn: ClientConn, req: SocksAddress, ctx: Pr
   const bindHost = unmapped(socket.localAddress ?? "127.0.0.1");
   // The port the client said it will send from; 0 means "not known yet": the first sender fixes it.
   let clientPort = req.port;
-  const flows = new Map<string, Entry>();
-  /** Destinations whose resolution or dial failed recently: not retried per datagram. */
-  const held = new Map<string, number>();
   let closed = false;
   const udp: UdpSocket = createSocket(isIPv6(bindHost) ? "udp6" : "udp4");
   const scope = { conn: conn.id, from: conn.from };
@@ -32,7 +27,7 @@ export function startUdpAssociation(conn: ClientConn, req: SocksAddress, ctx: Pr
   const end = () => {
     if (closed) return;
     closed = true;
-    for (const e of [...flows.values()]) e.flow.close();
+    table.closeAll();
     try { udp.close(); } catch { /* not bound yet */ }
     ctx.log.debug(scope, "socks5: udp association ended");
   };
@@ -46,60 +41,28 @@ export function startUdpAssociation(conn: ClientConn, req: SocksAddress, ctx: Pr
     end();
   });
 
-  const hold = (key: string) => {
-    if (held.size >= ctx.maxUdpFlows) held.delete(held.keys().next().value as string);
-    held.set(key, Date.now() + UDP_FAILED_HOLD_MS);
-  };
+  const table = new UdpFlowTable({
+    max: ctx.maxUdpFlows, idleMs: ctx.udpIdleMs, counters: ctx.counters, log: ctx.log, prefix: "socks5",
+    fields: (_key, to) => ({ ...scope, to }),
+  });
 
-  const open = (key: string, host: string, port: number, header: Buffer): Entry | null => {
-    const until = held.get(key);
-    if (until !== undefined && Date.now() < until) {
-      ctx.counters.inc("udp_drop_dial_failed");
-      return null;
-    }
-    held.delete(key);
-    if (flows.size >= ctx.maxUdpFlows) {
-      ctx.counters.inc("udp_drop_flow_limit");
-      return null;
-    }
-    const r = resolveName(host, port, "udp", ctx.directory);
-    if (!r.ok) {
-      ctx.counters.inc("udp_drop_resolve");
-      ctx.log.warn({ ...scope, asked: `${shown(host)}:${port}`, code: r.code, reason: r.reason }, "socks5: udp destination does not resolve");
-      hold(key);
-      return null;
-    }
-    const stream = dialWithin(ctx.dialer, r.target, ctx.dialTimeoutMs);
-    stream.then(() => ctx.counters.inc("dialled"), () => undefined);
-    ctx.counters.inc("udp_flows");
-    const to = describeTarget(r.target);
-    const entry: Entry = { header: Buffer.from(header), flow: null as unknown as DatagramFlow };
-    entry.flow = new DatagramFlow({
-      stream,
-      idleMs: ctx.udpIdleMs,
-      deliver: (payload, done) => {
-        if (closed) return done();
-        ctx.counters.inc("udp_datagrams_out");
-        udp.send(encodeUdpReply(entry.header, payload), clientPort, clientIp, () => done());
-      },
-      onDrop: (why) => ctx.counters.inc(`udp_drop_${why}`),
-      onClose: (why) => {
-        if (flows.get(key) === entry) flows.delete(key);
-        if (why.dialCode) {
-          ctx.counters.inc(why.dialCode);
-          hold(key);
-          ctx.log.warn({ ...scope, to, code: why.dialCode, reason: why.reason }, "socks5: udp flow refused");
-        } else if (why.framingError) {
-          ctx.counters.inc("udp_framing_errors");
-          ctx.log.warn({ ...scope, to, reason: why.reason }, "socks5: udp flow closed");
-        } else {
-          if (why.idle) ctx.counters.inc("udp_flows_idle_closed");
-          ctx.log.debug({ ...scope, to, reason: why.reason }, "socks5: udp flow closed");
-        }
-      },
+  const open = (key: string, host: string, port: number, header: Buffer): DatagramFlow | null => {
+    const reply = Buffer.from(header); // replies carry the client's own request header: it sees the name it sent
+    return table.open(key, () => {
+      const r = resolveName(host, port, "udp", ctx.directory);
+      if (!r.ok) {
+        ctx.counters.inc("udp_drop_resolve");
+        ctx.log.warn({ ...scope, asked: `${shown(host)}:${port}`, code: r.code, reason: r.reason }, "socks5: udp destination does not resolve");
+        table.hold(key);
+        return null;
+      }
+      const stream = dialWithin(ctx.dialer, r.target, ctx.dialTimeoutMs);
+      stream.then(() => ctx.counters.inc("dialled"), () => undefined);
+      return { stream, to: describeTarget(r.target) };
+    }, (payload, done) => {
+      if (closed) return done();
+      udp.send(encodeUdpReply(reply, payload), clientPort, clientIp, () => done());
     });
-    flows.set(key, entry);
-    return entry;
   };
 
   udp.on("message", (msg: Buffer, from: RemoteInfo) => {
@@ -121,8 +84,8 @@ export function startUdpAssociation(conn: ClientConn, req: SocksAddress, ctx: Pr
     if (clientPort === 0) clientPort = from.port;
     ctx.counters.inc("udp_datagrams_in");
     const key = `${d.host.toLowerCase()}:${d.port}`;
-    const entry = flows.get(key) ?? open(key, d.host, d.port, d.header);
-    entry?.flow.send(d.data);
+    const flow = table.get(key) ?? open(key, d.host, d.port, d.header);
+    flow?.send(d.data);
   });
 
   udp.bind(0, bindHost, () => {

@@ -1,7 +1,7 @@
 // `ember resolve` and `ember forward`: names and port forwards through the running daemon.
 import type { Command } from "commander";
 import { parseForwardTarget, ForwardError } from "../access/index.js";
-import { ask, daemonFlags, type SocketOpts } from "./daemon-client.js";
+import { ask, daemonFlags, hold, type SocketOpts } from "./daemon-client.js";
 import { CliError, printJson } from "./output.js";
 
 interface ResolveAnswer { ok: boolean; text: string; json: Record<string, unknown> }
@@ -37,12 +37,26 @@ export function registerAccess(program: Command): void {
       }
       let t;
       try { t = parseForwardTarget(target); } catch (err) { throw new CliError(err instanceof ForwardError ? err.message : String(err)); }
-      const f = await ask<ForwardStats>(o, "forward", { listenPort, host: t.host, port: t.port, protocol: t.protocol });
+      if (o.detach) {
+        const f = await ask<ForwardStats>(o, "forward", { listenPort, host: t.host, port: t.port, protocol: t.protocol });
+        return o.json ? printJson(f) : void process.stdout.write(`forwarding ${f.listen} -> ${f.to} (${f.protocol}); stop it with ember forward ${f.listen.split(":").pop()} --remove\n`);
+      }
+      // In the foreground the forward lives as long as this connection to the daemon: Ctrl-C, a kill or a crash of
+      // this process ends it, and the daemon tells us each client it refused (a policy denial names its rule).
+      const held = await hold<ForwardStats>(o, "forward", { listenPort, host: t.host, port: t.port, protocol: t.protocol, hold: true }, (e) => {
+        if (e.event === "refused") process.stderr.write(`ember: ${e.from} -> ${e.to} refused (${e.code}): ${e.reason}\n`);
+      });
+      const f = held.result;
       if (o.json) printJson(f);
-      else process.stdout.write(`forwarding ${f.listen} -> ${f.to} (${f.protocol})${o.detach ? "" : "; Ctrl-C stops it"}\n`);
-      if (o.detach) return;
-      const port = Number(f.listen.split(":").pop());
-      await new Promise<void>((resolve) => { process.once("SIGINT", resolve); process.once("SIGTERM", resolve); });
-      await ask(o, "unforward", { listenPort: port }).catch(() => undefined);
+      else process.stdout.write(`forwarding ${f.listen} -> ${f.to} (${f.protocol}); Ctrl-C stops it\n`);
+      const signal = await Promise.race([
+        new Promise<string>((resolve) => { process.once("SIGINT", () => resolve("SIGINT")); process.once("SIGTERM", () => resolve("SIGTERM")); }),
+        held.closed.then(() => "daemon"),
+      ]);
+      if (signal === "daemon") throw new CliError(`the daemon closed the forward on ${f.listen} (it stopped?)`, 1);
+      // Unforward first, so the port is free when we exit; closing the connection alone would also end it.
+      await ask(o, "unforward", { listenPort: Number(f.listen.split(":").pop()) }).catch(() => undefined);
+      held.release();
+      await held.closed;
     });
 }

@@ -7,7 +7,7 @@ import { CliError } from "./output.js";
 /** Adds --coord/--cert/--key/--ca/--state to a verb (each also from EMBER_COORD/CERT/KEY/CA). */
 export function withAdminFlags(cmd: Command): Command {
   return cmd
-    .option("--coord <url>", "coordination server URL (env EMBER_COORD)")
+    .option("--coord <url>", "coordination server URL; replicas: URL1,URL2,... tried in order (env EMBER_COORD)")
     .option("--cert <file>", "admin certificate (env EMBER_CERT)")
     .option("--key <file>", "admin private key (env EMBER_KEY)")
     .option("--ca <bundle>", "trust bundle (env EMBER_CA)")

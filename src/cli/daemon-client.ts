@@ -2,7 +2,7 @@
 // the request over its control socket, and the common flags.
 import type { Command } from "commander";
 import { join } from "node:path";
-import { controlRequest } from "../node/control-socket.js";
+import { controlHold, controlRequest, type HeldRequest } from "../node/control-socket.js";
 import { CliError } from "./output.js";
 
 export interface SocketOpts { state?: string; socket?: string; json?: boolean }
@@ -18,6 +18,15 @@ export function socketPath(o: SocketOpts): string {
 export async function ask<T>(o: SocketOpts, method: string, params: Record<string, unknown> = {}, timeoutMs?: number): Promise<T> {
   try {
     return await controlRequest<T>(socketPath(o), method, params, timeoutMs);
+  } catch (err) {
+    throw new CliError((err as Error).message, 1);
+  }
+}
+
+/** A request that holds its connection (what it sets up lasts as long as this process holds it); errors exit 1. */
+export async function hold<T>(o: SocketOpts, method: string, params: Record<string, unknown>, onEvent: (e: Record<string, unknown>) => void): Promise<HeldRequest<T>> {
+  try {
+    return await controlHold<T>(socketPath(o), method, params, onEvent);
   } catch (err) {
     throw new CliError((err as Error).message, 1);
   }

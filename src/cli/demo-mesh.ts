@@ -21,7 +21,13 @@ export class LocalMesh {
   coordUrl = "";
   adminFlags!: { cert: string; key: string; ca: string };
 
-  constructor(readonly dir: string, readonly log: (line: string) => void) {}
+  /** host: the loopback address every process listens on ("127.0.0.1", or "::1" for a mesh on IPv6 alone). */
+  constructor(readonly dir: string, readonly log: (line: string) => void, readonly host = "127.0.0.1") {}
+
+  /** HOST:PORT on this mesh's loopback address ([::1]:PORT on IPv6). */
+  at(port: number): string {
+    return this.host.includes(":") ? `[${this.host}]:${port}` : `${this.host}:${port}`;
+  }
 
   async init(trustDomain: string): Promise<void> {
     this.ca = await initCa(join(this.dir, "ca"), trustDomain);
@@ -67,8 +73,8 @@ export class LocalMesh {
 
   async startCoord(relays: { name: string; port: number; stunPort: number }[]): Promise<void> {
     const port = await freeTcpPort();
-    this.coordArgs = ["coord", "--data", join(this.dir, "coord-data"), "--ca-dir", this.ca.dir, "--listen", `127.0.0.1:${port}`];
-    for (const r of relays) this.coordArgs.push("--relay", `${r.name}=127.0.0.1:${r.port}:${r.stunPort}`);
+    this.coordArgs = ["coord", "--data", join(this.dir, "coord-data"), "--ca-dir", this.ca.dir, "--listen", this.at(port)];
+    for (const r of relays) this.coordArgs.push("--relay", `${r.name}=${this.at(r.port)}:${r.stunPort}`);
     const { line } = await this.start("coordination server", this.coordArgs, /coordination server https:\/\//);
     this.coordUrl = /(https:\/\/\S+)/.exec(line)![1];
   }
@@ -89,7 +95,7 @@ export class LocalMesh {
 
   async startNode(n: DemoNode, tenant: string, extraArgs: string[] = []): Promise<void> {
     const token = await this.token(tenant, n.groups);
-    const { proc } = await this.start(n.name, ["up", "--coord", this.coordUrl, "--token", token, "--name", n.name, "--state", n.dir, "--listen", "127.0.0.1:0", ...extraArgs], /"event":"up"/);
+    const { proc } = await this.start(n.name, ["up", "--coord", this.coordUrl, "--token", token, "--name", n.name, "--state", n.dir, "--listen", this.at(0), ...extraArgs], /"event":"up"/);
     n.proc = proc;
   }
 

@@ -17,13 +17,13 @@ function describeDataPlane(d: DataPlaneRow): string {
   return `${d.backend}${parts.length ? ` (${parts.join("; ")})` : ""}`;
 }
 
-interface PeerRow { name: string; overlayIp?: string; state: string; activity?: string; path: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
+interface PeerRow { name: string; overlayIp?: string; state: string; activity?: string; path: string; family?: string; direction?: { out: string; in: string }; notDirect?: string; endpoint: string; rttMs?: number; rxBytes: number; txBytes: number; lastHandshake?: string }
 interface Traffic { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number; windowS?: number }
 
 function peerTable(peers: PeerRow[]): void {
   // OUT/IN: the path we send on and the one the peer's packets arrive by; WHY: why we do not send direct.
-  printTable(["PEER", "OVERLAY IP", "STATE", "ACTIVITY", "PATH", "OUT/IN", "WHY NOT DIRECT", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
-    peers.map((p) => [p.name, p.overlayIp ?? "-", p.state, p.activity ?? "-", p.path, p.direction ? `${p.direction.out}/${p.direction.in}` : "-", p.notDirect ?? "-", p.endpoint,
+  printTable(["PEER", "OVERLAY IP", "STATE", "ACTIVITY", "PATH", "FAMILY", "OUT/IN", "WHY NOT DIRECT", "ENDPOINT", "RTT", "RX", "TX", "LAST HANDSHAKE"],
+    peers.map((p) => [p.name, p.overlayIp ?? "-", p.state, p.activity ?? "-", p.path, p.family ?? "-", p.direction ? `${p.direction.out}/${p.direction.in}` : "-", p.notDirect ?? "-", p.endpoint,
       p.rttMs !== undefined ? `${p.rttMs.toFixed(2)}ms` : "-", p.rxBytes, p.txBytes, p.lastHandshake ?? "-"]));
 }
 

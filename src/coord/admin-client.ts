@@ -7,13 +7,16 @@ import { loadTlsCredentials, Verifier } from "../pki/index.js";
 import { PATHS, TELEMETRY_PATHS } from "./protocol.js";
 import { requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
+import { acrossReplicas } from "../wire/coord-failover.js";
+import { coordOrigins } from "../wire/coord-origins.js";
 
 export interface AdminConnectionFlags { coord?: string; cert?: string; key?: string; ca?: string; state?: string }
 
 export class AdminConfigError extends Error {}
 
 export class AdminClient {
-  private readonly origin: string;
+  /** The replicas (`--coord URL1,URL2`), asked in order: the first that answers is the answer. */
+  private readonly origins: string[];
   private readonly agent;
 
   constructor(flags: AdminConnectionFlags, env: NodeJS.ProcessEnv = process.env) {
@@ -25,20 +28,22 @@ export class AdminClient {
     const ca = pick(flags.ca, "EMBER_CA", "bundle.pem");
     const missing = [!coord && "--coord", !cert && "--cert", !key && "--key", !ca && "--ca"].filter(Boolean);
     if (missing.length) throw new AdminConfigError(`missing ${missing.join(", ")} (or EMBER_COORD/EMBER_CERT/EMBER_KEY/EMBER_CA, or --state DIR)`);
-    let url: URL;
-    try { url = new URL(coord!); } catch { throw new AdminConfigError(`--coord "${coord}" is not a URL`); }
-    if (url.protocol !== "https:") throw new AdminConfigError(`--coord must be an https:// URL, got "${coord}"`);
-    this.origin = url.origin;
+    try { this.origins = coordOrigins(coord!); } catch (err) { throw new AdminConfigError(`--coord: ${(err as Error).message}`); }
     let creds;
     try { creds = loadTlsCredentials(cert!, key!, ca!); } catch (err) { throw new AdminConfigError((err as Error).message); }
     this.agent = verifiedAgent({ verifier: new Verifier({ bundlePem: creds.bundlePem }), expect: COORD_SERVER, certChainPem: creds.certChainPem, keyPem: creds.keyPem, keepAlive: false });
   }
 
+  /**
+   * One call, to the next replica when one cannot answer (down, or 503 without its store). A POST that may have
+   * reached a replica before it failed is not repeated elsewhere: creating a token twice is not harmless.
+   */
   private call(method: string, path: string, body?: unknown): Promise<any> {
-    return requestJson(this.agent, this.origin + path, method, body).finally(() => this.agent.destroy());
+    return acrossReplicas(this.origins, (origin) => requestJson(this.agent, origin + path, method, body), { idempotent: method !== "POST" })
+      .finally(() => this.agent.destroy());
   }
 
-  createToken(t: { tenant: string; groups: string[]; roles: string[]; ttlMs?: number; uses?: number; certTtlMs?: number }) {
+  createToken(t: { tenant: string; groups: string[]; roles: string[]; ttlMs?: number; uses?: number; certTtlMs?: number; allowAdminRole?: boolean; allowInfraRole?: boolean }) {
     return this.call("POST", PATHS.adminTokens, t);
   }
   listNodes() { return this.call("GET", PATHS.adminNodes); }

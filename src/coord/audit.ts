@@ -1,6 +1,6 @@
-// The coordination server's audit trail: security-relevant acts (today: tokens that grant role "admin", and
-// enrollments that use one) as JSON lines, each with who, when and which token. Every entry goes to the
-// server log (event "audit") and is appended to <data>/audit.log (0600), written synchronously before the
+// The coordination server's audit trail: security-relevant acts (tokens that grant role "admin", "relay" or
+// "server", enrollments with an admin token, users disabled and enabled) as JSON lines, each with who, when
+// and which token. Every entry goes to the server log (event "audit") and is appended to <data>/audit.log (0600), written synchronously before the
 // request is answered, so the record exists as soon as the act is acknowledged.
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import type { Logger } from "pino";
 
 export const AUDIT_FILE = "audit.log";
 
-export type AuditAction = "admin_token_created" | "admin_enrolled" | "user_disabled" | "user_enabled";
+export type AuditAction = "admin_token_created" | "admin_enrolled" | "infra_token_created" | "user_disabled" | "user_enabled";
 
 export interface AuditEntry {
   action: AuditAction;

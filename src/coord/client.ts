@@ -2,6 +2,8 @@
 // (full map, then deltas; resumes by sequence number), status reports, automatic certificate renewal and
 // revocation lists. Everything here survives a coordination outage: errors are events, never throws.
 import { coordOrigins } from "../wire/coord-origins.js";
+import { acrossReplicas } from "../wire/coord-failover.js";
+import { FAIL_BACK_DEFAULTS, FAIL_BACK_ENV, parseFailBack, PreferredReplicaWatch, type FailBackTiming } from "./fail-back.js";
 import { EventEmitter } from "node:events";
 import { createHash, randomInt } from "node:crypto";
 import type { Agent } from "node:https";
@@ -17,7 +19,7 @@ import {
 import { installCredentials, installEnrollment, readCredentials, STATE_FILES, writeAtomic } from "./state-files.js";
 import { bootstrapAgent, RequestError, requestJson, verifiedAgent } from "../pki/mtls-client.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
-import { parseToken } from "./tokens.js";
+import { parseToken, type ParsedToken } from "./tokens.js";
 import type { CompiledRule } from "../policy/types.js";
 import { rulesFromWire } from "../policy/wire.js";
 import { checkEdgeView, type EdgeView } from "./edge-protocol.js";
@@ -50,19 +52,18 @@ export interface EnrollResult { certPem: string; bundlePem: string; notAfter: st
  * and never leaves. Writes stateDir/key.pem (0600), cert.pem, bundle.pem, revocation.json.
  */
 export async function enroll(opts: { coordUrl: string; token: string; name: string; stateDir: string }): Promise<EnrollResult> {
-  // Replicas in order: the first that answers enrolls us (a one-time token is single-use across all of them).
   const origins = coordOrigins(opts.coordUrl);
-  for (let i = 0; ; i++) {
-    try {
-      return await enrollAt(origins[i], opts);
-    } catch (err) {
-      if (i === origins.length - 1 || err instanceof RequestError || /pin|usable trust bundle|cannot use/.test((err as Error).message)) throw err;
-    }
-  }
+  const token = parseToken(opts.token);
+  // Replicas in order: the first that answers enrolls us (a one-time token is single-use across all of them, so
+  // a token a failed replica consumed is refused by the next as token_used, never used twice). A 503 (that
+  // replica cannot reach its store) goes on to the next; a server this token's pin does not trust ends it.
+  return acrossReplicas(origins, (origin) => enrollAt(origin, token, opts), { idempotent: true, final: (err) => err instanceof UntrustedServer });
 }
 
-async function enrollAt(origin: string, opts: { token: string; name: string; stateDir: string }): Promise<EnrollResult> {
-  const token = parseToken(opts.token);
+/** The server's bundle fails the token's pin, or its answer is unusable: no other replica is tried. */
+class UntrustedServer extends Error {}
+
+async function enrollAt(origin: string, token: ParsedToken, opts: { token: string; name: string; stateDir: string }): Promise<EnrollResult> {
   // One connection for both requests: unverified for the bundle on purpose (what comes back is checked against
   // the pin before it is trusted), then verified by that bundle before it carries the token.
   const agent = bootstrapAgent(COORD_SERVER);
@@ -72,11 +73,11 @@ async function enrollAt(origin: string, opts: { token: string; name: string; sta
     bundlePem = typeof b?.bundlePem === "string" ? b.bundlePem : "";
     let rootDer: Uint8Array;
     try { rootDer = pemBlocks(bundlePem, "CERTIFICATE", "trust bundle")[0]; } catch (err) {
-      throw new Error(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
+      throw new UntrustedServer(`${origin} sent no usable trust bundle: ${(err as Error).message}`);
     }
     const pin = createHash("sha256").update(rootDer).digest("base64url");
     if (pin !== token.pin) {
-      throw new Error(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
+      throw new UntrustedServer(`the server's root CA (sha256 ${pin}) does not match the token's pin (${token.pin}): wrong server, a token of another mesh, or an interception`);
     }
     verifier = new Verifier({ bundlePem });
     agent.trust(verifier);
@@ -86,7 +87,7 @@ async function enrollAt(origin: string, opts: { token: string; name: string; sta
   } finally { agent.destroy(); }
   const certPem: string = r.certPem;
   const v = verifier.verifyPem(withIntermediates(certPem, bundlePem));
-  if (!v.ok || v.identity.name !== opts.name) throw new Error(`the server returned a certificate this node cannot use: ${v.ok ? `for "${v.identity.name}"` : v.detail}`);
+  if (!v.ok || v.identity.name !== opts.name) throw new UntrustedServer(`the server returned a certificate this node cannot use: ${v.ok ? `for "${v.identity.name}"` : v.detail}`);
   await installEnrollment(opts.stateDir, {
     bundlePem, revocation: typeof r.revocation === "string" ? r.revocation : undefined, keyPem: privateKeyToPem(keys.privateKey), certPem,
   });
@@ -105,6 +106,11 @@ export interface CoordClientOptions {
   maxBackoffMs?: number;
   /** Source address for the connections to the coordination server (a host with several). */
   localAddress?: string;
+  /**
+   * Moving back to the first replica once it is healthy again (fail-back.ts): timing, or false for never. Default:
+   * from EMBER_COORD_FAILBACK, else FAIL_BACK_DEFAULTS (60 s healthy, then up to 30 s of jitter).
+   */
+  failBack?: Partial<FailBackTiming> | false;
 }
 
 const RENEW_FRACTION = 2 / 3;
@@ -112,10 +118,14 @@ const RENEW_JITTER = 0.05;
 
 export class CoordClient extends EventEmitter {
   /** Counters for operators and tests: full maps received, deltas applied, stream connections opened. */
-  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0, frames: 0, statusReports: 0, statusBytes: 0 };
+  readonly stats = { fullMaps: 0, deltas: 0, connects: 0, renewals: 0, bytes: 0, frames: 0, statusReports: 0, statusBytes: 0, failBacks: 0 };
   /** The replicas, and which one this client uses now (it moves on when the map stream fails). */
   private readonly origins: string[];
   private originIndex = 0;
+  /** A reconnect this client asked for (renewal, fail-back), to this replica: not a failure, so no move on. */
+  private reconnectTo?: number;
+  /** Watches the first (preferred) replica while the stream is on another; undefined with one replica or none wanted. */
+  private readonly failBack?: PreferredReplicaWatch;
   private readonly log: (msg: string, fields?: object) => void;
   private verifier!: Verifier;
   private agent?: Agent;
@@ -139,6 +149,8 @@ export class CoordClient extends EventEmitter {
     super();
     this.origins = coordOrigins(opts.coordUrl);
     this.log = opts.log ?? (() => {});
+    const timing = opts.failBack === undefined ? parseFailBack(process.env[FAIL_BACK_ENV]) : opts.failBack && { ...FAIL_BACK_DEFAULTS, ...opts.failBack };
+    if (timing && this.origins.length > 1) this.failBack = new PreferredReplicaWatch(timing, () => this.probePreferred(), () => this.moveToPreferred());
     this.backoff = opts.minBackoffMs ?? 500;
     // "error" events are informational here; do not crash a daemon that has no listener for them.
     this.on("error", () => {});
@@ -163,6 +175,7 @@ export class CoordClient extends EventEmitter {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.failBack?.stop();
     clearTimeout(this.renewTimer);
     clearTimeout(this.statusTimer);
     clearTimeout(this.reconnectTimer);
@@ -229,7 +242,9 @@ export class CoordClient extends EventEmitter {
       const keys = generateEd25519();
       const name = this.state?.map.self.name ?? parseCertificate(pemBlocks(this.certPem, "CERTIFICATE", "cert")[0]).commonName!;
       const csr = await createCsr(keys, name);
-      const r = await requestJson(this.agent, this.origin + PATHS.renew, "POST", { csr });
+      // The stream's replica first; one that is down or without its store (503) hands the renewal to the next.
+      const r = await acrossReplicas(this.origins, (origin) => requestJson(this.agent, origin + PATHS.renew, "POST", { csr }),
+        { idempotent: true, start: this.originIndex, passes: 1 });
       if (this.stopped) return;
       // The old pair stays in place until the new one is on disk; then both swap in by rename.
       installCredentials(this.opts.stateDir, privateKeyToPem(keys.privateKey), r.certPem);
@@ -239,8 +254,8 @@ export class CoordClient extends EventEmitter {
       this.stats.renewals++;
       this.emit("renewed", { certPem: r.certPem as string, notAfter: r.notAfter as string });
       this.scheduleRenewal();
-      // Reopen the stream under the new certificate (it resumes by seq; no full map needed).
-      this.current?.destroy();
+      // Reopen the stream under the new certificate, on the same replica (it resumes by seq; no full map needed).
+      this.reconnect(this.originIndex);
     } catch (err) {
       const left = notAfter - Date.now();
       const retry = Math.min(30_000, Math.max(1_000, left / 10));
@@ -281,12 +296,37 @@ export class CoordClient extends EventEmitter {
     if (this.pendingStatus && !(this.pendingStatus === s)) this.flushStatusSoon();
   }
 
+  // ---- replicas -------------------------------------------------------------------------------------
+
+  /** Drops the stream and opens it again on replica `index` at once (the reconnect is not counted as a failure). */
+  private reconnect(index: number): void {
+    this.reconnectTo = index;
+    this.current?.destroy();
+    this.wake?.();
+  }
+
+  /** One fail-back probe: the preferred replica's health, over this node's own verified connection pool. */
+  private probePreferred(): Promise<unknown> {
+    return requestJson(this.agent, this.origins[0] + PATHS.health, "GET", undefined, { timeoutMs: 5_000 });
+  }
+
+  private moveToPreferred(): void {
+    if (this.stopped || this.originIndex === 0) return;
+    this.log("moving back to the preferred coordination replica", { from: this.origin, to: this.origins[0], healthyForMs: this.failBack!.timing.healthyForMs });
+    this.stats.failBacks++;
+    this.reconnect(0);
+  }
+
   // ---- map stream ------------------------------------------------------------------------------------
 
   private async runStream(): Promise<void> {
     const min = this.opts.minBackoffMs ?? 500;
     const max = this.opts.maxBackoffMs ?? 30_000;
     while (!this.stopped) {
+      if (this.reconnectTo !== undefined) {
+        this.originIndex = this.reconnectTo;
+        this.reconnectTo = undefined;
+      }
       let gotFrames = false;
       try {
         gotFrames = await this.streamOnce();
@@ -299,7 +339,9 @@ export class CoordClient extends EventEmitter {
       // With replicas, a failed stream moves to the next one at once (its map stream resumes or sends a full
       // map); the backoff grows only once every replica has failed in a row.
       let quick = false;
-      if (this.origins.length > 1) {
+      if (this.reconnectTo !== undefined) {
+        quick = true; // taken at the loop's top
+      } else if (this.origins.length > 1) {
         const from = this.origin;
         this.originIndex = (this.originIndex + 1) % this.origins.length;
         this.log("coordination replica failed; trying the next", { from, to: this.origin });
@@ -345,6 +387,7 @@ export class CoordClient extends EventEmitter {
           return;
         }
         this.stats.connects++;
+        if (this.originIndex === 0) this.failBack?.stop(); else this.failBack?.start();
         this.emit("connected");
         // Sent again on every connect (the server may be another replica); a report that failed while the
         // server was away goes now, not with the next change.

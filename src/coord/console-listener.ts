@@ -4,24 +4,35 @@
 // web certificate: the operator's (--console-cert/--console-key, ECDSA or RSA from their web PKI), or else a
 // self-signed ECDSA P-256 certificate made at first start and kept in the data directory (its SHA-256
 // fingerprint is logged, to pin in the browser). It still asks for a client certificate, for the
-// certificate login, and the PKI verifier judges it; it serves /ui only.
+// certificate login, and the PKI verifier judges it; it serves /ui only. Anyone can open connections to it, so
+// the coordination port's admission guard (src/net/conn-guard.ts) stands in front: per-source caps, a
+// deadline for connections that show no session, eviction of the oldest of those under pressure.
 import { createHash, randomBytes, webcrypto } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:https";
+import type { TLSSocket } from "node:tls";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { x509 as loadX509 } from "../pki/x509-provider.js";
+import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
+import { verifyTlsPeer, type Verifier } from "../pki/index.js";
 import type { Console } from "./console.js";
 import { HttpError, sendError } from "./http.js";
+import { CONSOLE_CONNECTION_DEFAULTS } from "./protocol.js";
 
 export const CONSOLE_CERT_FILE = "console.crt";
 export const CONSOLE_KEY_FILE = "console.key";
 const SELF_SIGNED_DAYS = 365;
-/** Browsers hold a few connections each, plus one live stream per tab. */
-const MAX_CONSOLE_CONNECTIONS = 512;
 
-export interface ConsoleListenerOptions { host: string; port: number; certFile?: string; keyFile?: string; dataDir: string; bundlePem: string }
+export type ConsoleConnectionLimits = { -readonly [K in keyof typeof CONSOLE_CONNECTION_DEFAULTS]: number };
+
+export interface ConsoleListenerOptions {
+  host: string; port: number; certFile?: string; keyFile?: string; dataDir: string; bundlePem: string; verifier: Verifier;
+  limits?: Partial<ConsoleConnectionLimits>;
+}
+
+export interface ConsoleListener { server: Server; guard: ConnectionGuard; url: string; fingerprint: string; close: () => Promise<void> }
 
 /** A self-signed ECDSA P-256 server certificate for these names, valid a year. */
 export async function selfSignedWebCert(names: string[]): Promise<{ certPem: string; keyPem: string }> {
@@ -62,11 +73,16 @@ async function webCredentials(o: ConsoleListenerOptions, log: Logger): Promise<{
   return { cert: made.certPem, key: made.keyPem };
 }
 
-export async function startConsoleListener(o: ConsoleListenerOptions, consoleApp: Console, log: Logger): Promise<{ server: Server; url: string; fingerprint: string }> {
+export async function startConsoleListener(o: ConsoleListenerOptions, consoleApp: Console, log: Logger): Promise<ConsoleListener> {
   const creds = await webCredentials(o, log);
+  const limits = { ...CONSOLE_CONNECTION_DEFAULTS, ...o.limits };
+  const dropLog = new DropLog((fields, msg) => log.warn({ ...fields, listener: "console" }, `console: ${msg}`));
+  const guard = new ConnectionGuard({
+    maxConnections: limits.maxConnections, maxPending: limits.maxPending, maxPendingPerSource: limits.maxPendingPerSource, pendingDeadlineMs: limits.anonymousTimeoutMs,
+  }, (event, source) => dropLog.note(event, source));
   const server = createServer({
     cert: creds.cert, key: creds.key, ca: o.bundlePem, requestCert: true, rejectUnauthorized: false, minVersion: "TLSv1.2",
-    handshakeTimeout: 10_000, connectionsCheckingInterval: 1_000,
+    handshakeTimeout: limits.handshakeTimeoutMs, connectionsCheckingInterval: 1_000,
   }, (req, res) => {
     let url: URL;
     try { url = new URL(req.url ?? "/", "https://console"); } catch { return sendError(res, new HttpError(400, "bad_path", "request target is not a URL path")); }
@@ -77,7 +93,11 @@ export async function startConsoleListener(o: ConsoleListenerOptions, consoleApp
       if (!res.headersSent) sendError(res, new HttpError(500, "internal", "internal error (logged on the server)")); else res.destroy();
     });
   });
-  server.maxConnections = MAX_CONSOLE_CONNECTIONS;
+  guard.attach(server);
+  // A certificate the verifier accepts authenticates the connection (the certificate login); else a session does.
+  server.on("secureConnection", (s: TLSSocket) => {
+    if (guard.isPending(s) && verifyTlsPeer(s, o.verifier, { usage: "client" }).ok) guard.authenticate(s);
+  });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   server.on("clientError", (_err, socket) => socket.destroy());
@@ -87,5 +107,11 @@ export async function startConsoleListener(o: ConsoleListenerOptions, consoleApp
   const host = addr.address.includes(":") ? `[${addr.address}]` : addr.address;
   const der = new (loadX509().X509Certificate)(creds.cert).rawData;
   const fingerprint = createHash("sha256").update(Buffer.from(der)).digest("hex").replace(/(..)(?!$)/g, "$1:");
-  return { server, url: `https://${host}:${addr.port}/ui/`, fingerprint };
+  const close = () => new Promise<void>((resolve) => {
+    dropLog.stop();
+    guard.close();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  return { server, guard, url: `https://${host}:${addr.port}/ui/`, fingerprint, close };
 }

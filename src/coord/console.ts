@@ -7,31 +7,28 @@
 // session is bound to that certificate (cnf.x5t#S256) and is refused on a connection without it. This is
 // the only place end-user tokens exist; nodes never accept them. Pages without a valid session redirect to
 // the login page with the reason; the JSON API answers 401 with it. Live updates: server-sent events.
-import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+// Sessions (tokens, their server-side logins, logout) are console-sessions.ts's.
+import { PACKAGE_ROOT } from "../package-root.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { extname, join } from "node:path";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import { parseCertificate, pemBlocks, verifyTlsPeer, LEAF_BACKDATE_MS, type Identity, type Verifier } from "../pki/index.js";
 import { decide, nearestRule, parseFlowSpec, type CompiledPolicy } from "../policy/index.js";
 import { HttpError, readJson, sendError, sendJson } from "./http.js";
-import { certThumbprint, type JwtClaims, type JwtKey } from "./jwt.js";
+import { certThumbprint, type JwtKey } from "./jwt.js";
+import { ConsoleSessions, type Session } from "./console-sessions.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash, USERNAME_PATTERN } from "./passwords.js";
 import { ADMIN_ROLE } from "./protocol.js";
 import type { Store } from "./store.js";
 import type { TelemetryApi } from "./telemetry-api.js";
 import type { UserLogins } from "./user-login.js";
-import { AttemptLimiter } from "./attempt-limiter.js";
+import { PasswordThrottle, tooManyLogins } from "./attempt-limiter.js";
+import { sourceKey } from "../addr/source-key.js";
 
-export const SESSION_COOKIE = "ember_session";
-export const SESSION_TYP = "session+jwt";
-export const SESSION_AUDIENCE = "ember:console";
-export const SESSION_ISSUER = "ember-coord";
-export const SESSION_TTL_S = 15 * 60;
-export const SESSION_MAX_S = 8 * 3600;
+export { SESSION_AUDIENCE, SESSION_COOKIE, SESSION_ISSUER, SESSION_MAX_S, SESSION_TTL_S, SESSION_TYP, parseCookies } from "./console-sessions.js";
 /** Logins per username and per source address: burst, then one per this many ms. */
 const LOGIN_BURST = 5;
 const LOGIN_REFILL_MS = 12_000;
@@ -39,7 +36,26 @@ const LOGIN_REFILL_MS = 12_000;
 export const CSRF_HEADER = "x-ember-console";
 /** A node is "stale" in the overview when its last telemetry is older than this. */
 const STALE_MS = 60_000;
-const RENEW_FRACTION = 0.5;
+/** A live stream re-checks its login this often: a logout on another replica ends it within this. */
+const STREAM_CHECK_MS = 5_000;
+
+/** The node's own stamp of an event, shown only when its clock was off by more than a second or so. */
+function nodeClock(e: { at: number; nodeAt?: number }): { nodeAt?: string } {
+  return e.nodeAt !== undefined && Math.abs(e.nodeAt - e.at) > 2_000 ? { nodeAt: new Date(e.nodeAt).toISOString() } : { nodeAt: undefined };
+}
+
+export interface LinkView { from: string; to: string; path: string; kind: "direct" | "relay" | "none"; rttMs?: number; lossPct?: number; state: string }
+
+/**
+ * A pair as one side last reported it. When either side is offline, or the report is stale, the last path and
+ * latency are history, not a connection: shown as "offline" with no latency (a node that went away kept showing
+ * "connected" and 0.93 ms on the console while `ember peers` showed no path).
+ */
+export function linkView(from: string, p: { name: string; path: string; state: string; rttMs?: number; lossPct?: number }, gone: boolean): LinkView {
+  if (gone) return { from, to: p.name, path: "offline", kind: "none", state: "offline" };
+  const kind = p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none";
+  return { from, to: p.name, path: p.path, kind, rttMs: kind === "none" ? undefined : p.rttMs, lossPct: kind === "none" ? undefined : p.lossPct, state: p.state };
+}
 /** Nodes report this fraction of a certificate's life as the renewal point (src/coord/client.ts). */
 const RENEW_AT = 2 / 3;
 
@@ -60,8 +76,6 @@ export interface ConsoleContext {
   version: () => string;
 }
 
-/** scope "device": a user of the mesh, whose console session may only approve device logins (docs/users.md). */
-type Session = JwtClaims & { amr: string[]; auth_time: number; cnf?: { "x5t#S256": string }; scope?: "device" };
 /** What a "device" session may reach. */
 const DEVICE_SCOPE_ROUTES = new Set(["GET /ui/api/session", "POST /ui/api/device"]);
 
@@ -74,24 +88,24 @@ const SECURITY_HEADERS = {
   "cache-control": "no-store",
 };
 
-/** The dashboard's static files: <package root>/dashboard, found from src/coord or dist/src/coord. */
+/** The dashboard's static files: <package root>/dashboard (src/package-root.ts finds the root). */
 function dashboardDir(): string {
-  for (let d = dirname(fileURLToPath(import.meta.url)); ; d = dirname(d)) {
-    if (existsSync(join(d, "package.json")) && existsSync(join(d, "dashboard", "app.html"))) return join(d, "dashboard");
-    if (dirname(d) === d) throw new Error("dashboard/ not found above the coordination server's code");
-  }
+  return join(PACKAGE_ROOT, "dashboard");
 }
 
 export class Console {
   private readonly files = new Map<string, { type: string; body: Buffer }>();
-  private readonly attempts = new AttemptLimiter(LOGIN_BURST, LOGIN_REFILL_MS);
-  private readonly loggedOut = new Map<string, number>();
-  private readonly streams = new Set<ServerResponse>();
+  private readonly attempts = new PasswordThrottle(LOGIN_BURST, LOGIN_REFILL_MS);
+  readonly sessions: ConsoleSessions;
+  /** Live streams, each with the login it belongs to. */
+  private readonly streams = new Map<ServerResponse, string>();
+  private lastStreamCheck = 0;
   private ticker?: NodeJS.Timeout;
   private lastVersion = "";
-  readonly counters = { logins: { password: 0, certificate: 0 }, loginFailures: 0, sessionsRefused: {} as Record<string, number> };
+  readonly counters = { logins: { password: 0, certificate: 0 }, loginFailures: 0 };
 
   constructor(private readonly ctx: ConsoleContext) {
+    this.sessions = new ConsoleSessions({ key: ctx.key, store: ctx.store, verifier: ctx.verifier });
     const dir = dashboardDir();
     for (const f of readdirSync(dir)) {
       const type = TYPES[extname(f)];
@@ -105,15 +119,14 @@ export class Console {
     this.ticker = setInterval(() => {
       const v = this.ctx.version();
       if (v !== this.lastVersion) { this.lastVersion = v; this.push({ what: "mesh" }); }
-      const now = Date.now() / 1000;
-      for (const [jti, exp] of this.loggedOut) if (exp < now) this.loggedOut.delete(jti);
+      if (this.streams.size && Date.now() - this.lastStreamCheck >= STREAM_CHECK_MS) void this.checkStreams();
     }, 1_000);
     this.ticker.unref();
   }
 
   close(): void {
     clearInterval(this.ticker);
-    for (const s of this.streams) s.destroy();
+    for (const s of this.streams.keys()) s.destroy();
   }
 
   /** Handles every /ui and /ui/* request. */
@@ -121,16 +134,16 @@ export class Console {
     const path = url.pathname;
     const method = req.method ?? "GET";
     try {
-      if (path === "/ui" || path === "/ui/") return this.page(req, res, url, "overview");
+      if (path === "/ui" || path === "/ui/") return await this.page(req, res, url, "overview");
       if (method === "GET" && path.startsWith("/ui/static/")) return this.staticFile(res, path.slice("/ui/static/".length));
       if (method === "GET" && path === "/ui/login") return this.sendFile(res, "login.html");
       if (method === "GET" && path === "/ui/api/login-options") return this.loginOptions(req, res);
       if (method === "POST" && path === "/ui/api/login") return await this.passwordLogin(req, res);
       if (method === "POST" && path === "/ui/api/login/cert") return await this.certLogin(req, res);
-      if (method === "POST" && path === "/ui/api/logout") return this.logout(req, res);
-      if (method === "GET" && path === "/ui/device") return this.page(req, res, url, "device");
+      if (method === "POST" && path === "/ui/api/logout") return await this.logout(req, res);
+      if (method === "GET" && path === "/ui/device") return await this.page(req, res, url, "device");
       const page = /^\/ui\/(certificates|policy|connections)$/.exec(path)?.[1] ?? (/^\/ui\/nodes\/[a-z0-9-]{1,63}$/.test(path) ? "node" : undefined);
-      if (method === "GET" && page) return this.page(req, res, url, page);
+      if (method === "GET" && page) return await this.page(req, res, url, page);
       if (path.startsWith("/ui/api/")) return await this.api(req, res, url);
       throw new HttpError(404, "not_found", `no console page ${path}`);
     } catch (err) {
@@ -140,40 +153,6 @@ export class Console {
   }
 
   // ---- sessions --------------------------------------------------------------------------------------
-
-  /** The request's valid session, or why there is none. */
-  session(req: IncomingMessage): { ok: true; s: Session; renew: boolean } | { ok: false; reason: string; detail: string } {
-    const cookie = parseCookies(req.headers.cookie)[SESSION_COOKIE];
-    if (!cookie) return { ok: false, reason: "no_session", detail: "not logged in" };
-    const r = this.ctx.key.verify(cookie, { typ: SESSION_TYP, iss: SESSION_ISSUER, aud: SESSION_AUDIENCE });
-    if (!r.ok) return this.refused(r.reason, r.detail);
-    const s = r.claims as Session;
-    if (!Array.isArray(s.amr) || !Number.isSafeInteger(s.auth_time)) return this.refused("malformed", "session token lacks amr/auth_time");
-    if (this.loggedOut.has(s.jti)) return this.refused("logged_out", "this session was ended by logging out");
-    const now = Math.floor(Date.now() / 1000);
-    if (now - s.auth_time > SESSION_MAX_S) return this.refused("expired", "the session is older than 8 hours: log in again");
-    if (s.cnf) {
-      const c = (req.socket as TLSSocket).getPeerCertificate?.();
-      if (!c?.raw || certThumbprint(c.raw) !== s.cnf["x5t#S256"]) return this.refused("unbound", "this session belongs to a certificate this connection does not present");
-      const v = verifyTlsPeer(req.socket as TLSSocket, this.ctx.verifier, { usage: "client" });
-      if (!v.ok) return this.refused(v.reason, v.detail);
-    }
-    return { ok: true, s, renew: s.exp - now < SESSION_TTL_S * RENEW_FRACTION };
-  }
-
-  private refused(reason: string, detail: string): { ok: false; reason: string; detail: string } {
-    this.counters.sessionsRefused[reason] = (this.counters.sessionsRefused[reason] ?? 0) + 1;
-    return { ok: false, reason, detail };
-  }
-
-  private issue(res: ServerResponse, sub: string, amr: string[], authTime: number, thumb?: string, scope?: "device"): void {
-    const iat = Math.floor(Date.now() / 1000);
-    const token = this.ctx.key.sign(SESSION_TYP, {
-      iss: SESSION_ISSUER, aud: SESSION_AUDIENCE, sub, iat, exp: iat + SESSION_TTL_S, jti: randomBytes(12).toString("base64url"),
-      amr, auth_time: authTime, ...(thumb ? { cnf: { "x5t#S256": thumb } } : {}), ...(scope ? { scope } : {}),
-    });
-    res.setHeader("set-cookie", `${SESSION_COOKIE}=${token}; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=${SESSION_TTL_S}`);
-  }
 
   private checkCsrf(req: IncomingMessage): void {
     if (req.headers[CSRF_HEADER] !== "1") throw new HttpError(403, "csrf", `state-changing console requests need the header ${CSRF_HEADER}: 1`);
@@ -185,11 +164,10 @@ export class Console {
     const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
     const password = typeof b.password === "string" ? b.password : "";
     const source = req.socket.remoteAddress ?? "?";
-    if (!this.attempts.allow(`u:${username}`) || !this.attempts.allow(`a:${source}`)) {
-      res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
-      throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
-    }
+    // The source first: a source that spent its attempts costs no lookup and leaves no trace.
+    if (!this.attempts.allowSource(sourceKey(source))) throw tooManyLogins(res, LOGIN_REFILL_MS);
     const user = USERNAME_PATTERN.test(username) ? await this.ctx.store.getUser(username) : undefined;
+    if (!this.attempts.allowUser(username, user !== undefined)) throw tooManyLogins(res, LOGIN_REFILL_MS);
     // The same scrypt cost whether or not the user exists: no user enumeration by timing.
     const ok = await checkPassword(password, user?.passwordHash ?? await dummyHash());
     if (!user || !ok || user.disabled) {
@@ -198,9 +176,8 @@ export class Console {
       throw new HttpError(401, "bad_credentials", user?.disabled && ok ? "this user is disabled" : "unknown username or wrong password");
     }
     this.counters.logins.password++;
-    const now = Math.floor(Date.now() / 1000);
     // A user of the mesh (with a tenant) is no administrator: their session only approves device logins.
-    this.issue(res, user.username, ["pwd"], now, undefined, user.tenant !== undefined ? "device" : undefined);
+    await this.sessions.begin(res, { sub: user.username, method: "password", ...(user.tenant !== undefined ? { scope: "device" as const } : {}) });
     this.ctx.log.info({ event: "console_login", user: user.username, method: "password", remote: source }, "console login");
     sendJson(res, 200, { user: user.username, method: "password" });
   }
@@ -227,30 +204,28 @@ export class Console {
       throw new HttpError(401, c.reason, c.detail);
     }
     this.counters.logins.certificate++;
-    this.issue(res, c.id.name, ["mtls"], Math.floor(Date.now() / 1000), c.thumb);
+    await this.sessions.begin(res, { sub: c.id.name, method: "certificate", thumb: c.thumb });
     this.ctx.log.info({ event: "console_login", user: c.id.name, method: "certificate", serial: c.id.serial }, "console login");
     sendJson(res, 200, { user: c.id.name, method: "certificate" });
   }
 
-  private logout(req: IncomingMessage, res: ServerResponse): void {
+  private async logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.checkCsrf(req);
-    const s = this.session(req);
-    if (s.ok) this.loggedOut.set(s.s.jti, s.s.exp);
-    res.setHeader("set-cookie", `${SESSION_COOKIE}=; Path=/ui; HttpOnly; Secure; SameSite=Strict; Max-Age=0`);
+    await this.sessions.end(req, res);
     sendJson(res, 200, { ok: true });
   }
 
   // ---- pages and files -------------------------------------------------------------------------------
 
-  private page(req: IncomingMessage, res: ServerResponse, url: URL, page: string): void {
-    const s = this.session(req);
+  private async page(req: IncomingMessage, res: ServerResponse, url: URL, page: string): Promise<void> {
+    const s = await this.sessions.check(req);
     if (!s.ok) {
       const next = encodeURIComponent(url.pathname);
       res.writeHead(302, { location: `/ui/login?reason=${s.reason}&next=${next}`, "cache-control": "no-store" });
       return void res.end();
     }
     this.ctx.authenticated(req);
-    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"], s.s.scope);
+    if (s.renew) this.sessions.renew(res, s.s);
     if (page === "device") return this.sendFile(res, "device.html");
     if (s.s.scope === "device") {
       res.writeHead(302, { location: "/ui/device", "cache-control": "no-store" });
@@ -274,10 +249,10 @@ export class Console {
   // ---- the JSON API ----------------------------------------------------------------------------------
 
   private async api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    const s = this.session(req);
+    const s = await this.sessions.check(req);
     if (!s.ok) return sendJson(res, 401, { error: s.reason, detail: s.detail });
     this.ctx.authenticated(req);
-    if (s.renew) this.issue(res, s.s.sub, s.s.amr, s.s.auth_time, s.s.cnf?.["x5t#S256"], s.s.scope);
+    if (s.renew) this.sessions.renew(res, s.s);
     const route = `${req.method} ${url.pathname}`;
     const q = url.searchParams;
     if (s.s.scope === "device" && !DEVICE_SCOPE_ROUTES.has(route)) throw new HttpError(403, "not_admin", `${s.s.sub} is a user of the mesh: this session only approves device logins`);
@@ -295,7 +270,7 @@ export class Console {
       case "POST /ui/api/policy/check": this.checkCsrf(req); return sendJson(res, 200, await this.policyCheck(req));
       case "GET /ui/api/decisions": return sendJson(res, 200, { decisions: this.decisions(q) });
       case "GET /ui/api/connections": return sendJson(res, 200, { events: this.connections(q) });
-      case "GET /ui/api/events": return this.stream(req, res);
+      case "GET /ui/api/events": return this.stream(req, res, s.s.sid);
     }
     const node = /^GET \/ui\/api\/nodes\/([a-z0-9-]{1,63})$/.exec(route);
     if (node) return sendJson(res, 200, await this.nodeView(node[1]));
@@ -317,13 +292,10 @@ export class Console {
         problems: (snap?.problems ?? []).map((p) => ({ code: p.code, severity: p.severity, summary: p.summary })),
       };
     });
-    // One link per pair, as each side reports it.
-    const links: { from: string; to: string; path: string; kind: "direct" | "relay" | "none"; rttMs?: number; lossPct?: number; state: string }[] = [];
-    for (const s of snaps.values()) {
-      for (const p of s.peers) {
-        links.push({ from: s.node, to: p.name, path: p.path, kind: p.path === "direct" ? "direct" : p.path.startsWith("relay") ? "relay" : "none", rttMs: p.rttMs, lossPct: p.lossPct, state: p.state });
-      }
-    }
+    // One link per pair, as each side reports it; a side that is offline or silent has no live link to show.
+    const known = new Set(nodes.map((n) => n.name));
+    const offline = (name: string) => known.has(name) && !hub.isOnline(name);
+    const links = [...snaps.values()].flatMap((s) => s.peers.map((p) => linkView(s.node, p, now - s.at > STALE_MS || offline(s.node) || offline(p.name))));
     return { nodes, links, policyHash: this.ctx.policy().hash.slice(0, 12), at: new Date(now).toISOString() };
   }
 
@@ -383,7 +355,7 @@ export class Console {
     return this.ctx.telemetry.store.query({
       kinds: ["decision"], node: q.get("node") || undefined, peer: q.get("peer") || undefined,
       ok: verdict === "allow" ? true : verdict === "deny" ? false : undefined, limit: Number(q.get("limit")) || 200,
-    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), peer: e.peer, allow: e.ok })); // authoritative fields last: a node's data cannot overwrite them
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), ...nodeClock(e), peer: e.peer, allow: e.ok })); // authoritative fields last: a node's data cannot overwrite them
   }
 
   private connections(q: URLSearchParams) {
@@ -392,7 +364,7 @@ export class Console {
     return this.ctx.telemetry.store.query({
       kinds, node: q.get("node") || undefined, peer: q.get("peer") || undefined,
       ok: ok === "ok" ? true : ok === "failed" ? false : undefined, limit: Number(q.get("limit")) || 200,
-    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok }));
+    }).map((e) => ({ ...e.data, node: e.node, at: new Date(e.at).toISOString(), ...nodeClock(e), kind: e.t, peer: e.peer, ok: e.ok }));
   }
 
   private async nodeView(name: string) {
@@ -436,18 +408,22 @@ export class Console {
       lastSeen: (hub.peer(name)?.lastSeen ?? n.lastSeen) ? new Date((hub.peer(name)?.lastSeen ?? n.lastSeen)!).toISOString() : undefined,
       serial: n.serial, certExpires: new Date(n.notAfter).toISOString(), homeRelay: hub.peer(name)?.homeRelay ?? n.homeRelay, natType: n.natType,
       endpoints: hub.peer(name)?.endpoints ?? n.endpoints, clockOffsetMs: snap?.clockOffsetMs, telemetryAt: snap ? new Date(snap.at).toISOString() : undefined,
-      peers: snap?.peers ?? [], problems,
-      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ ...e.data, at: new Date(e.at).toISOString(), kind: e.t, peer: e.peer, ok: e.ok })),
+      peers: (snap?.peers ?? []).map((p) => {
+        const l = linkView(name, p, !snap || now - snap.at > STALE_MS || !hub.isOnline(name) || (hub.peer(p.name) !== undefined && !hub.isOnline(p.name)));
+        return { name: p.name, path: l.path, state: l.state, rttMs: l.rttMs, lossPct: l.lossPct };
+      }),
+      problems,
+      recent: this.ctx.telemetry.store.query({ node: name, limit: 30 }).map((e) => ({ ...e.data, at: new Date(e.at).toISOString(), ...nodeClock(e), kind: e.t, peer: e.peer, ok: e.ok })),
     };
   }
 
   // ---- live updates (server-sent events) -------------------------------------------------------------
 
-  private stream(req: IncomingMessage, res: ServerResponse): void {
+  private stream(req: IncomingMessage, res: ServerResponse, sid: string): void {
     if (this.streams.size >= 256) throw new HttpError(503, "too_many_streams", "too many console live streams");
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive", "x-accel-buffering": "no" });
     res.write("retry: 2000\n\n");
-    this.streams.add(res);
+    this.streams.set(res, sid);
     req.socket.setKeepAlive(true, 30_000);
     // A comment every 15 s keeps proxies from closing an idle stream.
     const ping = setInterval(() => res.write(": ping\n\n"), 15_000);
@@ -457,17 +433,17 @@ export class Console {
 
   private push(msg: Record<string, unknown>): void {
     const line = `event: change\ndata: ${JSON.stringify(msg)}\n\n`;
-    for (const s of this.streams) s.write(line);
+    for (const s of this.streams.keys()) s.write(line);
   }
-}
 
-export function parseCookies(header: string | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of (header ?? "").split(";")) {
-    const eq = part.indexOf("=");
-    if (eq <= 0) continue;
-    const k = part.slice(0, eq).trim();
-    if (!(k in out)) out[k] = part.slice(eq + 1).trim();
+  /** Ends the live streams whose login ended (logout, here or on another replica; user deleted or disabled). */
+  private async checkStreams(): Promise<void> {
+    this.lastStreamCheck = Date.now();
+    const bySid = new Map<string, ServerResponse[]>();
+    for (const [res, sid] of this.streams) bySid.set(sid, [...(bySid.get(sid) ?? []), res]);
+    for (const [sid, list] of bySid) {
+      const live = await this.sessions.live(sid).catch(() => true); // a store hiccup is no reason to cut browsers
+      if (!live) for (const r of list) r.destroy();
+    }
   }
-  return out;
 }

@@ -2,16 +2,19 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 
 export class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, readonly detail: string, readonly extra: Record<string, unknown> = {}) {
+  constructor(
+    readonly status: number, readonly code: string, readonly detail: string, readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
     super(`${code}: ${detail}`);
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, close = false): void {
+export function sendJson(res: ServerResponse, status: number, body: unknown, close = false, headers: Record<string, string> = {}): void {
   if (res.headersSent) { res.destroy(); return; }
   const text = JSON.stringify(body) + "\n";
   res.writeHead(status, {
-    "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store",
+    ...headers, "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store",
     ...(close ? { connection: "close" } : {}),
   });
   res.end(text);
@@ -19,7 +22,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, clo
 
 export function sendError(res: ServerResponse, err: HttpError): void {
   // 413 and framing errors leave unread bytes on the connection: close it after answering.
-  sendJson(res, err.status, { error: err.code, detail: err.detail, ...err.extra }, err.status === 413 || err.status === 400);
+  sendJson(res, err.status, { error: err.code, detail: err.detail, ...err.extra }, err.status === 413 || err.status === 400, err.headers);
 }
 
 /** Reads the whole body, refusing more than `limit` bytes before buffering them; `why` explains the limit in a 413. */

@@ -19,12 +19,20 @@ export const ACCESS_TYP = "at+jwt";
 export const REFRESH_TYP = "rt+jwt";
 export const ACCESS_TTL_S = 5 * 60;
 export const REFRESH_TTL_S = 30 * 60;
-/** Families remembered at once; the oldest are forgotten (their refresh tokens then fail as "revoked"). */
+/** A family revoked by this server because one of its refresh tokens was used twice (a stolen copy, or a bug). */
+const REVOKED_FAMILY = "this token's family was revoked after one of its refresh tokens was used twice: obtain a new grant";
+/** Families remembered at once; the oldest are forgotten (their tokens then fail as "unknown_family"). */
 const MAX_FAMILIES = 50_000;
 
 export type TokenRefusal =
   | "malformed" | "wrong_algorithm" | "unknown_key" | "bad_signature" | "wrong_type" | "wrong_issuer"
-  | "wrong_audience" | "expired" | "not_yet_valid" | "unbound" | "wrong_subject" | "replayed" | "revoked" | "missing";
+  | "wrong_audience" | "expired" | "not_yet_valid" | "unbound" | "wrong_subject" | "replayed" | "revoked" | "unknown_family" | "missing";
+
+/**
+ * A family this server does not hold: it restarted, another replica issued the token (a node that moved), or it
+ * was forgotten. Routine, not reuse: one wording, apart from "revoked", so an operator never reads it as theft.
+ */
+const UNKNOWN_FAMILY = "this token's family is not known to this coordination server (it restarted, another replica issued the token, or it was forgotten): obtain a new grant";
 
 export class TokenRefused extends Error {
   constructor(readonly reason: TokenRefusal, readonly detail: string) { super(`${reason}: ${detail}`); }
@@ -60,9 +68,7 @@ export class M2mTokens {
   refresh(id: Identity, thumb: string, token: unknown): TokenPair {
     if (typeof token !== "string" || !token) throw this.refuse("missing", "refresh_token is required");
     const claims = this.check(token, REFRESH_TYP, TOKEN_AUDIENCE, id, thumb);
-    const fam = this.families.get(String(claims.fam));
-    if (!fam) throw this.refuse("revoked", "this token's family is unknown here (server restarted, or forgotten): obtain a new grant");
-    if (fam.revoked) throw this.refuse("revoked", "this token's family was revoked after a refresh token was reused");
+    const fam = this.liveFamily(claims);
     if (fam.liveRefresh !== claims.jti) {
       fam.revoked = true;
       throw this.refuse("replayed", `refresh token ${claims.jti} was already used; its family is revoked`);
@@ -76,9 +82,16 @@ export class M2mTokens {
     const m = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(header ?? "");
     if (!m) throw this.refuse("missing", "an Authorization: Bearer <access token> header is required");
     const claims = this.check(m[1], ACCESS_TYP, audience, id, thumb);
-    const fam = this.families.get(String(claims.fam));
-    if (!fam || fam.revoked) throw this.refuse("revoked", "this token's family was revoked (a refresh token was reused) or is unknown: obtain a new grant");
+    this.liveFamily(claims);
     return claims;
+  }
+
+  /** The token's family, known here and not revoked; else the refusal that says which. */
+  private liveFamily(claims: JwtClaims): Family {
+    const fam = this.families.get(String(claims.fam));
+    if (!fam) throw this.refuse("unknown_family", UNKNOWN_FAMILY);
+    if (fam.revoked) throw this.refuse("revoked", REVOKED_FAMILY);
+    return fam;
   }
 
   private check(token: string, typ: string, aud: string, id: Identity, thumb: string): JwtClaims {

@@ -49,6 +49,14 @@ export class CoordMetrics {
       name: "ember_coord_tcp_connections", help: "TCP connections by state (admission control)", labelNames: ["state"], registers: [reg],
       collect() { const g = s.guard.snapshot(); this.set({ state: "all" }, g.connections); this.set({ state: "pending" }, g.pending); },
     });
+    new Gauge({
+      name: "ember_coord_console_tcp_connections", help: "TCP connections of the console's own listener by state (admission control)", labelNames: ["state"], registers: [reg],
+      collect() { const g = s.consoleGuard?.snapshot(); if (g) { this.set({ state: "all" }, g.connections); this.set({ state: "pending" }, g.pending); } },
+    });
+    new Counter({
+      name: "ember_coord_console_connections_dropped_total", help: "Console connections refused or closed by admission control, by reason", labelNames: ["reason"], registers: [reg],
+      collect() { this.reset(); for (const [r, n] of Object.entries(s.consoleGuard?.snapshot().dropped ?? {})) this.inc({ reason: r }, n); },
+    });
   }
 
   async listen(host: string, port: number): Promise<number> {

@@ -6,10 +6,12 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Change, ChangeFeed, ChangeKind } from "./change-feed.js";
 import { chooseOverlayAddress, intToIpv4, preferredOverlayAddress } from "./overlay-address.js";
+import { TOKEN_REFUSAL } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { PG_PUBLICATIONS_SQL, publicationFromRow, publicationValues, PUBLICATION_COLUMNS } from "./publication-rows.js";
+import { PG_SESSIONS_SQL, sessionFromRow } from "./session-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollArgs, EnrollOutcome, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleSession, ConsoleUser, EnrollArgs, EnrollOutcome, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 /** Advisory lock keys (class, id): "embr" in ASCII, then one id per purpose. */
@@ -80,6 +82,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
   },
   // Services published to public edges (docs/external-access.md).
   { version: 6, sql: PG_PUBLICATIONS_SQL },
+  // Console logins, server-side (issue 28).
+  { version: 7, sql: PG_SESSIONS_SQL },
 ];
 
 const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
@@ -107,11 +111,13 @@ class BeyondWindow extends Error {}
 export class PgStore implements Store, ChangeFeed {
   readonly feed: ChangeFeed = this;
   readonly replicaId = randomBytes(6).toString("hex");
+  readonly label: string;
   private readonly pool: pg.Pool;
   private listener?: pg.Client;
   private closed = false;
 
   constructor(private readonly url: string) {
+    this.label = `PostgreSQL at ${redactUrl(url)}`;
     this.pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000, types, options: `-c lock_timeout=${LOCK_TIMEOUT}` });
     // An idle connection the server dropped is replaced at next use; the query that needed it reports the error.
     this.pool.on("error", () => {});
@@ -244,9 +250,9 @@ export class PgStore implements Store, ChangeFeed {
     const { node, cert } = args;
     // FOR UPDATE: a replica racing for the same token waits here and then sees uses_left as this one leaves it.
     const t = (await c.query("SELECT * FROM tokens WHERE id = $1 FOR UPDATE", [args.tokenId])).rows[0];
-    if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
-    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
-    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
+    if (!t) return { ok: false, reason: "token_unknown", detail: TOKEN_REFUSAL.unknown };
+    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: TOKEN_REFUSAL.expired(t.expires_at) };
+    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: TOKEN_REFUSAL.used(t.uses_total) };
     const existing = (await c.query(`${NODES_SELECT} WHERE n.name = $1`, [node.name])).rows[0];
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
@@ -399,6 +405,29 @@ export class PgStore implements Store, ChangeFeed {
 
   async deleteUser(username: string): Promise<boolean> {
     return (await this.pool.query("DELETE FROM console_users WHERE username = $1", [username])).rowCount === 1;
+  }
+
+  async createConsoleSession(x: ConsoleSession): Promise<void> {
+    await this.pool.query("INSERT INTO console_sessions (sid, username, method, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+      [x.sid, x.username, x.method, x.createdAt, x.expiresAt]);
+  }
+
+  async getConsoleSession(sid: string): Promise<ConsoleSession | undefined> {
+    const r = (await this.pool.query("SELECT * FROM console_sessions WHERE sid = $1", [sid])).rows[0];
+    return r ? sessionFromRow(r) : undefined;
+  }
+
+  async endConsoleSession(sid: string, now: number, why: string): Promise<boolean> {
+    return (await this.pool.query("UPDATE console_sessions SET ended_at = $1, ended_why = $2 WHERE sid = $3 AND ended_at IS NULL", [now, why, sid])).rowCount === 1;
+  }
+
+  async endUserSessions(username: string, now: number, why: string): Promise<number> {
+    return (await this.pool.query("UPDATE console_sessions SET ended_at = $1, ended_why = $2 WHERE username = $3 AND method = 'password' AND ended_at IS NULL AND expires_at > $1",
+      [now, why, username])).rowCount ?? 0;
+  }
+
+  async pruneConsoleSessions(now: number): Promise<number> {
+    return (await this.pool.query("DELETE FROM console_sessions WHERE expires_at <= $1", [now])).rowCount ?? 0;
   }
 
   async setNodeUser(args: { name: string; enrollmentId: string; user?: NodeUser }): Promise<boolean> {

@@ -21,6 +21,13 @@ export function namedPrincipals(policy: CompiledPolicy): Set<string> {
   return out;
 }
 
+/** The groups the policy's rules name (`@group`, either side). */
+export function groupsNamed(policy: CompiledPolicy): Set<string> {
+  const out = new Set<string>();
+  for (const r of policy.rules) for (const sel of [r.source, r.target]) if (sel.kind === "group") out.add(sel.group);
+  return out;
+}
+
 /**
  * The rules that concern this node, as plain JSON-safe data for the map stream: those its flows may be decided
  * by as a source (`outbound`: the person logged in on it, else itself) and as a target (the machine).

@@ -4,6 +4,7 @@
 // The first frame is a full map (or, on a resumable reconnect, the missing deltas in order); then deltas.
 import { Packr } from "msgpackr";
 import { PATHS, SERVER_NAME, SERVER_ROLE } from "../wire/coord-api.js";
+import { RELAY_ROLE } from "../wire/relay.js";
 import { MAX_POLICY_BYTES } from "../policy/limits.js";
 import type { EdgeView } from "./edge-protocol.js";
 
@@ -35,6 +36,22 @@ export const COORD_CONNECTION_DEFAULTS = {
   anonymousTimeoutMs: 30_000,
 } as const;
 export type CoordConnectionLimits = { -readonly [K in keyof typeof COORD_CONNECTION_DEFAULTS]: number };
+
+/**
+ * Admission on the console's own listener (src/coord/console-listener.ts), the same guard as above. A
+ * connection is authenticated once a request on it carries a valid session (or its TLS handshake presented a
+ * certificate the verifier accepts); the login page, its static files and the login itself are pending.
+ */
+export const CONSOLE_CONNECTION_DEFAULTS = {
+  /** Browsers hold a few connections each, plus one live stream per tab. */
+  maxConnections: 512,
+  maxPending: 256,
+  /** A browser opens about 6 connections per host; an office behind one NAT address, a few browsers. */
+  maxPendingPerSource: 32,
+  handshakeTimeoutMs: 10_000,
+  /** A connection that shows no session this long after accept is closed (browsers reconnect at once). */
+  anonymousTimeoutMs: 30_000,
+} as const;
 
 /** Request bodies: enrollment/renewal/status are a few KiB; a policy file may be larger. */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -89,7 +106,13 @@ export const CERT_DEFAULT_TTL_MS = 8 * 3_600_000;
 export const CERT_MIN_TTL_MS = 5 * 60_000;
 
 export const ADMIN_ROLE = "admin";
-/** Names nodes may not enroll under. */
+/**
+ * Roles of the infrastructure: a node enrolled with one is trusted as a relay or as the coordination server by
+ * every node that checks only the role and a name. A token granting one needs an explicit confirmation
+ * (allowInfraRole, `ember token create --allow-infra-role`), as role admin needs allowAdminRole.
+ */
+export const INFRA_ROLES: readonly string[] = [RELAY_ROLE, SERVER_ROLE];
+/** Names nodes may not enroll under (besides the names of the relays the server hands out). */
 export const RESERVED_NAMES = new Set([SERVER_NAME]);
 
 export interface MapRelay { name: string; host: string; port: number; stunPort?: number }

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import {
@@ -17,18 +18,20 @@ import { validateGrantValue } from "../pki/grants.js";
 import { HttpError, readJson, sendError, sendJson, str } from "./http.js";
 import { hubPeerFromNode, MapHub } from "./map-hub.js";
 import { FrameCoalescer } from "./frame-coalescer.js";
-import { decide, EMPTY_POLICY, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
+import { decide, EMPTY_POLICY, groupsNamed, parseFlowSpec, parsePolicy, type CompiledPolicy, type ParseResult, type Principal } from "./policy-adapter.js";
 import { PolicyCompileError, PolicyCompiler, type CompileContext } from "./policy-compiler.js";
 import { MAX_POLICY_BYTES } from "../policy/index.js";
 import {
-  ADMIN_ROLE, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
+  ADMIN_ROLE, INFRA_ROLES, COORD_CONNECTION_DEFAULTS, type CoordConnectionLimits, CERT_DEFAULT_TTL_MS, CERT_MIN_TTL_MS, ENDPOINT_PATTERN, MAX_BODY_BYTES, MAX_ENDPOINT_CHARS, MAX_ENDPOINTS,
   MAX_POLICY_BODY_BYTES, PATHS, PING_INTERVAL_MS, FRAME_COALESCE_MS, RESERVED_NAMES, SERVER_NAME, SERVER_ROLE, TOKEN_DEFAULT_TTL_MS, TOKEN_MAX_USES,
   checkServices, TELEMETRY_PATHS, type MapService, type MapRelay,
 } from "./protocol.js";
 import { openStore } from "./open-store.js";
+import { storeOutageAnswer } from "./store-outage.js";
+import { STORE_UNAVAILABLE } from "../wire/coord-api.js";
 import { ReplicaSync } from "./replica-sync.js";
 import type { NodeRecord, StatusUpdate, Store } from "./store.js";
-import { newToken, parseToken, rootPin, secretMatches, TokenFormatError } from "./tokens.js";
+import { newToken, parseToken, rootPin, secretMatches, TOKEN_REFUSAL, TokenFormatError } from "./tokens.js";
 import { createLogger } from "./log.js";
 import { AuditLog } from "./audit.js";
 import { ConnectionGuard, DropLog } from "../net/conn-guard.js";
@@ -36,11 +39,12 @@ import { JwtKey } from "./jwt.js";
 import { TelemetryApi } from "./telemetry-api.js";
 import { TelemetryStore, TELEMETRY_DEFAULTS } from "./telemetry-store.js";
 import { Console } from "./console.js";
-import { startConsoleListener } from "./console-listener.js";
+import { startConsoleListener, type ConsoleConnectionLimits, type ConsoleListener } from "./console-listener.js";
 import { CoordMetrics } from "./metrics.js";
 import { hashPassword, passwordProblem, USERNAME_PATTERN } from "./passwords.js";
 import { LOGIN_SWEEP_MS, UserLogins } from "./user-login.js";
 import { ExposeApi } from "./expose-api.js";
+import { nodeNameParam, printable, usernameParam } from "./path-params.js";
 
 export interface CoordServerOptions {
   dataDir: string;
@@ -62,7 +66,7 @@ export interface CoordServerOptions {
   telemetryRetentionMs?: number;
   telemetryMaxRows?: number;
   /** The console's own HTTPS listener (browsers need a non-Ed25519 web certificate: docs/dashboard.md). */
-  console?: { host: string; port: number; certFile?: string; keyFile?: string };
+  console?: { host: string; port: number; certFile?: string; keyFile?: string; limits?: Partial<ConsoleConnectionLimits> };
   /** Prometheus metrics on plain HTTP (docs/operations.md). */
   metrics?: { host: string; port: number };
   /** Longest life of a user certificate, i.e. of a person's login on a device (default 8 hours, at most 24). */
@@ -118,7 +122,9 @@ export class CoordServer {
   readonly console: Console;
   /** Services published to public edges (docs/external-access.md). */
   readonly expose: ExposeApi;
-  private consoleServer?: Server;
+  private consoleListener?: ConsoleListener;
+  /** Admission control of the console's own listener, when it has one (metrics). */
+  get consoleGuard(): ConnectionGuard | undefined { return this.consoleListener?.guard; }
   /** The console's URL when it has a listener of its own (`--console-listen`), and its certificate's fingerprint. */
   consoleUrl?: string;
   consoleFingerprint?: string;
@@ -158,7 +164,12 @@ export class CoordServer {
       users: this.users,
       log: this.log, verifier: this.verifier, store: this.store, hub: () => this.hub, policy: () => this.policy, key: this.tokenKey,
       telemetry: this.telemetry, trustDomain: this.ca.trustDomain,
-      authenticated: (req) => { if (this.guard.isPending(req.socket)) this.guard.authenticate(req.socket); },
+      authenticated: (req) => {
+        // Each listener has its own guard: the console's own port, or the coordination port (which serves /ui too).
+        const c = this.consoleListener;
+        const guard = c && (req.socket as Socket & { server?: unknown }).server === c.server ? c.guard : this.guard;
+        if (guard.isPending(req.socket)) guard.authenticate(req.socket);
+      },
       version: () => `${this.hub.connectedCount}/${this.hub.stats.framesSent}/${this.policy.hash}/${this.revocationNumber}`,
     });
   }
@@ -202,8 +213,7 @@ export class CoordServer {
     this.server = createServer({ ...tlsContextOptions(creds), handshakeTimeout: this.limits.handshakeTimeoutMs, connectionsCheckingInterval: 1_000 }, (req, res) => {
       // handle() answers its own errors; this is the last line, so a bug can never become an unhandled rejection (a crash).
       this.handle(req, res).catch((err) => {
-        this.log.error({ event: "internal_error", route: `${req.method} ${String(req.url).slice(0, 200)}`, err: (err as Error)?.stack }, "handler failed outside its error handling");
-        if (!res.headersSent) sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+        if (!res.headersSent) this.answerFailure(res, `${req.method} ${String(req.url).slice(0, 200)}`, err, "handler failed outside its error handling");
         else res.destroy();
       });
     });
@@ -243,12 +253,14 @@ export class CoordServer {
     this.console.start();
     if (this.opts.metrics) this.metricsPort = await this.metrics.listen(this.opts.metrics.host, this.opts.metrics.port);
     if (this.opts.console) {
-      const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem }, this.console, this.log);
-      this.consoleServer = c.server;
+      const c = await startConsoleListener({ ...this.opts.console, dataDir: this.opts.dataDir, bundlePem: this.ca.bundlePem, verifier: this.verifier }, this.console, this.log);
+      this.consoleListener = c;
       this.consoleUrl = c.url;
       this.consoleFingerprint = c.fingerprint;
       this.log.info({ event: "console_listening", url: c.url, fingerprint: c.fingerprint }, "console listening");
     }
+    this.timers.push(setInterval(() => void this.console.sessions.prune().catch((err) => this.log.error({ event: "session_prune_failed", err: (err as Error).message })),
+      TELEMETRY_PRUNE_MS).unref());
     this.timers.push(setInterval(() => {
       try { this.telemetry.store.prune(); } catch (err) { this.log.error({ event: "telemetry_prune_failed", err: (err as Error).message }); }
     }, TELEMETRY_PRUNE_MS).unref());
@@ -266,7 +278,7 @@ export class CoordServer {
     await new Promise<void>((resolve) => { if (!this.server) return resolve(); this.server.close(() => resolve()); this.server.closeAllConnections(); });
     this.console.close();
     await this.metrics.close();
-    await new Promise<void>((resolve) => { if (!this.consoleServer) return resolve(); this.consoleServer.close(() => resolve()); this.consoleServer.closeAllConnections(); });
+    await this.consoleListener?.close();
     await this.flushStatus();
     await this.replicas?.close();
     this.telemetry.store.close();
@@ -338,9 +350,19 @@ export class CoordServer {
         if (err.status !== 404) this.log.warn({ event: "refused", reason: err.code, detail: err.detail, route }, "request refused");
         return sendError(res, err);
       }
-      this.log.error({ event: "internal_error", route, err: (err as Error).stack }, "handler failed");
-      return sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
+      return this.answerFailure(res, route, err, "handler failed");
     }
+  }
+
+  /** A failure no handler answered: 503 naming the store when it is unreachable (clients try another replica), else 500. */
+  private answerFailure(res: ServerResponse, route: string, err: unknown, what: string): void {
+    const outage = storeOutageAnswer(err, this.store.label);
+    if (outage) {
+      this.log.warn({ event: STORE_UNAVAILABLE, route, detail: outage.detail }, "store unavailable; answered 503");
+      return sendError(res, outage);
+    }
+    this.log.error({ event: "internal_error", route, err: (err as Error)?.stack }, what);
+    sendError(res, new HttpError(500, "internal", "internal error (logged on the server)"));
   }
 
   // ---- enrollment and renewal ------------------------------------------------------------------------
@@ -359,11 +381,12 @@ export class CoordServer {
     }
     if (!NAME_PATTERN.test(name)) throw new HttpError(400, "bad_name", `invalid name "${name}": use lowercase letters, digits and '-', 1-63 characters`);
     if (RESERVED_NAMES.has(name)) throw new HttpError(400, "bad_name", `name "${name}" is reserved`);
+    if (this.opts.relays?.some((r) => r.name === name)) throw new HttpError(400, "bad_name", `name "${name}" is reserved: it is the name of a relay this server hands out (--relay)`);
     const now = Date.now();
     const t = await this.store.getToken(token.id);
-    if (!t || !secretMatches(token.secret, t.secretHash)) throw new HttpError(403, "token_unknown", "unknown token (never issued by this server, or mistyped)");
-    if (t.expiresAt <= now) throw new HttpError(403, "token_expired", `token expired at ${new Date(t.expiresAt).toISOString()}`);
-    if (t.usesLeft <= 0) throw new HttpError(403, "token_used", `token already used (${t.usesTotal} of ${t.usesTotal} uses); ask for a new one`);
+    if (!t || !secretMatches(token.secret, t.secretHash)) throw new HttpError(403, "token_unknown", TOKEN_REFUSAL.unknown);
+    if (t.expiresAt <= now) throw new HttpError(403, "token_expired", TOKEN_REFUSAL.expired(t.expiresAt));
+    if (t.usesLeft <= 0) throw new HttpError(403, "token_used", TOKEN_REFUSAL.used(t.usesTotal));
     const csr = await this.checkCsr(csrPem, name);
     const cert = issueLeafRecord(this.ca, { name, tenant: t.tenant, groups: t.groups, roles: t.roles, ttlMs: t.certTtlMs, publicKey: csr.publicKey });
     const certPem = toPem(cert.der, "CERTIFICATE");
@@ -613,12 +636,13 @@ export class CoordServer {
     if (route === `POST ${PATHS.adminPolicyCheck}`) return this.checkPolicy(req, res);
     if (route === `GET ${TELEMETRY_PATHS.adminUsers}`) return this.listUsers(res);
     const able = /^\/v1\/admin\/users\/([^/]+)\/(disable|enable)$/.exec(url.pathname);
-    if (req.method === "POST" && able) return this.setUserDisabled(id, decodeURIComponent(able[1]), able[2] === "disable", res);
+    if (req.method === "POST" && able) return this.setUserDisabled(id, usernameParam(able[1]), able[2] === "disable", res);
     if (route === `POST ${TELEMETRY_PATHS.adminUsers}`) return this.putUser(id, req, res);
     const user = /^\/v1\/admin\/users\/([^/]+)$/.exec(url.pathname);
     if (req.method === "DELETE" && user) {
-      const name = decodeURIComponent(user[1]);
+      const name = usernameParam(user[1]);
       if (!(await this.store.deleteUser(name))) throw new HttpError(404, "unknown_user", `no console user "${printable(name, 64)}"`);
+      await this.console.sessions.endUser(name, "user_deleted");
       this.log.info({ event: "console_user_deleted", user: name, by: id.name }, "console user deleted");
       return sendJson(res, 200, { username: name, deleted: true });
     }
@@ -646,6 +670,7 @@ export class CoordServer {
     const created = await this.store.putUser({
       username, passwordHash: await hashPassword(password), createdAt: Date.now(), createdBy: id.name, ...(tenant !== undefined ? { tenant, groups } : {}),
     });
+    if (!created) await this.console.sessions.endUser(username, "password_replaced");
     this.log.info({ event: created ? "console_user_created" : "console_user_replaced", user: username, tenant, groups, by: id.name }, `${what} saved`);
     sendJson(res, 200, { username, created, ...(tenant !== undefined ? { tenant, groups } : {}) });
   }
@@ -666,6 +691,7 @@ export class CoordServer {
     const devices = await this.store.setUserDisabled(username, disabled);
     if (!devices) throw new HttpError(404, "unknown_user", `no user of the mesh named "${printable(username, 64)}"`);
     if (devices.length) this.users.loggedOutByStore(devices, "disabled");
+    if (disabled) await this.console.sessions.endUser(username, "user_disabled");
     this.audit.write({ action: disabled ? "user_disabled" : "user_enabled", by: id.name, bySerial: id.serial, user: username, devices },
       `user ${username} ${disabled ? "disabled" : "enabled"} by ${id.name}${devices.length ? ` (logged out of ${devices.join(", ")})` : ""}`);
     sendJson(res, 200, { username, disabled, loggedOut: devices });
@@ -677,10 +703,16 @@ export class CoordServer {
     const groups = labels(b.groups, "groups");
     const roles = labels(b.roles, "roles");
     if (b.allowAdminRole !== undefined && typeof b.allowAdminRole !== "boolean") throw new HttpError(400, "bad_request", `"allowAdminRole" must be true or false`);
+    if (b.allowInfraRole !== undefined && typeof b.allowInfraRole !== "boolean") throw new HttpError(400, "bad_request", `"allowInfraRole" must be true or false`);
     const grantsAdmin = roles.includes(ADMIN_ROLE);
     if (grantsAdmin && b.allowAdminRole !== true) {
       throw new HttpError(403, "admin_role_refused",
         `a token granting role "${ADMIN_ROLE}" makes the node that enrolls with it an admin of the mesh; refused unless the request sets allowAdminRole (ember token create --allow-admin-role)`);
+    }
+    const infra = roles.filter((r) => INFRA_ROLES.includes(r));
+    if (infra.length && b.allowInfraRole !== true) {
+      throw new HttpError(403, "infra_role_refused",
+        `a token granting role "${infra[0]}" lets the node that enrolls with it act as a ${infra[0] === SERVER_ROLE ? "coordination server" : "relay"} towards nodes; refused unless the request sets allowInfraRole (ember token create --allow-infra-role)`);
     }
     try {
       validateGrantValue("tenant", tenant);
@@ -700,11 +732,19 @@ export class CoordServer {
       certTtlMs, createdAt: now, createdBy: id.name,
     });
     this.log.info({ event: "token_created", token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), by: id.name }, "token created");
+    if (infra.length) {
+      this.audit.write({ action: "infra_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
+        `token ${t.id} grants role "${infra.join(",")}" (created by ${id.name})`);
+    }
     if (grantsAdmin) {
       this.audit.write({ action: "admin_token_created", by: id.name, bySerial: id.serial, token: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString() },
         `token ${t.id} grants role "${ADMIN_ROLE}" (created by ${id.name})`);
     }
-    sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs });
+    // Tokens come before the policy that names their groups (a policy may name only groups some token grants), so a
+    // group no rule names is not refused: the answer says which, and the CLI warns (a typo shows at once).
+    const named = groupsNamed(this.policy);
+    const unnamedGroups = groups.filter((g) => !named.has(g));
+    sendJson(res, 200, { token: t.token, id: t.id, tenant, groups, roles, uses, expiresAt: new Date(now + ttlMs).toISOString(), certTtlMs, unnamedGroups, policyRules: this.policy.rules.length });
   }
 
   private async listNodes(res: ServerResponse): Promise<void> {
@@ -804,28 +844,6 @@ export class CoordServer {
   }
 }
 
-
-/**
- * A node name taken from the path: percent-decoded (a malformed escape or invalid UTF-8 is the client's
- * fault, 400 bad_path) and then held to the identity-name pattern (400 bad_name), so no handler sees
- * anything but a possible node name.
- */
-export function nodeNameParam(raw: string): string {
-  let name: string;
-  try { name = decodeURIComponent(raw); } catch {
-    throw new HttpError(400, "bad_path", `the node name in the path is not valid percent-encoded UTF-8: "${printable(raw, 80)}"`);
-  }
-  if (!NAME_PATTERN.test(name)) {
-    throw new HttpError(400, "bad_name", `"${printable(name, 80)}" is not a node name: lowercase letters, digits and '-', 1-63 characters`);
-  }
-  return name;
-}
-
-/** Client-supplied text for a message or log line: printable ASCII, cut to max characters. */
-function printable(text: string, max: number): string {
-  const t = text.replace(/[^\x20-\x7e]/g, "?");
-  return t.length > max ? `${t.slice(0, max)}…` : t;
-}
 
 function labels(v: unknown, key: string): string[] {
   if (v === undefined) return [];

@@ -4,10 +4,12 @@ import Database from "better-sqlite3";
 import { closeSync, fstatSync, fsync, mkdirSync, openSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chooseOverlayAddress, intToIpv4 } from "./overlay-address.js";
+import { TOKEN_REFUSAL } from "./tokens.js";
 import { nodeFromRow, tokenFromRow, userFromRow, type Row } from "./store-rows.js";
 import { publicationFromRow, publicationValues, PUBLICATION_COLUMNS, SQLITE_PUBLICATIONS_SQL } from "./publication-rows.js";
+import { sessionFromRow, SQLITE_SESSIONS_SQL } from "./session-rows.js";
 import type {
-  CertRecord, ConsoleUser, EnrollArgs, EnrollOutcome, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
+  CertRecord, ConsoleSession, ConsoleUser, EnrollArgs, EnrollOutcome, EnrollRefusal, NodeRecord, NodeUser, PolicyRecord, PublicationRecord, RevocationRecord, StatusUpdate, Store, TokenRecord,
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
@@ -70,6 +72,8 @@ const MIGRATIONS: { version: number; sql: string }[] = [
   },
   // Services published to public edges (docs/external-access.md).
   { version: 5, sql: SQLITE_PUBLICATIONS_SQL },
+  // Console logins, server-side (issue 28).
+  { version: 6, sql: SQLITE_SESSIONS_SQL },
 ];
 
 /** Nodes with their overlay address (absent only before migrate() ran). */
@@ -78,9 +82,11 @@ const NODES_SELECT = `SELECT n.*, a.address AS overlay_address FROM nodes n
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  readonly label: string;
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    this.label = `SQLite at ${join(dataDir, DB_FILE)}`;
     this.db = new Database(join(dataDir, DB_FILE));
     this.db.pragma("journal_mode = WAL");
     // FULL: the WAL is fsynced at every commit, so "acknowledged" means "on disk" even across power loss.
@@ -202,9 +208,9 @@ export class SqliteStore implements Store {
   private enrollOne(args: EnrollArgs): EnrollOutcome {
     const { node, cert } = args;
     const t = this.stmt("SELECT * FROM tokens WHERE id = ?").get(args.tokenId) as Row | undefined;
-    if (!t) return { ok: false, reason: "token_unknown", detail: "no such token" };
-    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: `token expired at ${new Date(t.expires_at).toISOString()}` };
-    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: `token already used (${t.uses_total} of ${t.uses_total} uses)` };
+    if (!t) return { ok: false, reason: "token_unknown", detail: TOKEN_REFUSAL.unknown };
+    if (t.expires_at <= args.now) return { ok: false, reason: "token_expired", detail: TOKEN_REFUSAL.expired(t.expires_at) };
+    if (t.uses_left <= 0) return { ok: false, reason: "token_used", detail: TOKEN_REFUSAL.used(t.uses_total) };
     const existing = this.stmt(`${NODES_SELECT} WHERE n.name = ?`).get(node.name) as Row | undefined;
     if (existing && !args.nameFree(nodeFromRow(existing))) {
       return { ok: false, reason: "name_taken", detail: `name "${node.name}" is held by a live enrollment (revoke it first, or let its certificate expire)` };
@@ -358,6 +364,29 @@ export class SqliteStore implements Store {
 
   async deleteUser(username: string): Promise<boolean> {
     return this.db.prepare("DELETE FROM console_users WHERE username = ?").run(username).changes === 1;
+  }
+
+  async createConsoleSession(x: ConsoleSession): Promise<void> {
+    this.db.prepare("INSERT INTO console_sessions (sid, username, method, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
+      .run(x.sid, x.username, x.method, x.createdAt, x.expiresAt);
+  }
+
+  async getConsoleSession(sid: string): Promise<ConsoleSession | undefined> {
+    const r = this.stmt("SELECT * FROM console_sessions WHERE sid = ?").get(sid) as Row | undefined;
+    return r ? sessionFromRow(r) : undefined;
+  }
+
+  async endConsoleSession(sid: string, now: number, why: string): Promise<boolean> {
+    return this.db.prepare("UPDATE console_sessions SET ended_at = ?, ended_why = ? WHERE sid = ? AND ended_at IS NULL").run(now, why, sid).changes === 1;
+  }
+
+  async endUserSessions(username: string, now: number, why: string): Promise<number> {
+    return this.db.prepare("UPDATE console_sessions SET ended_at = ?, ended_why = ? WHERE username = ? AND method = 'password' AND ended_at IS NULL AND expires_at > ?")
+      .run(now, why, username, now).changes;
+  }
+
+  async pruneConsoleSessions(now: number): Promise<number> {
+    return this.db.prepare("DELETE FROM console_sessions WHERE expires_at <= ?").run(now).changes;
   }
 
   async listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]> {

@@ -80,12 +80,24 @@ export interface ConsoleUser {
   tenant?: string; groups?: string[]; disabled?: boolean;
 }
 
+/**
+ * A console login (docs/dashboard.md): its id travels in every session token of the login (renewals keep it), so
+ * ending the row ends them all. Kept until it expires (8 hours after the login), then pruned.
+ */
+export interface ConsoleSession {
+  sid: string; username: string; method: "password" | "certificate"; createdAt: number; expiresAt: number;
+  /** Set once the login ended: why (logged_out, user_deleted, user_disabled, password_replaced). */
+  endedAt?: number; endedWhy?: string;
+}
+
 export type EnrollArgs = { tokenId: string; now: number; node: NodeRecord; cert: CertRecord; nameFree: (existing: NodeRecord) => boolean };
 export type EnrollOutcome = { ok: true; overlayIp: string } | EnrollRefusal;
 
 export interface Store {
   /** Set by a store that several replicas share: the log of changes each replica follows (change-feed.ts). */
   readonly feed?: ChangeFeed;
+  /** What an operator calls this store, for errors ("PostgreSQL at postgres://ember@db:5432/ember"; no password). */
+  readonly label: string;
   /** Applies pending schema migrations; returns the schema version. */
   migrate(): Promise<number>;
   createToken(t: TokenRecord): Promise<void>;
@@ -129,6 +141,18 @@ export interface Store {
   setUserDisabled(username: string, disabled: boolean): Promise<string[] | undefined>;
   /** Clears logins whose user certificate expired by `now`; the devices logged out. */
   clearExpiredLogins(now: number): Promise<string[]>;
+  /** Console logins (server-side sessions): recorded at login, looked up on every console request. */
+  createConsoleSession(s: ConsoleSession): Promise<void>;
+  getConsoleSession(sid: string): Promise<ConsoleSession | undefined>;
+  /** Ends one login (logout); false when there is no such live login. */
+  endConsoleSession(sid: string, now: number, why: string): Promise<boolean>;
+  /**
+   * Ends every live password login of a user (deleted, disabled, password replaced); how many. A certificate
+   * login of an identity with the same name is not the user's.
+   */
+  endUserSessions(username: string, now: number, why: string): Promise<number>;
+  /** Forgets logins expired before `now`; how many. */
+  pruneConsoleSessions(now: number): Promise<number>;
   /** Every revoked serial with its node and when it was revoked (newest first). */
   listRevoked(): Promise<{ serial: string; name: string; notAfter: number; revokedAt: number }[]>;
   /** Publications to public edges, oldest first. */

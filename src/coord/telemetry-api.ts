@@ -12,7 +12,7 @@ import { HttpError, readBody, sendJson } from "./http.js";
 import { certThumbprint, type JwtKey } from "./jwt.js";
 import { M2mTokens, TokenRefused } from "./m2m.js";
 import { checkBatch, MAX_BATCH_BYTES, TelemetryFormatError, type TelemetryEvent } from "./telemetry-protocol.js";
-import { TelemetryStore, type NodeSnapshot } from "./telemetry-store.js";
+import { TelemetryStore, type NodeSnapshot, type ReceivedEvent } from "./telemetry-store.js";
 
 /** Per-node admission: batches (burst, per second) and events (burst, per second). */
 export const TELEMETRY_LIMITS = { batchBurst: 10, batchesPerSec: 2, eventBurst: 1_200, eventsPerSec: 20 };
@@ -111,7 +111,7 @@ export class TelemetryApi {
     st.seqs.push(batch.seq);
     if (st.seqs.length > 16) st.seqs.shift();
     const allowed = st.events.take(batch.events.length, now);
-    const events: TelemetryEvent[] = batch.events.slice(0, allowed);
+    const events = onServerClock(batch.events.slice(0, allowed), batch.sentAt, now);
     const dropped = batch.events.length - allowed;
     if (dropped) this.drop(id.name, "over_quota", dropped);
     this.store.add(id.name, events);
@@ -158,7 +158,10 @@ export class TelemetryApi {
   }
 
   private refuse(res: ServerResponse, id: Identity, err: TokenRefused, where: string): void {
-    this.log.warn({ event: "token_refused", reason: err.reason, detail: err.detail, name: id.name, where }, "bearer token refused");
+    // A family from before a restart or from another replica is routine (the node makes a new grant): info, not a warning.
+    const routine = err.reason === "unknown_family";
+    this.log[routine ? "info" : "warn"]({ event: "token_refused", reason: err.reason, detail: err.detail, name: id.name, where },
+      routine ? "bearer token from before a restart or from another replica; the node obtains a new grant" : "bearer token refused");
     res.setHeader("www-authenticate", `Bearer error="invalid_token", error_description="${err.reason}"`);
     sendJson(res, 401, { error: "invalid_token", reason: err.reason, detail: err.detail });
   }
@@ -182,4 +185,13 @@ async function readParams(req: IncomingMessage): Promise<Record<string, string |
     throw new HttpError(400, "bad_json", "request body is not a JSON object");
   }
   return Object.fromEntries(new URLSearchParams(body));
+}
+
+/**
+ * Events placed on the server's clock, so the console sorts every node's events together even when a node's
+ * clock is wrong: each keeps its distance before the batch was sent (node clock, sentAt - at) and is placed that
+ * long before the batch arrived (server clock), never in the server's future; the node's own stamp stays as nodeAt.
+ */
+export function onServerClock(events: TelemetryEvent[], sentAt: number, receivedAt: number): ReceivedEvent[] {
+  return events.map((e) => ({ ...e, at: Math.min(receivedAt, receivedAt - Math.max(0, sentAt - e.at)), nodeAt: e.at }));
 }

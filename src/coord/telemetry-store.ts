@@ -9,7 +9,9 @@ import type { PeerSnapshot, Problem, TelemetryEvent } from "./telemetry-protocol
 export const TELEMETRY_DB_FILE = "telemetry.db";
 export const TELEMETRY_DEFAULTS = { retentionMs: 7 * 86_400_000, maxRows: 500_000 };
 
-export interface StoredEvent extends TelemetryEvent { id: number; node: string }
+/** An event on the server's clock (`at`), with the node's own stamp kept as `nodeAt` (its clock may be wrong). */
+export interface StoredEvent extends TelemetryEvent { id: number; node: string; nodeAt?: number }
+export type ReceivedEvent = TelemetryEvent & { nodeAt?: number };
 export interface NodeSnapshot { node: string; at: number; peers: PeerSnapshot[]; problems: Problem[]; clockOffsetMs?: number }
 export interface EventQuery { node?: string; peer?: string; kinds?: string[]; ok?: boolean; since?: number; limit?: number }
 
@@ -31,13 +33,16 @@ export class TelemetryStore {
       CREATE INDEX IF NOT EXISTS events_by_at ON events (at);
       CREATE TABLE IF NOT EXISTS snapshots (node TEXT PRIMARY KEY, at INTEGER NOT NULL, peers TEXT NOT NULL, problems TEXT NOT NULL, clock_offset_ms REAL);
     `);
-    this.insert = this.db.prepare("INSERT INTO events (node, at, kind, peer, ok, data) VALUES (?, ?, ?, ?, ?, ?)");
+    // Files from before the node's own stamp was kept apart get the column (NULL: `at` was the node's stamp).
+    const columns = (this.db.prepare("PRAGMA table_info(events)").all() as Row[]).map((c) => c.name);
+    if (!columns.includes("node_at")) this.db.exec("ALTER TABLE events ADD COLUMN node_at INTEGER");
+    this.insert = this.db.prepare("INSERT INTO events (node, at, kind, peer, ok, data, node_at) VALUES (?, ?, ?, ?, ?, ?, ?)");
   }
 
-  add(node: string, events: TelemetryEvent[]): void {
+  add(node: string, events: ReceivedEvent[]): void {
     if (events.length === 0) return;
     this.db.transaction(() => {
-      for (const e of events) this.insert.run(node, e.at, e.t, e.peer ?? null, e.ok === undefined ? null : e.ok ? 1 : 0, JSON.stringify(e.data));
+      for (const e of events) this.insert.run(node, e.at, e.t, e.peer ?? null, e.ok === undefined ? null : e.ok ? 1 : 0, JSON.stringify(e.data), e.nodeAt ?? null);
     })();
   }
 
@@ -70,6 +75,7 @@ export class TelemetryStore {
     const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY at DESC, id DESC LIMIT ${limit}`;
     return (this.db.prepare(sql).all(...args) as Row[]).map((r) => ({
       id: r.id, node: r.node, at: r.at, t: r.kind, ...(r.peer !== null ? { peer: r.peer } : {}), ...(r.ok !== null ? { ok: r.ok === 1 } : {}), data: JSON.parse(r.data),
+      ...(r.node_at !== null && r.node_at !== undefined ? { nodeAt: r.node_at } : {}),
     }));
   }
 

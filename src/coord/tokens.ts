@@ -33,3 +33,13 @@ export function secretMatches(secret: string, storedHash: string): boolean {
   const b = Buffer.from(storedHash, "hex");
   return a.length === b.length && timingSafeEqual(a, b);
 }
+
+/**
+ * The one wording of each refused enrollment token, whether the server's check before signing finds it or the
+ * store's transaction does (a replica that lost the race for a one-time token): operators saw two texts for one case.
+ */
+export const TOKEN_REFUSAL = {
+  unknown: "unknown token (never issued by this server, or mistyped)",
+  expired: (expiresAt: number) => `token expired at ${new Date(expiresAt).toISOString()}`,
+  used: (usesTotal: number) => `token already used (${usesTotal} of ${usesTotal} uses); ask for a new one`,
+} as const;

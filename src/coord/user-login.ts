@@ -11,13 +11,16 @@ import { NAME_PATTERN } from "../pki/constants.js";
 import { HttpError, readJson, sendJson } from "./http.js";
 import type { MapHub } from "./map-hub.js";
 import { checkPassword, dummyHash } from "./passwords.js";
-import { AttemptLimiter } from "./attempt-limiter.js";
+import { PasswordThrottle, tooManyLogins } from "./attempt-limiter.js";
 import type { ConsoleUser, NodeRecord, NodeUser, Store } from "./store.js";
 
 /** A device code lives this long; the node polls at most once per interval. */
 export const DEVICE_CODE_TTL_MS = 10 * 60_000;
 export const DEVICE_POLL_INTERVAL_S = 1;
-/** Pending device codes held at most (each is a few hundred bytes): a bound against a node asking in a loop. */
+/**
+ * Pending device codes held at most (each is a few hundred bytes). A device holds one at a time (a new
+ * `ember login` replaces its older code), so one node asking in a loop holds one slot, not the pool.
+ */
 const MAX_PENDING_CODES = 1_000;
 /** Password attempts: a burst, then one per interval, per user and per device. */
 const LOGIN_BURST = 5;
@@ -51,7 +54,9 @@ export interface UserLoginContext {
 export class UserLogins {
   private readonly byDeviceCode = new Map<string, PendingCode>();
   private readonly byUserCode = new Map<string, string>();
-  private readonly attempts = new AttemptLimiter(LOGIN_BURST, LOGIN_REFILL_MS);
+  /** device name -> its one pending device code. */
+  private readonly byDevice = new Map<string, string>();
+  private readonly attempts = new PasswordThrottle(LOGIN_BURST, LOGIN_REFILL_MS);
   readonly counters = { logins: 0, refused: 0, logouts: 0, expired: 0, disabled: 0 };
 
   constructor(private readonly ctx: UserLoginContext) {}
@@ -61,11 +66,10 @@ export class UserLogins {
     const b = await readJson(req, 4096);
     const username = typeof b.username === "string" ? b.username.trim().toLowerCase() : "";
     const password = typeof b.password === "string" ? b.password : "";
-    if (!this.attempts.allow(`u:${username}`) || !this.attempts.allow(`d:${id.name}`)) {
-      res.setHeader("retry-after", String(Math.ceil(LOGIN_REFILL_MS / 1000)));
-      throw new HttpError(429, "too_many_logins", "too many login attempts: wait a few seconds");
-    }
+    // The device first: a device that spent its attempts costs no lookup and leaves no trace.
+    if (!this.attempts.allowSource(id.name)) throw tooManyLogins(res, LOGIN_REFILL_MS);
     const user = NAME_PATTERN.test(username) ? await this.ctx.store.getUser(username) : undefined;
+    if (!this.attempts.allowUser(username, user !== undefined)) throw tooManyLogins(res, LOGIN_REFILL_MS);
     const ok = await checkPassword(password, user?.passwordHash ?? await dummyHash());
     if (!user || !ok) return this.refuse(id, username, 401, "bad_credentials", "unknown user or wrong password");
     const ttlMs = this.ttl(b.ttlMs);
@@ -78,18 +82,23 @@ export class UserLogins {
     const consoleUrl = this.ctx.consoleUrl();
     if (!consoleUrl) throw new HttpError(409, "no_console", "this coordination server runs no console: log in with a password (ember login --user NAME --password-stdin)");
     this.sweepCodes();
-    if (this.byDeviceCode.size >= MAX_PENDING_CODES) throw new HttpError(503, "busy", "too many logins waiting for approval: try again in a minute");
     const node = this.ctx.hub().peer(id.name);
     if (!node) throw new HttpError(403, "not_enrolled", `"${id.name}" is not an active node`);
+    const older = this.byDevice.get(id.name);
+    if (older) this.dropCode(older);
+    if (this.byDeviceCode.size >= MAX_PENDING_CODES) throw new HttpError(503, "busy", "too many logins waiting for approval: try again in a minute");
     const deviceCode = randomBytes(32).toString("base64url");
     const userCode = newUserCode();
     const pending: PendingCode = { userCode, device: id.name, enrollmentId: node.enrollmentId, expiresAt: Date.now() + DEVICE_CODE_TTL_MS, ttlMs: this.ttl(b.ttlMs) };
     this.byDeviceCode.set(deviceCode, pending);
     this.byUserCode.set(userCode, deviceCode);
+    this.byDevice.set(id.name, deviceCode);
     this.ctx.log.info({ event: "device_login_started", device: id.name, userCode }, "device login waiting for approval");
+    // The console's URL may carry its path (`https://host:port/ui/` with a listener of its own): the page hangs off the origin.
+    const device = new URL("/ui/device", consoleUrl).href;
     sendJson(res, 200, {
-      deviceCode, userCode: showCode(userCode), verificationUri: `${consoleUrl}/ui/device`,
-      verificationUriComplete: `${consoleUrl}/ui/device?code=${showCode(userCode)}`, expiresIn: DEVICE_CODE_TTL_MS / 1000, interval: DEVICE_POLL_INTERVAL_S,
+      deviceCode, userCode: showCode(userCode), verificationUri: device,
+      verificationUriComplete: `${device}?code=${showCode(userCode)}`, expiresIn: DEVICE_CODE_TTL_MS / 1000, interval: DEVICE_POLL_INTERVAL_S,
     });
   }
 
@@ -113,9 +122,15 @@ export class UserLogins {
     const userCode = userCodeText.toUpperCase().replace(/[^A-Z]/g, "");
     const deviceCode = this.byUserCode.get(userCode);
     const p = deviceCode ? this.byDeviceCode.get(deviceCode) : undefined;
-    if (!p || p.expiresAt <= Date.now()) throw new HttpError(404, "unknown_code", `no device is waiting for code "${userCodeText.slice(0, 16)}" (it expires ${DEVICE_CODE_TTL_MS / 60_000} minutes after ember login printed it)`);
+    const unknown = new HttpError(404, "unknown_code", `no device is waiting for code "${userCodeText.slice(0, 16)}" (it expires ${DEVICE_CODE_TTL_MS / 60_000} minutes after ember login printed it)`);
+    if (!p || p.expiresAt <= Date.now()) throw unknown;
     const user = await this.ctx.store.getUser(username);
-    const why = user ? this.userProblem(user, p.device) : `no user "${username}"`;
+    if (!user) throw new HttpError(403, "not_a_mesh_user", `no user "${username}"`);
+    if (user.tenant === undefined) throw new HttpError(403, "not_a_mesh_user", this.userProblem(user, p.device)!);
+    // Only a person of the device's own tenant may approve, or by failing to, cancel its login; to anyone else
+    // the code is as unknown as one never issued (nor does the answer name the other tenant's device).
+    if (user.tenant !== this.ctx.hub().peer(p.device)?.tenant) throw unknown;
+    const why = this.userProblem(user, p.device);
     if (why) {
       p.denied = why;
       throw new HttpError(403, "not_a_mesh_user", why);
@@ -223,7 +238,10 @@ export class UserLogins {
 
   private dropCode(deviceCode: string): void {
     const p = this.byDeviceCode.get(deviceCode);
-    if (p) this.byUserCode.delete(p.userCode);
+    if (p) {
+      this.byUserCode.delete(p.userCode);
+      if (this.byDevice.get(p.device) === deviceCode) this.byDevice.delete(p.device);
+    }
     this.byDeviceCode.delete(deviceCode);
   }
 }

@@ -1,14 +1,16 @@
 // Admission of outside connections at the public edge, decided before any TLS work so a flood costs one accept
-// and one close per refused connection: a token bucket of new connections per source address, a cap on each
-// source's concurrent connections, and a global cap on concurrent external connections. Pure: the caller
-// passes the clock and acts on the verdict.
+// and one close per refused connection: a token bucket of new connections per source, a cap on each source's
+// concurrent connections, and a global cap on concurrent external connections. A source is what sourceKey()
+// makes of the address (an IPv4 address, an IPv6 /64), as on every other listener: a host holds a whole /64,
+// so per-address budgets on IPv6 would be no limit at all. Pure: the caller passes the clock and acts on the verdict.
+import { sourceKey } from "../addr/source-key.js";
 
 export interface EdgeLimits {
-  /** New connections per second per source address (the bucket's refill rate). */
+  /** New connections per second per source (IPv4 address, IPv6 /64: the bucket's refill rate). */
   ratePerSource: number;
   /** The bucket's size: a burst a source may open at once. */
   burstPerSource: number;
-  /** Concurrent connections per source address. */
+  /** Concurrent connections per source (IPv4 address, IPv6 /64). */
   concurrentPerSource: number;
   /** Concurrent external connections in all. */
   maxConnections: number;
@@ -45,10 +47,10 @@ export class SourceLimiter {
     return this.active;
   }
 
-  /** One new connection from `source` at `now` (ms); on ok the caller must release(source) when it closes. */
+  /** One new connection from the address `source` at `now` (ms); on ok the caller must release(source) when it closes. */
   admit(source: string, now: number): Admission {
     if (this.active >= this.limits.maxConnections) return this.refuse("global_concurrency");
-    const key = this.keyFor(source, now);
+    const key = this.keyFor(sourceKey(source), now);
     let s = this.sources.get(key);
     if (!s) this.sources.set(key, (s = { tokens: this.limits.burstPerSource, at: now, active: 0 }));
     s.tokens = Math.min(this.limits.burstPerSource, s.tokens + ((now - s.at) / 1000) * this.limits.ratePerSource);
@@ -63,7 +65,7 @@ export class SourceLimiter {
   }
 
   release(source: string): void {
-    const s = this.sources.get(source) ?? this.sources.get(SHARED);
+    const s = this.sources.get(sourceKey(source)) ?? this.sources.get(SHARED);
     if (!s || s.active === 0) return;
     s.active--;
     this.active--;

@@ -19,8 +19,6 @@ export interface JsonLoggerOptions {
   isoTime?: boolean;
   /** A file descriptor (default 2, stderr), a file path (appended), or a function taking each line. */
   destination?: number | string | ((line: string) => void);
-  /** A second reader of every line at info and above, whatever the level (the node's health reads its events). */
-  tap?: { write(line: string): void };
 }
 
 interface Sink { write(line: string): void; close(): void }
@@ -71,8 +69,7 @@ class JsonLogger {
   }
 
   private write(level: number, a?: unknown, b?: unknown): void {
-    const toTap = this.opts.tap !== undefined && level >= LEVELS.info;
-    if (level < this.threshold && !toTap) return;
+    if (level < this.threshold) return;
     const obj = typeof a === "object" && a !== null ? a as Record<string, unknown> : undefined;
     const msg = typeof a === "string" ? a : typeof b === "string" ? b : undefined;
     const line: Record<string, unknown> = { level, time: this.opts.isoTime ? new Date().toISOString() : Date.now(), ...this.opts.base, ...this.bindings };
@@ -80,8 +77,7 @@ class JsonLogger {
     else if (obj) Object.assign(line, obj);
     if (msg !== undefined) line.msg = msg;
     const text = stringify(line) + "\n";
-    if (level >= this.threshold) this.sink.write(text);
-    if (toTap) this.opts.tap!.write(text);
+    this.sink.write(text);
   }
 
   trace(a?: unknown, b?: unknown): void { this.write(LEVELS.trace, a, b); }

@@ -32,6 +32,8 @@ export interface NetcheckReport {
   fastest?: string;
   candidates: NetcheckCandidate[];
   durationMs: number;
+  /** The same check on the node's IPv6 socket, when it has one beside its IPv4 one. */
+  ipv6?: NetcheckReport;
   /** Port mapping at the default gateway: which protocol it offers, if any (and the daemon's mapping). */
   portmap?: import("./portmap/portmapper.js").PortmapReport | import("./portmap/portmapper.js").PortmapProbe;
 }

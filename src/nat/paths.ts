@@ -8,9 +8,10 @@
 // without hearing back; at rest nothing is probed, and only one side of the pair sends one small hold packet
 // per measured NAT timeout to keep a direct path's mappings (hold.ts). The first datagram after a rest goes out
 // at once on the last path that worked, with a copy over the relay until that path answers again.
-import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../session/endpoint.js";
+import { describeEndpoint, endpointKey, parseEndpointString, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
+import { betterPath, type ScoredPath } from "./better-path.js";
 
 /**
  * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
@@ -141,8 +142,8 @@ export interface PeerPaths {
   name: string;
   relay?: Endpoint;
   candidates: Map<string, Candidate>;
-  /** The path traffic uses now. */
-  current?: Endpoint;
+  /** The path traffic uses now: set only by switchTo (the session's copy follows through host.usePath). */
+  path?: Endpoint;
   lastCallMeMaybeAt: number;
   /** When the first direct pong arrived, for "time to direct" reporting. */
   directSince?: number;
@@ -191,6 +192,8 @@ export interface PathHost {
   sendVia(peer: string, endpoint: Endpoint, kind: PathMessageKind, payload: Uint8Array): void;
   /** Moves the peer's session traffic to this endpoint; with a shadow, data also goes there (revalidation). */
   usePath(peer: string, endpoint: Endpoint, shadow?: Endpoint): void;
+  /** The chosen path changed (to a direct path, or to the relay): for the node's event bus. */
+  pathChanged?(change: { peer: string; from: string; to: string; direct: boolean; rttMs?: number }): void;
   /** Whether a session exists (probes need keys). */
   hasSession(peer: string): boolean;
   /** Our own candidate endpoints, sent in call-me-maybe. */
@@ -239,12 +242,6 @@ const PROBE_PAYLOAD_BYTES = PROBE_ID_BYTES + 1;
 const MAX_OUTSTANDING = 8192;
 
 /**
- * Hysteresis of the choice between answering direct paths: another path must be at least 20% faster to win
- * (RTTs on one LAN or one region jitter by a few ms), and the current one is kept while within 25% of the best.
- */
-const SWITCH_FASTER = 0.8;
-const KEEP_WITHIN = 1.25;
-/**
  * Probes of the current direct path that must go unanswered before it is dropped (with pathTimeoutMs passed):
  * the wake-up probe plus two heartbeats. With a 2-core host under load a timer alone fired on stalls, not deaths.
  */
@@ -279,9 +276,27 @@ export class PathManager {
     // Until a direct path has answered, the relay (which always works) is the path; a guessed direct
     // candidate is only a stopgap while no relay is known, and gives way as soon as one is.
     if (!this.provenDirect(s)) {
-      const next = relay ?? s.current ?? (relayPending ? undefined : candidates[0]);
-      if (next && !sameEndpoint(next, s.current)) this.switchTo(s, next);
+      const next = relay ?? s.path ?? (relayPending ? undefined : candidates[0]);
+      if (next && !sameEndpoint(next, s.path)) return this.switchTo(s, next);
     }
+    // Unchanged: the session's copy is told again (a peer the session layer has just added starts on it).
+    if (s.path) this.host.usePath(name, s.path, this.shadowOf(s));
+  }
+
+  /**
+   * The first authenticated packet from a peer with no path yet (no relay in the mesh, nothing proven): its source
+   * becomes the path, as the handshake's source did before there was a path manager.
+   */
+  adoptPath(name: string, from: Endpoint): void {
+    const s = this.peers.get(name);
+    if (!s || s.path) return;
+    this.host.log.info({ peer: name, to: describeEndpoint(from) }, "path: the handshake's source");
+    this.switchTo(s, from);
+  }
+
+  /** The second path data also goes to while the current direct one is revalidated after a wake-up. */
+  private shadowOf(s: PeerPaths): Endpoint | undefined {
+    return s.revalidateSince !== undefined && s.path?.kind === "udp" ? s.relay : undefined;
   }
 
   /**
@@ -292,16 +307,17 @@ export class PathManager {
     const s = this.peers.get(name);
     if (!s || sameEndpoint(relay, s.relay)) return;
     s.relay = relay;
-    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.current)) {
-      this.host.log.info({ peer: name, from: describeEndpoint(s.current), to: describeEndpoint(relay) }, "path: relay moved");
+    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.path)) {
+      this.host.log.info({ peer: name, from: describeEndpoint(s.path), to: describeEndpoint(relay) }, "path: relay moved");
+      this.host.pathChanged?.({ peer: name, from: describeEndpoint(s.path), to: describeEndpoint(relay), direct: false });
       s.switches++;
       this.switchTo(s, relay);
     }
   }
 
   private provenDirect(s: PeerPaths): boolean {
-    if (s.current?.kind !== "udp") return false;
-    const c = s.candidates.get(endpointKey(s.current));
+    if (s.path?.kind !== "udp") return false;
+    const c = s.candidates.get(endpointKey(s.path));
     // Hysteresis: a direct path that answered stays until it is known dead (probed and unanswered); a quiet
     // moment between two packets, or a map delta arriving then, never demotes it. At rest it is held.
     return !!c && c.pongs > 0 && !this.directDead(s, this.host.now());
@@ -328,7 +344,7 @@ export class PathManager {
 
   /** The path the peer's traffic uses now: this manager owns it, the session follows (switchTo). */
   currentPath(name: string): Endpoint | undefined {
-    return this.peers.get(name)?.current;
+    return this.peers.get(name)?.path;
   }
 
   /**
@@ -349,14 +365,8 @@ export class PathManager {
     }
     const c = s.candidates.get(key)!;
     c.lastHeardAt = now;
-    if (s.current?.kind === "udp" || !this.host.hasSession(peer)) return;
+    if (s.path?.kind === "udp" || !this.host.hasSession(peer)) return;
     if (now - c.lastProbeAt >= this.timers.heartbeatMs) this.sendProbe(s, c, key, now);
-  }
-
-  /** The first path to try for a new session: the relay when known (always works), else a direct candidate. */
-  initialPath(name: string): Endpoint | undefined {
-    const s = this.peers.get(name);
-    return s?.current;
   }
 
   private activity(s: PeerPaths): PeerActivity {
@@ -545,17 +555,17 @@ export class PathManager {
     s.hold.pending = undefined;
     s.suspectSince = undefined;
     s.round.failed = 0;
-    if (s.current?.kind !== "udp") return;
+    if (s.path?.kind !== "udp") return;
     s.revalidateSince = now;
-    s.probesAtSuspect = s.candidates.get(endpointKey(s.current))?.probes;
-    if (s.relay) this.host.usePath(s.name, s.current, s.relay);
-    const key = endpointKey(s.current);
+    s.probesAtSuspect = s.candidates.get(endpointKey(s.path))?.probes;
+    if (s.relay) this.host.usePath(s.name, s.path, s.relay);
+    const key = endpointKey(s.path);
     const c = s.candidates.get(key);
     if (c && this.host.hasSession(s.name)) this.sendProbe(s, c, key, now);
   }
 
   private switchTo(s: PeerPaths, next: Endpoint): void {
-    s.current = next;
+    s.path = next;
     s.revalidateSince = undefined;
     s.suspectSince = undefined;
     this.host.usePath(s.name, next);
@@ -565,17 +575,19 @@ export class PathManager {
     const now = this.host.now();
     // The current direct path stays eligible while it is not known dead (the peer's own packets prove it, or
     // nothing was sent that it failed to answer); any other candidate needs a recent reply to our probe.
-    const currentAlive = s.current?.kind === "udp" && !this.directDead(s, now);
+    const currentAlive = s.path?.kind === "udp" && !this.directDead(s, now);
     let best: Candidate | undefined;
+    let bestScore: ScoredPath | undefined;
     for (const c of s.candidates.values()) {
       if (c.rttMs === undefined) continue;
-      const isCurrent = sameEndpoint(c.endpoint, s.current);
+      const isCurrent = sameEndpoint(c.endpoint, s.path);
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
-      if (!best || c.rttMs < best.rttMs! * SWITCH_FASTER || (isCurrent && c.rttMs < best.rttMs! * KEEP_WITHIN)) best = c;
+      const score = { endpoint: c.endpoint, rttMs: c.rttMs, current: isCurrent };
+      if (betterPath(score, bestScore)) { best = c; bestScore = score; }
     }
     const next = best?.endpoint ?? s.relay;
     if (!next) return;
-    if (sameEndpoint(next, s.current)) {
+    if (sameEndpoint(next, s.path)) {
       // Revalidated after a wake-up: the copy over the relay stops.
       if (s.revalidateSince !== undefined && best && this.heardAt(s, best) >= s.revalidateSince) {
         s.revalidateSince = undefined;
@@ -583,7 +595,8 @@ export class PathManager {
       }
       return;
     }
-    this.host.log.info({ peer: s.name, from: describeEndpoint(s.current), to: describeEndpoint(next), rttMs: best?.rttMs }, best ? "path: direct" : "path: relay");
+    this.host.log.info({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(next), rttMs: best?.rttMs }, best ? "path: direct" : "path: relay");
+    this.host.pathChanged?.({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(next), direct: !!best, ...(best?.rttMs !== undefined ? { rttMs: best.rttMs } : {}) });
     if (best && s.directSince === undefined) s.directSince = now;
     if (!best) s.directSince = undefined;
     s.switches++;
@@ -592,8 +605,8 @@ export class PathManager {
 
   /** The current direct path is dead: unanswered for pathTimeoutMs after a wake-up or after a send. */
   private directDead(s: PeerPaths, now: number): boolean {
-    if (s.current?.kind !== "udp") return false;
-    const c = s.candidates.get(endpointKey(s.current));
+    if (s.path?.kind !== "udp") return false;
+    const c = s.candidates.get(endpointKey(s.path));
     if (!c) return true;
     const since = s.revalidateSince ?? s.suspectSince;
     // Hysteresis: dead only when unanswered for pathTimeoutMs AND after DEAD_AFTER_PROBES probes (a loaded host
@@ -624,10 +637,10 @@ export class PathManager {
         if (s.revalidateSince !== undefined) this.choose(s);
         continue;
       }
-      const direct = s.current?.kind === "udp";
+      const direct = s.path?.kind === "udp";
       if (direct) this.checkCurrent(s, a, now);
       for (const [key, c] of s.candidates) {
-        const isCurrent = direct && sameEndpoint(c.endpoint, s.current);
+        const isCurrent = direct && sameEndpoint(c.endpoint, s.path);
         if (isCurrent) continue;
         // A candidate punched but not yet probed gets its first probe as soon as the lead has passed.
         const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
@@ -673,7 +686,7 @@ export class PathManager {
    * heartbeatMs, probe it (every heartbeatMs) until it answers or pathTimeoutMs passes (then choose() drops it).
    */
   private checkCurrent(s: PeerPaths, a: PeerActivity, now: number): void {
-    const key = endpointKey(s.current!);
+    const key = endpointKey(s.path!);
     const c = s.candidates.get(key);
     if (!c) return;
     const heard = this.heardAt(s, c);
@@ -694,15 +707,15 @@ export class PathManager {
   private restTick(s: PeerPaths, a: PeerActivity, now: number): void {
     s.suspectSince = undefined;
     s.sprayQueue = undefined;
-    if (s.current?.kind !== "udp" || !this.holds(s)) return;
-    const key = endpointKey(s.current);
+    if (s.path?.kind !== "udp" || !this.holds(s)) return;
+    const key = endpointKey(s.path);
     const c = s.candidates.get(key);
     if (!c) return;
     const h = s.hold;
     if (h.pending) {
       if (now - h.pending.firstAt >= HOLD.lapseAfterMs) {
         h.evidence = lapsed(h.evidence, h.pending.silenceMs);
-        this.host.log.info({ peer: s.name, endpoint: describeEndpoint(s.current), silenceS: Math.round(h.pending.silenceMs / 1000), nextHoldS: Math.round(holdInterval(h.evidence, true) / 1000) },
+        this.host.log.info({ peer: s.name, endpoint: describeEndpoint(s.path), silenceS: Math.round(h.pending.silenceMs / 1000), nextHoldS: Math.round(holdInterval(h.evidence, true) / 1000) },
           "hold: the NAT mapping lapsed at rest; recovering the direct path");
         h.pending = undefined;
         s.revalidateSince = undefined;
@@ -736,7 +749,7 @@ export class PathManager {
    * we sit on the relay, and our own mapping is endpoint-independent.
    */
   private sprayTick(s: PeerPaths, now: number): void {
-    const onRelay = s.current?.kind === "relay";
+    const onRelay = s.path?.kind === "relay";
     const anyAnswer = [...s.candidates.values()].some((c) => now - c.lastPongAt <= this.timers.pathTimeoutMs);
     if (!onRelay || anyAnswer) { s.silentSince = undefined; s.sprayQueue = undefined; return; }
     if (now < s.round.quietUntil) return;
@@ -783,13 +796,13 @@ export class PathManager {
     const measured = !!this.host.sessionFresh?.(s.name);
     const holder = this.holds(s);
     return {
-      path: s.current ? (s.current.kind === "relay" ? `relay:${s.current.relay}` : "direct") : "-",
+      path: s.path ? (s.path.kind === "relay" ? `relay:${s.path.relay}` : "direct") : "-",
       notDirect: notDirectReason({
-        direct: s.current?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size,
+        direct: s.path?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size,
         failedRounds: s.round.failed, quiet: now < s.round.quietUntil, ownMapping: this.host.mapping?.(), sprayed: !!s.spray,
       }),
       round: { failed: s.round.failed, quietS: Math.max(0, Math.round((s.round.quietUntil - now) / 1000)) },
-      endpoint: describeEndpoint(s.current),
+      endpoint: describeEndpoint(s.path),
       activity: a.idle ? "idle" as const : "active" as const,
       revalidating: s.revalidateSince !== undefined,
       candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs, ...(c.prflx ? { prflx: true } : {}) })),
@@ -851,10 +864,8 @@ export function quietFor(failed: number, t: Pick<PathTimers, "quietMs" | "quietM
 export function decodeCandidates(payload: Uint8Array): Endpoint[] {
   const out: Endpoint[] = [];
   for (const part of Buffer.from(payload).toString("utf8").split(",").slice(0, 33)) {
-    const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(part.trim());
-    if (!m) continue;
-    const port = Number(m[2]);
-    if (port > 0 && port < 65536) out.push({ kind: "udp", host: m[1], port });
+    const ep = parseEndpointString(part);
+    if (ep) out.push(ep);
   }
   return out;
 }

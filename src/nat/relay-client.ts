@@ -7,7 +7,7 @@ import { EventEmitter } from "node:events";
 import { connect, type TLSSocket } from "node:tls";
 import { isIP } from "node:net";
 import { verifyTlsPeer, type Verifier } from "../pki/index.js";
-import { repeat, type RestClock } from "../session/rest-clock.js";
+import { repeat, type RestClock } from "../clock/rest-clock.js";
 import {
   encodeRelayFrame, MAX_RELAY_PAYLOAD, RELAY_CLIENT, RELAY_ERROR, RELAY_FRAME, RELAY_NAME_PATTERN, RELAY_ROLE,
   RelayFrameError, RelayFrameReader, relayFrameName, type RelayFrame,
@@ -33,14 +33,12 @@ export interface RelayClientOptions {
   maxQueueBytes?: number;
   /** The node's rest clock: the keepalive check runs on its beat, with the node's other periodic work. */
   restClock?: RestClock;
+  /** Local address to connect from (default: the kernel's choice); tests place clients on 127.0.0.x. */
+  localAddress?: string;
 }
 
 export interface RelayClientStats {
-  framesSent: number;
-  bytesSent: number;
-  framesReceived: number;
-  bytesReceived: number;
-  /** send() refusals: not connected, back-pressured, or invalid name/size. */
+  /** send() refusals: not connected, back-pressured, or invalid name/size (ember status shows them per relay). */
   sendRefused: number;
   connects: number;
   /** Every frame on the connection, keepalives included, and the frame bytes (before TLS): the node's traffic. */
@@ -58,7 +56,7 @@ export interface RelayClientStats {
  */
 export class RelayClient extends EventEmitter {
   readonly stats: RelayClientStats = {
-    framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0, sendRefused: 0, connects: 0, wireFramesOut: 0, wireBytesOut: 0, wireFramesIn: 0, wireBytesIn: 0,
+    sendRefused: 0, connects: 0, wireFramesOut: 0, wireBytesOut: 0, wireFramesIn: 0, wireBytesIn: 0,
   };
   /** The relay's identity name, known once connected. */
   relayName?: string;
@@ -148,8 +146,6 @@ export class RelayClient extends EventEmitter {
     }
     this.noteData(true);
     this.write(s!, encodeRelayFrame(RELAY_FRAME.SEND, peerName, payload));
-    this.stats.framesSent++;
-    this.stats.bytesSent += payload.length;
     return true;
   }
 
@@ -163,6 +159,7 @@ export class RelayClient extends EventEmitter {
       host, port, cert: this.opts.certChainPem, key: this.opts.keyPem, ca: this.opts.bundlePem,
       minVersion: "TLSv1.3", rejectUnauthorized: false, // the PKI verifier judges the relay below
       ...(isIP(host) ? {} : { servername: host }),
+      ...(this.opts.localAddress ? { localAddress: this.opts.localAddress } : {}),
       timeout: RELAY_CLIENT.connectTimeoutMs,
     });
     this.socket = socket;
@@ -224,8 +221,6 @@ export class RelayClient extends EventEmitter {
         return;
       case RELAY_FRAME.RECV:
         if (!this.welcomed) return fail("relay sent data before WELCOME");
-        this.stats.framesReceived++;
-        this.stats.bytesReceived += f.payload.length;
         this.noteData(false);
         // Copy: the frame is a view into the reader's buffer, and listeners may keep it.
         this.emit("packet", f.name, Buffer.from(f.payload));

@@ -59,7 +59,8 @@ export class StunClient {
   private readonly pending = new Map<string, Pending>();
   private closed = false;
 
-  constructor(private readonly socket: Socket) {}
+  /** family: names resolve in this family only (an IPv6-only socket cannot send to an IPv4 answer). */
+  constructor(private readonly socket: Socket, private readonly family?: 4 | 6) {}
 
   /**
    * Call first in the socket's message handler. Returns true when the datagram is STUN (consumed: a
@@ -91,7 +92,7 @@ export class StunClient {
     let address = server.host;
     if (!isIP(address)) {
       try {
-        address = (await lookup(server.host, { family: this.socket.address().family === "IPv6" ? 0 : 4 })).address;
+        address = (await lookup(server.host, { family: this.family ?? (this.socket.address().family === "IPv6" ? 0 : 4) })).address;
       } catch (err) {
         throw new StunError("dns", `cannot resolve STUN server ${server.host}: ${(err as Error).message}`);
       }

@@ -8,13 +8,8 @@
 // one IPv4 packet, under the session's TUN keys (tunKey() in src/native/tun-keys.ts: a one-way derivation of
 // the session's transport keys, so the addon's counters never share a key with the daemon's own).
 
-/** Ports (inclusive ranges) on this node that a peer may open; replies to flows this node opened always pass. */
-export interface FirewallTable {
-  tcp: Array<[number, number]>;
-  udp: Array<[number, number]>;
-  /** ICMP echo requests from the peer (echo replies to our own pings always pass). */
-  icmp: boolean;
-}
+import type { FirewallTable } from "../policy/firewall-table.js";
+export type { FirewallTable };
 
 export interface NativePeer {
   /** The peer's overlay IPv4 address: packets from TUN to it go to this peer, packets from it must carry it. */
@@ -37,8 +32,10 @@ export interface DeniedFlow {
 }
 
 export interface DataPlaneOptions {
-  /** The daemon's UDP socket. The addon reads every datagram from it (the daemon stops libuv reading). */
+  /** The daemon's UDP socket (its IPv4 one, or its only one). The addon reads every datagram from it (the daemon stops libuv reading). */
   udpFd: number;
+  /** The daemon's IPv6-only socket on the same port, beside an IPv4 udpFd: read too; IPv6 endpoints send on it. */
+  udpFd6?: number;
   /** A TUN device from openTun(); absent, the data plane only batches UDP receives. */
   tunFd?: number;
   /** This node's overlay address: inbound packets must be addressed to it. (ICMP fragmentation-needed goes back into TUN

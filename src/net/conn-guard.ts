@@ -12,8 +12,9 @@
 //   - against a deadline: a socket still pending this long after accept is destroyed (Node's tls.Server
 //     emits "TLS handshake timeout" but leaves the socket open).
 // Authenticated sockets are never evicted; when every slot holds one, new connections are refused.
+import { sourceKey } from "../addr/source-key.js";
 import { readFileSync } from "node:fs";
-import { isIPv6, type Server, type Socket } from "node:net";
+import type { Server, Socket } from "node:net";
 
 /** Descriptors kept free for everything else the process opens (stdio, epoll, files, outbound sockets, STUN). */
 export const FD_RESERVE = 64;
@@ -80,18 +81,6 @@ export function effectiveLimits(l: ConnectionGuardLimits, fdLimit: number | unde
   const maxPending = Math.max(1, Math.min(l.maxPending, Math.floor(maxConnections / 2)));
   const maxPendingPerSource = Math.max(1, Math.min(l.maxPendingPerSource, maxPending));
   return { maxConnections, maxPending, maxPendingPerSource, pendingDeadlineMs: l.pendingDeadlineMs, clampedBy };
-}
-
-/** The address a per-source limit counts: an IPv4 address (also IPv4-mapped), or the /64 of an IPv6 one. */
-export function sourceKey(address: string | undefined): string {
-  if (!address) return "?";
-  if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
-  if (!isIPv6(address)) return address;
-  const [head, tail] = address.split("::");
-  const left = head ? head.split(":") : [];
-  const right = tail !== undefined && tail ? tail.split(":") : [];
-  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, "")).join(":")}::/64`;
 }
 
 export class ConnectionGuard {

@@ -3,7 +3,7 @@
 // out through Flows.dial. Each piece lives in src/access; this file only wires it to the running node.
 import {
   describeResolution, resolveAndDial, startForward, startProxy,
-  type AccessProtocol, type Dialer, type Directory, type DirectoryPeer, type Forward, type ProxyServer, type Target,
+  type AccessProtocol, type Dialer, type Directory, type DirectoryPeer, type Forward, type ForwardRefusal, type ProxyServer, type Target,
 } from "../access/index.js";
 import type { ControlMethods } from "./control.js";
 import type { Flows } from "./flows.js";
@@ -42,19 +42,20 @@ export class NodeAccess {
     return resolveAndDial(host, port, protocol, this.directory, this.dialer);
   }
 
-  async addForward(listenPort: number, host: string, port: number | undefined, protocol: AccessProtocol): Promise<Forward> {
-    const forward = await startForward({ listenPort, host, port, protocol, dialer: this.dialer, directory: this.directory, log: this.rt.log.child({ layer: "forward" }) });
+  async addForward(listenPort: number, host: string, port: number | undefined, protocol: AccessProtocol, onRefused?: (r: ForwardRefusal) => void): Promise<Forward> {
+    const forward = await startForward({ listenPort, host, port, protocol, dialer: this.dialer, directory: this.directory, log: this.rt.log.child({ layer: "forward" }), onRefused });
     this.forwards.set(forward.port, forward);
     this.rt.log.info({ listen: forward.port, to: host, port, protocol }, "forward started");
     return forward;
   }
 
-  async removeForward(localPort: number): Promise<boolean> {
+  /** Stops the forward on a port; with `only`, just that one (a later forward on the same port is not its to end). */
+  async removeForward(localPort: number, why = "ember forward --remove", only?: Forward): Promise<boolean> {
     const f = this.forwards.get(localPort);
-    if (!f) return false;
+    if (!f || (only && f !== only)) return false;
     this.forwards.delete(localPort);
     await f.close();
-    this.rt.log.info({ listen: localPort }, "forward stopped");
+    this.rt.log.info({ listen: localPort, why }, "forward stopped");
     return true;
   }
 
@@ -70,9 +71,12 @@ export class NodeAccess {
       const port = p.port === undefined ? undefined : Number(p.port);
       return describeResolution(String(p.name ?? ""), this.directory, { port, protocol: p.protocol === "udp" ? "udp" : "tcp" });
     });
-    methods.register("forward", async (p) => {
+    methods.register("forward", async (p, conn) => {
       const protocol: AccessProtocol = p.protocol === "udp" ? "udp" : "tcp";
-      const f = await this.addForward(Number(p.listenPort ?? 0), String(p.host ?? ""), p.port === undefined ? undefined : Number(p.port), protocol);
+      // Held (`ember forward` in the foreground): refusals go to the CLI, and the forward ends with its connection.
+      const tell = p.hold ? (r: ForwardRefusal) => conn.notify({ event: "refused", ...r }) : undefined;
+      const f = await this.addForward(Number(p.listenPort ?? 0), String(p.host ?? ""), p.port === undefined ? undefined : Number(p.port), protocol, tell);
+      if (p.hold) conn.onClose(() => void this.removeForward(f.port, "its ember forward ended", f));
       return f.stats();
     });
     methods.register("unforward", async (p) => {

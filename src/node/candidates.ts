@@ -1,21 +1,22 @@
 // This node's direct candidates: the address the gateway mapped for us (port mapping, when held), its
-// interface addresses on the overlay port, then the reflexive addresses and the mapping behaviour that the
-// last netcheck (STUN on the node's own socket) found, and the punch TTL measured from our NAT depth. Setters:
+// interface addresses of each family it has a socket for, on the overlay port, then the reflexive addresses and
+// the mapping behaviour that the last netcheck (STUN on the node's own sockets, each family on its own) found,
+// and the punch TTL measured from our NAT depth. Setters:
 // refresh (netcheck) and setMapped (the port mapper's onChange); read by the mesh for its status reports and by
 // the path manager's call-me-maybe.
 import { measureHops, punchTtlFor, PUNCH_TTL_DEFAULT } from "../nat/hops.js";
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
+import { isIP } from "node:net";
 import type { StunServerAddress } from "../nat/stun.js";
-import { sameEndpoint, type Endpoint } from "../session/endpoint.js";
+import { sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { localAddresses } from "./interfaces.js";
-import type { UdpConn } from "./udp-conn.js";
+import type { Family, UdpConn } from "./udp-conn.js";
 
 const NETCHECK_TIMEOUT_MS = 2_000;
 
 export class LocalCandidates {
   /** Mapping behaviour found by netcheck, reported to the coordination server. */
   natType?: string;
-  lastReport?: NetcheckReport;
   /** Hops to the first STUN server (hops.ts), measured once per reflexive address; the punch TTL follows it. */
   hops?: number;
   punchTtl = PUNCH_TTL_DEFAULT;
@@ -33,16 +34,20 @@ export class LocalCandidates {
   private reflexive: Endpoint[] = [];
   private mapped?: Endpoint;
 
-  constructor(private readonly conn: UdpConn, private readonly listenHost: string) {}
+  constructor(private readonly conn: UdpConn) {}
 
-  /** Where peers may reach us directly: interface addresses on our port, then STUN-reflexive ones. */
+  /** Where peers may reach us directly: interface addresses of each family on our port, then STUN-reflexive ones. */
   list(): Endpoint[] {
-    const port = this.conn.address().port;
     // The mapped address first: the gateway promised to forward it, whatever its NAT does otherwise.
     const out: Endpoint[] = this.mapped ? [this.mapped] : [];
-    for (const host of localAddresses(this.listenHost)) out.push({ kind: "udp" as const, host, port });
+    for (const host of this.ownAddresses()) out.push({ kind: "udp" as const, host, port: this.conn.address().port });
     for (const r of this.reflexive) if (!out.some((e) => sameEndpoint(e, r))) out.push(r);
     return out;
+  }
+
+  /** The interface addresses our sockets can be reached at, IPv4 first. */
+  private ownAddresses(): string[] {
+    return this.conn.sockets.flatMap((leg) => localAddresses(leg.socket.address().address, leg.family));
   }
 
   /** The port mapper's external ip:port, or undefined when the mapping is gone. */
@@ -58,24 +63,38 @@ export class LocalCandidates {
     return this.reflexive;
   }
 
-  /** STUN against these servers from the node's own socket; the candidates follow the answer. */
+  /**
+   * STUN against these servers from the node's own sockets, each family on its own; the candidates follow the
+   * answers. The report is the first family's (IPv4 where there is a socket for it), with IPv6's beside it.
+   */
   async refresh(servers: StunServerAddress[]): Promise<NetcheckReport> {
-    const report = await netcheck(this.conn.raw, this.conn.stun, { servers, timeoutMs: NETCHECK_TIMEOUT_MS });
-    this.lastReport = report;
+    const legs = this.conn.sockets;
+    const reports = await Promise.all(legs.map((leg) => netcheck(leg.socket, leg.stun, { servers: serversFor(servers, leg.family), timeoutMs: NETCHECK_TIMEOUT_MS })));
+    const report = reports[0];
     this.natType = report.mapping;
-    this.reflexive = report.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port }));
+    this.reflexive = reports.flatMap((r) => r.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port })));
     // What the STUN servers saw, not the reflexive candidates: a mapping equal to a local address is no candidate.
     const seen = report.servers.flatMap((s) => (s.mapped ? [s.mapped] : []));
-    const own = localAddresses(this.listenHost);
+    const own = this.ownAddresses();
     this.noNat = seen.length > 0 && seen.every((m) => m.port === report.localPort && own.includes(m.address));
     // The NAT depth changes only with the network: measured again when our public address does.
+    const first = legs[0];
     const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
-    if (servers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
+    const hopServers = serversFor(servers, first.family);
+    if (hopServers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
       this.hopsFor = key;
-      this.hops = await measureHops(this.conn.stun, servers[0]);
+      this.hops = await measureHops(first.stun, hopServers[0]);
       this.punchTtl = punchTtlFor(this.hops);
     }
     this.punchTtlKnown = true;
-    return report;
+    return reports[1] ? { ...report, ipv6: reports[1] } : report;
   }
+}
+
+/** The STUN servers a socket of this family can ask: literals of its family, and names (resolved in its family). */
+function serversFor(servers: StunServerAddress[], family: Family): StunServerAddress[] {
+  return servers.filter((s) => {
+    const v = isIP(s.host);
+    return v === 0 || v === family;
+  });
 }

@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { DEFAULT_PATH_MTU, MAX_PATH_MTU } from "../wire/constants.js";
 import { parseService, type LocalService } from "./services.js";
+import { parseHostPort as parseAddress } from "../addr/host-port.js";
 import { coordOrigins } from "../wire/coord-origins.js";
 import { DEFAULT_PROTOCOLS, type PortmapProtocol } from "../nat/portmap/portmapper.js";
 
@@ -64,15 +65,13 @@ function parseTunName(text: string | undefined): string | undefined {
 
 export class ConfigError extends Error {}
 
-/** "host:port", "[v6]:port" or ":port"/"port" (host defaults to all interfaces). */
+/** "host:port", "[v6]:port" or ":port"/"port" (host defaults to all interfaces); a ConfigError names the flag. */
 export function parseHostPort(text: string, what: string, defaultHost = "0.0.0.0"): { host: string; port: number } {
-  // A bare number is a port (the pattern below would otherwise split "34615" into host "3461", port 5).
-  if (/^\s*\d{1,5}\s*$/.test(text)) text = `:${text.trim()}`;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]*))?:?(\d{1,5})$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${what}: "${text}" is not host:port`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new ConfigError(`${what}: port ${port} is out of range`);
-  return { host: m[1] ?? (m[2] || defaultHost), port };
+  try {
+    return parseAddress(text, what, defaultHost);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }
 
 /** `services: {NAME: {to: HOST:PORT, protocol: https|tcp|udp, port: N}}` */
@@ -204,7 +203,9 @@ export async function loadNodeConfig(input: ConfigInput): Promise<NodeConfig> {
   const certPath = input.cert ?? path(str("cert")) ?? join(stateDir, "cert.pem");
   const keyPath = input.key ?? path(str("key")) ?? join(stateDir, "key.pem");
   const bundlePath = input.ca ?? path(str("ca")) ?? join(stateDir, "bundle.pem");
-  const listen = parseHostPort(input.listen ?? str("listen") ?? "0", "listen");
+  // No host (":51820", "51820", the default "0"): both address families, IPv6 where the host has it; "0.0.0.0:P"
+  // is IPv4 only, "[::]:P" both, an address that one (src/node/udp-conn.ts).
+  const listen = parseHostPort(input.listen ?? str("listen") ?? "0", "listen", "::");
   const peers: StaticPeer[] = [];
   const filePeers = file.peers;
   if (filePeers !== undefined) {

@@ -2,15 +2,15 @@
 // `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
 import { aead } from "../crypto/aead.js";
-import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
-import type { ControlHandler } from "./control-socket.js";
+import { describeEndpoint, familyOf, type Endpoint } from "../addr/endpoint.js";
+import type { ControlConnection, ControlHandler } from "./control-socket.js";
 import type { Daemon } from "./daemon.js";
 import { parseService } from "./services.js";
 import { registerLoginMethods } from "./login-control.js";
 
 const MAX_PING_TIMEOUT_MS = 60_000;
 
-export type ControlMethod = (params: Record<string, unknown>) => Promise<unknown> | unknown;
+export type ControlMethod = (params: Record<string, unknown>, conn: ControlConnection) => Promise<unknown> | unknown;
 
 export class ControlMethods {
   private readonly methods = new Map<string, ControlMethod>();
@@ -22,10 +22,10 @@ export class ControlMethods {
 
   /** The handler the control socket calls. */
   handler(): ControlHandler {
-    return async (method, params) => {
+    return async (method, params, conn) => {
       const fn = this.methods.get(method);
       if (!fn) throw new Error(`unknown control method "${method}"`);
-      return fn(params);
+      return fn(params, conn);
     };
   }
 }
@@ -78,12 +78,14 @@ export function statusReport(d: Daemon) {
     user: userReport(d),
     certificate: { serial: id.serial, notAfter: id.notAfter.toISOString() },
     listen: d.listenAddress(),
+    // Every socket of the node's port: IPv4 and IPv6 (docs/nat.md "IPv6").
+    sockets: d.socketAddresses(),
     uptimeS: Math.round((Date.now() - d.startedAt) / 1000),
     cipher: aead.name, // the transport's ChaCha20-Poly1305 backend: libsodium, or node:crypto without the addon
     dataPlane: d.dataPlaneReport(),
     coordination: mesh ? {
       url: mesh.coord.origin, ...(d.config.coordReplicas.length > 1 ? { replicas: d.config.coordReplicas } : {}), homeRelay: mesh.homeRelay,
-      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, ...(mesh.relayIdle(n) ? { idle: true } : {}), rttMs: r.rttMs })), mapSeq: mesh.peerMap?.seq,
+      relays: [...mesh.relays].map(([n, r]) => ({ name: n, connected: r.connected, ...(mesh.relayIdle(n) ? { idle: true } : {}), rttMs: r.rttMs, sendRefused: r.stats.sendRefused })), mapSeq: mesh.peerMap?.seq,
     } : undefined,
     policy: { rules: d.policy.ruleCount, hash: d.policy.hash.slice(0, 12) },
     services: servicesReport(d),
@@ -124,6 +126,10 @@ export function flowsReport(d: Daemon) {
   };
 }
 
+function familyLabel(ep: Endpoint | undefined): "IPv4" | "IPv6" | undefined {
+  return ep?.kind === "udp" ? (familyOf(ep.host) === 6 ? "IPv6" : "IPv4") : undefined;
+}
+
 function pathLabel(ep: Endpoint | undefined): string {
   return ep?.kind === "relay" ? `relay:${ep.relay}` : ep ? "direct" : "-";
 }
@@ -136,11 +142,14 @@ export function peersReport(d: Daemon) {
     // At rest (no application data for the idle bound) nothing is probed and only a direct path is held.
     activity: d.device.isIdle(p) ? "idle" : "active",
     lastData: new Date(p.lastDataAt).toISOString(),
-    // The path manager owns the path (docs/nat.md "Who owns the path"); the session's endpoint follows it.
-    path: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+    // The path manager owns the path (docs/nat.md "Who owns the path"); the session's endpoint follows it, so one
+    // read serves every report (status, peers, telemetry and the native plane read the same).
+    path: pathLabel(p.endpoint),
+    // The address family of a direct path (docs/nat.md "IPv6"); none for the relay.
+    family: familyLabel(p.endpoint),
     // Both directions: where we send, and where the peer's last packets came from (direct within the path timeout).
     direction: {
-      out: pathLabel(d.mesh?.paths.currentPath(p.name) ?? p.endpoint),
+      out: pathLabel(p.endpoint),
       in: p.lastDirectRxAt && p.lastDirectRxAt >= p.lastRelayRxAt ? "direct" : p.lastRelayRxAt ? "relay" : "-",
     },
     notDirect: d.mesh?.paths.describe(p.name)?.notDirect,

@@ -1,12 +1,11 @@
 // The node daemon: composes the one UDP socket (udp-conn.ts), the session device, the coordinated mesh
 // (mesh.ts: relays, paths, peer map), per-flow policy and the control socket, and offers the layers above
 // the session one small interface (runtime.ts). Each part stays in its own module; this file only wires them.
-import { EventEmitter } from "node:events";
 import type { Logger } from "pino";
 import { createJsonLogger } from "../log/json-logger.js";
 import { pemBlocks, readBoundedFile, Verifier, type Identity } from "../pki/index.js";
 import { Device, type SendResult } from "../session/device.js";
-import type { Endpoint } from "../session/endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { InnerHandler } from "../session/inner.js";
 import type { SessionTimers } from "../session/timers.js";
 import { innerPayloadFor, MAX_PAYLOAD, type InnerType } from "../wire/constants.js";
@@ -25,8 +24,9 @@ import { UdpConn } from "./udp-conn.js";
 import { ServiceTable } from "./services.js";
 import { Flows } from "./flows.js";
 import { NodeAccess } from "./access.js";
-import { LogTap, NodeHealth } from "./health.js";
-import { RestClock } from "../session/rest-clock.js";
+import { NodeHealth } from "./health.js";
+import { NodeEvents } from "./events.js";
+import { RestClock } from "../clock/rest-clock.js";
 import { addTotals, TrafficMeter, ZERO_TRAFFIC } from "./traffic.js";
 import type { SessionMirror } from "../session/device.js";
 import type { Peer } from "../session/peer.js";
@@ -50,7 +50,8 @@ export class Daemon implements NodeRuntime {
   readonly log: Logger;
   readonly verifier: Verifier;
   readonly device: Device;
-  readonly events = new EventEmitter();
+  /** The node's typed event bus (events.ts): health, flows, the edge and metrics subscribe. */
+  readonly events = new NodeEvents((event, err) => this.log.warn({ event, err: err.message }, "an event listener failed"));
   /** Who peers (and this node) act as when a person is logged in on them (docs/users.md). */
   private readonly users: UserBindings;
   /** The user certificates of the last map (self first): a change means flows are decided again. */
@@ -97,9 +98,7 @@ export class Daemon implements NodeRuntime {
 
   constructor(readonly opts: DaemonOptions) {
     const cfg = opts.config;
-    // The log goes to its destination; a tap reads the events node health needs (info and above).
-    const tap = new LogTap();
-    this.log = createJsonLogger({ level: cfg.logLevel, destination: opts.logDestination ?? 2, tap });
+    this.log = createJsonLogger({ level: cfg.logLevel, destination: opts.logDestination ?? 2 });
     const bundlePem = readBoundedFile(cfg.bundlePath, "trust bundle");
     this.verifier = new Verifier({ bundlePem });
     this.creds = loadCredentials(cfg.certPath, cfg.keyPath, this.verifier, bundlePem);
@@ -111,11 +110,14 @@ export class Daemon implements NodeRuntime {
       restClock: this.restClock,
       send: (to, data) => this.sendDatagram(to, data),
       canSend: (to) => this.canSend(to),
-      onWritable: (peer) => this.events.emit("writable", peer.name),
+      onWritable: (peer) => this.events.emit("writable", { peer: peer.name }),
+      onEvent: (e) => {
+        if (e.type === "session_up") this.events.emit("session_up", { peer: e.peer, endpoint: e.endpoint, initiator: e.initiator });
+        else this.events.emit("handshake_refused", { peer: e.peer, reason: e.reason, detail: e.detail, from: e.from });
+      },
       peerCertificate: (name) => this.mapCertificate(name),
       mirror: nativeWanted(opts.config) ? this.mirror : undefined,
     });
-    this.events.setMaxListeners(64);
     for (const p of cfg.peers) this.device.addPeer(p.name, { kind: "udp", host: p.host, port: p.port });
     for (const s of cfg.services) this.services.add(s);
     this.users = new UserBindings(this.verifier, this.log, () => this.decisionsChanged("a user login expired"));
@@ -124,7 +126,7 @@ export class Daemon implements NodeRuntime {
     registerNodeMethods(this.control, this);
     registerExposeMethods(this.control, this);
     this.access.registerMethods(this.control);
-    this.health = new NodeHealth(this, tap);
+    this.health = new NodeHealth(this);
     this.health.registerMethods(this.control);
   }
 
@@ -176,6 +178,7 @@ export class Daemon implements NodeRuntime {
     this.creds = fresh;
     this.device.setLocalIdentity(fresh.local);
     this.log.info({ serial: fresh.identity.serial, notAfter: fresh.identity.notAfter.toISOString() }, "certificate rotated");
+    this.events.emit("certificate_rotated", { serial: fresh.identity.serial, notAfter: fresh.identity.notAfter.toISOString() });
   }
 
   async start(): Promise<{ host: string; port: number }> {
@@ -186,7 +189,7 @@ export class Daemon implements NodeRuntime {
       onDrain: () => this.device.writableChanged(),
     });
     this.conn = conn;
-    this.local = new LocalCandidates(conn, cfg.listenHost);
+    this.local = new LocalCandidates(conn);
     this.startNative();
     if (cfg.portmap.length) this.startPortMapper(conn.address().port, cfg.portmap);
     this.controlSocket = new ControlServer(cfg.controlSocket, this.control.handler());
@@ -197,13 +200,13 @@ export class Daemon implements NodeRuntime {
     if (cfg.proxy) await this.access.startProxy(cfg.proxy.host, cfg.proxy.port);
     if (cfg.coordUrl) {
       this.meshPart = new Mesh({
-        coordUrl: cfg.coordReplicas.join(","), stateDir: cfg.stateDir, log: this.log, verifier: this.verifier, device: this.device, conn,
+        coordUrl: cfg.coordReplicas.join(","), stateDir: cfg.stateDir, log: this.log, events: this.events, verifier: this.verifier, device: this.device, conn,
         candidates: this.local, credentials: () => this.creds, staticPeers: new Set(cfg.peers.map((p) => p.name)), restClock: this.restClock,
         services: () => this.services.announced(),
         onRenewed: () => this.reloadCredentials(),
         onRules: (rules) => this.setRules(rules),
-        onPeers: () => { this.onMapPeers(); this.events.emit("peers"); },
-        onPeerGone: (name, why) => this.events.emit("peer-gone", name, why),
+        onPeers: () => { this.onMapPeers(); this.events.emit("peers", {}); },
+        onPeerGone: (name, why) => this.events.emit("peer_gone", { peer: name, why }),
       });
       this.meshPart.start();
     }
@@ -267,7 +270,7 @@ export class Daemon implements NodeRuntime {
   private decisionsChanged(why?: string): void {
     if (why) this.log.info({ reason: why }, "flows are decided again");
     this.native?.syncAll();
-    this.events.emit("rules");
+    this.events.emit("rules", {});
   }
 
   /** Room below the session for another datagram: the UDP socket's send queue, or the relay's buffer. */
@@ -286,6 +289,10 @@ export class Daemon implements NodeRuntime {
     if (!this.local) throw new Error("the daemon's socket is not open");
     const [report, portmap] = await Promise.all([this.local.refresh(this.meshPart?.stunServers() ?? []), this.portmapReport()]);
     return { ...report, portmap };
+  }
+
+  socketAddresses(): string[] {
+    return this.conn?.addresses() ?? [];
   }
 
   listenAddress(): string | undefined {

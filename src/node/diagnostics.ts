@@ -3,6 +3,7 @@
 // same words appear in `ember status`, `ember netcheck --state` and on the console's node page.
 import type { Problem } from "../coord/telemetry-protocol.js";
 import type { NearestRule } from "../policy/index.js";
+import { classifyConnectError, describeConnectFailure, urlTarget } from "../net/connect-errors.js";
 
 export type { Problem };
 
@@ -39,11 +40,6 @@ export interface DiagnosisFacts {
   denied: DeniedFlow[];
 }
 
-const NETWORK_ERRORS = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ECONNRESET|EPIPE|timed out|socket hang up|ENOTFOUND|EAI_AGAIN/i;
-
-function hostPort(url?: string): string {
-  try { const u = new URL(url ?? ""); return `${u.hostname}:${u.port || 443}`; } catch { return url ?? "?"; }
-}
 
 export function fmtOffset(ms: number): string {
   const s = Math.abs(ms) / 1000;
@@ -76,29 +72,35 @@ export function diagnose(f: DiagnosisFacts): Problem[] {
 
   if (coordDown && !clockBad) {
     const err = f.coord!.lastError ?? "";
-    const network = err === "" || NETWORK_ERRORS.test(err);
-    const target = hostPort(f.coordUrl);
-    if (network && (relaysDown || f.relays.length === 0)) {
-      const relays = f.relays.map((r) => `${r.host}:${r.port}`);
-      out.push({
-        code: "coord_unreachable", severity: "error",
-        summary: `outbound TCP 443 looks blocked: the coordination server ${target}${relays.length ? ` and the relays ${relays.join(", ")}` : ""} are unreachable (${err || "no answer"}); running on the cached peer map`,
-        fix: `allow outbound TCP to ${[target, ...relays].join(", ")} in the host and network firewalls (or the HTTPS proxy); then the node reconnects by itself`,
-        detail: { error: err, coord: target, relays },
-      });
-    } else if (network) {
-      out.push({
-        code: "coord_unreachable", severity: "error",
-        summary: `the coordination server ${target} is unreachable (${err || "no answer"}) while relays answer: peers keep working on the cached map, but no changes, rotations or revocations arrive`,
-        fix: `allow outbound TCP to ${target}; check that the coordination server runs (curl -k https://${target}/v1/health)`,
-        detail: { error: err, coord: target },
-      });
-    } else {
+    const kind = err ? classifyConnectError(err) : "timeout";
+    const target = urlTarget(f.coordUrl);
+    const relays = f.relays.map((r) => `${r.host}:${r.port}`);
+    if (kind === "other") {
       out.push({
         code: "coord_refused", severity: "error",
         summary: `the coordination server ${target} refuses this node: ${err}`,
         fix: "read the reason: revoked or not enrolled needs a new enrollment token (ember up --token); a certificate problem needs the clock checked",
         detail: { error: err },
+      });
+    } else if (relaysDown && kind !== "dns" && kind !== "tls") {
+      // Every server fails alike (dropped, or rejected by a firewall that answers with a reset): the network, not one server.
+      // A refusal from all of them is a firewall that rejects, or servers that are all down: both are named.
+      const ports = [...new Set([target, ...relays].map((t) => t.split(":").pop()))].join(", ");
+      const refused = kind === "refused";
+      out.push({
+        code: "coord_unreachable", severity: "error",
+        summary: `outbound TCP ${ports} looks blocked${refused ? ", or none of the servers runs" : ""}: the coordination server ${target} and the relays ${relays.join(", ")} are unreachable (${err || "no answer"}); running on the cached peer map`,
+        fix: `${refused ? `check that the servers run (curl -k https://${target}/v1/health from another host); if they do, ` : ""}allow outbound TCP to ${[target, ...relays].join(", ")} in the host and network firewalls (or the HTTPS proxy); then the node reconnects by itself`,
+        detail: { error: err, kind, coord: target, relays },
+      });
+    } else {
+      // One server fails while the network works (relays answer, or there are none to compare): say what it did.
+      const d = describeConnectFailure(kind, "the coordination server", target, err || "no answer");
+      out.push({
+        code: "coord_unreachable", severity: "error",
+        summary: `${d.cause}${f.relays.length ? " while relays answer" : ""}: peers keep working on the cached map, but no changes, rotations or revocations arrive`,
+        fix: `${d.fix}; the node reconnects by itself`,
+        detail: { error: err, kind, coord: target },
       });
     }
   }

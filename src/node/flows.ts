@@ -13,6 +13,7 @@ import { flowOpen, type ExternalOrigin, type FlowOpen } from "../wire/messages.j
 import { incomingFlowOf } from "./external-flow.js";
 import { describeFlow, principalOf, type Flow } from "./flow-policy.js";
 import type { NodeRuntime } from "./runtime.js";
+import type { FlowDecisionEvent } from "./events.js";
 import { transportOf, type ServiceTable } from "./services.js";
 
 /** How long an open may wait for the peer's accept (a handshake and a path included). */
@@ -48,8 +49,8 @@ export class Flows {
   constructor(private readonly opts: FlowsOptions) {
     const rt = (this.rt = opts.runtime);
     rt.onInner(INNER.STREAM, (peer, _from, payload) => this.muxFor(peer.name).handleDatagram(payload));
-    rt.events.on("writable", (name: string) => this.muxes.get(name)?.onWritable());
-    rt.events.on("peer-gone", (name: string, why: string) => this.dropPeer(name, why));
+    rt.events.on("writable", (e) => this.muxes.get(e.peer)?.onWritable());
+    rt.events.on("peer_gone", (e) => this.dropPeer(e.peer, e.why));
     rt.events.on("rules", () => this.recheck());
   }
 
@@ -69,9 +70,11 @@ export class Flows {
       if (!d.allow) {
         this.counters.denied++;
         rt.log.warn({ event: "flow_denied", side: "sender", flow: describeFlow(flow), ...who(flow), reason: d.reason }, "flow denied by policy (pre-check)");
+        this.decided({ event: "flow_denied", side: "sender", flow, reason: d.reason });
         throw new DialError("denied", `policy denies ${describeFlow(flow)}: ${d.reason}`);
       }
       rt.log.info({ event: "flow_allowed", side: "sender", flow: describeFlow(flow), ...who(flow), rule: d.rule?.text, reason: d.reason }, "flow allowed by policy (pre-check)");
+      this.decided({ event: "flow_allowed", side: "sender", flow, rule: d.rule?.text, reason: d.reason });
     }
     const open: FlowOpen = { port: target.port, protocol: target.protocol, ...(target.service ? { service: target.service } : {}), ...(opts.external ? { external: opts.external } : {}) };
     const stream = this.muxFor(target.peer).open(flowOpen.encode(open));
@@ -81,9 +84,15 @@ export class Flows {
     } catch (err) {
       const e = dialErrorFrom(err, target.peer);
       rt.log.warn({ event: "flow_refused", flow: describeFlow(flow), code: e.code, reason: e.reason }, "flow refused");
+      this.decided({ event: "flow_refused", flow, reason: e.reason });
       throw e;
     }
     return stream;
+  }
+
+  /** A decision (or refusal, or cut) on the node's event bus, with the flow's text form. */
+  private decided(e: FlowDecisionEvent): void {
+    this.rt.events.emit("flow_decision", e.flow ? { ...e, text: describeFlow(e.flow) } : e);
   }
 
   /** The SDK's listen(service): flows to that service go to `onFlow` instead of a local address. */
@@ -131,6 +140,7 @@ export class Flows {
     } catch (err) {
       this.counters.refused++;
       rt.log.warn({ event: "flow_bad_request", peer: peerName, err: (err as Error).message }, "flow open refused: unreadable request");
+      this.decided({ event: "flow_bad_request", peer: peerName, reason: (err as Error).message });
       return stream.refuse(FLOW_CODE.BAD_REQUEST, (err as Error).message);
     }
     const flow = this.incomingFlow(peerName, open);
@@ -138,20 +148,26 @@ export class Flows {
     if (!flow || "refusal" in flow) {
       this.counters.denied++;
       const why = flow ? flow.refusal : `${peerName} has no verified session with ${rt.identity().name}`;
-      if (flow) rt.log.warn({ event: "flow_denied", side: "receiver", peer: peerName, ...ext, reason: why }, "external flow refused");
+      if (flow) {
+        rt.log.warn({ event: "flow_denied", side: "receiver", peer: peerName, ...ext, reason: why }, "external flow refused");
+        this.decided({ event: "flow_denied", side: "receiver", peer: peerName, ...ext, reason: why });
+      }
       return stream.refuse(FLOW_CODE.DENIED, why);
     }
     const d = rt.policy.decide(flow);
     if (!d.allow) {
       this.counters.denied++;
       rt.log.warn({ event: "flow_denied", side: "receiver", flow: describeFlow(flow), ...who(flow), ...ext, reason: d.reason }, "flow denied by policy");
+      this.decided({ event: "flow_denied", side: "receiver", flow, ...ext, reason: d.reason });
       return stream.refuse(FLOW_CODE.DENIED, `denied by ${rt.identity().name}: ${d.reason}`);
     }
     rt.log.info({ event: "flow_allowed", side: "receiver", flow: describeFlow(flow), ...who(flow), ...ext, rule: d.rule?.text, reason: d.reason }, "flow allowed by policy");
+    this.decided({ event: "flow_allowed", side: "receiver", flow, ...ext, rule: d.rule?.text, reason: d.reason });
     const target = this.targetOf(open);
     if ("refusal" in target) {
       this.counters.refused++;
       rt.log.warn({ event: "flow_no_service", flow: describeFlow(flow), reason: target.refusal }, "flow refused: no such service");
+      this.decided({ event: "flow_no_service", flow, reason: target.refusal });
       return stream.refuse(FLOW_CODE.NO_SERVICE, target.refusal);
     }
     this.counters.accepted++;
@@ -213,7 +229,9 @@ export class Flows {
       if (d?.allow) continue;
       this.counters.cut++;
       const why = d ? d.reason : found && "refusal" in found ? found.refusal : "no verified session";
-      this.rt.log.warn({ event: "flow_cut", flow: describeFlow(f.flow), ...who(f.flow), ...(f.open.external ? { external: f.open.external.source } : {}), reason: why }, "live flow cut: the policy no longer allows it");
+      const external = f.open.external ? { external: f.open.external.source } : {};
+      this.rt.log.warn({ event: "flow_cut", flow: describeFlow(f.flow), ...who(f.flow), ...external, reason: why }, "live flow cut: the policy no longer allows it");
+      this.decided({ event: "flow_cut", flow: f.flow, ...external, reason: why });
       this.live.delete(f);
       f.stream.destroy(new FlowError(`policy no longer allows this flow: ${why}`, FLOW_CODE.POLICY_CHANGED));
     }

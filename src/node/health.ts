@@ -1,16 +1,15 @@
-// What the node knows of its own health, in one place: it reads the daemon's structured log (policy decisions
-// flow_allowed/flow_denied/flow_cut, handshakes, path changes, coordination and relay connections) through a
-// tap on the logger rather than hooks in every layer, keeps the recent events for `ember logs`, samples the
-// peers' paths and latencies, diagnoses problems (diagnostics.ts), answers `ember whois`, and feeds the
-// telemetry client. The tap parses only the few message kinds it needs, at level info and above.
+// What the node knows of its own health, in one place: it subscribes to the node's typed events (events.ts:
+// policy decisions, handshakes, path changes, coordination and relay connections, certificate rotations), keeps
+// the recent ones for `ember logs`, samples the peers' paths and latencies, diagnoses problems (diagnostics.ts),
+// answers `ember whois`, and feeds the telemetry client.
 import { X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { TelemetryEvent, PeerSnapshot } from "../coord/telemetry-protocol.js";
 import { nearestRule } from "../policy/nearest.js";
-import type { FlowProtocol, Principal } from "../policy/types.js";
-import { describeEndpoint } from "../session/endpoint.js";
+import { describeEndpoint } from "../addr/endpoint.js";
 import type { ControlMethods } from "./control.js";
+import type { FlowDecisionEvent, NodeEvents } from "./events.js";
 import type { Daemon } from "./daemon.js";
 import { diagnose, type DeniedFlow, type DiagnosisFacts, type Problem } from "./diagnostics.js";
 import type { Mesh } from "./mesh.js";
@@ -23,28 +22,6 @@ export const DIAGNOSTICS_FILE = "diagnostics.json";
 
 export type LogKind = "policy" | "connections";
 export interface LogEvent { seq: number; at: string; kind: LogKind; event: string; peer?: string; [field: string]: unknown }
-
-/** A pino destination that hands the lines it needs to the node's health (the real log goes elsewhere). */
-export class LogTap {
-  private sink?: (o: Record<string, any>) => void;
-  private readonly backlog: Record<string, any>[] = [];
-
-  write(line: string): void {
-    // Cheap filter before parsing: only lines some rule below can use.
-    if (!/"event":"flow_|"msg":"(handshake refused|session established|path: |coordination stream|relay (dis)?connected|certificate rotated)/.test(line)) return;
-    let o: Record<string, any>;
-    try { o = JSON.parse(line); } catch { return; }
-    if (this.sink) this.sink(o); else if (this.backlog.length < 100) this.backlog.push(o);
-  }
-
-  attach(sink: (o: Record<string, any>) => void): void {
-    this.sink = sink;
-    for (const o of this.backlog.splice(0)) sink(o);
-  }
-}
-
-/** describeFlow's text: "a.TENANT -> b.TENANT:PORT/PROTO", a person's source as "user:NAME.TENANT@DEVICE". */
-const FLOW_RE = /^(?:user:([a-z0-9-]+)\.([a-z0-9-]*)@([a-z0-9-]+)|([a-z0-9-]+)\.(\S*)) -> ([a-z0-9-]+)\.(\S*):(\d+)\/(\w+)$/;
 
 export class NodeHealth {
   readonly telemetry?: TelemetryClient;
@@ -59,7 +36,7 @@ export class NodeHealth {
   /** Policy decisions seen, by "verdict|side" (metrics). */
   readonly decisionCounts = new Map<string, number>();
 
-  constructor(private readonly d: Daemon, tap: LogTap) {
+  constructor(private readonly d: Daemon) {
     const cfg = d.config;
     if (cfg.coordUrl) {
       this.telemetry = new TelemetryClient({
@@ -67,7 +44,7 @@ export class NodeHealth {
         credentials: () => d.credentials(), restClock: d.restClock, snapshot: () => { const peers = this.peers(); return { peers, problems: diagnose(this.facts(peers)) }; },
       });
     }
-    tap.attach((o) => this.onLog(o));
+    this.subscribe(d.events);
   }
 
   start(mesh: Mesh | undefined): void {
@@ -86,76 +63,72 @@ export class NodeHealth {
     for (const w of this.waiters) w();
   }
 
-  // ---- the log tap ----------------------------------------------------------------------------------
+  // ---- the node's events ----------------------------------------------------------------------------
 
-  private onLog(o: Record<string, any>): void {
-    const at = typeof o.time === "number" ? o.time : Date.now();
-    if (typeof o.event === "string" && o.event.startsWith("flow_")) return this.onFlow(o, at);
-    const msg = String(o.msg ?? "");
-    if (msg === "handshake refused") {
-      this.add({ kind: "connections", event: "handshake_failed", peer: o.peer, reason: o.reason, detail: o.detail, from: o.from }, at,
-        { t: "handshake", at, ...(o.peer ? { peer: o.peer } : {}), ok: false, data: { reason: o.reason, from: o.from } });
-    } else if (msg.startsWith("session established")) {
-      // The responder's line, or the initiator's once the peer confirmed (a resting mesh handshakes on first
-      // data, so the node that sends first is the initiator and logs only the confirmation).
-      this.add({ kind: "connections", event: "handshake_ok", peer: o.peer, endpoint: o.endpoint }, at,
-        { t: "handshake", at, peer: o.peer, ok: true, data: { endpoint: o.endpoint, initiator: o.initiator } });
-    } else if (msg.startsWith("path: ")) {
-      this.add({ kind: "connections", event: msg === "path: relay" ? "relay_fallback" : "path_direct", peer: o.peer, from: o.from, to: o.to, rttMs: o.rttMs }, at,
-        { t: "path", at, peer: o.peer, ok: msg !== "path: relay", data: { from: o.from, to: o.to, ...(typeof o.rttMs === "number" ? { rttMs: Math.round(o.rttMs * 100) / 100 } : {}) } });
-    } else if (msg.startsWith("coordination stream")) {
-      const up = msg === "coordination stream connected";
-      this.add({ kind: "connections", event: up ? "coord_connected" : "coord_lost" }, at, { t: "coord", at, ok: up, data: { what: "coordination stream" } });
-    } else if (msg === "relay connected" || msg === "relay disconnected") {
-      const up = msg === "relay connected";
-      if (!up) this.relayErrors.set(String(o.relay), String(o.why ?? "disconnected")); else this.relayErrors.delete(String(o.relay));
-      this.add({ kind: "connections", event: up ? "relay_connected" : "relay_lost", relay: o.relay, why: o.why }, at, { t: "coord", at, ok: up, data: { relay: o.relay, ...(o.why ? { why: o.why } : {}) } });
-    } else if (msg === "certificate rotated") {
-      this.add({ kind: "connections", event: "certificate_rotated", serial: o.serial, notAfter: o.notAfter }, at, { t: "coord", at, ok: true, data: { what: "certificate rotated", serial: o.serial, notAfter: o.notAfter } });
+  private subscribe(events: NodeEvents): void {
+    events.on("handshake_refused", (e) => {
+      const at = Date.now();
+      this.add({ kind: "connections", event: "handshake_failed", peer: e.peer, reason: e.reason, detail: e.detail, from: e.from }, at,
+        { t: "handshake", at, ...(e.peer ? { peer: e.peer } : {}), ok: false, data: { reason: e.reason, from: e.from } });
+    });
+    // The responder's session, or the initiator's once the peer confirmed it (a resting mesh handshakes on first
+    // data, so the node that sends first is the initiator).
+    events.on("session_up", (e) => {
+      const at = Date.now();
+      this.add({ kind: "connections", event: "handshake_ok", peer: e.peer, endpoint: e.endpoint }, at,
+        { t: "handshake", at, peer: e.peer, ok: true, data: { endpoint: e.endpoint, initiator: e.initiator } });
+    });
+    events.on("path_changed", (e) => {
+      const at = Date.now();
+      this.add({ kind: "connections", event: e.direct ? "path_direct" : "relay_fallback", peer: e.peer, from: e.from, to: e.to, rttMs: e.rttMs }, at,
+        { t: "path", at, peer: e.peer, ok: e.direct, data: { from: e.from, to: e.to, ...(e.rttMs !== undefined ? { rttMs: Math.round(e.rttMs * 100) / 100 } : {}) } });
+    });
+    for (const up of [true, false]) {
+      events.on(up ? "coord_connected" : "coord_lost", () => {
+        const at = Date.now();
+        this.add({ kind: "connections", event: up ? "coord_connected" : "coord_lost" }, at, { t: "coord", at, ok: up, data: { what: "coordination stream" } });
+      });
     }
+    events.on("relay_connected", (e) => {
+      const at = Date.now();
+      this.relayErrors.delete(e.relay);
+      this.add({ kind: "connections", event: "relay_connected", relay: e.relay }, at, { t: "coord", at, ok: true, data: { relay: e.relay } });
+    });
+    events.on("relay_lost", (e) => {
+      const at = Date.now();
+      this.relayErrors.set(e.relay, e.why);
+      this.add({ kind: "connections", event: "relay_lost", relay: e.relay, why: e.why }, at, { t: "coord", at, ok: false, data: { relay: e.relay, why: e.why } });
+    });
+    events.on("certificate_rotated", (e) => {
+      const at = Date.now();
+      this.add({ kind: "connections", event: "certificate_rotated", serial: e.serial, notAfter: e.notAfter }, at,
+        { t: "coord", at, ok: true, data: { what: "certificate rotated", serial: e.serial, notAfter: e.notAfter } });
+    });
+    events.on("flow_decision", (e) => this.onFlow(e, Date.now()));
   }
 
-  private onFlow(o: Record<string, any>, at: number): void {
-    const m = FLOW_RE.exec(String(o.flow ?? ""));
-    const allow = o.event === "flow_allowed";
-    // `from` is the node the flow came from (a person's device); `fromUser` the person, when it is theirs.
-    const f = m ? {
-      from: m[3] ?? m[4], ...(m[1] ? { fromUser: m[1] } : {}), fromTenant: m[2] ?? m[5], to: m[6], toTenant: m[7], port: Number(m[8]), protocol: m[9],
-    } : undefined;
+  private onFlow(e: FlowDecisionEvent, at: number): void {
+    const allow = e.event === "flow_allowed";
+    const f = e.flow;
     const self = this.d.name;
-    const peer = f ? (f.from === self ? f.to : f.from) : undefined;
-    if (o.event === "flow_denied" && f) {
-      const key = `${o.side}|${o.flow}`;
+    const from = f && (f.from.kind === "user" ? f.from.device ?? "?" : f.from.name);
+    const peer = f ? (from === self ? f.to.name : from) : e.peer;
+    if (e.event === "flow_denied" && f && e.text) {
+      const key = `${e.side}|${e.text}`;
       const prev = this.denied.get(key);
-      const rules = { rules: this.d.policy.rules };
-      const nearest = nearestRule(rules, this.principal(f.from, f.fromTenant, !!f.fromUser), this.principal(f.to, f.toTenant, false), f.port, f.protocol as FlowProtocol);
-      this.denied.set(key, { flow: o.flow, from: f.from, to: f.to, port: f.port, protocol: f.protocol, reason: o.reason, side: o.side, at, count: (prev?.count ?? 0) + 1, ...(nearest ? { nearest } : {}) });
+      const nearest = nearestRule({ rules: this.d.policy.rules }, f.from, f.to, f.port, f.protocol);
+      this.denied.set(key, { flow: e.text, from: from!, to: f.to.name, port: f.port, protocol: f.protocol, reason: e.reason ?? "", side: e.side ?? "receiver", at, count: (prev?.count ?? 0) + 1, ...(nearest ? { nearest } : {}) });
       if (this.denied.size > DENIED_MAX) this.denied.delete(this.denied.keys().next().value!);
     }
-    const verdict = allow ? "allow" : o.event === "flow_denied" ? "deny" : o.event === "flow_cut" ? "cut" : "refused";
-    const ck = `${verdict}|${o.side ?? "receiver"}`;
+    const verdict = allow ? "allow" : e.event === "flow_denied" ? "deny" : e.event === "flow_cut" ? "cut" : "refused";
+    const ck = `${verdict}|${e.side ?? "receiver"}`;
     this.decisionCounts.set(ck, (this.decisionCounts.get(ck) ?? 0) + 1);
-    this.add({ kind: "policy", event: o.event, verdict, side: o.side, flow: o.flow, rule: o.rule, reason: o.reason, peer }, at,
-      o.event === "flow_refused" ? undefined : {
+    const user = f?.from.kind === "user" ? f.from.name : undefined;
+    this.add({ kind: "policy", event: e.event, verdict, side: e.side, flow: e.text, rule: e.rule, reason: e.reason, peer }, at,
+      e.event === "flow_refused" ? undefined : {
         t: "decision", at, ...(peer && /^[a-z0-9-]+$/.test(peer) ? { peer } : {}), ok: allow,
-        data: { side: o.side ?? "receiver", verdict, flow: o.flow, ...(f ? { from: f.from, to: f.to, port: f.port, protocol: f.protocol } : {}), ...(f?.fromUser ? { user: f.fromUser } : {}), ...(o.rule ? { rule: o.rule } : {}), reason: o.reason },
+        data: { side: e.side ?? "receiver", verdict, flow: e.text, ...(f ? { from: from!, to: f.to.name, port: f.port, protocol: f.protocol } : {}), ...(user ? { user } : {}), ...(e.rule ? { rule: e.rule } : {}), reason: e.reason },
       });
-  }
-
-  /**
-   * A principal for the nearest-rule search: ourselves from our certificate, a peer from the map; as a source
-   * (`asSource`), the person logged in on that node when there is one, as the flow was decided.
-   */
-  private principal(name: string, tenant: string, asSource: boolean): Principal {
-    if (name === this.d.name) {
-      if (asSource) return this.d.selfPrincipal();
-      const id = this.d.identity();
-      return { name, tenant: id.tenant, groups: id.groups };
-    }
-    const decided = asSource ? this.d.peerPrincipal(name) : undefined;
-    if (decided) return decided;
-    const k = this.d.knownPeer(name);
-    return { name, tenant: k?.tenant || tenant, groups: k?.groups ?? [] };
   }
 
   private add(e: Omit<LogEvent, "seq" | "at">, at: number, t?: TelemetryEvent): void {
@@ -201,7 +174,9 @@ export class NodeHealth {
         lossPct = probes >= 5 ? Math.max(0, Math.round((1 - pongs / probes) * 1000) / 10) : prev?.lossPct;
         if (probes >= 5 || !prev) this.lossSample.set(p.name, { probes: cur.probes, pongs: cur.pongs, lossPct });
       }
-      out.push({ name: p.name, path, state: String(p.state), ...(rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}), ...(lossPct !== undefined ? { lossPct } : {}) });
+      // No path, or no session: the last latency is history, not a connection (the console would show it as one).
+      const live = path !== "-" && p.state === "connected";
+      out.push({ name: p.name, path, state: String(p.state), ...(live && rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}), ...(live && lossPct !== undefined ? { lossPct } : {}) });
     }
     return out;
   }

@@ -12,17 +12,23 @@ import type { StunServerAddress } from "../nat/stun.js";
 import type { Verifier } from "../pki/index.js";
 import type { CompiledRule } from "../policy/index.js";
 import type { Device } from "../session/device.js";
-import { describeEndpoint, type Endpoint } from "../session/endpoint.js";
+import { describeEndpoint, parseEndpointString, type Endpoint } from "../addr/endpoint.js";
 import { INNER, type InnerType } from "../session/crypto-adapter.js";
 import type { LocalCandidates } from "./candidates.js";
+import type { NodeEvents } from "./events.js";
 import type { NodeCredentials } from "./identity.js";
 import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
 import { AdaptiveTicker } from "../session/ticker.js";
-import { due, repeat, type RestClock } from "../session/rest-clock.js";
+import { due, repeat, type RestClock } from "../clock/rest-clock.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
+/**
+ * At rest, a node whose last netcheck found UDP blocked checks again this often, so `udp_blocked` clears by
+ * itself once UDP passes: 4 STUN requests per server each time (stun.ts), only while the problem stands.
+ */
+const NETCHECK_BLOCKED_AT_REST_MS = 60_000;
 const PATH_TICK_MS = 250;
 /** Path timer period at rest: holds are due every 25 s at the most often, nothing else runs. */
 const PATH_REST_TICK_MS = 5_000;
@@ -61,6 +67,8 @@ export interface MeshDeps {
   coordUrl: string;
   stateDir: string;
   log: Logger;
+  /** The node's event bus: path changes, the coordination stream, relay connections. */
+  events: NodeEvents;
   verifier: Verifier;
   device: Device;
   conn: UdpConn;
@@ -82,12 +90,6 @@ export interface MeshDeps {
   restClock?: RestClock;
 }
 
-export function parseEndpointString(s: string): Endpoint | undefined {
-  const m = /^\[?([0-9a-fA-F:.]+)\]?:(\d{1,5})$/.exec(s.trim());
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  return port > 0 && port < 65536 ? { kind: "udp", host: m[1], port } : undefined;
-}
 
 /**
  * Home relay hysteresis: another relay must answer in under 70% of the current one's round trip and at least
@@ -160,6 +162,7 @@ export class Mesh {
     this.paths = new PathManager({
       sendVia: (peer, ep, kind, payload) => { device.sendVia(peer, ep, PATH_INNER[kind], payload); },
       usePath: (peer, ep, shadow) => device.setPath(peer, ep, shadow),
+      pathChanged: (change) => deps.events.emit("path_changed", change),
       hasSession: (peer) => !!device.peers.get(peer)?.current,
       activity: (name) => {
         const p = device.peers.get(name);
@@ -181,7 +184,11 @@ export class Mesh {
       now: Date.now,
     });
     this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
-    device.setPathsManaged(true, { onWake: (peer) => this.onWake(peer.name), onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); } });
+    device.setPathsManaged(true, {
+      onWake: (peer) => this.onWake(peer.name),
+      onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); },
+      adoptPath: (peer, from) => this.paths.adoptPath(peer.name, from),
+    });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p), isCallMeMaybeAck(p)); this.pathTicker.poke(); });
@@ -189,8 +196,14 @@ export class Mesh {
     this.coord.on("map", (m: PeerMap) => this.applyMap(m));
     this.coord.on("revocation", (text: string) => this.applyRevocation(text));
     this.coord.on("renewed", () => deps.onRenewed());
-    this.coord.on("connected", () => log.info({}, "coordination stream connected"));
-    this.coord.on("disconnected", () => log.warn({}, "coordination stream lost; running on the cached map"));
+    this.coord.on("connected", () => {
+      log.info({}, "coordination stream connected");
+      deps.events.emit("coord_connected", {});
+    });
+    this.coord.on("disconnected", () => {
+      log.warn({}, "coordination stream lost; running on the cached map");
+      deps.events.emit("coord_lost", {});
+    });
   }
 
   start(): void {
@@ -257,7 +270,11 @@ export class Mesh {
   sendViaRelay(to: Endpoint & { kind: "relay" }, data: Uint8Array): void {
     const c = this.relays.get(to.relay);
     if (!c) return;
-    if ((c.connected && c.running) || !this.openOnDemand(to.relay)) { c.send(to.peer, data); return; }
+    if ((c.connected && c.running) || !this.openOnDemand(to.relay)) {
+      // A refusal (not connected, or no room after canSend said yes) is counted by the client (status: sendRefused).
+      if (!c.send(to.peer, data)) this.deps.log.debug({ relay: to.relay, peer: to.peer }, "relay refused a datagram");
+      return;
+    }
     // Opening: hold a few datagrams (a handshake, a ping) rather than lose them to a TLS handshake's worth of time.
     const q = this.relayOpening.get(to.relay) ?? [];
     if (q.length < RELAY_OPEN_QUEUE) q.push({ peer: to.peer, data: Uint8Array.from(data) });
@@ -324,12 +341,16 @@ export class Mesh {
 
   /**
    * Every beat: netcheck when the last one is NETCHECK_INTERVAL_MS old and any peer is active; at rest the check
-   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that.
+   * is skipped (our mapping is not in use), and the next wake-up runs it if it is older than that. A node whose
+   * last netcheck found UDP blocked checks at rest too, less often: that verdict is a problem `ember status`
+   * shows, and it must clear by itself once UDP passes again.
    */
   private periodicNetcheck(): void {
     if (!this.lastNetcheckAt || this.netcheckRunning) return; // the first one comes with the map's relays
     const beat = this.deps.restClock?.beatMs ?? NETCHECK_INTERVAL_MS;
-    if (due(this.lastNetcheckAt, Date.now(), NETCHECK_INTERVAL_MS, beat) && this.anyActive()) void this.netcheck();
+    const now = Date.now();
+    if (this.anyActive() ? due(this.lastNetcheckAt, now, NETCHECK_INTERVAL_MS, beat)
+      : this.deps.candidates.natType === "udp-blocked" && due(this.lastNetcheckAt, now, NETCHECK_BLOCKED_AT_REST_MS, beat)) void this.netcheck();
   }
 
   private async netcheck(): Promise<void> {
@@ -372,10 +393,9 @@ export class Mesh {
       const direct = p.endpoints.map(parseEndpointString).filter((e): e is Endpoint => !!e);
       // A home relay not connected yet: no path at all until it is (its "connected" re-applies the map). A guessed
       // direct candidate would send full-TTL handshakes to the peer's NAT before anyone punched (a conntrack clash).
+      // The session layer's peer first: the path manager's choice (setPeer) reaches it through usePath.
+      device.addPeer(p.name);
       this.paths.setPeer(p.name, direct, relay, !!p.homeRelay && !relay);
-      const path = this.paths.initialPath(p.name);
-      device.addPeer(p.name, path);
-      if (path) device.setPath(p.name, path);
     }
     // Every map peer is in mapPeers now; more entries than map peers means some left the map.
     if (this.mapPeers.size > m.peers.length) {
@@ -431,6 +451,7 @@ export class Mesh {
       // chosen (a peer's relay path falls back to it; applyMap sets up unchanged peers only here).
       client.on("connected", () => {
         log.info({ relay: r.name }, "relay connected");
+        this.deps.events.emit("relay_connected", { relay: r.name });
         this.pickHome();
         if (this.map) this.applyMap(this.map, true);
       });
@@ -440,6 +461,7 @@ export class Mesh {
       client.on("disconnected", (why: string) => {
         if (this.relaysOnDemand.has(r.name) && !client.running) return; // closed while idle, on purpose
         log.warn({ relay: r.name, why }, "relay disconnected");
+        this.deps.events.emit("relay_lost", { relay: r.name, why });
         // Our home died: every relay closed while idle opens again, and the first one up becomes home.
         if (r.name === this.homeRelay) for (const name of this.relaysOnDemand) this.openOnDemand(name);
         this.pickHome();

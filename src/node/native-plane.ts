@@ -5,7 +5,7 @@
 // sessions and paths; this class only follows it.
 import type { Logger } from "pino";
 import type { Device, SessionMirror } from "../session/device.js";
-import type { Endpoint } from "../session/endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { Keypair } from "../session/keypair.js";
 import type { Peer } from "../session/peer.js";
 import type { DataPlane, DataPlaneStats, DeniedFlow, FirewallTable, NativeAddon, NativePeer } from "../native/types.js";
@@ -66,8 +66,10 @@ export class NativePlane implements SessionMirror {
    */
   constructor(private readonly deps: NativePlaneDeps, tun?: TunSettings) {
     const { addon, conn } = deps;
-    const fd = conn.fd;
-    if (fd === undefined) throw new Error("the UDP socket has no file descriptor to hand to the native data plane");
+    const [first, second] = conn.sockets.map((leg) => conn.fdOf(leg.family));
+    if (first === undefined || (conn.sockets.length > 1 && second === undefined)) {
+      throw new Error("a UDP socket has no file descriptor to hand to the native data plane");
+    }
     let tunFd: number | undefined;
     if (tun) {
       const mtu = tunMtuFor(deps.pathMtu);
@@ -77,7 +79,8 @@ export class NativePlane implements SessionMirror {
       this.tunInfo = { name: opened.name, address: tun.address, mtu, tso: opened.tso };
     }
     this.plane = new addon.DataPlane({
-      udpFd: fd,
+      udpFd: first,
+      ...(second !== undefined ? { udpFd6: second } : {}),
       tunFd,
       overlayIp: tun?.address,
       onDatagrams: (packets, hosts, ports) => conn.deliver(packets, hosts, ports),

@@ -1,9 +1,9 @@
 // What the layers above the session (streams, services, the proxy, the SDK, later TUN) may use of a running
 // node: one small interface, so none of them reaches into the daemon's or the mesh's fields. The daemon
 // implements it; tests may implement it in memory.
-import type { EventEmitter } from "node:events";
+import type { NodeEvents } from "./events.js";
 import type { Identity } from "../pki/index.js";
-import type { Endpoint } from "../session/endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { InnerHandler } from "../session/inner.js";
 import type { SendResult } from "../session/device.js";
 import type { InnerType } from "../wire/constants.js";
@@ -34,7 +34,7 @@ export interface KnownPeer {
  */
 export interface NodeRuntime {
   readonly log: Logger;
-  readonly events: EventEmitter;
+  readonly events: NodeEvents;
   readonly policy: FlowPolicy;
   /** This node's identity, from its current certificate. */
   identity(): Identity;

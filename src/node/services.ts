@@ -3,7 +3,7 @@
 // its peers' maps; policy decides who may reach them (a flow to a service is a flow to this node on the
 // service's port and protocol). One owner (the daemon), one setter each for adding and removing.
 import type { MapService, ServiceProtocol } from "../coord/protocol.js";
-import { parseHostPort } from "./config.js";
+import { parseHostPort } from "../addr/host-port.js";
 
 export interface LocalService extends MapService {
   /** Where accepted flows go, e.g. 127.0.0.1:8080; none when an SDK listener in this process serves it. */

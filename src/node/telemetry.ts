@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import type { Verifier } from "../pki/index.js";
 import { verifiedAgent } from "../pki/mtls-client.js";
-import { repeat, type RestClock } from "../session/rest-clock.js";
+import { repeat, type RestClock } from "../clock/rest-clock.js";
 import { COORD_SERVER } from "../wire/coord-api.js";
 import { TELEMETRY_PATHS } from "../coord/protocol.js";
 import { MAX_BATCH_EVENTS, TELEMETRY_VERSION, type PeerSnapshot, type Problem, type TelemetryEvent } from "../coord/telemetry-protocol.js";

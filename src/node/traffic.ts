@@ -3,7 +3,7 @@
 // last minute. Counts are what the daemon hands to (or gets from) the kernel: UDP payloads and relay frames
 // before TLS; IP, UDP, TCP and TLS headers and TCP's own acknowledgements are not in them (docs/nat.md "At rest"
 // counts those on the interface).
-import { repeat, type RestClock } from "../session/rest-clock.js";
+import { repeat, type RestClock } from "../clock/rest-clock.js";
 
 export interface TrafficTotals { txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }
 

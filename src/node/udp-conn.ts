@@ -1,12 +1,16 @@
-// The node's one UDP socket (the "conn" of wireguard-go): STUN, path probes and session traffic share it, so
-// the mapping STUN learns is the mapping peers use. It binds, sends, says when its send queue is over its
-// bound (dgram has no "drain" event, so a waiter is told by polling), sends low-TTL punch packets, and splits
-// incoming STUN from EmberNet datagrams before any session code runs.
+// The node's UDP port (the "conn" of wireguard-go): STUN, path probes and session traffic share it, so the
+// mapping STUN learns is the mapping peers use. One socket per address family on the same port number, as
+// wireguard-go and magicsock keep them: an IPv4 socket and an IPv6-only one (a dual-stack socket would send
+// IPv4 as v4-mapped IPv6, where the hop limit Node can set does not apply, and low-TTL punching needs the IPv4
+// TTL). It binds, sends on the family of the destination, says when its send queue is over its bound (dgram
+// has no "drain" event, so a waiter is told by polling), sends low-TTL punch packets, and splits incoming STUN
+// from EmberNet datagrams before any session code runs.
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
 import { lookup as dnsLookup } from "node:dns";
 import { isIP } from "node:net";
 import { encodeBindingIndication, StunClient } from "../nat/stun.js";
 import { isStunPacket } from "../wire/constants.js";
+import { familyOf, isV4Mapped } from "../addr/endpoint.js";
 
 /** Bytes queued in libuv for the socket (the kernel buffer was full) before senders are told to wait. */
 const SEND_QUEUE_LIMIT = 512 * 1024;
@@ -15,6 +19,10 @@ const DEFAULT_TTL = 64;
 const PUNCH_PAYLOAD = Buffer.from([0x1f]);
 
 export interface UdpConnOptions {
+  /**
+   * "::" (or "", the default): both families, IPv6 where the host has it. "0.0.0.0" or an IPv4 address: IPv4
+   * only. An IPv6 address: IPv6 only.
+   */
   host: string;
   port: number;
   /** Every non-STUN datagram. */
@@ -40,6 +48,18 @@ export function literalLookup(host: string, family: unknown, cb: (err: Error | n
   dnsLookup(host, { family: family === 6 || family === "IPv6" ? 6 : 4 }, (err, address, fam) => cb(err, address, fam));
 }
 
+export type Family = 4 | 6;
+export { familyOf };
+
+/** Which sockets a listen host asks for (see UdpConnOptions.host). */
+export function familiesFor(host: string): { v4?: string; v6?: string } {
+  if (host === "" || host === "::") return { v4: "0.0.0.0", v6: "::" };
+  return isIP(host) === 6 ? { v6: host } : { v4: host };
+}
+
+/** Tries of a shared port for both families when the port is chosen by the kernel (another program may hold the IPv6 one). */
+const SHARED_PORT_TRIES = 8;
+
 /** libuv's UDP handle behind a dgram socket (its fd, recvStop), read through dgram's own state, not the deprecated _handle. */
 function socketHandle(socket: Socket): { fd?: number; recvStop?: () => number } | undefined {
   const key = Object.getOwnPropertySymbols(socket).find((k) => k.description === "state symbol");
@@ -47,100 +67,166 @@ function socketHandle(socket: Socket): { fd?: number; recvStop?: () => number } 
   return state?.handle;
 }
 
-export class UdpConn {
+/** One family's socket and the STUN client on it. */
+export interface UdpLeg {
+  readonly family: Family;
+  readonly socket: Socket;
   readonly stun: StunClient;
+}
+
+export class UdpConn {
   readonly counters: UdpCounters = { txPackets: 0, txBytes: 0, rxPackets: 0, rxBytes: 0 };
-  private readonly socket: Socket;
+  private readonly legs: UdpLeg[] = [];
   private drainTimer?: NodeJS.Timeout;
   /** After close(): sends are dropped and there is never room (layers above may still try while shutting down). */
   private closed = false;
 
-  private constructor(private readonly opts: UdpConnOptions) {
-    this.socket = createSocket({ type: opts.host.includes(":") ? "udp6" : "udp4", lookup: literalLookup });
-    this.stun = new StunClient(this.socket);
-    this.socket.on("message", (msg, rinfo) => {
+  private constructor(private readonly opts: UdpConnOptions) {}
+
+  private open(family: Family): UdpLeg {
+    const socket = createSocket({ type: family === 6 ? "udp6" : "udp4", ipv6Only: family === 6, lookup: literalLookup });
+    const leg: UdpLeg = { family, socket, stun: new StunClient(socket, family) };
+    socket.on("message", (msg, rinfo) => {
       this.counters.rxPackets++;
       this.counters.rxBytes += msg.length;
-      if (isStunPacket(msg)) { this.stun.handle(msg, rinfo); return; }
-      opts.onDatagram(msg, rinfo);
+      if (isStunPacket(msg)) { leg.stun.handle(msg, rinfo); return; }
+      this.opts.onDatagram(msg, rinfo);
     });
-    this.socket.on("error", (err: NodeJS.ErrnoException) => {
+    socket.on("error", (err: NodeJS.ErrnoException) => {
       // Sends towards unroutable candidates fail all the time during path discovery: not worth a warning.
-      if (err.syscall === "send") opts.log.debug({ err: err.message }, "udp send failed");
-      else opts.log.warn({ err: err.message }, "udp socket error");
+      if (err.syscall === "send") this.opts.log.debug({ err: err.message }, "udp send failed");
+      else this.opts.log.warn({ err: err.message }, "udp socket error");
     });
+    return leg;
   }
 
+  /**
+   * Binds the sockets the listen host asks for, on one port number. With both families and a kernel-chosen port,
+   * a port whose IPv6 twin is taken is tried again; a host without IPv6 runs on IPv4 alone (said in the log).
+   */
   static async bind(opts: UdpConnOptions): Promise<UdpConn> {
-    const conn = new UdpConn(opts);
-    await new Promise<void>((res, rej) => {
-      conn.socket.once("error", rej);
-      conn.socket.bind(opts.port, opts.host, () => { conn.socket.off("error", rej); res(); });
-    });
-    return conn;
+    const want = familiesFor(opts.host);
+    for (let attempt = 1; ; attempt++) {
+      const conn = new UdpConn(opts);
+      let port = opts.port;
+      if (want.v4 !== undefined) port = await conn.bindLeg(4, want.v4, port);
+      if (want.v6 === undefined) return conn;
+      try {
+        await conn.bindLeg(6, want.v6, port);
+        return conn;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (want.v4 === undefined) throw err;
+        if (code === "EADDRINUSE" && opts.port === 0 && attempt < SHARED_PORT_TRIES) { await conn.close(); continue; }
+        if (code === "EADDRINUSE") { await conn.close(); throw err; }
+        opts.log.warn({ err: (err as Error).message }, "no IPv6 socket (this host has no IPv6?): running on IPv4 alone");
+        return conn;
+      }
+    }
   }
 
-  /** Every datagram through the socket, STUN requests included. */
+  private async bindLeg(family: Family, host: string, port: number): Promise<number> {
+    const leg = this.open(family);
+    await new Promise<void>((res, rej) => {
+      leg.socket.once("error", rej);
+      leg.socket.bind(port, host, () => { leg.socket.off("error", rej); res(); });
+    }).catch(async (err) => {
+      await new Promise<void>((r) => leg.socket.close(() => r()));
+      throw err;
+    });
+    this.legs.push(leg);
+    return leg.socket.address().port;
+  }
+
+  /** The socket of each family that is open: IPv4 first. */
+  get sockets(): readonly UdpLeg[] {
+    return this.legs;
+  }
+
+  /** The socket for a destination's family, if this node has one. */
+  leg(family: Family): UdpLeg | undefined {
+    return this.legs.find((l) => l.family === family);
+  }
+
+  /** Every datagram through the sockets, STUN requests included. */
   totals(): UdpCounters {
     const c = this.counters;
-    return { txPackets: c.txPackets + this.stun.sent.packets, txBytes: c.txBytes + this.stun.sent.bytes, rxPackets: c.rxPackets, rxBytes: c.rxBytes };
+    let stunPackets = 0, stunBytes = 0;
+    for (const l of this.legs) { stunPackets += l.stun.sent.packets; stunBytes += l.stun.sent.bytes; }
+    return { txPackets: c.txPackets + stunPackets, txBytes: c.txBytes + stunBytes, rxPackets: c.rxPackets, rxBytes: c.rxBytes };
   }
 
+  /** The first socket's address (IPv4 when there is one): the port is the same for both. */
   address(): { host: string; port: number } {
-    const a = this.socket.address();
+    const a = this.legs[0].socket.address();
     return { host: a.address, port: a.port };
   }
 
-  /** For netcheck, which runs STUN on this very socket. */
-  get raw(): Socket {
-    return this.socket;
+  /** Every bound address, "[v6]:port" for IPv6. */
+  addresses(): string[] {
+    return this.legs.map((l) => {
+      const a = l.socket.address();
+      return l.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    });
   }
 
-  /** The socket's file descriptor, for the native data plane (src/native/types.ts); undefined when not open. */
-  get fd(): number | undefined {
-    const fd = socketHandle(this.socket)?.fd;
+  /** The file descriptor of each family's socket, for the native data plane; undefined when not open. */
+  fdOf(family: Family): number | undefined {
+    const leg = this.leg(family);
+    const fd = leg && socketHandle(leg.socket)?.fd;
     return typeof fd === "number" && fd >= 0 ? fd : undefined;
   }
 
   /**
-   * Hands receiving to the native data plane: libuv stops reading the socket (two readers would split the
+   * Hands receiving to the native data plane: libuv stops reading the sockets (two readers would split the
    * datagrams between them), and the data plane gives every datagram that is not its own back through
    * deliver(), in batches. Sending stays here. False when this Node has no such handle method.
    */
   yieldReceiving(): boolean {
-    const handle = socketHandle(this.socket);
-    if (typeof handle?.recvStop !== "function") return false;
-    return handle.recvStop() === 0;
+    for (const l of this.legs) {
+      const handle = socketHandle(l.socket);
+      if (typeof handle?.recvStop !== "function" || handle.recvStop() !== 0) return false;
+    }
+    return true;
   }
 
-  /** Datagrams the native data plane read from the socket, as if libuv had (STUN, handshakes, sessions). */
+  /** Datagrams the native data plane read from the sockets, as if libuv had (STUN, handshakes, sessions). */
   deliver(packets: Buffer[], hosts: string[], ports: number[]): void {
     for (let i = 0; i < packets.length; i++) {
       const host = hosts[i];
-      const rinfo: RemoteInfo = { address: host, port: ports[i], family: host.includes(":") ? "IPv6" : "IPv4", size: packets[i].length };
-      this.socket.emit("message", packets[i], rinfo);
+      const family = familyOf(host);
+      const rinfo: RemoteInfo = { address: host, port: ports[i], family: family === 6 ? "IPv6" : "IPv4", size: packets[i].length };
+      (this.leg(family) ?? this.legs[0]).socket.emit("message", packets[i], rinfo);
     }
   }
 
   /** No per-datagram callback (it costs an allocation per packet): a failed send surfaces as the socket's "error". */
   send(data: Uint8Array, port: number, host: string): void {
     if (this.closed) return;
+    const leg = this.leg(familyOf(host));
+    if (!leg) return; // no socket of that family: the path layer learns it from the silence
     this.counters.txPackets++;
     this.counters.txBytes += data.length;
-    this.socket.send(data, port, host);
+    leg.socket.send(data, port, isV4Mapped(host) ? host.slice(7) : host);
   }
 
-  /** Room for another datagram; when not, onDrain fires once the queue is back under its bound. */
+  /** Room for another datagram; when not, onDrain fires once the queues are back under their bound. */
   hasRoom(): boolean {
     if (this.closed) return false;
-    if (this.socket.getSendQueueSize() < SEND_QUEUE_LIMIT) return true;
+    if (this.queued() < SEND_QUEUE_LIMIT) return true;
     this.drainTimer ??= setInterval(() => {
-      if (this.closed || this.socket.getSendQueueSize() >= SEND_QUEUE_LIMIT) return;
+      if (this.closed || this.queued() >= SEND_QUEUE_LIMIT) return;
       clearInterval(this.drainTimer);
       this.drainTimer = undefined;
       this.opts.onDrain();
     }, 1);
     return false;
+  }
+
+  private queued(): number {
+    let n = 0;
+    for (const l of this.legs) n += l.socket.getSendQueueSize();
+    return n;
   }
 
   /** A NAT keepalive with no session keys: a STUN Binding Indication (the peer's socket drops it silently). */
@@ -151,10 +237,13 @@ export class UdpConn {
   /**
    * Low-TTL punch (docs/nat.md): a packet that leaves our own NAT, creating the mapping towards the peer,
    * but expires before the peer's NAT, so it cannot leave a conntrack entry there that would clash with
-   * the peer's own outgoing mapping. Full-TTL probes follow.
+   * the peer's own outgoing mapping. Full-TTL probes follow. On IPv6 the hop limit does the same for a
+   * stateful firewall's state.
    */
   punch(port: number, host: string, ttl: number): void {
-    const s = this.socket;
+    const leg = this.leg(familyOf(host));
+    if (!leg || this.closed) return;
+    const s = leg.socket;
     try {
       s.setTTL(ttl);
       this.counters.txPackets++;
@@ -172,7 +261,7 @@ export class UdpConn {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.drainTimer);
-    this.stun.close();
-    await new Promise<void>((res) => this.socket.close(() => res()));
+    for (const l of this.legs) l.stun.close();
+    await Promise.all(this.legs.map((l) => new Promise<void>((res) => l.socket.close(() => res()))));
   }
 }

@@ -15,14 +15,17 @@ export class RequestError extends Error {
   }
 }
 
+/** The server's certificate was refused on the connected socket: no byte of the request reached that server. */
+export class ServerNotTrusted extends Error {}
+
 /** Who the server must be: its identity name and a role its certificate grants, and what to call it in errors. */
 export interface ExpectedServer { name: string; role: string; description: string }
 
 export function checkServerSocket(socket: TLSSocket, verifier: Verifier, expect: ExpectedServer): Error | undefined {
   const v = verifyTlsPeer(socket, verifier, { usage: "server" });
-  if (!v.ok) return new Error(`${expect.description} certificate refused (${v.reason}): ${v.detail}`);
+  if (!v.ok) return new ServerNotTrusted(`${expect.description} certificate refused (${v.reason}): ${v.detail}`);
   if (v.identity.name !== expect.name || !v.identity.roles.includes(expect.role)) {
-    return new Error(`peer "${v.identity.name}" is a mesh identity but not the ${expect.description} (needs name "${expect.name}" and role "${expect.role}")`);
+    return new ServerNotTrusted(`peer "${v.identity.name}" is a mesh identity but not the ${expect.description} (needs name "${expect.name}" and role "${expect.role}")`);
   }
   return undefined;
 }

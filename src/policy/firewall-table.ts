@@ -3,11 +3,18 @@
 // decides, so a port is allowed exactly when some applicable rule allows it: the table is the union of the
 // applicable rules' ranges. "Applicable" is decide()'s own test (source and target match, and the rule names
 // both tenants when they differ), so tenant isolation carries over unchanged.
-import type { FirewallTable } from "../native/types.js";
 import { PROTO_ICMP, PROTO_TCP, PROTO_UDP } from "./limits.js";
 import { normalizeRanges } from "./ports.js";
 import { matches } from "./selectors.js";
 import type { CompiledPolicy, Principal } from "./types.js";
+
+/** Ports (inclusive ranges) on this node that a peer may open; replies to flows this node opened always pass. */
+export interface FirewallTable {
+  tcp: Array<[number, number]>;
+  udp: Array<[number, number]>;
+  /** ICMP echo requests from the peer (echo replies to our own pings always pass). */
+  icmp: boolean;
+}
 
 const ALL_PORTS: [number, number] = [1, 65535];
 

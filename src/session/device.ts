@@ -10,20 +10,21 @@ import {
   encodeInitMessage, initMacs, mac1Key, nextTimestamp, openClaim, openCookieReply, parseCookieReply, parseHandshake, parseInitMessage,
   readCounter, readReceiverIndex, responderKey, sealClaim, signClaim, writeDataHeader, writeInitMacs, type InitClaim, type LocalIdentity,
 } from "./crypto-adapter.js";
-import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "./endpoint.js";
+import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
+import type { SessionEvent } from "./session-events.js";
 import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
 import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { HandshakeRateLimiter } from "./rate-limit.js";
 import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
 import { Reassembler } from "./reassembly.js";
-import { sourceKey } from "../net/conn-guard.js";
+import { sourceKey } from "../addr/source-key.js";
 import type { HandshakeFragment } from "../wire/handshake-frame.js";
 import { AdaptiveTicker } from "./ticker.js";
-import type { RestClock } from "./rest-clock.js";
-import { tunKey } from "../native/tun-keys.js";
+import type { RestClock } from "../clock/rest-clock.js";
+import { tunKey } from "../crypto/tun-keys.js";
 
 export interface Logger {
   info(obj: object, msg?: string): void;
@@ -46,15 +47,15 @@ export interface DeviceOptions {
   onWritable?: (peer: Peer) => void;
   log: Logger;
   timers?: Partial<SessionTimers>;
-  /** A peer's session came up or went away. */
-  onSession?: (peer: Peer, up: boolean) => void;
+  /** Sessions confirmed and handshakes refused, for the node's event bus. */
+  onEvent?: (e: SessionEvent) => void;
   /**
    * A peer's leaf certificate (DER) as the coordination server's peer map gives it. With it the node checks
    * a peer's INIT claim without the peer sending its certificate, and sends none in its own INITs to that peer
    * (the map gives the peer ours). Static peers have none: their INITs carry the certificate.
    */
   peerCertificate?: (name: string) => Uint8Array | undefined;
-  /** Mirrors of the session state for the TUN data plane (src/node/tun-mode.ts); absent without TUN. */
+  /** Mirrors of the session state for the TUN data plane (src/node/native-plane.ts); absent without TUN. */
   mirror?: SessionMirror;
   now?: () => number;
   /** The node's one periodic timer: the rest tick runs on its beat, with the node's other periodic work. */
@@ -115,6 +116,8 @@ export interface PathOwner {
    * (it learns the address as a candidate and probes it); the session never moves itself (one owner, one setter).
    */
   onDirectRx?(peer: Peer, from: Endpoint): void;
+  /** A session came up from `from` while the peer has no path at all: the owner makes it the path (or not). */
+  adoptPath?(peer: Peer, from: Endpoint): void;
 }
 
 /** Ping payload: 8-byte id; the pong echoes it. */
@@ -205,7 +208,7 @@ export class Device {
   sessionFresh(name: string): boolean {
     const peer = this.peers.get(name);
     const kp = peer && this.usableKeypair(peer);
-    return !!kp && kp.ageMs(this.now()) < this.timers.rekeyAfterTimeMs && kp.sendCounter < this.timers.rekeyAfterMessages;
+    return !!kp && !kp.dueForRekey(this.now(), this.timers);
   }
 
   /** Application data moved: a peer at rest wakes (its path owner revalidates the path), then is active. */
@@ -220,7 +223,7 @@ export class Device {
   }
 
   /**
-   * The TUN data plane moved IP packets for the peer on its own threads (tun-mode.ts reads its counters): the
+   * The TUN data plane moved IP packets for the peer on its own threads (native-plane.ts reads its counters): the
    * peer is active, and a received packet is as good as any for the dead-peer check.
    */
   noteTunTraffic(name: string, d: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number; relayRxPackets: number }): void {
@@ -365,15 +368,17 @@ export class Device {
     }
     const { peer, keypair } = entry;
     const now = this.now();
-    if (keypair.ageMs(now) > this.timers.rejectAfterTimeMs) return this.count("expired_key");
+    if (keypair.tooOld(now, this.timers)) return this.count("expired_key");
     const counter = readCounter(data);
     if (!keypair.replay.check(counter)) return this.count("replay");
     const plainLen = keypair.receiver.open(counter, data.subarray(DATA_HEADER_SIZE), this.scratch);
     if (plainLen < 0) return this.count("decrypt_failed");
     keypair.replay.update(counter);
-    keypair.receivedPackets++;
     if (!keypair.confirmed) {
-      if (!peer.confirmed) this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
+      if (!peer.confirmed) {
+        this.opts.log.info({ peer: peer.name, endpoint: describeEndpoint(from) }, "session established (confirmed by the peer)");
+        this.opts.onEvent?.({ type: "session_up", peer: peer.name, endpoint: describeEndpoint(from), initiator: true });
+      }
       keypair.confirmed = true;
       this.confirmed(peer);
       this.opts.mirror?.keysConfirmed(peer, keypair);
@@ -424,7 +429,7 @@ export class Device {
 
   /** The one place a peer's path changes (the TUN data plane follows it). */
   private moveTo(peer: Peer, endpoint: Endpoint): void {
-    peer.endpoint = endpoint;
+    peer.followPath(endpoint);
     this.opts.mirror?.pathChanged(peer);
   }
 
@@ -655,6 +660,7 @@ export class Device {
     this.count(`handshake_${reason}`);
     peer.refusal = { reason, detail, at: this.now() };
     this.opts.log.warn({ reason, detail, peer: peer.name, from: describeEndpoint(from) }, "handshake refused");
+    this.opts.onEvent?.({ type: "handshake_refused", peer: peer.name, reason, detail, from: describeEndpoint(from) });
   }
 
   private handshakeFailed(err: unknown, from: Endpoint, peer?: Peer): void {
@@ -663,6 +669,7 @@ export class Device {
     if (peer && !TRANSPORT_FAILURES.has(reason)) return this.refused(peer, reason, detail, from);
     this.count(`handshake_${reason}`);
     this.opts.log.warn({ reason, detail, peer: peer?.name, from: describeEndpoint(from) }, "handshake refused");
+    this.opts.onEvent?.({ type: "handshake_refused", peer: peer?.name, reason, detail, from: describeEndpoint(from) });
   }
 
   private install(peer: Peer, keypair: Keypair, identity: Identity, from: Endpoint, keys: { sendKey: Uint8Array; recvKey: Uint8Array }): void {
@@ -673,9 +680,12 @@ export class Device {
     peer.current = keypair;
     this.keypairs.set(keypair.localIndex, { peer, keypair });
     peer.identity = identity;
-    // The handshake's source becomes the path only when nothing chose one (a path manager owns it otherwise).
-    if (!this.pathsManaged || !peer.endpoint) this.moveTo(peer, from);
+    // Without a path manager the handshake's source is the path. With one, it decides: a peer with no path at all
+    // is offered the source; a peer it does not track (a static peer) takes it here.
+    if (!this.pathsManaged) this.moveTo(peer, from);
+    else if (!peer.endpoint) this.pathOwner?.adoptPath?.(peer, from);
     else if (from.kind === "udp" && !sameEndpoint(peer.endpoint, from)) this.pathOwner?.onDirectRx?.(peer, from);
+    if (!peer.endpoint) this.moveTo(peer, from);
     peer.revoked = false;
     if (!keypair.isInitiator) this.confirmed(peer);
     const now = this.now();
@@ -688,7 +698,7 @@ export class Device {
     const msg = wasUp ? "session rekeyed" : keypair.isInitiator ? "handshake answered: session keys installed, waiting for the peer to confirm" : "session established";
     this.opts.log.info({ peer: peer.name, identity: identity.spiffeId, endpoint: describeEndpoint(from), rekey: wasUp, initiator: keypair.isInitiator }, msg);
     this.opts.mirror?.keysInstalled(peer, keypair);
-    if (!wasUp) this.opts.onSession?.(peer, true);
+    if (!wasUp && !keypair.isInitiator) this.opts.onEvent?.({ type: "session_up", peer: peer.name, endpoint: describeEndpoint(from), initiator: false });
     const queued = peer.queue.splice(0);
     for (const p of queued) this.sendSealed(peer, keypair, p);
     this.unblock(peer);
@@ -771,7 +781,7 @@ export class Device {
   }
 
   private canSealWith(kp: Keypair): boolean {
-    return kp.ageMs(this.now()) <= this.timers.rejectAfterTimeMs && kp.sendCounter < this.timers.rejectAfterMessages;
+    return kp.canSeal(this.now(), this.timers);
   }
 
   private sendSealed(peer: Peer, kp: Keypair, plain: Uint8Array): void {
@@ -817,7 +827,7 @@ export class Device {
     peer.stats.txPackets++;
     peer.stats.txBytes += out.length;
     // At rest (a hold, or the answer to one) no send starts a handshake: keys may expire instead.
-    if (kp.isInitiator && !peer.initiation && (kp.sendCounter >= this.timers.rekeyAfterMessages || kp.ageMs(now) >= this.timers.rekeyAfterTimeMs) && !isIdle(peer.lastDataAt, now, this.timers)) {
+    if (kp.isInitiator && !peer.initiation && kp.dueForRekey(now, this.timers) && !isIdle(peer.lastDataAt, now, this.timers)) {
       this.initiate(peer, "rekey");
     }
     return out;
@@ -886,7 +896,6 @@ export class Device {
     this.abandonInitiation(peer);
     if (wasUp) {
       this.opts.log.info({ peer: peer.name, why }, "session closed");
-      this.opts.onSession?.(peer, false);
     }
   }
 
@@ -899,7 +908,7 @@ export class Device {
     let busy = false;
     for (const peer of this.peers.values()) {
       if (peer.revoked) continue;
-      while (peer.retired.length && peer.retired[peer.retired.length - 1].ageMs(now) > t.rejectAfterTimeMs) {
+      while (peer.retired.length && peer.retired[peer.retired.length - 1].tooOld(now, t)) {
         this.forgetKeypair(peer, peer.retired.pop()!.localIndex);
       }
       // At rest (no application data for idleAfterMs) no timer sends anything: no keepalive, no dead-peer
@@ -908,7 +917,7 @@ export class Device {
       const kp = peer.current;
       // Silence is counted from the wake-up at the earliest: a rest is not a dead peer.
       const heardAt = Math.max(peer.lastReceivedAt, peer.activeSince);
-      if (kp && kp.ageMs(now) > t.rejectAfterTimeMs) this.dropKeys(peer, idle ? "keys expired at rest" : "keys expired");
+      if (kp && kp.tooOld(now, t)) this.dropKeys(peer, idle ? "keys expired at rest" : "keys expired");
       else if (kp && !idle && now - heardAt > t.deadAfterMs) this.dropKeys(peer, `no authenticated packet for ${Math.round((now - peer.lastReceivedAt) / 1000)}s`);
       else if (kp && !kp.confirmed && now - kp.createdAt > t.handshakeTimeoutMs && !peer.initiation) {
         // Our final message may have been lost, or the responder refused it (silently): it never confirmed.

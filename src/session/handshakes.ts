@@ -1,7 +1,7 @@
 // Handshakes in flight. An initiation is ours (towards a known peer); a response is the state of a
 // handshake someone started with us, whose identity we learn only from its final message (XX hides it).
 import type { Initiator, Responder } from "./crypto-adapter.js";
-import type { Endpoint } from "./endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 
 export interface PendingInitiation {
   localIndex: number;

@@ -2,7 +2,7 @@
 // src/wire/constants.ts); each layer registers a handler for its own kinds here, and the device dispatches by
 // kind alone — never by payload length or shape — so a path probe, an application ping and a stream frame
 // cannot be mistaken for one another.
-import type { Endpoint } from "./endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { Peer } from "./peer.js";
 import { INNER, type InnerType } from "./crypto-adapter.js";
 

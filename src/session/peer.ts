@@ -1,6 +1,6 @@
 // A peer: an identity we may hold a session with, its keys, its current path and its timers' state.
 import type { Identity } from "../pki/index.js";
-import type { Endpoint } from "./endpoint.js";
+import type { Endpoint } from "../addr/endpoint.js";
 import type { Keypair } from "./keypair.js";
 import type { PendingInitiation } from "./handshakes.js";
 
@@ -79,10 +79,22 @@ export class Peer {
   readonly stats: PeerStats = { txBytes: 0, rxBytes: 0, txPackets: 0, rxPackets: 0, handshakes: 0 };
   revoked = false;
 
+  /**
+   * Where to send: the session's copy of the path. With a path manager (src/nat/paths.ts) it owns the path and
+   * this follows it (Device.setPath); without one, roaming (an authenticated packet from a new address) moves it.
+   */
+  get endpoint(): Endpoint | undefined {
+    return this.path;
+  }
+
+  /** Device.moveTo is the only caller: one setter for the path the session sends on. */
+  followPath(endpoint: Endpoint): void {
+    this.path = endpoint;
+  }
+
   constructor(
     readonly name: string,
-    /** Where to send: updated by roaming (an authenticated packet from a new address) and by path discovery. */
-    public endpoint: Endpoint | undefined,
+    private path: Endpoint | undefined,
     /** Keep a session up even without traffic (mesh peers do; it also holds NAT mappings). */
     public persistent = true,
     now = Date.now(),

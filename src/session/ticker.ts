@@ -3,7 +3,7 @@
 // wake-up, a new peer). At rest a node's event loop then wakes a few times a minute instead of eight times a
 // second (docs/performance.md "Idle CPU"). Given a RestClock whose beat fits restMs, the rest runs come on its
 // beat, in the same wake-up as the node's other periodic work (rest-clock.ts).
-import { due, type RestClock } from "./rest-clock.js";
+import { due, type RestClock } from "../clock/rest-clock.js";
 
 export class AdaptiveTicker {
   private timer?: NodeJS.Timeout;

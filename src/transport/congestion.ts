@@ -1,7 +1,6 @@
-// Congestion control: the interface the mux drives, and the choice between controllers.
-// Windows are in bytes; "datagram" is the link's current maxPayload (RFC 9002's max_datagram_size).
-import { Cubic } from "./cubic.js";
-import { NewReno } from "./newreno.js";
+// Congestion control: the interface the mux drives and the windows every controller starts from (the choice
+// between controllers is controllers.ts). Windows are in bytes; "datagram" is the link's current maxPayload
+// (RFC 9002's max_datagram_size).
 
 export interface CongestionController {
   readonly name: "newreno" | "cubic";
@@ -19,10 +18,6 @@ export interface CongestionController {
 }
 
 export type CongestionName = CongestionController["name"];
-
-export function createController(name: CongestionName, datagram: number): CongestionController {
-  return name === "cubic" ? new Cubic(datagram) : new NewReno(datagram);
-}
 
 /** RFC 9002 section 7.2: min(10 * datagram, max(14720, 2 * datagram)). */
 export function initialWindow(datagram: number): number {

@@ -14,7 +14,8 @@
 import { randomBytes } from "node:crypto";
 import { AckTracker } from "./ack-tracker.js";
 import { realClock, type Clock, type TimerHandle } from "./clock.js";
-import { createController, type CongestionController } from "./congestion.js";
+import type { CongestionController } from "./congestion.js";
+import { createController } from "./controllers.js";
 import {
   DROP, ERROR_CODE, FRAME, GRANULARITY_MS, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD, type DropReason,
 } from "./constants.js";
@@ -674,7 +675,6 @@ export class StreamMux {
     p.inFlight = true;
     for (let i = 0; i < out.length; i++) {
       if (out[i].type === FRAME.STREAM && out[i].value === RETRANSMISSION) {
-        p.retransmission = true;
         this.c.packetsRetransmitted++;
         break;
       }

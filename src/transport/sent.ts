@@ -34,8 +34,6 @@ export class SentPacket {
   inFlight = false;
   /** Largest packet number acknowledged by an ACK in this packet, or -1. */
   ackLargest = -1;
-  /** Carries stream data sent before (for the retransmission counter). */
-  retransmission = false;
   /** Carries IMMEDIATE_ACK: the peer acknowledges it without its max_ack_delay. */
   immediateAck = false;
   frames: SentFrame[] = [];

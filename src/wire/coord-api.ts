@@ -24,3 +24,11 @@ export const PATHS = {
 export const SERVER_NAME = "coord";
 export const SERVER_ROLE = "server";
 export const COORD_SERVER: ExpectedServer = { name: SERVER_NAME, role: SERVER_ROLE, description: "coordination server" };
+
+/**
+ * A replica that cannot use its store now (PostgreSQL down or restarting, SQLite busy or its disk failing) answers
+ * 503 with this code, a Retry-After header and `retryAfterS` in the body; clients try the next replica.
+ */
+export const STORE_UNAVAILABLE = "store_unavailable";
+/** A PostgreSQL restart refused writes for 100-150 ms here; one second is Retry-After's smallest step. */
+export const STORE_RETRY_AFTER_S = 1;

@@ -237,7 +237,10 @@ describe("proxy under bad input", () => {
   });
 
   it("2,000 connections beyond the limit are each closed at once and counted; memory stays bounded", async () => {
-    const small = await startProxy({ port: 0, dialer: mesh, directory: DIR, log: memoryLog(), maxConnections: 1024, handshakeTimeoutMs: 30_000 });
+    // The per-source caps lifted: this is about the listener's total (fairness between sources: test/security/fairness-node.test.ts).
+    const small = await startProxy({
+      port: 0, dialer: mesh, directory: DIR, log: memoryLog(), maxConnections: 1024, maxConnectionsPerSource: 1024, maxHandshakesPerSource: 1024, handshakeTimeoutMs: 30_000,
+    });
     const held: Socket[] = [];
     const openBatch = async (n: number) => {
       const batch: Promise<Socket>[] = [];

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { enroll } from "../../src/coord/client.js";
 import { RequestError } from "../../src/pki/mtls-client.js";
 import { ember } from "../helpers/cli.js";
-import { makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
+import { adminEnv, makeMesh, spawnCoord, waitFor, type CoordProcess, type Mesh } from "./helpers.js";
 
 const STACK = /\n\s+at /;
 let mesh: Mesh;
@@ -19,7 +19,7 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   mesh = await makeMesh();
   coord = await spawnCoord(mesh);
-  env = { EMBER_COORD: coord.url, EMBER_CERT: mesh.adminFlags.cert, EMBER_KEY: mesh.adminFlags.key, EMBER_CA: mesh.adminFlags.ca };
+  env = adminEnv(mesh, coord);
 }, 60_000);
 
 afterAll(async () => {
@@ -52,9 +52,9 @@ describe("tokens granting the admin role (issue 14.9)", () => {
     expect((err as RequestError).status).toBe(403);
     expect((err as RequestError).code).toBe("admin_role_refused");
     expect((err as RequestError).detail).toMatch(/allowAdminRole/);
-    // Other roles need no flag.
-    const relay = await mesh.admin().createToken({ tenant: "infra", groups: [], roles: ["relay"] });
-    expect(relay.roles).toEqual(["relay"]);
+    // Roles of no special meaning need no flag (relay and server need theirs: admin-guards.test.ts).
+    const ops = await mesh.admin().createToken({ tenant: "infra", groups: [], roles: ["ops"] });
+    expect(ops.roles).toEqual(["ops"]);
     expect(auditLines()).toEqual([]);
   });
 

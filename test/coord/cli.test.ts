@@ -8,7 +8,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ember } from "../helpers/cli.js";
 import { startNode, type NodeProc } from "../helpers/nodes.js";
-import { makeMesh, spawnCoord, type CoordProcess, type Mesh } from "./helpers.js";
+import { adminEnv, makeMesh, spawnCoord, type CoordProcess, type Mesh } from "./helpers.js";
 
 const DEMO_POLICY = join(import.meta.dirname, "..", "..", "examples", "policy", "demo.yaml");
 const STACK = /\n\s+at /;
@@ -43,7 +43,7 @@ function policyFile(name: string, text: string): string {
 beforeAll(async () => {
   mesh = await makeMesh();
   coord = await spawnCoord(mesh);
-  env = { EMBER_COORD: coord.url, EMBER_CERT: mesh.adminFlags.cert, EMBER_KEY: mesh.adminFlags.key, EMBER_CA: mesh.adminFlags.ca };
+  env = adminEnv(mesh, coord);
 }, 60_000);
 
 afterAll(async () => {

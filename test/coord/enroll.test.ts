@@ -57,7 +57,8 @@ describe("enrollment", () => {
   it("refuses a reused token", async () => {
     const t = await token();
     await enroll({ coordUrl: url, token: t, name: "once-1", stateDir: join(mesh.dir, "once-1") });
-    await expect(enroll({ coordUrl: url, token: t, name: "once-2", stateDir: join(mesh.dir, "once-2") })).rejects.toThrow(/token_used/);
+    await expect(enroll({ coordUrl: url, token: t, name: "once-2", stateDir: join(mesh.dir, "once-2") }))
+      .rejects.toThrow("token_used: token already used (1 of 1 uses); ask for a new one");
   });
 
   it("allows a multi-use token exactly --uses times", async () => {

@@ -135,7 +135,7 @@ describe("overlay addresses in the SQLite store", () => {
       DELETE FROM schema_migrations WHERE version IN (3, 4);`);
     raw.close();
     s = new SqliteStore(dir);
-    expect(await s.migrate()).toBe(5);
+    expect(await s.migrate()).toBe(6);
     expect((await s.getNode("old-1"))!.overlayIp).toBe(ip);
     await s.close();
   });

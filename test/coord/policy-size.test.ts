@@ -10,7 +10,7 @@ import { MAX_POLICY_BYTES, policySizeProblem } from "../../src/policy/index.js";
 import { MAX_POLICY_BODY_BYTES } from "../../src/coord/protocol.js";
 import { RequestError } from "../../src/pki/mtls-client.js";
 import { ember } from "../helpers/cli.js";
-import { makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "./helpers.js";
+import { adminEnv, makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "./helpers.js";
 
 let mesh: Mesh;
 let coord: CoordProcess;
@@ -19,7 +19,7 @@ let env: NodeJS.ProcessEnv;
 beforeAll(async () => {
   mesh = await makeMesh();
   coord = await spawnCoord(mesh);
-  env = { EMBER_COORD: coord.url, EMBER_CERT: mesh.adminFlags.cert, EMBER_KEY: mesh.adminFlags.key, EMBER_CA: mesh.adminFlags.ca };
+  env = adminEnv(mesh, coord);
 }, 60_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import { certThumbprint } from "../../src/coord/jwt.js";
 import { ACCESS_TYP, TELEMETRY_AUDIENCE, TOKEN_AUDIENCE, TOKEN_ISSUER } from "../../src/coord/m2m.js";
 import { pemBlocks } from "../../src/pki/index.js";
 import type { CoordServer } from "../../src/coord/server.js";
-import { makeMesh, rawRequest, startInProcess, type Mesh } from "./helpers.js";
+import { makeMesh, memoryLogger, rawRequest, startInProcess, type Mesh } from "./helpers.js";
 
 let mesh: Mesh;
 let server: CoordServer;
@@ -95,6 +95,29 @@ describe("M2M tokens", () => {
     const fresh = (await tokenReq("node-a", { grant_type: "client_credentials" })).json;
     expect((await post("node-a", fresh.access_token)).status).toBe(200);
     expect(server.telemetry.tokens.counters.refused).toMatchObject({ expired: 1, bad_signature: 1, wrong_audience: 1, unbound: 2, replayed: 1, revoked: 1 });
+  });
+
+  it("after a server restart, a token of a family it no longer holds is refused as unknown_family, logged as routine, not as reuse", async () => {
+    const pair = (await tokenReq("node-a", { grant_type: "client_credentials" })).json;
+    await server.close();
+    const log = memoryLogger();
+    server = await startInProcess(mesh, { logger: log.logger }); // same data dir: same signing key, CA and nodes
+    const access = await post("node-a", pair.access_token);
+    expect(access.status).toBe(401);
+    expect(access.json).toMatchObject({ error: "invalid_token", reason: "unknown_family" });
+    expect(access.json.detail).toMatch(/not known to this coordination server \(it restarted, another replica issued the token/);
+    const refresh = await tokenReq("node-a", { grant_type: "refresh_token", refresh_token: pair.refresh_token });
+    expect(refresh.status).toBe(401);
+    expect(refresh.json.reason).toBe("unknown_family");
+    const lines = log.lines().filter((l) => l.event === "token_refused");
+    expect(lines).toHaveLength(2);
+    for (const l of lines) {
+      expect(l.level).toBe(30); // info: nothing an operator must act on
+      expect(JSON.stringify(l)).not.toMatch(/reused|revoked|twice/);
+    }
+    // The node's own recovery: a new grant, accepted.
+    const fresh = (await tokenReq("node-a", { grant_type: "client_credentials" })).json;
+    expect((await post("node-a", fresh.access_token)).status).toBe(200);
   });
 
   it("bounds a telemetry flood from one node and counts it, while another node's batches pass", async () => {

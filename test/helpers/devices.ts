@@ -2,7 +2,7 @@
 // replay and rewrite datagrams: for hostile-input and certificate tests at the device boundary.
 import { Verifier, type CaMaterial } from "../../src/pki/index.js";
 import { Device, type DeviceOptions } from "../../src/session/device.js";
-import type { Endpoint } from "../../src/session/endpoint.js";
+import type { Endpoint } from "../../src/addr/endpoint.js";
 import { generateStaticKeyPair } from "../../src/session/crypto-adapter.js";
 import type { SessionTimers } from "../../src/session/timers.js";
 import type { TestLeaf } from "./pki.js";

@@ -33,9 +33,13 @@ export function writeCreds(dir: string, ca: CaMaterial, leaf: TestLeaf): void {
 
 export async function startNode(opts: {
   name: string; dir: string; port?: number; peers?: Record<string, number>; timers?: Record<string, number>; extraArgs?: string[];
+  /** The loopback address to listen on and reach the static peers at (default 127.0.0.1; "::1" for IPv6). */
+  host?: string;
 }): Promise<NodeProc> {
-  const args = [EMBER, "up", "--state", opts.dir, "--listen", `127.0.0.1:${opts.port ?? 0}`, "--log-level", "debug"];
-  for (const [n, p] of Object.entries(opts.peers ?? {})) args.push("--peer", `${n}=127.0.0.1:${p}`);
+  const host = opts.host ?? "127.0.0.1";
+  const hp = (port: number) => (host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`);
+  const args = [EMBER, "up", "--state", opts.dir, "--listen", hp(opts.port ?? 0), "--log-level", "debug"];
+  for (const [n, p] of Object.entries(opts.peers ?? {})) args.push("--peer", `${n}=${hp(p)}`);
   args.push(...(opts.extraArgs ?? []));
   const proc = spawn(process.execPath, args, {
     env: { ...process.env, ...(opts.timers ? { EMBER_TEST_TIMERS: JSON.stringify(opts.timers) } : {}) },
@@ -90,10 +94,10 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
   }
 }
 
-export async function freeUdpPort(): Promise<number> {
+export async function freeUdpPort(host = "127.0.0.1"): Promise<number> {
   const { createSocket } = await import("node:dgram");
   const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", () => r()));
+  await new Promise<void>((r) => s.bind(0, host, () => r()));
   const port = s.address().port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;

@@ -55,6 +55,9 @@ export interface PgCluster {
   createDatabase(name: string): Promise<string>;
   /** Restarts the server (pg_ctl restart -m fast: clients are disconnected, committed data stays), asynchronously. */
   restart(): Promise<void>;
+  /** Stops the server (pg_ctl stop -m fast) and keeps its data, for an outage; startServer() brings it back. */
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
   stop(): void;
 }
 
@@ -93,13 +96,16 @@ export async function startPostgres(): Promise<PgCluster> {
     const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=200`;
     run("pg_ctl", ["-D", data, "-l", log, "-o", opts, "-w", "-t", "30", "start"], 40_000);
     const url = (db: string) => `postgres://postgres@127.0.0.1:${port}/${db}`;
+    const pgCtl = (action: string) => new Promise<void>((resolve, reject) => {
+      execFile(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-o", opts, "-m", "fast", "-w", "-t", "30", action], {
+        cwd: dir, timeout: 40_000, env: { PATH: process.env.PATH, LC_ALL: "C", TZ: "UTC" }, ...(who ? { uid: who.uid, gid: who.gid } : {}),
+      }, (err, _out, stderr) => (err ? reject(new Error(`pg_ctl ${action} failed: ${stderr || err.message}`)) : resolve()));
+    });
     return {
       port, url, stop,
-      restart: () => new Promise<void>((resolve, reject) => {
-        execFile(join(bin, "pg_ctl"), ["-D", data, "-l", log, "-o", opts, "-m", "fast", "-w", "-t", "30", "restart"], {
-          cwd: dir, timeout: 40_000, env: { PATH: process.env.PATH, LC_ALL: "C", TZ: "UTC" }, ...(who ? { uid: who.uid, gid: who.gid } : {}),
-        }, (err, _out, stderr) => (err ? reject(new Error(`pg_ctl restart failed: ${stderr || err.message}`)) : resolve()));
-      }),
+      restart: () => pgCtl("restart"),
+      stopServer: () => pgCtl("stop"),
+      startServer: () => pgCtl("start"),
       createDatabase: async (name: string) => {
         const c = new pg.Client({ connectionString: url("postgres") });
         await c.connect();

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { PathManager, decodeCandidates, encodeCandidates, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
 import { punchTtlFor } from "../../src/nat/hops.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
-import { describeEndpoint, type Endpoint } from "../../src/session/endpoint.js";
+import { describeEndpoint, type Endpoint } from "../../src/addr/endpoint.js";
 
 function harness(self = "a", side = { noNat: false }) {
   let now = 1_000_000;
@@ -60,9 +60,9 @@ describe("path manager", () => {
   it("an unproven direct guess gives way to the relay as soon as the relay is known", () => {
     const h = harness();
     h.pm.setPeer("b", [lan]);
-    expect(h.pm.initialPath("b")).toEqual(lan);
+    expect(h.pm.currentPath("b")).toEqual(lan);
     h.pm.setPeer("b", [lan], relay);
-    expect(h.pm.initialPath("b")).toEqual(relay);
+    expect(h.pm.currentPath("b")).toEqual(relay);
     expect(h.used.at(-1)).toBe("relay relay-1");
   });
 

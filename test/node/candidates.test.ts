@@ -31,7 +31,7 @@ async function translator(to: number): Promise<number> {
   const back: Socket = createSocket("udp4");
   await Promise.all([front, back].map((s) => new Promise<void>((r) => s.bind(0, "127.0.0.1", r))));
   let client: { address: string; port: number } | undefined;
-  front.on("message", (m, from) => { client = from; back.send(m, to, "127.0.0.1"); });
+  front.on("message", (m, from) => { client = from; back.send(m, to); });
   back.on("message", (m) => { if (client) front.send(m, client.port, client.address); });
   cleanups.push(() => { front.close(); back.close(); });
   return front.address().port;
@@ -40,7 +40,7 @@ async function translator(to: number): Promise<number> {
 describe("LocalCandidates: no NAT, or a translation", () => {
   it("the STUN server sees the node's own address and port: no NAT on its side", async () => {
     const stunPort = await responder();
-    const c = new LocalCandidates(await conn(), "127.0.0.1");
+    const c = new LocalCandidates(await conn());
     const report = await c.refresh([{ host: "127.0.0.1", port: stunPort }]);
     expect(report.servers.some((s) => s.mapped)).toBe(true);
     expect(c.noNat).toBe(true);
@@ -50,7 +50,7 @@ describe("LocalCandidates: no NAT, or a translation", () => {
     const stunPort = await responder();
     const via = await translator(stunPort);
     const udp = await conn();
-    const c = new LocalCandidates(udp, "127.0.0.1");
+    const c = new LocalCandidates(udp);
     const report = await c.refresh([{ host: "127.0.0.1", port: via }]);
     const mapped = report.servers.find((s) => s.mapped)?.mapped;
     expect(mapped).toBeDefined();
@@ -60,7 +60,7 @@ describe("LocalCandidates: no NAT, or a translation", () => {
   });
 
   it("no STUN answer: not known, so treated as behind NAT", async () => {
-    const c = new LocalCandidates(await conn(), "127.0.0.1");
+    const c = new LocalCandidates(await conn());
     await c.refresh([]);
     expect(c.noNat).toBe(false);
   });

@@ -17,14 +17,35 @@ describe("diagnose", () => {
   });
 
   it("coordination and relays unreachable by network errors: outbound 443 blocked, naming every host:port to allow", () => {
-    const [p] = diagnose(base({ coord: { connected: false, lastError: "connect ECONNREFUSED 198.18.1.2:443" }, relays: [{ name: "relay-1", host: "198.18.2.2", port: 443, connected: false }] }));
+    const [p] = diagnose(base({ coord: { connected: false, lastError: "connect ETIMEDOUT 198.18.1.2:443" }, relays: [{ name: "relay-1", host: "198.18.2.2", port: 443, connected: false }] }));
     expect(p.code).toBe("coord_unreachable");
-    expect(p.summary).toMatch(/outbound TCP 443 looks blocked/);
+    expect(p.summary).toMatch(/outbound TCP 443 looks blocked: /);
     expect(p.fix).toBe("allow outbound TCP to 198.18.1.2:443, 198.18.2.2:443 in the host and network firewalls (or the HTTPS proxy); then the node reconnects by itself");
+    // Refused by every server alike: a rejecting firewall, or none of them runs; both are named.
+    const [r] = diagnose(base({ coord: { connected: false, lastError: "connect ECONNREFUSED 198.18.1.2:443" }, relays: [{ name: "relay-1", host: "198.18.2.2", port: 443, connected: false }] }));
+    expect(r.summary).toMatch(/^outbound TCP 443 looks blocked, or none of the servers runs: /);
+    expect(r.fix).toMatch(/^check that the servers run .*allow outbound TCP to 198\.18\.1\.2:443, 198\.18\.2\.2:443/);
     // Relays up: only the coordination server is down.
     expect(diagnose(base({ coord: { connected: false, lastError: "read ETIMEDOUT" } }))[0].summary).toMatch(/while relays answer/);
     // Refused by the server (not the network): its reason.
+    expect(diagnose(base({ coord: { connected: false, lastError: "revoked: certificate revoked" } }))[0].summary).toMatch(/refuses this node: revoked/);
     expect(diagnose(base({ coord: { connected: false, lastError: "revoked: certificate revoked" } }))[0].code).toBe("coord_refused");
+  });
+
+  it("the coordination server simply not running (ECONNREFUSED) is named first, not called a blocked network", () => {
+    // No relay in the mesh (a LAN or loopback mesh): nothing else to compare with. A refusal is a server that does not
+    // run, or a firewall that rejects with a reset: the server comes first, the firewall second.
+    const [p] = diagnose(base({ coordUrl: "https://127.0.0.1:8443", coord: { connected: false, lastError: "connect ECONNREFUSED 127.0.0.1:8443" }, relays: [] }));
+    expect(p.code).toBe("coord_unreachable");
+    expect(p.summary).toMatch(/^the coordination server is not running or refusing at 127\.0\.0\.1:8443 \(connection refused/);
+    expect(p.summary).not.toMatch(/blocked/);
+    expect(p.summary).toMatch(/nothing listens on that port, or a firewall rejects it/);
+    expect(p.fix).toMatch(/^start it, or check the port in the URL/);
+    // Relays answer: the same diagnosis, said so.
+    expect(diagnose(base({ coord: { connected: false, lastError: "connect ECONNREFUSED 198.18.1.2:443" } }))[0].summary).toMatch(/not running or refusing at 198\.18\.1\.2:443 .* while relays answer/);
+    // A name that does not resolve, and a TLS failure, each named as such.
+    expect(diagnose(base({ coordUrl: "https://coord.example:443", coord: { connected: false, lastError: "getaddrinfo ENOTFOUND coord.example" }, relays: [] }))[0].summary).toMatch(/the name coord\.example of the coordination server does not resolve/);
+    expect(diagnose(base({ coord: { connected: false, lastError: "write EPROTO ... wrong version number" }, relays: [] }))[0].summary).toMatch(/^TLS with the coordination server at 198\.18\.1\.2:443 failed/);
   });
 
   it("UDP blocked, high latency and high loss, each with its fix", () => {

@@ -2,8 +2,8 @@
 // between them, a real TCP service behind the receiver): only a peer whose certificate grants role edge may open
 // an external-marked flow, it is decided as the `external` principal (the edge's own rules never stand in), and
 // a policy change that drops the external rule cuts the live external flow.
+import { NodeEvents } from "../../src/node/events.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:net";
 import pino from "pino";
 import type { Duplex } from "node:stream";
@@ -42,7 +42,7 @@ const NO_EXTERNAL = `rules:
 /** A runtime whose peers are other in-memory runtimes: send() hands the datagram over on the next turn. */
 class MemRuntime implements NodeRuntime {
   readonly log = pino({ level: "silent" });
-  readonly events = new EventEmitter();
+  readonly events = new NodeEvents();
   readonly policy = new FlowPolicy();
   readonly peers = new Map<string, MemRuntime>();
   private readonly handlers = new Map<number, InnerHandler>();
@@ -66,7 +66,7 @@ class MemRuntime implements NodeRuntime {
     const p = this.peers.get(name);
     return p && { name, tenant: p.id.tenant, groups: p.id.groups, services: [{ name: "status-page", port: SERVICE_PORT, protocol: "https" }] };
   }
-  setRules(text: string) { if (this.policy.setRules(rules(text))) this.events.emit("rules"); }
+  setRules(text: string) { if (this.policy.setRules(rules(text))) this.events.emit("rules", {}); }
 }
 
 function pair(senderRoles: string[]) {

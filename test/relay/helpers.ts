@@ -21,9 +21,10 @@ export interface Pki {
   identity: (name: string, opts?: { roles?: string[]; leaf?: TestLeaf }) => Promise<IdentityFiles>;
 }
 
-export async function makePki(): Promise<Pki> {
+/** `existing`: the CA of a coordination server the relay must trust too (else a new one). */
+export async function makePki(existing?: CaMaterial): Promise<Pki> {
   const { dir, cleanup } = tempDir("ember-relay-");
-  const ca = await makeCa(dir);
+  const ca = existing ?? await makeCa(dir);
   const bundlePath = join(dir, "bundle.pem");
   writeFileSync(bundlePath, ca.bundlePem);
   return {

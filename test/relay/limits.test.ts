@@ -129,7 +129,11 @@ describe("relay limits", () => {
     expect(r2.stderr).toMatch(/--listen: port 99999 is out of range/);
     const r3 = ember([...base, "--coord", "http://coord"]);
     expect(r3.code).toBe(2);
-    expect(r3.stderr).toMatch(/--coord: .* must be an https:\/\/ URL/);
+    expect(r3.stderr).toMatch(/--coord: .*must be https:\/\/, got "http:\/\/coord"/);
+    // A list of replicas is checked URL by URL; the bad one is named.
+    const r5 = ember([...base, "--coord", "https://c1:443,c2"]);
+    expect(r5.code).toBe(2);
+    expect(r5.stderr).toMatch(/--coord: coordination URL "c2" is not a URL/);
     const r4 = ember([...base.slice(0, 5), "--ca", "/nonexistent/bundle.pem"]);
     expect(r4.code).toBe(2);
     expect(r4.stderr).toMatch(/trust bundle/);

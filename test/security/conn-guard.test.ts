@@ -3,7 +3,8 @@
 // deadline, and its accounting returning to zero.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { ConnectionGuard, effectiveLimits, FD_RESERVE, sourceKey } from "../../src/net/conn-guard.js";
+import { ConnectionGuard, effectiveLimits, FD_RESERVE } from "../../src/net/conn-guard.js";
+import { sourceKey } from "../../src/addr/source-key.js";
 import { waitFor } from "../relay/helpers.js";
 
 let server: Server | undefined;

@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Agent, request } from "node:https";
+import { Agent } from "node:https";
 import { connect } from "node:tls";
 import { enroll } from "../../src/coord/client.js";
-import { PATHS } from "../../src/coord/protocol.js";
+import { PATHS, TELEMETRY_PATHS } from "../../src/coord/protocol.js";
 import { makeMesh, portOf, spawnCoord, type CoordProcess, type Mesh } from "../coord/helpers.js";
+import { fuzzRequest } from "./helpers.js";
 
 const SEED = 1_414;
 let mesh: Mesh;
@@ -41,29 +42,9 @@ afterAll(async () => {
 
 interface Sent { who: keyof typeof agents; method: string; path: string; body?: Buffer; contentType?: string }
 
-/** One request; resolves with the status (or "closed" when the server closed without answering), rejects on a hang. */
+/** One request as `s.who`; a map stream counts once its 200 arrives. */
 function send(s: Sent): Promise<number | "closed"> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string | number> = {};
-    if (s.body !== undefined) { headers["content-length"] = s.body.length; if (s.contentType) headers["content-type"] = s.contentType; }
-    let req: ReturnType<typeof request>;
-    try {
-      req = request({ host: "127.0.0.1", port: portOf(coord.url), method: s.method, path: s.path, agent: agents[s.who], headers });
-    } catch {
-      return resolve("closed"); // a path node:http itself refuses to send: nothing reached the server
-    }
-    const timer = setTimeout(() => { req.destroy(); reject(new Error(`no answer in 10 s to ${s.method} ${s.path} as ${s.who}`)); }, 10_000);
-    req.on("response", (res) => {
-      const status = res.statusCode ?? 0;
-      // The map stream answers 200 and then streams for as long as the node stays: the answer is enough.
-      if (status === 200 && s.path.startsWith(PATHS.map)) { clearTimeout(timer); res.destroy(); return resolve(status); }
-      res.resume();
-      res.on("end", () => { clearTimeout(timer); resolve(status); });
-      res.on("error", () => { clearTimeout(timer); resolve("closed"); });
-    });
-    req.on("error", () => { clearTimeout(timer); resolve("closed"); });
-    req.end(s.body);
-  });
+  return fuzzRequest({ port: portOf(coord.url), agent: agents[s.who], method: s.method, path: s.path, body: s.body, contentType: s.contentType, streaming: () => s.path.startsWith(PATHS.map) });
 }
 
 // ---- arbitraries -------------------------------------------------------------------------------------------
@@ -101,6 +82,11 @@ const ROUTES: [string, string][] = [
 const routeArb = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...ROUTES) },
   { weight: 1, arbitrary: nasty.map((n): [string, string] => ["POST", `${PATHS.adminNodes}/${encodeURIComponent(n).replace(/%25/g, "%")}/revoke`]) },
+  // The user paths (issue 28.5: `%ZZ` there was a 500).
+  { weight: 1, arbitrary: fc.tuple(fc.constantFrom("POST /disable", "POST /enable", "DELETE "), nasty).map(([r, n]): [string, string] => {
+    const [method, tail] = r.split(" ");
+    return [method, `${TELEMETRY_PATHS.adminUsers}/${encodeURIComponent(n).replace(/%25/g, "%")}${tail}`];
+  }) },
   { weight: 2, arbitrary: fc.tuple(fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"), pathArb) },
 );
 const requestArb = fc.record({

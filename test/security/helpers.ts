@@ -6,6 +6,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect as netConnect, createServer, type AddressInfo, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import type { IncomingMessage } from "node:http";
+import { request as httpsRequest, type Agent } from "node:https";
 
 /** Open file descriptors of a process (its sockets included). */
 export function fdCount(pid: number): number {
@@ -164,4 +166,35 @@ export function floodProcess(o: FloodOptions): FloodProc {
       clearTimeout(t);
     },
   };
+}
+
+/**
+ * One HTTPS request of a fuzz test: resolves with the status, or "closed" when the server closed without an
+ * answer (or node:http refused to send the path at all); rejects when nothing comes within 10 s. A response
+ * `streaming` says is a long-lived stream (map, live events) counts as answered once its status arrives.
+ */
+export function fuzzRequest(o: {
+  port: number; agent: Agent; method: string; path: string; headers?: Record<string, string | number>; body?: Buffer; contentType?: string;
+  streaming?: (res: IncomingMessage) => boolean;
+}): Promise<number | "closed"> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { ...o.headers };
+    if (o.body !== undefined) { headers["content-length"] = o.body.length; if (o.contentType) headers["content-type"] = o.contentType; }
+    let req: ReturnType<typeof httpsRequest>;
+    try {
+      req = httpsRequest({ host: "127.0.0.1", port: o.port, method: o.method, path: o.path, agent: o.agent, headers });
+    } catch {
+      return resolve("closed");
+    }
+    const timer = setTimeout(() => { req.destroy(); reject(new Error(`no answer in 10 s to ${o.method} ${o.path}`)); }, 10_000);
+    req.on("response", (res) => {
+      const status = res.statusCode ?? 0;
+      if (status === 200 && o.streaming?.(res)) { clearTimeout(timer); res.destroy(); return resolve(status); }
+      res.resume();
+      res.on("end", () => { clearTimeout(timer); resolve(status); });
+      res.on("error", () => { clearTimeout(timer); resolve("closed"); });
+    });
+    req.on("error", () => { clearTimeout(timer); resolve("closed"); });
+    req.end(o.body);
+  });
 }

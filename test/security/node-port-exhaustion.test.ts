@@ -5,36 +5,16 @@
 // finishes, and RESP/FINAL fragments and cookie replies for handshakes that do not exist. A valid peer keeps
 // pinging through it; the node's memory and handshake state stay under the bounds docs/security.md states, and
 // the state drains once the attack stops.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ChildProcess } from "node:child_process";
+import { describe, expect, it } from "vitest";
 import { join } from "node:path";
-import type { CaMaterial } from "../../src/pki/index.js";
 import { REASSEMBLY_MAX_BYTES, REASSEMBLY_MAX_MESSAGES } from "../../src/wire/constants.js";
 import { MAX_PENDING_RESPONSES } from "../../src/session/handshakes.js";
-import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
-import { eventually, freeUdpPort, startNode, writeCreds, type NodeProc } from "../helpers/nodes.js";
+import { eventually, freeUdpPort, startNode, type NodeProc } from "../helpers/nodes.js";
 import { loopbackSources, rssMiB } from "./helpers.js";
-import { cpuMs, initFlood } from "./node-port-helpers.js";
+import { cpuMs, initFlood, nodeLab } from "./node-port-helpers.js";
 
-let tmp: ReturnType<typeof tempDir>;
-let ca: CaMaterial;
-const leaves: Record<string, TestLeaf> = {};
-const nodes: NodeProc[] = [];
-const children: ChildProcess[] = [];
+const lab = nodeLab("ember-exhaust-", ["node-a", "node-b", "node-d"]);
 
-beforeAll(async () => {
-  tmp = tempDir("ember-exhaust-");
-  ca = await makeCa(tmp.dir);
-  for (const n of ["node-a", "node-b", "node-d"]) {
-    leaves[n] = await makeLeaf(ca, n);
-    writeCreds(join(tmp.dir, n), ca, leaves[n]);
-  }
-}, 30_000);
-afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
-});
-afterAll(() => tmp.cleanup());
 
 interface Stats { pendingResponses: number; reassembling: number; reassemblyBytes: number; peak: { pendingResponses: number; reassembling: number; reassemblyBytes: number } }
 
@@ -49,16 +29,16 @@ function lastStats(node: NodeProc): Stats | undefined {
 describe("exhaustion of a node's UDP port", () => {
   it("junk, replays and half-finished handshakes: a valid peer keeps working, state and memory stay bounded and drain", async () => {
     const [pa, pb] = [await freeUdpPort(), await freeUdpPort()];
-    const a = await startNode({ name: "node-a", dir: join(tmp.dir, "node-a"), port: pa, peers: { "node-b": pb } });
-    nodes.push(a);
+    const a = await startNode({ name: "node-a", dir: join(lab.dir, "node-a"), port: pa, peers: { "node-b": pb } });
+    lab.nodes.push(a);
     // handshake timeout 1 s: a response nobody finishes is forgotten after 2 s
-    const b = await startNode({ name: "node-b", dir: join(tmp.dir, "node-b"), port: pb, peers: { "node-a": pa, "node-d": 9 }, timers: { handshakeTimeoutMs: 1_000 } });
-    nodes.push(b);
+    const b = await startNode({ name: "node-b", dir: join(lab.dir, "node-b"), port: pb, peers: { "node-a": pa, "node-d": 9 }, timers: { handshakeTimeoutMs: 1_000 } });
+    lab.nodes.push(b);
     await eventually(() => a.request("ping", { name: "node-b", timeoutMs: 1_000 }).catch(() => undefined), 10_000, "a <-> b before the attack");
-    const flood = await initFlood(children, {
+    const flood = await initFlood(lab.children, {
       host: "127.0.0.1", port: pb, sources: loopbackSources(30, 100), durationMs: 4_000, cookieAware: true,
-      rootDerHex: Buffer.from(ca.rootDer).toString("hex"), responder: "node-b",
-      claimName: "node-d", claimKeyPem: leaves["node-d"].keyPem, claimCertHex: Buffer.from(leaves["node-d"].der).toString("hex"), tsBase: Date.now() + 1_000,
+      rootDerHex: Buffer.from(lab.ca.rootDer).toString("hex"), responder: "node-b",
+      claimName: "node-d", claimKeyPem: lab.leaves["node-d"].keyPem, claimCertHex: Buffer.from(lab.leaves["node-d"].der).toString("hex"), tsBase: Date.now() + 1_000,
       items: [{ kind: "junk", count: 3_000 }, { kind: "half", count: 1_500 }, { kind: "replay", count: 1_000 }, { kind: "signed", count: 1_000 }, { kind: "stray", count: 1_000 }],
     });
     expect(flood.cookies).toBe(30); // the attacker holds a valid cookie for every source address

@@ -4,39 +4,18 @@
 // keeps serving its real peer (pings every 100 ms keep answering), its CPU stays bounded (measured from
 // /proc), and a legitimate initiator that turns up mid-flood completes through the cookie.
 // (FLOOD_NO_COOKIE=1 runs the same flood with the threshold out of reach, for the comparison in docs/security.md.)
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ChildProcess } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
 import { createSocket, type Socket } from "node:dgram";
 import { join } from "node:path";
-import type { CaMaterial } from "../../src/pki/index.js";
-import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
-import { eventually, freeUdpPort, startNode, writeCreds, type NodeProc } from "../helpers/nodes.js";
+import { eventually, freeUdpPort, startNode } from "../helpers/nodes.js";
 import { loopbackSources, rssMiB } from "./helpers.js";
-import { cpuMs, initFlood } from "./node-port-helpers.js";
+import { cpuMs, initFlood, nodeLab } from "./node-port-helpers.js";
 
 const NO_COOKIE = process.env.FLOOD_NO_COOKIE === "1";
 
-let tmp: ReturnType<typeof tempDir>;
-let ca: CaMaterial;
-const leaves: Record<string, TestLeaf> = {};
-const nodes: NodeProc[] = [];
-const children: ChildProcess[] = [];
+const lab = nodeLab("ember-flood-", ["node-a", "node-b", "node-c", "node-d"]);
 const sockets: Socket[] = [];
-
-beforeAll(async () => {
-  tmp = tempDir("ember-flood-");
-  ca = await makeCa(tmp.dir);
-  for (const n of ["node-a", "node-b", "node-c", "node-d"]) {
-    leaves[n] = await makeLeaf(ca, n);
-    writeCreds(join(tmp.dir, n), ca, leaves[n]);
-  }
-}, 30_000);
-afterEach(async () => {
-  for (const c of children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
-  for (const s of sockets.splice(0)) s.close();
-  await Promise.all(nodes.splice(0).map((n) => n.stop()));
-});
-afterAll(() => tmp.cleanup());
+afterEach(() => { for (const s of sockets.splice(0)) s.close(); });
 
 /** A UDP forwarder that passes nothing until opened: node-c's path to node-b, opened in the middle of the flood. */
 async function gate(to: number): Promise<{ port: number; open: () => void }> {
@@ -57,20 +36,20 @@ describe("handshake flood against a node's UDP port", () => {
     const [pa, pb, pc] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
     const g = await gate(pb);
     const quick = { handshakeTimeoutMs: 300, handshakeBackoffMaxMs: 600 };
-    const a = await startNode({ name: "node-a", dir: join(tmp.dir, "node-a"), port: pa, peers: { "node-b": pb } });
-    nodes.push(a);
+    const a = await startNode({ name: "node-a", dir: join(lab.dir, "node-a"), port: pa, peers: { "node-b": pb } });
+    lab.nodes.push(a);
     const b = await startNode({
       // node-c's address is one node-b cannot reach (port 9): only node-c initiates, through the gate, mid-flood
-      name: "node-b", dir: join(tmp.dir, "node-b"), port: pb, peers: { "node-a": pa, "node-c": 9, "node-d": 9 },
+      name: "node-b", dir: join(lab.dir, "node-b"), port: pb, peers: { "node-a": pa, "node-c": 9, "node-d": 9 },
       timers: NO_COOKIE ? { handshakeUnderLoadPerS: 1e9 } : undefined,
     });
-    nodes.push(b);
-    const c = await startNode({ name: "node-c", dir: join(tmp.dir, "node-c"), port: pc, peers: { "node-b": g.port }, timers: quick });
-    nodes.push(c);
+    lab.nodes.push(b);
+    const c = await startNode({ name: "node-c", dir: join(lab.dir, "node-c"), port: pc, peers: { "node-b": g.port }, timers: quick });
+    lab.nodes.push(c);
     await eventually(() => a.request("ping", { name: "node-b", timeoutMs: 1_000 }).catch(() => undefined), 10_000, "a <-> b before the flood");
-    const flood = await initFlood(children, {
-      host: "127.0.0.1", port: pb, sources: loopbackSources(30), durationMs: 4_000, rootDerHex: Buffer.from(ca.rootDer).toString("hex"),
-      responder: "node-b", claimName: "node-d", claimKeyPem: leaves["node-d"].keyPem, claimCertHex: Buffer.from(leaves["node-d"].der).toString("hex"), tsBase: Date.now() + 1_000,
+    const flood = await initFlood(lab.children, {
+      host: "127.0.0.1", port: pb, sources: loopbackSources(30), durationMs: 4_000, rootDerHex: Buffer.from(lab.ca.rootDer).toString("hex"),
+      responder: "node-b", claimName: "node-d", claimKeyPem: lab.leaves["node-d"].keyPem, claimCertHex: Buffer.from(lab.leaves["node-d"].der).toString("hex"), tsBase: Date.now() + 1_000,
       items: [{ kind: "signed", count: 3_000 }, { kind: "junk-claim", count: 2_000 }],
     });
     const bPid = b.proc.pid!;

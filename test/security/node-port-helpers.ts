@@ -9,7 +9,9 @@ import type { CaMaterial } from "../../src/pki/index.js";
 import {
   PACKET, encodeHandshake, encodeInitMessage, mac1Key, responderKey, sealClaim, signClaim, writeInitMacs, type InitClaim,
 } from "../../src/session/crypto-adapter.js";
-import type { TestLeaf } from "../helpers/pki.js";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
+import { writeCreds, type NodeProc } from "../helpers/nodes.js";
 import type { InitFloodOptions } from "./init-flood-child.js";
 
 /** A scan: junk of every EmberNet type, an old-style unauthenticated INIT, random indexes, a STUN request. */
@@ -118,4 +120,42 @@ export async function initFlood(children: ChildProcess[], o: InitFloodOptions): 
   });
   const cookies = await ready;
   return { child, cookies, go: () => child.stdin!.write("go\n"), done };
+}
+
+export interface NodeLab {
+  /** The lab's temporary directory: one credentials directory per name below it. */
+  readonly dir: string;
+  readonly ca: CaMaterial;
+  readonly leaves: Record<string, TestLeaf>;
+  /** Daemons and helper processes started by a test: ended after each test. */
+  readonly nodes: NodeProc[];
+  readonly children: ChildProcess[];
+}
+
+/**
+ * A node lab for one test file: a CA and, for each name, a leaf and its credentials on disk (made before the
+ * tests); the daemons and helpers a test starts are ended after it, and the directory removed at the end.
+ */
+export function nodeLab(prefix: string, names: string[]): NodeLab {
+  let tmp: ReturnType<typeof tempDir> | undefined;
+  let ca: CaMaterial | undefined;
+  const lab = {
+    get dir() { return tmp!.dir; },
+    get ca() { return ca!; },
+    leaves: {} as Record<string, TestLeaf>, nodes: [] as NodeProc[], children: [] as ChildProcess[],
+  };
+  beforeAll(async () => {
+    tmp = tempDir(prefix);
+    ca = await makeCa(tmp.dir);
+    for (const n of names) {
+      lab.leaves[n] = await makeLeaf(ca, n);
+      writeCreds(join(tmp.dir, n), ca, lab.leaves[n]);
+    }
+  }, 30_000);
+  afterEach(async () => {
+    for (const c of lab.children.splice(0)) if (c.exitCode === null) c.kill("SIGKILL");
+    await Promise.all(lab.nodes.splice(0).map((n) => n.stop()));
+  });
+  afterAll(() => tmp?.cleanup());
+  return lab;
 }

@@ -6,7 +6,7 @@ import { afterEach, beforeAll, afterAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
 import type { CaMaterial } from "../../src/pki/index.js";
 import { COOKIE_REPLY_SIZE, PACKET, signClaim } from "../../src/session/crypto-adapter.js";
-import type { Endpoint } from "../../src/session/endpoint.js";
+import type { Endpoint } from "../../src/addr/endpoint.js";
 import { MemoryNet, drops } from "../helpers/devices.js";
 import { makeCa, makeLeaf, tempDir, type TestLeaf } from "../helpers/pki.js";
 import { eventually } from "../helpers/nodes.js";

@@ -1,6 +1,6 @@
 // The rest clock (issue 16): a resting node's periodic jobs share one wake-up per beat, each at its own period.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { due, RestClock } from "../../src/session/rest-clock.js";
+import { due, RestClock } from "../../src/clock/rest-clock.js";
 import { AdaptiveTicker } from "../../src/session/ticker.js";
 
 describe("due (pure)", () => {
