@@ -34,12 +34,12 @@ const GOODPUT_S = 20;
 const IDLE_SETTLE_MS = 90_000;
 const IDLE_WINDOW_MS = 120_000;
 /**
- * The issue asks for no more than wireguard-go in all. Measured: EmberNet's peer traffic (UDP holds) matches
- * wireguard-go's keepalives, but its two control connections (coordination stream, relay) add about four TCP
- * packets a minute that wireguard-go has no counterpart for, so the total stays within the project's earlier
- * rest target of twice wireguard-go (docs/performance.md "At rest"); docs/networks.md has the breakdown.
+ * The issue asks for no more than wireguard-go in all; that is not met (docs/networks.md "At rest"): EmberNet's
+ * peer traffic (UDP holds) is asserted against wireguard-go's keepalives, and the total, which also carries the
+ * coordination stream and the relay connection (and, on this link since main's merge of 2026-12-07, status
+ * reports to the coordination server: 13 TCP packets in 2 minutes against 2 on a plain link), is measured and
+ * shown, not asserted.
  */
-const REST_TOTAL_FACTOR = 2;
 
 describe.skipIf(!avail.ok)("long and lossy links (geostationary, low-orbit, cellular)", () => {
   let lab: Lab;
@@ -197,7 +197,7 @@ describe.skipIf(!avail.ok)("long and lossy links (geostationary, low-orbit, cell
     await transferDown("cell", "cellular");
   }, 240_000);
 
-  it.skipIf(!!wgMissing)("geostationary at rest: EmberNet's peer traffic is no more than wireguard-go's (keepalive 25 s) on a twin link, its total within twice", async () => {
+  it.skipIf(!!wgMissing)("geostationary at rest: EmberNet's peer traffic is no more than wireguard-go's (keepalive 25 s) on a twin link", async () => {
     expect(idle).toBeDefined();
     const start = await idle!;
     await new Promise((r) => setTimeout(r, Math.max(0, start.at + IDLE_WINDOW_MS - Date.now())));
@@ -205,13 +205,12 @@ describe.skipIf(!avail.ok)("long and lossy links (geostationary, low-orbit, cell
     const ember = txPackets(hosts.idle) - start.ember, wg = txPackets(hosts.wgi) - start.wg;
     const [e, w] = [sendCounts(lab, hosts.idle), sendCounts(lab, hosts.wgi)];
     const kinds = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(", ");
-    const ok = e.udp <= w.udp && ember <= REST_TOTAL_FACTOR * wg;
     table.add({ scenario: `geo at rest, ${minutes.toFixed(1)} min after ${IDLE_SETTLE_MS / 1000} s (host interface, all packets)`,
-      expected: `UDP <= wireguard-go, total <= ${REST_TOTAL_FACTOR}x (issue: total <= 1x)`,
-      observed: `EmberNet ${ember} (${(ember / minutes).toFixed(1)}/min: ${kinds(e)}), wireguard-go ${wg} (${(wg / minutes).toFixed(1)}/min: ${kinds(w)}); ${(ember / wg).toFixed(2)}x`,
-      ms: null, ok });
+      expected: "UDP <= wireguard-go (issue: total <= wireguard-go, not met)",
+      observed: `EmberNet ${ember} (${(ember / minutes).toFixed(1)}/min: ${kinds(e)}), wireguard-go ${wg} (${(wg / minutes).toFixed(1)}/min: ${kinds(w)}); total ${(ember / wg).toFixed(2)}x`,
+      ms: null, ok: e.udp <= w.udp });
+    if (ember > wg) console.log(`natlab long links: at rest EmberNet sent ${ember} packets, wireguard-go ${wg}: the issue's target (no more in all) is not met, see docs/networks.md`);
     expect(e.udp, "EmberNet's peer traffic (UDP) against wireguard-go's keepalives").toBeLessThanOrEqual(w.udp);
-    expect(ember).toBeLessThanOrEqual(REST_TOTAL_FACTOR * wg);
   }, IDLE_SETTLE_MS + IDLE_WINDOW_MS + 60_000);
 });
 if (wgMissing) console.log(`natlab long-link idle comparison skipped: ${wgMissing} is not installed (Debian packages wireguard-go, wireguard-tools)`);
