@@ -36,9 +36,8 @@ const IDLE_WINDOW_MS = 120_000;
 /**
  * The issue asks for no more than wireguard-go in all; that is not met (docs/networks.md "At rest"): EmberNet's
  * peer traffic (UDP holds) is asserted against wireguard-go's keepalives, and the total, which also carries the
- * coordination stream and the relay connection (and, on this link since main's merge of 2026-12-07, status
- * reports to the coordination server: 13 TCP packets in 2 minutes against 2 on a plain link), is measured and
- * shown, not asserted.
+ * coordination stream, the relay connection and a telemetry batch when the peer's keys expire at rest, is
+ * measured and shown, not asserted.
  */
 
 describe.skipIf(!avail.ok)("long and lossy links (geostationary, low-orbit, cellular)", () => {
