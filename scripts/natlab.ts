@@ -9,6 +9,7 @@ import {
 } from "../test/natlab/selfchecks.js";
 import { ResultTable, type ResultRow } from "../test/natlab/table.js";
 import { buildTraversal, TRAVERSAL_SCENARIOS } from "../test/natlab/traversal-scenarios.js";
+import { buildIpv6Lab, firewallRow, IPV6_SCENARIOS } from "../test/natlab/ipv6-scenarios.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,28 +46,35 @@ const SCENARIOS: Scenario[] = [
       table.add(punchRow("low-TTL, peer 300 ms late, hold 500", lateLong, "connects", lateLong.every((t) => t.ok)));
     },
   },
+  // EmberNet itself: coordination server, relays and nodes as real processes in a lab of their own.
+  { name: "ember", run: (_s, table) => inOwnLab("nlem", buildTraversal, TRAVERSAL_SCENARIOS, table) },
+  // IPv6: a dual-stack pair behind stateful v6 firewalls, an IPv6-only node behind NAT64/DNS64 (issue 26).
   {
-    // EmberNet itself: coordination server, relays and nodes as real processes in a lab of their own.
-    name: "ember",
-    run: async (_s, table) => {
-      const lab = await Lab.create({ prefix: "nlem" });
-      const dir = mkdtempSync(join(tmpdir(), "ember-natlab-"));
-      try {
-        const t = await buildTraversal(lab, dir);
-        for (const sc of TRAVERSAL_SCENARIOS) {
-          try {
-            for (const r of await sc.run(t)) table.add(r);
-          } catch (e) {
-            table.add({ scenario: sc.name, expected: "runs", observed: `error: ${(e as Error).message.split("\n")[0]}`, ms: null, ok: false });
-          }
-        }
-      } finally {
-        await lab.destroy();
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+    name: "ipv6",
+    run: async (_s, table) => inOwnLab("nlv6", buildIpv6Lab, IPV6_SCENARIOS, table, (t) => table.add(firewallRow(t))),
   },
 ];
+
+/** Builds a lab of its own with `build`, runs each scenario into the table, and tears the lab down. */
+async function inOwnLab<T>(prefix: string, build: (lab: Lab, dir: string) => Promise<T>, scenarios: { name: string; run(t: T): Promise<ResultRow[]> }[],
+  table: ResultTable, after?: (t: T) => void): Promise<void> {
+  const lab = await Lab.create({ prefix });
+  const dir = mkdtempSync(join(tmpdir(), "ember-natlab-"));
+  try {
+    const t = await build(lab, dir);
+    for (const sc of scenarios) {
+      try {
+        for (const r of await sc.run(t)) table.add(r);
+      } catch (e) {
+        table.add({ scenario: sc.name, expected: "runs", observed: `error: ${(e as Error).message.split("\n")[0]}`, ms: null, ok: false });
+      }
+    }
+    after?.(t);
+  } finally {
+    await lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
 
 async function main(): Promise<number> {
   let args;

@@ -34,6 +34,8 @@ export interface NetcheckReport {
   durationMs: number;
   /** The same check on the node's IPv6 socket, when it has one beside its IPv4 one. */
   ipv6?: NetcheckReport;
+  /** The IPv4 socket's check, when the IPv6 one speaks for the node (no STUN server answered over IPv4). */
+  ipv4?: NetcheckReport;
   /** Port mapping at the default gateway: which protocol it offers, if any (and the daemon's mapping). */
   portmap?: import("./portmap/portmapper.js").PortmapReport | import("./portmap/portmapper.js").PortmapProbe;
 }

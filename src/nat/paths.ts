@@ -8,230 +8,20 @@
 // without hearing back; at rest nothing is probed, and only one side of the pair sends one small hold packet
 // per measured NAT timeout to keep a direct path's mappings (hold.ts). The first datagram after a rest goes out
 // at once on the last path that worked, with a copy over the relay until that path answers again.
-import { describeEndpoint, endpointKey, parseEndpointString, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
-import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived, type HoldEvidence } from "./hold.js";
+import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
+import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
 import { decodeProbe, encodeProbe, PROBE_ID_BYTES } from "../wire/probe.js";
-import { betterPath, type ScoredPath } from "./better-path.js";
+import {
+  CONNTRACK_UDP_UNREPLIED_MS, DEFAULT_PATH_TIMERS, PROVEN_PATH_MS,
+  type Candidate, type PathHost, type PathTimers, type PeerActivity, type PeerPaths,
+} from "./path-types.js";
+import { punchDone, quietFor, sprayQueue } from "./punch-rules.js";
+import { pathReport, type PathReport } from "./path-report.js";
+import { encodeCandidates } from "./call-me-maybe.js";
+import { betterPath, CONFIRM_PROBE_MS, CONFIRM_SAMPLES, withRttSample, type ScoredPath } from "./better-path.js";
 
-/**
- * Linux nf_conntrack_udp_timeout: an UNREPLIED UDP entry lives this long after its last packet (measured in the
- * NAT lab: an entry refreshed by the peer's probes kept the remap; 30 s of silence cleared it, docs/nat.md).
- */
-export const CONNTRACK_UDP_UNREPLIED_MS = 30_000;
-/**
- * A candidate that answered this recently runs through NAT entries still alive on both sides (Linux keeps a
- * replied UDP entry 120 s): probing it again after a cut needs no punch, cannot clash, and is not held back by
- * a quiet. Below the shortest hold interval (25 s, hold.ts), so a mapping found lapsed at rest is punched again.
- */
-export const PROVEN_PATH_MS = 20_000;
-
-export interface PathTimers {
-  /** Probe interval of candidates while the peer runs over the relay (looking for a direct path). */
-  probeWhileRelayedMs: number;
-  /**
-   * Active and direct: the current path is probed when we sent something and heard nothing back on it for this
-   * long, and again every heartbeatMs until it answers (no probes while the peer's own packets keep coming).
-   */
-  heartbeatMs: number;
-  /** Active and direct: other candidates that answered before are probed this often (a clearly better one wins). */
-  otherCandidatesMs: number;
-  /** A direct path that stays unanswered this long after a send (or after a wake-up) is dead: the relay takes over. */
-  pathTimeoutMs: number;
-  /** Resend call-me-maybe through the relay at most this often. */
-  callMeMaybeMs: number;
-  /**
-   * Full-TTL probes to a not-yet-answering candidate start this long after our low-TTL punch (and the
-   * call-me-maybe that makes the peer punch too): both NATs must hold their mapping before any packet
-   * reaches the other one, or a Linux NAT's conntrack clash remaps the port (docs/nat.md).
-   */
-  punchLeadMs: number;
-  /** Spray (port prediction + random ports) only after the candidates have been silent this long. */
-  sprayAfterMs: number;
-  /** Probes per spray attempt towards one peer address, and the pause before another attempt. */
-  sprayBudget: number;
-  sprayEveryMs: number;
-  /**
-   * Punch rounds (clash recovery): a round whose candidates all stay unanswered this long ends; the side then
-   * goes quiet towards the peer's candidates so that any UNREPLIED conntrack entry expires, and punches again.
-   */
-  roundMs: number;
-  /** First quiet after a failed round; doubled per further failed round up to quietMaxMs. */
-  quietMs: number;
-  quietMaxMs: number;
-  /** Rounds this side leads before it stays on the relay (until a wake-up or new candidates). */
-  maxRounds: number;
-}
-
-export const DEFAULT_PATH_TIMERS: PathTimers = {
-  probeWhileRelayedMs: 1_000,
-  heartbeatMs: 1_000,
-  otherCandidatesMs: 5_000,
-  pathTimeoutMs: 3_000,
-  callMeMaybeMs: 5_000,
-  punchLeadMs: 250,
-  sprayAfterMs: 3_000,
-  sprayBudget: 256,
-  sprayEveryMs: 60_000,
-  roundMs: 4_000,
-  quietMs: CONNTRACK_UDP_UNREPLIED_MS + 5_000,
-  quietMaxMs: 4 * (CONNTRACK_UDP_UNREPLIED_MS + 5_000),
-  maxRounds: 5,
-};
-
-/**
- * The bounded spray towards a peer behind an endpoint-dependent NAT (run by the side whose own mapping is
- * endpoint-independent: only its one stable port can match the peer's mapping). Ports next to the peer's
- * reflexive port first (sequential allocators), then random ones, within sprayBudget probes.
- */
-export interface SprayState {
-  attempts: number;
-  probes: number;
-  lastAt: number;
-  /** The endpoint that answered a spray probe, if any. */
-  hit?: string;
-}
-
-const SPRAY_NEIGHBOURS = 16;
 const SPRAY_PER_TICK = 64;
-
-export interface Candidate {
-  endpoint: Endpoint;
-  /** Last low-TTL punch towards it (0: never). */
-  punchedAt: number;
-  lastProbeAt: number;
-  /** Last reply to one of our probes on it: a proven round trip. */
-  lastPongAt: number;
-  /** Last authenticated packet of any kind from it (replies, the peer's probes, data). */
-  lastHeardAt: number;
-  rttMs?: number;
-  probes: number;
-  pongs: number;
-  /** Learned from an authenticated packet from an address the peer never advertised (ICE peer-reflexive). */
-  prflx?: boolean;
-}
-
-/**
- * One punch round towards a peer (clash recovery, docs/nat.md): started by our punch or by joining the peer's,
- * ended by an answer or by roundMs of silence; a failed round is followed by a quiet long enough for an
- * UNREPLIED conntrack entry at either NAT to expire.
- */
-export interface PunchRound {
-  /** Failed rounds so far (reset by an answer, a wake-up or new candidates). */
-  failed: number;
-  startedAt: number;
-  /** No probes, punches or call-me-maybe towards the peer's candidates until then. */
-  quietUntil: number;
-  quietSince: number;
-}
-
-/** Why a peer's traffic is not on a direct path (ember peers), or undefined when it is. */
-export type NotDirectReason = "no candidate answered" | "mapping clash suspected" | "endpoint-dependent NAT" | "udp blocked" | "no candidates" | "no session";
-
-/** A hold at rest (hold.ts): the pair's NAT evidence, and the measured hold waiting for its answer. */
-export interface HoldState {
-  evidence: HoldEvidence;
-  /** Last hold sent (0: none yet in this rest). */
-  lastAt: number;
-  holds: number;
-  /** Unauthenticated holds (STUN indications) among them. */
-  indications: number;
-  pending?: { firstAt: number; lastAt: number; silenceMs: number; tries: number };
-}
-
-export interface PeerPaths {
-  name: string;
-  relay?: Endpoint;
-  candidates: Map<string, Candidate>;
-  /** The path traffic uses now: set only by switchTo (the session's copy follows through host.usePath). */
-  path?: Endpoint;
-  lastCallMeMaybeAt: number;
-  /** When the first direct pong arrived, for "time to direct" reporting. */
-  directSince?: number;
-  switches: number;
-  /** When probing began without any direct answer (for the spray trigger). */
-  silentSince?: number;
-  spray?: SprayState;
-  /** Spray probes still to send in this attempt, paced over several ticks. */
-  sprayQueue?: Endpoint[];
-  /** After a wake-up on a direct path: since when it is being revalidated (data also goes over the relay). */
-  revalidateSince?: number;
-  /** Active and direct: since when we have sent without hearing back on the current path. */
-  suspectSince?: number;
-  /** Probes of the current path when suspicion (or revalidation) began: death needs DEAD_AFTER_PROBES more. */
-  probesAtSuspect?: number;
-  /** Discovery runs until then even at rest (a lapsed hold is recovered at once). */
-  recoverUntil?: number;
-  /**
-   * At rest, the peer's call-me-maybe asked us to punch: until then our candidates' probes follow the punch, but
-   * we send no call-me-maybe of our own and no spray (the peer leads the round; two resting peers must not keep
-   * each other awake by answering each other's call-me-maybe).
-   */
-  joinUntil?: number;
-  hold: HoldState;
-  /** What the peer's last probe or reply said of its side (hold.ts HoldSide.noNat); undefined until one came. */
-  peerNoNat?: boolean;
-  wakes: number;
-  /** Last call-me-maybe (or its acknowledgement) from the peer: it has just punched towards our candidates. */
-  peerPunchedAt: number;
-  round: PunchRound;
-}
-
-/** What the session layer knows about a peer's traffic (src/session/device.ts owns it). */
-export interface PeerActivity {
-  /** No application data either way for the session layer's idle bound. */
-  idle: boolean;
-  /** Last sealed packet of any kind sent to the peer. */
-  lastSentAt: number;
-  /** Last authenticated packet from a direct address, and that address. */
-  lastDirectRxAt: number;
-  lastDirectRxFrom?: Endpoint;
-}
-
-export interface PathHost {
-  /** Sends a sealed inner message to the peer over exactly this endpoint (not moving the session). */
-  sendVia(peer: string, endpoint: Endpoint, kind: PathMessageKind, payload: Uint8Array): void;
-  /** Moves the peer's session traffic to this endpoint; with a shadow, data also goes there (revalidation). */
-  usePath(peer: string, endpoint: Endpoint, shadow?: Endpoint): void;
-  /** The chosen path changed (to a direct path, or to the relay): for the node's event bus. */
-  pathChanged?(change: { peer: string; from: string; to: string; direct: boolean; rttMs?: number }): void;
-  /** Whether a session exists (probes need keys). */
-  hasSession(peer: string): boolean;
-  /** Our own candidate endpoints, sent in call-me-maybe. */
-  localCandidates(): Endpoint[];
-  /** Low-TTL punch towards a candidate before full-TTL probes (see docs/nat.md). */
-  punch?(endpoint: Endpoint): void;
-  /**
-   * True while our own packets must not go first towards a peer (a port mapping behind an endpoint-dependent
-   * NAT): we only ask the peer to punch (call-me-maybe) until its first probe reaches us, then probe back.
-   */
-  letPeerComeFirst?(): boolean;
-  /** False until the punch TTL is known (our NAT depth, measured by netcheck): no round starts before. */
-  punchReady?(): boolean;
-  /** Our own mapping behaviour (netcheck): only an endpoint-independent side sprays. */
-  mapping?(): string | undefined;
-  /** The session layer's view of the peer's traffic; without it every peer counts as active. */
-  activity?(peer: string): PeerActivity | undefined;
-  /** Whether a sealed message can go now without starting a handshake (holds at rest must not cost one). */
-  sessionFresh?(peer: string): boolean;
-  /** One unauthenticated NAT keepalive towards a direct path (a STUN Binding Indication). */
-  hold?(endpoint: Endpoint): void;
-  /** Our own identity name: it decides which side of a pair holds (hold.ts isHolder). */
-  selfName?: string;
-  /** Whether our side sits behind no NAT (STUN saw our own address and port): then we hold nothing. */
-  noNat?(): boolean;
-  log: { info(o: object, m?: string): void; debug(o: object, m?: string): void };
-  now(): number;
-}
-
-/** The sealed messages path discovery sends; each is its own inner kind (src/wire/constants.ts INNER). */
-export type PathMessageKind = "probe" | "probe-reply" | "call-me-maybe";
-
-/**
- * A call-me-maybe that answers one (the receiver has punched too): marked by this token among the candidates, which
- * older decoders skip. It is never answered itself, so two peers cannot keep each other busy.
- */
-const CMM_ACK = "ack";
 
 /**
  * A probe's payload: 8 bytes naming it (pid, sequence), then one byte saying whether the sender sits behind no
@@ -415,6 +205,15 @@ export class PathManager {
     this.sendProbe(s, c, key, now);
   }
 
+  private sendable(ep: Endpoint): boolean {
+    return this.host.canSend?.(ep) !== false;
+  }
+
+  private anySendable(s: PeerPaths): boolean {
+    for (const c of s.candidates.values()) if (this.sendable(c.endpoint)) return true;
+    return false;
+  }
+
   private inRound(s: PeerPaths, now: number): boolean {
     return s.round.startedAt > 0 && now - s.round.startedAt < this.timers.roundMs;
   }
@@ -490,7 +289,8 @@ export class PathManager {
       if (s.spray) s.spray.hit = describeEndpoint(from);
       this.host.log.info({ peer, endpoint: describeEndpoint(from), probes: s.spray?.probes }, "spray hit: direct path through an endpoint-dependent NAT");
       const k = endpointKey(from);
-      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: performance.now() - o.sentAt });
+      const rtt = withRttSample(undefined, performance.now() - o.sentAt);
+      s.candidates.set(k, { endpoint: from, punchedAt: 0, lastProbeAt: now, lastPongAt: now, lastHeardAt: now, probes: 1, pongs: 1, rttMs: rtt.rttMs, rttSamples: rtt.samples });
       s.sprayQueue = undefined;
       this.choose(s);
       return;
@@ -501,7 +301,9 @@ export class PathManager {
     c.lastHeardAt = now;
     c.pongs++;
     s.round = { failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 };
-    c.rttMs = performance.now() - o.sentAt;
+    ({ rttMs: c.rttMs, samples: c.rttSamples } = withRttSample(c.rttSamples, performance.now() - o.sentAt));
+    // Unconfirmed: the next probe goes at once, so a candidate is judged on CONFIRM_SAMPLES answers a few RTTs on.
+    if (c.pongs < CONFIRM_SAMPLES && !o.hold) this.sendProbe(s, c, o.key, now);
     if (o.hold && s.hold.pending) {
       // A measured hold came back: the pair's NATs kept the mapping through that silence.
       s.hold.evidence = survived(s.hold.evidence, s.hold.pending.silenceMs);
@@ -530,7 +332,7 @@ export class PathManager {
     if (this.mustWaitForPeer(s)) return; // the peer's punch comes through our mapping; ours would spoil it
     if (!this.inRound(s, now)) s.round.startedAt = now;
     for (const c of s.candidates.values()) {
-      if (now - c.lastPongAt <= this.timers.pathTimeoutMs) continue;
+      if (now - c.lastPongAt <= this.timers.pathTimeoutMs || !this.sendable(c.endpoint)) continue;
       // An acknowledgement answers our own punch: only candidates not punched in this round are punched now.
       if (ack && now - c.punchedAt < this.timers.roundMs) continue;
       c.punchedAt = now;
@@ -564,6 +366,7 @@ export class PathManager {
 
   private switchTo(s: PeerPaths, next: Endpoint): void {
     s.path = next;
+    s.pathSince = this.host.now();
     s.revalidateSince = undefined;
     s.suspectSince = undefined;
     this.host.usePath(s.name, next);
@@ -580,6 +383,8 @@ export class PathManager {
       if (c.rttMs === undefined) continue;
       const isCurrent = sameEndpoint(c.endpoint, s.path);
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
+      // A live direct path gives way only to a confirmed one (two unconfirmed families flipped on noise).
+      if (!isCurrent && currentAlive && c.pongs < CONFIRM_SAMPLES) continue;
       const score = { endpoint: c.endpoint, rttMs: c.rttMs, current: isCurrent };
       if (betterPath(score, bestScore)) { best = c; bestScore = score; }
     }
@@ -639,16 +444,18 @@ export class PathManager {
       if (direct) this.checkCurrent(s, a, now);
       for (const [key, c] of s.candidates) {
         const isCurrent = direct && sameEndpoint(c.endpoint, s.path);
-        if (isCurrent) continue;
+        if (isCurrent || !this.sendable(c.endpoint)) continue;
         // A candidate punched but not yet probed gets its first probe as soon as the lead has passed.
         const firstAfterPunch = c.punchedAt > c.lastProbeAt && now - c.punchedAt >= this.timers.punchLeadMs;
         const answering = now - c.lastPongAt <= this.timers.pathTimeoutMs * 2;
         // While direct, only candidates that answered before are worth a probe (a clearly better one may win).
-        const interval = !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
+        // One answer is no verdict on its RTT: confirmed by a few more before the path choice rests on it.
+        const confirming = answering && c.pongs > 0 && c.pongs < CONFIRM_SAMPLES;
+        const interval = confirming ? CONFIRM_PROBE_MS : !direct ? this.timers.probeWhileRelayedMs : c.pongs > 0 || answering ? this.timers.otherCandidatesMs : Infinity;
         if (firstAfterPunch || now - c.lastProbeAt >= interval) this.probe(s, key, lead);
       }
       if (!direct) this.endRound(s, now);
-      if (lead && !direct && s.relay && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
+      if (lead && !direct && s.relay && this.anySendable(s) && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
       if (lead) this.sprayTick(s, now);
     }
@@ -756,20 +563,9 @@ export class PathManager {
     if (this.host.mapping?.() !== "endpoint-independent" || now - s.silentSince < this.timers.sprayAfterMs) return;
     if (s.spray && now - s.spray.lastAt < this.timers.sprayEveryMs) return;
     // Targets: every direct candidate of the peer (its reflexive address among them), budget split evenly.
-    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp");
+    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp" && this.sendable(e));
     if (!targets.length) return;
-    const queue: Endpoint[] = [];
-    const seen = new Set(targets.map(endpointKey));
-    const per = Math.max(1, Math.floor(this.timers.sprayBudget / targets.length));
-    for (const t of targets) {
-      const add = (port: number): void => {
-        const ep: Endpoint = { kind: "udp", host: t.host, port };
-        if (port > 0 && port < 65536 && !seen.has(endpointKey(ep))) { seen.add(endpointKey(ep)); queue.push(ep); }
-      };
-      const start = queue.length;
-      for (let d = 1; d <= SPRAY_NEIGHBOURS && queue.length - start < per; d++) { add(t.port + d); if (queue.length - start < per) add(t.port - d); }
-      for (let tries = 0; queue.length - start < per && tries < per * 4; tries++) add(1024 + Math.floor(Math.random() * (65536 - 1024)));
-    }
+    const queue = sprayQueue(targets, this.timers.sprayBudget);
     s.spray = { attempts: (s.spray?.attempts ?? 0) + 1, probes: s.spray?.probes ?? 0, lastAt: now, hit: s.spray?.hit };
     s.sprayQueue = queue;
     this.host.log.info({ peer: s.name, probes: queue.length, targets: targets.map(describeEndpoint) }, "spray: bounded port prediction towards an unanswering peer");
@@ -786,84 +582,14 @@ export class PathManager {
     }
   }
 
-  describe(name: string) {
+  /** The peer's path state for ember peers and status (path-report.ts). */
+  describe(name: string): PathReport | undefined {
     const s = this.peers.get(name);
     if (!s) return undefined;
-    const now = this.host.now();
-    const a = this.activity(s);
-    const measured = !!this.host.sessionFresh?.(s.name);
-    const holder = this.holds(s);
-    return {
-      path: s.path ? (s.path.kind === "relay" ? `relay:${s.path.relay}` : "direct") : "-",
-      notDirect: notDirectReason({
-        direct: s.path?.kind === "udp", session: this.host.hasSession(s.name), candidates: s.candidates.size,
-        failedRounds: s.round.failed, quiet: now < s.round.quietUntil, ownMapping: this.host.mapping?.(), sprayed: !!s.spray,
-      }),
-      round: { failed: s.round.failed, quietS: Math.max(0, Math.round((s.round.quietUntil - now) / 1000)) },
-      endpoint: describeEndpoint(s.path),
-      activity: a.idle ? "idle" as const : "active" as const,
-      revalidating: s.revalidateSince !== undefined,
-      candidates: [...s.candidates.values()].map((c) => ({ endpoint: describeEndpoint(c.endpoint), rttMs: c.rttMs, alive: now - c.lastPongAt <= this.timers.pathTimeoutMs, probes: c.probes, pongs: c.pongs, ...(c.prflx ? { prflx: true } : {}) })),
-      switches: s.switches,
-      wakes: s.wakes,
-      hold: {
-        holder,
-        intervalS: Math.round(holdInterval(s.hold.evidence, measured) / 1000),
-        survivedS: Math.round(s.hold.evidence.survivedMs / 1000),
-        lapsedS: Number.isFinite(s.hold.evidence.lapsedMs) ? Math.round(s.hold.evidence.lapsedMs / 1000) : null,
-        holds: s.hold.holds, indications: s.hold.indications,
-      },
-      spray: s.spray ? { attempts: s.spray.attempts, probes: s.spray.probes, hit: s.spray.hit ?? null } : undefined,
-    };
+    return pathReport(s, this.host.now(), {
+      idle: this.activity(s).idle, holder: this.holds(s), measured: !!this.host.sessionFresh?.(s.name), session: this.host.hasSession(s.name),
+      sendable: this.anySendable(s), mapping: this.host.mapping?.(), pathTimeoutMs: this.timers.pathTimeoutMs,
+    });
   }
 }
 
-/**
- * Why a peer is not on a direct path (pure; ember peers shows it). Our own netcheck knows UDP blocked and an
- * endpoint-dependent mapping; a failed punch round (quiet, then again) means a conntrack clash is suspected;
- * a spray without a hit means the peer's mapping is endpoint-dependent. Policy is the caller's (no session).
- */
-export function notDirectReason(f: { direct: boolean; session: boolean; candidates: number; failedRounds: number; quiet: boolean; ownMapping?: string; sprayed: boolean }): NotDirectReason | undefined {
-  if (f.direct) return undefined;
-  if (f.ownMapping === "udp-blocked") return "udp blocked";
-  if (!f.session) return "no session";
-  if (f.candidates === 0) return "no candidates";
-  if (f.ownMapping === "endpoint-dependent" || f.sprayed) return "endpoint-dependent NAT";
-  if (f.failedRounds > 0 || f.quiet) return "mapping clash suspected";
-  return "no candidate answered";
-}
-
-/** Candidates in call-me-maybe: "host:port" strings, comma-separated UTF-8 (small, sealed in the session). */
-export function encodeCandidates(eps: Endpoint[], ack = false): Uint8Array {
-  const parts = eps.filter((e) => e.kind === "udp").map((e) => describeEndpoint(e));
-  return Buffer.from((ack ? [CMM_ACK, ...parts] : parts).join(","), "utf8");
-}
-
-/** Whether a call-me-maybe answers ours (the peer punched in reply). */
-export function isCallMeMaybeAck(payload: Uint8Array): boolean {
-  return Buffer.from(payload.subarray(0, CMM_ACK.length + 1)).toString("utf8").split(",")[0] === CMM_ACK;
-}
-
-/**
- * Whether full-TTL probes may go to a candidate we punched at punchedAt (pure): the lead has passed, and when a
- * relay carries call-me-maybe, the peer has punched since our round began (its call-me-maybe or acknowledgement
- * arrived), so no full-TTL packet of ours can reach its NAT before its own opening packet left (docs/nat.md).
- */
-export function punchDone(punchedAt: number, peerPunchedAt: number, viaRelay: boolean, now: number, t: Pick<PathTimers, "punchLeadMs" | "roundMs">): boolean {
-  if (now - punchedAt < t.punchLeadMs) return false;
-  return !viaRelay || (peerPunchedAt > 0 && now - peerPunchedAt <= t.roundMs);
-}
-
-/** The quiet after `failed` earlier failed rounds (pure): quietMs, doubled per round, capped. */
-export function quietFor(failed: number, t: Pick<PathTimers, "quietMs" | "quietMaxMs">): number {
-  return Math.min(t.quietMaxMs, t.quietMs * 2 ** Math.min(failed, 8));
-}
-
-export function decodeCandidates(payload: Uint8Array): Endpoint[] {
-  const out: Endpoint[] = [];
-  for (const part of Buffer.from(payload).toString("utf8").split(",").slice(0, 33)) {
-    const ep = parseEndpointString(part);
-    if (ep) out.push(ep);
-  }
-  return out;
-}

@@ -8,8 +8,8 @@ import { measureHops, punchTtlFor, PUNCH_TTL_DEFAULT } from "../nat/hops.js";
 import { netcheck, type NetcheckReport } from "../nat/netcheck.js";
 import { isIP } from "node:net";
 import type { StunServerAddress } from "../nat/stun.js";
-import { sameEndpoint, type Endpoint } from "../addr/endpoint.js";
-import { localAddresses } from "./interfaces.js";
+import { familyOf, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
+import { hasRoutableAddress, localAddresses } from "./interfaces.js";
 import type { Family, UdpConn } from "./udp-conn.js";
 
 const NETCHECK_TIMEOUT_MS = 2_000;
@@ -33,8 +33,28 @@ export class LocalCandidates {
   private hopsFor = "";
   private reflexive: Endpoint[] = [];
   private mapped?: Endpoint;
+  /** The families a datagram can leave this host in (sendFamilies), as of the last netcheck. */
+  private sendable: ReadonlySet<Family>;
 
-  constructor(private readonly conn: UdpConn) {}
+  constructor(private readonly conn: UdpConn) {
+    this.sendable = this.sendFamilies();
+  }
+
+  /** Whether a datagram to this endpoint can leave the host at all (PathHost.canSend). */
+  canSend(ep: Endpoint): boolean {
+    return ep.kind !== "udp" || this.sendable.has(familyOf(ep.host));
+  }
+
+  /**
+   * A socket's family counts when the socket is bound to an address of its own or the host has an address of that
+   * family beside loopback; on a host with loopback alone, every socket counts (a single-host mesh).
+   */
+  private sendFamilies(): ReadonlySet<Family> {
+    const legs = this.conn.sockets;
+    const bound = (a: string) => a !== "0.0.0.0" && a !== "::";
+    const usable = legs.filter((l) => bound(l.socket.address().address) || hasRoutableAddress(l.family)).map((l) => l.family);
+    return new Set(usable.length ? usable : legs.map((l) => l.family));
+  }
 
   /** Where peers may reach us directly: interface addresses of each family on our port, then STUN-reflexive ones. */
   list(): Endpoint[] {
@@ -69,8 +89,10 @@ export class LocalCandidates {
    */
   async refresh(servers: StunServerAddress[]): Promise<NetcheckReport> {
     const legs = this.conn.sockets;
+    this.sendable = this.sendFamilies();
     const reports = await Promise.all(legs.map((leg) => netcheck(leg.socket, leg.stun, { servers: serversFor(servers, leg.family), timeoutMs: NETCHECK_TIMEOUT_MS })));
-    const report = reports[0];
+    const primary = primaryFamily(reports);
+    const report = reports[primary];
     this.natType = report.mapping;
     this.reflexive = reports.flatMap((r) => r.candidates.filter((c) => c.type === "reflexive").map((c) => ({ kind: "udp" as const, host: c.address, port: c.port })));
     // What the STUN servers saw, not the reflexive candidates: a mapping equal to a local address is no candidate.
@@ -78,7 +100,7 @@ export class LocalCandidates {
     const own = this.ownAddresses();
     this.noNat = seen.length > 0 && seen.every((m) => m.port === report.localPort && own.includes(m.address));
     // The NAT depth changes only with the network: measured again when our public address does.
-    const first = legs[0];
+    const first = legs[primary];
     const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
     const hopServers = serversFor(servers, first.family);
     if (hopServers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
@@ -87,8 +109,19 @@ export class LocalCandidates {
       this.punchTtl = punchTtlFor(this.hops);
     }
     this.punchTtlKnown = true;
-    return reports[1] ? { ...report, ipv6: reports[1] } : report;
+    if (reports.length < 2) return report;
+    return primary === 0 ? { ...report, ipv6: reports[1] } : { ...report, ipv4: reports[0] };
   }
+}
+
+/**
+ * Which family's netcheck speaks for the node (pure): IPv4 when any STUN server answered it, else the first family
+ * that got an answer, else the first. An IPv6-only host (a cellular site behind NAT64) still has an IPv4 socket,
+ * whose silence made the node call itself UDP-blocked while IPv6 worked.
+ */
+export function primaryFamily(reports: readonly Pick<NetcheckReport, "servers">[]): number {
+  const i = reports.findIndex((r) => r.servers.some((s) => s.mapped));
+  return i < 0 ? 0 : i;
 }
 
 /** The STUN servers a socket of this family can ask: literals of its family, and names (resolved in its family). */

@@ -17,13 +17,10 @@ export function usableIpv6(address: string): boolean {
   return true;
 }
 
-/**
- * The addresses of this host's interfaces for one family. A daemon bound to one address offers only that one;
- * one bound to all offers every non-loopback address of the family, and loopback only when it has nothing
- * else (single-host meshes).
- */
-export function localAddresses(bindHost: string, family: 4 | 6 = 4, ifaces: Interfaces = networkInterfaces()): string[] {
-  if (bindHost !== "0.0.0.0" && bindHost !== "::") return [bindHost];
+const isLoopback = (a: string) => a.startsWith("127.") || a === "::1";
+
+/** The interface addresses of one family that peers could use (loopback included; overlay and link-local never). */
+function familyAddresses(family: 4 | 6, ifaces: Interfaces): string[] {
   const all: string[] = [];
   for (const list of Object.values(ifaces)) {
     for (const a of list ?? []) {
@@ -32,6 +29,25 @@ export function localAddresses(bindHost: string, family: 4 | 6 = 4, ifaces: Inte
       if (family === 6 && a.family === "IPv6" && (usableIpv6(a.address) || a.address === "::1")) all.push(a.address);
     }
   }
-  const external = all.filter((a) => !a.startsWith("127.") && a !== "::1");
-  return external.length ? external : all;
+  return all;
+}
+
+/**
+ * The addresses of this host's interfaces for one family. A daemon bound to one address offers only that one;
+ * one bound to all offers every non-loopback address of the family, and loopback only when the host has no
+ * other address in either family (single-host meshes). An IPv4-only host offered [::1] to its peers, and an
+ * IPv6-only one 127.0.0.1: addresses that lead each peer to itself.
+ */
+export function localAddresses(bindHost: string, family: 4 | 6 = 4, ifaces: Interfaces = networkInterfaces()): string[] {
+  if (bindHost !== "0.0.0.0" && bindHost !== "::") return [bindHost];
+  const all = familyAddresses(family, ifaces);
+  const external = all.filter((a) => !isLoopback(a));
+  if (external.length) return external;
+  const other = familyAddresses(family === 4 ? 6 : 4, ifaces);
+  return other.some((a) => !isLoopback(a)) ? [] : all;
+}
+
+/** Whether the host has an address of this family beside loopback: without one, nothing of that family can be sent. */
+export function hasRoutableAddress(family: 4 | 6, ifaces: Interfaces = networkInterfaces()): boolean {
+  return familyAddresses(family, ifaces).some((a) => !isLoopback(a));
 }

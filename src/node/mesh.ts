@@ -7,7 +7,9 @@ import type { Logger } from "pino";
 import { CoordClient, type MapPeer, type PeerMap } from "../coord-client/client.js";
 import type { MapService } from "../wire/coord/services.js";
 import { RelayClient } from "../nat/relay-client.js";
-import { PathManager, decodeCandidates, isCallMeMaybeAck, type PathMessageKind } from "../nat/paths.js";
+import { PathManager } from "../nat/paths.js";
+import { decodeCandidates, isCallMeMaybeAck } from "../nat/call-me-maybe.js";
+import type { PathMessageKind } from "../nat/path-types.js";
 import type { StunServerAddress } from "../nat/stun.js";
 import type { Verifier } from "../pki/index.js";
 import type { CompiledRule } from "../policy/index.js";
@@ -173,6 +175,7 @@ export class Mesh {
       selfName: deps.credentials().identity.name,
       localCandidates: () => deps.candidates.list(),
       punch: (ep) => { if (ep.kind === "udp") deps.conn.punch(ep.port, ep.host, PUNCH_TTL_OVERRIDE ?? deps.candidates.punchTtl); },
+      canSend: (ep) => deps.candidates.canSend(ep),
       noNat: () => deps.candidates.noNat,
       mapping: () => deps.candidates.natType,
       // Behind an endpoint-dependent NAT our own first packet to a peer leaves a NAT entry whose reply tuple

@@ -3,7 +3,7 @@ export * from "../wire/constants.js";
 export { writeDataHeader, readReceiverIndex, readCounter, isStunPacket, encodeHandshake, parseHandshake } from "../wire/packets.js";
 export { encodeInitMessage, parseInitMessage, parseCookieReply, initMacs } from "../wire/handshake-frame.js";
 export {
-  Initiator, Responder, HandshakeError, TimestampGuard, generateStaticKeyPair, nextTimestamp, type LocalIdentity, type HandshakeResult,
+  Initiator, Responder, HandshakeError, TimestampGuard, generateStaticKeyPair, nextTimestamp, type LocalIdentity, type HandshakeResult, type PeerVersion,
 } from "../crypto/handshake.js";
 export { CookieChecker, mac1Key, openCookieReply, responderKey, writeInitMacs } from "../crypto/cookie.js";
 export { claimSignatureHolds, openClaim, sealClaim, signClaim, type InitClaim } from "../crypto/init-claim.js";

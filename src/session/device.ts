@@ -1,130 +1,40 @@
 // The session device: every peer's Noise handshakes, transport keys, timers and counters. It is
 // transport-agnostic: datagrams come in through receive(data, from) and go out through the send
 // callback, so one device serves the UDP socket and the relay alike (the path is not the session).
-import { parseCertificate, rawPublicKey, type Identity, type Verifier } from "../pki/index.js";
+import type { Identity } from "../pki/index.js";
 import {
-  COOKIE_MAX_AGE_MS, DATA_HEADER_SIZE, HANDSHAKE_INIT_BURST, HANDSHAKE_INIT_BURST_PER_SOURCE, HANDSHAKE_INIT_RATE_PER_S,
-  HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, INNER, MAX_DATAGRAM, MIN_DATA_PACKET, MIN_HANDSHAKE_FINAL_MESSAGE, MIN_HANDSHAKE_RESP_MESSAGE,
-  PACKET, TAG_SIZE,
-  CookieChecker, HandshakeError, Initiator, Responder, TimestampGuard, TransportCipher, claimSignatureHolds, encodeHandshake,
-  encodeInitMessage, initMacs, mac1Key, nextTimestamp, openClaim, openCookieReply, parseCookieReply, parseHandshake, parseInitMessage,
-  readCounter, readReceiverIndex, responderKey, sealClaim, signClaim, writeDataHeader, writeInitMacs, type InitClaim, type LocalIdentity,
+  DATA_HEADER_SIZE, INNER, MAX_DATAGRAM, MIN_DATA_PACKET, PACKET, TAG_SIZE,
+  readCounter, readReceiverIndex, writeDataHeader, type LocalIdentity,
 } from "./crypto-adapter.js";
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
-import type { SessionEvent } from "./session-events.js";
-import { MAX_PENDING_RESPONSES, type PendingResponse } from "./handshakes.js";
+import { Handshaker } from "./handshaker.js";
+import type { DeviceOptions, HandshakeStats, PathOwner, SendResult } from "./device-types.js";
 import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
-import { HandshakeRateLimiter } from "./rate-limit.js";
 import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
-import { Reassembler } from "./reassembly.js";
-import { sourceKey } from "../addr/source-key.js";
-import type { HandshakeFragment } from "../wire/handshake-frame.js";
 import { AdaptiveTicker } from "./ticker.js";
-import type { RestClock } from "../clock/rest-clock.js";
 import { tunKey } from "../crypto/tun-keys.js";
 import { UnknownTally } from "../wire/unknown.js";
 import { OLDEST_COMPATIBLE_PROTOCOL, describeVersion } from "../wire/protocol.js";
-import type { PeerVersion } from "../crypto/handshake.js";
-
-export interface Logger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  debug(obj: object, msg?: string): void;
-  /** Whether lines of that level are written (pino's); without it, every level counts as written. */
-  isLevelEnabled?(level: string): boolean;
-}
-
-export interface DeviceOptions {
-  local: LocalIdentity;
-  verifier: Verifier;
-  send: (to: Endpoint, data: Uint8Array) => void;
-  /**
-   * Whether the layer below has room for another datagram towards `to` (the UDP socket's send queue, the
-   * relay connection's TLS buffer). Without it every path always has room.
-   */
-  canSend?: (to: Endpoint) => boolean;
-  /** A peer that sendTo() answered "full" can take datagrams again (see Device.writableChanged). */
-  onWritable?: (peer: Peer) => void;
-  log: Logger;
-  timers?: Partial<SessionTimers>;
-  /** Sessions confirmed and handshakes refused, for the node's event bus. */
-  onEvent?: (e: SessionEvent) => void;
-  /**
-   * A peer's leaf certificate (DER) as the coordination server's peer map gives it. With it the node checks
-   * a peer's INIT claim without the peer sending its certificate, and sends none in its own INITs to that peer
-   * (the map gives the peer ours). Static peers have none: their INITs carry the certificate.
-   */
-  peerCertificate?: (name: string) => Uint8Array | undefined;
-  /** Mirrors of the session state for the TUN data plane (src/node/native-plane.ts); absent without TUN. */
-  mirror?: SessionMirror;
-  now?: () => number;
-  /** The node's one periodic timer: the rest tick runs on its beat, with the node's other periodic work. */
-  restClock?: RestClock;
-}
-
-/**
- * What the TUN data plane mirrors from the device: keypairs (with their raw transport keys, from which it
- * derives its own) as they are installed and forgotten, each peer's path as it moves, and TUN_DATA packets
- * that reached the device (over the relay). The device stays the one owner of all of it.
- */
-export interface SessionMirror {
-  /** A new keypair of the peer, with its TUN keys (Keypair.tunKeys) set. */
-  keysInstalled(peer: Peer, keypair: Keypair): void;
-  /** An initiator's keypair that the peer confirmed: from now on it sends (see usableKeypair). */
-  keysConfirmed(peer: Peer, keypair: Keypair): void;
-  keysForgotten(peer: Peer, localIndex: number): void;
-  pathChanged(peer: Peer): void;
-  tunData(data: Buffer, from: Endpoint): void;
-}
+import type { PeerVersion } from "./crypto-adapter.js";
 
 /** Datagrams held per peer while its handshake runs; sendTo() answers "full" beyond this. */
 const MAX_QUEUE = 64;
 
-/**
- * What became of a datagram handed to sendTo(). "full" means nothing was sent or queued: the caller holds
- * the datagram and waits for onWritable (back-pressure, never a silent drop reported as success).
- */
-export type SendResult = "sent" | "queued" | "full" | "unknown_peer" | "revoked";
 /** Keypairs kept for receiving besides the current one (see Peer.retired). */
 const MAX_RETIRED = 3;
 const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
 /** Handshake refusals whose reason is about the peer (its certificate, its identity), not about garbled bytes. */
-const TRANSPORT_FAILURES = new Set(["decrypt_failed", "malformed", "out_of_order"]);
 const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
 
 /** A key an INIT claim may be signed with, and why its certificate is refused (if it is). */
-interface Claimant { key: Uint8Array; reason?: string; detail?: string }
-
-/** What the node holds for handshakes others started: now, and the most at any time (peak). */
-export interface HandshakeStats {
-  pendingResponses: number;
-  reassembling: number;
-  reassemblyBytes: number;
-  underLoad: boolean;
-  peak: { pendingResponses: number; reassembling: number; reassemblyBytes: number };
-}
-
-/** What the path layer learns from the device (src/nat/paths.ts owns the peers' paths once attached). */
-export interface PathOwner {
-  /**
-   * The peer had been idle and application data now moves (sent or received). Called before the datagram
-   * that woke it is sealed, so a shadow path set here already carries it.
-   */
-  onWake(peer: Peer): void;
-  /**
-   * An authenticated packet arrived from a direct address other than the current path. The path owner decides
-   * (it learns the address as a candidate and probes it); the session never moves itself (one owner, one setter).
-   */
-  onDirectRx?(peer: Peer, from: Endpoint): void;
-  /** A session came up from `from` while the peer has no path at all: the owner makes it the path (or not). */
-  adoptPath?(peer: Peer, from: Endpoint): void;
-}
 
 /** Ping payload: 8-byte id; the pong echoes it. */
 interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
+
+export type { Logger, DeviceOptions, SessionMirror, SendResult, HandshakeStats, PathOwner } from "./device-types.js";
 
 export class Device {
   readonly timers: SessionTimers;
@@ -147,38 +57,25 @@ export class Device {
   /** Drop counters by reason: every discarded datagram increments one. */
   readonly drops = new Map<string, number>();
   private readonly keypairs = new IndexTable<{ peer: Peer; keypair: Keypair }>();
-  private readonly initiations = new IndexTable<Peer>();
-  private readonly responses = new IndexTable<PendingResponse>();
-  private readonly responseOrder: number[] = [];
-  private readonly timestamps = new TimestampGuard();
   private readonly pings = new Map<string, PingWaiter>();
   private pingSeq = 0;
   private readonly ticker: AdaptiveTicker;
+  /** Handshakes in both roles and what they hold for others (handshaker.ts). */
+  private readonly handshaker: Handshaker;
   private lastDropLog = 0;
   private readonly now: () => number;
   private readonly scratch = Buffer.allocUnsafe(MAX_DATAGRAM);
-  private readonly initLimiter: HandshakeRateLimiter;
-  /** Newest INIT claim timestamp accepted per identity: a replayed INIT gets no answer (docs/crypto.md). */
-  private readonly initTimestamps = new TimestampGuard();
-  /** mac1, the load meter and cookies: what runs on an INIT before anything else. */
-  private readonly cookies: CookieChecker;
-  private readonly reassembly = new Reassembler(undefined, (why) => this.count(`handshake_fragment_${why}`));
-  /** This node's name and the SHA-256 of the root CA its certificate chains to (the mac1 key of its INITs). */
-  private ownName = "";
-  /** Peers whose next INITs carry our whole chain whatever else we think they know (after our rotation). */
-  private readonly chainOwed = new Set<string>();
-  private ownRoot: Uint8Array = new Uint8Array(32);
 
   constructor(private readonly opts: DeviceOptions) {
     this.timers = { ...DEFAULT_TIMERS, ...opts.timers };
     this.now = opts.now ?? Date.now;
-    this.cookies = new CookieChecker([], this.now(), this.timers.handshakeUnderLoadPerS);
-    this.refreshLocal();
+    this.handshaker = new Handshaker({
+      opts, timers: this.timers, peers: this.peerTable, local: () => this.opts.local, now: this.now, count: (r) => this.count(r),
+      send: (to, data) => this.opts.send(to, data),
+      install: (peer, keypair, identity, from, keys) => this.install(peer, keypair, identity, from, keys),
+      sendKeepalive: (peer) => this.sendKeepalive(peer),
+    });
     this.ticker = new AdaptiveTicker(() => this.tick(), this.timers.tickMs, Math.max(this.timers.tickMs, this.timers.restTickMs), opts.restClock);
-    this.initLimiter = new HandshakeRateLimiter({
-      ratePerS: HANDSHAKE_INIT_RATE_PER_S, burst: HANDSHAKE_INIT_BURST,
-      perSourceRatePerS: HANDSHAKE_INIT_RATE_PER_SOURCE_PER_S, perSourceBurst: HANDSHAKE_INIT_BURST_PER_SOURCE,
-    }, this.now());
     this.inner.register(INNER.KEEPALIVE, () => {});
     // Answer on the path the ping came by: it works now, while our own choice may lag behind.
     this.inner.register(INNER.PING, (peer, from, payload) => this.sendVia(peer.name, from, INNER.PONG, payload));
@@ -264,52 +161,14 @@ export class Device {
   /** Rotation: later handshakes present the new certificate; live sessions keep their keys. */
   setLocalIdentity(local: LocalIdentity): void {
     this.opts.local = local;
-    this.refreshLocal();
     // Peers may still hold our previous certificate (the map follows a rotation a little later, and a renewal
     // brings a new key): our next INIT to each carries the new chain, until a session confirms it arrived.
-    for (const name of this.peers.keys()) this.chainOwed.add(name);
-  }
-
-  /** Our name, our root, and the responder key of each root we trust (mac1 of INITs to us may use any). */
-  private refreshLocal(): void {
-    const { verifier, local } = this.opts;
-    const roots = verifier.rootFingerprints();
-    const r = verifier.verifyChain(local.certChainDer);
-    if (r.ok) {
-      this.ownName = r.identity.name;
-      this.ownRoot = Buffer.from(r.chain[r.chain.length - 1].fingerprint, "hex");
-    } else {
-      // Our own certificate does not verify (expired, ...): peers will refuse it and say why; still name ourselves.
-      try { this.ownName = parseCertificate(local.certChainDer[0]).commonName ?? ""; } catch { this.ownName = ""; }
-      this.ownRoot = roots[0];
-    }
-    this.cookies.setResponders(roots.map((fp) => responderKey(fp, this.ownName)));
+    this.handshaker.localChanged();
   }
 
   /** Handshake state held for others (now, and the most since start), for bounds in tests and logs. */
   handshakeStats(): HandshakeStats {
-    const now = { pendingResponses: this.responses.size, reassembling: this.reassembly.size, reassemblyBytes: this.reassembly.bufferedBytes };
-    const p = this.statsPeak;
-    p.pendingResponses = Math.max(p.pendingResponses, now.pendingResponses);
-    p.reassembling = Math.max(p.reassembling, now.reassembling);
-    p.reassemblyBytes = Math.max(p.reassemblyBytes, now.reassemblyBytes);
-    return { ...now, underLoad: this.cookies.underLoad(this.now()), peak: { ...p } };
-  }
-
-  private readonly statsPeak = { pendingResponses: 0, reassembling: 0, reassemblyBytes: 0 };
-  private lastStatsLog = 0;
-  private lastStatsLine = "";
-
-  /** At most once a second, when it changed: what the node holds for handshakes others started (debug). */
-  private logHandshakeStats(now: number): void {
-    // At info level (the default) the line is never written: no stats object and no JSON on every tick.
-    if (now - this.lastStatsLog < 1_000 || this.opts.log.isLevelEnabled?.("debug") === false) return;
-    const stats = this.handshakeStats();
-    const line = JSON.stringify(stats);
-    if (line === this.lastStatsLine) return;
-    this.lastStatsLine = line;
-    this.lastStatsLog = now;
-    this.opts.log.debug({ handshakes: stats }, "handshake state");
+    return this.handshaker.stats();
   }
 
   addPeer(name: string, endpoint?: Endpoint, persistent = true): Peer {
@@ -329,7 +188,7 @@ export class Device {
     if (!peer) return;
     this.dropKeys(peer, "peer removed");
     this.peerTable.delete(name);
-    this.chainOwed.delete(name);
+    this.handshaker.chainDelivered(name);
   }
 
   private count(reason: string): void {
@@ -337,7 +196,7 @@ export class Device {
     const now = this.now();
     if (now - this.lastDropLog > NOISE_DROP_LOG_INTERVAL_MS) {
       this.lastDropLog = now;
-      this.opts.log.debug({ reason, drops: Object.fromEntries(this.drops), handshakes: this.handshakeStats() }, "dropped datagram");
+      this.opts.log.debug({ reason, drops: Object.fromEntries(this.drops), handshakes: this.handshaker.stats() }, "dropped datagram");
     }
   }
 
@@ -359,10 +218,10 @@ export class Device {
     if (data.length > MAX_DATAGRAM) return this.count("too_big");
     switch (data[0]) {
       case PACKET.DATA: return this.receiveData(data, from);
-      case PACKET.HANDSHAKE_INIT: return this.receiveInit(data, from);
-      case PACKET.HANDSHAKE_RESP: return this.receiveResp(data, from);
-      case PACKET.HANDSHAKE_FINAL: return this.receiveFinal(data, from);
-      case PACKET.COOKIE_REPLY: return this.receiveCookieReply(data, from);
+      case PACKET.HANDSHAKE_INIT:
+      case PACKET.HANDSHAKE_RESP:
+      case PACKET.HANDSHAKE_FINAL:
+      case PACKET.COOKIE_REPLY: return this.handshaker.receive(data, from);
       case PACKET.TUN_DATA: return this.opts.mirror ? this.opts.mirror.tunData(data, from) : this.count("tun_data_without_tun");
       default: return this.count("unknown_type");
     }
@@ -455,232 +314,7 @@ export class Device {
 
   // ---------------------------------------------------------------- handshake: responder
 
-  /**
-   * An INIT datagram, in stage order (docs/crypto.md): frame -> mac1 -> under load, mac2 or a cookie reply
-   * -> reassembly -> rate limit -> the claim (who asks, signed) -> replay check -> only then Diffie-Hellman
-   * and a RESP. Every refusal before the RESP is silent: counted, never answered.
-   */
-  private receiveInit(data: Buffer, from: Endpoint): void {
-    const f = parseHandshake(data);
-    if (!f.ok) return this.count(`handshake_${f.reason}`);
-    const which = this.cookies.checkMac1(data);
-    if (which < 0) return this.count("handshake_bad_mac1");
-    const now = this.now();
-    const source = endpointKey(from);
-    if (this.cookies.noteInit(now) && !this.cookies.checkMac2(data, source, now)) {
-      this.count("handshake_under_load");
-      if (f.fragIndex === 0) this.opts.send(from, this.cookies.reply(data, f.senderIndex, source, which, now));
-      return;
-    }
-    const message = this.reassemble(f, `i/${source}/${f.senderIndex}`, from, now);
-    if (message) {
-      if (!this.initLimiter.allow(sourceHost(from), now)) return this.count("handshake_rate_limited");
-      this.answerInit(message, f.senderIndex, which, from, now);
-    }
-    this.handshakeStats(); // keeps the peaks
-  }
-
-  /** The whole message of a fragment: at once for a message of one fragment, else when its last fragment arrives. */
-  private reassemble(f: HandshakeFragment, key: string, from: Endpoint, now: number): Uint8Array | undefined {
-    if (f.fragCount === 1) return f.chunk;
-    const r = this.reassembly.add(key, sourceHost(from), f.fragIndex, f.fragCount, f.chunk, now);
-    if (r === "pending") return undefined;
-    if (typeof r === "string") {
-      this.count(`handshake_fragment_${r}`);
-      return undefined;
-    }
-    return r;
-  }
-
-  private answerInit(message: Uint8Array, senderIndex: number, which: number, from: Endpoint, now: number): void {
-    const init = parseInitMessage(message);
-    if (!init) return this.count("handshake_malformed");
-    const claim = openClaim(this.cookies.responderKey(which), init.e, init.sealedClaim);
-    if (!claim) return this.count("handshake_bad_claim");
-    const peer = this.peers.get(claim.name);
-    if (!peer) return this.count("handshake_unknown_peer");
-    if (from.kind === "relay" && from.peer !== claim.name) return this.count("handshake_relay_mismatch");
-    if (peer.revoked) return this.count("handshake_revoked");
-    // A replay is refused before the signature check (which it would pass): no public-key work for it at all.
-    if ((this.initTimestamps.latest(claim.name) ?? -1) >= claim.ts) return this.count("handshake_stale_init");
-    const candidates = this.claimants(peer, claim);
-    if (!Array.isArray(candidates)) return this.count(`handshake_${candidates.reason}`);
-    const who = candidates.find((c) => claimSignatureHolds(c.key, this.ownName, init.e, claim));
-    if (!who) return this.count("handshake_bad_claim_signature");
-    if (who.reason) {
-      // The peer itself asked (its certificate key signed), and its certificate is not acceptable.
-      this.refused(peer, who.reason, who.detail ?? "", from);
-      return;
-    }
-    if (!this.initTimestamps.accept(claim.name, claim.ts)) return this.count("handshake_stale_init");
-    if (this.responses.size >= MAX_PENDING_RESPONSES) this.expireOldestResponse();
-    const responder = new Responder(this.opts.local, this.opts.verifier);
-    let resp: Uint8Array;
-    try {
-      responder.readInit(init.e);
-      resp = responder.writeResp();
-    } catch (err) {
-      return this.handshakeFailed(err, from, peer);
-    }
-    const pending: PendingResponse = { localIndex: 0, remoteIndex: senderIndex, responder, startedAt: now, from, claimed: claim.name };
-    pending.localIndex = this.responses.allocate(pending);
-    this.responseOrder.push(pending.localIndex);
-    for (const frag of encodeHandshake(PACKET.HANDSHAKE_RESP, pending.localIndex, senderIndex, resp)) this.opts.send(from, frag);
-  }
-
-  /**
-   * The public keys a claim's signature may be checked with, best first: the chain the claim carries (checked by
-   * the verifier); else the peer map's certificate and the certificate of our last session with the peer (after
-   * a peer's renewal the map may lag behind, or lead). `reason` when that certificate is not acceptable: the
-   * claim is checked all the same, so that a refusal is recorded only when the peer itself asked.
-   */
-  private claimants(peer: Peer, claim: InitClaim): Claimant[] | { reason: string } {
-    const { verifier } = this.opts;
-    if (claim.chain) {
-      const r = verifier.verifyChain(claim.chain);
-      if (r.ok) return r.identity.name === claim.name ? [{ key: r.identity.publicKey }] : { reason: "claim_mismatch" };
-      const key = leafKey(claim.chain[0], claim.name);
-      return key ? [{ key, reason: r.reason, detail: r.detail }] : { reason: r.reason };
-    }
-    const out: Claimant[] = [];
-    const der = this.opts.peerCertificate?.(claim.name);
-    if (der) {
-      const r = verifier.verifyChain([der]);
-      if (r.ok && r.identity.name === claim.name) out.push({ key: r.identity.publicKey });
-      else if (!r.ok && (r.reason === "revoked" || r.reason === "expired" || r.reason === "not_yet_valid")) {
-        const key = leafKey(der, claim.name);
-        if (key) out.push({ key, reason: r.reason, detail: r.detail });
-      }
-    }
-    const id = peer.identity;
-    if (id) {
-      if (verifier.revocation.isRevoked(id.serial)) out.push({ key: id.publicKey, reason: "revoked", detail: `serial ${id.serial} is on revocation list #${verifier.revocation.number}` });
-      else if (this.now() > id.notAfter.getTime() + verifier.skewMs) out.push({ key: id.publicKey, reason: "expired", detail: `certificate expired at ${id.notAfter.toISOString()}` });
-      else out.push({ key: id.publicKey });
-    }
-    return out.length ? out : { reason: "no_certificate" };
-  }
-
-  private expireOldestResponse(): void {
-    const idx = this.responseOrder.shift();
-    if (idx !== undefined) this.responses.delete(idx);
-    this.count("handshake_pending_overflow");
-  }
-
-  private receiveFinal(data: Buffer, from: Endpoint): void {
-    const f = parseHandshake(data);
-    if (!f.ok) return this.count(`handshake_${f.reason}`);
-    const pending = this.responses.get(f.receiverIndex!);
-    if (!pending || pending.remoteIndex !== f.senderIndex) return this.count("handshake_unknown_index");
-    const message = this.reassemble(f, `f/${f.receiverIndex}/${f.senderIndex}`, from, this.now());
-    if (!message) return;
-    if (message.length < MIN_HANDSHAKE_FINAL_MESSAGE) return this.count("handshake_truncated");
-    this.responses.delete(pending.localIndex);
-    const claimed = this.peers.get(pending.claimed);
-    let result;
-    try {
-      pending.responder.readFinal(message);
-      result = pending.responder.result();
-    } catch (err) {
-      return this.handshakeFailed(err, from, claimed);
-    }
-    const identity = result.identity;
-    if (identity.name !== pending.claimed) {
-      this.count("handshake_claim_mismatch");
-      this.opts.log.warn({ claimed: pending.claimed, identity: identity.spiffeId, from: describeEndpoint(from) }, "handshake refused: the final message is not from the identity the INIT claimed");
-      return;
-    }
-    const peer = this.peers.get(identity.name);
-    if (!peer) {
-      this.count("handshake_unknown_peer");
-      this.opts.log.warn({ identity: identity.spiffeId, from: describeEndpoint(from) }, "handshake refused: identity is not a peer of this node");
-      return;
-    }
-    if (!this.timestamps.accept(identity.name, result.timestamp)) {
-      this.count("handshake_stale_timestamp");
-      this.opts.log.warn({ peer: identity.name, from: describeEndpoint(from) }, "handshake refused: replayed or older than the last one");
-      return;
-    }
-    const keypair = new Keypair(pending.localIndex, pending.remoteIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), false, this.now());
-    this.install(peer, keypair, identity, from, result);
-    // Confirm at once so the initiator knows its final message arrived.
-    this.sendKeepalive(peer);
-  }
-
   // ---------------------------------------------------------------- handshake: initiator
-
-  private receiveResp(data: Buffer, from: Endpoint): void {
-    const f = parseHandshake(data);
-    if (!f.ok) return this.count(`handshake_${f.reason}`);
-    const peer = this.initiations.get(f.receiverIndex!);
-    const pending = peer?.initiation;
-    if (!peer || !pending || pending.localIndex !== f.receiverIndex) return this.count("handshake_unknown_index");
-    const message = this.reassemble(f, `r/${f.receiverIndex}/${f.senderIndex}`, from, this.now());
-    if (!message) return;
-    if (message.length < MIN_HANDSHAKE_RESP_MESSAGE) return this.count("handshake_truncated");
-    let final: Uint8Array;
-    let identity: Identity;
-    let result;
-    try {
-      pending.initiator.readResp(message);
-      final = pending.initiator.writeFinal();
-      result = pending.initiator.result();
-      identity = result.identity;
-    } catch (err) {
-      // Garbled bytes leave the initiation waiting for the genuine answer (the Noise state is untouched);
-      // a refused certificate ends it.
-      if (!(err instanceof HandshakeError && TRANSPORT_FAILURES.has(err.reason))) this.abandonInitiation(peer);
-      return this.handshakeFailed(err, from, peer);
-    }
-    if (identity.name !== peer.name) {
-      this.abandonInitiation(peer);
-      this.refused(peer, "wrong_peer", `the responder is ${identity.name}`, from);
-      return;
-    }
-    for (const frag of encodeHandshake(PACKET.HANDSHAKE_FINAL, pending.localIndex, f.senderIndex, final)) this.opts.send(from, frag);
-    this.initiations.delete(pending.localIndex);
-    peer.initiation = undefined;
-    const keypair = new Keypair(pending.localIndex, f.senderIndex, new TransportCipher(result.sendKey), new TransportCipher(result.recvKey), true, this.now());
-    this.install(peer, keypair, identity, from, result);
-  }
-
-  /** The responder is under load: take its cookie and send the same INIT again, now with mac2 (once per INIT). */
-  private receiveCookieReply(data: Buffer, from: Endpoint): void {
-    const c = parseCookieReply(data);
-    if (!c.ok) return this.count(`cookie_${c.reason}`);
-    const peer = this.initiations.get(c.receiverIndex);
-    const pending = peer?.initiation;
-    if (!peer || !pending || pending.localIndex !== c.receiverIndex) return this.count("cookie_unknown_index");
-    if (pending.cookieTaken) return this.count("cookie_unexpected");
-    const cookie = openCookieReply(c, pending.responderKey, pending.mac1);
-    if (!cookie) return this.count("cookie_decrypt_failed");
-    pending.cookieTaken = true;
-    peer.cookie = { value: cookie, receivedAt: this.now() };
-    this.opts.log.debug({ peer: peer.name, from: describeEndpoint(from) }, "handshake cookie received: the peer is under load; sending the INIT again with mac2");
-    const key = mac1Key(pending.responderKey);
-    for (const frag of pending.fragments) {
-      const again = Buffer.from(frag);
-      writeInitMacs(again, key, cookie);
-      this.opts.send(from, again);
-    }
-  }
-
-  /** This node refused a peer's handshake: counted, logged with the reason, and shown as the peer's state. */
-  private refused(peer: Peer, reason: string, detail: string, from: Endpoint): void {
-    this.count(`handshake_${reason}`);
-    peer.refusal = { reason, detail, at: this.now() };
-    this.opts.log.warn({ reason, detail, peer: peer.name, from: describeEndpoint(from) }, "handshake refused");
-    this.opts.onEvent?.({ type: "handshake_refused", peer: peer.name, reason, detail, from: describeEndpoint(from) });
-  }
-
-  private handshakeFailed(err: unknown, from: Endpoint, peer?: Peer): void {
-    const reason = err instanceof HandshakeError ? err.reason : "malformed";
-    const detail = err instanceof HandshakeError ? err.detail : (err as Error).message;
-    if (peer && !TRANSPORT_FAILURES.has(reason)) return this.refused(peer, reason, detail, from);
-    this.count(`handshake_${reason}`);
-    this.opts.log.warn({ reason, detail, peer: peer?.name, from: describeEndpoint(from) }, "handshake refused");
-    this.opts.onEvent?.({ type: "handshake_refused", peer: peer?.name, reason, detail, from: describeEndpoint(from) });
-  }
 
   /** An inner kind nobody here handles: counted, and logged naming the peer's version (invariant 10). */
   private unhandledInner(peer: Peer, kind: number): void {
@@ -733,7 +367,7 @@ export class Device {
 
   /** The peer holds the same keys as we do: the handshake is over, whatever happened before it. */
   private confirmed(peer: Peer): void {
-    this.chainOwed.delete(peer.name);
+    this.handshaker.chainDelivered(peer.name);
     peer.attempts = 0;
     peer.unanswered = 0;
     peer.refusal = undefined;
@@ -860,49 +494,9 @@ export class Device {
     return out;
   }
 
-  /**
-   * Sends an INIT: e, and the claim (our name, a timestamp, our certificate key's signature over the
-   * responder's name, e and the timestamp; our certificate when the responder may lack it), sealed and MACed
-   * for the responder (docs/crypto.md). A retry carries the whole chain; a cookie the peer gave us recently
-   * goes in mac2.
-   */
+  /** Starts (or restarts) a handshake with the peer, as initiator (handshaker.ts). */
   initiate(peer: Peer, why: string): void {
-    if (peer.revoked || !peer.endpoint) return;
-    const now = this.now();
-    if (peer.initiation) {
-      if (now - peer.initiation.startedAt >= this.timers.handshakeTimeoutMs) peer.unanswered++;
-      this.abandonInitiation(peer);
-    }
-    const { local } = this.opts;
-    const initiator = new Initiator(local, this.opts.verifier);
-    const retry = peer.attempts > 0;
-    let fragments: Buffer[];
-    let rk: Uint8Array;
-    const localIndex = this.initiations.allocate(peer);
-    try {
-      const e = initiator.writeInit();
-      rk = responderKey(this.ownRoot, peer.name);
-      const ts = nextTimestamp();
-      const known = this.opts.peerCertificate?.(peer.name) !== undefined;
-      const chain = retry || this.chainOwed.has(peer.name) ? local.certChainDer : known ? undefined : [local.certChainDer[0]];
-      const claim: InitClaim = { name: this.ownName, ts, sig: signClaim(local.certPrivateKey, peer.name, e, ts), chain };
-      fragments = encodeHandshake(PACKET.HANDSHAKE_INIT, localIndex, undefined, encodeInitMessage(e, sealClaim(rk, e, claim)));
-    } catch (err) {
-      this.initiations.delete(localIndex);
-      this.opts.log.warn({ peer: peer.name, err: (err as Error).message }, "cannot start handshake");
-      return;
-    }
-    const cookie = peer.cookie && now - peer.cookie.receivedAt < COOKIE_MAX_AGE_MS ? peer.cookie.value : undefined;
-    const key = mac1Key(rk);
-    for (const frag of fragments) writeInitMacs(frag, key, cookie);
-    peer.initiation = {
-      localIndex, initiator, startedAt: now, peerName: peer.name, fragments, mac1: Buffer.from(initMacs(fragments[0]).mac1), responderKey: rk, cookieTaken: false,
-    };
-    peer.attempts++;
-    const backoff = Math.min(this.timers.handshakeTimeoutMs * 2 ** Math.min(peer.attempts - 1, 10), this.timers.handshakeBackoffMaxMs);
-    peer.nextAttemptAt = now + backoff;
-    this.opts.log.debug({ peer: peer.name, why, attempt: peer.attempts, endpoint: describeEndpoint(peer.endpoint), fragments: fragments.length }, "handshake initiation");
-    for (const frag of fragments) this.opts.send(peer.endpoint, frag);
+    this.handshaker.initiate(peer, why);
   }
 
   private forgetKeypair(peer: Peer, localIndex: number): void {
@@ -910,17 +504,12 @@ export class Device {
     this.opts.mirror?.keysForgotten(peer, localIndex);
   }
 
-  private abandonInitiation(peer: Peer): void {
-    if (peer.initiation) this.initiations.delete(peer.initiation.localIndex);
-    peer.initiation = undefined;
-  }
-
   private dropKeys(peer: Peer, why: string): void {
     const wasUp = !!peer.current;
     for (const kp of [peer.current, ...peer.retired]) if (kp) this.forgetKeypair(peer, kp.localIndex);
     peer.current = undefined;
     peer.retired = [];
-    this.abandonInitiation(peer);
+    this.handshaker.abandon(peer);
     if (wasUp) {
       this.opts.log.info({ peer: peer.name, why }, "session closed");
     }
@@ -966,21 +555,13 @@ export class Device {
       // or while the peer went to rest is over: left pending, it kept the timers fast at rest for good.
       if (peer.initiation && now - peer.initiation.startedAt >= t.handshakeTimeoutMs && (idle || peer.current?.confirmed)) {
         if (!peer.current) peer.unanswered++;
-        this.abandonInitiation(peer);
+        this.handshaker.abandon(peer);
       }
       busy ||= !idle || !!peer.initiation || peer.queue.length > 0 || (!!peer.current && !peer.current.confirmed);
     }
-    this.reassembly.expire(now);
-    this.logHandshakeStats(now);
-    // Responses nobody finished within the handshake timeout are forgotten.
-    while (this.responseOrder.length) {
-      const idx = this.responseOrder[0];
-      const r = this.responses.get(idx);
-      if (r && now - r.startedAt < t.handshakeTimeoutMs * 2) break;
-      this.responseOrder.shift();
-      this.responses.delete(idx);
-    }
-    return busy || this.responseOrder.length > 0;
+    // Responses nobody finished within the handshake timeout are forgotten (and reassembly expires).
+    const responding = this.handshaker.tick(now);
+    return busy || responding;
   }
 
   // ---------------------------------------------------------------- revocation
@@ -1037,20 +618,3 @@ export class Device {
   }
 }
 
-/**
- * What rate limits and reassembly bounds count per: the source address (an IPv4 address, the /64 of an IPv6
- * one: the connection guard's rule), not the port; on a relay, the relay path (its sender is authenticated).
- */
-function sourceHost(from: Endpoint): string {
-  return from.kind === "udp" ? sourceKey(from.host) : endpointKey(from);
-}
-
-/** The raw Ed25519 key of a leaf certificate named `name`, without verifying it (undefined if it is not one). */
-function leafKey(der: Uint8Array, name: string): Uint8Array | undefined {
-  try {
-    const c = parseCertificate(der);
-    return c.commonName === name ? rawPublicKey(c.native.publicKey) : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -3,7 +3,7 @@ import type { Identity } from "../pki/index.js";
 import type { Endpoint } from "../addr/endpoint.js";
 import type { Keypair } from "./keypair.js";
 import type { PendingInitiation } from "./handshakes.js";
-import type { PeerVersion } from "../crypto/handshake.js";
+import type { PeerVersion } from "./crypto-adapter.js";
 
 /**
  * What is true of the peer now (docs/sessions.md):

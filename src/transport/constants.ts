@@ -135,6 +135,16 @@ export const TIME_THRESHOLD_DEN = 8;
 export const GRANULARITY_MS = 1;
 /** Persistent congestion: this many PTO periods with every packet lost (kPersistentCongestionThreshold). */
 export const PERSISTENT_CONGESTION_THRESHOLD = 3;
+/**
+ * A loss is a congestion signal only when the packets lost over the last two round trips are clearly more than
+ * this share of those settled (BBRv2 uses the same 2% per round): more than share * n plus
+ * CONGESTIVE_LOSS_SIGMAS standard deviations of what random loss at that share would give, so a small
+ * window needs a higher share before it counts (3 losses in 120 packets is bad luck at 1%; 6 is a queue). Random
+ * loss on a radio or satellite link (0.5-1%) says nothing about queues: cutting the window for it held a 600 ms,
+ * 20 Mbit/s link with 1% loss to 0.4 Mbit/s, while an overflowing queue drops far more than 2% at once.
+ */
+export const CONGESTIVE_LOSS_RATE = 0.02;
+export const CONGESTIVE_LOSS_SIGMAS = 2;
 /** NewReno: window halves on a congestion event (kLossReductionFactor). */
 export const LOSS_REDUCTION_FACTOR = 0.5;
 /** Pacing rate = this * cwnd / srtt (RFC 9002 section 7.7: N = 1.25). */

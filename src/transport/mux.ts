@@ -268,6 +268,7 @@ export class StreamMux {
       bytesInFlight: this.recovery.bytesInFlight,
       ptoCount: this.recovery.ptoCount,
       persistentCongestion: this.recovery.persistentCongestionEvents,
+      randomLossEvents: this.recovery.randomLossEvents,
       congestion: this.cc.name,
       trackedPackets: this.recovery.trackedSlots,
       pendingControlFrames: this.controlQueue.length,
@@ -315,6 +316,7 @@ export class StreamMux {
       return false;
     }
     this.receivedData += delta;
+    this.window.onReceived(this.receivedData);
     this.c.streamBytesReceived += delta;
     return true;
   }
@@ -587,10 +589,12 @@ export class StreamMux {
           eliciting = false;
           this.appLimited = false;
         } else if (this.config.pacing) {
-          const wait = this.pacer.delay(now, maxPayload);
-          if (wait > 0) {
+          // A wait too small to move the clock (tokens a rounding error short) is no wait: armed for "now",
+          // no timer would fire, and the sender stalled until the next ACK (600 ms on a satellite link).
+          const until = now + this.pacer.delay(now, maxPayload);
+          if (until > now) {
             eliciting = false;
-            this.pacingUntil = now + wait;
+            this.pacingUntil = until;
           }
         }
       }

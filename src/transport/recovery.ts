@@ -5,6 +5,7 @@ import {
   GRANULARITY_MS, MAX_PTO_BACKOFF, MAX_PTO_MS, PACKET_THRESHOLD, PERSISTENT_CONGESTION_THRESHOLD, TIME_THRESHOLD_DEN, TIME_THRESHOLD_NUM,
 } from "./constants.js";
 import type { CongestionController } from "./congestion.js";
+import { LossRate } from "./loss-rate.js";
 import { RttEstimator } from "./rtt.js";
 import type { SentPacket } from "./sent.js";
 
@@ -37,6 +38,9 @@ export class LossRecovery {
   private firstSampleAt = -Infinity;
   packetsLost = 0;
   persistentCongestionEvents = 0;
+  /** Losses the controller was not told of: too few over the last round trips to mean a queue. */
+  randomLossEvents = 0;
+  private readonly lossRate = new LossRate();
 
   constructor(
     initialRttMs: number,
@@ -69,6 +73,7 @@ export class LossRecovery {
     if (largest >= this.nextPn) return false;
     let newlyAckedLargest: SentPacket | null = null;
     let anyAckEliciting = false;
+    let ackedCount = 0;
     for (let r = 0; r < ranges.length; r += 2) {
       const hi = Math.min(ranges[r], this.base + (this.sent.length - this.head) - 1);
       const lo = Math.max(ranges[r + 1], this.base);
@@ -76,6 +81,7 @@ export class LossRecovery {
         const p = this.sent[this.head + (pn - this.base)];
         if (!p) continue;
         this.sent[this.head + (pn - this.base)] = null;
+        ackedCount++;
         if (pn === largest) newlyAckedLargest = p;
         if (p.ackEliciting) {
           anyAckEliciting = true;
@@ -89,6 +95,7 @@ export class LossRecovery {
       }
     }
     if (largest > this.largestAcked) this.largestAcked = largest;
+    if (ackedCount) this.lossRate.onAcked(ackedCount, largest, this.nextPn);
     // RTT sample only from the largest acknowledged, when it is new and ack-eliciting (RFC 9002 section 5.1).
     if (newlyAckedLargest && anyAckEliciting && newlyAckedLargest.ackEliciting) {
       if (!this.rtt.hasSample) this.firstSampleAt = now;
@@ -109,6 +116,7 @@ export class LossRecovery {
     let firstLost: SentPacket | null = null;
     let lastLost: SentPacket | null = null;
     let latestLostTime = -Infinity;
+    let lostCount = 0;
     // An acknowledged packet between lost ones breaks a persistent-congestion period.
     let contiguous = true;
     for (let pn = this.base; pn <= end; pn++) {
@@ -119,6 +127,7 @@ export class LossRecovery {
       if (p.timeSent + lossDelay <= now || this.largestAcked >= pn + PACKET_THRESHOLD) {
         this.sent[i] = null;
         this.packetsLost++;
+        lostCount++;
         if (p.inFlight) this.bytesInFlight -= p.size;
         if (p.ackEliciting) {
           this.ackElicitingInFlight--;
@@ -135,7 +144,9 @@ export class LossRecovery {
       }
     }
     if (latestLostTime === -Infinity) return;
-    this.cc.onCongestionEvent(latestLostTime, now);
+    this.lossRate.onLost(lostCount);
+    if (this.lossRate.congestive()) this.cc.onCongestionEvent(latestLostTime, now);
+    else this.randomLossEvents++;
     if (firstLost && lastLost && contiguous && this.rtt.hasSample) {
       const period = (this.rtt.smoothed + Math.max(4 * this.rtt.variance, GRANULARITY_MS) + this.maxAckDelayMs) * PERSISTENT_CONGESTION_THRESHOLD;
       if (lastLost.timeSent - firstLost.timeSent > period) {
@@ -197,6 +208,7 @@ export class LossRecovery {
     this.lossTime = Infinity;
     this.ptoCount = 0;
     this.lastAckElicitingSentAt = -Infinity;
+    this.lossRate.reset();
   }
 
   /** Packets tracked, settled ones included (a bound the tests check). */

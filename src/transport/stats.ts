@@ -34,6 +34,8 @@ export interface MuxStats {
   ptoCount: number;
   ptoFired: number;
   persistentCongestion: number;
+  /** Loss events not taken as congestion: too little loss over the last round trips to mean a full queue. */
+  randomLossEvents: number;
   congestion: string;
   peerRestarts: number;
   idleTimeouts: number;

@@ -189,6 +189,7 @@ export class Stream extends BaseStream {
     if (this.finalSize >= 0 && (end > this.finalSize || (fin && end !== this.finalSize))) {
       return this.fail(new FinalSizeError(`${this.scope}: data up to ${end} against final size ${this.finalSize}`, true));
     }
+    this.window.onReceived(end);
     if (fin && end < this.highest) {
       return this.fail(new FinalSizeError(`${this.scope}: final size ${end} below data already received up to ${this.highest}`, true));
     }

@@ -1,11 +1,14 @@
 // Path selection state (src/nat/paths.ts) driven with a fake clock and a recording host.
 import { describe, expect, it } from "vitest";
-import { PathManager, decodeCandidates, encodeCandidates, punchDone, quietFor, type PathHost, type PeerActivity } from "../../src/nat/paths.js";
+import { PathManager } from "../../src/nat/paths.js";
+import { decodeCandidates, encodeCandidates, isCallMeMaybeAck } from "../../src/nat/call-me-maybe.js";
+import { punchDone, quietFor } from "../../src/nat/punch-rules.js";
+import type { PathHost, PeerActivity } from "../../src/nat/path-types.js";
 import { punchTtlFor } from "../../src/nat/hops.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "../../src/nat/hold.js";
 import { describeEndpoint, type Endpoint } from "../../src/addr/endpoint.js";
 
-function harness(self = "a", side = { noNat: false }) {
+function harness(self = "a", side = { noNat: false }, canSend?: (ep: Endpoint) => boolean) {
   let now = 1_000_000;
   const sent: { peer: string; to: string; inner: string; payload: Uint8Array; at: number }[] = [];
   const punches: { to: string; at: number }[] = [];
@@ -26,6 +29,7 @@ function harness(self = "a", side = { noNat: false }) {
     hold: (ep) => { holds.push({ to: describeEndpoint(ep), at: now }); },
     selfName: self,
     noNat: () => side.noNat,
+    canSend,
     log: { info() {}, debug() {} },
     now: () => now,
   };
@@ -88,6 +92,13 @@ describe("path manager", () => {
     expect(h.used.at(-1)).toBe("198.18.5.2:6000");
   });
 
+  it("says how long the current path has held (ember peers --json paths.sinceMs)", () => {
+    const h = harness();
+    goDirect(h);
+    h.advance(1_500);
+    expect(h.pm.describe("b")!.sinceMs).toBe(1_500);
+  });
+
   it("a pong from another endpoint than the probed one does not prove the path", () => {
     const h = harness();
     h.pm.setPeer("b", [pub], relay);
@@ -136,6 +147,74 @@ describe("path manager", () => {
     expect(h.pm.describe("b")!.path).toBe("direct");
     expect(h.used.length).toBe(usedBefore);
     expect(h.pm.peers.get("b")!.relay).toEqual(relay);
+  });
+});
+
+describe("address families this node cannot send on", () => {
+  // An IPv6-only host (a cellular site behind NAT64): its IPv4 socket binds, but nothing IPv4 leaves the host.
+  const v6Only = (ep: Endpoint) => ep.kind !== "udp" || ep.host.includes(":");
+  const v6: Endpoint = { kind: "udp", host: "2001:db8:1:3::10", port: 6000 };
+
+  it("a peer's IPv4 candidates are never punched, probed or sprayed; its IPv6 ones are", () => {
+    const h = harness("a", { noNat: false }, v6Only);
+    h.pm.setPeer("b", [pub, lan, v6], relay);
+    h.run(10_000);
+    h.pm.onCallMeMaybe("b", [], false);
+    h.run(10_000);
+    const touched = [...h.punches.map((p) => p.to), ...h.sent.filter((x) => x.inner === "probe").map((x) => x.to)];
+    expect(new Set(touched)).toEqual(new Set(["[2001:db8:1:3::10]:6000"]));
+  });
+
+  it("with only IPv4 candidates: no call-me-maybe, no probe, and ember peers says why", () => {
+    const h = harness("a", { noNat: false }, v6Only);
+    h.pm.setPeer("b", [pub, lan], relay);
+    h.run(20_000);
+    h.pm.onCallMeMaybe("b", [pub], false);
+    h.run(5_000);
+    expect(h.punches).toEqual([]);
+    expect(h.sent.filter((x) => x.inner === "probe" || (x.inner === "call-me-maybe" && !isCallMeMaybeAck(x.payload)))).toEqual([]);
+    expect(h.pm.describe("b")!.notDirect).toBe("no common address family");
+  });
+});
+
+describe("path choice across families: a candidate is confirmed before it displaces a direct path", () => {
+  const v6: Endpoint = { kind: "udp", host: "2001:db8:1:3::10", port: 6000 };
+  const [V4, V6] = ["198.18.5.2:6000", "[2001:db8:1:3::10]:6000"];
+
+  /** A round towards b's IPv4 and IPv6 candidates up to the first probes; answer(to) answers the latest probe there. */
+  function round() {
+    const h = harness();
+    h.pm.setPeer("b", [pub, v6], relay);
+    h.pm.tick(); h.pm.onCallMeMaybe("b", [], true); h.advance(300); h.pm.tick();
+    const answer = (to: string) => {
+      const probe = h.sent.filter((x) => x.inner === "probe" && x.to === to).at(-1)!;
+      h.pm.onProbeReply("b", to === V6 ? v6 : pub, replyTo(probe.payload));
+    };
+    return { h, answer };
+  }
+  const busyPeer = () => new Promise((r) => setTimeout(r, 15));
+
+  it("IPv6 loses a first round on one slow reply, is confirmed by the next answers at once, and wins", async () => {
+    const { h, answer } = round();
+    answer(V4);
+    await busyPeer(); // the IPv6 reply comes late: IPv4 keeps the path on this one sample
+    answer(V6);
+    expect(h.pm.describe("b")!.endpoint).toBe(V4);
+    // Each answer brings the next probe at once (before: the next one 5 s later); quick answers confirm IPv6.
+    answer(V6);
+    answer(V6);
+    expect(h.pm.describe("b")!.endpoint).toBe(V6);
+    expect(h.pm.describe("b")!.candidates.find((c) => c.endpoint === V6)!.probes).toBe(3);
+  });
+
+  it("an unconfirmed candidate never takes a live direct path's place (no flip-flop on one sample each)", async () => {
+    const { h, answer } = round();
+    await busyPeer();
+    answer(V6); // first answer (15 ms): direct IPv6 at once, from the relay
+    answer(V4); // as slow: IPv6 stays
+    answer(V4); // quick, but IPv4 has two samples, not three
+    expect(h.pm.describe("b")!.endpoint).toBe(V6);
+    expect(h.used).not.toContain(V4);
   });
 });
 

@@ -23,15 +23,22 @@ export class EmberLab {
   coordHost!: ServerHost;
   relayHosts: ServerHost[] = [];
   coordUrl = "";
+  /**
+   * `ember up --listen` of every node: IPv4 only by default; ":0" opens IPv4 and IPv6 sockets on one port (the
+   * product's default), for the lab's IPv6 sites (ipv6.ts).
+   */
+  nodeListen = "0.0.0.0:0";
   private admin!: { cert: string; key: string; ca: string };
   readonly nodes = new Map<string, LabNode>();
   /** Relay processes by name (relay-1, relay-2, ...): a test may kill one (killRelay). */
   readonly relays = new Map<string, ChildProcess>();
   /**
    * The `ember` entry point the coordination server, the relays and the admin verbs run: another checkout's
-   * bin/ember.mjs makes a mixed-version mesh (test/release/mixed-version.test.ts); nodes take theirs in startNode.
+   * bin/ember.mjs makes a mixed-version mesh (test/release/mixed-version.test.ts); nodes take theirs from nodeBin.
    */
   bin = { coord: EMBER, relay: EMBER, admin: EMBER };
+  /** Nodes (by name) that run another checkout's bin/ember.mjs; the others run this tree's. */
+  readonly nodeBin = new Map<string, string>();
   /** The last LOG_TAIL_LINES log lines of every daemon, by label, for diagnose(). */
   private readonly logTails = new Map<string, string[]>();
 
@@ -67,22 +74,28 @@ export class EmberLab {
     });
   }
 
-  /** Coordination server and relays (two by default, each answering STUN), then an allow-all policy. */
-  async startServices(opts: { relays?: number; relayArgs?: string[] } = {}): Promise<void> {
+  /**
+   * Coordination server and relays (two by default, each answering STUN), then an allow-all policy. With
+   * `dualStack`, each listens on both address families (no host in its flags), for hosts given IPv6 (ipv6.ts);
+   * `relayHost` is the host the peer map names for a relay (an address, or a name the nodes resolve).
+   */
+  async startServices(opts: { relays?: number; relayArgs?: string[]; dualStack?: boolean; relayHost?: (h: ServerHost, name: string) => string } = {}): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     this.ca = await initCa(join(this.dir, "ca"), "lab.embernet");
     this.admin = await this.writeLeaf("admin", "ops-admin", "ops", ["admin"]);
     this.coordHost = await this.lab.addServerHost("co");
     this.relayHosts = [];
     for (let i = 1; i <= (opts.relays ?? 2); i++) this.relayHosts.push(await this.lab.addServerHost(`r${i}`));
-    const coordArgs = [process.execPath, this.bin.coord, "coord", "--data", join(this.dir, "coord"), "--ca-dir", this.ca.dir, "--listen", `${this.coordHost.address}:443`];
-    this.relayHosts.forEach((h, i) => coordArgs.push("--relay", `relay-${i + 1}=${h.address}:443:3478`));
+    const on = (h: ServerHost, port: number) => (opts.dualStack ? `:${port}` : `${h.address}:${port}`);
+    const coordArgs = [process.execPath, this.bin.coord, "coord", "--data", join(this.dir, "coord"), "--ca-dir", this.ca.dir, "--listen", opts.dualStack ? "[::]:443" : on(this.coordHost, 443)];
+    this.relayHosts.forEach((h, i) => coordArgs.push("--relay", `relay-${i + 1}=${opts.relayHost?.(h, `relay-${i + 1}`) ?? h.address}:443:3478`));
     const coord = this.lab.spawn(this.coordHost, coordArgs);
-    this.coordUrl = /(https:\/\/\S+)/.exec(await this.started("coordination server", coord, /coordination server https:\/\//))![1];
+    await this.started("coordination server", coord, /coordination server https:\/\//);
+    this.coordUrl = `https://${this.coordHost.address}:443`;
     for (const [i, h] of this.relayHosts.entries()) {
       const name = `relay-${i + 1}`;
       const f = await this.writeLeaf(name, name, "infra", ["relay"]);
-      const relay = this.lab.spawn(h, [process.execPath, this.bin.relay, "relay", "--name", name, "--listen", `${h.address}:443`, "--stun", `${h.address}:3478`,
+      const relay = this.lab.spawn(h, [process.execPath, this.bin.relay, "relay", "--name", name, "--listen", on(h, 443), "--stun", on(h, 3478),
         "--cert", f.cert, "--key", f.key, "--ca", f.ca, "--coord", this.coordUrl, ...(opts.relayArgs ?? [])]);
       await this.started(name, relay, /relay_listening/);
       this.relays.set(name, relay);
@@ -119,15 +132,15 @@ export class EmberLab {
   }
 
   /**
-   * Starts `ember up` in the host's namespace; a token made beforehand lets several nodes start at one instant. A node
-   * started again under its name keeps its state directory (enrolled: the token is not used). `bin`: another checkout's
-   * bin/ember.mjs (a node of another release).
+   * Starts `ember up` in the host's namespace; a token made beforehand lets several nodes start at one instant.
+   * `coordUrl` replaces the lab's for this node (a name its resolver knows, an IPv6 literal). A node started again
+   * under its name keeps its state directory (enrolled: the token is not used); it runs nodeBin's entry for its name.
    */
-  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = [], token?: string, bin = EMBER): Promise<LabNode> {
+  async startNode(name: string, host: Host, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = [], token?: string, coordUrl = this.coordUrl): Promise<LabNode> {
     const dir = join(this.dir, name);
     token ??= await this.token();
-    const child = this.lab.spawn(host as Node, [process.execPath, bin, "up", "--coord", this.coordUrl, "--token", token, "--name", name,
-      "--state", dir, "--listen", "0.0.0.0:0", "--log-level", "debug", ...extraArgs], { env: { ...process.env, ...env } });
+    const child = this.lab.spawn(host as Node, [process.execPath, this.nodeBin.get(name) ?? EMBER, "up", "--coord", coordUrl, "--token", token, "--name", name,
+      "--state", dir, "--listen", this.nodeListen, "--log-level", "debug", ...extraArgs], { env: { ...process.env, ...env } });
     const startedAt = Date.now();
     await this.started(name, child, /"event":"up"/);
     const n: LabNode = { name, host, dir, socket: join(dir, "ember.sock"), proc: child, startedAt, upAt: Date.now() };

@@ -5,6 +5,8 @@ import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } f
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { natRuleset, lossRuleset, CORE_RULESET, cutRules, FRAGMENT_COUNTER_RULESET, type NatKind } from "./nft.js";
+import { LinkEmulator, linkEmulatorArgv } from "./link-emulator.js";
+import type { LinkProfile } from "./link-profiles.js";
 
 export type { NatKind } from "./nft.js";
 export const NAT_KINDS: readonly NatKind[] = ["eim", "edm", "udp-blocked", "none"];
@@ -29,6 +31,8 @@ export interface Router extends Place {
   readonly publicAddress: string;
   /** The router this one's WAN hangs off (a carrier-grade NAT), if not the core. */
   readonly behind?: Router;
+  /** The emulated link between this router's WAN and the core, if it was made with one. */
+  readonly link?: LinkEmulator;
 }
 /** A further LAN on a router (a second subnet behind the same NAT), routed by the router without NAT. */
 export interface Subnet { readonly router: Router; readonly bridge: string; readonly lanAddress: string; readonly lanNet: string }
@@ -131,22 +135,28 @@ export class Lab {
 
   /**
    * A router with a WAN link to the core and an empty LAN bridge, applying one NAT kind. With `behind`, its WAN
-   * is a port on that router's LAN instead (a home NAT behind a carrier NAT: NAT444).
+   * is a port on that router's LAN instead (a home NAT behind a carrier NAT: NAT444). With `link`, its WAN link
+   * to the core runs through the link emulator with that profile (delay, jitter, loss, rate, outages).
    */
-  async addRouter(name: string, nat: NatKind, opts: { behind?: Router } = {}): Promise<Router> {
+  async addRouter(name: string, nat: NatKind, opts: { behind?: Router; link?: LinkProfile; linkSeed?: number } = {}): Promise<Router> {
     this.checkName(name);
     if (!NAT_KINDS.includes(nat)) throw new Error(`unknown NAT kind "${nat}" (expected one of ${NAT_KINDS.join(", ")})`);
     const n = this.allocNet();
     const ns = `${this.prefix}-r${name}`;
     this.addNamespace(ns);
     const parent = opts.behind;
+    if (parent && opts.link) throw new Error(`router ${name}: an emulated link joins a router to the core; use it on the carrier router ${parent.name} instead`);
     const wanAddress = parent ? this.lanPortAddress(parent) : `198.18.${n}.2`;
     const lanAddress = `198.19.${n}.1`;
+    let linkEmulator: LinkEmulator | undefined;
     if (parent) {
       const port = this.nextPort(parent);
       this.link(parent.ns, port, null, ns, "wan0", `${wanAddress}/24`);
       this.ip(parent.ns, ["link", "set", port, "master", "lan0"]);
       this.ip(ns, ["route", "add", "default", "via", parent.lanAddress]);
+    } else if (opts.link) {
+      linkEmulator = await this.emulatedLink(name, n, ns, wanAddress, opts.link, opts.linkSeed ?? n);
+      this.ip(ns, ["route", "add", "default", "via", `198.18.${n}.1`]);
     } else {
       this.link(this.core.ns, `c${n}`, `198.18.${n}.1/24`, ns, "wan0", `${wanAddress}/24`);
       this.ip(ns, ["route", "add", "default", "via", `198.18.${n}.1`]);
@@ -158,7 +168,7 @@ export class Lab {
     // Only a no-NAT LAN is routable from the internet; NATed LANs stay unreachable, as behind a real NAT.
     if (nat === "none" && !parent) this.ip(this.core.ns, ["route", "add", `198.19.${n}.0/24`, "via", wanAddress]);
     const publicAddress = parent && parent.nat !== "none" ? parent.publicAddress : wanAddress;
-    const router: Router = { role: "router", name, ns, nat, wanAddress, lanAddress, lanNet: `198.19.${n}.0/24`, hosts: [], publicAddress, behind: parent };
+    const router: Router = { role: "router", name, ns, nat, wanAddress, lanAddress, lanNet: `198.19.${n}.0/24`, hosts: [], publicAddress, behind: parent, link: linkEmulator };
     this.nft(router, natRuleset(nat));
     return router;
   }
@@ -197,6 +207,29 @@ export class Lab {
     };
     router.hosts.push(host);
     return host;
+  }
+
+  /**
+   * The WAN link of router `name` through its own link namespace `<p>-l<name>`: router wan0 -- veth -- bridge
+   * bw + TAP tw  ==linkemu==  TAP tc + bridge bc -- veth -- core cN. Ethernet bridging keeps the emulator
+   * invisible to IP (no TTL hop, no address, no conntrack), so every NAT kind and nft rule acts as without it.
+   */
+  private async emulatedLink(name: string, n: number, routerNs: string, wanAddress: string, profile: LinkProfile, seed: number): Promise<LinkEmulator> {
+    const ns = `${this.prefix}-l${name}`;
+    this.addNamespace(ns);
+    execFileSync("ip", ["netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], { stdio: ["ignore", "ignore", "pipe"] });
+    this.link(this.core.ns, `c${n}`, `198.18.${n}.1/24`, ns, "c", null);
+    this.link(ns, "w", null, routerNs, "wan0", `${wanAddress}/24`);
+    for (const [bridge, port, tap] of [["bw", "w", "tw"], ["bc", "c", "tc"]]) {
+      this.ip(ns, ["tuntap", "add", "dev", tap, "mode", "tap"]);
+      this.ip(ns, ["link", "add", bridge, "type", "bridge", "forward_delay", "0"]);
+      for (const dev of [port, tap]) this.ip(ns, ["link", "set", dev, "master", bridge]);
+      for (const dev of [tap, bridge]) this.ip(ns, ["link", "set", dev, "up"]);
+    }
+    const child = this.spawnIn(ns, linkEmulatorArgv(profile, "tw", "tc", seed));
+    const emulator = new LinkEmulator(profile, child, `link emulator ${ns}`);
+    await emulator.ready();
+    return emulator;
   }
 
   /** The next veth port name on a router's bridges. */
@@ -241,9 +274,13 @@ export class Lab {
 
   /** Starts argv inside the node's namespace; the child is tracked by PID and killed on destroy. */
   spawn(node: Node, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    return this.spawnIn(node.ns, argv, opts);
+  }
+
+  private spawnIn(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
     if (this.destroyed) throw new Error("lab is destroyed");
     // `ip netns exec` execs argv in place, so the child's PID is the program's PID.
-    const child = spawn("ip", ["netns", "exec", node.ns, ...argv], { stdio: ["pipe", "pipe", "pipe"], ...opts });
+    const child = spawn("ip", ["netns", "exec", ns, ...argv], { stdio: ["pipe", "pipe", "pipe"], ...opts });
     this.children.add(child);
     child.on("exit", () => this.children.delete(child));
     return child;
@@ -421,6 +458,8 @@ function sweepPrefix(prefix: string): string[] {
   }
   for (const ns of mine) {
     try { execFileSync("ip", ["netns", "del", ns], { stdio: "pipe" }); } catch { /* already gone */ }
+    // A host's own resolver (nat64.ts), which `ip netns exec` mounts over /etc/resolv.conf.
+    rmSync(join("/etc/netns", ns), { recursive: true, force: true });
   }
   return mine;
 }

@@ -9,6 +9,7 @@ import { Lab, type Host } from "./lab.js";
 import { EmberLab, type LabNode } from "./ember-mesh.js";
 import { startTool, type ToolProc } from "./tools.js";
 import { ResultTable } from "./table.js";
+import { transferThroughForward, type Progress, type TransferResult } from "./forward-transfer.js";
 import { tempDir } from "../helpers/pki.js";
 
 const avail = Lab.available();
@@ -23,7 +24,6 @@ const RELAY_RATE = process.env.NATLAB_FLEET_RATE ?? "1G";
 /** Connections to other relays than the home close after this long without a datagram (60 s by default). */
 const IDLE_CLOSE_MS = 4_000;
 
-interface TransferResult { bytes: number; sha256: string; remoteSha256: string; remoteBytes: number; ms: number; mbps: number }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -81,37 +81,13 @@ describe.skipIf(!avail.ok)("a relay fleet", () => {
   }, 60_000);
 
   /** `bytes` from fa to sink.fb through ember forward; `during` runs alongside with the progress so far. */
-  async function transfer(bytes: number, during?: (progress: (at: number) => Promise<void>) => Promise<void>): Promise<TransferResult> {
-    const f = await m.request<{ listen: string }>(a, "forward", { listenPort: 0, host: "sink.fb", protocol: "tcp" });
-    const port = Number(f.listen.split(":").pop());
-    try {
-      const t = startTool(lab, aHost, "transfer", ["send", "--port", String(port), "--bytes", String(bytes), "--progress", "1"]);
-      let sent = 0;
-      let result: TransferResult | undefined;
-      const waiters: { at: number; resolve: () => void }[] = [];
-      const reader = (async () => {
-        for (;;) {
-          const line = await t.nextJson<any>(300_000);
-          if (line.progress !== undefined) {
-            sent = line.progress;
-            for (const w of [...waiters]) if (sent >= w.at) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-            continue;
-          }
-          if (line.error) throw new Error(`transfer failed after ${line.bytes} bytes: ${line.error}`);
-          result = line;
-          for (const w of waiters) w.resolve();
-          return;
-        }
-      })();
-      const progress = (at: number) => new Promise<void>((resolve) => { if (sent >= at || result) resolve(); else waiters.push({ at, resolve }); });
-      await Promise.all([reader, during?.(progress)]);
-      expect(result!.remoteBytes).toBe(bytes);
-      expect(result!.remoteSha256).toBe(result!.sha256);
-      return result!;
-    } finally {
-      await m.request(a, "unforward", { listenPort: port }).catch(() => undefined);
-    }
+  async function transfer(bytes: number, during?: (progress: Progress) => Promise<void>): Promise<TransferResult> {
+    const { r } = await transferThroughForward(m, a, aHost, { target: "sink.fb", bytes, peers: [b], during: async (p) => { await during?.(p); return ""; } });
+    expect(r.remoteBytes).toBe(bytes);
+    expect(r.remoteSha256).toBe(r.sha256);
+    return r;
   }
+
 
   it("nodes on different home relays reach each other through the relays: ping and a stream", async () => {
     await m.firstPong(a, b, 30_000);

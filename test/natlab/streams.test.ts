@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { Lab, type Host } from "./lab.js";
 import { EmberLab, type LabNode } from "./ember-mesh.js";
 import { startTool, type ToolProc } from "./tools.js";
+import { byteExact, transferThroughForward, type Progress, type TransferResult } from "./forward-transfer.js";
 import { ResultTable } from "./table.js";
 import { tempDir } from "../helpers/pki.js";
 
@@ -20,7 +21,6 @@ const PROXY_PORT = 1080;
 const SINK_PORT = 9000;
 const HTTPS_PORT = 8443;
 
-interface TransferResult { bytes: number; sha256: string; remoteSha256: string; remoteBytes: number; ms: number; mbps: number }
 
 describe.skipIf(!avail.ok)("services by name across NATs", () => {
   let lab: Lab;
@@ -74,43 +74,13 @@ describe.skipIf(!avail.ok)("services by name across NATs", () => {
     tmp?.cleanup();
   }, 60_000);
 
-  /** Starts a forward on `from` to sink.srv and sends TRANSFER bytes through it; `during` runs alongside. */
-  async function transfer(from: LabNode, host: Host, during?: (progress: (bytes: number) => Promise<void>) => Promise<string>): Promise<{ r: TransferResult; note: string }> {
-    const f = await m.request<{ listen: string }>(from, "forward", { listenPort: 0, host: "sink.srv", protocol: "tcp" });
-    const port = Number(f.listen.split(":").pop());
-    try {
-      const t = startTool(lab, host, "transfer", ["send", "--port", String(port), "--bytes", String(TRANSFER), "--progress", "10"]);
-      let sent = 0;
-      const waiters: { at: number; resolve: () => void }[] = [];
-      let result: TransferResult | undefined;
-      const reader = (async () => {
-        for (;;) {
-          const line = await t.nextJson<any>(300_000);
-          if (line.progress !== undefined) {
-            sent = line.progress;
-            for (const w of [...waiters]) if (sent >= w.at) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-            continue;
-          }
-          if (line.error) throw new Error(`transfer failed after ${line.bytes} bytes: ${line.error}`);
-          result = line;
-          for (const w of waiters) w.resolve();
-          return;
-        }
-      })();
-      const progress = (bytes: number) => new Promise<void>((resolve) => { if (sent >= bytes || result) resolve(); else waiters.push({ at: bytes, resolve }); });
-      // A stall (no progress for 300 s) or a failure says what both daemons knew at that moment.
-      return await m.diagnosed([from, srv], async () => {
-        const note = during ? await during(progress) : "";
-        await reader;
-        return { r: result!, note };
-      });
-    } finally {
-      await m.request(from, "unforward", { listenPort: port }).catch(() => undefined);
-    }
+  /** Sends TRANSFER bytes through a forward on `from` to sink.srv; `during` runs alongside. */
+  function transfer(from: LabNode, host: Host, during?: (progress: Progress) => Promise<string>): Promise<{ r: TransferResult; note: string }> {
+    return transferThroughForward(m, from, host, { target: "sink.srv", bytes: TRANSFER, peers: [srv], during });
   }
 
   function check(label: string, expected: string, x: { r: TransferResult; note: string }, extraOk = true): void {
-    const exact = x.r.bytes === TRANSFER && x.r.remoteBytes === TRANSFER && x.r.sha256 === x.r.remoteSha256;
+    const exact = byteExact(x.r, TRANSFER);
     table.add({ scenario: label, expected, observed: `${exact ? "sha256 equal" : "MISMATCH"}, ${x.r.mbps} Mbit/s${x.note ? `; ${x.note}` : ""}`, ms: x.r.ms, ok: exact && extraOk });
     expect(x.r.remoteBytes).toBe(TRANSFER);
     expect(x.r.remoteSha256).toBe(x.r.sha256);

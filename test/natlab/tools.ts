@@ -25,7 +25,11 @@ export interface ToolProc {
 
 /** Starts a tool in a namespace, tracked by the lab (killed on destroy). */
 export function startTool(lab: Lab, node: Node, tool: ToolName, args: string[]): ToolProc {
-  const child = lab.spawn(node, toolArgv(tool, args), { cwd: REPO_ROOT });
+  return jsonLines(lab.spawn(node, toolArgv(tool, args), { cwd: REPO_ROOT }), `${tool} in ${node.ns}`);
+}
+
+/** Reads a child's stdout as JSON lines (other lines are skipped) and feeds its stdin: any lab program. */
+export function jsonLines(child: ChildProcess, label: string): ToolProc {
   const queue: unknown[] = [];
   const waiters: ((v: unknown) => void)[] = [];
   let err = "";
@@ -46,7 +50,7 @@ export function startTool(lab: Lab, node: Node, tool: ToolName, args: string[]):
         const i = waiters.indexOf(waiter);
         if (i >= 0) waiters.splice(i, 1);
         child.off("exit", onExit);
-        rej(new Error(`${tool} in ${node.ns}: no output within ${timeoutMs} ms; stderr: ${err.trim()}`));
+        rej(new Error(`${label}: no output within ${timeoutMs} ms; stderr: ${err.trim()}`));
       }, timeoutMs);
       const waiter = (v: unknown) => { clearTimeout(timer); child.off("exit", onExit); res(v as T); };
       const onExit = (code: number | null) => {
@@ -56,7 +60,7 @@ export function startTool(lab: Lab, node: Node, tool: ToolName, args: string[]):
           if (i < 0) return; // answered meanwhile
           waiters.splice(i, 1);
           clearTimeout(timer);
-          rej(new Error(`${tool} in ${node.ns} exited (${code}) without output; stderr: ${err.trim()}`));
+          rej(new Error(`${label} exited (${code}) without output; stderr: ${err.trim()}`));
         };
         if (child.stdout!.readableEnded) setImmediate(fail); else child.stdout!.once("close", () => setImmediate(fail));
       };

@@ -10,6 +10,7 @@ import { Lab, type Host } from "./lab.js";
 import { EmberLab, type LabNode } from "./ember-mesh.js";
 import { startTool, type ToolProc } from "./tools.js";
 import { ResultTable } from "./table.js";
+import { followSend } from "./forward-transfer.js";
 import { tempDir } from "../helpers/pki.js";
 import { loadNativeAddon } from "../../src/native/addon.js";
 import { EMBER } from "../helpers/cli.js";
@@ -146,28 +147,9 @@ describe.skipIf(!!skip)("TUN mode across NATs", () => {
     expect(await sink.nextJson(20_000)).toMatchObject({ ready: true });
     const send = startTool(lab, hosts[from], "transfer", ["send", "--port", "5001", "--host", to, "--bytes", String(bytes), "--progress", "10"]);
     tools.push(send);
-    let sent = 0;
-    const waiters: { at: number; resolve: () => void }[] = [];
-    let result: any;
-    const reader = (async () => {
-      for (;;) {
-        const line = await send.nextJson<any>(600_000);
-        if (line.progress !== undefined) {
-          sent = line.progress;
-          for (const w of [...waiters]) if (sent >= w.at) { waiters.splice(waiters.indexOf(w), 1); w.resolve(); }
-          continue;
-        }
-        if (line.error) throw new Error(`transfer failed after ${line.bytes} bytes: ${line.error}`);
-        result = line;
-        for (const w of waiters) w.resolve();
-        return;
-      }
-    })();
-    const progress = (n: number) => new Promise<void>((resolve) => { if (sent >= n || result) resolve(); else waiters.push({ at: n, resolve }); });
-    const note = during ? await during(progress) : "";
-    await reader;
+    const { r, note } = await followSend(send, 600_000, during);
     sink.child.kill();
-    return { r: result, note };
+    return { r, note };
   }
 
   it("TCP by name where allowed (a -> c:5001): 20 MB byte-exact", async () => {

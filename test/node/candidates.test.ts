@@ -12,15 +12,15 @@ const quiet = { debug() {}, warn() {} };
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c(); });
 
-async function responder(): Promise<number> {
+async function responder(host = "127.0.0.1"): Promise<number> {
   const r = new StunResponder(new RelayCounters(), { perSec: 1000, perSourcePerSec: 100, perSourceBurst: 100, recvBufferBytes: 1 << 20 });
-  const a = await r.listen("127.0.0.1", 0);
+  const a = await r.listen(host, 0);
   cleanups.push(() => r.close());
   return a.port;
 }
 
-async function conn(): Promise<UdpConn> {
-  const c = await UdpConn.bind({ host: "127.0.0.1", port: 0, onDatagram: () => {}, onDrain: () => {}, log: quiet });
+async function conn(host = "127.0.0.1"): Promise<UdpConn> {
+  const c = await UdpConn.bind({ host, port: 0, onDatagram: () => {}, onDrain: () => {}, log: quiet });
   cleanups.push(() => c.close());
   return c;
 }
@@ -63,5 +63,18 @@ describe("LocalCandidates: no NAT, or a translation", () => {
     const c = new LocalCandidates(await conn());
     await c.refresh([]);
     expect(c.noNat).toBe(false);
+  });
+
+  it("no STUN answer over IPv4 but one over IPv6 (an IPv6-only host behind NAT64): not UDP-blocked", async () => {
+    const stunPort = await responder("::1");
+    const dead = createSocket("udp4"); // a bound port that never answers
+    await new Promise<void>((r) => dead.bind(0, "127.0.0.1", r));
+    cleanups.push(() => { dead.close(); });
+    const c = new LocalCandidates(await conn("::"));
+    const report = await c.refresh([{ host: "127.0.0.1", port: dead.address().port }, { host: "::1", port: stunPort }]);
+    expect(report.mapping).not.toBe("udp-blocked");
+    expect(c.natType).not.toBe("udp-blocked");
+    expect(report.servers.find((s) => s.mapped)?.server).toBe(`[::1]:${stunPort}`);
+    expect(report.ipv4?.mapping).toBe("udp-blocked");
   });
 });

@@ -58,4 +58,14 @@ describe("telemetry at rest", () => {
     expect(hasNews(0, withState("idle"), sent)).toBe(false);
     expect(hasNews(0, withState("refused"), sent)).toBe(true);
   });
+
+  it("a problem whose figures change is no news until the latency refresh; a new or cleared problem is", () => {
+    const slow = (ms: number) => ({ code: "high_latency", severity: "warning" as const, summary: `high latency to b: ${ms} ms on direct`, fix: "check the network" });
+    const snap = (problems: ReturnType<typeof slow>[]) => ({ peers: [{ name: "b", path: "direct", state: "connected", rttMs: 600 }], problems });
+    const sent = viewOf(snap([slow(603)]), 0);
+    expect(hasNews(0, viewOf(snap([slow(601)]), 20_000), sent)).toBe(false);
+    expect(hasNews(0, viewOf(snap([slow(601)]), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(true);
+    expect(hasNews(0, viewOf(snap([]), 20_000), sent)).toBe(true);
+    expect(hasNews(0, viewOf(snap([slow(603), { ...slow(603), code: "relay_only" }]), 20_000), sent)).toBe(true);
+  });
 });

@@ -57,7 +57,8 @@ async function meshIn(lab: Lab, dir: string) {
       const t = startTool(lab, host, "transfer", ["sink", "--port", String(SINK_PORT)]);
       expect(await t.nextJson(20_000)).toMatchObject({ ready: true });
     }
-    return m.startNode(name, host, {}, ["--config", configFile], undefined, bin);
+    if (bin === EMBER) m.nodeBin.delete(name); else m.nodeBin.set(name, bin);
+    return m.startNode(name, host, {}, ["--config", configFile]);
   };
   /** `from` forwards a local port to sink.TO and sends `bytes` through it. */
   const transfer = async (from: LabNode, to: LabNode, bytes = TRANSFER): Promise<Transfer> => {
