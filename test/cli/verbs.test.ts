@@ -1,5 +1,7 @@
 // Every verb of `ember` starts from the compiled tree (no TypeScript transpiled at run time) and loads only its
 // own module: the verb table is complete, and `ember status` starts without loading the daemon.
+import { readFileSync } from "node:fs";
+import { PROTOCOL_VERSION } from "../../src/wire/protocol.js";
 import { describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
 import { buildProgram, VERBS } from "../../src/cli/verbs.js";
@@ -28,7 +30,9 @@ describe("ember verbs", () => {
       expect(r.stdout, verb).toMatch(new RegExp(`Usage: ember ${verb}\\b`));
     }
     const v = run(["--version"]);
-    expect(v.stdout.trim()).toBe("0.1.0");
+    // The version of package.json, the commit dist/ was built from (stamped by the build) and the protocol.
+    const version = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")).version;
+    expect(v.stdout.trim()).toMatch(new RegExp(`^ember ${version.replaceAll(".", "\\.")} \\(commit ([0-9a-f]{12}(-dirty)?|unknown), protocol ${PROTOCOL_VERSION}\\)$`));
   });
 
   it("a CLI verb that talks to the daemon starts fast: it never loads the daemon's modules", () => {

@@ -89,9 +89,9 @@ describe("ember token/nodes/policy against a live coordination server", () => {
     const table = ember(["nodes", "list", "--coord", coord.url, ...flags(mesh)]);
     expect(table.code, table.stderr).toBe(0);
     const lines = table.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^NAME\s+TENANT\s+OVERLAY IP\s+GROUPS\s+STATUS\s+ONLINE\s+LAST SEEN\s+ENDPOINTS\s+CERT EXPIRES$/);
+    expect(lines[0]).toMatch(/^NAME\s+TENANT\s+OVERLAY IP\s+GROUPS\s+STATUS\s+ONLINE\s+VERSION\s+LAST SEEN\s+ENDPOINTS\s+CERT EXPIRES$/);
     expect(lines).toHaveLength(4);
-    expect(lines.find((l) => l.startsWith("laptop-1 "))).toMatch(/^laptop-1\s+demo\s+100\.\d+\.\d+\.\d+\s+engineering-team,staff\s+active\s+(yes|no)\s.*\(7h5\dm\)$/);
+    expect(lines.find((l) => l.startsWith("laptop-1 "))).toMatch(/^laptop-1\s+demo\s+100\.\d+\.\d+\.\d+\s+engineering-team,staff\s+active\s+(yes|no)\s+(-|\S+ \(protocol \d+\))\s.*\(7h5\dm\)$/);
   }, 60_000);
 
   it("policy set applies a valid file and refuses a syntax error, an unknown group, a bad port and a duplicate rule by line", () => {
