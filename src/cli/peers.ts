@@ -36,7 +36,7 @@ export function registerPeers(program: Command): void {
     .action(async (o: SocketOpts) => {
       let s;
       try {
-        s = await ask<{ name: string; identity: string; overlayIp?: string; listen: string; cipher: string; dataPlane?: DataPlaneRow; certificate: { notAfter: string }; user?: { name: string; groups: string[]; notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
+        s = await ask<{ name: string; identity: string; release?: { version: string; commit: string; protocol: number }; overlayIp?: string; listen: string; cipher: string; dataPlane?: DataPlaneRow; certificate: { notAfter: string }; user?: { name: string; groups: string[]; notAfter: string }; traffic?: { perMinute: Traffic }; peers: PeerRow[]; drops: Record<string, number>; problems: Problem[] }>(o, "status");
       } catch (err) {
         // No daemon: say why the last start failed, if `ember up` left the diagnosis behind.
         const last = lastStartFailure(o.state);
@@ -46,7 +46,8 @@ export function registerPeers(program: Command): void {
         throw new CliError("no daemon is running", 1);
       }
       if (o.json) return printJson(s);
-      printFields([["node", s.name], ["identity", s.identity], ...(s.overlayIp ? [["overlay ip", s.overlayIp] as [string, string]] : []),
+      printFields([["node", s.name], ["identity", s.identity],
+        ...(s.release ? [["version", `ember ${s.release.version} (commit ${s.release.commit}, protocol ${s.release.protocol})`] as [string, string]] : []), ...(s.overlayIp ? [["overlay ip", s.overlayIp] as [string, string]] : []),
         ...(s.user ? [["user", `${s.user.name} (groups ${s.user.groups.join(", ") || "-"}; until ${s.user.notAfter})`] as [string, string]] : []), ["listen", s.listen], ["cert expires", s.certificate.notAfter], ["cipher", `ChaCha20-Poly1305 (${s.cipher})`],
         ...(s.dataPlane ? [["data plane", describeDataPlane(s.dataPlane)] as [string, string]] : []),
         ...(s.traffic ? [["traffic per minute", perMinute(s.traffic.perMinute)] as [string, string]] : [])]);

@@ -1,6 +1,7 @@
 // The control API's methods and the shape of their answers: what `ember status`, `peers`, `ping` and
 // `netcheck` print (with --json, exactly these objects). The socket that carries them is control-socket.ts.
 // Layers above the session add their own methods with ControlMethods.register (e.g. streams, forwards).
+import { RELEASE } from "../release.js";
 import { aead } from "../crypto/aead.js";
 import { describeEndpoint, familyOf, type Endpoint } from "../addr/endpoint.js";
 import type { ControlConnection, ControlHandler } from "./control-socket.js";
@@ -72,6 +73,8 @@ export function statusReport(d: Daemon) {
   const mesh = d.mesh;
   return {
     name: id.name, identity: id.spiffeId, tenant: id.tenant, groups: id.groups,
+    // The running release: a daemon started before an upgrade of the package says the old one.
+    release: RELEASE,
     // Assigned by the coordination server (TUN mode); absent for a node without one.
     overlayIp: mesh?.peerMap?.self.overlayIp,
     // The person logged in on this node (ember login): its flows are theirs.
