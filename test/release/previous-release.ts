@@ -31,15 +31,19 @@ export interface PreviousBuild { version: string; commit: string; root: string; 
 
 const git = (args: string[]) => spawnSync("git", args, { cwd: ROOT, encoding: "utf8" });
 
+/** Throws, naming the fix, when this clone's git history does not hold the release's commit. */
+export function checkCommitPresent(commit: string, version: string): void {
+  if (git(["cat-file", "-e", `${commit}^{commit}`]).status === 0) return;
+  const shallow = git(["rev-parse", "--is-shallow-repository"]).stdout.trim() === "true";
+  throw new Error(`the previous release ${version} (commit ${commit}, CHANGELOG.md) is not in this clone's git history` +
+    (shallow ? ": the clone is shallow; run git fetch --unshallow (or clone without --depth)" : ": fetch the branch that holds it (git fetch origin main)"));
+}
+
 /** Builds (or reuses) the previous release; a clear error when git history does not hold its commit. */
 export function buildPreviousRelease(log: (line: string) => void = console.log): PreviousBuild {
   const current = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
   const prev = previousRelease(parseChangelog(readFileSync(join(ROOT, "CHANGELOG.md"), "utf8")), current);
-  if (git(["cat-file", "-e", `${prev.commit}^{commit}`]).status !== 0) {
-    const shallow = git(["rev-parse", "--is-shallow-repository"]).stdout.trim() === "true";
-    throw new Error(`the previous release ${prev.version} (commit ${prev.commit}, CHANGELOG.md) is not in this clone's git history` +
-      (shallow ? ": the clone is shallow; run git fetch --unshallow (or clone without --depth)" : ": fetch the branch that holds it (git fetch origin main)"));
-  }
+  checkCommitPresent(prev.commit, prev.version);
   const root = process.env.EMBER_PREVIOUS_RELEASE_DIR ?? join(tmpdir(), `embernet-release-${prev.version}-${prev.commit.slice(0, 12)}`);
   const marker = join(root, ".release-commit");
   const bin = join(root, "bin", "ember.mjs");
