@@ -1,10 +1,10 @@
-// What the previous release wrote, read by this one (docs/decisions.md "Compatibility window"): a node's state
-// directory and config, the coordination server's SQLite database and a PostgreSQL database, each made by release
-// 0.1.0's own code with data in it (test/fixtures/release-0.1.0, scripts/release-fixtures.ts). Each is migrated
+// What the previous release wrote, read by this one (docs/decisions.md "Releases and the compatibility window"): a
+// node's state directory and config, the coordination server's SQLite database and a PostgreSQL database, each made
+// by that release's own code with data in it (test/fixtures/release-X.Y.Z, scripts/release-fixtures.ts). Each is migrated
 // in place and keeps its data; each refuses, with a clear message and nothing changed, what a newer release wrote.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { X509Certificate } from "node:crypto";
-import { cpSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pg from "pg";
 import { readCredentials, keyMatchesCert } from "../../src/coord-client/state-files.js";
@@ -15,10 +15,15 @@ import { PgStore } from "../../src/coord/pg-store.js";
 import type { Store } from "../../src/coord/store.js";
 import { RELEASE } from "../../src/release.js";
 import { ember } from "../helpers/cli.js";
+import { ROOT } from "../helpers/built.js";
+import { parseChangelog, previousRelease } from "./previous-release.js";
 import { tempDir } from "../helpers/pki.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../helpers/postgres.js";
 
-const FIXTURES = join(import.meta.dirname, "..", "fixtures", "release-0.1.0");
+/** The fixtures of the previous release as CHANGELOG.md names it (docs/operations.md "Cutting a release" makes them). */
+const PREVIOUS = previousRelease(parseChangelog(readFileSync(join(ROOT, "CHANGELOG.md"), "utf8")), RELEASE.version);
+const FIXTURES = join(ROOT, "test", "fixtures", `release-${PREVIOUS.version}`);
+if (!existsSync(FIXTURES)) throw new Error(`no fixtures of the previous release ${PREVIOUS.version} in ${FIXTURES}: make them with scripts/release-fixtures.ts`);
 let tmp: ReturnType<typeof tempDir>;
 beforeAll(() => { tmp = tempDir("ember-migrations-"); });
 afterAll(() => tmp?.cleanup());
@@ -31,7 +36,7 @@ function copyOf(name: string): string {
 }
 const snapshot = (dir: string) => Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f), "utf8")]));
 
-describe("node state directory of release 0.1.0", () => {
+describe(`node state directory of release ${PREVIOUS.version}`, () => {
   it("is migrated in place: marked with this format, credentials read as they were", () => {
     const dir = copyOf("node-state");
     const before = snapshot(dir);
@@ -68,7 +73,7 @@ describe("node state directory of release 0.1.0", () => {
   });
 });
 
-describe("node config of release 0.1.0", () => {
+describe(`node config of release ${PREVIOUS.version}`, () => {
   it("reads as it did (no version key means version 1)", async () => {
     const c = await loadNodeConfig({ config: join(FIXTURES, "node.yaml") });
     expect(c.services.map((s) => s.name).sort()).toEqual(["ssh", "web"]);
@@ -88,7 +93,7 @@ describe("node config of release 0.1.0", () => {
   });
 });
 
-/** The checks both stores pass after migrating the fixture mesh of release 0.1.0. */
+/** The checks both stores pass after migrating the previous release's fixture mesh (scripts/release-fixtures.ts makes it). */
 async function checkMigratedMesh(store: Store): Promise<void> {
   const nodes = await store.listNodes();
   const laptop = nodes.find((n) => n.name === "laptop-1")!;
@@ -112,7 +117,7 @@ async function checkMigratedMesh(store: Store): Promise<void> {
   expect(downgraded?.version).toBeUndefined();
 }
 
-describe("SQLite database of release 0.1.0", () => {
+describe(`SQLite database of release ${PREVIOUS.version}`, () => {
   it("migrates with its data: nodes, revocations, policy, console logins, tokens", async () => {
     const dir = join(tmp.dir, "sqlite-upgrade");
     cpSync(join(FIXTURES, "coord.db"), join(dir, "coord.db"), { recursive: true });
@@ -144,7 +149,7 @@ describe("SQLite database of release 0.1.0", () => {
 const pgSkip = postgresSkipReason();
 if (pgSkip) console.log(`PostgreSQL migration tests skipped: ${pgSkip}`);
 
-describe.skipIf(!!pgSkip)("PostgreSQL database of release 0.1.0", () => {
+describe.skipIf(!!pgSkip)(`PostgreSQL database of release ${PREVIOUS.version}`, () => {
   let cluster: PgCluster;
   beforeAll(async () => { cluster = await startPostgres(); }, 60_000);
   afterAll(() => cluster?.stop());
