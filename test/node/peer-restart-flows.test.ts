@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { startStaticMesh, type StaticMesh } from "../helpers/static-mesh.js";
-import { startNode } from "../helpers/nodes.js";
+import { startNode, type NodeProc } from "../helpers/nodes.js";
 
 const POLICY = "rules:\n  - allow: {source: \"@clients\", target: \"@servers\", protocol: tcp, ports: [9000]}\n";
 
@@ -27,6 +27,8 @@ describe("a restarted peer", () => {
   let mesh: StaticMesh;
   let echo: Server;
   let echoPort = 0;
+  /** b started again: the mesh's stop() knows only the first b. */
+  let restarted: NodeProc | undefined;
 
   beforeAll(async () => {
     echo = createServer((s) => s.pipe(s));
@@ -34,7 +36,7 @@ describe("a restarted peer", () => {
     echoPort = (echo.address() as { port: number }).port;
     mesh = await startStaticMesh("ember-peer-restart-", POLICY);
   }, 60_000);
-  afterAll(async () => { await mesh?.stop(); echo?.close(); });
+  afterAll(async () => { await restarted?.stop(); await mesh?.stop(); echo?.close(); });
 
   it("is reached by the first flow after it comes back, with no retry", async () => {
     await mesh.b.request("serve", { name: "echo", to: `127.0.0.1:${echoPort}`, port: 9000 });
@@ -45,8 +47,8 @@ describe("a restarted peer", () => {
     const bPort = mesh.b.port, aPort = mesh.a.port;
     await mesh.b.stop();
     await mesh.a.waitForLog(/peer closed the stream mux/, 10_000);
-    mesh.b = await startNode({ name: "b", dir: join(mesh.dir, "b"), port: bPort, peers: { a: aPort }, extraArgs: ["--policy", mesh.policyFile] });
-    await mesh.b.request("serve", { name: "echo", to: `127.0.0.1:${echoPort}`, port: 9000 });
+    restarted = await startNode({ name: "b", dir: join(mesh.dir, "b"), port: bPort, peers: { a: aPort }, extraArgs: ["--policy", mesh.policyFile] });
+    await restarted.request("serve", { name: "echo", to: `127.0.0.1:${echoPort}`, port: 9000 });
     const first = await echoOnce(port, "first flow after the restart").catch((e) => `error: ${(e as Error).message}`);
     expect(first, mesh.a.logs.filter((l) => /forward|stream|flow/.test(l)).slice(-8).join("\n")).toBe("first flow after the restart");
   }, 60_000);
