@@ -52,8 +52,7 @@ ember(["cert", "issue", "--ca-dir", join(tmp, "ca"), "--name", "ops-admin", "--t
 {
   const data = join(tmp, "coord-sqlite");
   const { proc, url } = await startCoord(["--data", data, "--ca-dir", join(tmp, "ca"), "--listen", "127.0.0.1:0"]);
-  await populate(url, join(tmp, "node-state"));
-  await stop(proc);
+  try { await populate(url, join(tmp, "node-state")); } finally { await stop(proc); }
   const db = new Database(join(data, "coord.db"));
   db.pragma("wal_checkpoint(TRUNCATE)");
   db.pragma("journal_mode = DELETE");
@@ -71,8 +70,7 @@ ember(["cert", "issue", "--ca-dir", join(tmp, "ca"), "--name", "ops-admin", "--t
   try {
     const url = await pg.createDatabase("fixture");
     const { proc, url: coordUrl } = await startCoord(["--data", join(tmp, "coord-pg"), "--store", url, "--ca-dir", join(tmp, "ca"), "--listen", "127.0.0.1:0"]);
-    await populate(coordUrl, join(tmp, "node-state-pg"));
-    await stop(proc);
+    try { await populate(coordUrl, join(tmp, "node-state-pg")); } finally { await stop(proc); }
     const pgDump = [join(bin, "pg_dump"), ...readdirSync("/usr/lib/postgresql").map((v) => join("/usr/lib/postgresql", v, "bin", "pg_dump"))].find((f) => existsSync(f));
     if (!pgDump) throw new Error("pg_dump not found");
     const dump = execFileSync(pgDump, ["--no-owner", "--no-privileges", "--inserts", "--dbname", url], { encoding: "utf8" });
@@ -82,7 +80,7 @@ ember(["cert", "issue", "--ca-dir", join(tmp, "ca"), "--name", "ops-admin", "--t
 }
 
 // A node config in the previous release's format, proven readable by that release's own loader.
-const config = `# A node config as release 0.1.0 read it (no version key).
+const config = `# A node config as the previous release read it (no version key).
 state: ./node-state
 coord: https://coord.fixture.example:8443
 listen: 0.0.0.0:41641
