@@ -96,6 +96,17 @@ async function openMesh(prefix: string, serverBin: string) {
     expect(d.path, await m.diagnose([a, b])).toBe("direct");
     return { pongMs, directMs: d.ms };
   };
+  /** Waits until `n` has sent a telemetry batch the server took, with no failure since (the node's own counters). */
+  const telemetryAccepted = async (n: LabNode) => {
+    const t0 = Date.now();
+    let t: { batches: number; failures: number; lastError: string } | undefined;
+    while (Date.now() - t0 < 30_000) {
+      t = (await m.request<any>(n, "diagnostics")).telemetry;
+      if (t && t.batches > 0 && !t.lastError) return t;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    throw new Error(`${n.name} got no telemetry batch through: ${JSON.stringify(t)}`);
+  };
   /** Tears the lab down, checks it left no namespace behind, and removes the files. */
   const close = async () => {
     try {
@@ -118,7 +129,7 @@ async function openMesh(prefix: string, serverBin: string) {
     if (r.code !== 0) throw new Error(`nodes list failed: ${r.stderr}`);
     return JSON.parse(r.stdout) as { name: string; protocol?: number; version?: string; endpoints: string[] }[];
   };
-  return { lab, m, host, node, transfer, exact, checked, direct, sees, nodesList, close };
+  return { lab, m, host, node, transfer, exact, checked, direct, sees, nodesList, telemetryAccepted, close };
 }
 
 describe.skipIf(!avail.ok)("mixed versions: new coordination server and relay, old and new nodes, then an upgrade in place", () => {
@@ -158,7 +169,7 @@ describe.skipIf(!avail.ok)("mixed versions: new coordination server and relay, o
     } finally { await cut.restore(); }
   }, 300_000);
 
-  it("the server records each node's version; the new node's status warns that its old peer is too old", async () => {
+  it("the server records each node's version and takes the old node's telemetry; the new node's status warns that its old peer is too old", async () => {
     const m = mesh.m;
     const t0 = Date.now();
     let nodes = await mesh.nodesList(EMBER);
@@ -175,6 +186,8 @@ describe.skipIf(!avail.ok)("mixed versions: new coordination server and relay, o
     const warning = status.problems.find((p: { code: string }) => p.code === "peer_outdated");
     expect(warning?.summary).toMatch(/peer old runs protocol 1/);
     table.add({ scenario: "versions seen", expected: "server: old = protocol 1, new = 2; status warns", observed: warning?.summary ?? "no warning", ms: 0, ok: !!warning });
+    const tel = await mesh.telemetryAccepted(oldNode);
+    table.add({ scenario: "old node's telemetry", expected: "batches taken by the new server", observed: `${tel.batches} batches, ${tel.failures} failures`, ms: 0, ok: true });
   }, 60_000);
 
   it("policy from the new server is enforced by the old node, and the new node's revocation reaches it", async () => {
@@ -269,6 +282,9 @@ describe.skipIf(!avail.ok)("mixed versions: old coordination server and relay, n
     const nodes = await mesh.nodesList(prev.bin);
     expect(nodes.find((n) => n.name === "a")?.endpoints.length).toBeGreaterThan(0);
     await mesh.checked("old server: new -> new, direct", a, b);
+    // Telemetry of a new node (its batches carry protocol and version) taken by the old server.
+    const tel = await mesh.telemetryAccepted(a);
+    table.add({ scenario: "old server: new node's telemetry", expected: "batches taken", observed: `${tel.batches} batches, ${tel.failures} failures`, ms: 0, ok: true });
     const st = await m.request<any>(a, "status");
     expect(st.coordination.relays.find((x: { name: string }) => x.name === "relay-1")?.connected).toBe(true);
   }, 180_000);
