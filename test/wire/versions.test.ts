@@ -7,7 +7,7 @@ import { decodeHandshakePayload, defineMessage, encodeHandshakePayload, field, M
 import { decodeFrameBody, encodeFrame, FrameError, FrameReader, MAP_PROTOCOL_VERSION } from "../../src/wire/coord/map.js";
 import { checkBatch } from "../../src/wire/coord/telemetry.js";
 import {
-  FEATURES, OLDEST_COMPATIBLE_PROTOCOL, PROTOCOL_VERSION, announcedProtocol, announcedSoftware, describeVersion, missingFeatures, versionLabel,
+  FEATURES, OLDEST_COMPATIBLE_PROTOCOL, PROTOCOL_VERSION, announcedProtocol, announcedSoftware, describeVersion, missingFeatures, speaks, versionLabel,
 } from "../../src/wire/protocol.js";
 import { decodeProbe, encodeProbe } from "../../src/wire/probe.js";
 import { relayAlpnProtocols, relayProtocolOf } from "../../src/wire/relay.js";
@@ -116,6 +116,9 @@ describe("protocol versions", () => {
 
   it("a protocol-1 peer lacks every feature added since; status warns about it with what it lacks", () => {
     expect(missingFeatures(PROTOCOL_VERSION)).toEqual([]);
+    // What a sender asks before it uses a feature with a party of that protocol.
+    expect(speaks(1, "tolerant-decoders")).toBe(false);
+    expect(speaks(PROTOCOL_VERSION, "tolerant-decoders")).toBe(true);
     expect(missingFeatures(1)).toEqual(Object.keys(FEATURES).filter((f) => FEATURES[f as keyof typeof FEATURES] > 1));
     const [p] = outdatedPeers([{ name: "laptop", protocol: 1 }, { name: "fresh", protocol: PROTOCOL_VERSION, software: "0.2.0" }]);
     expect(p.code).toBe("peer_outdated");
