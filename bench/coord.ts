@@ -18,6 +18,7 @@ import { generateEd25519, initCa, issueLeaf, privateKeyToPem, toPem, withInterme
 import { AdminClient } from "../src/coord-client/admin-client.js";
 import { CoordClient, enroll } from "../src/coord-client/client.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../test/helpers/postgres.js";
+import { coordRatios, formatRatios } from "./coord-ratios.js";
 import { printFloor } from "./https-floor.js";
 import { SMOKE, knob } from "./smoke.js";
 
@@ -75,7 +76,15 @@ function teamPolicy(teams: number, extra = ""): string {
 }
 
 /** replicas = 0: SQLite; else that many `ember coord` processes on one PostgreSQL database. */
-interface Figures { label: string; n: number; enrollPerS: number; serverCpuMs: number; connectS: number; kibPerNode: number; endpointMs: number; policyMs: number }
+interface Figures {
+  label: string; n: number; enrollPerS: number; serverCpuMs: number; streamCpuMs: number; connectS: number; kibPerNode: number;
+  endpointMs: number; policyMs: number;
+  /** Two or more replicas: replica 1's CPU applying enrollments taken by replica 0, over replica 0's. */
+  foreignShare?: number;
+}
+
+/** Enrollments made on replica 0 alone to weigh what the other replica spends applying them. */
+const FOREIGN_ENROLLMENTS = 300;
 
 async function run(n: number, replicas: number): Promise<Figures> {
   const dir = mkdtempSync(join(tmpdir(), "ember-bench-coord-"));
@@ -169,6 +178,21 @@ async function run(n: number, replicas: number): Promise<Figures> {
     await new Promise((r) => setTimeout(r, 300));
     const policyBytes = bytesNow() - b0, policyDeltas = deltasNow() - d0;
 
+    // 5. Two replicas: enrollments on replica 0 only, in a group no policy names (no map changes); what replica 1
+    // spends on them (the change log, its caches) against what replica 0 spends taking them.
+    let foreignShare: number | undefined;
+    if (coords.length >= 2) {
+      const m = Math.min(n, FOREIGN_ENROLLMENTS);
+      const token = (await admin().createToken({ tenant: "bench", groups: ["foreign"], roles: [], uses: m, ttlMs: 3_600_000 })).token;
+      const own0 = cpuMs(coords[0].pid!), other0 = cpuMs(coords[1].pid!);
+      let k = 0;
+      await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, async () => {
+        for (let i = k++; i < m; i = k++) await enroll({ coordUrl: urls[0], token, name: `f-${i}`, stateDir: join(dir, "foreign", `f-${i}`) });
+      }));
+      await new Promise((r) => setTimeout(r, 1_000)); // replica 1 catches up through LISTEN/NOTIFY
+      foreignShare = (cpuMs(coords[1].pid!) - other0) / Math.max(1, cpuMs(coords[0].pid!) - own0);
+    }
+
     const label = replicas ? `PostgreSQL, ${replicas} replica${replicas > 1 ? "s" : ""}` : "SQLite";
     const lines = [
       `N = ${n} nodes (${teams} teams of ${TEAM}; policy: each team reaches itself); store: ${label}${replicas > 1 ? ", nodes alternating" : ""}`,
@@ -177,10 +201,13 @@ async function run(n: number, replicas: number): Promise<Figures> {
       `  endpoint change     ${endpointMs.toFixed(1)} ms until all ${team0.length} affected nodes had it; ${endpointDeltas} deltas, ${endpointBytes} bytes on all streams`,
       `  policy change       ${policyMs.toFixed(1)} ms until all ${team0.length + 1 + team1.length} affected nodes had it; ${policyDeltas} deltas, ${policyBytes} bytes on all streams`,
     ];
+    if (foreignShare !== undefined) {
+      lines.push(`  foreign enrollment  replica 1 spent ${(foreignShare * 100).toFixed(0)}% of replica 0's CPU on ${Math.min(n, FOREIGN_ENROLLMENTS)} enrollments replica 0 took`);
+    }
     process.stdout.write(lines.join("\n") + "\n");
     return {
-      label, n, enrollPerS: n / (enrollMs / 1000), serverCpuMs: serverCpuPerEnroll, connectS: connectMs / 1000,
-      kibPerNode: (rssAfter - rssBefore) / n, endpointMs, policyMs,
+      label, n, enrollPerS: n / (enrollMs / 1000), serverCpuMs: serverCpuPerEnroll, streamCpuMs: serverCpuPerStream,
+      connectS: connectMs / 1000, kibPerNode: (rssAfter - rssBefore) / n, endpointMs, policyMs, foreignShare,
     };
   } finally {
     await Promise.all(clients.map((c) => c.stop()));
@@ -214,5 +241,14 @@ for (const r of stores) for (const n of sizes.length ? sizes : SMOKE ? [200] : [
   for (const f of results) {
     console.log(`| ${f.label} | ${f.n.toLocaleString("en")} | ${f.enrollPerS.toFixed(0)}/s | ${f.serverCpuMs.toFixed(2)} ms | ${f.connectS.toFixed(1)} s | ${f.kibPerNode.toFixed(0)} KiB | ${f.endpointMs.toFixed(0)} ms | ${f.policyMs.toFixed(0)} ms |`);
   }
+}
+// Issue 30's targets: each figure over the floor of this run, and whether it meets its target.
+const floorForRatio = {
+  enrollCpuMs: floor.enroll.serverCpuMs, streamCpuMs: floor.map.serverCpuMs, kibPerConnection: floor.map.serverKiBPerConnection,
+};
+for (const f of results) {
+  console.log(`\nAgainst the floor: ${f.label}, N = ${f.n.toLocaleString("en")}`);
+  const rows = coordRatios({ serverCpuMsPerEnroll: f.serverCpuMs, serverCpuMsPerStream: f.streamCpuMs, kibPerNode: f.kibPerNode, foreignShare: f.foreignShare }, floorForRatio);
+  for (const line of formatRatios(rows)) console.log(line);
 }
 process.exit(0);

@@ -120,6 +120,8 @@ const BENCHES: Bench[] = [
     ["header", /^\| store \| N \| enrollment \| server CPU per enrollment \|/m],
     ["bare node:https row", row("bare node:https, no EmberNet code | 200", 2)],
     ...rows(["SQLite | 200", ...(pgSkip ? [] : ["PostgreSQL, 2 replicas | 200"])], 6),
+    line("ratio to the floor", String.raw`^  server CPU per map stream / floor\s+${NUM}x  target <= 2x  (met|not met)$`),
+    ...(pgSkip ? [] : [line("foreign enrollment ratio", String.raw`^  foreign enrollment / own \(CPU\)\s+${NUM}x  target <= 0.25x  (met|not met)$`)]),
   ] },
   { script: "bench:memory", timeoutMs: 120_000, expected: [
     ...["connected", "2 peers, at rest", "22 peers, map applied", "22 peers, at rest"]
