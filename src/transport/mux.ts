@@ -17,7 +17,8 @@ import { realClock, type Clock, type TimerHandle } from "./clock.js";
 import type { CongestionController } from "./congestion.js";
 import { createController } from "./controllers.js";
 import {
-  DROP, ERROR_CODE, FRAME, GRANULARITY_MS, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD, type DropReason,
+  CLOSE_REPLY_INTERVAL_MS, DROP, ERROR_CODE, FRAME, GRANULARITY_MS, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES,
+  MIN_FRAME_ROOM, MIN_PAYLOAD, PROBES_PER_PTO, RETIRED_EPOCHS, STALE_REPLY_INTERVAL_MS, STALL_RECHECK_MS, type DropReason,
 } from "./constants.js";
 import { PacketReader } from "./decode.js";
 import { ackFrameSize, clipReason, frameSize, PacketWriter, writeAck } from "./encode.js";
@@ -34,18 +35,6 @@ import { LossRecovery } from "./recovery.js";
 import { NEW_DATA, RETRANSMISSION, SentFrame, SentPacket } from "./sent.js";
 import type { MuxStats } from "./stats.js";
 import { Stream, type StreamHost } from "./stream.js";
-
-/** Probe packets sent per probe timeout (RFC 9002 section 6.2.4 allows up to two). */
-const PROBES_PER_PTO = 2;
-/** Retired peer epochs remembered, so a late packet from before a restart is not taken for another restart. */
-const RETIRED_EPOCHS = 4;
-/** Answers to packets for an old epoch of ours, and CLOSE answers once closed, are rate-limited. */
-const STALE_REPLY_INTERVAL_MS = 250;
-const CLOSE_REPLY_INTERVAL_MS = 1_000;
-/** Below this much room a packet is full (no useful frame fits). */
-const MIN_FRAME_ROOM = 24;
-/** How soon a mux with data and nothing in flight looks again (a safety net: no ACK is coming to wake it). */
-const STALL_RECHECK_MS = 10;
 
 function randomEpoch(): number {
   for (;;) {
