@@ -17,8 +17,8 @@ import { realClock, type Clock, type TimerHandle } from "./clock.js";
 import type { CongestionController } from "./congestion.js";
 import { createController } from "./controllers.js";
 import {
-  CLOSE_REPLY_INTERVAL_MS, DROP, ERROR_CODE, FRAME, GRANULARITY_MS, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES,
-  MIN_FRAME_ROOM, MIN_PAYLOAD, PROBES_PER_PTO, RETIRED_EPOCHS, STALE_REPLY_INTERVAL_MS, STALL_RECHECK_MS, type DropReason,
+  CLOSE_REPLY_INTERVAL_MS, DROP, ERROR_CODE, FRAME, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES,
+  MIN_FRAME_ROOM, MIN_PAYLOAD, PROBES_PER_PTO, RETIRED_EPOCHS, STALE_REPLY_INTERVAL_MS, type DropReason,
 } from "./constants.js";
 import { PacketReader } from "./decode.js";
 import { ackFrameSize, clipReason, frameSize, PacketWriter, writeAck } from "./encode.js";
@@ -29,6 +29,7 @@ import { ReceiveWindow } from "./flow.js";
 import { isAckEliciting, type Frame } from "./frames.js";
 import { IdWindow } from "./ids.js";
 import type { DatagramLink } from "./link.js";
+import { idleDeadline, isQuiet, keepaliveDeadline, nextWakeup } from "./mux-deadlines.js";
 import { resolveConfig, type Logger, type MuxOptions, type TransportConfig } from "./options.js";
 import { Pacer } from "./pacer.js";
 import { LossRecovery } from "./recovery.js";
@@ -784,21 +785,16 @@ export class StreamMux {
   // ================================================================ timers
 
   private armTimer(now: number): void {
-    let at = this.recovery.timerDeadline;
-    if (this.acks.hasUnacked) at = Math.min(at, this.acks.ackDeadline);
-    if (this.pacingUntil > now) at = Math.min(at, this.pacingUntil);
-    const active = this.streams.size > 0;
-    if (active && !this.pingPending) at = Math.min(at, this.keepaliveDeadline());
-    if (!this.isQuiet()) at = Math.min(at, this.idleDeadline());
-    // Data left that no ACK will wake (nothing in flight, the link neither full nor too small): look again soon. A
-    // pacing wait lost to rounding once left a transfer under 20% loss moving only on keepalives (CI, issue 24).
-    if (!this.linkBlocked && this.recovery.bytesInFlight === 0 && this.link.maxPayload() >= MIN_PAYLOAD && this.hasElicitingWork()) {
-      at = Math.min(at, now + STALL_RECHECK_MS);
-    }
+    const at = nextWakeup(now, {
+      loss: this.recovery.timerDeadline,
+      ack: this.acks.hasUnacked ? this.acks.ackDeadline : Infinity,
+      pacing: this.pacingUntil,
+      keepalive: this.streams.size > 0 && !this.pingPending ? this.keepaliveDeadline() : Infinity,
+      idle: this.isQuiet() ? Infinity : this.idleDeadline(),
+      stalled: !this.linkBlocked && this.recovery.bytesInFlight === 0 && this.link.maxPayload() >= MIN_PAYLOAD
+        && this.hasElicitingWork(),
+    });
     if (at === Infinity) return this.clearTimer();
-    // A deadline already past is work this flush could not do (window full, link blocked): look again
-    // a tick later rather than spin.
-    if (at <= now) at = now + GRANULARITY_MS;
     if (this.timer !== null && this.timerAt <= at) return;
     this.clearTimer();
     this.timerAt = at;
@@ -830,24 +826,16 @@ export class StreamMux {
     this.flush();
   };
 
-  /** Nothing open and nothing waiting for the peer's answer: silence from the peer is expected. */
   private isQuiet(): boolean {
-    return this.streams.size === 0 && this.recovery.ackElicitingInFlight === 0;
+    return isQuiet(this.streams.size, this.recovery.ackElicitingInFlight);
   }
 
   private idleDeadline(): number {
-    return Math.max(this.lastReceivedAt, this.busySince) + this.config.idleTimeoutMs;
+    return idleDeadline(this.lastReceivedAt, this.busySince, this.config.idleTimeoutMs);
   }
 
-  /**
-   * A PING goes out when the mux has open streams and nothing was sent or received for keepaliveMs. One
-   * side pings, the other only acknowledges: the side with the lower epoch waits half as long again, so
-   * the other side's PING reaches it first (it pings only if that PING never comes).
-   */
   private keepaliveDeadline(): number {
-    const k = this.config.keepaliveMs;
-    const interval = this.peerEpoch === 0 || this.myEpoch > this.peerEpoch ? k : 1.5 * k;
-    return Math.max(this.lastSentAt, this.lastReceivedAt) + interval;
+    return keepaliveDeadline(this.lastSentAt, this.lastReceivedAt, this.myEpoch, this.peerEpoch, this.config.keepaliveMs);
   }
 
   /** RFC 9002 section 6.2.4: send probes; with nothing new to send, they carry the oldest unacknowledged data again. */
