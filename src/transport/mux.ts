@@ -10,14 +10,13 @@
 //   1. stop if the link said it is full (until onWritable)
 //   2. the sender (mux-sender.ts) builds and sends packets: ACK, credit and refusals, streams round-robin
 //   3. the one timer is armed for the earliest deadline (mux-deadlines.ts)
-import { randomBytes } from "node:crypto";
 import { AckTracker } from "./ack-tracker.js";
 import { realClock, type Clock, type TimerHandle } from "./clock.js";
 import type { CongestionController } from "./congestion.js";
 import { createController } from "./controllers.js";
 import {
   CLOSE_REPLY_INTERVAL_MS, DROP, ERROR_CODE, FRAME, INITIAL_MUX_CREDIT, MAX_ACK_DELAY_MS, MAX_REQUEST_BYTES, MIN_PAYLOAD,
-  RETIRED_EPOCHS, STALE_REPLY_INTERVAL_MS, type DropReason,
+  STALE_REPLY_INTERVAL_MS, type DropReason,
 } from "./constants.js";
 import { PacketReader } from "./decode.js";
 import { clipReason } from "./encode.js";
@@ -29,18 +28,12 @@ import { isAckEliciting, type Frame } from "./frames.js";
 import { IdWindow } from "./ids.js";
 import type { DatagramLink } from "./link.js";
 import { idleDeadline, isQuiet, keepaliveDeadline, nextWakeup } from "./mux-deadlines.js";
+import { Epochs, randomEpoch } from "./mux-epochs.js";
 import { MuxSender } from "./mux-sender.js";
 import { resolveConfig, type Logger, type MuxOptions, type TransportConfig } from "./options.js";
 import { LossRecovery } from "./recovery.js";
 import type { MuxStats } from "./stats.js";
 import { Stream, type StreamHost } from "./stream.js";
-
-function randomEpoch(): number {
-  for (;;) {
-    const e = randomBytes(4).readUInt32LE(0);
-    if (e !== 0) return e;
-  }
-}
 
 /** The wire id the peer used is its own name for the stream; ours differs in the low bit. */
 function flipId(id: number): number {
@@ -49,13 +42,10 @@ function flipId(id: number): number {
 
 export class StreamMux {
   readonly config: TransportConfig;
-  /** Our epoch: random, non-zero, renewed when we give up on the peer (idle timeout). */
-  private myEpoch: number;
-  /** The peer's epoch, 0 until it is heard from. */
-  private peerEpoch = 0;
+  /** Ours and the peer's. */
+  private readonly epochs: Epochs;
   /** What streams see of their mux (kept off the public surface). */
   private readonly host: StreamHost;
-  private readonly retiredPeerEpochs: number[] = [];
   /** The peer sent CLOSE in its current epoch: its packets are dropped (and open() fails) until it comes back with a new one. */
   private peerClosed: MuxClosedError | null = null;
   /** This side closed: terminal. */
@@ -111,8 +101,7 @@ export class StreamMux {
     this.log = options.log;
     this.onIncoming = options.onIncoming;
     this.onClose = options.onClose;
-    this.myEpoch = options.epoch ?? randomEpoch();
-    if (!Number.isInteger(this.myEpoch) || this.myEpoch <= 0 || this.myEpoch > 0xffffffff) throw new RangeError("epoch must be a non-zero u32");
+    this.epochs = new Epochs(options.epoch ?? randomEpoch());
     this.host = {
       config: this.config,
       now: () => this.clock.now(),
@@ -135,8 +124,8 @@ export class StreamMux {
     this.remoteIds = new IdWindow(this.config.streamIdWindow);
     const now = this.clock.now();
     this.sender = new MuxSender(link, this.config, this.acks, this.recovery, this.cc, {
-      myEpoch: () => this.myEpoch,
-      peerEpoch: () => this.peerEpoch,
+      myEpoch: () => this.epochs.mine,
+      peerEpoch: () => this.epochs.peer,
       advertisedWindow: () => this.window.advertised,
       drop: (reason) => this.drop(reason),
     }, datagram, now);
@@ -197,7 +186,7 @@ export class StreamMux {
   destroy(code: number = ERROR_CODE.INTERNAL, reason = ""): void {
     if (this.closedError) return;
     const err = new MuxClosedError(code, clipReason(reason), false);
-    if (this.peerEpoch !== 0 && !this.peerClosed) this.sender.sendClose(code, err.reason);
+    if (this.epochs.peer !== 0 && !this.peerClosed) this.sender.sendClose(code, err.reason);
     this.closedError = err;
     this.abandonAll(err);
     this.recovery.discardAll();
@@ -226,8 +215,8 @@ export class StreamMux {
     const c = this.c;
     const sent = this.sender.counters;
     return {
-      epoch: this.myEpoch,
-      peerEpoch: this.peerEpoch,
+      epoch: this.epochs.mine,
+      peerEpoch: this.epochs.peer,
       // In the order these counters have always been listed (operators read them as JSON).
       packetsSent: sent.packetsSent,
       packetsReceived: c.packetsReceived,
@@ -268,7 +257,7 @@ export class StreamMux {
 
   /** Our current epoch (random, renewed after an idle timeout). */
   get epoch(): number {
-    return this.myEpoch;
+    return this.epochs.mine;
   }
 
   // ================================================================ what streams ask of the mux (this.host)
@@ -335,15 +324,18 @@ export class StreamMux {
       if (f.type === FRAME.IMMEDIATE_ACK) ackNow = true;
     }
     // 2. Epochs.
-    if (h.dstEpoch !== 0 && h.dstEpoch !== this.myEpoch) {
-      this.drop(DROP.STALE_EPOCH);
-      this.replyStale();
-      return;
-    }
-    if (h.srcEpoch !== this.peerEpoch) {
-      if (this.retiredPeerEpochs.includes(h.srcEpoch)) return this.drop(DROP.OLD_PEER_EPOCH);
-      if (this.peerEpoch !== 0) this.peerRestarted(h.srcEpoch);
-      else this.peerEpoch = h.srcEpoch;
+    switch (this.epochs.classify(h.dstEpoch, h.srcEpoch)) {
+      case "stale":
+        this.drop(DROP.STALE_EPOCH);
+        return this.replyStale();
+      case "retired_peer": return this.drop(DROP.OLD_PEER_EPOCH);
+      case "first_contact":
+        this.epochs.adoptPeer(h.srcEpoch);
+        break;
+      case "peer_restarted":
+        this.peerRestarted(h.srcEpoch);
+        break;
+      case "current": break;
     }
     if (this.peerClosed) return this.drop(DROP.PEER_CLOSED);
     // 3. Packet number.
@@ -450,10 +442,8 @@ export class StreamMux {
 
   /** The peer's epoch changed: it restarted, and remembers none of our streams. */
   private peerRestarted(newEpoch: number): void {
-    this.log?.info({ from: this.peerEpoch, to: newEpoch }, "peer restarted: resetting its streams");
-    this.retiredPeerEpochs.push(this.peerEpoch);
-    if (this.retiredPeerEpochs.length > RETIRED_EPOCHS) this.retiredPeerEpochs.shift();
-    this.peerEpoch = newEpoch;
+    this.log?.info({ from: this.epochs.peer, to: newEpoch }, "peer restarted: resetting its streams");
+    this.epochs.adoptPeer(newEpoch);
     this.peerClosed = null;
     this.c.peerRestarts++;
     this.abandonAll(new PeerRestartedError());
@@ -590,7 +580,7 @@ export class StreamMux {
   }
 
   private keepaliveDeadline(): number {
-    return keepaliveDeadline(this.sender.lastSentAt, this.lastReceivedAt, this.myEpoch, this.peerEpoch, this.config.keepaliveMs);
+    return keepaliveDeadline(this.sender.lastSentAt, this.lastReceivedAt, this.epochs.mine, this.epochs.peer, this.config.keepaliveMs);
   }
 
   /** Nothing heard for the idle timeout: the peer is gone. Reset every stream and start a new epoch, so
@@ -601,8 +591,7 @@ export class StreamMux {
     this.log?.info({ idleMs: this.config.idleTimeoutMs }, "stream mux idle timeout: peer gone");
     this.abandonAll(err);
     this.resetPeerState();
-    this.myEpoch = randomEpoch();
-    this.peerEpoch = 0;
+    this.epochs.renew();
     this.peerClosed = null;
   }
 
