@@ -25,20 +25,15 @@ import {
 } from "./errors.js";
 import { ReceiveWindow } from "./flow.js";
 import { isAckEliciting, type Frame } from "./frames.js";
-import { IdWindow } from "./ids.js";
 import type { DatagramLink } from "./link.js";
 import { idleDeadline, isQuiet, keepaliveDeadline, nextWakeup } from "./mux-deadlines.js";
 import { Epochs, randomEpoch } from "./mux-epochs.js";
 import { MuxSender } from "./mux-sender.js";
+import { flipId, StreamTable } from "./mux-streams.js";
 import { resolveConfig, type Logger, type MuxOptions, type TransportConfig } from "./options.js";
 import { LossRecovery } from "./recovery.js";
 import type { MuxStats } from "./stats.js";
 import { Stream, type StreamHost } from "./stream.js";
-
-/** The wire id the peer used is its own name for the stream; ours differs in the low bit. */
-function flipId(id: number): number {
-  return id % 2 === 0 ? id + 1 : id - 1;
-}
 
 export class StreamMux {
   readonly config: TransportConfig;
@@ -56,12 +51,7 @@ export class StreamMux {
   private readonly onIncoming: MuxOptions["onIncoming"];
   private readonly onClose: MuxOptions["onClose"];
 
-  private readonly streams = new Map<number, Stream>();
-  private outbound = 0;
-  private inbound = 0;
-  /** Our next stream number (the stream's id is twice it). */
-  private nextLocal = 0;
-  private remoteIds: IdWindow;
+  private readonly streams: StreamTable;
 
   private readonly reader = new PacketReader();
   private readonly decoded: Frame[] = [];
@@ -121,7 +111,7 @@ export class StreamMux {
       onPacketLost: (p) => this.sender.onPacketLost(p),
     });
     this.window = this.newReceiveWindow();
-    this.remoteIds = new IdWindow(this.config.streamIdWindow);
+    this.streams = new StreamTable(this.config.streamIdWindow);
     const now = this.clock.now();
     this.sender = new MuxSender(link, this.config, this.acks, this.recovery, this.cc, {
       myEpoch: () => this.epochs.mine,
@@ -140,11 +130,10 @@ export class StreamMux {
     if (this.closedError) throw this.closedError;
     if (this.peerClosed) throw this.peerClosed;
     if (request.length > MAX_REQUEST_BYTES) throw new RangeError(`open request of ${request.length} bytes exceeds ${MAX_REQUEST_BYTES}`);
-    if (this.outbound >= this.config.maxStreams) throw new StreamLimitError(this.config.maxStreams);
-    const s = new Stream(this.host, 2 * this.nextLocal++, Uint8Array.from(request));
+    if (this.streams.outbound >= this.config.maxStreams) throw new StreamLimitError(this.config.maxStreams);
+    const s = new Stream(this.host, this.streams.nextLocalId(), Uint8Array.from(request));
     if (this.isQuiet()) this.busySince = this.clock.now();
-    this.streams.set(s.id, s);
-    this.outbound++;
+    this.streams.add(s);
     this.c.streamsOpened++;
     this.grantInitialMuxCredit();
     this.wake(s);
@@ -272,10 +261,7 @@ export class StreamMux {
   }
 
   private streamDone(s: Stream): void {
-    if (this.streams.get(s.id) !== s) return;
-    this.streams.delete(s.id);
-    if (s.outbound) this.outbound--;
-    else this.inbound--;
+    this.streams.remove(s);
   }
 
   private received(delta: number): boolean {
@@ -376,19 +362,17 @@ export class StreamMux {
     const id = flipId(wireId);
     const s = this.streams.get(id);
     if (s) return s;
-    const n = Math.floor(id / 2);
-    const known = id % 2 === 0 ? n < this.nextLocal : this.remoteIds.seen(n);
-    this.drop(known ? DROP.CLOSED_STREAM : DROP.UNKNOWN_STREAM);
+    this.drop(this.streams.missing(id));
     return null;
   }
 
   private handleOpen(wireId: number, request: Uint8Array): void {
     const id = flipId(wireId);
     if (id % 2 === 0) return this.violation(DROP.PROTOCOL, `OPEN for stream ${id}, which would be ours`);
-    const mark = this.remoteIds.mark(Math.floor(id / 2));
+    const mark = this.streams.markRemote(id);
     if (mark === "seen") return this.drop(DROP.DUPLICATE_OPEN);
     if (mark === "too_far") return this.drop(DROP.STREAM_ID_TOO_FAR);
-    if (this.inbound >= this.config.maxStreams) {
+    if (this.streams.inbound >= this.config.maxStreams) {
       this.drop(DROP.STREAM_LIMIT);
       this.c.opensRefused++;
       this.queueControl({ type: FRAME.REFUSE, id, code: ERROR_CODE.STREAM_LIMIT, reason: `too many streams (limit ${this.config.maxStreams})` });
@@ -400,8 +384,7 @@ export class StreamMux {
       return;
     }
     const s = new Stream(this.host, id, Uint8Array.from(request));
-    this.streams.set(id, s);
-    this.inbound++;
+    this.streams.add(s);
     this.c.streamsAccepted++;
     this.grantInitialMuxCredit();
     try {
@@ -419,12 +402,12 @@ export class StreamMux {
     if (id % 2 === 1) {
       // The peer reset a stream whose OPEN we never saw: remember the number (a late OPEN is ignored)
       // and answer with our final size, 0, which its side of the stream waits for.
-      const mark = this.remoteIds.mark(Math.floor(id / 2));
+      const mark = this.streams.markRemote(id);
       if (mark === "new") return this.queueControl({ type: FRAME.RESET, id, code: ERROR_CODE.NO_ERROR, finalSize: 0 });
       if (mark === "too_far") return this.drop(DROP.STREAM_ID_TOO_FAR);
       return this.drop(DROP.CLOSED_STREAM);
     }
-    this.drop(Math.floor(id / 2) < this.nextLocal ? DROP.CLOSED_STREAM : DROP.UNKNOWN_STREAM);
+    this.drop(this.streams.missing(id));
   }
 
   private handleMaxData(maximum: number): void {
@@ -458,17 +441,13 @@ export class StreamMux {
     this.sender.forgetPeer();
     this.window = this.newReceiveWindow();
     this.receivedData = 0;
-    // Stream numbers start over with the new pairing of epochs (the old ones are gone on both sides,
-    // and packets naming them carry epochs that are now dropped).
-    this.nextLocal = 0;
-    this.remoteIds = new IdWindow(this.config.streamIdWindow);
+    this.streams.restartNumbering();
   }
 
   private abandonAll(err: Error): void {
     const all = [...this.streams.values()];
     for (const s of all) s.abandon(err);
     this.streams.clear();
-    this.outbound = this.inbound = 0;
     this.sender.forgetStreams();
   }
 
