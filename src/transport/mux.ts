@@ -37,7 +37,7 @@ import { Stream, type StreamHost } from "./stream.js";
 
 export class StreamMux {
   readonly config: TransportConfig;
-  /** Ours and the peer's. */
+  /** Our epoch and the peer's: which incarnation of each side a packet belongs to. */
   private readonly epochs: Epochs;
   /** What streams see of their mux (kept off the public surface). */
   private readonly host: StreamHost;
@@ -51,6 +51,7 @@ export class StreamMux {
   private readonly onIncoming: MuxOptions["onIncoming"];
   private readonly onClose: MuxOptions["onClose"];
 
+  /** Live streams, and the stream numbers each side has used. */
   private readonly streams: StreamTable;
 
   private readonly reader = new PacketReader();
@@ -58,6 +59,7 @@ export class StreamMux {
   private readonly acks: AckTracker;
   private readonly cc: CongestionController;
   private readonly recovery: LossRecovery;
+  /** Everything that goes out: the send queues, mux-wide send credit, pacing, the link's back-pressure. */
   private readonly sender: MuxSender;
 
   /** Our receive window across all streams, and how far the peer's data has reached in total. */
@@ -85,7 +87,7 @@ export class StreamMux {
     peerRestarts: 0, idleTimeouts: 0,
   };
 
-  constructor(private readonly link: DatagramLink, options: MuxOptions = {}) {
+  constructor(link: DatagramLink, options: MuxOptions = {}) {
     this.config = resolveConfig(options);
     this.clock = options.clock ?? realClock;
     this.log = options.log;
