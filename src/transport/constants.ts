@@ -158,3 +158,16 @@ export const MAX_PTO_BACKOFF = 16;
  * idle timer fresh). A probe every 2 s while data waits costs next to nothing.
  */
 export const MAX_PTO_MS = 2_000;
+
+// The mux (mux.ts and the files it delegates to).
+/** Probe packets sent per probe timeout (RFC 9002 section 6.2.4 allows up to two). */
+export const PROBES_PER_PTO = 2;
+/** Retired peer epochs remembered, so a late packet from before a restart is not taken for another restart. */
+export const RETIRED_EPOCHS = 4;
+/** Answers to packets for an old epoch of ours, and CLOSE answers once closed, are rate-limited. */
+export const STALE_REPLY_INTERVAL_MS = 250;
+export const CLOSE_REPLY_INTERVAL_MS = 1_000;
+/** Below this much room a packet is full (no useful frame fits). */
+export const MIN_FRAME_ROOM = 24;
+/** How soon a mux with data and nothing in flight looks again (a safety net: no ACK is coming to wake it). */
+export const STALL_RECHECK_MS = 10;
