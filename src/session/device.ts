@@ -11,6 +11,7 @@ import { IndexTable } from "./index-table.js";
 import { Keypair } from "./keypair.js";
 import { Peer } from "./peer.js";
 import { Handshaker } from "./handshaker.js";
+import { Pinger } from "./pinger.js";
 import type { DeviceOptions, HandshakeStats, PathOwner, SendResult } from "./device-types.js";
 import { DEFAULT_TIMERS, isIdle, type SessionTimers } from "./timers.js";
 import { InnerRegistry, innerName, isActivityKind } from "./inner.js";
@@ -26,13 +27,7 @@ const MAX_QUEUE = 64;
 /** Keypairs kept for receiving besides the current one (see Peer.retired). */
 const MAX_RETIRED = 3;
 const NOISE_DROP_LOG_INTERVAL_MS = 5_000;
-/** Handshake refusals whose reason is about the peer (its certificate, its identity), not about garbled bytes. */
 const KEEPALIVE_PLAIN = Buffer.from([INNER.KEEPALIVE]);
-
-/** A key an INIT claim may be signed with, and why its certificate is refused (if it is). */
-
-/** Ping payload: 8-byte id; the pong echoes it. */
-interface PingWaiter { sentAt: number; resolve: (rttMs: number) => void; timer: NodeJS.Timeout }
 
 export type { Logger, DeviceOptions, SessionMirror, SendResult, HandshakeStats, PathOwner } from "./device-types.js";
 
@@ -57,8 +52,7 @@ export class Device {
   /** Drop counters by reason: every discarded datagram increments one. */
   readonly drops = new Map<string, number>();
   private readonly keypairs = new IndexTable<{ peer: Peer; keypair: Keypair }>();
-  private readonly pings = new Map<string, PingWaiter>();
-  private pingSeq = 0;
+  private readonly pinger = new Pinger({ send: (peer, id) => this.sendInner(peer, INNER.PING, id), count: (r) => this.count(r) });
   private readonly ticker: AdaptiveTicker;
   /** Handshakes in both roles and what they hold for others (handshaker.ts). */
   private readonly handshaker: Handshaker;
@@ -79,7 +73,7 @@ export class Device {
     this.inner.register(INNER.KEEPALIVE, () => {});
     // Answer on the path the ping came by: it works now, while our own choice may lag behind.
     this.inner.register(INNER.PING, (peer, from, payload) => this.sendVia(peer.name, from, INNER.PONG, payload));
-    this.inner.register(INNER.PONG, (peer, _from, payload) => this.onPong(peer, payload));
+    this.inner.register(INNER.PONG, (peer, _from, payload) => this.pinger.onPong(peer, payload));
   }
 
   start(): void {
@@ -88,8 +82,7 @@ export class Device {
 
   stop(): void {
     this.ticker.stop();
-    for (const w of this.pings.values()) clearTimeout(w.timer);
-    this.pings.clear();
+    this.pinger.clear();
   }
 
   get local(): LocalIdentity {
@@ -588,33 +581,6 @@ export class Device {
     const peer = this.peers.get(name);
     if (!peer) return Promise.reject(new Error(`unknown peer "${name}"`));
     if (peer.revoked) return Promise.reject(new Error(`peer "${name}" is revoked`));
-    const id = Buffer.allocUnsafe(8);
-    id.writeUInt32BE(process.pid & 0xffffffff, 0);
-    id.writeUInt32BE(++this.pingSeq >>> 0, 4);
-    const key = `${name}/${id.toString("hex")}`;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pings.delete(key);
-        reject(new Error(`no pong from ${name} within ${timeoutMs} ms (state: ${peer.describeState()})`));
-      }, timeoutMs);
-      this.pings.set(key, { sentAt: performance.now(), resolve, timer });
-      if (this.sendInner(peer, INNER.PING, id) === "full") {
-        clearTimeout(timer);
-        this.pings.delete(key);
-        reject(new Error(`cannot ping ${name}: its send queue is full (state: ${peer.describeState()})`));
-      }
-    });
-  }
-
-  private onPong(peer: Peer, payload: Uint8Array): void {
-    const key = `${peer.name}/${Buffer.from(payload).toString("hex")}`;
-    const w = this.pings.get(key);
-    if (!w) return this.count("unexpected_pong");
-    this.pings.delete(key);
-    clearTimeout(w.timer);
-    const rtt = performance.now() - w.sentAt;
-    peer.stats.lastRttMs = rtt;
-    w.resolve(rtt);
+    return this.pinger.ping(peer, timeoutMs);
   }
 }
-
