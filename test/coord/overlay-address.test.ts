@@ -124,7 +124,8 @@ describe("overlay addresses in the SQLite store", () => {
 
   it("gives nodes enrolled before the addresses existed theirs at migration, as a fresh enrollment would", async () => {
     const dir = join(tmp.dir, "c");
-    let s = await openStore(dir);
+    let s = new SqliteStore(dir);
+    const latest = await s.migrate();
     const ip = await enrollIn(s, "old-1", "acme", "e1");
     await s.close();
     // Back to schema 2: no overlay_addresses table.
@@ -135,7 +136,7 @@ describe("overlay addresses in the SQLite store", () => {
       DELETE FROM schema_migrations WHERE version IN (3, 4);`);
     raw.close();
     s = new SqliteStore(dir);
-    expect(await s.migrate()).toBe(6);
+    expect(await s.migrate()).toBe(latest); // every migration since, the overlay addresses among them
     expect((await s.getNode("old-1"))!.overlayIp).toBe(ip);
     await s.close();
   });

@@ -50,6 +50,13 @@ const validFrame = fc.constantFrom(...TYPES).chain((type) => fc.record({
 }));
 
 function checkFrame(f: RelayFrame): void {
+  // A type this release does not know (a newer party's) comes out unknown, to be counted and skipped: its
+  // bytes unchecked, but never more than one frame's worth.
+  if (!f.known) {
+    expect(TYPES).not.toContain(f.type);
+    expect(f.payload.length).toBeLessThanOrEqual(MAX_RELAY_FRAME);
+    return;
+  }
   expect(TYPES).toContain(f.type);
   if (NAMED.has(f.type)) expect(f.name).toMatch(RELAY_NAME_PATTERN);
   else expect(f.name).toBe("");
