@@ -20,6 +20,7 @@ import { punchDone, quietFor, sprayQueue } from "./punch-rules.js";
 import { pathReport, type PathReport } from "./path-report.js";
 import { encodeCandidates } from "./call-me-maybe.js";
 import { betterPath, CONFIRM_PROBE_MS, CONFIRM_SAMPLES, withRttSample, type ScoredPath } from "./better-path.js";
+import { forgetOwnMappings, peerRoamed, RELAY_RX_DOUBT_MS } from "./path-moves.js";
 
 const SPRAY_PER_TICK = 64;
 
@@ -154,8 +155,44 @@ export class PathManager {
     }
     const c = s.candidates.get(key)!;
     c.lastHeardAt = now;
-    if (s.path?.kind === "udp" || !this.host.hasSession(peer)) return;
-    if (now - c.lastProbeAt >= this.timers.heartbeatMs) this.sendProbe(s, c, key, now);
+    // While direct, a new source is probed only when the current path is in doubt (the peer may have moved).
+    const doubt = s.revalidateSince ?? s.suspectSince;
+    if ((s.path?.kind === "udp" && doubt === undefined) || !this.host.hasSession(peer)) return;
+    if (now - c.lastProbeAt >= this.timers.heartbeatMs || (doubt !== undefined && c.lastProbeAt < doubt)) this.sendProbe(s, c, key, now);
+  }
+
+  /**
+   * An authenticated packet from the peer over the relay while our path to it is direct (the session layer calls
+   * this): the peer no longer sends on the direct path. Unless that path was heard from just now, it is revalidated
+   * (path-moves.ts RELAY_RX_DOUBT_MS).
+   */
+  onRelayRx(peer: string): void {
+    const s = this.peers.get(peer);
+    if (!s || s.path?.kind !== "udp" || s.revalidateSince !== undefined || !s.relay) return;
+    const c = s.candidates.get(endpointKey(s.path));
+    const now = this.host.now();
+    if (c && now - this.heardAt(s, c) < RELAY_RX_DOUBT_MS) return;
+    this.host.log.info({ peer, path: describeEndpoint(s.path) }, "path: the peer sends over the relay; revalidating the direct path");
+    this.revalidate(s, now);
+  }
+
+  /**
+   * Our own network changed (an address, a route, a wake-up: docs/networks.md "Nodes that move"): every direct path
+   * ran through mappings of the old network, so each moves to the relay now and data keeps flowing; an active
+   * peer's candidates are punched and probed again from the new network (path-moves.ts forgetOwnMappings), once
+   * netcheck has measured it (punchReady). A resting peer finds its direct path again when it wakes.
+   */
+  networkChanged(): void {
+    for (const s of this.peers.values()) {
+      forgetOwnMappings(s);
+      if (s.path?.kind !== "udp") continue;
+      if (!s.relay) { this.revalidate(s, this.host.now()); continue; }
+      this.host.log.info({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(s.relay) }, "path: relay (our network changed)");
+      this.host.pathChanged?.({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(s.relay), direct: false });
+      s.switches++;
+      s.directSince = undefined;
+      this.switchTo(s, s.relay);
+    }
   }
 
   private activity(s: PeerPaths): PeerActivity {
@@ -355,12 +392,16 @@ export class PathManager {
     s.hold.pending = undefined;
     s.suspectSince = undefined;
     s.round.failed = 0;
-    if (s.path?.kind !== "udp") return;
-    s.revalidateSince = now;
-    s.probesAtSuspect = s.candidates.get(endpointKey(s.path))?.probes;
-    if (s.relay) this.host.usePath(s.name, s.path, s.relay);
-    const key = endpointKey(s.path);
+    if (s.path?.kind === "udp") this.revalidate(s, now);
+  }
+
+  /** The current direct path is in doubt: a probe now, and data also over the relay until it answers. */
+  private revalidate(s: PeerPaths, now: number): void {
+    const key = endpointKey(s.path!);
     const c = s.candidates.get(key);
+    s.revalidateSince = now;
+    s.probesAtSuspect = c?.probes;
+    if (s.relay) this.host.usePath(s.name, s.path!, s.relay);
     if (c && this.host.hasSession(s.name)) this.sendProbe(s, c, key, now);
   }
 
@@ -376,12 +417,14 @@ export class PathManager {
     const now = this.host.now();
     // The current direct path stays eligible while it is not known dead (the peer's own packets prove it, or
     // nothing was sent that it failed to answer); any other candidate needs a recent reply to our probe.
-    const currentAlive = s.path?.kind === "udp" && !this.directDead(s, now);
+    const roamed = this.roamedFrom(s);
+    const currentAlive = s.path?.kind === "udp" && !this.directDead(s, now) && !roamed;
     let best: Candidate | undefined;
     let bestScore: ScoredPath | undefined;
     for (const c of s.candidates.values()) {
       if (c.rttMs === undefined) continue;
       const isCurrent = sameEndpoint(c.endpoint, s.path);
+      if (isCurrent && roamed) continue;
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
       // A live direct path gives way only to a confirmed one (two unconfirmed families flipped on noise).
       if (!isCurrent && currentAlive && c.pongs < CONFIRM_SAMPLES) continue;
@@ -404,6 +447,13 @@ export class PathManager {
     if (!best) s.directSince = undefined;
     s.switches++;
     this.switchTo(s, next);
+  }
+
+  /** Whether the peer moved away from our current direct path to another candidate (path-moves.ts peerRoamed). */
+  private roamedFrom(s: PeerPaths): boolean {
+    if (s.path?.kind !== "udp") return false;
+    const a = this.activity(s);
+    return !!peerRoamed(s, s.candidates.get(endpointKey(s.path)), (c) => this.heardAt(s, c), { at: a.lastDirectRxAt, from: a.lastDirectRxFrom });
   }
 
   /** The current direct path is dead: unanswered for pathTimeoutMs after a wake-up or after a send. */

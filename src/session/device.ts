@@ -264,6 +264,8 @@ export class Device {
         this.moveTo(peer, from);
       } else if (from.kind === "udp") {
         this.pathOwner?.onDirectRx?.(peer, from);
+      } else {
+        this.pathOwner?.onRelayRx?.(peer);
       }
     }
     if (plainLen === 0) return this.count("empty_payload");
