@@ -6,9 +6,11 @@ import type { Candidate, PeerPaths } from "./path-types.js";
 /**
  * An authenticated packet over the relay while our path to the peer is direct: the peer no longer sends on the
  * direct path (it moved, or doubts the path). The direct path is revalidated (a probe now, data over the relay as
- * well) unless it was heard from within this long: a lost moment of a working path is no reason to doubt it.
+ * well, until it answers: one round trip when it works) unless it was heard from within this long, or the last such
+ * doubt is younger than the heartbeat (a peer that keeps sending over the relay costs a probe a second, no more).
+ * A mover's first packets over the relay are its call-me-maybe and whatever it sends, within milliseconds of its move.
  */
-export const RELAY_RX_DOUBT_MS = 500;
+export const RELAY_RX_DOUBT_MS = 100;
 
 /**
  * Our own address, NAT or route changed, or we slept: every NAT mapping our side held is gone or unknown. What our

@@ -11,7 +11,8 @@
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
-import { decodeProbe, encodeProbe, PROBE_ID_BYTES } from "../wire/probe.js";
+import { decodeProbe, encodeProbe } from "../wire/probe.js";
+import { ProbeLedger } from "./probe-ledger.js";
 import {
   CONNTRACK_UDP_UNREPLIED_MS, DEFAULT_PATH_TIMERS, PROVEN_PATH_MS,
   type Candidate, type PathHost, type PathTimers, type PeerActivity, type PeerPaths,
@@ -25,13 +26,6 @@ import { forgetOwnMappings, peerRoamed, RELAY_RX_DOUBT_MS } from "./path-moves.j
 const SPRAY_PER_TICK = 64;
 
 /**
- * A probe's payload: 8 bytes naming it (pid, sequence), then one byte saying whether the sender sits behind no
- * NAT (1) or not / not known (0), for the hold decision (hold.ts). The reply echoes the 8 bytes and adds its own.
- */
-/** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
-const MAX_OUTSTANDING = 8192;
-
-/**
  * Probes of the current direct path that must go unanswered before it is dropped (with pathTimeoutMs passed):
  * the wake-up probe plus two heartbeats. With a 2-core host under load a timer alone fired on stalls, not deaths.
  */
@@ -39,12 +33,9 @@ const DEAD_AFTER_PROBES = 2;
 
 const ACTIVE: PeerActivity = { idle: false, lastSentAt: 0, lastDirectRxAt: 0 };
 
-interface Outstanding { peer: string; key: string; sentAt: number; spray?: Endpoint; hold?: boolean }
-
 export class PathManager {
   readonly peers = new Map<string, PeerPaths>();
-  private probeSeq = 0;
-  private readonly outstanding = new Map<string, Outstanding>();
+  private readonly probes = new ProbeLedger();
 
   constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {}
 
@@ -97,12 +88,15 @@ export class PathManager {
     const s = this.peers.get(name);
     if (!s || sameEndpoint(relay, s.relay)) return;
     s.relay = relay;
-    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.path)) {
-      this.host.log.info({ peer: name, from: describeEndpoint(s.path), to: describeEndpoint(relay) }, "path: relay moved");
-      this.host.pathChanged?.({ peer: name, from: describeEndpoint(s.path), to: describeEndpoint(relay), direct: false });
-      s.switches++;
-      this.switchTo(s, relay);
-    }
+    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.path)) this.toRelay(s, relay, "path: relay moved");
+  }
+
+  /** Traffic to the peer's relay path now, told as a path change (the relay moved, or our network changed). */
+  private toRelay(s: PeerPaths, relay: Endpoint, why: string): void {
+    this.host.log.info({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(relay) }, why);
+    this.host.pathChanged?.({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(relay), direct: false });
+    s.switches++;
+    this.switchTo(s, relay);
   }
 
   private provenDirect(s: PeerPaths): boolean {
@@ -158,40 +152,34 @@ export class PathManager {
     // While direct, a new source is probed only when the current path is in doubt (the peer may have moved).
     const doubt = s.revalidateSince ?? s.suspectSince;
     if ((s.path?.kind === "udp" && doubt === undefined) || !this.host.hasSession(peer)) return;
-    if (now - c.lastProbeAt >= this.timers.heartbeatMs || (doubt !== undefined && c.lastProbeAt < doubt)) this.sendProbe(s, c, key, now);
+    const due = now - c.lastProbeAt >= this.timers.heartbeatMs || (doubt !== undefined && c.lastProbeAt < doubt);
+    if (due) this.sendProbe(s, c, key, now);
   }
 
-  /**
-   * An authenticated packet from the peer over the relay while our path to it is direct (the session layer calls
-   * this): the peer no longer sends on the direct path. Unless that path was heard from just now, it is revalidated
-   * (path-moves.ts RELAY_RX_DOUBT_MS).
-   */
+  /** The peer's authenticated packet came over the relay while we are direct: doubt the path (RELAY_RX_DOUBT_MS). */
   onRelayRx(peer: string): void {
     const s = this.peers.get(peer);
     if (!s || s.path?.kind !== "udp" || s.revalidateSince !== undefined || !s.relay) return;
     const c = s.candidates.get(endpointKey(s.path));
     const now = this.host.now();
-    if (c && now - this.heardAt(s, c) < RELAY_RX_DOUBT_MS) return;
-    this.host.log.info({ peer, path: describeEndpoint(s.path) }, "path: the peer sends over the relay; revalidating the direct path");
+    if ((c && now - this.heardAt(s, c) < RELAY_RX_DOUBT_MS) || now - (s.relayDoubtAt ?? 0) < this.timers.heartbeatMs) return;
+    s.relayDoubtAt = now;
+    this.host.log.info({ peer, path: describeEndpoint(s.path) }, "path: the peer sends over the relay; revalidating");
     this.revalidate(s, now);
   }
 
   /**
-   * Our own network changed (an address, a route, a wake-up: docs/networks.md "Nodes that move"): every direct path
-   * ran through mappings of the old network, so each moves to the relay now and data keeps flowing; an active
-   * peer's candidates are punched and probed again from the new network (path-moves.ts forgetOwnMappings), once
-   * netcheck has measured it (punchReady). A resting peer finds its direct path again when it wakes.
+   * Our own network changed (docs/networks.md "Nodes that move"): every direct path moves to the relay now; an active
+   * peer's candidates are punched and probed again once netcheck has measured the new network (punchReady); a
+   * resting peer's, when it wakes.
    */
   networkChanged(): void {
     for (const s of this.peers.values()) {
       forgetOwnMappings(s);
       if (s.path?.kind !== "udp") continue;
-      if (!s.relay) { this.revalidate(s, this.host.now()); continue; }
-      this.host.log.info({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(s.relay) }, "path: relay (our network changed)");
-      this.host.pathChanged?.({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(s.relay), direct: false });
-      s.switches++;
       s.directSince = undefined;
-      this.switchTo(s, s.relay);
+      if (s.relay) this.toRelay(s, s.relay, "path: relay (our network changed)");
+      else this.revalidate(s, this.host.now());
     }
   }
 
@@ -256,10 +244,9 @@ export class PathManager {
   }
 
   private sendProbe(s: PeerPaths, c: Candidate, key: string, now: number, hold = false): void {
-    const id = this.probeId();
+    const id = this.probes.issue({ peer: s.name, key, sentAt: performance.now(), hold });
     c.lastProbeAt = now;
     c.probes++;
-    this.remember(id, { peer: s.name, key, sentAt: performance.now(), hold });
     this.host.sendVia(s.name, c.endpoint, "probe", this.probePayload(id));
   }
 
@@ -274,18 +261,6 @@ export class PathManager {
     return isHolder({ name: this.host.selfName, noNat: this.host.noNat?.() }, { name: s.name, noNat: s.peerNoNat });
   }
 
-  private remember(id: Buffer, o: Outstanding): void {
-    this.outstanding.set(id.toString("hex"), o);
-    if (this.outstanding.size > MAX_OUTSTANDING) this.outstanding.delete(this.outstanding.keys().next().value!);
-  }
-
-  private probeId(): Buffer {
-    const id = Buffer.allocUnsafe(PROBE_ID_BYTES);
-    id.writeUInt32BE(process.pid >>> 0, 0);
-    id.writeUInt32BE(++this.probeSeq >>> 0, 4);
-    return id;
-  }
-
   private callMeMaybe(s: PeerPaths, now: number, ack = false): void {
     if (!s.relay || now - s.lastCallMeMaybeAt < this.timers.punchLeadMs) return;
     // A call-me-maybe tells the peer we punched (its full-TTL probes start on it): none before our punch TTL is
@@ -296,6 +271,7 @@ export class PathManager {
     const mine = this.host.localCandidates();
     if (!mine.length) return;
     s.lastCallMeMaybeAt = now;
+    this.host.log.debug({ peer: s.name, ack, candidates: mine.map(describeEndpoint) }, "call-me-maybe sent");
     this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine, ack));
   }
 
@@ -313,10 +289,8 @@ export class PathManager {
   onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
     const probe = decodeProbe(payload);
     if (!probe) return;
-    const key = Buffer.from(probe.id).toString("hex");
-    const o = this.outstanding.get(key);
-    if (!o || o.peer !== peer) return;
-    this.outstanding.delete(key);
+    const o = this.probes.answer(probe.id, peer);
+    if (!o) return;
     const s = this.state(peer);
     s.peerNoNat = probe.noNat;
     const now = this.host.now();
@@ -353,6 +327,7 @@ export class PathManager {
   onCallMeMaybe(peer: string, candidates: Endpoint[], ack = false): void {
     const s = this.state(peer);
     const now = this.host.now();
+    this.host.log.debug({ peer, ack, candidates: candidates.map(describeEndpoint) }, "call-me-maybe received");
     if (this.mergeCandidates(s, candidates)) s.round.failed = 0;
     // The peer punched before it sent this: its NAT holds mappings towards our candidates.
     s.peerPunchedAt = now;
@@ -453,7 +428,8 @@ export class PathManager {
   private roamedFrom(s: PeerPaths): boolean {
     if (s.path?.kind !== "udp") return false;
     const a = this.activity(s);
-    return !!peerRoamed(s, s.candidates.get(endpointKey(s.path)), (c) => this.heardAt(s, c), { at: a.lastDirectRxAt, from: a.lastDirectRxFrom });
+    const current = s.candidates.get(endpointKey(s.path));
+    return !!peerRoamed(s, current, (c) => this.heardAt(s, c), { at: a.lastDirectRxAt, from: a.lastDirectRxFrom });
   }
 
   /** The current direct path is dead: unanswered for pathTimeoutMs after a wake-up or after a send. */
@@ -625,8 +601,7 @@ export class PathManager {
   private sendSprayBatch(s: PeerPaths): void {
     const batch = s.sprayQueue!.splice(0, SPRAY_PER_TICK);
     for (const ep of batch) {
-      const id = this.probeId();
-      this.remember(id, { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
+      const id = this.probes.issue({ peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
       this.host.sendVia(s.name, ep, "probe", this.probePayload(id));
       s.spray!.probes++;
     }

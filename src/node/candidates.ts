@@ -81,8 +81,9 @@ export class LocalCandidates {
 
   /**
    * Our network changed (an address, a route, a wake-up): the reflexive addresses and the NAT depth are of the old
-   * network, and are forgotten (status reports carry the interface addresses alone until netcheck). No punch round starts until the next netcheck has measured the new one (punchTtlKnown): a call-me-maybe
-   * would hand the peers our old public address, and a punch with the old TTL may not leave a deeper NAT.
+   * network, and are forgotten (status reports carry the interface addresses alone until netcheck). No punch round
+   * starts until the next netcheck has measured the new one (punchTtlKnown): a call-me-maybe would hand the peers
+   * our old public address, and a punch with the old TTL may not leave a deeper NAT.
    */
   networkChanged(): void {
     this.punchTtlKnown = false;

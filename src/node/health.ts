@@ -107,7 +107,8 @@ export class NodeHealth {
     });
     // ember logs only: a node's own network is not the console's news (its paths' changes follow as events).
     events.on("network_changed", (e) => {
-      this.add({ kind: "connections", event: e.why === "wake" ? "woke_up" : "network_changed", added: e.added, removed: e.removed, sleptMs: e.sleptMs, away: e.away }, Date.now());
+      const event = e.why === "wake" ? "woke_up" : "network_changed";
+      this.add({ kind: "connections", event, added: e.added, removed: e.removed, sleptMs: e.sleptMs, away: e.away }, Date.now());
     });
     events.on("flow_decision", (e) => this.onFlow(e, Date.now()));
   }

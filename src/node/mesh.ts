@@ -192,14 +192,17 @@ export class Mesh {
       log,
       now: Date.now,
     });
-    this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
+    // While any peer is active the network is watched closely too (network-watch.ts): the path tick pokes the watch.
+    this.pathTicker = new AdaptiveTicker(() => { const busy = this.paths.tick(); if (busy) this.watch.poke(); return busy; },
+      PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
     device.setPathsManaged(true, {
       onWake: (peer) => this.onWake(peer.name),
       onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); },
       adoptPath: (peer, from) => this.paths.adoptPath(peer.name, from),
       onRelayRx: (peer) => this.paths.onRelayRx(peer.name),
     });
-    this.watch = new NetworkWatch({ onChange: (c) => this.networkChanged(c), active: () => this.anyActive(), restClock: deps.restClock });
+    this.watch = new NetworkWatch({ onChange: (c) => this.networkChanged(c), active: () => this.anyActive(), restClock: deps.restClock,
+      log });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p), isCallMeMaybeAck(p)); this.pathTicker.poke(); });
@@ -347,7 +350,6 @@ export class Mesh {
   private onWake(name: string): void {
     this.paths.onWake(name);
     this.pathTicker.poke();
-    this.watch.poke();
     if (Date.now() - this.lastNetcheckAt >= NETCHECK_INTERVAL_MS && this.map?.relays.length) this.scheduleNetcheck(0);
   }
 
@@ -359,7 +361,8 @@ export class Mesh {
    */
   private networkChanged(c: NetworkChange): void {
     const away = c.why === "wake" || movedAway(c);
-    this.deps.log.info({ why: c.why, added: c.added, removed: c.removed, sleptMs: c.sleptMs, away }, c.why === "wake" ? "network: woke up" : "network changed");
+    const msg = c.why === "wake" ? "network: woke up" : "network changed";
+    this.deps.log.info({ why: c.why, added: c.added, removed: c.removed, sleptMs: c.sleptMs, away }, msg);
     this.deps.events.emit("network_changed", { ...c, away });
     if (away) {
       this.deps.candidates.networkChanged();

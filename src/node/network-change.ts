@@ -73,7 +73,8 @@ export function defaultRoutes(v4Text: string, v6Text: string): string[] {
   const out: string[] = [];
   for (const line of v4Text.split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length >= 8 && f[1] === "00000000" && f[7] === "00000000" && (parseInt(f[3], 16) & 1)) out.push(`default ${f[0]} via ${hexV4(f[2])}`);
+    const up = (parseInt(f[3], 16) & 1) === 1;
+    if (f.length >= 8 && f[1] === "00000000" && f[7] === "00000000" && up) out.push(`default ${f[0]} via ${hexV4(f[2])}`);
   }
   for (const line of v6Text.split("\n")) {
     const f = line.trim().split(/\s+/);

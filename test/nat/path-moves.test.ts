@@ -60,22 +60,25 @@ function candidate(ep: Endpoint, at: number): Candidate {
 
 function peerState(cands: Candidate[], over: Partial<PeerPaths> = {}): PeerPaths {
   return {
-    name: "b", candidates: new Map(cands.map((c) => [describeEndpoint(c.endpoint), c])), lastCallMeMaybeAt: 5, switches: 0, wakes: 0,
-    hold: { evidence: newHoldEvidence(), lastAt: 0, holds: 0, indications: 0, pending: { firstAt: 1, lastAt: 1, silenceMs: 1, tries: 1 } },
+    name: "b", candidates: new Map(cands.map((c) => [describeEndpoint(c.endpoint), c])), lastCallMeMaybeAt: 5,
+    switches: 0, wakes: 0,
+    hold: { evidence: newHoldEvidence(), lastAt: 0, holds: 0, indications: 0,
+      pending: { firstAt: 1, lastAt: 1, silenceMs: 1, tries: 1 } },
     peerPunchedAt: 7, round: { failed: 3, startedAt: 9, quietUntil: 99, quietSince: 9 }, ...over,
   };
 }
 
 describe("nodes that move: the rules", () => {
   it("forgetOwnMappings: nothing our old address proved still counts; the peer's candidates stay", () => {
-    const s = peerState([candidate(pub, 100)], { revalidateSince: 50, suspectSince: 60, joinUntil: 70, sprayQueue: [pub], silentSince: 80 });
+    const s = peerState([candidate(pub, 100)],
+      { revalidateSince: 50, suspectSince: 60, joinUntil: 70, sprayQueue: [pub], silentSince: 80 });
     forgetOwnMappings(s);
     const c = s.candidates.get(describeEndpoint(pub))!;
     expect([c.punchedAt, c.lastProbeAt, c.lastPongAt, c.lastHeardAt]).toEqual([0, 0, 0, 0]);
     expect(c.rttMs).toBe(2);
     expect(s.round).toEqual({ failed: 0, startedAt: 0, quietUntil: 0, quietSince: 0 });
-    expect([s.peerPunchedAt, s.lastCallMeMaybeAt, s.hold.pending, s.revalidateSince, s.suspectSince, s.joinUntil, s.sprayQueue, s.silentSince])
-      .toEqual([0, 0, undefined, undefined, undefined, undefined, undefined, undefined]);
+    expect([s.peerPunchedAt, s.lastCallMeMaybeAt, s.hold.pending, s.revalidateSince, s.suspectSince]).toEqual([0, 0, undefined, undefined, undefined]);
+    expect([s.joinUntil, s.sprayQueue, s.silentSince]).toEqual([undefined, undefined, undefined]);
   });
 
   it("peerRoamed: only when the current path is silent since the doubt and the peer's data comes from a candidate that answered", () => {
@@ -154,6 +157,12 @@ describe("nodes that move: the path manager", () => {
     h.answer(pub);
     expect(h.pm.describe("b")!.revalidating).toBe(false);
     expect(h.used.at(-1)).toEqual({ path: "198.18.5.2:6000", shadow: undefined });
+    // A peer that keeps sending over the relay costs one probe a heartbeat, not one a packet.
+    const afterFirst = h.probes().length;
+    for (let i = 0; i < 25; i++) { h.advance(RELAY_RX_DOUBT_MS); h.pm.onRelayRx("b"); h.answer(pub); }
+    const heartbeats = Math.floor((25 * RELAY_RX_DOUBT_MS) / h.pm.timers.heartbeatMs);
+    expect(h.probes().length - afterFirst).toBeLessThanOrEqual(heartbeats);
+    expect(h.probes().length - afterFirst).toBeGreaterThan(0);
   });
 
   it("the peer moved to a new address: its probe from there is answered and probed back, and the path follows it before the path timeout", () => {
