@@ -203,6 +203,18 @@ export class CoordClient extends EventEmitter {
     this.flushStatusSoon();
   }
 
+  /**
+   * Our network changed (docs/networks.md "Nodes that move"): the map stream and the pooled connections belong to
+   * the old network (a TCP connection from an address the host no longer has waits out its timeouts). Both are
+   * dropped, the stream opens again at once on the same replica (it resumes by sequence number), and the next
+   * status report goes over a new connection.
+   */
+  networkChanged(): void {
+    if (this.stopped) return;
+    this.loadCredentials();
+    this.reconnect(this.originIndex);
+  }
+
   // ---- credentials and renewal ------------------------------------------------------------------------
 
   private loadCredentials(): void {

@@ -151,6 +151,8 @@ export interface PeerPaths {
   suspectSince?: number;
   /** Probes of the current path when suspicion (or revalidation) began: death needs DEAD_AFTER_PROBES more. */
   probesAtSuspect?: number;
+  /** The last time a packet over the relay made us doubt the direct path (PathManager.onRelayRx). */
+  relayDoubtAt?: number;
   /** Discovery runs until then even at rest (a lapsed hold is recovered at once). */
   recoverUntil?: number;
   /**

@@ -11,7 +11,8 @@
 import { describeEndpoint, endpointKey, sameEndpoint, type Endpoint } from "../addr/endpoint.js";
 import { HOLD, holdInterval, isHolder, lapsed, newHoldEvidence, survived } from "./hold.js";
 import { isOverlayAddress } from "../wire/constants.js";
-import { decodeProbe, encodeProbe, PROBE_ID_BYTES } from "../wire/probe.js";
+import { decodeProbe, encodeProbe } from "../wire/probe.js";
+import { ProbeLedger } from "./probe-ledger.js";
 import {
   CONNTRACK_UDP_UNREPLIED_MS, DEFAULT_PATH_TIMERS, PROVEN_PATH_MS,
   type Candidate, type PathHost, type PathTimers, type PeerActivity, type PeerPaths,
@@ -20,15 +21,9 @@ import { punchDone, quietFor, sprayQueue } from "./punch-rules.js";
 import { pathReport, type PathReport } from "./path-report.js";
 import { encodeCandidates } from "./call-me-maybe.js";
 import { betterPath, CONFIRM_PROBE_MS, CONFIRM_SAMPLES, withRttSample, type ScoredPath } from "./better-path.js";
+import { forgetOwnMappings, peerRoamed, RELAY_RX_DOUBT_MS } from "./path-moves.js";
 
 const SPRAY_PER_TICK = 64;
-
-/**
- * A probe's payload: 8 bytes naming it (pid, sequence), then one byte saying whether the sender sits behind no
- * NAT (1) or not / not known (0), for the hold decision (hold.ts). The reply echoes the 8 bytes and adds its own.
- */
-/** Outstanding probes remembered (oldest forgotten first): every candidate of many peers, plus a spray. */
-const MAX_OUTSTANDING = 8192;
 
 /**
  * Probes of the current direct path that must go unanswered before it is dropped (with pathTimeoutMs passed):
@@ -38,12 +33,9 @@ const DEAD_AFTER_PROBES = 2;
 
 const ACTIVE: PeerActivity = { idle: false, lastSentAt: 0, lastDirectRxAt: 0 };
 
-interface Outstanding { peer: string; key: string; sentAt: number; spray?: Endpoint; hold?: boolean }
-
 export class PathManager {
   readonly peers = new Map<string, PeerPaths>();
-  private probeSeq = 0;
-  private readonly outstanding = new Map<string, Outstanding>();
+  private readonly probes = new ProbeLedger();
 
   constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {}
 
@@ -96,12 +88,15 @@ export class PathManager {
     const s = this.peers.get(name);
     if (!s || sameEndpoint(relay, s.relay)) return;
     s.relay = relay;
-    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.path)) {
-      this.host.log.info({ peer: name, from: describeEndpoint(s.path), to: describeEndpoint(relay) }, "path: relay moved");
-      this.host.pathChanged?.({ peer: name, from: describeEndpoint(s.path), to: describeEndpoint(relay), direct: false });
-      s.switches++;
-      this.switchTo(s, relay);
-    }
+    if (relay && !this.provenDirect(s) && !sameEndpoint(relay, s.path)) this.toRelay(s, relay, "path: relay moved");
+  }
+
+  /** Traffic to the peer's relay path now, told as a path change (the relay moved, or our network changed). */
+  private toRelay(s: PeerPaths, relay: Endpoint, why: string): void {
+    this.host.log.info({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(relay) }, why);
+    this.host.pathChanged?.({ peer: s.name, from: describeEndpoint(s.path), to: describeEndpoint(relay), direct: false });
+    s.switches++;
+    this.switchTo(s, relay);
   }
 
   private provenDirect(s: PeerPaths): boolean {
@@ -154,8 +149,38 @@ export class PathManager {
     }
     const c = s.candidates.get(key)!;
     c.lastHeardAt = now;
-    if (s.path?.kind === "udp" || !this.host.hasSession(peer)) return;
-    if (now - c.lastProbeAt >= this.timers.heartbeatMs) this.sendProbe(s, c, key, now);
+    // While direct, a new source is probed only when the current path is in doubt (the peer may have moved).
+    const doubt = s.revalidateSince ?? s.suspectSince;
+    if ((s.path?.kind === "udp" && doubt === undefined) || !this.host.hasSession(peer)) return;
+    const due = now - c.lastProbeAt >= this.timers.heartbeatMs || (doubt !== undefined && c.lastProbeAt < doubt);
+    if (due) this.sendProbe(s, c, key, now);
+  }
+
+  /** The peer's authenticated packet came over the relay while we are direct: doubt the path (RELAY_RX_DOUBT_MS). */
+  onRelayRx(peer: string): void {
+    const s = this.peers.get(peer);
+    if (!s || s.path?.kind !== "udp" || s.revalidateSince !== undefined || !s.relay) return;
+    const c = s.candidates.get(endpointKey(s.path));
+    const now = this.host.now();
+    if ((c && now - this.heardAt(s, c) < RELAY_RX_DOUBT_MS) || now - (s.relayDoubtAt ?? 0) < this.timers.heartbeatMs) return;
+    s.relayDoubtAt = now;
+    this.host.log.info({ peer, path: describeEndpoint(s.path) }, "path: the peer sends over the relay; revalidating");
+    this.revalidate(s, now);
+  }
+
+  /**
+   * Our own network changed (docs/networks.md "Nodes that move"): every direct path moves to the relay now; an active
+   * peer's candidates are punched and probed again once netcheck has measured the new network (punchReady); a
+   * resting peer's, when it wakes.
+   */
+  networkChanged(): void {
+    for (const s of this.peers.values()) {
+      forgetOwnMappings(s);
+      if (s.path?.kind !== "udp") continue;
+      s.directSince = undefined;
+      if (s.relay) this.toRelay(s, s.relay, "path: relay (our network changed)");
+      else this.revalidate(s, this.host.now());
+    }
   }
 
   private activity(s: PeerPaths): PeerActivity {
@@ -219,10 +244,9 @@ export class PathManager {
   }
 
   private sendProbe(s: PeerPaths, c: Candidate, key: string, now: number, hold = false): void {
-    const id = this.probeId();
+    const id = this.probes.issue({ peer: s.name, key, sentAt: performance.now(), hold });
     c.lastProbeAt = now;
     c.probes++;
-    this.remember(id, { peer: s.name, key, sentAt: performance.now(), hold });
     this.host.sendVia(s.name, c.endpoint, "probe", this.probePayload(id));
   }
 
@@ -237,18 +261,6 @@ export class PathManager {
     return isHolder({ name: this.host.selfName, noNat: this.host.noNat?.() }, { name: s.name, noNat: s.peerNoNat });
   }
 
-  private remember(id: Buffer, o: Outstanding): void {
-    this.outstanding.set(id.toString("hex"), o);
-    if (this.outstanding.size > MAX_OUTSTANDING) this.outstanding.delete(this.outstanding.keys().next().value!);
-  }
-
-  private probeId(): Buffer {
-    const id = Buffer.allocUnsafe(PROBE_ID_BYTES);
-    id.writeUInt32BE(process.pid >>> 0, 0);
-    id.writeUInt32BE(++this.probeSeq >>> 0, 4);
-    return id;
-  }
-
   private callMeMaybe(s: PeerPaths, now: number, ack = false): void {
     if (!s.relay || now - s.lastCallMeMaybeAt < this.timers.punchLeadMs) return;
     // A call-me-maybe tells the peer we punched (its full-TTL probes start on it): none before our punch TTL is
@@ -259,6 +271,7 @@ export class PathManager {
     const mine = this.host.localCandidates();
     if (!mine.length) return;
     s.lastCallMeMaybeAt = now;
+    this.host.log.debug({ peer: s.name, ack, candidates: mine.map(describeEndpoint) }, "call-me-maybe sent");
     this.host.sendVia(s.name, s.relay, "call-me-maybe", encodeCandidates(mine, ack));
   }
 
@@ -276,10 +289,8 @@ export class PathManager {
   onProbeReply(peer: string, from: Endpoint, payload: Uint8Array): void {
     const probe = decodeProbe(payload);
     if (!probe) return;
-    const key = Buffer.from(probe.id).toString("hex");
-    const o = this.outstanding.get(key);
-    if (!o || o.peer !== peer) return;
-    this.outstanding.delete(key);
+    const o = this.probes.answer(probe.id, peer);
+    if (!o) return;
     const s = this.state(peer);
     s.peerNoNat = probe.noNat;
     const now = this.host.now();
@@ -316,6 +327,7 @@ export class PathManager {
   onCallMeMaybe(peer: string, candidates: Endpoint[], ack = false): void {
     const s = this.state(peer);
     const now = this.host.now();
+    this.host.log.debug({ peer, ack, candidates: candidates.map(describeEndpoint) }, "call-me-maybe received");
     if (this.mergeCandidates(s, candidates)) s.round.failed = 0;
     // The peer punched before it sent this: its NAT holds mappings towards our candidates.
     s.peerPunchedAt = now;
@@ -355,12 +367,16 @@ export class PathManager {
     s.hold.pending = undefined;
     s.suspectSince = undefined;
     s.round.failed = 0;
-    if (s.path?.kind !== "udp") return;
-    s.revalidateSince = now;
-    s.probesAtSuspect = s.candidates.get(endpointKey(s.path))?.probes;
-    if (s.relay) this.host.usePath(s.name, s.path, s.relay);
-    const key = endpointKey(s.path);
+    if (s.path?.kind === "udp") this.revalidate(s, now);
+  }
+
+  /** The current direct path is in doubt: a probe now, and data also over the relay until it answers. */
+  private revalidate(s: PeerPaths, now: number): void {
+    const key = endpointKey(s.path!);
     const c = s.candidates.get(key);
+    s.revalidateSince = now;
+    s.probesAtSuspect = c?.probes;
+    if (s.relay) this.host.usePath(s.name, s.path!, s.relay);
     if (c && this.host.hasSession(s.name)) this.sendProbe(s, c, key, now);
   }
 
@@ -376,12 +392,14 @@ export class PathManager {
     const now = this.host.now();
     // The current direct path stays eligible while it is not known dead (the peer's own packets prove it, or
     // nothing was sent that it failed to answer); any other candidate needs a recent reply to our probe.
-    const currentAlive = s.path?.kind === "udp" && !this.directDead(s, now);
+    const roamed = this.roamedFrom(s);
+    const currentAlive = s.path?.kind === "udp" && !this.directDead(s, now) && !roamed;
     let best: Candidate | undefined;
     let bestScore: ScoredPath | undefined;
     for (const c of s.candidates.values()) {
       if (c.rttMs === undefined) continue;
       const isCurrent = sameEndpoint(c.endpoint, s.path);
+      if (isCurrent && roamed) continue;
       if (now - c.lastPongAt > this.timers.pathTimeoutMs && !(isCurrent && currentAlive && c.pongs > 0)) continue;
       // A live direct path gives way only to a confirmed one (two unconfirmed families flipped on noise).
       if (!isCurrent && currentAlive && c.pongs < CONFIRM_SAMPLES) continue;
@@ -404,6 +422,14 @@ export class PathManager {
     if (!best) s.directSince = undefined;
     s.switches++;
     this.switchTo(s, next);
+  }
+
+  /** Whether the peer moved away from our current direct path to another candidate (path-moves.ts peerRoamed). */
+  private roamedFrom(s: PeerPaths): boolean {
+    if (s.path?.kind !== "udp") return false;
+    const a = this.activity(s);
+    const current = s.candidates.get(endpointKey(s.path));
+    return !!peerRoamed(s, current, (c) => this.heardAt(s, c), { at: a.lastDirectRxAt, from: a.lastDirectRxFrom });
   }
 
   /** The current direct path is dead: unanswered for pathTimeoutMs after a wake-up or after a send. */
@@ -575,8 +601,7 @@ export class PathManager {
   private sendSprayBatch(s: PeerPaths): void {
     const batch = s.sprayQueue!.splice(0, SPRAY_PER_TICK);
     for (const ep of batch) {
-      const id = this.probeId();
-      this.remember(id, { peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
+      const id = this.probes.issue({ peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
       this.host.sendVia(s.name, ep, "probe", this.probePayload(id));
       s.spray!.probes++;
     }

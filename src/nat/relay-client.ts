@@ -82,6 +82,10 @@ export class RelayClient extends EventEmitter {
   private lastDataAt = 0;
   /** When the connection last became active after a rest (silence before it is not a dead relay). */
   private activeSince = 0;
+  /** Set by reconnectNow until the next connection is welcomed or fails. */
+  private renewing = false;
+  /** The next connection attempt goes at once (reconnectNow), once. */
+  private atOnce = false;
   private pingSentAt?: bigint;
   private rtt?: number;
   private readonly log: (msg: string, f?: object) => void;
@@ -126,6 +130,28 @@ export class RelayClient extends EventEmitter {
       s.end();
       setTimeout(() => s.destroy(), 1_000).unref();
     });
+  }
+
+  /** A connection is being replaced on purpose (reconnectNow): not a relay that died. */
+  get reconnecting(): boolean {
+    return this.renewing;
+  }
+
+  /**
+   * Our network changed under the connection (an address gone, a link down, a wake-up): its TCP state is of the
+   * old network, and after an outage its retransmission timer may wait seconds more. A new connection now, no
+   * backoff; the relay replaces the old one (a newer connection of the same identity wins).
+   */
+  reconnectNow(why: string): void {
+    if (this.stopped) return;
+    this.renewing = true;
+    this.atOnce = true;
+    this.attempt = 0;
+    clearTimeout(this.retryTimer);
+    const s = this.socket;
+    if (s && !s.destroyed) return void s.destroy(new Error(why));
+    this.atOnce = false;
+    this.connect();
   }
 
   /**
@@ -210,6 +236,7 @@ export class RelayClient extends EventEmitter {
       this.lastError = reason;
       this.log("relay disconnected", { relay: `${host}:${port}`, reason });
       this.emit(wasUp ? "disconnected" : "connect-failed", reason);
+      if (!wasUp) this.renewing = false;
       this.scheduleReconnect();
     });
   }
@@ -224,6 +251,7 @@ export class RelayClient extends EventEmitter {
     switch (f.type) {
       case RELAY_FRAME.WELCOME:
         this.welcomed = true;
+        this.renewing = false;
         this.connectedAt = Date.now();
         this.attempt = 0;
         this.stats.connects++;
@@ -313,7 +341,9 @@ export class RelayClient extends EventEmitter {
     const min = this.opts.backoffMinMs ?? RELAY_CLIENT.backoffMinMs;
     const max = this.opts.backoffMaxMs ?? RELAY_CLIENT.backoffMaxMs;
     const base = Math.min(max, min * 2 ** Math.min(this.attempt, 16));
-    const delay = base / 2 + Math.random() * (base / 2); // jitter: a relay restart is not met by a thundering herd
+    // Jitter: a relay restart is not met by a thundering herd. A reconnect on purpose goes at once.
+    const delay = this.atOnce ? 0 : base / 2 + Math.random() * (base / 2);
+    this.atOnce = false;
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);
   }

@@ -79,6 +79,19 @@ export class LocalCandidates {
     return this.mapped;
   }
 
+  /**
+   * Our network changed (an address, a route, a wake-up): the reflexive addresses and the NAT depth are of the old
+   * network, and are forgotten (status reports carry the interface addresses alone until netcheck). No punch round
+   * starts until the next netcheck has measured the new one (punchTtlKnown): a call-me-maybe would hand the peers
+   * our old public address, and a punch with the old TTL may not leave a deeper NAT.
+   */
+  networkChanged(): void {
+    this.punchTtlKnown = false;
+    this.hopsFor = "";
+    this.reflexive = [];
+    this.sendable = this.sendFamilies();
+  }
+
   reflexiveEndpoints(): readonly Endpoint[] {
     return this.reflexive;
   }
@@ -103,12 +116,15 @@ export class LocalCandidates {
     const first = legs[primary];
     const key = this.reflexive.map((r) => (r.kind === "udp" ? r.host : "")).join(",");
     const hopServers = serversFor(servers, first.family);
-    if (hopServers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
-      this.hopsFor = key;
-      this.hops = await measureHops(first.stun, hopServers[0]);
-      this.punchTtl = punchTtlFor(this.hops);
+    try {
+      if (hopServers.length && report.mapping !== "udp-blocked" && key && key !== this.hopsFor) {
+        this.hopsFor = key;
+        this.hops = await measureHops(first.stun, hopServers[0]);
+        this.punchTtl = punchTtlFor(this.hops);
+      }
+    } finally {
+      this.punchTtlKnown = true;
     }
-    this.punchTtlKnown = true;
     if (reports.length < 2) return report;
     return primary === 0 ? { ...report, ipv6: reports[1] } : { ...report, ipv4: reports[0] };
   }

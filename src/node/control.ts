@@ -164,6 +164,8 @@ export function peersReport(d: Daemon) {
     overlayIp: d.knownPeer(p.name)?.overlayIp,
     services: d.knownPeer(p.name)?.services ?? [],
     lastHandshake: p.stats.lastHandshakeAt ? new Date(p.stats.lastHandshakeAt).toISOString() : undefined,
+    // The session's start: a rekey keeps it; keys dropped (a dead peer, expiry at rest) and a new handshake change it.
+    sessionSince: p.stats.sessionSince ? new Date(p.stats.sessionSince).toISOString() : undefined,
     rttMs: p.stats.lastRttMs !== undefined ? Math.round(p.stats.lastRttMs * 1000) / 1000 : undefined,
     txBytes: p.stats.txBytes, rxBytes: p.stats.rxBytes, txPackets: p.stats.txPackets, rxPackets: p.stats.rxPackets,
     handshakes: p.stats.handshakes,

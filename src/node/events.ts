@@ -37,6 +37,11 @@ export interface NodeEventMap {
   relay_connected: { relay: string };
   relay_lost: { relay: string; why: string };
   certificate_rotated: { serial: string; notAfter: string };
+  /**
+   * Our network changed (addresses or default routes: what was added and removed) or we woke from a sleep or a stop
+   * (sleptMs); away: what our paths ran on is gone, and they are being found again (src/node/network-watch.ts).
+   */
+  network_changed: { why: "address" | "wake"; added: string[]; removed: string[]; sleptMs?: number; away: boolean };
   /** The layer below has room again for a peer told "full" (streams resume). */
   writable: { peer: string };
   /** A peer left the map or was revoked: its session is gone. */

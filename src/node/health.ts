@@ -105,6 +105,11 @@ export class NodeHealth {
       this.add({ kind: "connections", event: "certificate_rotated", serial: e.serial, notAfter: e.notAfter }, at,
         { t: "coord", at, ok: true, data: { what: "certificate rotated", serial: e.serial, notAfter: e.notAfter } });
     });
+    // ember logs only: a node's own network is not the console's news (its paths' changes follow as events).
+    events.on("network_changed", (e) => {
+      const event = e.why === "wake" ? "woke_up" : "network_changed";
+      this.add({ kind: "connections", event, added: e.added, removed: e.removed, sleptMs: e.sleptMs, away: e.away }, Date.now());
+    });
     events.on("flow_decision", (e) => this.onFlow(e, Date.now()));
   }
 

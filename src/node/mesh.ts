@@ -23,6 +23,8 @@ import type { UdpConn } from "./udp-conn.js";
 import { addTotals, type TrafficTotals } from "./traffic.js";
 import { AdaptiveTicker } from "../session/ticker.js";
 import { due, repeat, type RestClock } from "../clock/rest-clock.js";
+import { NetworkWatch, type NetworkChange } from "./network-watch.js";
+import { movedAway } from "./network-change.js";
 
 const MAX_RELAYS = 8;
 const NETCHECK_INTERVAL_MS = 30_000;
@@ -146,6 +148,10 @@ export class Mesh {
   /** A netcheck asked for now (the first relays, a wake-up); the periodic one runs on the beat. */
   private netcheckTimer?: NodeJS.Timeout;
   private netcheckRunning = false;
+  /** The network changed while a netcheck ran: another one follows it. */
+  private netcheckAgain = false;
+  /** Address changes and wake-ups (network-watch.ts). */
+  private readonly watch: NetworkWatch;
   private lastNetcheckAt = 0;
   /** Per peer: the relay its last relayed packet came in on. */
   private readonly relayHeard = new Map<string, string>();
@@ -186,12 +192,17 @@ export class Mesh {
       log,
       now: Date.now,
     });
-    this.pathTicker = new AdaptiveTicker(() => this.paths.tick(), PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
+    // While any peer is active the network is watched closely too (network-watch.ts): the path tick pokes the watch.
+    this.pathTicker = new AdaptiveTicker(() => { const busy = this.paths.tick(); if (busy) this.watch.poke(); return busy; },
+      PATH_TICK_MS, PATH_REST_TICK_MS, deps.restClock);
     device.setPathsManaged(true, {
       onWake: (peer) => this.onWake(peer.name),
       onDirectRx: (peer, from) => { this.paths.onDirectRx(peer.name, from); this.pathTicker.poke(); },
       adoptPath: (peer, from) => this.paths.adoptPath(peer.name, from),
+      onRelayRx: (peer) => this.paths.onRelayRx(peer.name),
     });
+    this.watch = new NetworkWatch({ onChange: (c) => this.networkChanged(c), active: () => this.anyActive(), restClock: deps.restClock,
+      log });
     device.inner.register(INNER.PATH_PROBE, (peer, from, p) => this.paths.onProbe(peer.name, from, p));
     device.inner.register(INNER.PATH_PROBE_REPLY, (peer, from, p) => this.paths.onProbeReply(peer.name, from, p));
     device.inner.register(INNER.CALL_ME_MAYBE, (peer, _from, p) => { this.paths.onCallMeMaybe(peer.name, decodeCandidates(p), isCallMeMaybeAck(p)); this.pathTicker.poke(); });
@@ -216,6 +227,7 @@ export class Mesh {
     // in a mesh whose relay is down) can reach us before the first netcheck or status beat (issue 24).
     this.report();
     this.pathTicker.start();
+    this.watch.start();
     const clock = this.deps.restClock;
     this.stopPeriodic.push(
       repeat(clock, REPORT_INTERVAL_MS, () => this.report()),
@@ -227,6 +239,7 @@ export class Mesh {
   async stop(): Promise<void> {
     for (const stop of this.stopPeriodic.splice(0)) stop();
     this.pathTicker.stop();
+    this.watch.stop();
     clearTimeout(this.netcheckTimer);
     await this.coord.stop();
     await Promise.all([...this.relayClients.values()].map((r) => r.stop()));
@@ -340,6 +353,29 @@ export class Mesh {
     if (Date.now() - this.lastNetcheckAt >= NETCHECK_INTERVAL_MS && this.map?.relays.length) this.scheduleNetcheck(0);
   }
 
+  /**
+   * Our network changed, or we woke (network-watch.ts; docs/networks.md "Nodes that move"). An address added alone is
+   * reported as a candidate. Otherwise every direct path moves to the relay and is found again from the new network
+   * (PathManager.networkChanged), the relays and the coordination stream connect again at once, and the coordination
+   * server hears our candidates now and again after netcheck has measured the new network.
+   */
+  private networkChanged(c: NetworkChange): void {
+    const away = c.why === "wake" || movedAway(c);
+    const msg = c.why === "wake" ? "network: woke up" : "network changed";
+    this.deps.log.info({ why: c.why, added: c.added, removed: c.removed, sleptMs: c.sleptMs, away }, msg);
+    this.deps.events.emit("network_changed", { ...c, away });
+    if (away) {
+      this.deps.candidates.networkChanged();
+      this.paths.networkChanged();
+      this.pathTicker.poke();
+      for (const r of this.relayClients.values()) if (r.running) r.reconnectNow(`our network changed (${c.why})`);
+      this.coord.networkChanged();
+    }
+    this.report();
+    if (this.netcheckRunning) this.netcheckAgain = true;
+    else this.scheduleNetcheck(0);
+  }
+
   /** Whether any peer is active (not at rest): netcheck runs only then (docs/nat.md "At rest"). */
   private anyActive(): boolean {
     for (const p of this.deps.device.peers.values()) if (!this.deps.device.isIdle(p)) return true;
@@ -379,6 +415,7 @@ export class Mesh {
       this.deps.log.warn({ err: (err as Error).message }, "netcheck failed");
     } finally {
       this.netcheckRunning = false;
+      if (this.netcheckAgain) { this.netcheckAgain = false; this.scheduleNetcheck(0); }
     }
   }
 
@@ -476,6 +513,7 @@ export class Mesh {
         if (this.relaysOnDemand.has(r.name) && !client.running) return; // closed while idle, on purpose
         log.warn({ relay: r.name, why }, "relay disconnected");
         this.deps.events.emit("relay_lost", { relay: r.name, why });
+        if (client.reconnecting) return; // replaced at once on purpose (our network changed): paths stay on it
         // Our home died: every relay closed while idle opens again, and the first one up becomes home.
         if (r.name === this.home) for (const name of this.relaysOnDemand) this.openOnDemand(name);
         this.pickHome();

@@ -87,6 +87,8 @@ export interface PathOwner {
    * (it learns the address as a candidate and probes it); the session never moves itself (one owner, one setter).
    */
   onDirectRx?(peer: Peer, from: Endpoint): void;
+  /** An authenticated packet arrived over a relay while the current path is another (direct, or another relay). */
+  onRelayRx?(peer: Peer): void;
   /** A session came up from `from` while the peer has no path at all: the owner makes it the path (or not). */
   adoptPath?(peer: Peer, from: Endpoint): void;
 }

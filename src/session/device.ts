@@ -257,6 +257,8 @@ export class Device {
         this.moveTo(peer, from);
       } else if (from.kind === "udp") {
         this.pathOwner?.onDirectRx?.(peer, from);
+      } else {
+        this.pathOwner?.onRelayRx?.(peer);
       }
     }
     if (plainLen === 0) return this.count("empty_payload");
@@ -346,6 +348,7 @@ export class Device {
     if (from.kind === "udp") { peer.lastDirectRxAt = now; peer.lastDirectRxFrom = from; } else peer.lastRelayRxAt = now;
     peer.stats.handshakes++;
     peer.stats.lastHandshakeAt = now;
+    if (!wasUp) peer.stats.sessionSince = now;
     // An initiator's keys are confirmed only when something authenticates under them (the responder may still
     // refuse our final message): until then the peer is "handshaking", not "connected".
     const msg = wasUp ? "session rekeyed" : keypair.isInitiator ? "handshake answered: session keys installed, waiting for the peer to confirm" : "session established";

@@ -31,6 +31,8 @@ export interface PeerStats {
   rxPackets: number;
   handshakes: number;
   lastHandshakeAt?: number;
+  /** When the current session came up from none (set by Device.install; a rekey keeps it, dropped keys do not). */
+  sessionSince?: number;
   lastRttMs?: number;
 }
 

@@ -68,6 +68,10 @@ export class Lab {
   /** Veth ports used on each router's bridges (hosts, subnets' hosts, routers behind it): names h0, h1, ... */
   private readonly ports = new Map<string, number>();
   private readonly behindCount = new Map<string, number>();
+  /** Each host's veth port on its router's bridge, by host namespace (moveHost takes it to another router). */
+  private readonly hostPorts = new Map<string, string>();
+  /** Addresses hosts left (kept out of use: conntrack entries for them may still live in the NAT). */
+  private readonly retired = new Set<string>();
   private destroyed = false;
 
   private constructor(prefix: string) {
@@ -201,12 +205,74 @@ export class Lab {
     this.link(router.ns, port, null, ns, "eth0", `${address}/24`);
     this.ip(router.ns, ["link", "set", port, "master", subnet?.bridge ?? "lan0"]);
     this.ip(ns, ["route", "add", "default", "via", gateway]);
+    this.hostPorts.set(ns, port);
     const host: Host = {
       role: "host", name, ns, router, address,
       publicAddress: router.nat === "none" ? address : router.publicAddress,
     };
     router.hosts.push(host);
     return host;
+  }
+
+  /**
+   * Nodes that move (test/natlab/moving.test.ts). A new address for the host on the same LAN, as a new DHCP lease
+   * gives: the old one deleted, the new one and the default route added. Resolves once the new address is up.
+   */
+  async renumberHost(host: Host): Promise<Host> {
+    const gw = host.router.lanAddress;
+    const address = this.nextHostAddress(host.router);
+    this.ipBatch(host.ns, [`addr del ${host.address}/24 dev eth0`, `addr add ${address}/24 dev eth0`,
+      `route replace default via ${gw}`]);
+    return this.rehome(host, host.router, address);
+  }
+
+  /**
+   * The host leaves its router's LAN for another router's (a laptop moving to another site, behind another NAT): its
+   * address goes, its veth port moves to the other router's bridge, then a new address and default route come up.
+   */
+  async moveHost(host: Host, to: Router): Promise<Host> {
+    const port = this.hostPorts.get(host.ns);
+    if (!port || host.router.ns === to.ns) throw new Error(`moveHost: ${host.name} has no LAN port, or is on ${to.name} already`);
+    const moved = this.nextPort(to);
+    this.ipBatch(host.ns, ["addr flush dev eth0"]);
+    this.ipBatch(host.router.ns, [`link set ${port} down`, `link set ${port} name ${moved}`, `link set ${moved} netns ${to.ns}`]);
+    this.ipBatch(to.ns, [`link set ${moved} master lan0`, `link set ${moved} up`]);
+    this.hostPorts.set(host.ns, moved);
+    const address = this.nextHostAddress(to);
+    this.ipBatch(host.ns, [`addr add ${address}/24 dev eth0`, `route replace default via ${to.lanAddress}`]);
+    return this.rehome(host, to, address);
+  }
+
+  /** The host's interface down (up: back, with its default route, which the kernel dropped with the link). */
+  async setHostLink(host: Host, up: boolean): Promise<void> {
+    const gw = host.router.lanAddress;
+    this.ipBatch(host.ns, up ? ["link set eth0 up", `route replace default via ${gw}`] : ["link set eth0 down"]);
+  }
+
+  /** The next unused host address on a router's main LAN. */
+  private nextHostAddress(router: Router): string {
+    const base = router.lanAddress.slice(0, router.lanAddress.lastIndexOf("."));
+    const used = new Set(router.hosts.map((h) => h.address));
+    for (let i = 10; i < 250; i++) if (!used.has(`${base}.${i}`) && !this.retired.has(`${base}.${i}`)) return `${base}.${i}`;
+    throw new Error(`router ${router.name} has no free host address`);
+  }
+
+  private rehome(host: Host, router: Router, address: string): Host {
+    host.router.hosts.splice(host.router.hosts.indexOf(host), 1);
+    this.retired.add(host.address);
+    const next: Host = { ...host, router, address, publicAddress: router.nat === "none" ? address : router.publicAddress };
+    router.hosts.push(next);
+    return next;
+  }
+
+  /** Several `ip` commands in one namespace, in order, by one process (`ip -batch`). */
+  private ipBatch(ns: string, lines: string[]): void {
+    try {
+      const input = lines.join("\n") + "\n";
+      execFileSync("ip", ["-n", ns, "-batch", "-"], { input, stdio: ["pipe", "ignore", "pipe"], encoding: "utf8" });
+    } catch (e) {
+      throw new Error(`ip -n ${ns} -batch (${lines.join("; ")}): ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
+    }
   }
 
   /**

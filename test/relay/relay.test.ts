@@ -154,6 +154,26 @@ describe("relay forwarding", () => {
     expect(h.send("node-reopen-peer", Buffer.from("after"))).toBe(true);
     expect((await again)[1].toString()).toBe("after");
   });
+
+  it("reconnectNow (our network changed): a new connection at once, told as on purpose; datagrams flow again", async () => {
+    const j = client(await pki.identity("node-moves"));
+    const k = client(await pki.identity("node-moves-peer"));
+    await Promise.all([connected(j), connected(k)]);
+    const events: string[] = [];
+    j.on("disconnected", (why: string) => events.push(`disconnected ${j.reconnecting ? "on purpose" : "died"}: ${why}`));
+    j.on("connected", () => events.push("connected"));
+    const t0 = Date.now();
+    j.reconnectNow("our network changed (address)");
+    await waitFor(() => events.includes("connected"), "the new connection");
+    // No backoff (its minimum is 250 ms, jittered from half of it): the first attempt goes at once.
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(events).toEqual(["disconnected on purpose: our network changed (address)", "connected"]);
+    expect(j.reconnecting).toBe(false);
+    expect(j.stats.connects).toBe(2);
+    const got = nextPacket(k);
+    expect(j.send("node-moves-peer", Buffer.from("from the new network"))).toBe(true);
+    expect((await got)[1].toString()).toBe("from the new network");
+  });
 });
 
 describe("relay authentication", () => {
