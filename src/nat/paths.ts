@@ -17,13 +17,12 @@ import {
   CONNTRACK_UDP_UNREPLIED_MS, DEFAULT_PATH_TIMERS, PROVEN_PATH_MS,
   type Candidate, type PathHost, type PathTimers, type PeerActivity, type PeerPaths,
 } from "./path-types.js";
-import { punchDone, quietFor, sprayQueue } from "./punch-rules.js";
+import { punchDone, quietFor } from "./punch-rules.js";
+import { sprayTick, type SprayHost } from "./path-spray.js";
 import { pathReport, type PathReport } from "./path-report.js";
 import { encodeCandidates } from "./call-me-maybe.js";
 import { betterPath, CONFIRM_PROBE_MS, CONFIRM_SAMPLES, withRttSample, type ScoredPath } from "./better-path.js";
 import { forgetOwnMappings, peerRoamed, RELAY_RX_DOUBT_MS } from "./path-moves.js";
-
-const SPRAY_PER_TICK = 64;
 
 /**
  * Probes of the current direct path that must go unanswered before it is dropped (with pathTimeoutMs passed):
@@ -36,8 +35,17 @@ const ACTIVE: PeerActivity = { idle: false, lastSentAt: 0, lastDirectRxAt: 0 };
 export class PathManager {
   readonly peers = new Map<string, PeerPaths>();
   private readonly probes = new ProbeLedger();
+  private readonly sprayHost: SprayHost;
 
-  constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {}
+  constructor(private readonly host: PathHost, readonly timers: PathTimers = DEFAULT_PATH_TIMERS) {
+    this.sprayHost = {
+      timers, log: host.log, mapping: () => host.mapping?.(), sendable: (ep) => this.sendable(ep),
+      sendProbe: (s, ep) => {
+        const id = this.probes.issue({ peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
+        host.sendVia(s.name, ep, "probe", this.probePayload(id));
+      },
+    };
+  }
 
   private state(name: string): PeerPaths {
     let s = this.peers.get(name);
@@ -483,7 +491,7 @@ export class PathManager {
       if (!direct) this.endRound(s, now);
       if (lead && !direct && s.relay && this.anySendable(s) && now >= s.round.quietUntil && s.round.failed < this.timers.maxRounds && now - s.lastCallMeMaybeAt >= this.timers.callMeMaybeMs) this.callMeMaybe(s, now);
       this.choose(s);
-      if (lead) this.sprayTick(s, now);
+      if (lead) sprayTick(s, now, this.sprayHost);
     }
     return busy;
   }
@@ -572,38 +580,6 @@ export class PathManager {
     } else {
       h.indications++;
       this.host.hold?.(c.endpoint);
-    }
-  }
-
-  /**
-   * Starts or continues a bounded spray when every direct candidate has been silent for sprayAfterMs,
-   * we sit on the relay, and our own mapping is endpoint-independent.
-   */
-  private sprayTick(s: PeerPaths, now: number): void {
-    const onRelay = s.path?.kind === "relay";
-    const anyAnswer = [...s.candidates.values()].some((c) => now - c.lastPongAt <= this.timers.pathTimeoutMs);
-    if (!onRelay || anyAnswer) { s.silentSince = undefined; s.sprayQueue = undefined; return; }
-    if (now < s.round.quietUntil) return;
-    s.silentSince ??= now;
-    if (s.sprayQueue?.length) return this.sendSprayBatch(s);
-    if (this.host.mapping?.() !== "endpoint-independent" || now - s.silentSince < this.timers.sprayAfterMs) return;
-    if (s.spray && now - s.spray.lastAt < this.timers.sprayEveryMs) return;
-    // Targets: every direct candidate of the peer (its reflexive address among them), budget split evenly.
-    const targets = [...s.candidates.values()].map((c) => c.endpoint).filter((e): e is Endpoint & { kind: "udp" } => e.kind === "udp" && this.sendable(e));
-    if (!targets.length) return;
-    const queue = sprayQueue(targets, this.timers.sprayBudget);
-    s.spray = { attempts: (s.spray?.attempts ?? 0) + 1, probes: s.spray?.probes ?? 0, lastAt: now, hit: s.spray?.hit };
-    s.sprayQueue = queue;
-    this.host.log.info({ peer: s.name, probes: queue.length, targets: targets.map(describeEndpoint) }, "spray: bounded port prediction towards an unanswering peer");
-    this.sendSprayBatch(s);
-  }
-
-  private sendSprayBatch(s: PeerPaths): void {
-    const batch = s.sprayQueue!.splice(0, SPRAY_PER_TICK);
-    for (const ep of batch) {
-      const id = this.probes.issue({ peer: s.name, key: endpointKey(ep), sentAt: performance.now(), spray: ep });
-      this.host.sendVia(s.name, ep, "probe", this.probePayload(id));
-      s.spray!.probes++;
     }
   }
 
