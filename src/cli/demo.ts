@@ -110,12 +110,25 @@ async function runDemo(mesh: LocalMesh, say: (l: string) => void) {
 
   const fetches = await fetchByName(mesh, byName, proxyPort, say);
   say("");
+  // Each node's release and what each peer announced in its handshake (docs/decisions.md "Compatibility"), with the
+  // address family of a direct path: what an operator reads before and during a rolling upgrade.
+  const statuses = [];
   for (const n of nodes) {
     const st = await mesh.request<any>(n, "status");
-    say(`${n.name}${st.user ? ` (user ${st.user.name} logged in)` : ""}: ${st.identity}, home relay ${st.coordination?.homeRelay ?? "-"}, peers: ${st.peers.map((p: any) => `${p.name} ${p.state} via ${p.path}`).join(", ") || "none (policy hides everyone)"}`);
+    const peers = (await mesh.request<any[]>(n, "peers")).map((p) => ({
+      name: p.name as string, state: p.state as string, path: p.path as string, family: p.family as string | undefined,
+      protocol: p.version?.protocol as number | undefined,
+    }));
+    statuses.push({ name: n.name, release: st.release, peers });
+    const peerText = peers.map((p) => {
+      const details = [p.family, p.protocol !== undefined ? `protocol ${p.protocol}` : undefined].filter(Boolean);
+      return `${p.name} ${p.state} via ${p.path}${details.length ? ` (${details.join(", ")})` : ""}`;
+    }).join("; ");
+    say(`${n.name} (ember ${st.release.version}, protocol ${st.release.protocol}${st.user ? `; user ${st.user.name} logged in` : ""}): ` +
+      `${st.identity}, home relay ${st.coordination?.homeRelay ?? "-"}, peers: ${peerText || "none (policy hides everyone)"}`);
   }
   say("\nstopping every process; nothing keeps running after this.");
-  return { coordUrl: mesh.coordUrl, flows: result, fetches };
+  return { coordUrl: mesh.coordUrl, flows: result, fetches, nodes: statuses };
 }
 
 /**
