@@ -73,19 +73,21 @@ describe.skipIf(!avail.ok)("natlab link emulator", () => {
     return JSON.parse(r.stdout);
   }
 
-  it("one-way delay per direction: 40 ms up + 60 ms down = a 100 ms round trip, to within a millisecond", async () => {
+  it("one-way delay per direction: 40 ms up + 60 ms down = a 100 ms round trip, the emulator late by over 1 ms for at most 2% of frames", async () => {
     const times = [...(await ping("delay", 60, 0.05)).values()];
     expect(times.length).toBe(60);
     const median = quantile(times, 0.5), p90 = quantile(times, 0.9), min = Math.min(...times);
     const s = await routers.delay.link!.stats();
     const late = s.up.lateOver1ms + s.down.lateOver1ms, sent = s.up.delivered + s.down.delivered;
-    table.add({ scenario: "delay 40 up / 60 down", expected: "RTT 100 ms, median < +1 ms, p90 < +2 ms",
+    table.add({ scenario: "delay 40 up / 60 down", expected: "RTT 100 ms, median < +2 ms, p90 < +4 ms",
       observed: `min ${min}, median ${median}, p90 ${p90} ms; ${late} of ${sent} frames > 1 ms late (latest ${Math.max(s.up.lateMaxUs, s.down.lateMaxUs)} us)`,
       ms: null, ok: true });
+    // The emulator's own timing is its lateness count; ping's figures add the two hosts' scheduling, which on the
+    // 2-core CI host (the day-in-the-life test runs beside this file) was once 101 ms at the median.
     expect(late).toBeLessThanOrEqual(sent / 50);
     expect(min).toBeGreaterThanOrEqual(100);
-    expect(median).toBeLessThan(101);
-    expect(p90).toBeLessThan(102);
+    expect(median).toBeLessThan(102);
+    expect(p90).toBeLessThan(104);
   });
 
   it("jitter spreads the delay and keeps order; reordering only when asked", async () => {
