@@ -15,6 +15,7 @@ import { TELEMETRY_PATHS } from "../wire/coord/api.js";
 import { PROTOCOL_VERSION } from "../wire/protocol.js";
 import { RELEASE } from "../release.js";
 import { MAX_BATCH_EVENTS, TELEMETRY_VERSION, type PeerSnapshot, type Problem, type TelemetryEvent } from "../wire/coord/telemetry.js";
+import { hasNews, LATENCY_REFRESH_MS, viewOf, type SentView } from "./telemetry-news.js";
 
 export const TELEMETRY_CLIENT = {
   /** Batches go this often (EMBER_TELEMETRY_INTERVAL_MS overrides it, for tests). */
@@ -26,8 +27,8 @@ export const TELEMETRY_CLIENT = {
   /** An access token is refreshed when it has less than this left. */
   refreshBeforeMs: 60_000,
   requestTimeoutMs: 10_000,
-  /** A view that changed only in latency or loss figures goes at most this often (holds at rest measure RTT). */
-  latencyRefreshMs: 300_000,
+  /** A view that changed only in latency or loss figures goes at most this often (telemetry-news.ts). */
+  latencyRefreshMs: LATENCY_REFRESH_MS,
 };
 export const SPOOL_FILE = "telemetry-spool.jsonl";
 
@@ -41,33 +42,6 @@ export interface TelemetryClientDeps {
   snapshot(): { peers: PeerSnapshot[]; problems: Problem[] };
   /** The node's rest clock: batches go on its beat, with the node's other periodic work. */
   restClock?: RestClock;
-}
-
-/** A node's view for change detection: its shape (peers' paths and states, problems) and everything. */
-export interface SentView { shape: string; full: string; at: number }
-
-/**
- * A peer's state as news: keys expire quietly at rest (connected -> idle) and come back on the next datagram
- * (handshaking -> connected), which is no news; a refusal, an unanswered handshake or a revocation is.
- */
-function troubleOf(state: string): string {
-  return state === "connected" || state === "idle" || state === "handshaking" ? "ok" : state;
-}
-
-export function viewOf(snap: { peers: PeerSnapshot[]; problems: Problem[] }, at: number): SentView {
-  // A problem is news by its code and severity; its wording carries figures ("high latency to srv: 603 ms"),
-  // which change with every sample and on a satellite link sent a batch every beat at rest.
-  const shape = JSON.stringify([snap.peers.map((p) => [p.name, p.path, troubleOf(p.state)]), snap.problems.map((x) => [x.code, x.severity])]);
-  return { shape, full: JSON.stringify(snap), at };
-}
-
-/**
- * A batch is worth sending when events wait or the view's shape changed; latency and loss figures alone
- * are refreshed every latencyRefreshMs.
- */
-export function hasNews(queued: number, now: SentView, last: SentView): boolean {
-  if (queued > 0 || now.shape !== last.shape) return true;
-  return now.full !== last.full && now.at - last.at >= TELEMETRY_CLIENT.latencyRefreshMs;
 }
 
 interface Tokens { access: string; refresh: string; accessExpires: number; refreshExpires: number }
@@ -88,7 +62,7 @@ export class TelemetryClient {
   private flushing?: Promise<void>;
   private seq = Date.now();
   /** What the server last received, and when: an unchanged view with no events is not sent (a resting node is quiet). */
-  private lastSent: SentView = { shape: "", full: "", at: 0 };
+  private lastSent: SentView = { shape: "", full: "", at: 0, measured: [], idle: [] };
   private stopped = true;
   /**
    * False once the spool is known absent: only this client writes it while the daemon runs, so a resting node does
@@ -138,7 +112,7 @@ export class TelemetryClient {
       // One snapshot per flush (a 999-peer node's peer list is its largest allocation at rest).
       const snap = this.deps.snapshot();
       const view = viewOf(snap, Date.now());
-      if (!hasNews(this.queue.length, view, this.lastSent)) return;
+      if (!hasNews(this.queue.length, view, this.lastSent, TELEMETRY_CLIENT.latencyRefreshMs)) return;
       do {
         const events = this.queue.splice(0, MAX_BATCH_EVENTS);
         try { await this.send(events, { snap, view }); } catch (err) { this.spool(events); throw err; }

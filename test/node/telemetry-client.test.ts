@@ -4,7 +4,8 @@ import { afterAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { pino } from "pino";
 import { Verifier } from "../../src/pki/index.js";
-import { hasNews, viewOf, TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
+import { TelemetryClient, TELEMETRY_CLIENT } from "../../src/node/telemetry.js";
+import { hasNews, viewOf } from "../../src/node/telemetry-news.js";
 import { makeCa, makeLeaf, tempDir } from "../helpers/pki.js";
 
 const tmp = tempDir("ember-telemetry-client-");
@@ -52,7 +53,7 @@ describe("telemetry at rest", () => {
     expect(hasNews(0, viewOf(snap("direct", 0.7), 5_000), sent)).toBe(false);
     expect(hasNews(0, viewOf(snap("direct", 0.7), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(true);
     expect(hasNews(0, viewOf(snap("direct", 0.4), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(false);
-    expect(hasNews(0, sent, { shape: "", full: "", at: 0 })).toBe(true); // the first batch after a start
+    expect(hasNews(0, sent, { shape: "", full: "", at: 0, measured: [], idle: [] })).toBe(true); // the first batch after a start
     // Keys expiring at rest are no news; a refusal is.
     const withState = (state: string) => viewOf({ peers: [{ name: "b", path: "direct", state, rttMs: 0.4 }], problems: [] }, 5_000);
     expect(hasNews(0, withState("idle"), sent)).toBe(false);
@@ -67,5 +68,19 @@ describe("telemetry at rest", () => {
     expect(hasNews(0, viewOf(snap([slow(601)]), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(true);
     expect(hasNews(0, viewOf(snap([]), 20_000), sent)).toBe(true);
     expect(hasNews(0, viewOf(snap([slow(603), { ...slow(603), code: "relay_only" }]), 20_000), sent)).toBe(true);
+  });
+
+  it("a measured problem that leaves because its peer's keys expired at rest is no news; one that clears on a live session is", () => {
+    const slow = { code: "high_latency", severity: "warning" as const, summary: "high latency to b: 603 ms on direct", fix: "-", detail: { peer: "b", rttMs: 603 } };
+    const view = (state: string, problems: typeof slow[], at: number) =>
+      viewOf({ peers: [{ name: "b", path: "direct", state, ...(state === "connected" ? { rttMs: 603 } : {}) }], problems }, at);
+    const sent = view("connected", [slow], 0);
+    expect(hasNews(0, view("idle", [], 180_000), sent)).toBe(false); // the satellite link at rest (issue 26)
+    expect(hasNews(0, view("connected", [], 180_000), sent)).toBe(true); // the link got better
+    expect(hasNews(0, view("refused", [], 180_000), sent)).toBe(true); // a refusal is news whatever the figures
+    // Back from rest with the same problem: nothing new; a problem about another peer is.
+    expect(hasNews(0, view("connected", [slow], 200_000), view("idle", [], 180_000))).toBe(true);
+    expect(hasNews(0, view("connected", [slow], 200_000), sent)).toBe(false);
+    expect(hasNews(0, view("connected", [slow, { ...slow, detail: { peer: "c", rttMs: 603 } }], 20_000), sent)).toBe(true);
   });
 });
