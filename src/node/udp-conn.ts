@@ -11,6 +11,7 @@ import { isIP } from "node:net";
 import { encodeBindingIndication, StunClient } from "../nat/stun.js";
 import { isStunPacket } from "../wire/constants.js";
 import { familyOf, isV4Mapped } from "../addr/endpoint.js";
+import { sendLowTtl } from "./low-ttl-send.js";
 
 /** Bytes queued in libuv for the socket (the kernel buffer was full) before senders are told to wait. */
 const SEND_QUEUE_LIMIT = 512 * 1024;
@@ -243,18 +244,14 @@ export class UdpConn {
   punch(port: number, host: string, ttl: number): void {
     const leg = this.leg(familyOf(host));
     if (!leg || this.closed) return;
-    const s = leg.socket;
-    try {
-      s.setTTL(ttl);
-      this.counters.txPackets++;
-      this.counters.txBytes += PUNCH_PAYLOAD.length;
-      // Sent synchronously (literalLookup): the TTL is back before any other datagram of ours is sent.
-      s.send(PUNCH_PAYLOAD, port, host);
-    } catch (err) {
-      this.opts.log.debug({ err: (err as Error).message }, "punch failed");
-    } finally {
-      try { s.setTTL(DEFAULT_TTL); } catch { /* closed */ }
-    }
+    sendLowTtl({
+      socket: leg.socket, data: PUNCH_PAYLOAD, port, host, ttl, restoreTtl: DEFAULT_TTL, open: () => !this.closed,
+      done: (sent, why) => {
+        if (!sent) { this.opts.log.debug({ host, port, why }, "punch not sent"); return; }
+        this.counters.txPackets++;
+        this.counters.txBytes += PUNCH_PAYLOAD.length;
+      },
+    });
   }
 
   async close(): Promise<void> {
