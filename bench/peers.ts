@@ -8,7 +8,9 @@
 //   sudo BENCH_SMOKE=1 npm run bench:peers    T=1 and a 180 s limit, EmberNet logging at info (CI's smoke)
 // On a failure it prints what it knows: every daemon's last log lines, and `ember status`/`ember peers` of its nodes.
 // Needs root, iproute2, iperf3, wireguard-go + wireguard-tools, nebula (Debian packages) and the built addon
-// (npm run build:native). Namespaces are ${PREFIX}-a/-b (PREFIX = "bp" + PID, recorded in /run/bench-peers);
+// (npm run build:native). Debian's wireguard-go (0.0.20220316) predates upstream's TUN offloads and UDP GSO/GRO;
+// WG_UPSTREAM=/path/to/wireguard-go (a binary built from upstream, https://git.zx2c4.com/wireguard-go, `make`)
+// adds it as a second reference row, and the summary's EmberNet / wireguard-go ratio is then against it. Namespaces are ${PREFIX}-a/-b (PREFIX = "bp" + PID, recorded in /run/bench-peers);
 // every process this bench starts is killed by PID at the end and the namespaces are deleted, on errors and
 // Ctrl-C too; a run that was killed outright leaves its record, and the next run removes what it names.
 // Long waits (iperf3, pings, CLI calls) are asynchronous: tsx SIGKILLs a child that does not answer Ctrl-C
@@ -16,7 +18,7 @@
 import { execFile, execFileSync, spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { controlRequest } from "../src/node/control-socket.js";
 import { loadNativeAddon } from "../src/native/addon.js";
@@ -38,6 +40,10 @@ const UNDERLAY = { a: "198.18.10.1", b: "198.18.10.2" } as const;
 const WG_IP = { a: "100.127.10.1", b: "100.127.10.2" } as const;
 const NEB_IP = { a: "100.126.10.1", b: "100.126.10.2" } as const;
 const IPERF_PORT = 5201;
+/** The wireguard-go references: Debian's from PATH, and upstream's when WG_UPSTREAM names a binary. */
+const WG_UPSTREAM = process.env.WG_UPSTREAM || undefined;
+/** Interface-name letter of each wireguard-go: its UAPI socket, /var/run/wireguard/DEV.sock, is not per namespace. */
+const WG_DEV_LETTERS = ["w", "u"] as const;
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
 type Side = "a" | "b";
@@ -114,7 +120,7 @@ function sweepDeadRuns(): void {
       try { for (const p of execFileSync("ip", ["netns", "pids", ns], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n").filter(Boolean)) process.kill(Number(p), "SIGKILL"); } catch { /* none */ }
       try { execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" }); } catch { /* gone */ }
     }
-    for (const s of ["a", "b"]) rmSync(`/var/run/wireguard/${m[1]}w${s}.sock`, { force: true });
+    for (const l of WG_DEV_LETTERS) for (const s of ["a", "b"]) rmSync(`/var/run/wireguard/${m[1]}${l}${s}.sock`, { force: true });
     const tmp = readFileSync(join(OWNER_DIR, f), "utf8").split("\n")[1] ?? "";
     if (tmp.startsWith(join(tmpdir(), "ember-bench-peers-"))) rmSync(tmp, { recursive: true, force: true });
     rmSync(join(OWNER_DIR, f), { force: true });
@@ -136,7 +142,7 @@ function cleanup(): void {
   for (const p of pids) if (alive(p)) { try { process.kill(p, "SIGKILL"); } catch { /* gone */ } }
   sleepSync(200);
   for (const ns of Object.values(NS)) { try { execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" }); } catch { /* not there */ } }
-  for (const s of ["a", "b"]) rmSync(`/var/run/wireguard/${PREFIX}w${s}.sock`, { force: true });
+  for (const l of WG_DEV_LETTERS) for (const s of ["a", "b"]) rmSync(`/var/run/wireguard/${PREFIX}${l}${s}.sock`, { force: true });
   rmSync(dir, { recursive: true, force: true });
   rmSync(join(OWNER_DIR, `${PREFIX}.owner`), { force: true });
 }
@@ -256,12 +262,50 @@ function setupLink(): void {
   }
 }
 
-async function wireguard(): Promise<void> {
-  const dev = { a: `${PREFIX}wa`, b: `${PREFIX}wb` }; // wireguard-go's socket (/var/run/wireguard/DEV.sock) is not per namespace
+interface WgRef { origin: "Debian" | "upstream"; system: string; bin: string; version: string; letter: (typeof WG_DEV_LETTERS)[number] }
+
+/** `wireguard-go --version`'s version (v0.0.20220316 -> 0.0.20220316); throws with the binary's output when it has none. */
+function wgVersion(bin: string): string {
+  let out: string;
+  try { out = execFileSync(bin, ["--version"], { encoding: "utf8", timeout: 10_000, stdio: ["ignore", "pipe", "pipe"] }); } catch (err) {
+    throw new Error(`${bin} --version failed: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const v = /^wireguard-go v?(\S+)/m.exec(out)?.[1];
+  if (!v) throw new Error(`${bin} --version does not say it is wireguard-go: ${out.split("\n")[0]}`);
+  return v;
+}
+
+/** The references this run measures: Debian's always, upstream's when WG_UPSTREAM is set (it must be an executable wireguard-go). */
+function wireguardRefs(): WgRef[] {
+  const debian = execFileSync("which", ["wireguard-go"], { encoding: "utf8" }).trim();
+  const refs: WgRef[] = [{ origin: "Debian", system: "wireguard-go (Debian)", bin: debian, version: wgVersion(debian), letter: "w" }];
+  if (WG_UPSTREAM) {
+    const bin = resolve(WG_UPSTREAM);
+    if (!existsSync(bin)) throw new Error(`WG_UPSTREAM=${WG_UPSTREAM}: no such file`);
+    refs.push({ origin: "upstream", system: "wireguard-go (upstream)", bin, version: wgVersion(bin), letter: "u" });
+  }
+  return refs;
+}
+
+/** One line for the record: which wireguard-go the summary compares against, and how to add upstream's when it is missing. */
+function wireguardRefLine(refs: WgRef[]): string {
+  const [debian, upstream] = refs;
+  const d = `Debian's wireguard-go ${debian.version} (${debian.bin})`;
+  return upstream
+    ? `wireguard-go references: upstream wireguard-go ${upstream.version} (WG_UPSTREAM=${upstream.bin}) and ${d}; the ratio line compares against upstream`
+    : `wireguard-go reference: ${d}; upstream wireguard-go not given (build it from https://git.zx2c4.com/wireguard-go with \`make\`, Go >= 1.23, and pass WG_UPSTREAM=/path/to/wireguard-go)`;
+}
+
+/**
+ * One wireguard-go pair, A and B. Each reference gets its own interface names (PREFIX + w/u + a/b): the UAPI socket
+ * /var/run/wireguard/DEV.sock lives in the host's mount namespace, so names, not network namespaces, keep them apart.
+ */
+async function wireguard(ref: WgRef): Promise<void> {
+  const dev = { a: `${PREFIX}${ref.letter}a`, b: `${PREFIX}${ref.letter}b` };
   const key = (s: Side) => { const priv = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim(); return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim(), s }; };
   const keys = { a: key("a"), b: key("b") };
-  const procs = (["a", "b"] as const).map((s) => spawnIn(s, ["wireguard-go", dev[s]], { env: { ...process.env, WG_PROCESS_FOREGROUND: "1" } }));
-  procs.forEach((p, i) => diagnostics.watch(`wireguard-go ${"ab"[i]}`, p));
+  const procs = (["a", "b"] as const).map((s) => spawnIn(s, [ref.bin, dev[s]], { env: { ...process.env, WG_PROCESS_FOREGROUND: "1" } }));
+  procs.forEach((p, i) => diagnostics.watch(`${ref.system} ${"ab"[i]}`, p));
   try {
     for (const s of ["a", "b"] as const) {
       await until(`wireguard-go ${dev[s]}`, 20_000, () => (tryIn(s, ["ip", "link", "show", dev[s]]) ? true : undefined));
@@ -273,7 +317,7 @@ async function wireguard(): Promise<void> {
       execIn(s, ["ip", "link", "set", dev[s], "up"]);
     }
     await pingUntil("a", WG_IP.b, 20_000);
-    await measure("wireguard-go", WG_IP.b, IPERF_PORT, procs.map((p) => p.pid!), mtuOf("a", dev.a));
+    await measure(ref.system, WG_IP.b, IPERF_PORT, procs.map((p) => p.pid!), mtuOf("a", dev.a), `${ref.version}, ${ref.bin}`);
   } finally {
     await stop(procs);
   }
@@ -382,7 +426,7 @@ async function embernet(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------- report
 
-function report(): void {
+function report(wgRefs: WgRef[]): void {
   const gb = (r: Run) => r.bytes / 1e9;
   const cpu = (row: Row) => (row.daemons ? (((row.one.cpuTicks + row.four.cpuTicks) / TICKS) / (gb(row.one) + gb(row.four))).toFixed(1) : "-");
   const iperfCpu = (r: Run) => `${r.iperfCpu.client.toFixed(0)}/${r.iperfCpu.server.toFixed(0)}`;
@@ -394,12 +438,16 @@ function report(): void {
   console.log(`\nPeer throughput, iperf3 TCP A -> B, ${T} s per run — ${new Date().toISOString()}, ${cpus().length} x ${cpus()[0]?.model ?? "?"}, load ${loadavg().map((x) => x.toFixed(1)).join(" ")}, Node ${process.version}\n`);
   console.log(lines.join("\n"));
   const find = (p: string) => rows.find((r) => r.system.startsWith(p));
-  const ember = find("EmberNet TUN"), wg = find("wireguard-go"), neb = find("nebula");
+  // The issue's target is against upstream wireguard-go; Debian's stands in when WG_UPSTREAM was not given.
+  const wgRef = wgRefs[wgRefs.length - 1];
+  const ember = find("EmberNet TUN"), wg = find(wgRef.system), neb = find("nebula");
   console.log("");
+  console.log(wireguardRefLine(wgRefs));
   if (ember && wg && neb) {
     const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-    console.log(`EmberNet TUN / wireguard-go: 1 stream ${ratio(ember.one.mbps, wg.one.mbps)}, 4 streams ${ratio(ember.four.mbps, wg.four.mbps)} (target >= 1.5x)`);
-    console.log(`EmberNet TUN / nebula:       1 stream ${ratio(ember.one.mbps, neb.one.mbps)}, 4 streams ${ratio(ember.four.mbps, neb.four.mbps)} (target >= 1.5x)`);
+    console.log(`EmberNet TUN / wireguard-go ${wgRef.origin} ${wgRef.version}: 1 stream ${ratio(ember.one.mbps, wg.one.mbps)}, 4 streams ${ratio(ember.four.mbps, wg.four.mbps)} (target >= 1.5x); ` +
+      `CPU s/GB ${cpu(ember)} vs ${cpu(wg)} (target: below)`);
+    console.log(`EmberNet TUN / nebula: 1 stream ${ratio(ember.one.mbps, neb.one.mbps)}, 4 streams ${ratio(ember.four.mbps, neb.four.mbps)} (target >= 1.5x)`);
   }
   for (const r of rows) if (r.note) console.log(`${r.system}: ${r.note}`);
   if (udpRows.length) {
@@ -419,16 +467,18 @@ async function main(): Promise<void> {
   const addon = loadNativeAddon();
   if (!addon.addon) throw new Error(`the native addon is not loaded: ${addon.reason}`);
   if (!existsSync(join(ROOT, "dist", "src", "cli", "main.js"))) console.error("bench:peers: no dist/ (npm run build): the daemons run from sources through tsx, which only slows their start");
+  const wgRefs = wireguardRefs();
+  console.error(`bench:peers: ${wireguardRefLine(wgRefs)}`);
   sweepDeadRuns();
   mkdirSync(OWNER_DIR, { recursive: true });
   writeFileSync(join(OWNER_DIR, `${PREFIX}.owner`), `${process.pid}\n${dir}\n`);
   setupLink();
   await measure("raw veth", UNDERLAY.b, IPERF_PORT, [], execIn("a", ["cat", `/sys/class/net/${VETH.a}/mtu`]).trim());
   await iperfUdp("raw veth", UNDERLAY.b, []);
-  await wireguard();
+  for (const ref of wgRefs) await wireguard(ref);
   await nebula();
   await embernet();
-  report();
+  report(wgRefs);
 }
 
 void main().then(() => { cleanup(); process.exit(0); }, async (err) => {

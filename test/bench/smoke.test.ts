@@ -140,7 +140,11 @@ const BENCHES: Bench[] = [
   { script: "bench:peers", timeoutMs: 230_000, skip: skip.peers, expected: [
     ["TCP header", /^\| system \| tunnel MTU \| 1 stream Mbit\/s \| 4 streams Mbit\/s \|/m],
     line("raw veth row", String.raw`^\| raw veth \| \d+ \| ${NUM} \| ${NUM} \| - \| \d+/\d+ \|`),
-    ...rows(["wireguard-go", "nebula (aes)", "EmberNet TUN (native addon)"], 4),
+    // Debian's wireguard-go always; upstream's too when WG_UPSTREAM names a binary (the line before the ratios says which).
+    ...rows(["wireguard-go (Debian)", ...(process.env.WG_UPSTREAM ? ["wireguard-go (upstream)"] : []), "nebula (aes)", "EmberNet TUN (native addon)"], 4),
+    process.env.WG_UPSTREAM
+      ? line("the upstream reference line", String.raw`^wireguard-go references: upstream wireguard-go \S+ \(WG_UPSTREAM=`)
+      : line("the reference line", String.raw`^wireguard-go reference: Debian's wireguard-go \S+ .*; upstream wireguard-go not given \(build it`),
     ["EmberNet forward row", row("EmberNet `ember forward` (userspace) | -", 2)],
     ["UDP header", /^\| system \| sent Mbit\/s \| received Mbit\/s \| lost \| CPU s\/GB \|$/m],
     ...["raw veth", "EmberNet TUN (native addon)"].map((l) => line(`${l} UDP row`, String.raw`^\| ${escape(l)} \| ${NUM} \| ${NUM} \| ${NUM}% \|`)),
