@@ -162,23 +162,38 @@ function cpuTicks(pid: number): number {
 }
 const ticksOf = (pids: number[]) => pids.reduce((s, p) => s + cpuTicks(p), 0);
 
+/**
+ * iperf3 -s -1 in B, once it listens. The previous run's server is stopped and waited for first (stop()): one still
+ * holding the port makes the next one fail to bind, and the listening socket ss saw would be the old one's.
+ * A server that exits before it listens fails at once with its stderr.
+ */
+async function iperfServer(): Promise<ChildProcess> {
+  const server = spawnIn("b", ["iperf3", "-s", "-1", "-p", String(IPERF_PORT)], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  server.stderr!.on("data", (c: Buffer) => { err = (err + c).slice(-2_000); });
+  await until("iperf3 server listening in B", 10_000, () => {
+    if (server.exitCode !== null) throw new Error(`iperf3 -s in B exited ${server.exitCode} before it listened: ${err.trim()}`);
+    return execIn("b", ["ss", "-Hltn", `sport = :${IPERF_PORT}`]).trim() ? true : undefined;
+  });
+  return server;
+}
+
 interface Run { mbps: number; bytes: number; retransmits: number; cpuTicks: number; iperfCpu: { client: number; server: number } }
 
 /** One iperf3 run A -> B (server in B on 5201), with the CPU ticks of `daemons` during it. */
 async function iperf(connectTo: string, port: number, streams: number, daemons: number[]): Promise<Run> {
-  const server = spawnIn("b", ["iperf3", "-s", "-1", "-p", String(IPERF_PORT)], { stdio: "ignore" });
-  await until("iperf3 server listening in B", 10_000, () => (execIn("b", ["ss", "-Hltn", `sport = :${IPERF_PORT}`]).trim() ? true : undefined));
+  const server = await iperfServer();
   const t0 = ticksOf(daemons);
-  let out: string;
+  let out: string, used: number;
   try {
     out = await runIn("a", ["iperf3", "-c", connectTo, "-p", String(port), "-t", String(T), "-P", String(streams), "-J"], (T + 40) * 1000);
+    used = ticksOf(daemons) - t0; // before the wait for the server's exit
   } catch (err) {
     const e = err as { stdout?: string; message: string };
     throw new Error(`iperf3 -c ${connectTo} -p ${port} -P ${streams} failed: ${(e.stdout ?? "").slice(0, 400) || e.message}`);
   } finally {
-    if (server.exitCode === null) server.kill("SIGTERM");
+    await stop([server]);
   }
-  const used = ticksOf(daemons) - t0;
   const j = JSON.parse(out);
   if (j.error) throw new Error(`iperf3 -c ${connectTo}: ${j.error}`);
   return {
@@ -196,20 +211,20 @@ interface UdpRun { system: string; sentMbps: number; receivedMbps: number; lostP
 const udpRows: UdpRun[] = [];
 
 async function iperfUdp(system: string, connectTo: string, daemons: number[]): Promise<void> {
-  const server = spawnIn("b", ["iperf3", "-s", "-1", "-p", String(IPERF_PORT)], { stdio: "ignore" });
-  await until("iperf3 server listening in B", 10_000, () => (execIn("b", ["ss", "-Hltn", `sport = :${IPERF_PORT}`]).trim() ? true : undefined));
+  const server = await iperfServer();
   const t0 = ticksOf(daemons);
-  let out: string;
+  let out: string, used: number;
   try {
     out = await runIn("a", ["iperf3", "-c", connectTo, "-p", String(IPERF_PORT), "-u", "-b", "0", "-l", String(UDP_LEN), "-t", String(T), "-J"], (T + 40) * 1000);
+    used = ticksOf(daemons) - t0; // before the wait for the server's exit
   } finally {
-    if (server.exitCode === null) server.kill("SIGTERM");
+    await stop([server]);
   }
   const j = JSON.parse(out);
   if (j.error) throw new Error(`iperf3 -u -c ${connectTo}: ${j.error}`);
   const sum = j.end.sum;
   const lostPct = sum.lost_percent ?? 0;
-  const run = { system, sentMbps: sum.bits_per_second / 1e6, receivedMbps: (sum.bits_per_second / 1e6) * (1 - lostPct / 100), lostPct, cpuTicks: ticksOf(daemons) - t0, bytes: sum.bytes * (1 - lostPct / 100) };
+  const run = { system, sentMbps: sum.bits_per_second / 1e6, receivedMbps: (sum.bits_per_second / 1e6) * (1 - lostPct / 100), lostPct, cpuTicks: used, bytes: sum.bytes * (1 - lostPct / 100) };
   udpRows.push(run);
   console.error(`bench:peers: ${system} UDP: ${run.receivedMbps.toFixed(0)} Mbit/s received, ${lostPct.toFixed(1)}% lost`);
 }
