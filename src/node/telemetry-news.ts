@@ -11,15 +11,16 @@ export const LATENCY_REFRESH_MS = 300_000;
  */
 const MEASURED = new Set(["high_latency", "high_loss"]);
 
-/** A node's view for change detection: its shape (peers' paths and states, problems) and everything. */
+/** A node's view for change detection: its shape (peers' paths and states, problems) and its figures. */
 export interface SentView {
   shape: string;
-  full: string;
   at: number;
   /** Measured problems as "code peer", kept out of the shape (see hasNews). */
   measured: string[];
   /** Peers whose keys expired at rest. */
   idle: string[];
+  /** The figures a refresh would carry: live peers' latency and loss, problems' wording; "" when there are none. */
+  figures: string;
 }
 
 /**
@@ -42,19 +43,22 @@ export function viewOf(snap: { peers: PeerSnapshot[]; problems: Problem[] }, at:
   const shape = JSON.stringify([snap.peers.map((p) => [p.name, p.path, troubleOf(p.state)]), others.map((x) => [x.code, x.severity])]);
   const measured = snap.problems.flatMap((x) => { const peer = measuredPeer(x); return peer === undefined ? [] : [`${x.code} ${peer}`]; });
   const idle = snap.peers.filter((p) => p.state === "idle").map((p) => p.name);
-  return { shape, full: JSON.stringify(snap), at, measured, idle };
+  const live = snap.peers.filter((p) => p.rttMs !== undefined || p.lossPct !== undefined).map((p) => [p.name, p.rttMs, p.lossPct]);
+  const figures = live.length || snap.problems.length ? JSON.stringify([live, snap.problems.map((x) => x.summary)]) : "";
+  return { shape, at, measured, idle, figures };
 }
 
 /**
  * A batch is worth sending when events wait, the view's shape changed, a measured problem appeared, or one
  * cleared while its peer's session lives (the link got better). One that left with its peer's keys expiring at
  * rest is no news: on a satellite link that alone cost a fresh TLS connection three minutes into every rest.
- * Latency and loss figures alone are refreshed every refreshMs.
+ * Latency and loss figures alone are refreshed every refreshMs, while there are any: figures that stopped with
+ * the sessions at rest are not news either (that refresh, five minutes into a rest, was the other batch).
  */
 export function hasNews(queued: number, now: SentView, last: SentView, refreshMs = LATENCY_REFRESH_MS): boolean {
   if (queued > 0 || now.shape !== last.shape) return true;
   if (now.measured.some((m) => !last.measured.includes(m))) return true;
   const cleared = last.measured.filter((m) => !now.measured.includes(m));
   if (cleared.some((m) => !now.idle.includes(m.slice(m.indexOf(" ") + 1)))) return true;
-  return now.full !== last.full && now.at - last.at >= refreshMs;
+  return now.figures !== "" && now.figures !== last.figures && now.at - last.at >= refreshMs;
 }

@@ -62,7 +62,7 @@ export class TelemetryClient {
   private flushing?: Promise<void>;
   private seq = Date.now();
   /** What the server last received, and when: an unchanged view with no events is not sent (a resting node is quiet). */
-  private lastSent: SentView = { shape: "", full: "", at: 0, measured: [], idle: [] };
+  private lastSent: SentView = { shape: "", at: 0, measured: [], idle: [], figures: "" };
   private stopped = true;
   /**
    * False once the spool is known absent: only this client writes it while the daemon runs, so a resting node does

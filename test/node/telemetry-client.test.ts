@@ -53,7 +53,7 @@ describe("telemetry at rest", () => {
     expect(hasNews(0, viewOf(snap("direct", 0.7), 5_000), sent)).toBe(false);
     expect(hasNews(0, viewOf(snap("direct", 0.7), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(true);
     expect(hasNews(0, viewOf(snap("direct", 0.4), TELEMETRY_CLIENT.latencyRefreshMs), sent)).toBe(false);
-    expect(hasNews(0, sent, { shape: "", full: "", at: 0, measured: [], idle: [] })).toBe(true); // the first batch after a start
+    expect(hasNews(0, sent, { shape: "", at: 0, measured: [], idle: [], figures: "" })).toBe(true); // the first batch after a start
     // Keys expiring at rest are no news; a refusal is.
     const withState = (state: string) => viewOf({ peers: [{ name: "b", path: "direct", state, rttMs: 0.4 }], problems: [] }, 5_000);
     expect(hasNews(0, withState("idle"), sent)).toBe(false);
@@ -82,5 +82,8 @@ describe("telemetry at rest", () => {
     expect(hasNews(0, view("connected", [slow], 200_000), view("idle", [], 180_000))).toBe(true);
     expect(hasNews(0, view("connected", [slow], 200_000), sent)).toBe(false);
     expect(hasNews(0, view("connected", [slow, { ...slow, detail: { peer: "c", rttMs: 603 } }], 20_000), sent)).toBe(true);
+    // The latency refresh does not fire for figures that stopped at rest (keys expired, nothing measured).
+    expect(hasNews(0, view("idle", [], TELEMETRY_CLIENT.latencyRefreshMs + 1), sent)).toBe(false);
+    expect(hasNews(0, view("connected", [{ ...slow, summary: "high latency to b: 640 ms on direct" }], TELEMETRY_CLIENT.latencyRefreshMs + 1), sent)).toBe(true);
   });
 });
