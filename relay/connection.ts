@@ -10,7 +10,7 @@ export class NodeConnection {
   readonly recentSenders = new Set<string>();
   readonly connectedAt = Date.now();
   closed = false;
-  /** The relay pinged this silent connection and waits for any frame (RELAY_DEFAULTS.idleTimeoutMs). */
+  /** The relay pinged this silent connection and waits for any frame (RELAY_DEFAULTS.idleTimeoutMs; protocol 1). */
   idlePinged = false;
   corked = false;
   closeReason?: string;

@@ -11,7 +11,7 @@ import { tlsContextOptions, verifyTlsPeer, type TlsCredentials, type Verifier } 
 import { ConnectionGuard, DropLog } from "../src/net/conn-guard.js";
 import {
   encodeRelayError, encodeRelayFrame, RELAY_DEFAULTS, RELAY_ERROR, RELAY_FRAME, RELAY_ROLE, RelayFrameError,
-  relayAlpnProtocols, relayFrameName, relayProtocolOf, type RelayFrame,
+  idlePingWantsAnswer, relayAlpnProtocols, relayFrameName, relayProtocolOf, type RelayFrame,
 } from "../src/wire/relay.js";
 import { describeVersion } from "../src/wire/protocol.js";
 import { UnknownTally } from "../src/wire/unknown.js";
@@ -227,9 +227,14 @@ export class RelayServer {
       protocol: relayProtocolOf(socket.alpnProtocol) }, "node connected");
   }
 
-  /** Silent for idleTimeoutMs: ping once (writing re-arms the timer); silent as long again: close. */
+  /**
+   * Silent for idleTimeoutMs: ping (writing re-arms the timer). A protocol-1 node answers, and one silent as long
+   * again is closed; from protocol 2 on the ping needs no answer and TCP closes a connection whose node vanished
+   * (QUIET_IDLE_PING_PROTOCOL).
+   */
   private onIdle(conn: NodeConnection): void {
     if (conn.closed) return;
+    if (!idlePingWantsAnswer(relayProtocolOf(conn.socket.alpnProtocol))) return void conn.socket.write(encodeRelayFrame(RELAY_FRAME.PING, "", IDLE_PING));
     if (conn.idlePinged) return this.closeConn(conn, RELAY_ERROR.IDLE, `no frame for ${2 * this.limits.idleTimeoutMs} ms (pinged after ${this.limits.idleTimeoutMs} ms)`);
     conn.idlePinged = true;
     conn.socket.write(encodeRelayFrame(RELAY_FRAME.PING, "", IDLE_PING));

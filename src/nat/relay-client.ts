@@ -10,7 +10,7 @@ import { verifyTlsPeer, type Verifier } from "../pki/index.js";
 import { repeat, type RestClock } from "../clock/rest-clock.js";
 import {
   encodeRelayFrame, MAX_RELAY_PAYLOAD, RELAY_CLIENT, RELAY_ERROR, RELAY_FRAME, RELAY_NAME_PATTERN, RELAY_ROLE,
-  RelayFrameError, RelayFrameReader, relayAlpnProtocols, relayFrameName, relayProtocolOf, type RelayFrame,
+  RelayFrameError, RelayFrameReader, idlePingWantsAnswer, relayAlpnProtocols, relayFrameName, relayProtocolOf, type RelayFrame,
 } from "../wire/relay.js";
 import { describeVersion, UNANNOUNCED_PROTOCOL } from "../wire/protocol.js";
 import { UnknownTally } from "../wire/unknown.js";
@@ -269,7 +269,8 @@ export class RelayClient extends EventEmitter {
       case RELAY_FRAME.UNKNOWN_PEER: this.emit("unknown-peer", f.name); return;
       case RELAY_FRAME.PEER_GONE: this.emit("peer-gone", f.name); return;
       case RELAY_FRAME.PING:
-        if (this.socket) this.write(this.socket, encodeRelayFrame(RELAY_FRAME.PONG, "", f.payload));
+        // The relay pings only a silent connection; from protocol 2 on our TCP acknowledgement answers it.
+        if (this.socket && idlePingWantsAnswer(this.relayProtocol)) this.write(this.socket, encodeRelayFrame(RELAY_FRAME.PONG, "", f.payload));
         return;
       case RELAY_FRAME.PONG:
         if (this.pingSentAt !== undefined && f.payload.length === 8 && f.payload.readBigUInt64BE(0) === this.pingSentAt) {

@@ -43,6 +43,20 @@ export function relayAlpnProtocols(): string[] {
   return out;
 }
 
+/**
+ * From this protocol on, the relay's idle PING needs no answer: the node's TCP acknowledgement of it is enough
+ * for the NAT, and a connection whose node vanished is closed by TCP itself (the unacknowledged ping is
+ * retransmitted until the kernel gives up, ~15 minutes with Linux's tcp_retries2 = 15). A PONG cost a resting
+ * node a second packet every idle period: its kernel acknowledges the ping at once after a rest, before the
+ * daemon's answer (issue 26). The node still hears the relay's ping, which is how it finds a dead relay at rest.
+ * Protocol 1 (release 0.1.0) answers, and the relay closes a protocol-1 connection that does not.
+ */
+export const QUIET_IDLE_PING_PROTOCOL = 2;
+
+export function idlePingWantsAnswer(protocol: number): boolean {
+  return protocol < QUIET_IDLE_PING_PROTOCOL;
+}
+
 /** The protocol a relay connection negotiated (TLSSocket.alpnProtocol): none means the other side is release 0.1.0. */
 export function relayProtocolOf(alpn: string | false | null | undefined): number {
   if (typeof alpn !== "string" || !alpn.startsWith(ALPN_PREFIX)) return UNANNOUNCED_PROTOCOL;
@@ -98,9 +112,10 @@ export const RELAY_DEFAULTS = {
   /**
    * A connection silent this long gets a PING from the relay; silent as long again after it, it is closed. Nodes
    * ping every RELAY_CLIENT.pingIntervalMs only while they pass traffic, so at rest the relay's ping is the one
-   * keepalive of the connection: one frame each way per minute (docs/relay.md).
+   * keepalive of the connection: one frame each way every two minutes, as the coordination stream's
+   * (PING_INTERVAL_MS in wire/coord/map.ts says why that is safe through NATs; docs/relay.md).
    */
-  idleTimeoutMs: 60_000,
+  idleTimeoutMs: 120_000,
   /** TLS handshake + certificate check must finish within this, counted from accept; then the socket is destroyed. */
   handshakeTimeoutMs: 10_000,
   /** Revocation list poll interval from the coordination server. */
@@ -129,7 +144,7 @@ export const RELAY_CLIENT = {
   /** The connection is active while a datagram went either way within this (the session layer's idle bound). */
   activeForMs: 45_000,
   /** At rest the relay pings after RELAY_DEFAULTS.idleTimeoutMs of silence: nothing for 2.5 times that is dead. */
-  restDeadAfterMs: 150_000,
+  restDeadAfterMs: 300_000,
   backoffMinMs: 250,
   backoffMaxMs: 30_000,
   maxQueueBytes: 256 * 1024,

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "node:tls";
 import { ember } from "../helpers/cli.js";
-import { RELAY_FRAME, RelayFrameReader } from "../../src/wire/relay.js";
+import { QUIET_IDLE_PING_PROTOCOL, RELAY_FRAME, RelayFrameReader, relayAlpnProtocols } from "../../src/wire/relay.js";
 import type { RelayClient } from "../../src/nat/relay-client.js";
 import { connected, makePki, nodeClient, relayStatus, startRelay, waitFor, type IdentityFiles, type Pki, type RelayProc } from "./helpers.js";
 
@@ -90,33 +90,51 @@ describe("relay limits", () => {
     s.destroy();
   });
 
-  it("at rest the relay keeps a connection with one ping per idle timeout; a node that never answers is closed after twice that", async () => {
+  it("at rest the relay keeps a connection with one ping per idle timeout, unanswered from protocol 2 on; a protocol-1 node that never answers is closed after twice that", async () => {
     const relay = await relayWith(["--idle-timeout", "1s"]);
     // A node client at rest: it sends no ping of its own after the first one (its idle-mode keepalive is the
-    // relay's ping), answers the relay's pings, and stays connected.
+    // relay's ping), does not answer the relay's pings (protocol 2: TCP's acknowledgement is the answer, issue 26),
+    // and stays connected.
     const a = started(relay, nodeClient(pki, relay, await pki.identity("rest-a"), { pingIntervalMs: 200 }));
     await connected(a);
-    const out0 = a.stats.wireFramesOut;
+    expect(a.relayProtocol).toBeGreaterThanOrEqual(QUIET_IDLE_PING_PROTOCOL);
+    await new Promise((r) => setTimeout(r, 300)); // the connect ping's PONG is in
+    const [out0, in0] = [a.stats.wireFramesOut, a.stats.wireFramesIn];
     await new Promise((r) => setTimeout(r, 3_500));
     expect(a.connected).toBe(true);
     expect(a.stats.connects).toBe(1);
-    // About one relay ping per second of silence, each answered by one PONG: no pings from the node at rest.
-    const pongs = a.stats.wireFramesOut - out0;
-    expect(pongs).toBeGreaterThanOrEqual(2);
-    expect(pongs).toBeLessThanOrEqual(4);
-    // A raw connection that never answers: pinged after 1 s, closed after 2 s with reason "idle".
-    const id = await pki.identity("mute-b");
-    const s = connect({ host: "127.0.0.1", port: relay.info.listen.port, cert: id.certChainPem, key: id.keyPem, rejectUnauthorized: false, minVersion: "TLSv1.3" });
-    s.on("error", () => {});
-    const reader = new RelayFrameReader();
-    const frames: { type: number; at: number; name: string }[] = [];
-    s.on("data", (c: Buffer) => { reader.push(c); for (let f = reader.next(); f; f = reader.next()) frames.push({ type: f.type, at: Date.now(), name: f.name }); });
-    const t0 = Date.now();
-    const closed = await new Promise<number>((r) => s.on("close", () => r(Date.now() - t0)));
-    expect(frames.map((f) => f.type)).toEqual([RELAY_FRAME.WELCOME, RELAY_FRAME.PING, RELAY_FRAME.ERROR]);
-    expect(frames[2].name).toBe("idle");
+    // About one relay ping per second of silence, none answered, no pings from the node at rest.
+    expect(a.stats.wireFramesIn - in0).toBeGreaterThanOrEqual(2);
+    expect(a.stats.wireFramesIn - in0).toBeLessThanOrEqual(4);
+    expect(a.stats.wireFramesOut - out0).toBe(0);
+
+    const mute = async (name: string, alpn?: string[]) => {
+      const id = await pki.identity(name);
+      const s = connect({ host: "127.0.0.1", port: relay.info.listen.port, cert: id.certChainPem, key: id.keyPem, rejectUnauthorized: false,
+        minVersion: "TLSv1.3", ...(alpn ? { ALPNProtocols: alpn } : {}) });
+      s.on("error", () => {});
+      const reader = new RelayFrameReader();
+      const frames: { type: number; at: number; name: string }[] = [];
+      s.on("data", (c: Buffer) => { reader.push(c); for (let f = reader.next(); f; f = reader.next()) frames.push({ type: f.type, at: Date.now(), name: f.name }); });
+      const t0 = Date.now();
+      const closed = new Promise<number>((r) => s.on("close", () => r(Date.now() - t0)));
+      return { s, frames, closed };
+    };
+    // Protocol 1 (no ALPN, as release 0.1.0) never answering: pinged after 1 s, closed after 2 s with reason "idle".
+    const old = await mute("mute-b");
+    // Protocol 2 never answering: pinged every second and kept.
+    const quiet = await mute("mute-c", relayAlpnProtocols());
+    const closed = await old.closed;
+    expect(old.frames.map((f) => f.type)).toEqual([RELAY_FRAME.WELCOME, RELAY_FRAME.PING, RELAY_FRAME.ERROR]);
+    expect(old.frames[2].name).toBe("idle");
     expect(closed).toBeGreaterThanOrEqual(1_900);
     expect(closed).toBeLessThan(4_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(quiet.s.destroyed).toBe(false);
+    expect(quiet.frames[0].type).toBe(RELAY_FRAME.WELCOME);
+    expect(quiet.frames.slice(1).map((f) => f.type)).toEqual(quiet.frames.slice(1).map(() => RELAY_FRAME.PING));
+    expect(quiet.frames.length - 1).toBeGreaterThanOrEqual(3);
+    quiet.s.destroy();
   });
 
   it("bad flags exit 2 with one message naming the problem", () => {

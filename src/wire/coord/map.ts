@@ -13,12 +13,14 @@ export const MAP_PROTOCOL_VERSION = 1;
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 export const FRAME_HEADER_BYTES = 4;
 /**
- * Server sends a ping frame this often; the client drops a stream silent for STREAM_IDLE_MS. Once a minute: the
- * map stream's keepalive is most of what a node at rest sends (one TCP acknowledgement per ping), and a stream
- * through a NAT or firewall with a TCP timeout of a few minutes stays open. 2.5 intervals tolerate one lost ping.
+ * Server sends a ping frame this often; the client drops a stream silent for STREAM_IDLE_MS. At rest the ping and
+ * its TCP acknowledgement are most of what the stream costs a node, so every two minutes (issue 26: a resting node
+ * on a satellite link sends no more than WireGuard's 25 s keepalive). NATs keep an established TCP mapping idle
+ * for 2 h 4 min at least (RFC 5382 REQ-5); home routers and carrier NATs seen in practice hold it for minutes
+ * to hours, and a node that moves reconnects at once (network-watch.ts). 2.5 intervals tolerate one lost ping.
  */
-export const PING_INTERVAL_MS = 60_000;
-export const STREAM_IDLE_MS = 150_000;
+export const PING_INTERVAL_MS = 120_000;
+export const STREAM_IDLE_MS = 300_000;
 
 export interface MapRelay { name: string; host: string; port: number; stunPort?: number }
 
