@@ -114,6 +114,9 @@ const BENCHES: Bench[] = [
     line("ember forward 8 streams row", String.raw`^\s+ember forward, 8 streams\s+${NUM}`),
     // As root it runs in a private namespace with a loss rule; otherwise the bench says it skipped that row.
     isRoot ? line("loss row", String.raw`^4\. ember forward, 1 stream, 5% loss\s+${NUM}`) : ["loss row", /^4\. .* skipped \(not root\)/m],
+    // Beside it, the kernel's TCP through the same loss rule (CUBIC at least), and the two ratios of the issue.
+    ...(isRoot ? [line("kernel CUBIC loss row", String.raw`^\s+kernel TCP \(cubic\), 1 stream, 5% loss\s+${NUM}`),
+      ["loss ratios", /^5% loss: ember forward at \d+% of its own no-loss wall rate \(target 40%\), \d+\.\d+x the kernel's CUBIC/m] as [string, RegExp]] : []),
     ["stream opens", /^5\. stream opens through ember forward: \d+\/s/m],
   ] },
   { script: "bench:coord", timeoutMs: 240_000, expected: [
