@@ -78,6 +78,49 @@ export function encodeFrame(frame: MapFrame): Buffer {
   return out;
 }
 
+/** What a delta says, without its envelope (v, t, seq). */
+export type DeltaBody = Omit<DeltaFrame, "v" | "t" | "seq">;
+
+/**
+ * A delta's msgpack entries, encoded once for every stream it goes to: its frames differ only in seq. The server's
+ * resume logs hold these shared bytes instead of a copy per stream (2,000 streams held 51k copies, 4.8 MB).
+ * Immutable once made: the bytes are a copy, never the encoder's reused buffer.
+ */
+export interface EncodedDelta { readonly entries: Buffer; readonly count: number }
+
+export function encodeDelta(delta: DeltaBody): EncodedDelta {
+  const packed = packr.pack(delta);
+  const head = mapHeader(packed);
+  return { entries: Buffer.from(packed.subarray(head.bytes)), count: head.count };
+}
+
+/** "v": 1, "t": "delta", "seq": the keys encodeFrame writes first in a delta, in its order. */
+const DELTA_PREFIX = Buffer.concat([packr.pack("v"), packr.pack(MAP_PROTOCOL_VERSION), packr.pack("t"), packr.pack("delta"), packr.pack("seq")].map((b) => Buffer.from(b)));
+const DELTA_PREFIX_KEYS = 3;
+/** msgpackr writes every map's header as map16 (it sets the count after the entries): so does deltaFrame. */
+const MAP16_HEADER_BYTES = 3;
+
+/** The bytes of deltaFrame(d, seq) without making them (the resume log's byte budget). */
+export function deltaFrameLength(d: EncodedDelta, seq: number): number {
+  return FRAME_HEADER_BYTES + MAP16_HEADER_BYTES + DELTA_PREFIX.length + packr.pack(seq).length + d.entries.length;
+}
+
+/** The frame encodeFrame({ v, t: "delta", seq, ...delta }) makes, byte for byte, from the delta's shared encoding. */
+export function deltaFrame(d: EncodedDelta, seq: number): Buffer {
+  const seqBytes = packr.pack(seq); // the encoder's buffer: copied below before anything else is packed
+  const size = MAP16_HEADER_BYTES + DELTA_PREFIX.length + seqBytes.length + d.entries.length;
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + size);
+  out.writeUInt32BE(size, 0);
+  out[FRAME_HEADER_BYTES] = 0xde;
+  out.writeUInt16BE(d.count + DELTA_PREFIX_KEYS, FRAME_HEADER_BYTES + 1);
+  let at = FRAME_HEADER_BYTES + MAP16_HEADER_BYTES;
+  at += DELTA_PREFIX.copy(out, at);
+  out.set(seqBytes, at);
+  at += seqBytes.length;
+  d.entries.copy(out, at);
+  return out;
+}
+
 /** One peer's msgpack encoding, kept by the hub per peer version and spliced into every full map that lists it. */
 export function encodePeer(p: MapPeer): Buffer {
   return Buffer.from(packr.pack(p)); // a copy: packr reuses the buffer it returns
