@@ -253,7 +253,7 @@ export class Verifier {
     let cert = this.parsed.get(fp);
     if (!cert) {
       cert = parseCertificate(der);
-      this.parsed.set(fp, cert);
+      this.parsed.set(cert.fingerprint, cert); // the certificate's own string (the same hex): one copy per entry
       if (this.parsed.size > PARSE_CACHE_MAX) this.parsed.delete(this.parsed.keys().next().value!);
     }
     return cert;
