@@ -80,7 +80,7 @@ export class MapHub {
   private readonly visCache = new Map<string, boolean>();
   private readonly rulesCache = new Map<string, { wire: unknown; json: string }>();
   /** Each peer's wire form, and its msgpack bytes once a full map needed them; dropped when the peer changes. */
-  private readonly wireCache = new Map<string, { peer: MapPeer; bytes?: Buffer }>();
+  private readonly wireCache = new Map<string, { peer: MapPeer; bytes: Buffer | undefined }>();
   private named = new Set<string>();
   private revocation?: string;
   /**
@@ -514,7 +514,7 @@ export class MapHub {
     return (e.bytes ??= encodePeer(e.peer));
   }
 
-  private wireEntry(p: HubPeer): { peer: MapPeer; bytes?: Buffer } {
+  private wireEntry(p: HubPeer): { peer: MapPeer; bytes: Buffer | undefined } {
     let e = this.wireCache.get(p.name);
     if (!e) {
       const w: MapPeer = {
@@ -525,7 +525,7 @@ export class MapHub {
         ...(p.user ? { userCertPem: p.user.certPem } : {}),
         ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
       };
-      e = { peer: w };
+      e = { peer: w, bytes: undefined }; // both fields from the start: one shape, no property array added later
       this.wireCache.set(p.name, e);
     }
     return e;
