@@ -5,6 +5,7 @@
 // than one that took a single write (docs/performance.md). Frames are length-prefixed, so a write of several
 // is read as they were. The map hub stays synchronous (it decides what to send); this is how it is written.
 import type { FrameSink } from "./map-hub.js";
+import { frameBuffer } from "../wire/coord/map.js";
 
 /** Where a coalescing sink writes: the map stream's HTTP response. */
 export interface FrameOutput {
@@ -96,10 +97,18 @@ export class CoalescingSink implements FrameSink {
       this.inWindow = false;
       return false;
     }
-    const chunk = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const chunk = this.pending.length === 1 ? this.pending[0] : concatFrames(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
     this.out.write(chunk);
     return true;
   }
+}
+
+/** Buffer.concat, but off the Buffer pool as every frame is (frameBuffer in src/wire/coord/map.ts says why). */
+function concatFrames(frames: Buffer[], bytes: number): Buffer {
+  const out = frameBuffer(bytes);
+  let at = 0;
+  for (const f of frames) at += f.copy(out, at);
+  return out;
 }

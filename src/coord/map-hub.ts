@@ -3,8 +3,9 @@
 // service names it), so a policy change costs classes x classes policy evaluations, not nodes x nodes, and
 // a node's endpoint change costs one membership test per connected node plus one small delta per watcher.
 import { randomBytes } from "node:crypto";
-import { encodeFrame, encodeFullFrame, encodePeer, MAP_PROTOCOL_VERSION, type DeltaFrame, type FullFrame, type MapPeer, type MapRelay, type PeerPatch } from "../wire/coord/map.js";
-import { MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS, RESUME_LOG_BYTES, RESUME_LOG_FRAMES, RESUME_LOG_MAX_AGE_MS } from "./limits.js";
+import { deltaFrame, encodeFrame, encodeFullFrame, encodePeer, MAP_PROTOCOL_VERSION, type DeltaBody, type FullFrame, type MapPeer, type MapRelay, type PeerPatch } from "../wire/coord/map.js";
+import { MAX_STREAM_BACKLOG_BYTES, RESUME_GRACE_MS } from "./limits.js";
+import { lazyShare, ResumeLog, type SharedDelta } from "./resume-log.js";
 import { sameServices, type MapService } from "../wire/coord/services.js";
 import { canReach, namedPrincipals, policyDiff, rulesForWire, selectorMatches, type CompiledPolicy, type Principal, type Selector } from "./policy-adapter.js";
 import type { NodeRecord, NodeUser } from "./store.js";
@@ -55,22 +56,23 @@ export interface FrameSink {
   destroy(err?: Error): void;
 }
 
-interface Session {
-  name: string;
-  seq: number;
-  /** Frames sent, for a resume: the last RESUME_LOG_FRAMES (at most RESUME_LOG_BYTES) of RESUME_LOG_MAX_AGE_MS. */
-  log: { seq: number; bytes: Buffer; at: number }[];
-  logBytes: number;
-  sink?: FrameSink;
-  disconnectedAt?: number;
-  rulesJson: string;
+/** A node's map stream, attached or within its grace time. Every field set in the constructor: one shape for all. */
+class Session {
+  seq = 0;
+  /** Deltas sent since the last full map, for a resume. */
+  readonly log = new ResumeLog();
+  sink: FrameSink | undefined = undefined;
+  disconnectedAt: number | undefined = undefined;
+  rulesJson = "";
+  constructor(readonly name: string) {}
 }
 
-export interface HubStats { framesSent: number; bytesSent: number }
+/** deltasEncoded: a change to many streams is encoded once (their frames differ only in seq). */
+export interface HubStats { framesSent: number; bytesSent: number; deltasEncoded: number }
 
 export class MapHub {
   readonly epoch = randomBytes(8).toString("hex");
-  readonly stats: HubStats = { framesSent: 0, bytesSent: 0 };
+  readonly stats: HubStats = { framesSent: 0, bytesSent: 0, deltasEncoded: 0 };
   private readonly peers = new Map<string, HubPeer>();
   private readonly classOf = new Map<string, string>();
   private readonly members = new Map<string, Set<string>>();
@@ -78,7 +80,7 @@ export class MapHub {
   private readonly visCache = new Map<string, boolean>();
   private readonly rulesCache = new Map<string, { wire: unknown; json: string }>();
   /** Each peer's wire form, and its msgpack bytes once a full map needed them; dropped when the peer changes. */
-  private readonly wireCache = new Map<string, { peer: MapPeer; bytes?: Buffer }>();
+  private readonly wireCache = new Map<string, { peer: MapPeer; bytes: Buffer | undefined }>();
   private named = new Set<string>();
   private revocation?: string;
   /**
@@ -152,28 +154,27 @@ export class MapHub {
     this.wireCache.delete(p.name);
     const cls = this.classKey(p);
     this.setClass(p.name, cls);
+    // A re-enrollment under another tenant is another identity, with its own overlay address.
+    const patch: PeerPatch = { name: p.name, certPem: p.certPem };
+    if (prev && prev.overlayIp !== p.overlayIp && p.overlayIp !== undefined) patch.overlayIp = p.overlayIp;
+    if (userChanged) patch.userCertPem = p.user?.certPem ?? "";
+    const [added, removed, patched] = [this.lazyDelta(() => ({ upsert: [this.wire(p)] })), this.lazyDelta(() => ({ remove: [p.name] })), this.lazyDelta(() => ({ patch: [patch] }))];
     for (const [sc, s] of this.sessionsOfClasses((sc) => (prevClass !== undefined && this.visible(sc, prevClass)) || this.visible(sc, cls), p.name)) {
       const before = prevClass !== undefined && this.visible(sc, prevClass);
       const after = this.visible(sc, cls);
-      if (after && !before) this.push(s, { upsert: [this.wire(p)] });
-      else if (!after && before) this.push(s, { remove: [p.name] });
-      else if (after && prev && (prev.certPem !== p.certPem || prev.overlayIp !== p.overlayIp || userChanged)) {
-        // A re-enrollment under another tenant is another identity, with its own overlay address.
-        const patch: PeerPatch = { name: p.name, certPem: p.certPem };
-        if (prev.overlayIp !== p.overlayIp && p.overlayIp !== undefined) patch.overlayIp = p.overlayIp;
-        if (userChanged) patch.userCertPem = p.user?.certPem ?? "";
-        this.push(s, { patch: [patch] });
-      }
+      if (after && !before) this.push(s, added());
+      else if (!after && before) this.push(s, removed());
+      else if (after && prev && (prev.certPem !== p.certPem || prev.overlayIp !== p.overlayIp || userChanged)) this.push(s, patched());
     }
     if (selfBefore) this.selfView(p.name, selfBefore, { self: { userCertPem: p.user?.certPem ?? "" } });
   }
 
   /** The node's own view after its principal changed: the peers it gained and lost, its rules, and `extra`. */
-  private selfView(name: string, before: Set<string>, extra: Omit<DeltaFrame, "v" | "t" | "seq">): void {
+  private selfView(name: string, before: Set<string>, extra: DeltaBody): void {
     const s = this.sessions.get(name);
     if (!s) return;
     const after = new Set(this.visibleTo(name));
-    const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = { ...extra };
+    const delta: DeltaBody = { ...extra };
     const upsert = [...after].filter((m) => !before.has(m)).map((m) => this.wire(this.peers.get(m)!));
     const remove = [...before].filter((m) => !after.has(m));
     if (upsert.length) delta.upsert = upsert;
@@ -189,10 +190,11 @@ export class MapHub {
     const cls = this.classOf.get(name);
     this.dropSession(name, "revoked");
     this.sessions.delete(name);
+    const [forWatchers, forOthers] = [this.lazyDelta(() => ({ remove: [name], revocation: listText })), this.lazyDelta(() => ({ revocation: listText }))];
     for (const s of this.sessions.values()) {
       const sc = this.classOf.get(s.name);
       const watched = cls !== undefined && sc !== undefined && this.visible(sc, cls);
-      this.push(s, watched ? { remove: [name], revocation: listText } : { revocation: listText });
+      this.push(s, watched ? forWatchers() : forOthers());
     }
     this.peers.delete(name);
     this.wireCache.delete(name);
@@ -207,7 +209,8 @@ export class MapHub {
   /** A new revocation list that revokes no node of the map (e.g. an admin's certificate): pushed to every stream. */
   publishRevocation(listText: string): void {
     this.revocation = listText;
-    for (const s of this.sessions.values()) this.push(s, { revocation: listText });
+    const shared = this.lazyDelta(() => ({ revocation: listText }));
+    for (const s of this.sessions.values()) this.push(s, shared());
   }
 
   status(name: string, s: { endpoints: string[]; homeRelay?: string; services?: MapService[]; lastSeen: number }): void {
@@ -266,7 +269,7 @@ export class MapHub {
       for (const m of this.members.get(c) ?? []) {
         const s = this.sessions.get(m);
         if (!s) continue;
-        const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+        const delta: DeltaBody = {};
         const upsert: MapPeer[] = [];
         const remove: string[] = [];
         for (const other of others) {
@@ -296,7 +299,7 @@ export class MapHub {
     for (const p of this.peers.values()) this.setClass(p.name, this.classKey(p));
     for (const s of this.sessions.values()) {
       if (!this.classOf.has(s.name)) continue;
-      const delta: Omit<DeltaFrame, "v" | "t" | "seq"> = {};
+      const delta: DeltaBody = {};
       const before = oldNames.get(s.name)!;
       const after = new Set(this.visibleTo(s.name));
       const upsert: MapPeer[] = [];
@@ -358,17 +361,16 @@ export class MapHub {
     let s = this.sessions.get(name);
     if (s?.sink) s.sink.destroy(new Error("replaced by a newer map stream"));
     if (!s) {
-      s = { name, seq: 0, log: [], logBytes: 0, rulesJson: "" };
+      s = new Session(name);
       this.sessions.set(name, s);
     }
     s.sink = sink;
     s.disconnectedAt = undefined;
     let resumed = false;
     let frames = 0;
-    const oldest = s.log.length ? s.log[0].seq : s.seq + 1;
-    if (resume && resume.epoch === this.epoch && resume.seq <= s.seq && resume.seq >= oldest - 1) {
+    if (resume && resume.epoch === this.epoch && resume.seq <= s.seq && resume.seq >= s.log.oldestSeq - 1) {
       resumed = true;
-      for (const f of s.log) if (f.seq > resume.seq) { this.send(s, f.bytes); frames++; }
+      for (const f of s.log.framesAfter(resume.seq)) { this.send(s, f); frames++; }
     } else {
       this.sendFull(s);
       frames = 1;
@@ -404,10 +406,7 @@ export class MapHub {
     for (const [name, s] of this.sessions) {
       if (s.sink) this.send(s, ping);
       else if (s.disconnectedAt !== undefined && now - s.disconnectedAt > RESUME_GRACE_MS) { this.sessions.delete(name); continue; }
-      let aged = 0;
-      while (aged < s.log.length && now - s.log[aged].at > RESUME_LOG_MAX_AGE_MS) s.logBytes -= s.log[aged++].bytes.length;
-      if (aged === s.log.length) s.log = [];
-      else if (aged) s.log.splice(0, aged);
+      s.log.age(now);
     }
   }
 
@@ -433,8 +432,7 @@ export class MapHub {
     const rules = this.rules(s.name);
     s.rulesJson = rules.json;
     s.seq += 1;
-    s.log = [];
-    s.logBytes = 0;
+    s.log.reset(s.seq);
     const frame: Omit<FullFrame, "peers"> = {
       v: MAP_PROTOCOL_VERSION, t: "full", seq: s.seq, epoch: this.epoch,
       self: {
@@ -448,10 +446,11 @@ export class MapHub {
     this.send(s, encodeFullFrame(frame, peers));
   }
 
-  private pushToWatchers(name: string, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
+  private pushToWatchers(name: string, delta: DeltaBody): void {
     const cls = this.classOf.get(name);
     if (!cls) return;
-    for (const [, s] of this.sessionsOfClasses((sc) => this.visible(sc, cls), name)) this.push(s, delta);
+    const shared = this.lazyDelta(() => delta);
+    for (const [, s] of this.sessionsOfClasses((sc) => this.visible(sc, cls), name)) this.push(s, shared());
   }
 
   /**
@@ -469,13 +468,17 @@ export class MapHub {
     }
   }
 
-  private push(s: Session, delta: Omit<DeltaFrame, "v" | "t" | "seq">): void {
+  /** A delta made and encoded on first use, once for every stream of a fan-out. */
+  private lazyDelta(make: () => DeltaBody): () => SharedDelta {
+    return lazyShare(() => { this.stats.deltasEncoded++; return make(); });
+  }
+
+  /** A delta to one stream: logged for a resume, sent when attached. Fan-outs pass one SharedDelta to every stream. */
+  private push(s: Session, delta: DeltaBody | SharedDelta): void {
+    const d = "encoded" in delta ? delta : this.lazyDelta(() => delta)();
     s.seq += 1;
-    const bytes = encodeFrame({ v: MAP_PROTOCOL_VERSION, t: "delta", seq: s.seq, ...delta });
-    s.log.push({ seq: s.seq, bytes, at: Date.now() });
-    s.logBytes += bytes.length;
-    while (s.log.length > RESUME_LOG_FRAMES || (s.logBytes > RESUME_LOG_BYTES && s.log.length > 1)) s.logBytes -= s.log.shift()!.bytes.length;
-    if (s.sink) this.send(s, bytes);
+    s.log.append(d, s.seq);
+    if (s.sink) this.send(s, deltaFrame(d.encoded, s.seq));
   }
 
   private send(s: Session, bytes: Buffer): void {
@@ -511,7 +514,7 @@ export class MapHub {
     return (e.bytes ??= encodePeer(e.peer));
   }
 
-  private wireEntry(p: HubPeer): { peer: MapPeer; bytes?: Buffer } {
+  private wireEntry(p: HubPeer): { peer: MapPeer; bytes: Buffer | undefined } {
     let e = this.wireCache.get(p.name);
     if (!e) {
       const w: MapPeer = {
@@ -522,7 +525,7 @@ export class MapHub {
         ...(p.user ? { userCertPem: p.user.certPem } : {}),
         ...(p.lastSeen !== undefined ? { lastSeen: new Date(p.lastSeen).toISOString() } : {}),
       };
-      e = { peer: w };
+      e = { peer: w, bytes: undefined }; // both fields from the start: one shape, no property array added later
       this.wireCache.set(p.name, e);
     }
     return e;

@@ -14,6 +14,8 @@ import type {
 } from "./store.js";
 
 export const DB_FILE = "coord.db";
+/** One enrollment of a batch: committed with it, or refused on its own. */
+type EnrollResult = { ok: true; value: EnrollOutcome } | { ok: false; err: unknown };
 /** Enrollments committed together at most (a bound on one transaction's time and on the queue a burst leaves). */
 const MAX_ENROLL_BATCH = 256;
 
@@ -169,19 +171,31 @@ export class SqliteStore implements Store {
   private syncing = false;
   private walFd?: number;
 
+  /**
+   * A batch's transaction, with each enrollment in its own nested one (a SAVEPOINT). Made once: better-sqlite3 builds
+   * a transaction's functions and statements anew at every transaction() call.
+   */
+  private enrollBatchTx?: (batch: EnrollArgs[], results: EnrollResult[]) => void;
+  private batchTx(): (batch: EnrollArgs[], results: EnrollResult[]) => void {
+    if (!this.enrollBatchTx) {
+      const one = this.db.transaction((a: EnrollArgs) => this.enrollOne(a));
+      this.enrollBatchTx = this.db.transaction((batch: EnrollArgs[], results: EnrollResult[]) => {
+        for (const a of batch) {
+          try { results.push({ ok: true, value: one(a) }); } catch (err) { results.push({ ok: false, err }); }
+        }
+      }).immediate;
+    }
+    return this.enrollBatchTx;
+  }
+
   private commitEnrollments(): void {
     if (this.syncing || this.enrollQueue.length === 0) return;
     const batch = this.enrollQueue.splice(0, MAX_ENROLL_BATCH);
-    const results: ({ ok: true; value: EnrollOutcome } | { ok: false; err: unknown })[] = [];
-    const one = this.db.transaction((a: EnrollArgs) => this.enrollOne(a)); // nested inside the batch: a SAVEPOINT
+    const results: EnrollResult[] = [];
     try {
       this.db.pragma("synchronous = NORMAL");
       try {
-        this.db.transaction(() => {
-          for (const item of batch) {
-            try { results.push({ ok: true, value: one(item.args) }); } catch (err) { results.push({ ok: false, err }); }
-          }
-        }).immediate();
+        this.batchTx()(batch.map((item) => item.args), results);
       } finally { this.db.pragma("synchronous = FULL"); }
     } catch (err) {
       for (const item of batch) item.reject(err);

@@ -53,7 +53,8 @@ interface Entry {
   key: string;
   source: string;
   pending: boolean;
-  timer?: NodeJS.Timeout;
+  /** The pending deadline; undefined once cleared, so a long-lived connection does not keep the dead timer. */
+  timer: NodeJS.Timeout | undefined;
 }
 
 /** The soft RLIMIT_NOFILE of this process, from /proc/self/limits (Node has no getrlimit). */
@@ -167,7 +168,7 @@ export class ConnectionGuard {
       this.drop(oldest, "evicted");
     }
     const key = `${raw.remoteAddress}|${raw.remotePort}`;
-    const e: Entry = { key, source, pending: true };
+    const e: Entry = { key, source, pending: true, timer: undefined };
     this.entries.set(raw, e);
     this.byKey.set(key, raw);
     this.pendingOrder.add(raw);
@@ -210,6 +211,7 @@ export class ConnectionGuard {
   private unpend(raw: Socket, e: Entry): void {
     e.pending = false;
     clearTimeout(e.timer);
+    e.timer = undefined;
     this.pendingOrder.delete(raw);
     this.pendingCount--;
     const n = (this.pendingBySource.get(e.source) ?? 1) - 1;

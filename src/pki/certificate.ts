@@ -118,25 +118,71 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
       throw new PkiInputError(`extension ${ext.type} is malformed (${(err as Error).message})`);
     }
   }
-  let native: NodeX509 | undefined;
-  let publicKey: KeyObject | undefined;
-  return {
-    der,
-    fingerprint: createHash("sha256").update(der).digest("hex"),
-    get native() { return (native ??= new NodeX509(der)); },
-    get publicKey() { return (publicKey ??= publicKeyFromSpki(tbs.spki)); },
-    ed25519: tbs.ed25519,
-    spki: tbs.spki,
-    subject: tbs.subject,
-    issuer: tbs.issuer,
-    commonName: tbs.commonName,
-    serial: tbs.serial,
-    notBefore: tbs.notBefore,
-    notAfter: tbs.notAfter,
-    isCa, pathLength, keyUsage, extKeyUsage, uris, grants, unknownCritical,
-    selfIssued: tbs.subject === tbs.issuer,
-    subjectKeyId, authorityKeyId,
-  };
+  return new Certificate(der, tbs, {
+    isCa, pathLength, keyUsage, extKeyUsage, uris, grants, unknownCritical, subjectKeyId, authorityKeyId,
+  });
+}
+
+type ExtensionFacts = Pick<ParsedCertificate,
+  "isCa" | "pathLength" | "keyUsage" | "extKeyUsage" | "uris" | "grants" | "unknownCritical" | "subjectKeyId" | "authorityKeyId">;
+
+/**
+ * A parsed certificate with one fixed shape: every field set in the constructor, the lazy ones behind prototype
+ * getters. An object literal with getters was a dictionary-mode object (1.6 KB of property table) whose getters'
+ * closure kept the whole TBS parse alive: the verifier caches one per connected node.
+ */
+class Certificate implements ParsedCertificate {
+  readonly fingerprint: string;
+  readonly spki: Uint8Array;
+  readonly ed25519: { tbs: Uint8Array; signature: Uint8Array } | undefined;
+  readonly subject: string;
+  readonly issuer: string;
+  readonly commonName: string | undefined;
+  readonly serial: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly isCa: boolean;
+  readonly pathLength: number | undefined;
+  readonly keyUsage: number | undefined;
+  readonly extKeyUsage: string[] | undefined;
+  readonly uris: string[];
+  readonly grants: Grants | Error | undefined;
+  readonly unknownCritical: string[];
+  readonly selfIssued: boolean;
+  readonly subjectKeyId: string | undefined;
+  readonly authorityKeyId: string | undefined;
+  #native: NodeX509 | undefined = undefined;
+  #publicKey: KeyObject | undefined = undefined;
+
+  constructor(readonly der: Uint8Array, tbs: TbsFields, ext: ExtensionFacts) {
+    this.fingerprint = createHash("sha256").update(der).digest("hex");
+    this.spki = tbs.spki;
+    this.ed25519 = tbs.ed25519;
+    this.subject = tbs.subject;
+    this.issuer = tbs.issuer;
+    this.commonName = tbs.commonName;
+    this.serial = tbs.serial;
+    this.notBefore = tbs.notBefore;
+    this.notAfter = tbs.notAfter;
+    this.isCa = ext.isCa;
+    this.pathLength = ext.pathLength;
+    this.keyUsage = ext.keyUsage;
+    this.extKeyUsage = ext.extKeyUsage;
+    this.uris = ext.uris;
+    this.grants = ext.grants;
+    this.unknownCritical = ext.unknownCritical;
+    this.selfIssued = tbs.subject === tbs.issuer;
+    this.subjectKeyId = ext.subjectKeyId;
+    this.authorityKeyId = ext.authorityKeyId;
+  }
+
+  get native(): NodeX509 {
+    return (this.#native ??= new NodeX509(this.der));
+  }
+
+  get publicKey(): KeyObject {
+    return (this.#publicKey ??= publicKeyFromSpki(this.spki));
+  }
 }
 
 interface TbsFields {

@@ -45,12 +45,26 @@ function presentedChain(socket: TLSSocket): Uint8Array[] {
     const seen = new Set<string>();
     for (let c = socket.getPeerX509Certificate(); c && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
       seen.add(c.fingerprint256);
-      ders.push(c.raw);
+      ders.push(ders.length === 0 ? c.raw : sharedIssuerDer(c.fingerprint256, c.raw));
       if (ders.length > 3) break;
     }
     if (ders.length) presented.set(socket, ders);
   }
   return ders;
+}
+
+/**
+ * The issuers' DER, one copy for every socket that presents them: each socket's X509Certificate gives its own copy,
+ * and a server holding one stream per node kept one copy of the same intermediate per node. Same SHA-256, same
+ * bytes; the verifier still checks them on every call. Bounded (a mesh has a handful of CAs; anything past is not kept).
+ */
+const issuerDers = new Map<string, Uint8Array>();
+const MAX_SHARED_ISSUERS = 16;
+function sharedIssuerDer(fingerprint256: string, raw: Uint8Array): Uint8Array {
+  const held = issuerDers.get(fingerprint256);
+  if (held) return held;
+  if (issuerDers.size < MAX_SHARED_ISSUERS) issuerDers.set(fingerprint256, raw);
+  return raw;
 }
 
 /** Runs the verifier on the certificate chain the peer presented on this TLS socket. */

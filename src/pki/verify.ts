@@ -240,7 +240,8 @@ export class Verifier {
     let k = this.rawKeys.get(leaf.fingerprint);
     if (!k) {
       // An Ed25519 SPKI is a fixed 12-byte header and the raw key: no KeyObject round trip needed.
-      k = leaf.spki.length === 44 && sameBytes(leaf.spki.subarray(0, 12), ED25519_SPKI_HEADER) ? leaf.spki.slice(12) : rawPublicKey(leaf.publicKey);
+      // A copy (callers get it), from Node's Buffer pool: a 32-byte ArrayBuffer of its own cost ~300 bytes per entry.
+      k = leaf.spki.length === 44 && sameBytes(leaf.spki.subarray(0, 12), ED25519_SPKI_HEADER) ? Buffer.from(leaf.spki.subarray(12)) : rawPublicKey(leaf.publicKey);
       this.rawKeys.set(leaf.fingerprint, k);
       if (this.rawKeys.size > PARSE_CACHE_MAX) this.rawKeys.delete(this.rawKeys.keys().next().value!);
     }
@@ -253,7 +254,7 @@ export class Verifier {
     let cert = this.parsed.get(fp);
     if (!cert) {
       cert = parseCertificate(der);
-      this.parsed.set(fp, cert);
+      this.parsed.set(cert.fingerprint, cert); // the certificate's own string (the same hex): one copy per entry
       if (this.parsed.size > PARSE_CACHE_MAX) this.parsed.delete(this.parsed.keys().next().value!);
     }
     return cert;

@@ -3,7 +3,7 @@
 // whose view it changes.
 import { describe, expect, it } from "vitest";
 import { MapHub, type FrameSink, type HubPeer } from "../../src/coord/map-hub.js";
-import { FrameReader, type DecodedFrame as MapFrame } from "../../src/wire/coord/map.js";
+import { encodeFrame, FrameReader, MAP_PROTOCOL_VERSION, type DecodedFrame as MapFrame } from "../../src/wire/coord/map.js";
 import { RESUME_LOG_MAX_AGE_MS } from "../../src/coord/limits.js";
 import { parsePolicy } from "../../src/coord/policy-adapter.js";
 
@@ -136,5 +136,28 @@ describe("MapHub fan-out", () => {
     expect(hub.attach("t0-n0", v, { epoch: hub.epoch, seq: beforeChange })).toEqual({ resumed: false, frames: 1 });
     expect(v.fulls).toBe(2);
     expectConsistent(hub, views);
+  });
+
+  it("a change to many streams is encoded once; a resume replays each stream's own frame byte for byte", () => {
+    const { hub } = setup();
+    /** Keeps the bytes of every write. */
+    const recorder = () => ({ chunks: [] as Buffer[], writableLength: 0, write(c: Buffer) { this.chunks.push(Buffer.from(c)); return true; }, destroy() {} });
+    const sinks = new Map(["t0-n1", "t0-n2", "t1-n0"].map((n) => [n, recorder()]));
+    for (const [n, r] of sinks) hub.attach(n, r); // full maps: the recorders' first frames
+    const encoded = hub.stats.deltasEncoded, sent = hub.stats.framesSent;
+    hub.status("t0-n0", { endpoints: ["198.18.0.7:7"], lastSeen: Date.now() });
+    // One encoding for every watcher (team 0's and, through the team-0 -> team-1 rule, team 1's).
+    expect(hub.stats.deltasEncoded - encoded).toBe(1);
+    expect(hub.stats.framesSent - sent).toBeGreaterThan(3);
+    for (const [n, r] of sinks) {
+      const live = r.chunks[1];
+      const seq = (new FrameReader().push(live)[0] as { seq: number }).seq;
+      expect(live.equals(encodeFrame({ v: MAP_PROTOCOL_VERSION, t: "delta", seq, patch: [{ name: "t0-n0", endpoints: ["198.18.0.7:7"] }] })), n).toBe(true);
+      hub.detach(n, r);
+      const again = recorder();
+      // The change, then the online patches of the streams that came back before this one.
+      expect(hub.attach(n, again, { epoch: hub.epoch, seq: seq - 1 }).resumed).toBe(true);
+      expect(again.chunks[0].equals(live), n).toBe(true);
+    }
   });
 });
