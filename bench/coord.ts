@@ -19,7 +19,7 @@ import { AdminClient } from "../src/coord-client/admin-client.js";
 import { CoordClient, enroll } from "../src/coord-client/client.js";
 import { postgresSkipReason, startPostgres, type PgCluster } from "../test/helpers/postgres.js";
 import { coordRatios, formatRatios } from "./coord-ratios.js";
-import { printFloor } from "./https-floor.js";
+import { MEMORY_SETTLE_MS, printFloor } from "./https-floor.js";
 import { SMOKE, knob } from "./smoke.js";
 
 const EMBER = join(import.meta.dirname, "..", "bin", "ember.mjs");
@@ -150,7 +150,7 @@ async function run(n: number, replicas: number): Promise<Figures> {
     const serverCpuPerStream = (serverCpu() - cpu1) / n;
     const clientCpuUse = process.cpuUsage(clientCpu1);
     const clientCpuPerStream = (clientCpuUse.user + clientCpuUse.system) / 1000 / n;
-    await new Promise((r) => setTimeout(r, 2_500)); // let the server's status flush and GC settle
+    await new Promise((r) => setTimeout(r, MEMORY_SETTLE_MS)); // as the floor is read: status flushed, no forced GC
     const rssAfter = rssOf();
     const clientHeap = (process.memoryUsage().heapUsed - heapBefore) / n;
 

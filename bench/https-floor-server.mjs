@@ -1,5 +1,6 @@
 // The reference server of bench/https-floor.ts: bare node:https with the coordination server's TLS settings and
-// no work of its own. Reports its CPU time and resident memory (after a GC) when the driver asks.
+// no work of its own. Reports its CPU time and resident memory when the driver asks, after the settle it names:
+// no forced GC, as the coordination server's memory is read in bench/coord.ts (the same settle, MEMORY_SETTLE_MS).
 // argv: mode ("enroll" | "stream-small" | "stream-map"); TLS material as JSON on stdin.
 import { createServer } from "node:https";
 
@@ -20,11 +21,9 @@ const server = createServer({ ...tlsOptions, minVersion: "TLSv1.3", requestCert:
 });
 server.keepAliveTimeout = 60_000;
 server.listen(0, "127.0.0.1", () => process.send({ port: server.address().port }));
-process.on("message", () => {
-  globalThis.gc?.();
+process.on("message", (m) => {
   setTimeout(() => {
-    globalThis.gc?.();
     const cpu = process.cpuUsage();
     process.send({ cpuMs: (cpu.user + cpu.system) / 1000, rssKiB: process.memoryUsage().rss / 1024 });
-  }, 300);
+  }, m.settleMs);
 });
