@@ -1,7 +1,7 @@
 // The DER fast paths (src/pki/der.ts) against @peculiar/x509 as the slow, obviously-correct reference:
 // Ed25519 signatures are deterministic, so the same inputs must give the same bytes.
-import { describe, expect, it } from "vitest";
-import { mkdtempSync } from "node:fs";
+import { afterAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { x509 as loadX509, ED25519 } from "../../src/pki/x509-provider.js";
@@ -23,7 +23,9 @@ import {
   OID_EKU_CLIENT_AUTH, OID_EKU_SERVER_AUTH, PkiInputError,
 } from "../../src/pki/index.js";
 
-const ca = await initCa(join(mkdtempSync(join(tmpdir(), "ember-der-")), "ca"), "der.internal");
+const caDir = mkdtempSync(join(tmpdir(), "ember-der-"));
+afterAll(() => rmSync(caDir, { recursive: true, force: true })); // one CA per run, not one left per run
+const ca = await initCa(join(caDir, "ca"), "der.internal");
 
 async function referenceCsr(keys: ReturnType<typeof generateEd25519>, name: string): Promise<string> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${escapeDnValue(name)}`, keys: await toWebCryptoPair(keys), signingAlgorithm: ED25519 });
