@@ -234,9 +234,9 @@ export class RelayServer {
    */
   private onIdle(conn: NodeConnection): void {
     if (conn.closed) return;
-    if (!idlePingWantsAnswer(relayProtocolOf(conn.socket.alpnProtocol))) return void conn.socket.write(encodeRelayFrame(RELAY_FRAME.PING, "", IDLE_PING));
-    if (conn.idlePinged) return this.closeConn(conn, RELAY_ERROR.IDLE, `no frame for ${2 * this.limits.idleTimeoutMs} ms (pinged after ${this.limits.idleTimeoutMs} ms)`);
-    conn.idlePinged = true;
+    const wantsAnswer = idlePingWantsAnswer(relayProtocolOf(conn.socket.alpnProtocol));
+    if (wantsAnswer && conn.idlePinged) return this.closeConn(conn, RELAY_ERROR.IDLE, `no frame for ${2 * this.limits.idleTimeoutMs} ms (pinged after ${this.limits.idleTimeoutMs} ms)`);
+    conn.idlePinged = wantsAnswer;
     conn.socket.write(encodeRelayFrame(RELAY_FRAME.PING, "", IDLE_PING));
   }
 

@@ -110,10 +110,10 @@ export const RELAY_DEFAULTS = {
   /** Unauthenticated connections from one source address (IPv6: one /64). */
   maxPendingPerSource: 16,
   /**
-   * A connection silent this long gets a PING from the relay; silent as long again after it, it is closed. Nodes
-   * ping every RELAY_CLIENT.pingIntervalMs only while they pass traffic, so at rest the relay's ping is the one
-   * keepalive of the connection: one frame each way every two minutes, as the coordination stream's
-   * (PING_INTERVAL_MS in wire/coord/map.ts says why that is safe through NATs; docs/relay.md).
+   * A connection silent this long gets a PING from the relay (a protocol-1 node silent as long again after it is
+   * closed; QUIET_IDLE_PING_PROTOCOL). Nodes ping every RELAY_CLIENT.pingIntervalMs only while they pass traffic,
+   * so at rest the relay's ping is the one keepalive of the connection, every two minutes as the coordination
+   * stream's (PING_INTERVAL_MS in wire/coord/map.ts says why that is safe through NATs; docs/relay.md).
    */
   idleTimeoutMs: 120_000,
   /** TLS handshake + certificate check must finish within this, counted from accept; then the socket is destroyed. */
